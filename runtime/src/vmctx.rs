@@ -1,0 +1,104 @@
+//! The per-instance context block (`vmctx`) as the runtime sees it.
+//!
+//! The first [`abi::vmctx::ABI_HEADER_SIZE`] bytes are the ABI header that
+//! compiled code reads and writes (see `myriad_codegen::abi`); the rest up
+//! to [`abi::vmctx::GLOBALS`] is private to the runtime. Globals follow.
+//! A vmctx lives inside its instance's slot, right above the stack top.
+
+use myriad_codegen::abi;
+use std::sync::atomic::AtomicU32;
+
+/// Most values an export may take or return through [`VmCtx::values`].
+pub const MAX_VALUES: usize = 16;
+
+/// One entry of a module's trap table: an absolute code address and the
+/// trap kind (`abi::TrapKind as u8`). Tables are sorted by `pc`.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TrapEntry {
+    /// Absolute address of the trapping instruction.
+    pub pc: usize,
+    /// `abi::TrapKind` code.
+    pub kind: u8,
+}
+
+/// Instance status codes stored in [`VmCtx::status`].
+pub mod status {
+    /// Currently executing guest code.
+    pub const RUNNING: u32 = 0;
+    /// Suspended at a preemption point; can be resumed.
+    pub const YIELDED: u32 = 1;
+    /// The entry function returned; results are in `values`.
+    pub const FINISHED: u32 = 2;
+    /// A trap ended the instance; the kind is in `trap_kind`.
+    pub const TRAPPED: u32 = 3;
+}
+
+/// The vmctx block. Field order and offsets of the header are fixed by the
+/// ABI (checked at compile time below).
+#[repr(C)]
+pub struct VmCtx {
+    // ---- ABI header: read and written by compiled code ----
+    /// Remaining fuel (`abi::vmctx::FUEL`).
+    pub fuel: i64,
+    /// Lowest stack pointer the guest may use (`abi::vmctx::STACK_LIMIT`).
+    pub stack_limit: u64,
+    /// Linear memory base (`abi::vmctx::HEAP_BASE`).
+    pub heap_base: *mut u8,
+    /// Current linear memory length in bytes (`abi::vmctx::HEAP_LEN`).
+    pub heap_len: u64,
+    /// Builtin: fuel exhausted (`abi::vmctx::FN_FUEL_EXHAUSTED`).
+    pub fn_fuel_exhausted: usize,
+    /// Builtin: memory.grow (`abi::vmctx::FN_MEMORY_GROW`).
+    pub fn_memory_grow: usize,
+    /// Reserved header space.
+    pub _abi_reserved: [u64; 2],
+
+    // ---- runtime-private ----
+    /// Guest stack pointer saved while the instance is suspended.
+    pub guest_sp: usize,
+    /// Worker (host) stack pointer saved while the guest runs. Host code
+    /// called from the guest runs below this address.
+    pub host_sp: usize,
+    /// TSC value at which the current slice ends.
+    pub deadline_tsc: u64,
+    /// TSC read by the fuel slow path that decided to yield.
+    pub yield_tsc: u64,
+    /// TSC at the last fuel slow-path check (or slice start).
+    pub last_check_tsc: u64,
+    /// Fuel handed out at the last refill.
+    pub fuel_granted: i64,
+    /// One of [`status`]'s codes.
+    pub status: u32,
+    /// `abi::TrapKind` code when `status == TRAPPED`.
+    pub trap_kind: u32,
+    /// Set to non-zero by another thread to ask the instance to stop at its
+    /// next preemption point.
+    pub cancel: AtomicU32,
+    /// log2 of the memory's page size.
+    pub page_size_log2: u32,
+    /// Most bytes the heap may grow to in this slot.
+    pub heap_capacity: u64,
+    /// The module's sorted trap table (for the signal handler).
+    pub trap_table: *const TrapEntry,
+    /// Entries in `trap_table`.
+    pub trap_table_len: usize,
+    /// Array-call wrapper of the entry export.
+    pub entry: usize,
+    /// Arguments in, results out, for the entry export.
+    pub values: [u64; MAX_VALUES],
+}
+
+// The header must match the ABI exactly; the private part must fit below
+// the globals.
+const _: () = {
+    use std::mem::offset_of;
+    assert!(offset_of!(VmCtx, fuel) == abi::vmctx::FUEL as usize);
+    assert!(offset_of!(VmCtx, stack_limit) == abi::vmctx::STACK_LIMIT as usize);
+    assert!(offset_of!(VmCtx, heap_base) == abi::vmctx::HEAP_BASE as usize);
+    assert!(offset_of!(VmCtx, heap_len) == abi::vmctx::HEAP_LEN as usize);
+    assert!(offset_of!(VmCtx, fn_fuel_exhausted) == abi::vmctx::FN_FUEL_EXHAUSTED as usize);
+    assert!(offset_of!(VmCtx, fn_memory_grow) == abi::vmctx::FN_MEMORY_GROW as usize);
+    assert!(offset_of!(VmCtx, guest_sp) == abi::vmctx::ABI_HEADER_SIZE);
+    assert!(std::mem::size_of::<VmCtx>() <= abi::vmctx::GLOBALS as usize);
+};

@@ -1,0 +1,1 @@
+//! Per-core work-stealing scheduler.
