@@ -1,1 +1,26 @@
-//! Per-core work-stealing scheduler.
+//! Myriad's scheduler: per-core worker threads that switch preemptively
+//! among WebAssembly instances living in one slot region.
+//!
+//! ```no_run
+//! use myriad_scheduler::{Scheduler, SchedulerConfig};
+//! use myriad_runtime::{Module, Val};
+//! use std::sync::Arc;
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let wasm = std::fs::read("fib.wasm")?;
+//! let module = Arc::new(Module::compile(&wasm, &Default::default(), &std::env::temp_dir())?);
+//! let sched = Scheduler::new(SchedulerConfig::default())?;
+//! let h = sched.spawn(&module, "fib", &[Val::I32(20)])?;
+//! println!("{:?}", h.join());
+//! # Ok(()) }
+//! ```
+
+mod config;
+mod handle;
+pub mod metrics;
+mod scheduler;
+mod worker;
+
+pub use config::SchedulerConfig;
+pub use handle::{InstanceError, InstanceHandle, InstanceResult, InstanceState, InstanceStats};
+pub use metrics::{Metrics, Summary};
+pub use scheduler::{Report, Scheduler, SchedulerError, SpawnError};

@@ -1,0 +1,41 @@
+//! Errors reported by [`crate::compile`] and [`crate::translate_to_clif`].
+
+/// Why a module could not be compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum CompileError {
+    /// The bytes are not a valid WebAssembly module (parse or validation
+    /// error from `wasmparser`).
+    #[error("invalid module: {0}")]
+    Invalid(String),
+    /// The module is valid but uses something this compiler does not
+    /// support. The message names the feature, e.g. `unsupported: f32.add`.
+    #[error("unsupported: {0}")]
+    Unsupported(String),
+    /// Cranelift failed to compile generated IR (a bug in the translator).
+    #[error("code generation failed: {0}")]
+    Codegen(String),
+    /// Writing the object file or linking the shared object failed.
+    #[error("linking failed: {0}")]
+    Link(String),
+    /// An I/O error while handling temporary files.
+    #[error("I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl CompileError {
+    /// An [`CompileError::Unsupported`] naming `what`.
+    pub(crate) fn unsupported(what: impl Into<String>) -> Self {
+        CompileError::Unsupported(what.into())
+    }
+
+    /// A [`CompileError::Codegen`] with `msg`.
+    pub(crate) fn codegen(msg: impl Into<String>) -> Self {
+        CompileError::Codegen(msg.into())
+    }
+}
+
+impl From<wasmparser::BinaryReaderError> for CompileError {
+    fn from(e: wasmparser::BinaryReaderError) -> Self {
+        CompileError::Invalid(format!("{} at offset {}", e.message(), e.offset()))
+    }
+}

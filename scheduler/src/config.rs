@@ -1,0 +1,49 @@
+//! Scheduler configuration.
+
+use std::time::Duration;
+
+/// How a [`crate::Scheduler`] is built: worker count, time slice, capacity
+/// and the per-instance memory geometry of its slot region.
+#[derive(Clone, Debug)]
+pub struct SchedulerConfig {
+    /// Worker threads, one per core by default.
+    pub workers: usize,
+    /// Length of a time slice. The guest's fuel-gated deadline check ends
+    /// the slice soon after it passes.
+    pub quantum: Duration,
+    /// Most instances alive at once (slots in the region).
+    pub capacity: usize,
+    /// Bytes of native stack per instance (wasm frames only; host code runs
+    /// on the worker's stack).
+    pub stack_size: usize,
+    /// Most bytes of linear memory per instance.
+    pub heap_capacity: usize,
+    /// Guard bytes after each heap.
+    pub guard_size: usize,
+    /// Make guard bytes inaccessible with `mprotect` (costs 2-3 mappings per
+    /// slot; needs a raised `vm.max_map_count` for large capacities).
+    pub guard_mode: bool,
+    /// Pin worker `i` to core `i % cores`.
+    pub pin_workers: bool,
+    /// Build with workers waiting until [`crate::Scheduler::start`]; lets a
+    /// caller spawn many instances before any runs.
+    pub start_paused: bool,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            workers: std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1),
+            quantum: Duration::from_micros(100),
+            capacity: 1024,
+            stack_size: 16 * 1024,
+            heap_capacity: 64 * 1024,
+            guard_size: 0,
+            guard_mode: false,
+            pin_workers: true,
+            start_paused: false,
+        }
+    }
+}

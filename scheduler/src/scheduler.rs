@@ -1,0 +1,299 @@
+//! The Scheduler API: build workers over a slot region, spawn instances,
+//! shut down and collect the report.
+
+use crate::config::SchedulerConfig;
+use crate::handle::{HandleShared, InstanceHandle};
+use crate::metrics::{Metrics, TscToNs};
+use crate::worker::{self, Shared, Task};
+use crossbeam_deque::{Injector, Worker};
+use myriad_runtime::{
+    rdtsc, tsc_hz, Instance, InstantiateError, Module, Region, RegionConfig, RegionError, Val,
+};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Why a scheduler could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum SchedulerError {
+    /// The configuration is unusable.
+    #[error("invalid scheduler configuration: {0}")]
+    Config(String),
+    /// The slot region could not be created.
+    #[error(transparent)]
+    Region(#[from] RegionError),
+    /// A worker thread could not be started.
+    #[error("cannot start worker thread: {0}")]
+    Thread(std::io::Error),
+}
+
+/// Why a spawn failed. A failed spawn leaves the scheduler as it was.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// Every slot is in use.
+    #[error("scheduler is at capacity ({capacity} instances alive)")]
+    AtCapacity {
+        /// The scheduler's capacity.
+        capacity: usize,
+    },
+    /// The scheduler is shutting down.
+    #[error("scheduler is shutting down")]
+    ShuttingDown,
+    /// The module, export or arguments do not fit.
+    #[error(transparent)]
+    Instantiate(InstantiateError),
+}
+
+/// What a finished run measured.
+pub struct Report {
+    /// All workers' metrics merged, plus instantiate times.
+    pub metrics: Metrics,
+    /// Each worker's own metrics (instantiate times are only in `metrics`).
+    pub per_worker: Vec<Metrics>,
+    /// Wall time from start to shutdown.
+    pub wall: Duration,
+    /// Worker threads.
+    pub workers: usize,
+}
+
+/// A set of worker threads that preemptively run instances from a shared
+/// slot region. Dropping it shuts it down (cancelling what still runs).
+pub struct Scheduler {
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<Metrics>>,
+    started_at: Mutex<Option<Instant>>,
+    capacity: usize,
+}
+
+impl Scheduler {
+    /// Build a scheduler: map the slot region and start the workers (they
+    /// wait for [`start`](Self::start) if `config.start_paused`).
+    pub fn new(config: SchedulerConfig) -> Result<Scheduler, SchedulerError> {
+        if config.workers == 0 {
+            return Err(SchedulerError::Config("workers must be at least 1".into()));
+        }
+        if config.quantum.is_zero() {
+            return Err(SchedulerError::Config("quantum must be positive".into()));
+        }
+        let region = Arc::new(Region::new(RegionConfig {
+            slots: config.capacity,
+            stack_size: config.stack_size,
+            heap_capacity: config.heap_capacity,
+            guard_size: config.guard_size,
+            guard_mode: config.guard_mode,
+        })?);
+        let hz = tsc_hz();
+        let quantum_tsc =
+            ((config.quantum.as_nanos() * u128::from(hz)) / 1_000_000_000).max(1) as u64;
+        let locals: Vec<Worker<Box<Task>>> =
+            (0..config.workers).map(|_| Worker::new_fifo()).collect();
+        let shared = Arc::new(Shared {
+            region,
+            injector: Injector::new(),
+            stealers: locals.iter().map(|w| w.stealer()).collect(),
+            shutdown: AtomicBool::new(false),
+            started: Mutex::new(false),
+            start_cv: Condvar::new(),
+            sleepers: AtomicUsize::new(0),
+            idle_lock: Mutex::new(()),
+            idle_cv: Condvar::new(),
+            live: AtomicUsize::new(0),
+            all_done_lock: Mutex::new(()),
+            all_done_cv: Condvar::new(),
+            quantum_tsc,
+            conv: TscToNs::new(hz),
+            spawn_metrics: Mutex::new(Metrics::default()),
+        });
+        let cores = if config.pin_workers {
+            core_affinity::get_core_ids().unwrap_or_default()
+        } else {
+            Vec::new()
+        };
+        let mut threads = Vec::with_capacity(config.workers);
+        for (index, local) in locals.into_iter().enumerate() {
+            let shared2 = Arc::clone(&shared);
+            let core = (!cores.is_empty()).then(|| cores[index % cores.len()]);
+            let spawned = std::thread::Builder::new()
+                .name(format!("myriad-worker-{index}"))
+                .spawn(move || {
+                    if let Some(core) = core {
+                        core_affinity::set_for_current(core);
+                    }
+                    worker::run(index, local, shared2)
+                });
+            match spawned {
+                Ok(t) => threads.push(t),
+                Err(e) => {
+                    let partial = Scheduler {
+                        shared,
+                        threads,
+                        started_at: Mutex::new(None),
+                        capacity: config.capacity,
+                    };
+                    drop(partial);
+                    return Err(SchedulerError::Thread(e));
+                }
+            }
+        }
+        let s = Scheduler {
+            shared,
+            threads,
+            started_at: Mutex::new(None),
+            capacity: config.capacity,
+        };
+        if !config.start_paused {
+            s.start();
+        }
+        Ok(s)
+    }
+
+    /// Let the workers run (no-op if they already do).
+    pub fn start(&self) {
+        let mut at = self.started_at.lock().unwrap_or_else(|e| e.into_inner());
+        if at.is_none() {
+            *at = Some(Instant::now());
+        }
+        let mut started = self
+            .shared
+            .started
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        *started = true;
+        self.shared.start_cv.notify_all();
+    }
+
+    /// Instantiate `export` of `module` with `args` in a free slot and queue
+    /// it to run. Fails without side effects when the scheduler is full,
+    /// shutting down, or the export or arguments do not match.
+    pub fn spawn(
+        &self,
+        module: &Arc<Module>,
+        export: &str,
+        args: &[Val],
+    ) -> Result<InstanceHandle, SpawnError> {
+        if self.shared.shutdown.load(Ordering::Acquire) {
+            return Err(SpawnError::ShuttingDown);
+        }
+        let t = rdtsc();
+        let instance = Instance::new(&self.shared.region, module, export, args).map_err(|e| {
+            if matches!(e, InstantiateError::RegionFull) {
+                SpawnError::AtCapacity {
+                    capacity: self.capacity,
+                }
+            } else {
+                SpawnError::Instantiate(e)
+            }
+        })?;
+        let elapsed = rdtsc().saturating_sub(t);
+        self.shared
+            .spawn_metrics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .instantiate
+            .saturating_record(self.shared.conv.ns(elapsed));
+        let handle = HandleShared::new();
+        self.shared.live.fetch_add(1, Ordering::AcqRel);
+        self.shared.injector.push(Box::new(Task {
+            instance,
+            handle: Arc::clone(&handle),
+            last_end: 0,
+            slices: 0,
+            cpu_cycles: 0,
+        }));
+        self.shared.wake_one();
+        Ok(InstanceHandle { shared: handle })
+    }
+
+    /// Most instances alive at once.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Instances spawned and not yet ended.
+    pub fn live(&self) -> usize {
+        self.shared.live.load(Ordering::Acquire)
+    }
+
+    /// Slots free for new instances right now.
+    pub fn free_slots(&self) -> usize {
+        self.shared.region.free_slots()
+    }
+
+    /// The slot region instances live in.
+    pub fn region(&self) -> &Arc<Region> {
+        &self.shared.region
+    }
+
+    /// Block until no instance is alive, or `timeout` passes; returns
+    /// whether everything ended.
+    pub fn wait_idle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        let mut g = self
+            .shared
+            .all_done_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        while self.live() > 0 {
+            let now = Instant::now();
+            if now >= deadline {
+                return false;
+            }
+            g = self
+                .shared
+                .all_done_cv
+                .wait_timeout(g, (deadline - now).min(Duration::from_millis(10)))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        true
+    }
+
+    /// Stop: cancel every instance still alive (each is torn down and its
+    /// handle joins as `Cancelled`), stop the workers and merge their metrics.
+    pub fn shutdown(mut self) -> Report {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Report {
+        self.shared.shutdown.store(true, Ordering::Release);
+        self.start(); // paused workers must wake to drain
+        self.shared.wake_all();
+        let wall = self
+            .started_at
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .map(|t| t.elapsed())
+            .unwrap_or_default();
+        let mut per_worker = Vec::new();
+        for t in self.threads.drain(..) {
+            match t.join() {
+                Ok(m) => per_worker.push(m),
+                Err(_) => per_worker.push(Metrics::default()),
+            }
+        }
+        let mut metrics = self
+            .shared
+            .spawn_metrics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        for m in &per_worker {
+            metrics.merge(m);
+        }
+        Report {
+            metrics,
+            workers: per_worker.len(),
+            per_worker,
+            wall,
+        }
+    }
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        if !self.threads.is_empty() {
+            self.stop();
+        }
+    }
+}

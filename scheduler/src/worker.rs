@@ -1,0 +1,255 @@
+//! The worker loop: one thread per core running instances slice by slice.
+//!
+//! Each worker owns a FIFO run queue (round robin). New instances arrive
+//! through the shared injector; a worker whose queue is empty takes a batch
+//! from the injector, then steals from the other workers. A slice ends when
+//! the guest's fuel-gated deadline check sees the deadline pass; the
+//! instance then goes to the back of the queue.
+//!
+//! While one instance runs, the worker already holds the next one and has
+//! prefetched its vmctx and saved context, so the cache misses of a cold
+//! switch overlap guest work.
+
+use crate::handle::{HandleShared, InstanceError, InstanceResult, InstanceState};
+use crate::metrics::{Metrics, TscToNs};
+use crossbeam_deque::{Injector, Steal, Stealer, Worker};
+use myriad_runtime::{rdtsc, Instance, Outcome, Region};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::Duration;
+
+/// A runnable instance and its bookkeeping, boxed so queue entries stay one
+/// pointer wide.
+pub(crate) struct Task {
+    pub(crate) instance: Instance,
+    pub(crate) handle: Arc<HandleShared>,
+    /// TSC at the end of the last slice (0 before the first).
+    pub(crate) last_end: u64,
+    pub(crate) slices: u64,
+    pub(crate) cpu_cycles: u64,
+}
+
+/// State shared by the scheduler front end and all workers.
+pub(crate) struct Shared {
+    pub(crate) region: Arc<Region>,
+    pub(crate) injector: Injector<Box<Task>>,
+    pub(crate) stealers: Vec<Stealer<Box<Task>>>,
+    pub(crate) shutdown: AtomicBool,
+    /// Start gate: workers wait until this is true.
+    pub(crate) started: Mutex<bool>,
+    pub(crate) start_cv: Condvar,
+    /// Idle workers sleep here; spawn wakes one.
+    pub(crate) sleepers: AtomicUsize,
+    pub(crate) idle_lock: Mutex<()>,
+    pub(crate) idle_cv: Condvar,
+    /// Instances spawned and not yet ended.
+    pub(crate) live: AtomicUsize,
+    pub(crate) all_done_lock: Mutex<()>,
+    pub(crate) all_done_cv: Condvar,
+    pub(crate) quantum_tsc: u64,
+    pub(crate) conv: TscToNs,
+    /// Instantiate times recorded by spawning threads.
+    pub(crate) spawn_metrics: Mutex<Metrics>,
+}
+
+impl Shared {
+    /// Wake one sleeping worker, if any.
+    pub(crate) fn wake_one(&self) {
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            let _g = self.idle_lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.idle_cv.notify_one();
+        }
+    }
+
+    /// Wake every sleeping worker.
+    pub(crate) fn wake_all(&self) {
+        let _g = self.idle_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.idle_cv.notify_all();
+    }
+}
+
+/// Run worker `index` until shutdown; returns its metrics.
+pub(crate) fn run(index: usize, local: Worker<Box<Task>>, shared: Arc<Shared>) -> Metrics {
+    let mut m = Metrics::default();
+    if let Err(e) = myriad_runtime::thread_init() {
+        // Without the fault handler's alternate stack a trap could not be
+        // contained; refuse to run guests on this thread.
+        eprintln!("myriad worker {index}: cannot initialise thread: {e}");
+        return m;
+    }
+    {
+        let mut started = shared.started.lock().unwrap_or_else(|e| e.into_inner());
+        while !*started {
+            started = shared
+                .start_cv
+                .wait(started)
+                .unwrap_or_else(|e| e.into_inner());
+        }
+    }
+    let mut next: Option<Box<Task>> = None;
+    loop {
+        if shared.shutdown.load(Ordering::Acquire) {
+            drain(next.take(), &local, &shared, &mut m);
+            break;
+        }
+        let task = match next.take() {
+            Some(t) => t,
+            None => match find_task(index, &local, &shared, &mut m) {
+                Some(t) => t,
+                None => {
+                    idle_wait(&shared);
+                    continue;
+                }
+            },
+        };
+        next = local.pop();
+        if let Some(n) = &next {
+            n.instance.prefetch();
+        }
+        run_slice(task, &local, &shared, &mut m);
+    }
+    m
+}
+
+/// Take the next task: own queue, then a batch from the injector, then a
+/// batch stolen from another worker.
+fn find_task(
+    index: usize,
+    local: &Worker<Box<Task>>,
+    shared: &Shared,
+    m: &mut Metrics,
+) -> Option<Box<Task>> {
+    if let Some(t) = local.pop() {
+        return Some(t);
+    }
+    loop {
+        match shared.injector.steal_batch_and_pop(local) {
+            Steal::Success(t) => return Some(t),
+            Steal::Retry => continue,
+            Steal::Empty => break,
+        }
+    }
+    let n = shared.stealers.len();
+    for k in 1..n {
+        let victim = &shared.stealers[(index + k) % n];
+        loop {
+            match victim.steal_batch_and_pop(local) {
+                Steal::Success(t) => {
+                    m.steals += 1;
+                    return Some(t);
+                }
+                Steal::Retry => continue,
+                Steal::Empty => break,
+            }
+        }
+    }
+    None
+}
+
+/// Sleep briefly when there is nothing to run. Spawn wakes a sleeper; the
+/// timeout bounds how long work sitting in another worker's queue waits to
+/// be stolen.
+fn idle_wait(shared: &Shared) {
+    shared.sleepers.fetch_add(1, Ordering::SeqCst);
+    let guard = shared.idle_lock.lock().unwrap_or_else(|e| e.into_inner());
+    if shared.injector.is_empty() && !shared.shutdown.load(Ordering::SeqCst) {
+        let _ = shared
+            .idle_cv
+            .wait_timeout(guard, Duration::from_micros(500))
+            .unwrap_or_else(|e| e.into_inner());
+    }
+    shared.sleepers.fetch_sub(1, Ordering::SeqCst);
+}
+
+/// Run one slice of `task`, then requeue or retire it.
+fn run_slice(mut task: Box<Task>, local: &Worker<Box<Task>>, shared: &Shared, m: &mut Metrics) {
+    if task.handle.cancel.load(Ordering::Acquire) {
+        retire(task, Err(InstanceError::Cancelled), shared, m);
+        return;
+    }
+    let conv = shared.conv;
+    task.handle.set_state(InstanceState::Running);
+    let t0 = rdtsc();
+    if task.slices > 0 {
+        m.gap.saturating_record(conv.ns(t0.saturating_sub(task.last_end)));
+    }
+    let deadline = t0 + shared.quantum_tsc;
+    let outcome = task.instance.resume(deadline);
+    let t1 = rdtsc();
+    let slice = t1.saturating_sub(t0);
+    m.slices += 1;
+    m.slice.saturating_record(conv.ns(slice));
+    task.slices += 1;
+    task.cpu_cycles += slice;
+    task.last_end = t1;
+    match outcome {
+        Outcome::Yielded => {
+            let decided = task.instance.yield_tsc();
+            m.overrun
+                .saturating_record(conv.ns(t1.saturating_sub(deadline)));
+            m.switch.saturating_record(conv.ns(t1.saturating_sub(decided)));
+            m.guest_ns += conv.ns(decided.saturating_sub(t0));
+            task.handle
+                .publish_stats(task.slices, conv.ns(task.cpu_cycles));
+            task.handle.set_state(InstanceState::Runnable);
+            local.push(task);
+        }
+        Outcome::Finished(values) => {
+            m.guest_ns += conv.ns(slice);
+            retire(task, Ok(values), shared, m);
+        }
+        Outcome::Trapped(kind) => {
+            m.guest_ns += conv.ns(slice);
+            retire(task, Err(InstanceError::Trap(kind)), shared, m);
+        }
+    }
+}
+
+/// End a task: tear the instance down (slot back to the region), then
+/// publish the result so a joiner sees the slot already free.
+fn retire(task: Box<Task>, result: InstanceResult, shared: &Shared, m: &mut Metrics) {
+    let Task {
+        instance,
+        handle,
+        slices,
+        cpu_cycles,
+        ..
+    } = *task;
+    let t = rdtsc();
+    drop(instance);
+    m.teardown
+        .saturating_record(shared.conv.ns(rdtsc().saturating_sub(t)));
+    m.finished += 1;
+    match &result {
+        Err(InstanceError::Trap(_)) => m.trapped += 1,
+        Err(InstanceError::Cancelled) => m.cancelled += 1,
+        Ok(_) => {}
+    }
+    handle.publish_stats(slices, shared.conv.ns(cpu_cycles));
+    handle.complete(result);
+    if shared.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+        let _g = shared
+            .all_done_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        shared.all_done_cv.notify_all();
+    }
+}
+
+/// At shutdown: cancel everything this worker holds and whatever is left
+/// in the injector.
+fn drain(next: Option<Box<Task>>, local: &Worker<Box<Task>>, shared: &Shared, m: &mut Metrics) {
+    if let Some(t) = next {
+        retire(t, Err(InstanceError::Cancelled), shared, m);
+    }
+    while let Some(t) = local.pop() {
+        retire(t, Err(InstanceError::Cancelled), shared, m);
+    }
+    loop {
+        match shared.injector.steal() {
+            Steal::Success(t) => retire(t, Err(InstanceError::Cancelled), shared, m),
+            Steal::Retry => continue,
+            Steal::Empty => break,
+        }
+    }
+}
