@@ -4,12 +4,14 @@
 #[derive(Debug, thiserror::Error)]
 pub enum CompileError {
     /// The bytes are not a valid WebAssembly module (parse or validation
-    /// error from `wasmparser`).
-    #[error("invalid module: {0}")]
+    /// error from `wasmparser`). The message is the whole text:
+    /// `invalid module: <what> at offset <n>`.
+    #[error("{0}")]
     Invalid(String),
     /// The module is valid but uses something this compiler does not
-    /// support. The message names the feature, e.g. `unsupported: f32.add`.
-    #[error("unsupported: {0}")]
+    /// support. The message is the whole text and names the feature, e.g.
+    /// `unsupported: table section`.
+    #[error("{0}")]
     Unsupported(String),
     /// Cranelift failed to compile generated IR (a bug in the translator).
     #[error("code generation failed: {0}")]
@@ -25,7 +27,7 @@ pub enum CompileError {
 impl CompileError {
     /// An [`CompileError::Unsupported`] naming `what`.
     pub(crate) fn unsupported(what: impl Into<String>) -> Self {
-        CompileError::Unsupported(what.into())
+        CompileError::Unsupported(format!("unsupported: {}", what.into()))
     }
 
     /// A [`CompileError::Codegen`] with `msg`.
@@ -36,6 +38,10 @@ impl CompileError {
 
 impl From<wasmparser::BinaryReaderError> for CompileError {
     fn from(e: wasmparser::BinaryReaderError) -> Self {
-        CompileError::Invalid(format!("{} at offset {}", e.message(), e.offset()))
+        CompileError::Invalid(format!(
+            "invalid module: {} at offset {}",
+            e.message(),
+            e.offset()
+        ))
     }
 }

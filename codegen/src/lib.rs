@@ -1,4 +1,118 @@
 //! WebAssembly to native code: a translator on Cranelift, the instance ABI
 //! shared with the runtime, and the ahead-of-time artifact writer.
+//!
+//! [`compile`] turns a wasm binary into the bytes of a shared object that
+//! follows [`abi`]: one symbol per defined function, an array-call wrapper
+//! per exported function, the metadata blob and the artifact hash.
+
+#![warn(missing_docs)]
 
 pub mod abi;
+mod artifact;
+mod error;
+mod isa;
+mod translate;
+
+use cranelift_frontend::FunctionBuilderContext;
+
+pub use error::CompileError;
+
+use translate::func::{translate_function, FuncEnv};
+use translate::{wasm_signature, wrapper};
+
+/// Compile settings.
+#[derive(Clone, Debug, Default)]
+pub struct CompileConfig {
+    /// Inaccessible bytes the runtime guarantees after the heap's current
+    /// length. With `G > 0`, accesses whose `offset + size <= G` check only
+    /// `index <= heap_len` and rely on the guard to fault. 0 (the default)
+    /// makes every bounds check complete.
+    pub guard_bytes: u64,
+}
+
+/// Compile a wasm binary to a linked shared object; returns the `.so` file
+/// bytes with the artifact hash patched in.
+pub fn compile(wasm: &[u8], config: &CompileConfig) -> Result<Vec<u8>, CompileError> {
+    let isa = isa::host_isa()?;
+    let module = translate::parse_module(wasm)?;
+    let env = FuncEnv {
+        module: &module,
+        config,
+        call_conv: isa.default_call_conv(),
+        frontend: isa.frontend_config(),
+    };
+    let sigs = module
+        .func_types
+        .iter()
+        .map(|t| Ok(wasm_signature(env.call_conv, module.type_at(*t)?)))
+        .collect::<Result<Vec<_>, CompileError>>()?;
+    let mut out = artifact::ArtifactBuilder::new(isa.clone(), &sigs)?;
+
+    let mut fctx = FunctionBuilderContext::new();
+    let mut traps = Vec::new();
+    for index in 0..module.bodies.len() {
+        let index =
+            u32::try_from(index).map_err(|_| CompileError::unsupported("too many functions"))?;
+        let func = translate_function(&env, index, &mut fctx)?;
+        traps.extend(out.define_function(index, func)?);
+    }
+
+    // Array-call wrappers for every exported function and the start
+    // function, so the runtime calls all of them the same way.
+    let mut wrapped: Vec<u32> = module.exports.iter().map(|e| e.func_index).collect();
+    wrapped.extend(module.start);
+    wrapped.sort_unstable();
+    wrapped.dedup();
+    for index in wrapped {
+        let id = out.declare_wrapper(index, &wrapper::wrapper_signature(env.call_conv))?;
+        let func = wrapper::build_wrapper(&env, index, id, &mut fctx)?;
+        out.define_wrapper(id, func)?;
+    }
+
+    traps.sort_by_key(|t| (t.func_index, t.offset));
+    let metadata = abi::Metadata {
+        abi_version: abi::ABI_VERSION,
+        fingerprint: isa::fingerprint(&isa),
+        guard_bytes: config.guard_bytes,
+        types: module.types.clone(),
+        func_types: module.func_types.clone(),
+        memory: module.memory,
+        globals: module.globals.clone(),
+        data: module.data.clone(),
+        exports: module.exports.clone(),
+        start: module.start,
+        traps,
+    };
+    out.finish(&metadata.encode())
+}
+
+/// Fingerprint of this host's target and CPU features as used for
+/// compilation; the runtime compares it with `Metadata::fingerprint`.
+/// Returns 0 if the host ISA is not supported by Cranelift (no artifact can
+/// be compiled for it, so none can match).
+pub fn host_fingerprint() -> u64 {
+    isa::host_isa().map_or(0, |isa| isa::fingerprint(&isa))
+}
+
+/// For tests and inspection: the CLIF text of every defined function after
+/// translation, before optimisation.
+pub fn translate_to_clif(wasm: &[u8], config: &CompileConfig) -> Result<Vec<String>, CompileError> {
+    let isa = isa::host_isa()?;
+    let module = translate::parse_module(wasm)?;
+    let env = FuncEnv {
+        module: &module,
+        config,
+        call_conv: isa.default_call_conv(),
+        frontend: isa.frontend_config(),
+    };
+    let mut fctx = FunctionBuilderContext::new();
+    (0..module.bodies.len())
+        .map(|index| {
+            let index = u32::try_from(index)
+                .map_err(|_| CompileError::unsupported("too many functions"))?;
+            Ok(translate_function(&env, index, &mut fctx)?
+                .display()
+                .to_string())
+        })
+        .collect()
+}

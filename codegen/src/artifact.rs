@@ -1,0 +1,257 @@
+//! The artifact writer: Cranelift object code -> ELF object -> shared
+//! object linked by the system C compiler, with the metadata blob and the
+//! artifact hash cell.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use cranelift_codegen::ir::{self, TrapCode};
+use cranelift_codegen::isa::OwnedTargetIsa;
+use cranelift_codegen::Context;
+use cranelift_module::{default_libcall_names, DataDescription, FuncId, Linkage, Module};
+use cranelift_object::{ObjectBuilder, ObjectModule};
+
+use crate::abi::{self, TrapKind, TrapSite};
+use crate::error::CompileError;
+
+/// Collects compiled functions and writes the shared object.
+pub(crate) struct ArtifactBuilder {
+    module: ObjectModule,
+    funcs: Vec<FuncId>,
+    ctx: Context,
+}
+
+impl ArtifactBuilder {
+    /// Start an artifact whose defined functions have signatures `sigs`
+    /// (function `i` is declared as `abi::func_symbol(i)` with FuncId `i`).
+    pub fn new(isa: OwnedTargetIsa, sigs: &[ir::Signature]) -> Result<Self, CompileError> {
+        let builder = ObjectBuilder::new(isa, "myriad", default_libcall_names())
+            .map_err(|e| CompileError::codegen(e.to_string()))?;
+        let mut module = ObjectModule::new(builder);
+        let mut funcs = Vec::with_capacity(sigs.len());
+        for (i, sig) in sigs.iter().enumerate() {
+            let index =
+                u32::try_from(i).map_err(|_| CompileError::unsupported("too many functions"))?;
+            let id = module
+                .declare_function(&abi::func_symbol(index), Linkage::Export, sig)
+                .map_err(|e| CompileError::codegen(e.to_string()))?;
+            // Translated code names callee `i` as user function (0, i).
+            if id.as_u32() != index {
+                return Err(CompileError::codegen("unexpected function id"));
+            }
+            funcs.push(id);
+        }
+        Ok(ArtifactBuilder {
+            module,
+            funcs,
+            ctx: Context::new(),
+        })
+    }
+
+    /// Declare the export wrapper of function `index`; returns its id,
+    /// which is also the name index its IR should use.
+    pub fn declare_wrapper(
+        &mut self,
+        index: u32,
+        sig: &ir::Signature,
+    ) -> Result<u32, CompileError> {
+        let id = self
+            .module
+            .declare_function(&abi::export_wrapper_symbol(index), Linkage::Export, sig)
+            .map_err(|e| CompileError::codegen(e.to_string()))?;
+        Ok(id.as_u32())
+    }
+
+    /// Compile and define defined function `index`; returns its trap sites.
+    pub fn define_function(
+        &mut self,
+        index: u32,
+        func: ir::Function,
+    ) -> Result<Vec<TrapSite>, CompileError> {
+        let id = *self
+            .funcs
+            .get(index as usize)
+            .ok_or_else(|| CompileError::codegen("function index out of range"))?;
+        self.define(id, func)?;
+        let compiled = self
+            .ctx
+            .compiled_code()
+            .ok_or_else(|| CompileError::codegen("no compiled code"))?;
+        let mut sites = Vec::new();
+        for trap in compiled.buffer.traps() {
+            sites.push(TrapSite {
+                func_index: index,
+                offset: trap.offset,
+                kind: trap_kind(trap.code)?,
+            });
+        }
+        self.ctx.clear();
+        Ok(sites)
+    }
+
+    /// Compile and define the wrapper with id `id` (from [`Self::declare_wrapper`]).
+    pub fn define_wrapper(&mut self, id: u32, func: ir::Function) -> Result<(), CompileError> {
+        self.define(FuncId::from_u32(id), func)?;
+        self.ctx.clear();
+        Ok(())
+    }
+
+    fn define(&mut self, id: FuncId, func: ir::Function) -> Result<(), CompileError> {
+        self.ctx.func = func;
+        self.module
+            .define_function(id, &mut self.ctx)
+            .map_err(|e| match e {
+                cranelift_module::ModuleError::Compilation(
+                    cranelift_codegen::CodegenError::Verifier(errors),
+                ) => CompileError::codegen(cranelift_codegen::print_errors::pretty_verifier_error(
+                    &self.ctx.func,
+                    None,
+                    errors,
+                )),
+                other => CompileError::codegen(format!("{other:?}")),
+            })
+    }
+
+    /// Add the metadata and hash objects, write the object file, link it
+    /// into a shared object and patch the artifact hash in.
+    pub fn finish(mut self, metadata: &[u8]) -> Result<Vec<u8>, CompileError> {
+        let len = u32::try_from(metadata.len())
+            .map_err(|_| CompileError::unsupported("metadata larger than 4 GiB"))?;
+        let mut blob = Vec::with_capacity(metadata.len() + 20);
+        blob.extend_from_slice(&abi::METADATA_MARKER);
+        blob.extend_from_slice(&len.to_le_bytes());
+        blob.extend_from_slice(metadata);
+        self.data_object(abi::METADATA_SYMBOL, blob)?;
+        let mut cell = abi::HASH_MARKER.to_vec();
+        cell.extend_from_slice(&[0u8; 8]);
+        self.data_object(abi::HASH_SYMBOL, cell)?;
+
+        let object = self
+            .module
+            .finish()
+            .emit()
+            .map_err(|e| CompileError::Link(format!("writing the object file: {e}")))?;
+        let mut so = link(&object)?;
+        patch_hash(&mut so)?;
+        Ok(so)
+    }
+
+    fn data_object(&mut self, name: &str, bytes: Vec<u8>) -> Result<(), CompileError> {
+        let id = self
+            .module
+            .declare_data(name, Linkage::Export, false, false)
+            .map_err(|e| CompileError::codegen(e.to_string()))?;
+        let mut data = DataDescription::new();
+        data.define(bytes.into_boxed_slice());
+        data.set_align(16);
+        self.module
+            .define_data(id, &data)
+            .map_err(|e| CompileError::codegen(e.to_string()))
+    }
+}
+
+/// Map a Cranelift trap code to the ABI's trap kind.
+fn trap_kind(code: TrapCode) -> Result<TrapKind, CompileError> {
+    Ok(match code {
+        TrapCode::STACK_OVERFLOW => TrapKind::StackOverflow,
+        TrapCode::HEAP_OUT_OF_BOUNDS => TrapKind::HeapOutOfBounds,
+        TrapCode::INTEGER_OVERFLOW => TrapKind::IntegerOverflow,
+        TrapCode::INTEGER_DIVISION_BY_ZERO => TrapKind::IntegerDivisionByZero,
+        TrapCode::BAD_CONVERSION_TO_INTEGER => TrapKind::BadConversionToInteger,
+        other => TrapKind::from_code(other.as_raw().get())
+            .ok_or_else(|| CompileError::codegen(format!("unknown trap code {other}")))?,
+    })
+}
+
+/// Check both markers occur exactly once and write the artifact hash.
+fn patch_hash(so: &mut [u8]) -> Result<(), CompileError> {
+    if abi::find_marker(so, &abi::METADATA_MARKER).is_none() {
+        return Err(CompileError::Link(
+            "the metadata marker does not occur exactly once in the artifact \
+             (does a data segment or constant contain it?)"
+                .into(),
+        ));
+    }
+    let at = abi::find_marker(so, &abi::HASH_MARKER).ok_or_else(|| {
+        CompileError::Link(
+            "the hash marker does not occur exactly once in the artifact \
+             (does a data segment or constant contain it?)"
+                .into(),
+        )
+    })?;
+    let hash = abi::artifact_hash(so, at);
+    let cell = at + abi::HASH_MARKER.len();
+    so.get_mut(cell..cell + 8)
+        .ok_or_else(|| CompileError::Link("hash cell truncated".into()))?
+        .copy_from_slice(&hash.to_le_bytes());
+    Ok(())
+}
+
+/// A temporary directory removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<Self, CompileError> {
+        static COUNTER: AtomicU64 = AtomicU64::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path = std::env::temp_dir().join(format!("myriad-{}-{n}", std::process::id()));
+        // A stale directory from an earlier process with the same pid.
+        if path.exists() {
+            std::fs::remove_dir_all(&path)?;
+        }
+        std::fs::create_dir(&path)?;
+        Ok(TempDir(path))
+    }
+
+    fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Link an object file into a shared object with the system `cc`.
+fn link(object: &[u8]) -> Result<Vec<u8>, CompileError> {
+    let dir = TempDir::new()?;
+    let obj = dir.path().join("module.o");
+    let out = dir.path().join("module.so");
+    std::fs::write(&obj, object)?;
+    let output = Command::new("cc")
+        .args([
+            "-shared",
+            "-nostdlib",
+            // Bind calls between functions inside the artifact directly.
+            "-Wl,-Bsymbolic",
+            // Cranelift's objects carry no .note.GNU-stack section.
+            "-Wl,-z,noexecstack",
+            "-Wl,-z,now",
+            "-o",
+        ])
+        .arg(&out)
+        .arg(&obj)
+        .output()
+        .map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                CompileError::Link(
+                    "the system C compiler `cc` was not found; it is needed to link \
+                     artifacts (install gcc or clang)"
+                        .into(),
+                )
+            } else {
+                CompileError::Link(format!("running `cc`: {e}"))
+            }
+        })?;
+    if !output.status.success() {
+        return Err(CompileError::Link(format!(
+            "`cc -shared` failed ({}): {}",
+            output.status,
+            String::from_utf8_lossy(&output.stderr).trim()
+        )));
+    }
+    Ok(std::fs::read(&out)?)
+}

@@ -1,0 +1,97 @@
+//! The host target ISA used for compilation and its fingerprint.
+
+use std::sync::OnceLock;
+
+use cranelift_codegen::isa::OwnedTargetIsa;
+use cranelift_codegen::settings::{self, Configurable};
+
+use crate::abi;
+use crate::error::CompileError;
+
+/// The host ISA, built once per process (building it probes CPU features).
+pub(crate) fn host_isa() -> Result<OwnedTargetIsa, CompileError> {
+    static ISA: OnceLock<Result<OwnedTargetIsa, String>> = OnceLock::new();
+    ISA.get_or_init(build_host_isa)
+        .clone()
+        .map_err(CompileError::Codegen)
+}
+
+fn build_host_isa() -> Result<OwnedTargetIsa, String> {
+    let mut flags = settings::builder();
+    let set = |flags: &mut settings::Builder, name: &str, value: &str| {
+        flags
+            .set(name, value)
+            .map_err(|e| format!("cranelift setting {name}={value}: {e}"))
+    };
+    set(&mut flags, "opt_level", "speed")?;
+    // The code ends up in a shared object: it must be position independent
+    // so that `cc -shared` needs no text relocations.
+    set(&mut flags, "is_pic", "true")?;
+    // No stack probes: instance stacks are small and explicitly bounded, and
+    // every function that has a frame or makes calls checks its frame
+    // against `vmctx.stack_limit` in the prologue (Cranelift's stack-limit
+    // check). Probes would also call `__cranelift_probestack`, a symbol the
+    // artifact cannot link against.
+    set(&mut flags, "enable_probestack", "false")?;
+    // The runtime never unwinds through guest frames: traps switch stacks.
+    set(&mut flags, "unwind_info", "false")?;
+    set(
+        &mut flags,
+        "enable_verifier",
+        if cfg!(debug_assertions) {
+            "true"
+        } else {
+            "false"
+        },
+    )?;
+    // Multi-value functions may return more values than fit in registers;
+    // Cranelift then passes a hidden return area. Only compiled code calls
+    // these functions directly (the runtime goes through array wrappers).
+    set(&mut flags, "enable_multi_ret_implicit_sret", "true")?;
+    let builder = cranelift_native::builder().map_err(|e| format!("host ISA: {e}"))?;
+    builder
+        .finish(settings::Flags::new(flags))
+        .map_err(|e| format!("host ISA: {e}"))
+}
+
+/// The fingerprint string hashed by [`fingerprint`]: target triple, every
+/// ISA flag (CPU features) and the shared flags that change generated code.
+pub(crate) fn fingerprint_text(isa: &OwnedTargetIsa) -> String {
+    let mut text = format!("triple={};", isa.triple());
+    for value in isa.isa_flags() {
+        text.push_str(&value.to_string());
+        text.push(';');
+    }
+    let shared = isa.flags();
+    text.push_str(&format!(
+        "is_pic={};opt_level={};",
+        shared.is_pic(),
+        shared.opt_level()
+    ));
+    text
+}
+
+/// Fingerprint of `isa` as recorded in artifact metadata.
+pub(crate) fn fingerprint(isa: &OwnedTargetIsa) -> u64 {
+    abi::hash64(fingerprint_text(isa).as_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprint_covers_triple_features_and_flags() {
+        let isa = host_isa().expect("host ISA");
+        let text = fingerprint_text(&isa);
+        assert!(
+            text.starts_with(&format!("triple={};", isa.triple())),
+            "{text}"
+        );
+        assert!(text.contains("is_pic=true;"), "{text}");
+        assert!(text.contains("opt_level=speed;"), "{text}");
+        #[cfg(target_arch = "x86_64")]
+        assert!(text.contains("has_sse41="), "{text}");
+        assert_eq!(fingerprint(&isa), crate::host_fingerprint());
+    }
+}

@@ -1,0 +1,496 @@
+//! Translation of one function body: the translator state, locals,
+//! globals, calls, fuel and the operator dispatch.
+
+use std::collections::HashMap;
+
+use cranelift_codegen::ir::condcodes::IntCC;
+use cranelift_codegen::ir::immediates::{Ieee32, Ieee64};
+use cranelift_codegen::ir::{
+    self, AliasRegionData, BlockArg, FuncRef, InstBuilder, MemFlagsData, SigRef, TrapCode,
+    UserExternalName, UserFuncName, Value,
+};
+use cranelift_codegen::ir::{types, AbiParam};
+use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
+use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
+use wasmparser::{FunctionBody, Operator};
+
+use super::control::{Frame, FrameKind};
+use super::{ir_type, op_name, wasm_signature, ModuleInfo};
+use crate::abi::{self, vmctx, TrapKind};
+use crate::error::CompileError;
+use crate::CompileConfig;
+
+/// What every function translation needs from the module and target.
+pub(crate) struct FuncEnv<'a> {
+    /// The module being compiled.
+    pub module: &'a ModuleInfo<'a>,
+    /// Compile settings.
+    pub config: &'a CompileConfig,
+    /// Calling convention of every compiled function.
+    pub call_conv: CallConv,
+    /// Target parameters for the frontend.
+    pub frontend: TargetFrontendConfig,
+}
+
+/// Cranelift trap code for an explicit trap of kind `kind`.
+pub(crate) fn trap_code(kind: TrapKind) -> TrapCode {
+    // Every TrapKind code is a small non-zero byte, a valid user code.
+    TrapCode::unwrap_user(kind as u8)
+}
+
+/// Block arguments for `values`.
+pub(crate) fn block_args(values: &[Value]) -> Vec<BlockArg> {
+    values.iter().map(|v| BlockArg::Value(*v)).collect()
+}
+
+/// Import defined function `index` into `func` (colocated: same artifact).
+pub(crate) fn import_callee(
+    func: &mut ir::Function,
+    call_conv: CallConv,
+    module: &ModuleInfo<'_>,
+    index: u32,
+) -> Result<FuncRef, CompileError> {
+    let sig = wasm_signature(call_conv, module.func_type(index)?);
+    let signature = func.import_signature(sig);
+    let name = func.declare_imported_user_function(UserExternalName {
+        namespace: 0,
+        index,
+    });
+    Ok(func.import_function(ir::ExtFuncData {
+        name: ir::ExternalName::user(name),
+        signature,
+        colocated: true,
+        patchable: false,
+    }))
+}
+
+/// Translate defined function `index` to Cranelift IR.
+pub(crate) fn translate_function(
+    env: &FuncEnv<'_>,
+    index: u32,
+    fctx: &mut FunctionBuilderContext,
+) -> Result<ir::Function, CompileError> {
+    let ty = env.module.func_type(index)?.clone();
+    let body = env
+        .module
+        .bodies
+        .get(index as usize)
+        .ok_or_else(|| CompileError::codegen(format!("no body for function {index}")))?;
+    let sig = wasm_signature(env.call_conv, &ty);
+    let mut func = ir::Function::with_name_signature(UserFuncName::user(0, index), sig);
+
+    // Stack-limit check in the prologue against vmctx.stack_limit.
+    let vmctx_gv = func.create_global_value(ir::GlobalValueData::VMContext);
+    let limit_flags = func
+        .dfg
+        .mem_flags
+        .insert(MemFlagsData::trusted())
+        .map_err(|_| CompileError::codegen("too many memory flag sets"))?;
+    let limit = func.create_global_value(ir::GlobalValueData::Load {
+        base: vmctx_gv,
+        offset: vmctx::STACK_LIMIT.into(),
+        global_type: types::I64,
+        flags: limit_flags,
+    });
+    func.stack_limit = Some(limit);
+
+    let region = |func: &mut ir::Function, id: u32, name: &'static str| {
+        func.dfg.alias_regions.insert(AliasRegionData {
+            user_id: id,
+            description: name.into(),
+        })
+    };
+    let vmctx_region = region(&mut func, 0, "vmctx");
+    let globals_region = region(&mut func, 1, "globals");
+    let heap_region = region(&mut func, 2, "heap");
+
+    let mut builder = FunctionBuilder::new(&mut func, fctx);
+    let entry = builder.create_block();
+    builder.append_block_params_for_function_params(entry);
+    builder.switch_to_block(entry);
+    builder.seal_block(entry);
+    let params = builder.block_params(entry).to_vec();
+    let vmctx_val = *params
+        .first()
+        .ok_or_else(|| CompileError::codegen("missing vmctx parameter"))?;
+
+    let fuel = builder.declare_var(types::I64);
+    let mut t = FuncTranslator {
+        env,
+        b: builder,
+        vmctx: vmctx_val,
+        fuel,
+        locals: Vec::new(),
+        stack: Vec::new(),
+        frames: Vec::new(),
+        reachable: true,
+        unreachable_depth: 0,
+        vmctx_flags: MemFlagsData::trusted().with_alias_region(Some(vmctx_region)),
+        globals_flags: MemFlagsData::trusted().with_alias_region(Some(globals_region)),
+        heap_flags: MemFlagsData::new()
+            .with_endianness(ir::Endianness::Little)
+            .with_trap_code(Some(TrapCode::HEAP_OUT_OF_BOUNDS))
+            .with_alias_region(Some(heap_region)),
+        fuel_sig: None,
+        grow_sig: None,
+        callees: HashMap::new(),
+    };
+    t.declare_locals(&ty, &params[1..], body)?;
+
+    let f =
+        t.b.ins()
+            .load(types::I64, t.vmctx_flags, t.vmctx, vmctx::FUEL);
+    t.b.def_var(t.fuel, f);
+    t.fuel_check();
+
+    let results: Vec<ir::Type> = ty.results.iter().map(|r| ir_type(*r)).collect();
+    let exit = t.b.create_block();
+    for r in &results {
+        t.b.append_block_param(exit, *r);
+    }
+    t.frames.push(Frame {
+        kind: FrameKind::Function,
+        end: exit,
+        num_params: 0,
+        num_results: results.len(),
+        height: 0,
+        end_reachable: false,
+    });
+
+    let mut reader = body.get_operators_reader()?;
+    while !reader.eof() {
+        let op = reader.read()?;
+        t.translate_op(op)?;
+    }
+    if !t.frames.is_empty() {
+        return Err(CompileError::codegen("function body ended inside a block"));
+    }
+    t.b.seal_all_blocks();
+    t.b.finalize(env.frontend);
+    Ok(func)
+}
+
+/// State while translating one function.
+pub(crate) struct FuncTranslator<'a, 'f> {
+    /// Module and target.
+    pub env: &'a FuncEnv<'a>,
+    /// The Cranelift function builder.
+    pub b: FunctionBuilder<'f>,
+    /// The vmctx parameter.
+    pub vmctx: Value,
+    /// The fuel counter, held in a variable and spilled around calls.
+    pub fuel: Variable,
+    /// Wasm locals (parameters first).
+    pub locals: Vec<Variable>,
+    /// The wasm operand stack.
+    pub stack: Vec<Value>,
+    /// Open control frames, outermost (the function) first.
+    pub frames: Vec<Frame>,
+    /// Whether the current position is reachable.
+    pub reachable: bool,
+    /// Blocks opened in unreachable code, skipped without a frame.
+    pub unreachable_depth: u32,
+    /// Flags for vmctx header fields.
+    pub vmctx_flags: MemFlagsData,
+    /// Flags for global cells.
+    pub globals_flags: MemFlagsData,
+    /// Flags for linear memory accesses.
+    pub heap_flags: MemFlagsData,
+    fuel_sig: Option<SigRef>,
+    grow_sig: Option<SigRef>,
+    callees: HashMap<u32, FuncRef>,
+}
+
+impl FuncTranslator<'_, '_> {
+    fn declare_locals(
+        &mut self,
+        ty: &abi::FuncType,
+        params: &[Value],
+        body: &FunctionBody<'_>,
+    ) -> Result<(), CompileError> {
+        for (p, v) in ty.params.iter().zip(params) {
+            let var = self.b.declare_var(ir_type(*p));
+            self.b.def_var(var, *v);
+            self.locals.push(var);
+        }
+        let mut reader = body.get_locals_reader()?;
+        for _ in 0..reader.get_count() {
+            let (count, vt) = reader.read()?;
+            let ty = ir_type(super::val_type(vt)?);
+            for _ in 0..count {
+                let var = self.b.declare_var(ty);
+                let zero = self.zero(ty);
+                self.b.def_var(var, zero);
+                self.locals.push(var);
+            }
+        }
+        Ok(())
+    }
+
+    fn zero(&mut self, ty: ir::Type) -> Value {
+        match ty {
+            types::F32 => self.b.ins().f32const(Ieee32::with_bits(0)),
+            types::F64 => self.b.ins().f64const(Ieee64::with_bits(0)),
+            _ => self.b.ins().iconst(ty, 0),
+        }
+    }
+
+    /// A constant of type `ty` from raw little-endian cell bits.
+    fn const_from_bits(&mut self, ty: abi::ValType, bits: u64) -> Value {
+        match ty {
+            abi::ValType::I32 => self.b.ins().iconst(types::I32, i64::from(bits as u32)),
+            abi::ValType::I64 => self.b.ins().iconst(types::I64, bits as i64),
+            abi::ValType::F32 => self.b.ins().f32const(Ieee32::with_bits(bits as u32)),
+            abi::ValType::F64 => self.b.ins().f64const(Ieee64::with_bits(bits)),
+        }
+    }
+
+    /// Pop one operand.
+    pub fn pop(&mut self) -> Result<Value, CompileError> {
+        self.stack
+            .pop()
+            .ok_or_else(|| CompileError::codegen("operand stack underflow"))
+    }
+
+    /// Pop two operands, returning them in push order.
+    pub fn pop2(&mut self) -> Result<(Value, Value), CompileError> {
+        let y = self.pop()?;
+        let x = self.pop()?;
+        Ok((x, y))
+    }
+
+    /// Pop `n` operands, returning them in push order.
+    pub fn popn(&mut self, n: usize) -> Result<Vec<Value>, CompileError> {
+        let at = self
+            .stack
+            .len()
+            .checked_sub(n)
+            .ok_or_else(|| CompileError::codegen("operand stack underflow"))?;
+        Ok(self.stack.split_off(at))
+    }
+
+    /// The top `n` operands, in push order, left on the stack.
+    pub fn peekn(&self, n: usize) -> Result<&[Value], CompileError> {
+        let at = self
+            .stack
+            .len()
+            .checked_sub(n)
+            .ok_or_else(|| CompileError::codegen("operand stack underflow"))?;
+        Ok(&self.stack[at..])
+    }
+
+    /// `fuel -= 1; if fuel < 0 { fuel_exhausted(vmctx) }`, with the slow
+    /// path in a cold block.
+    pub fn fuel_check(&mut self) {
+        let f = self.b.use_var(self.fuel);
+        let f = self.b.ins().iadd_imm_s(f, -1);
+        self.b.def_var(self.fuel, f);
+        let slow = self.b.create_block();
+        let cont = self.b.create_block();
+        self.b.set_cold_block(slow);
+        let negative = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, f, 0);
+        self.b.ins().brif(negative, slow, &[], cont, &[]);
+
+        self.b.switch_to_block(slow);
+        self.b.seal_block(slow);
+        self.b
+            .ins()
+            .store(self.vmctx_flags, f, self.vmctx, vmctx::FUEL);
+        let callee = self.b.ins().load(
+            types::I64,
+            self.vmctx_flags,
+            self.vmctx,
+            vmctx::FN_FUEL_EXHAUSTED,
+        );
+        let sig = self.fuel_sig();
+        self.b.ins().call_indirect(sig, callee, &[self.vmctx]);
+        self.reload_fuel();
+        self.b.ins().jump(cont, &[]);
+
+        self.b.switch_to_block(cont);
+        self.b.seal_block(cont);
+    }
+
+    /// Store the fuel variable to vmctx (before calls and returns).
+    pub fn spill_fuel(&mut self) {
+        let f = self.b.use_var(self.fuel);
+        self.b
+            .ins()
+            .store(self.vmctx_flags, f, self.vmctx, vmctx::FUEL);
+    }
+
+    /// Reload the fuel variable from vmctx (after calls).
+    pub fn reload_fuel(&mut self) {
+        let f = self
+            .b
+            .ins()
+            .load(types::I64, self.vmctx_flags, self.vmctx, vmctx::FUEL);
+        self.b.def_var(self.fuel, f);
+    }
+
+    fn fuel_sig(&mut self) -> SigRef {
+        if let Some(s) = self.fuel_sig {
+            return s;
+        }
+        let mut sig = ir::Signature::new(self.env.call_conv);
+        sig.params.push(AbiParam::new(types::I64));
+        let s = self.b.import_signature(sig);
+        self.fuel_sig = Some(s);
+        s
+    }
+
+    /// Signature of the `memory_grow` builtin: `fn(vmctx, delta) -> i64`.
+    pub fn grow_sig(&mut self) -> SigRef {
+        if let Some(s) = self.grow_sig {
+            return s;
+        }
+        let mut sig = ir::Signature::new(self.env.call_conv);
+        sig.params.push(AbiParam::new(types::I64));
+        sig.params.push(AbiParam::new(types::I64));
+        sig.returns.push(AbiParam::new(types::I64));
+        let s = self.b.import_signature(sig);
+        self.grow_sig = Some(s);
+        s
+    }
+
+    fn translate_op(&mut self, op: Operator<'_>) -> Result<(), CompileError> {
+        if !self.reachable {
+            return self.translate_unreachable_op(&op);
+        }
+        match op {
+            Operator::Nop => {}
+            Operator::Unreachable => {
+                self.b.ins().trap(trap_code(TrapKind::Unreachable));
+                self.reachable = false;
+            }
+            Operator::Block { blockty } => self.block(blockty)?,
+            Operator::Loop { blockty } => self.loop_(blockty)?,
+            Operator::If { blockty } => self.if_(blockty)?,
+            Operator::Else => self.else_()?,
+            Operator::End => self.end()?,
+            Operator::Br { relative_depth } => self.br(relative_depth)?,
+            Operator::BrIf { relative_depth } => self.br_if(relative_depth)?,
+            Operator::BrTable { targets } => self.br_table(&targets)?,
+            Operator::Return => self.return_()?,
+            Operator::Call { function_index } => self.call(function_index)?,
+            Operator::Drop => {
+                self.pop()?;
+            }
+            Operator::Select | Operator::TypedSelect { .. } => {
+                let cond = self.pop()?;
+                let (x, y) = self.pop2()?;
+                let v = self.b.ins().select(cond, x, y);
+                self.stack.push(v);
+            }
+            Operator::LocalGet { local_index } => {
+                let var = self.local(local_index)?;
+                let v = self.b.use_var(var);
+                self.stack.push(v);
+            }
+            Operator::LocalSet { local_index } => {
+                let var = self.local(local_index)?;
+                let v = self.pop()?;
+                self.b.def_var(var, v);
+            }
+            Operator::LocalTee { local_index } => {
+                let var = self.local(local_index)?;
+                let v = *self
+                    .stack
+                    .last()
+                    .ok_or_else(|| CompileError::codegen("operand stack underflow"))?;
+                self.b.def_var(var, v);
+            }
+            Operator::GlobalGet { global_index } => self.global_get(global_index)?,
+            Operator::GlobalSet { global_index } => self.global_set(global_index)?,
+            other => {
+                if !(self.translate_memory_op(&other)? || self.translate_numeric_op(&other)?) {
+                    return Err(CompileError::unsupported(op_name(&other)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// In unreachable code only the block structure matters.
+    fn translate_unreachable_op(&mut self, op: &Operator<'_>) -> Result<(), CompileError> {
+        match op {
+            Operator::Block { .. } | Operator::Loop { .. } | Operator::If { .. } => {
+                self.unreachable_depth += 1;
+            }
+            Operator::Else if self.unreachable_depth == 0 => self.else_()?,
+            Operator::End => {
+                if self.unreachable_depth > 0 {
+                    self.unreachable_depth -= 1;
+                } else {
+                    self.end()?;
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    fn local(&self, index: u32) -> Result<Variable, CompileError> {
+        self.locals
+            .get(index as usize)
+            .copied()
+            .ok_or_else(|| CompileError::codegen(format!("local {index} out of range")))
+    }
+
+    fn global(&self, index: u32) -> Result<(abi::GlobalDecl, i32), CompileError> {
+        let g = self
+            .env
+            .module
+            .globals
+            .get(index as usize)
+            .copied()
+            .ok_or_else(|| CompileError::codegen(format!("global {index} out of range")))?;
+        let offset = i64::from(vmctx::GLOBALS) + i64::from(vmctx::GLOBAL_SIZE) * i64::from(index);
+        let offset = i32::try_from(offset)
+            .map_err(|_| CompileError::unsupported("more globals than fit in vmctx"))?;
+        Ok((g, offset))
+    }
+
+    fn global_get(&mut self, index: u32) -> Result<(), CompileError> {
+        let (g, offset) = self.global(index)?;
+        let v = if g.mutable {
+            self.b
+                .ins()
+                .load(ir_type(g.ty), self.globals_flags, self.vmctx, offset)
+        } else {
+            // Immutable globals have constant initialisers (no imports).
+            self.const_from_bits(g.ty, g.init)
+        };
+        self.stack.push(v);
+        Ok(())
+    }
+
+    fn global_set(&mut self, index: u32) -> Result<(), CompileError> {
+        let (_, offset) = self.global(index)?;
+        let v = self.pop()?;
+        self.b
+            .ins()
+            .store(self.globals_flags, v, self.vmctx, offset);
+        Ok(())
+    }
+
+    fn call(&mut self, index: u32) -> Result<(), CompileError> {
+        let nparams = self.env.module.func_type(index)?.params.len();
+        let callee = match self.callees.get(&index) {
+            Some(c) => *c,
+            None => {
+                let c = import_callee(self.b.func, self.env.call_conv, self.env.module, index)?;
+                self.callees.insert(index, c);
+                c
+            }
+        };
+        let mut args = vec![self.vmctx];
+        args.extend(self.popn(nparams)?);
+        self.spill_fuel();
+        let inst = self.b.ins().call(callee, &args);
+        let results = self.b.inst_results(inst).to_vec();
+        self.reload_fuel();
+        self.stack.extend(results);
+        Ok(())
+    }
+}

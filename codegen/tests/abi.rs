@@ -1,0 +1,307 @@
+//! The ABI contract: fuel, globals, trap tables, symbols, metadata, errors
+//! and the CLIF shape of fuel and bounds checks.
+
+mod common;
+
+use common::{build, metadata, Instance};
+use myriad_codegen::abi::{self, GlobalDecl, TrapKind, ValType};
+use myriad_codegen::{compile, host_fingerprint, translate_to_clif, CompileConfig, CompileError};
+
+const SPIN: &str = r#"(module
+  (func $spin (export "spin") (param i32) (result i32) (local i32)
+    (loop $l
+      (local.set 1 (i32.add (local.get 1) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get 1) (local.get 0))))
+    (local.get 1))
+  (func $leaf (result i32) (i32.const 1))
+  (func (export "caller") (result i32) (call $leaf)))"#;
+
+#[test]
+fn fuel_is_counted_spilled_and_refilled() {
+    let mut inst = Instance::new(SPIN);
+    // Entry and each loop iteration cost one unit; nothing runs out.
+    inst.set_fuel(1000, 1000);
+    assert_eq!(inst.i32("spin", &[100]), 100);
+    assert_eq!(inst.fuel(), 1000 - 101, "fuel spilled at return");
+    assert_eq!(inst.fuel_calls(), 0);
+
+    // Across a call: the callee sees the caller's spilled fuel and the
+    // caller reloads what the callee left.
+    inst.set_fuel(50, 50);
+    assert_eq!(inst.i32("caller", &[]), 1);
+    assert_eq!(inst.fuel(), 48);
+
+    // Running out calls fuel_exhausted, which refills.
+    let (start, refill, n) = (10i64, 10i64, 1000);
+    inst.set_fuel(start, refill);
+    assert_eq!(inst.i32("spin", &[n]), n);
+    let (mut fuel, mut calls) = (start, 0);
+    for _ in 0..=n {
+        fuel -= 1;
+        if fuel < 0 {
+            calls += 1;
+            fuel = refill;
+        }
+    }
+    assert!(inst.fuel_calls() > 0);
+    assert_eq!(inst.fuel_calls(), calls);
+    assert_eq!(inst.fuel(), fuel);
+}
+
+#[test]
+fn globals_live_in_vmctx_cells() {
+    let mut inst = Instance::new(
+        r#"(module
+          (global $a (mut i32) (i32.const -5))
+          (global $b (mut i64) (i64.const 0x100000000))
+          (global $c i32 (i32.const 7))
+          (global $d f64 (f64.const 2.5))
+          (global $e (mut i32) (i32.add (i32.const 40) (i32.const 2)))
+          (func (export "bump") (result i32)
+            (global.set $a (i32.add (global.get $a) (global.get $c)))
+            (global.set $b (i64.add (global.get $b) (i64.const 1)))
+            (global.get $a))
+          (func (export "d") (result f64) (global.get $d))
+          (func (export "e") (result i32) (global.get $e)))"#,
+    );
+    assert_eq!(
+        inst.meta.globals,
+        vec![
+            GlobalDecl {
+                ty: ValType::I32,
+                mutable: true,
+                init: 0xffff_fffb
+            },
+            GlobalDecl {
+                ty: ValType::I64,
+                mutable: true,
+                init: 0x1_0000_0000
+            },
+            GlobalDecl {
+                ty: ValType::I32,
+                mutable: false,
+                init: 7
+            },
+            GlobalDecl {
+                ty: ValType::F64,
+                mutable: false,
+                init: 2.5f64.to_bits()
+            },
+            GlobalDecl {
+                ty: ValType::I32,
+                mutable: true,
+                init: 42
+            },
+        ]
+    );
+    assert_eq!(inst.i32("bump", &[]), 2);
+    assert_eq!(inst.i32("bump", &[]), 9);
+    assert_eq!(inst.global(0) as u32, 9);
+    assert_eq!(inst.global(1), 0x1_0000_0002);
+    assert_eq!(inst.call("d", &[])[0], 2.5f64.to_bits());
+    assert_eq!(inst.i32("e", &[]), 42);
+    // The runtime may change a mutable global between calls.
+    inst.set_u64(abi::vmctx::GLOBALS as usize + 8 * 4, 1234);
+    assert_eq!(inst.i32("e", &[]), 1234);
+}
+
+#[test]
+fn trap_sites_are_recorded() {
+    let so = build(
+        r#"(module
+          (func $div (export "div") (param i32 i32) (result i32) (i32.div_s (local.get 0) (local.get 1)))
+          (func $rem (param i64 i64) (result i64) (i64.rem_u (local.get 0) (local.get 1)))
+          (func $unreachable unreachable)
+          (func $deep (param i32) (result i32) (call $deep (local.get 0)))
+          (func $conv (param f32) (result i32) (i32.trunc_f32_s (local.get 0))))"#,
+        &CompileConfig::default(),
+    );
+    let meta = metadata(&so);
+    let has = |f: u32, k: TrapKind| meta.traps.iter().any(|t| t.func_index == f && t.kind == k);
+    assert!(has(0, TrapKind::IntegerDivisionByZero));
+    assert!(has(0, TrapKind::IntegerOverflow));
+    assert!(has(1, TrapKind::IntegerDivisionByZero));
+    assert!(has(2, TrapKind::Unreachable));
+    assert!(has(3, TrapKind::StackOverflow));
+    assert!(has(4, TrapKind::BadConversionToInteger));
+    assert!(has(4, TrapKind::IntegerOverflow));
+    let keys: Vec<_> = meta
+        .traps
+        .iter()
+        .map(|t| (t.func_index, t.offset))
+        .collect();
+    let mut sorted = keys.clone();
+    sorted.sort();
+    assert_eq!(keys, sorted, "trap table is sorted");
+    // Non-trapping division edges still work.
+    let mut inst = Instance::load(&so);
+    assert_eq!(inst.i32("div", &[i32::MIN, 1]), i32::MIN);
+    assert_eq!(inst.i32("div", &[-7, 2]), -3);
+}
+
+#[test]
+fn artifact_symbols_metadata_and_hash() {
+    let so = build(
+        r#"(module
+          (memory (export "memory") 2 5)
+          (func $init)
+          (func $f (export "f") (export "g") (param i32 i64) (result i64) (local.get 1))
+          (start $init))"#,
+        &CompileConfig::default(),
+    );
+    let meta = metadata(&so);
+    assert_eq!(meta.abi_version, abi::ABI_VERSION);
+    assert_eq!(meta.fingerprint, host_fingerprint());
+    assert_eq!(meta.start, Some(0));
+    assert!(
+        so.windows(16).any(|w| w == b"myriad_export_0\0"),
+        "start wrapper"
+    );
+    assert_eq!(meta.func_types.len(), 2);
+    assert_eq!(meta.exports.len(), 2);
+    assert!(meta.exports.iter().all(|e| e.func_index == 1));
+    let ty = &meta.types[meta.func_types[1] as usize];
+    assert_eq!(ty.params, vec![ValType::I32, ValType::I64]);
+    assert_eq!(ty.results, vec![ValType::I64]);
+
+    let at = abi::find_marker(&so, &abi::HASH_MARKER).expect("one hash marker");
+    let cell = at + abi::HASH_MARKER.len();
+    let stored = u64::from_le_bytes(so[cell..cell + 8].try_into().unwrap());
+    assert_ne!(stored, 0);
+    assert_eq!(stored, abi::artifact_hash(&so, at));
+
+    let mut inst = Instance::load(&so);
+    assert_eq!(inst.call("g", &[1, 1 << 40]), vec![1 << 40]);
+}
+
+#[test]
+fn compilation_is_deterministic() {
+    let a = build(SPIN, &CompileConfig::default());
+    let b = build(SPIN, &CompileConfig::default());
+    assert_eq!(a, b);
+}
+
+#[test]
+fn data_containing_a_marker_is_refused() {
+    let marker: String = abi::HASH_MARKER
+        .iter()
+        .map(|b| format!("\\{b:02x}"))
+        .collect();
+    let wat = format!(r#"(module (memory 1) (data (i32.const 0) "{marker}"))"#);
+    let wasm = wat::parse_str(&wat).unwrap();
+    let err = compile(&wasm, &CompileConfig::default()).unwrap_err();
+    assert!(matches!(err, CompileError::Link(_)), "{err}");
+}
+
+fn compile_wat(wat: &str) -> Result<Vec<u8>, CompileError> {
+    compile(&wat::parse_str(wat).unwrap(), &CompileConfig::default())
+}
+
+#[test]
+fn unsupported_features_are_named() {
+    let cases = [
+        (
+            r#"(module (import "env" "f" (func)))"#,
+            "unsupported: function imports",
+        ),
+        (
+            r#"(module (import "env" "m" (memory 1)))"#,
+            "unsupported: memory imports",
+        ),
+        (
+            r#"(module (table 1 funcref))"#,
+            "unsupported: table section",
+        ),
+        (r#"(module (memory i64 1))"#, "unsupported: memory64"),
+        (
+            r#"(module (memory 1) (memory 1))"#,
+            "unsupported: multiple memories",
+        ),
+        (
+            r#"(module (memory 1 1 shared))"#,
+            "unsupported: shared memory",
+        ),
+        (
+            r#"(module (func (result v128) (v128.const i64x2 0 0)))"#,
+            "unsupported: v128",
+        ),
+        (
+            r#"(module (func (v128.const i64x2 0 0) (drop)))"#,
+            "unsupported: v128.const",
+        ),
+        (
+            r#"(module (memory 1) (data "x") (func (memory.init 0 (i32.const 0) (i32.const 0) (i32.const 0))))"#,
+            "unsupported: passive data segments",
+        ),
+        (
+            r#"(module (memory 1) (data "x"))"#,
+            "unsupported: passive data segments",
+        ),
+        (
+            r#"(module (func (ref.null func) (drop)))"#,
+            "unsupported: ref.null",
+        ),
+        (
+            r#"(module (func (return_call 0)))"#,
+            "unsupported: return_call",
+        ),
+    ];
+    for (wat, want) in cases {
+        match compile_wat(wat) {
+            Err(e @ CompileError::Unsupported(_)) => assert_eq!(e.to_string(), want, "{wat}"),
+            other => panic!("{wat}: expected {want}, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn invalid_modules_are_refused() {
+    for bytes in [&b"not wasm"[..], b"\0asm\x01\0\0\0\x01", b""] {
+        match compile(bytes, &CompileConfig::default()) {
+            Err(e @ CompileError::Invalid(_)) => {
+                let msg = e.to_string();
+                assert!(
+                    msg.starts_with("invalid module: ") && msg.contains(" at offset "),
+                    "{msg}"
+                );
+            }
+            other => panic!("expected Invalid, got {other:?}"),
+        }
+    }
+    // Well formed but ill typed.
+    let err = compile_wat(r#"(module (func (result i32) (i64.const 0)))"#).unwrap_err();
+    assert!(matches!(err, CompileError::Invalid(_)), "{err}");
+}
+
+#[test]
+fn clif_has_fuel_checks_and_bounds_checks() {
+    let wasm = wat::parse_str(
+        r#"(module (memory 1)
+          (func (param i32) (result i32) (loop $l (br_if $l (local.get 0))) (i32.load (local.get 0))))"#,
+    )
+    .unwrap();
+    let clif = translate_to_clif(&wasm, &CompileConfig::default()).unwrap();
+    assert_eq!(clif.len(), 1);
+    let f = &clif[0];
+    let fuel_exhausted = format!("v0+{}", abi::vmctx::FN_FUEL_EXHAUSTED);
+    // One fuel check at entry and one in the loop: two cold slow paths.
+    assert_eq!(f.matches(" cold:").count(), 2, "{f}");
+    assert_eq!(f.matches("call_indirect").count(), 2, "{f}");
+    assert_eq!(f.matches(&fuel_exhausted).count(), 2, "{f}");
+    assert!(f.contains("stack_limit = gv"), "{f}");
+    // The bounds check: index + 4 > heap_len traps as HeapOutOfBounds.
+    let heap_len = format!("v0+{}", abi::vmctx::HEAP_LEN);
+    assert!(f.contains(&heap_len), "{f}");
+    assert!(f.contains("icmp ugt"), "{f}");
+    let trap = format!("trapnz v{{}}, user{}", TrapKind::HeapOutOfBounds as u8);
+    assert!(
+        f.lines().any(|l| l.contains("trapnz")
+            && l.ends_with(&format!("user{}", TrapKind::HeapOutOfBounds as u8))),
+        "{trap}: {f}"
+    );
+
+    // Guard mode: the check compares the bare index.
+    let guarded = translate_to_clif(&wasm, &CompileConfig { guard_bytes: 4096 }).unwrap();
+    assert!(!guarded[0].contains("iconst.i64 4\n"), "{}", guarded[0]);
+    assert!(guarded[0].contains("icmp ugt"), "{}", guarded[0]);
+}

@@ -1,0 +1,228 @@
+//! Test harness: compile WAT, load the shared object, and call exports
+//! directly with a fake vmctx.
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use myriad_codegen::abi::{self, vmctx, Metadata, ValType};
+use myriad_codegen::{compile, CompileConfig};
+
+/// Runtime-private vmctx bytes used by the fake builtins below.
+const PRIV_PAGE_LOG2: usize = 64;
+const PRIV_HEAP_CAP: usize = 72;
+const PRIV_FUEL_CALLS: usize = 80;
+const PRIV_REFILL: usize = 88;
+
+/// Compile WAT text with `config`.
+pub fn build(wat: &str, config: &CompileConfig) -> Vec<u8> {
+    let wasm = wat::parse_str(wat).expect("valid WAT");
+    compile(&wasm, config).unwrap_or_else(|e| panic!("compile failed: {e}"))
+}
+
+/// The metadata blob of an artifact.
+pub fn metadata(so: &[u8]) -> Metadata {
+    let at = abi::find_marker(so, &abi::METADATA_MARKER).expect("one metadata marker");
+    let len_at = at + abi::METADATA_MARKER.len();
+    let len = u32::from_le_bytes(so[len_at..len_at + 4].try_into().unwrap()) as usize;
+    Metadata::decode(&so[len_at + 4..len_at + 4 + len]).expect("metadata decodes")
+}
+
+unsafe extern "C" fn fuel_exhausted(vmctx: *mut u8) {
+    unsafe {
+        let calls = vmctx.add(PRIV_FUEL_CALLS) as *mut u64;
+        *calls += 1;
+        let refill = *(vmctx.add(PRIV_REFILL) as *const i64);
+        *(vmctx.add(vmctx::FUEL as usize) as *mut i64) = refill;
+    }
+}
+
+unsafe extern "C" fn memory_grow(vmctx: *mut u8, delta: u64) -> i64 {
+    unsafe {
+        let log2 = *(vmctx.add(PRIV_PAGE_LOG2) as *const u64);
+        let cap = *(vmctx.add(PRIV_HEAP_CAP) as *const u64);
+        let len = vmctx.add(vmctx::HEAP_LEN as usize) as *mut u64;
+        let old = *len;
+        let Some(new) = delta
+            .checked_shl(log2 as u32)
+            .filter(|d| d >> log2 == delta)
+            .and_then(|d| old.checked_add(d))
+        else {
+            return -1;
+        };
+        if new > cap {
+            return -1;
+        }
+        *len = new;
+        (old >> log2) as i64
+    }
+}
+
+/// A loaded artifact with one fake instance.
+pub struct Instance {
+    pub meta: Metadata,
+    lib: libloading::Library,
+    vmctx: Vec<u128>,
+    heap: Vec<u8>,
+}
+
+static COUNTER: AtomicU64 = AtomicU64::new(0);
+
+impl Instance {
+    /// Compile `wat` and instantiate it with default settings.
+    pub fn new(wat: &str) -> Instance {
+        Self::with_config(wat, &CompileConfig::default())
+    }
+
+    /// Compile `wat` with `config` and instantiate it.
+    pub fn with_config(wat: &str, config: &CompileConfig) -> Instance {
+        Self::load(&build(wat, config))
+    }
+
+    /// Load an artifact and set up a fake vmctx and heap.
+    pub fn load(so: &[u8]) -> Instance {
+        let meta = metadata(so);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let path: PathBuf =
+            std::env::temp_dir().join(format!("myriad-test-{}-{n}.so", std::process::id()));
+        std::fs::write(&path, so).unwrap();
+        let lib = unsafe { libloading::Library::new(&path) }.expect("dlopen artifact");
+        std::fs::remove_file(&path).unwrap();
+
+        let size = vmctx::size(meta.globals.len());
+        let vmctx = vec![0u128; size.div_ceil(16)];
+        let (heap, min_len, log2) = match meta.memory {
+            Some(m) => {
+                let min = m.min_pages << m.page_size_log2;
+                let max = m.max_pages.map_or(u64::MAX, |p| p << m.page_size_log2);
+                let cap = (min + (8 << m.page_size_log2)).min(max).max(min);
+                (vec![0u8; cap as usize], min, m.page_size_log2 as u64)
+            }
+            None => (Vec::new(), 0, 16),
+        };
+        let mut inst = Instance {
+            meta,
+            lib,
+            vmctx,
+            heap,
+        };
+        for d in inst.meta.data.clone() {
+            let at = d.offset as usize;
+            inst.heap[at..at + d.bytes.len()].copy_from_slice(&d.bytes);
+        }
+        let base = inst.heap.as_mut_ptr() as u64;
+        let cap = inst.heap.len() as u64;
+        inst.set_u64(vmctx::FUEL as usize, 1 << 40);
+        inst.set_u64(vmctx::STACK_LIMIT as usize, 0);
+        inst.set_u64(vmctx::HEAP_BASE as usize, base);
+        inst.set_u64(vmctx::HEAP_LEN as usize, min_len);
+        inst.set_u64(
+            vmctx::FN_FUEL_EXHAUSTED as usize,
+            fuel_exhausted as unsafe extern "C" fn(*mut u8) as usize as u64,
+        );
+        inst.set_u64(
+            vmctx::FN_MEMORY_GROW as usize,
+            memory_grow as unsafe extern "C" fn(*mut u8, u64) -> i64 as usize as u64,
+        );
+        inst.set_u64(PRIV_PAGE_LOG2, log2);
+        inst.set_u64(PRIV_HEAP_CAP, cap);
+        inst.set_u64(PRIV_REFILL, 1 << 40);
+        for (i, g) in inst.meta.globals.clone().iter().enumerate() {
+            inst.set_u64(vmctx::GLOBALS as usize + 8 * i, g.init);
+        }
+        inst
+    }
+
+    fn vmctx_ptr(&mut self) -> *mut u8 {
+        self.vmctx.as_mut_ptr() as *mut u8
+    }
+
+    /// Read a u64 vmctx field.
+    pub fn get_u64(&mut self, offset: usize) -> u64 {
+        unsafe { *(self.vmctx_ptr().add(offset) as *const u64) }
+    }
+
+    /// Write a u64 vmctx field.
+    pub fn set_u64(&mut self, offset: usize, v: u64) {
+        unsafe { *(self.vmctx_ptr().add(offset) as *mut u64) = v }
+    }
+
+    /// Current fuel in vmctx.
+    pub fn fuel(&mut self) -> i64 {
+        self.get_u64(vmctx::FUEL as usize) as i64
+    }
+
+    /// Set the fuel and the amount `fuel_exhausted` refills.
+    pub fn set_fuel(&mut self, fuel: i64, refill: i64) {
+        self.set_u64(vmctx::FUEL as usize, fuel as u64);
+        self.set_u64(PRIV_REFILL, refill as u64);
+    }
+
+    /// How often `fuel_exhausted` was called.
+    pub fn fuel_calls(&mut self) -> u64 {
+        self.get_u64(PRIV_FUEL_CALLS)
+    }
+
+    /// Global `i`'s cell.
+    pub fn global(&mut self, i: usize) -> u64 {
+        self.get_u64(vmctx::GLOBALS as usize + 8 * i)
+    }
+
+    /// Current heap length in bytes.
+    pub fn heap_len(&mut self) -> usize {
+        self.get_u64(vmctx::HEAP_LEN as usize) as usize
+    }
+
+    /// The linear memory up to its current length.
+    pub fn heap(&mut self) -> &mut [u8] {
+        let len = self.heap_len();
+        &mut self.heap[..len]
+    }
+
+    /// Call export `name` with raw argument cells; returns raw result cells.
+    pub fn call(&mut self, name: &str, args: &[u64]) -> Vec<u64> {
+        let export = self
+            .meta
+            .exports
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("no export {name}"))
+            .clone();
+        let ty = &self.meta.types[self.meta.func_types[export.func_index as usize] as usize];
+        assert_eq!(ty.params.len(), args.len(), "argument count for {name}");
+        let nresults = ty.results.len();
+        let mut values = vec![0u64; args.len().max(nresults)];
+        values[..args.len()].copy_from_slice(args);
+        let symbol = abi::export_wrapper_symbol(export.func_index);
+        let vmctx = self.vmctx_ptr();
+        unsafe {
+            let f = self
+                .lib
+                .get::<unsafe extern "C" fn(*mut u8, *mut u64)>(symbol.as_bytes())
+                .expect("wrapper symbol");
+            f(vmctx, values.as_mut_ptr());
+        }
+        values.truncate(nresults);
+        values
+    }
+
+    /// Call an export taking and returning i32s.
+    pub fn i32(&mut self, name: &str, args: &[i32]) -> i32 {
+        let args: Vec<u64> = args.iter().map(|a| *a as u32 as u64).collect();
+        self.call(name, &args)[0] as u32 as i32
+    }
+
+    /// Call an export taking and returning i64s.
+    pub fn i64(&mut self, name: &str, args: &[i64]) -> i64 {
+        let args: Vec<u64> = args.iter().map(|a| *a as u64).collect();
+        self.call(name, &args)[0] as i64
+    }
+
+    /// Result types of export `name`.
+    pub fn results(&self, name: &str) -> Vec<ValType> {
+        let e = self.meta.exports.iter().find(|e| e.name == name).unwrap();
+        self.meta.types[self.meta.func_types[e.func_index as usize] as usize]
+            .results
+            .clone()
+    }
+}
