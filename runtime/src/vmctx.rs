@@ -77,14 +77,30 @@ pub struct VmCtx {
     pub cancel: AtomicU32,
     /// log2 of the memory's page size.
     pub page_size_log2: u32,
-    /// Most bytes the heap may grow to in this slot.
+    /// Most bytes the heap may grow to in this instance:
+    /// `min(declared maximum, slot heap capacity)`.
     pub heap_capacity: u64,
+    /// Guard mode only: bytes from `heap_base` that are currently
+    /// accessible (page aligned, `>= heap_len`). 0 outside guard mode.
+    pub heap_open: u64,
+    /// Fuel units per TSC cycle observed by the fuel slow path, 16.16 fixed
+    /// point (0: not measured yet). Kept across slices.
+    pub fuel_rate: u64,
+    /// Fuel slow-path calls since instantiation (diagnostics).
+    pub slow_path_calls: u64,
     /// The module's sorted trap table (for the signal handler).
     pub trap_table: *const TrapEntry,
     /// Entries in `trap_table`.
     pub trap_table_len: usize,
     /// Array-call wrapper of the entry export.
     pub entry: usize,
+    /// Start function (`extern "C" fn(vmctx)`) run before the entry, or 0.
+    pub start: usize,
+    /// Non-zero when the slot lives in a guard-mode region (memory.grow
+    /// must open the new pages).
+    pub guard_mode: u32,
+    /// Padding; keeps `values` 8-byte aligned.
+    pub _pad: u32,
     /// Arguments in, results out, for the entry export.
     pub values: [u64; MAX_VALUES],
 }

@@ -1,0 +1,157 @@
+//! The fuel-gated deadline check.
+//!
+//! Reading the TSC costs ~23 ns on the (virtualised) reference machine, so
+//! compiled code never reads it on its own. Instead it decrements a fuel
+//! counter by one at every function entry and loop header and calls the
+//! `fuel_exhausted` builtin when the counter goes negative. The builtin's
+//! slow path ([`fuel_slow_path`]) reads the TSC once and either
+//!
+//! * yields, when the slice's deadline is at most [`EARLY_YIELD_CYCLES`]
+//!   away (or already past) or a cancel was requested, recording the TSC in
+//!   `vmctx.yield_tsc`; or
+//! * refills fuel sized from the rate it just observed: fuel units consumed
+//!   since the last refill divided by TSC cycles elapsed, smoothed, kept in
+//!   `vmctx.fuel_rate` (16.16 fixed point, per instance, across slices).
+//!   While the deadline is far it aims at 3/4 of the remaining time, so the
+//!   checks close in geometrically; within [`CLOSE_CYCLES`] it aims at the
+//!   deadline itself. A 1 µs slice typically sees 2–4 slow-path calls.
+//!
+//! The resumer picks the first refill of a slice with [`begin_slice`]
+//! (from the instance's rate, or a conservative default for an instance
+//! that has never run) or sets it explicitly.
+
+use crate::vmctx::{status, VmCtx};
+use std::sync::atomic::Ordering;
+use std::sync::OnceLock;
+
+/// Fixed-point shift of `vmctx.fuel_rate` (fuel units per TSC cycle).
+pub const RATE_SHIFT: u32 = 16;
+/// Rate assumed for an instance that has never been measured: 1/64 unit
+/// per cycle. Deliberately low: a low rate hands out little fuel, so the
+/// first check comes early and measures the real rate.
+pub const DEFAULT_RATE: u64 = 1 << (RATE_SHIFT - 6);
+/// Lowest rate the estimator will believe (1/4096 unit per cycle).
+pub const MIN_RATE: u64 = 1 << (RATE_SHIFT - 12);
+/// Highest rate the estimator will believe (64 units per cycle).
+pub const MAX_RATE: u64 = 64 << RATE_SHIFT;
+/// Most fuel handed out by one refill.
+pub const MAX_FUEL: i64 = 1 << 40;
+/// Yield instead of refilling when the deadline is this close (about one
+/// TSC read plus a slow path).
+pub const EARLY_YIELD_CYCLES: u64 = 48;
+/// Longest stretch between slow-path checks a refill aims at (about 1 ms),
+/// so a cancel request is seen soon even with a far deadline.
+pub const MAX_AIM_CYCLES: u64 = 1 << 21;
+/// Below this many cycles to the deadline, aim at the deadline itself.
+pub const CLOSE_CYCLES: u64 = 600;
+
+/// Read the time-stamp counter.
+#[inline(always)]
+pub fn rdtsc() -> u64 {
+    // SAFETY: RDTSC is available on every x86_64 CPU and has no memory effects.
+    unsafe { core::arch::x86_64::_rdtsc() }
+}
+
+fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: ts is a valid out pointer; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// TSC ticks per second, calibrated once against `CLOCK_MONOTONIC`
+/// (~20 ms busy wait on first call) and cached.
+pub fn tsc_hz() -> u64 {
+    static HZ: OnceLock<u64> = OnceLock::new();
+    *HZ.get_or_init(|| {
+        let (t0, c0) = (monotonic_ns(), rdtsc());
+        let mut t1;
+        loop {
+            t1 = monotonic_ns();
+            if t1 - t0 >= 20_000_000 {
+                break;
+            }
+            std::hint::spin_loop();
+        }
+        let c1 = rdtsc();
+        ((c1 - c0) as u128 * 1_000_000_000 / (t1 - t0) as u128) as u64
+    })
+}
+
+/// Convert nanoseconds to TSC ticks.
+pub fn ns_to_tsc(ns: u64) -> u64 {
+    (ns as u128 * tsc_hz() as u128 / 1_000_000_000) as u64
+}
+
+/// Convert TSC ticks to nanoseconds.
+pub fn tsc_to_ns(ticks: u64) -> u64 {
+    (ticks as u128 * 1_000_000_000 / tsc_hz() as u128) as u64
+}
+
+/// Fuel to hand out for `remaining` cycles at `rate` (16.16 units/cycle).
+#[inline]
+pub fn fuel_for(rate: u64, remaining: u64) -> i64 {
+    let aim = if remaining <= CLOSE_CYCLES {
+        remaining
+    } else {
+        (remaining - remaining / 4).min(MAX_AIM_CYCLES)
+    };
+    let fuel = (rate as u128 * aim as u128) >> RATE_SHIFT;
+    (fuel as i64).clamp(1, MAX_FUEL)
+}
+
+/// Prepare `vm` for a slice starting at `now` and ending at `deadline`:
+/// set the first refill from the instance's measured rate (or
+/// [`DEFAULT_RATE`]), and the bookkeeping the slow path uses.
+#[inline]
+pub fn begin_slice(vm: &mut VmCtx, now: u64, deadline: u64) {
+    let rate = if vm.fuel_rate == 0 { DEFAULT_RATE } else { vm.fuel_rate };
+    let fuel = fuel_for(rate, deadline.saturating_sub(now));
+    begin_slice_with_fuel(vm, now, deadline, fuel);
+}
+
+/// Like [`begin_slice`] but with an explicit first refill.
+#[inline]
+pub fn begin_slice_with_fuel(vm: &mut VmCtx, now: u64, deadline: u64, fuel: i64) {
+    vm.deadline_tsc = deadline;
+    vm.last_check_tsc = now;
+    vm.fuel = fuel;
+    vm.fuel_granted = fuel;
+}
+
+/// The slow path of `fuel_exhausted`, run on the worker stack by the
+/// trampoline. Returns 0 after refilling `vmctx.fuel`, or 1 when the
+/// instance must yield (status set to `YIELDED`, `yield_tsc` recorded).
+pub(crate) extern "C" fn fuel_slow_path(vmctx: *mut VmCtx) -> u32 {
+    // SAFETY: called only by the fuel trampoline with the running guest's
+    // own vmctx; nothing else accesses it mutably while the guest runs
+    // (other threads touch only the atomic `cancel`).
+    let vm = unsafe { &mut *vmctx };
+    let now = rdtsc();
+    vm.slow_path_calls += 1;
+    // Update the rate from the interval since the last refill.
+    let consumed = (vm.fuel_granted.saturating_sub(vm.fuel)).max(1) as u64;
+    let elapsed = now.saturating_sub(vm.last_check_tsc).max(1);
+    let sample = ((consumed as u128) << RATE_SHIFT) / elapsed as u128;
+    let sample = (sample.min(MAX_RATE as u128) as u64).max(MIN_RATE);
+    let rate = if vm.fuel_rate == 0 {
+        sample
+    } else {
+        // Weight the new sample 3:1; the rate of a guest changes with its phase.
+        (3 * sample + vm.fuel_rate) / 4
+    };
+    vm.fuel_rate = rate;
+    if now.saturating_add(EARLY_YIELD_CYCLES) >= vm.deadline_tsc || vm.cancel.load(Ordering::Relaxed) != 0 {
+        vm.yield_tsc = now;
+        vm.status = status::YIELDED;
+        return 1;
+    }
+    let fuel = fuel_for(rate, vm.deadline_tsc - now);
+    vm.fuel = fuel;
+    vm.fuel_granted = fuel;
+    vm.last_check_tsc = now;
+    0
+}

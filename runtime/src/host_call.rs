@@ -1,0 +1,194 @@
+//! Builtins that compiled code calls through the vmctx function pointers,
+//! and the trampolines that run them on the worker's stack.
+//!
+//! Compiled code calls a builtin on its small instance stack. Host (Rust)
+//! code must never run there, so each builtin entry point is an assembly
+//! trampoline that moves `rsp` to just below `vmctx.host_sp` (the worker's
+//! context saved by the switch into the guest; everything below it is free
+//! while the guest runs), skips a red zone, aligns to 16 bytes, calls the
+//! Rust implementation, and comes back to the instance stack to return.
+//!
+//! * `fuel_exhausted(vmctx)`: the Rust slow path ([`crate::fuel`]) refills
+//!   fuel or decides to yield; on yield the trampoline — back on the guest
+//!   stack — saves the guest context with a switch to `vmctx.host_sp` and,
+//!   when resumed, returns to the guest (which reloads fuel from vmctx).
+//! * `memory_grow(vmctx, delta_pages) -> old pages or -1`.
+//! * [`host_stack_call_addr`]: a generic `(vmctx, arg, f) -> u64` trampoline
+//!   for further host calls.
+
+use crate::fuel;
+use crate::vmctx::VmCtx;
+use std::mem::offset_of;
+
+/// Bytes skipped below `host_sp` before host code uses the worker stack.
+pub const HOST_RED_ZONE: usize = 256;
+
+core::arch::global_asm!(
+    ".text",
+    // ---- myriad_rt_host_call(vmctx /*rdi*/, arg /*rsi*/, f /*rdx*/) -> rax
+    // Calls f(vmctx, arg) on the worker stack.
+    ".p2align 4",
+    ".globl myriad_rt_host_call",
+    ".hidden myriad_rt_host_call",
+    ".type myriad_rt_host_call,@function",
+    "myriad_rt_host_call:",
+    "push rbp",
+    "mov rbp, rsp",
+    "mov rax, qword ptr [rdi + {host_sp}]",
+    "sub rax, {red}",
+    "and rax, -16",
+    "mov rsp, rax",
+    "call rdx",
+    "mov rsp, rbp",
+    "pop rbp",
+    "ret",
+    ".size myriad_rt_host_call, . - myriad_rt_host_call",
+    // ---- myriad_rt_memory_grow(vmctx, delta_pages) -> i64
+    ".p2align 4",
+    ".globl myriad_rt_memory_grow",
+    ".hidden myriad_rt_memory_grow",
+    ".type myriad_rt_memory_grow,@function",
+    "myriad_rt_memory_grow:",
+    "lea rdx, [rip + {grow}]",
+    "jmp myriad_rt_host_call",
+    ".size myriad_rt_memory_grow, . - myriad_rt_memory_grow",
+    // ---- myriad_rt_fuel_exhausted(vmctx)
+    ".p2align 4",
+    ".globl myriad_rt_fuel_exhausted",
+    ".hidden myriad_rt_fuel_exhausted",
+    ".type myriad_rt_fuel_exhausted,@function",
+    "myriad_rt_fuel_exhausted:",
+    "push rbp",
+    "push rbx",
+    "mov rbp, rsp",            // guest sp
+    "mov rbx, rdi",            // vmctx
+    "mov rax, qword ptr [rdi + {host_sp}]",
+    "sub rax, {red}",
+    "and rax, -16",
+    "mov rsp, rax",
+    "call {slow}",             // eax = 0: refilled, continue; else yield
+    "mov rsp, rbp",
+    "test eax, eax",
+    "jnz 2f",
+    "pop rbx",
+    "pop rbp",
+    "ret",
+    "2:",
+    // Yield: save the guest context in vmctx.guest_sp, resume the worker.
+    "lea rdi, [rbx + {guest_sp}]",
+    "mov rsi, qword ptr [rbx + {host_sp}]",
+    "call myriad_rt_switch",
+    // Resumed by the worker: back to the guest, which reloads its fuel.
+    "pop rbx",
+    "pop rbp",
+    "ret",
+    ".size myriad_rt_fuel_exhausted, . - myriad_rt_fuel_exhausted",
+    host_sp = const offset_of!(VmCtx, host_sp),
+    guest_sp = const offset_of!(VmCtx, guest_sp),
+    red = const HOST_RED_ZONE,
+    grow = sym memory_grow_impl,
+    slow = sym fuel::fuel_slow_path,
+);
+
+extern "C" {
+    fn myriad_rt_host_call(vmctx: *mut VmCtx, arg: u64, f: usize) -> u64;
+    fn myriad_rt_memory_grow(vmctx: *mut VmCtx, delta_pages: u64) -> i64;
+    fn myriad_rt_fuel_exhausted(vmctx: *mut VmCtx);
+}
+
+/// Address of the `fuel_exhausted` builtin (for `vmctx.fn_fuel_exhausted`).
+pub fn fuel_exhausted_addr() -> usize {
+    myriad_rt_fuel_exhausted as *const () as usize
+}
+
+/// Address of the `memory_grow` builtin (for `vmctx.fn_memory_grow`).
+pub fn memory_grow_addr() -> usize {
+    myriad_rt_memory_grow as *const () as usize
+}
+
+/// Address of the generic host-stack trampoline
+/// `extern "C" fn(vmctx, arg: u64, f: extern "C" fn(*mut VmCtx, u64) -> u64) -> u64`.
+/// Callable only from guest context (it needs `vmctx.host_sp`).
+pub fn host_stack_call_addr() -> usize {
+    myriad_rt_host_call as *const () as usize
+}
+
+/// `memory.grow` on the worker stack: grow `heap_len` by `delta_pages`
+/// memory pages within `vmctx.heap_capacity`; returns the old size in
+/// pages or -1. New bytes are already zero (teardown zeroes what a guest
+/// dirtied); in guard mode the newly valid pages are made accessible.
+extern "C" fn memory_grow_impl(vmctx: *mut VmCtx, delta_pages: u64) -> i64 {
+    // SAFETY: compiled code passes its own live vmctx; we are on the worker
+    // stack and nothing else touches this vmctx while its guest runs.
+    let vm = unsafe { &mut *vmctx };
+    let shift = vm.page_size_log2;
+    let old_len = vm.heap_len;
+    let old_pages = old_len >> shift;
+    let Some(delta_bytes) = delta_pages.checked_shl(shift).filter(|b| b >> shift == delta_pages) else {
+        return -1;
+    };
+    let Some(new_len) = old_len.checked_add(delta_bytes) else {
+        return -1;
+    };
+    if new_len > vm.heap_capacity {
+        return -1;
+    }
+    if vm.guard_mode != 0 && new_len > vm.heap_open {
+        let page = crate::region::page_size() as u64;
+        let new_open = new_len.div_ceil(page) * page;
+        // SAFETY: [heap_base + heap_open, heap_base + new_open) lies within
+        // this slot's heap capacity (new_len <= heap_capacity, which the
+        // region rounds to pages), so only this instance's pages change.
+        let rc = unsafe {
+            libc::mprotect(
+                vm.heap_base.add(vm.heap_open as usize).cast(),
+                (new_open - vm.heap_open) as usize,
+                libc::PROT_READ | libc::PROT_WRITE,
+            )
+        };
+        if rc != 0 {
+            return -1;
+        }
+        vm.heap_open = new_open;
+    }
+    vm.heap_len = new_len;
+    old_pages as i64
+}
+
+/// Run `f(vmctx, arg)` through the host-stack trampoline. Only meaningful
+/// while `vmctx` describes a running guest whose worker context is saved at
+/// `vmctx.host_sp`.
+///
+/// # Safety
+///
+/// Must be called on a guest stack of the instance owning `vmctx`, while it
+/// runs (so the area below `vmctx.host_sp` is free).
+pub unsafe fn call_on_host_stack(
+    vmctx: *mut VmCtx,
+    arg: u64,
+    f: extern "C" fn(*mut VmCtx, u64) -> u64,
+) -> u64 {
+    // SAFETY: per the caller's contract the worker stack below host_sp is
+    // free; the trampoline returns on this stack with callee-saved intact.
+    unsafe { myriad_rt_host_call(vmctx, arg, f as usize) }
+}
+
+/// Call the `memory_grow` builtin the way compiled code does (tests).
+///
+/// # Safety
+///
+/// As for [`call_on_host_stack`].
+pub unsafe fn call_memory_grow(vmctx: *mut VmCtx, delta_pages: u64) -> i64 {
+    // SAFETY: as for call_on_host_stack.
+    unsafe { myriad_rt_memory_grow(vmctx, delta_pages) }
+}
+
+/// Call the `fuel_exhausted` builtin the way compiled code does (tests).
+///
+/// # Safety
+///
+/// As for [`call_on_host_stack`]; may suspend the caller's context.
+pub unsafe fn call_fuel_exhausted(vmctx: *mut VmCtx) {
+    // SAFETY: as for call_on_host_stack.
+    unsafe { myriad_rt_fuel_exhausted(vmctx) }
+}

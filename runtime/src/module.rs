@@ -1,0 +1,406 @@
+//! Loading compiled artifacts.
+//!
+//! An artifact is a shared object written by `myriad-codegen` that carries,
+//! besides its code, an integrity hash cell (`abi::HASH_MARKER` + 8 LE
+//! bytes) and a metadata blob (`abi::METADATA_MARKER` + u32 LE length +
+//! blob). [`Module::from_file`] checks, in order: both markers present
+//! exactly once; the artifact hash; the metadata checksum and ABI version;
+//! the target fingerprint against this host's. Only then is the file
+//! `dlopen`ed (`RTLD_NOW | RTLD_LOCAL`), every function and export wrapper
+//! resolved, the absolute trap table built (sorted by pc) and the initial
+//! global values prepared.
+//!
+//! `dlopen` of the same path returns the same handle, so artifacts are
+//! stored by content hash ([`Module::from_artifact_bytes`]) and a file is
+//! never rewritten once written.
+
+use crate::vmctx::TrapEntry;
+use myriad_codegen::abi::{self, FuncType, Metadata, MetadataError};
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+
+/// Why an artifact was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// Reading or writing the file failed.
+    #[error("cannot access artifact {path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// A marker is missing or duplicated: not a Myriad artifact.
+    #[error("{path} is not a Myriad artifact: {reason}")]
+    NotAnArtifact {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: &'static str,
+    },
+    /// The artifact hash does not match its contents.
+    #[error("artifact {path} is corrupt or was modified: hash is {found:016x}, the artifact says {expected:016x}")]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// Hash stored in the file.
+        expected: u64,
+        /// Hash computed over the file.
+        found: u64,
+    },
+    /// The metadata blob was refused.
+    #[error("artifact {path} has unusable metadata: {source}")]
+    Metadata {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: MetadataError,
+    },
+    /// Compiled for another CPU or target.
+    #[error(
+        "artifact {path} was compiled for another CPU/target (fingerprint {artifact:016x}, this host is {host:016x}); recompile it here"
+    )]
+    Fingerprint {
+        /// The file.
+        path: PathBuf,
+        /// Fingerprint recorded in the artifact.
+        artifact: u64,
+        /// This host's fingerprint.
+        host: u64,
+    },
+    /// `dlopen` failed.
+    #[error("cannot load artifact {path}: {source}")]
+    Dlopen {
+        /// The file.
+        path: PathBuf,
+        /// The loader's error.
+        source: libloading::Error,
+    },
+    /// A symbol the metadata promises is not in the library.
+    #[error("artifact {path} lacks symbol {symbol}: {source}")]
+    MissingSymbol {
+        /// The file.
+        path: PathBuf,
+        /// The symbol.
+        symbol: String,
+        /// The loader's error.
+        source: libloading::Error,
+    },
+    /// The metadata is inconsistent with what the runtime can run.
+    #[error("artifact {path} is unusable: {reason}")]
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// Compiling the wasm failed.
+    #[error("compilation failed: {0}")]
+    Compile(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+/// An export as the runtime calls it.
+#[derive(Clone, Debug)]
+pub(crate) struct ExportInfo {
+    /// Address of the array-call wrapper.
+    pub wrapper: usize,
+    /// Signature.
+    pub ty: FuncType,
+}
+
+/// A loaded artifact. `Send + Sync`; share it as `Arc<Module>`.
+pub struct Module {
+    path: PathBuf,
+    hash: u64,
+    metadata: Metadata,
+    funcs: Vec<usize>,
+    exports: HashMap<String, ExportInfo>,
+    start: usize,
+    trap_table: Box<[TrapEntry]>,
+    globals_init: Box<[u64]>,
+    // Last: unloaded after everything that points into it.
+    _lib: Option<libloading::os::unix::Library>,
+}
+
+// SAFETY: after loading, a Module is immutable; the addresses it holds point
+// into the library it owns, which stays loaded until the Module drops.
+unsafe impl Send for Module {}
+// SAFETY: as above; no interior mutability.
+unsafe impl Sync for Module {}
+
+/// The fingerprint this host's compiler produces.
+pub fn host_fingerprint() -> u64 {
+    myriad_codegen::host_fingerprint()
+}
+
+/// The checked parts of an artifact file.
+struct Checked {
+    hash: u64,
+    metadata: Metadata,
+}
+
+fn check_bytes(path: &Path, file: &[u8], host_fp: u64) -> Result<Checked, LoadError> {
+    let not = |reason| LoadError::NotAnArtifact {
+        path: path.to_owned(),
+        reason,
+    };
+    let hash_at = abi::find_marker(file, &abi::HASH_MARKER).ok_or_else(|| not("hash marker missing or duplicated"))?;
+    let meta_at =
+        abi::find_marker(file, &abi::METADATA_MARKER).ok_or_else(|| not("metadata marker missing or duplicated"))?;
+    let cell = hash_at + abi::HASH_MARKER.len();
+    let stored = file
+        .get(cell..cell + 8)
+        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+        .ok_or_else(|| not("hash cell truncated"))?;
+    let found = abi::artifact_hash(file, hash_at);
+    if found != stored {
+        return Err(LoadError::Corrupt {
+            path: path.to_owned(),
+            expected: stored,
+            found,
+        });
+    }
+    let len_at = meta_at + abi::METADATA_MARKER.len();
+    let meta_len = file
+        .get(len_at..len_at + 4)
+        .map(|b| u32::from_le_bytes(b.try_into().unwrap_or([0; 4])) as usize)
+        .ok_or_else(|| not("metadata length truncated"))?;
+    let blob = file.get(len_at + 4..len_at + 4 + meta_len).ok_or(LoadError::Metadata {
+        path: path.to_owned(),
+        source: MetadataError::Truncated,
+    })?;
+    let metadata = Metadata::decode(blob).map_err(|source| LoadError::Metadata {
+        path: path.to_owned(),
+        source,
+    })?;
+    if metadata.fingerprint != host_fp {
+        return Err(LoadError::Fingerprint {
+            path: path.to_owned(),
+            artifact: metadata.fingerprint,
+            host: host_fp,
+        });
+    }
+    Ok(Checked { hash: stored, metadata })
+}
+
+impl Module {
+    /// Load and check an artifact file (see the module docs for the checks).
+    pub fn from_file(path: &Path) -> Result<Module, LoadError> {
+        Self::from_file_with_fingerprint(path, host_fingerprint())
+    }
+
+    /// [`Module::from_file`] against an explicit host fingerprint (tests,
+    /// cross-checking tools).
+    pub fn from_file_with_fingerprint(path: &Path, host_fp: u64) -> Result<Module, LoadError> {
+        let file = std::fs::read(path).map_err(|source| LoadError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let Checked { hash, metadata } = check_bytes(path, &file, host_fp)?;
+        drop(file);
+        // SAFETY: loading runs the library's initialisers; Myriad artifacts
+        // are produced by our compiler (integrity-checked above) and have
+        // none beyond the linker's defaults.
+        let lib = unsafe { libloading::os::unix::Library::open(Some(path), libc::RTLD_NOW | libc::RTLD_LOCAL) }
+            .map_err(|source| LoadError::Dlopen {
+                path: path.to_owned(),
+                source,
+            })?;
+        let sym = |name: String| -> Result<usize, LoadError> {
+            // SAFETY: we only take the address; nothing is called here.
+            match unsafe { lib.get::<*const u8>(name.as_str()) } {
+                Ok(s) => Ok(s.into_raw() as usize),
+                Err(source) => Err(LoadError::MissingSymbol {
+                    path: path.to_owned(),
+                    symbol: name,
+                    source,
+                }),
+            }
+        };
+        let mut funcs = Vec::with_capacity(metadata.func_types.len());
+        for i in 0..metadata.func_types.len() as u32 {
+            funcs.push(sym(abi::func_symbol(i))?);
+        }
+        let mut wrappers = Vec::with_capacity(metadata.exports.len());
+        for e in &metadata.exports {
+            wrappers.push(sym(abi::export_wrapper_symbol(e.func_index))?);
+        }
+        Self::assemble(path.to_owned(), hash, metadata, funcs, wrappers, Some(lib))
+    }
+
+    /// Build a module from code that is already in memory (hand-written
+    /// machine code in tests, or a JIT): `funcs[i]` is the address of
+    /// defined function `i`, `wrappers[j]` that of the array-call wrapper of
+    /// `metadata.exports[j]`. The fingerprint is not checked.
+    ///
+    /// # Safety
+    ///
+    /// The addresses must be code following the Myriad ABI for the
+    /// signatures in `metadata`, and stay valid for the module's life.
+    pub unsafe fn from_raw_parts(metadata: Metadata, funcs: Vec<usize>, wrappers: Vec<usize>) -> Result<Module, LoadError> {
+        let path = PathBuf::from("<raw parts>");
+        if funcs.len() != metadata.func_types.len() || wrappers.len() != metadata.exports.len() {
+            return Err(LoadError::Unsupported {
+                path,
+                reason: "function or wrapper count differs from the metadata".into(),
+            });
+        }
+        Self::assemble(path, 0, metadata, funcs, wrappers, None)
+    }
+
+    fn assemble(
+        path: PathBuf,
+        hash: u64,
+        metadata: Metadata,
+        funcs: Vec<usize>,
+        wrappers: Vec<usize>,
+        lib: Option<libloading::os::unix::Library>,
+    ) -> Result<Module, LoadError> {
+        let unsupported = |reason: String| LoadError::Unsupported {
+            path: path.clone(),
+            reason,
+        };
+        if abi::vmctx::size(metadata.globals.len()) > crate::region::MAX_VMCTX_BYTES {
+            return Err(unsupported(format!(
+                "{} globals are more than a slot's vmctx area holds",
+                metadata.globals.len()
+            )));
+        }
+        if let Some(s) = metadata.start {
+            if s as usize >= funcs.len() {
+                return Err(unsupported("start function index out of range".into()));
+            }
+        }
+        let mut exports = HashMap::new();
+        for (e, wrapper) in metadata.exports.iter().zip(wrappers) {
+            let ty = metadata.types[metadata.func_types[e.func_index as usize] as usize].clone();
+            exports.insert(e.name.clone(), ExportInfo { wrapper, ty });
+        }
+        let mut trap_table = Vec::with_capacity(metadata.traps.len());
+        for t in &metadata.traps {
+            let f = *funcs
+                .get(t.func_index as usize)
+                .ok_or_else(|| unsupported("trap site in an unknown function".into()))?;
+            trap_table.push(TrapEntry {
+                pc: f + t.offset as usize,
+                kind: t.kind as u8,
+            });
+        }
+        trap_table.sort_by_key(|e| e.pc);
+        let start = metadata.start.map(|s| funcs[s as usize]).unwrap_or(0);
+        let globals_init = metadata.globals.iter().map(|g| g.init).collect();
+        Ok(Module {
+            path,
+            hash,
+            metadata,
+            funcs,
+            exports,
+            start,
+            trap_table: trap_table.into_boxed_slice(),
+            globals_init,
+            _lib: lib,
+        })
+    }
+
+    /// Store `bytes` as `<cache_dir>/<hash>.so` (atomically, only if absent)
+    /// and load it. The bytes are checked before anything is written.
+    pub fn from_artifact_bytes(bytes: &[u8], cache_dir: &Path) -> Result<Module, LoadError> {
+        Self::from_artifact_bytes_with_fingerprint(bytes, cache_dir, host_fingerprint())
+    }
+
+    /// [`Module::from_artifact_bytes`] against an explicit host fingerprint.
+    pub fn from_artifact_bytes_with_fingerprint(
+        bytes: &[u8],
+        cache_dir: &Path,
+        host_fp: u64,
+    ) -> Result<Module, LoadError> {
+        let checked = check_bytes(Path::new("<artifact bytes>"), bytes, host_fp)?;
+        let path = cache_dir.join(format!("{:016x}.so", checked.hash));
+        let io = |source| LoadError::Io {
+            path: path.clone(),
+            source,
+        };
+        if !path.exists() {
+            std::fs::create_dir_all(cache_dir).map_err(io)?;
+            static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+            let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let tmp = cache_dir.join(format!(".{:016x}.{}.{}.tmp", checked.hash, std::process::id(), n));
+            std::fs::write(&tmp, bytes).map_err(io)?;
+            // rename replaces the directory entry only; a library already
+            // mapped from an older file of the same name is untouched.
+            if let Err(e) = std::fs::rename(&tmp, &path) {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(io(e));
+            }
+        }
+        Self::from_file_with_fingerprint(&path, host_fp)
+    }
+
+    /// Compile `wasm` and load the result through the cache directory.
+    pub fn compile(
+        wasm: &[u8],
+        config: &myriad_codegen::CompileConfig,
+        cache_dir: &Path,
+    ) -> Result<Module, LoadError> {
+        let bytes = myriad_codegen::compile(wasm, config).map_err(|e| LoadError::Compile(Box::new(e)))?;
+        Self::from_artifact_bytes(&bytes, cache_dir)
+    }
+
+    /// The artifact's metadata.
+    pub fn metadata(&self) -> &Metadata {
+        &self.metadata
+    }
+
+    /// Signature of the export `name`.
+    pub fn export_type(&self, name: &str) -> Option<&FuncType> {
+        self.exports.get(name).map(|e| &e.ty)
+    }
+
+    /// Names of the exported functions.
+    pub fn export_names(&self) -> impl Iterator<Item = &str> {
+        self.exports.keys().map(|s| s.as_str())
+    }
+
+    /// The file this module was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The artifact's content hash.
+    pub fn hash(&self) -> u64 {
+        self.hash
+    }
+
+    /// Absolute addresses of the defined functions.
+    pub fn func_addrs(&self) -> &[usize] {
+        &self.funcs
+    }
+
+    /// The absolute trap table, sorted by pc.
+    pub fn trap_table(&self) -> &[TrapEntry] {
+        &self.trap_table
+    }
+
+    pub(crate) fn export(&self, name: &str) -> Option<&ExportInfo> {
+        self.exports.get(name)
+    }
+
+    pub(crate) fn start_addr(&self) -> usize {
+        self.start
+    }
+
+    pub(crate) fn globals_init(&self) -> &[u64] {
+        &self.globals_init
+    }
+}
+
+impl std::fmt::Debug for Module {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Module")
+            .field("path", &self.path)
+            .field("hash", &format_args!("{:016x}", self.hash))
+            .field("functions", &self.funcs.len())
+            .field("exports", &self.exports.len())
+            .finish()
+    }
+}

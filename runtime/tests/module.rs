@@ -1,0 +1,198 @@
+//! Artifact checks: refusals with the right error, and a real shared
+//! object (built here with `cc` from C following the ABI) that loads and runs.
+
+mod common;
+
+use common::*;
+use myriad_codegen::abi::{self, ValType::*};
+use myriad_runtime::{Instance, LoadError, Module, Outcome, Val};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+fn tmp() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("myriad-runtime-module-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Bytes shaped like an artifact (not an ELF): filler, hash cell, metadata.
+fn fake_artifact(fingerprint: u64) -> Vec<u8> {
+    let mut md = metadata(&[("add", ft(&[I64, I64], &[I64]))], None, vec![]);
+    md.fingerprint = fingerprint;
+    let blob = md.encode();
+    let mut f = b"\x7fELF not really".to_vec();
+    f.extend_from_slice(&abi::HASH_MARKER);
+    f.extend_from_slice(&[0; 8]);
+    f.extend_from_slice(&abi::METADATA_MARKER);
+    f.extend_from_slice(&(blob.len() as u32).to_le_bytes());
+    f.extend_from_slice(&blob);
+    f.extend_from_slice(b"trailer");
+    patch_hash(&mut f);
+    f
+}
+
+fn patch_hash(f: &mut [u8]) {
+    let at = abi::find_marker(f, &abi::HASH_MARKER).unwrap();
+    let h = abi::artifact_hash(f, at);
+    f[at + 16..at + 24].copy_from_slice(&h.to_le_bytes());
+}
+
+fn write(name: &str, bytes: &[u8]) -> PathBuf {
+    let p = tmp().join(name);
+    std::fs::write(&p, bytes).unwrap();
+    p
+}
+
+#[test]
+fn refuses_file_without_markers() {
+    let p = write("plain.so", b"just some bytes");
+    assert!(matches!(Module::from_file(&p), Err(LoadError::NotAnArtifact { .. })));
+}
+
+#[test]
+fn refuses_missing_file() {
+    assert!(matches!(Module::from_file(Path::new("/nonexistent/x.so")), Err(LoadError::Io { .. })));
+}
+
+#[test]
+fn refuses_every_flipped_byte_outside_the_hash_cell() {
+    let good = fake_artifact(0x77);
+    let hash_at = abi::find_marker(&good, &abi::HASH_MARKER).unwrap();
+    // Sanity: the good file passes the checks and fails only at dlopen.
+    let p = write("good.so", &good);
+    assert!(matches!(Module::from_file_with_fingerprint(&p, 0x77), Err(LoadError::Dlopen { .. })));
+    for i in 0..good.len() {
+        if (hash_at + 16..hash_at + 24).contains(&i) {
+            continue;
+        }
+        let mut bad = good.clone();
+        bad[i] ^= 0x01;
+        let p = write("bad.so", &bad);
+        match Module::from_file_with_fingerprint(&p, 0x77) {
+            Err(LoadError::Corrupt { .. }) | Err(LoadError::NotAnArtifact { .. }) => {}
+            other => panic!("flip at {i}: {other:?}"),
+        }
+    }
+    // Flipping the stored hash itself is also corruption.
+    let mut bad = good.clone();
+    bad[hash_at + 16] ^= 1;
+    let p = write("bad2.so", &bad);
+    assert!(matches!(Module::from_file_with_fingerprint(&p, 0x77), Err(LoadError::Corrupt { .. })));
+}
+
+#[test]
+fn refuses_wrong_fingerprint_naming_both() {
+    let p = write("fp.so", &fake_artifact(0xabc));
+    let e = Module::from_file_with_fingerprint(&p, 0xdef).unwrap_err();
+    assert!(matches!(e, LoadError::Fingerprint { artifact: 0xabc, host: 0xdef, .. }));
+    let msg = e.to_string();
+    assert!(msg.contains("0000000000000abc") && msg.contains("0000000000000def"), "{msg}");
+    // And against the real host fingerprint.
+    assert!(matches!(Module::from_file(&p), Err(LoadError::Fingerprint { .. })));
+}
+
+#[test]
+fn refuses_bad_metadata() {
+    let mut md = metadata(&[("add", ft(&[I64, I64], &[I64]))], None, vec![]);
+    md.abi_version = abi::ABI_VERSION + 1;
+    let blob = md.encode();
+    let mut f = abi::HASH_MARKER.to_vec();
+    f.extend_from_slice(&[0; 8]);
+    f.extend_from_slice(&abi::METADATA_MARKER);
+    f.extend_from_slice(&(blob.len() as u32).to_le_bytes());
+    f.extend_from_slice(&blob);
+    patch_hash(&mut f);
+    let p = write("abi.so", &f);
+    assert!(matches!(
+        Module::from_file(&p),
+        Err(LoadError::Metadata { source: abi::MetadataError::AbiVersion { .. }, .. })
+    ));
+}
+
+/// Build a real artifact from C: `add` and a fuel-checking `spin`.
+fn c_artifact(dir: &Path, fingerprint: u64) -> Vec<u8> {
+    let mut md = metadata(
+        &[("add", ft(&[I64, I64], &[I64])), ("spin", ft(&[I64], &[I64]))],
+        mem_pages(1, None, 16),
+        vec![],
+    );
+    md.fingerprint = fingerprint;
+    let blob = md.encode();
+    let mut meta = abi::METADATA_MARKER.to_vec();
+    meta.extend_from_slice(&(blob.len() as u32).to_le_bytes());
+    meta.extend_from_slice(&blob);
+    let mut hash = abi::HASH_MARKER.to_vec();
+    hash.extend_from_slice(&[0; 8]);
+    let arr = |b: &[u8]| b.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
+    let src = format!(
+        r#"
+#include <stdint.h>
+__attribute__((used, visibility("default"))) const unsigned char myriad_artifact_hash[{hl}] = {{{h}}};
+__attribute__((used, visibility("default"))) const unsigned char myriad_metadata[{ml}] = {{{m}}};
+int64_t myriad_func_0(char *vm, int64_t a, int64_t b) {{ return a + b; }}
+int64_t myriad_func_1(char *vm, int64_t n) {{
+  volatile int64_t *fuel = (int64_t *)vm;
+  void (*fe)(char *) = *(void (**)(char *))(vm + 32);
+  int64_t i;
+  for (i = 0; i < n; i++) {{ if (--*fuel < 0) fe(vm); }}
+  return i;
+}}
+void myriad_export_0(char *vm, uint64_t *v) {{ v[0] = myriad_func_0(vm, v[0], v[1]); }}
+void myriad_export_1(char *vm, uint64_t *v) {{ v[0] = myriad_func_1(vm, v[0]); }}
+"#,
+        hl = hash.len(),
+        h = arr(&hash),
+        ml = meta.len(),
+        m = arr(&meta)
+    );
+    let c = dir.join("c_artifact.c");
+    let so = dir.join("c_artifact.built.so");
+    std::fs::write(&c, src).unwrap();
+    let st = std::process::Command::new("cc")
+        .args(["-O2", "-shared", "-fPIC", "-o"])
+        .arg(&so)
+        .arg(&c)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let mut bytes = std::fs::read(&so).unwrap();
+    patch_hash(&mut bytes);
+    bytes
+}
+
+#[test]
+fn c_built_artifact_loads_through_the_cache_and_runs() {
+    let dir = tmp();
+    let bytes = c_artifact(&dir, 0x1234_5678);
+    let cache = dir.join("cache");
+    let m = Arc::new(Module::from_artifact_bytes_with_fingerprint(&bytes, &cache, 0x1234_5678).unwrap());
+    assert!(m.path().starts_with(&cache));
+    assert_eq!(m.export_type("add").unwrap().results, vec![I64]);
+    // Second load of the same bytes reuses the cached file.
+    let m2 = Module::from_artifact_bytes_with_fingerprint(&bytes, &cache, 0x1234_5678).unwrap();
+    assert_eq!(m2.path(), m.path());
+    assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
+
+    let region = test_region(2);
+    let mut a = Instance::new(&region, &m, "add", &[Val::I64(2), Val::I64(3)]).unwrap();
+    assert_eq!(a.resume(u64::MAX / 2), Outcome::Finished(vec![Val::I64(5)]));
+    let mut s = Instance::new(&region, &m, "spin", &[Val::I64(5_000_000)]).unwrap();
+    let mut slices = 0;
+    loop {
+        let d = myriad_runtime::rdtsc() + myriad_runtime::fuel::ns_to_tsc(1000);
+        match s.resume(d) {
+            Outcome::Yielded => slices += 1,
+            o => {
+                assert_eq!(o, Outcome::Finished(vec![Val::I64(5_000_000)]));
+                break;
+            }
+        }
+    }
+    assert!(slices > 5);
+    // A flipped byte in the cached file is caught on the next load.
+    let mut bad = bytes.clone();
+    let n = bad.len() / 2;
+    bad[n] ^= 0xff;
+    let p = write("c_bad.so", &bad);
+    assert!(matches!(Module::from_file_with_fingerprint(&p, 0x1234_5678), Err(LoadError::Corrupt { .. })));
+}
