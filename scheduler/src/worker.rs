@@ -18,6 +18,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
+/// How many slices a worker runs between looks at the injector while its own
+/// queue has work (Tokio uses the same figure for the same reason).
+const GLOBAL_CHECK_INTERVAL: u32 = 61;
+
 /// A runnable instance and its bookkeeping, boxed so queue entries stay one
 /// pointer wide.
 pub(crate) struct Task {
@@ -87,12 +91,21 @@ pub(crate) fn run(index: usize, local: Worker<Box<Task>>, shared: Arc<Shared>) -
         }
     }
     let mut next: Option<Box<Task>> = None;
+    let mut tick: u32 = 0;
     loop {
         if shared.shutdown.load(Ordering::Acquire) {
             drain(next.take(), &local, &shared, &mut m);
             break;
         }
-        let task = match next.take() {
+        tick = tick.wrapping_add(1);
+        // Every GLOBAL_CHECK_INTERVAL slices look at the injector first, so
+        // newly spawned instances do not wait behind a long local queue.
+        let from_global = if tick % GLOBAL_CHECK_INTERVAL == 0 {
+            steal_from_injector(&local, &shared)
+        } else {
+            None
+        };
+        let task = match from_global.or_else(|| next.take()) {
             Some(t) => t,
             None => match find_task(index, &local, &shared, &mut m) {
                 Some(t) => t,
@@ -102,9 +115,11 @@ pub(crate) fn run(index: usize, local: Worker<Box<Task>>, shared: Arc<Shared>) -
                 }
             },
         };
-        next = local.pop();
-        if let Some(n) = &next {
-            n.instance.prefetch();
+        if next.is_none() {
+            next = local.pop();
+            if let Some(n) = &next {
+                n.instance.prefetch();
+            }
         }
         run_slice(task, &local, &shared, &mut m);
     }
@@ -122,12 +137,8 @@ fn find_task(
     if let Some(t) = local.pop() {
         return Some(t);
     }
-    loop {
-        match shared.injector.steal_batch_and_pop(local) {
-            Steal::Success(t) => return Some(t),
-            Steal::Retry => continue,
-            Steal::Empty => break,
-        }
+    if let Some(t) = steal_from_injector(local, shared) {
+        return Some(t);
     }
     let n = shared.stealers.len();
     for k in 1..n {
@@ -144,6 +155,18 @@ fn find_task(
         }
     }
     None
+}
+
+/// Take a batch of newly spawned tasks from the injector into `local`,
+/// returning one of them.
+fn steal_from_injector(local: &Worker<Box<Task>>, shared: &Shared) -> Option<Box<Task>> {
+    loop {
+        match shared.injector.steal_batch_and_pop(local) {
+            Steal::Success(t) => return Some(t),
+            Steal::Retry => continue,
+            Steal::Empty => return None,
+        }
+    }
 }
 
 /// Sleep briefly when there is nothing to run. Spawn wakes a sleeper; the

@@ -136,8 +136,17 @@ fn instances_alternate_fairly() {
     let spin = module(SPIN);
     let s = Scheduler::new(config(1, 8, 50)).unwrap();
     let hs: Vec<_> = (0..4).map(|_| s.spawn(&spin, "run", &[]).unwrap()).collect();
-    std::thread::sleep(Duration::from_millis(300));
-    let slices: Vec<u64> = hs.iter().map(|h| h.stats().slices).collect();
+    // Judge the slices each got between two samples taken once all run
+    // (the later spawns wait a few slices to be taken from the injector).
+    std::thread::sleep(Duration::from_millis(50));
+    let first: Vec<u64> = hs.iter().map(|h| h.stats().slices).collect();
+    assert!(first.iter().all(|&n| n > 0), "not all started: {first:?}");
+    std::thread::sleep(Duration::from_millis(250));
+    let slices: Vec<u64> = hs
+        .iter()
+        .zip(&first)
+        .map(|(h, f)| h.stats().slices - f)
+        .collect();
     let report = s.shutdown();
     let min = *slices.iter().min().unwrap();
     let max = *slices.iter().max().unwrap();
