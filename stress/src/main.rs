@@ -178,6 +178,7 @@ fn main() -> Result<()> {
 
     let mut per_instance: Vec<u64> = handles.iter().map(|h| h.stats().slices).collect();
     per_instance.sort_unstable();
+    let instances_run = per_instance.iter().filter(|&&n| n > 0).count() as u64;
     let spi = (
         per_instance[0],
         per_instance[per_instance.len() / 2],
@@ -214,6 +215,7 @@ fn main() -> Result<()> {
         slices_per_sec: m.slices as f64 / run_s.max(1e-9),
         guest_cpu_share: (m.guest_ns as f64 / wall_ns.max(1.0)).min(1.0),
         slices_per_instance: spi,
+        instances_run,
         finished: m.finished - m.trapped - m.cancelled,
         trapped: m.trapped,
         cancelled: m.cancelled,

@@ -21,6 +21,7 @@ pub struct StressReport {
     pub slices_per_sec: f64,
     pub guest_cpu_share: f64,
     pub slices_per_instance: (u64, u64, u64),
+    pub instances_run: u64,
     pub finished: u64,
     pub trapped: u64,
     pub cancelled: u64,
@@ -49,7 +50,8 @@ impl StressReport {
         let _ = writeln!(s, "slices           {} ({:.0}/s), steals {}", self.slices, self.slices_per_sec, self.steals);
         let _ = writeln!(s, "guest cpu share  {:.1} %", self.guest_cpu_share * 100.0);
         let (mn, md, mx) = self.slices_per_instance;
-        let _ = writeln!(s, "slices/instance  min {mn}, median {md}, max {mx}");
+        let _ = writeln!(s, "slices/instance  min {mn}, median {md}, max {mx}; {} of {} instances ran",
+            self.instances_run, self.instances);
         let _ = writeln!(s, "ended            {} finished, {} trapped, {} cancelled; results checked: {} ok, {} wrong",
             self.finished, self.trapped, self.cancelled, self.checked_ok, self.checked_bad);
         let _ = writeln!(s, "\n{:<12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}   (ns)",
@@ -80,6 +82,7 @@ impl StressReport {
         let _ = writeln!(s, "  \"guest_cpu_share\": {:.4},", self.guest_cpu_share);
         let (mn, md, mx) = self.slices_per_instance;
         let _ = writeln!(s, "  \"slices_per_instance\": {{\"min\": {mn}, \"p50\": {md}, \"max\": {mx}}},");
+        let _ = writeln!(s, "  \"instances_run\": {},", self.instances_run);
         let _ = writeln!(s, "  \"steals\": {},", self.steals);
         let _ = writeln!(s, "  \"finished\": {},", self.finished);
         let _ = writeln!(s, "  \"trapped\": {},", self.trapped);
