@@ -225,6 +225,13 @@ fn main() -> Result<()> {
         metrics: m,
     };
     print!("{}", r.text());
+    if r.instances_run < args.instances as u64 {
+        eprintln!(
+            "warning: only {} of {} instances ran in {:.1} s; figures such as RSS per \
+             instance describe a partial first pass (run longer with --duration-s)",
+            r.instances_run, args.instances, run_s
+        );
+    }
     if let Some(dir) = &args.out {
         r.write(dir).with_context(|| format!("writing the report to {}", dir.display()))?;
         println!("report written to {}", dir.display());
