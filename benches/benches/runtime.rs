@@ -145,7 +145,10 @@ fn fuel_check(c: &mut Criterion) {
     const N: i32 = 1_000_000;
     let mut g = c.benchmark_group("fuel");
     g.throughput(Throughput::Elements(N as u64));
-    for (name, m) in [("one_check_per_iteration", &one), ("two_checks_per_iteration", &two)] {
+    for (name, m) in [
+        ("one_check_per_iteration", &one),
+        ("two_checks_per_iteration", &two),
+    ] {
         g.bench_with_input(BenchmarkId::new("loop_1M", name), m, |b, m| {
             b.iter(|| {
                 let mut i = Instance::new(&r, m, "run", &[Val::I32(N)]).expect("instantiates");

@@ -466,7 +466,9 @@ impl Metadata {
                 .map_err(|_| MetadataError::Malformed("export name is not UTF-8"))?;
             let func_index = r.u32()?;
             if func_index as usize >= func_types.len() {
-                return Err(MetadataError::Malformed("export function index out of range"));
+                return Err(MetadataError::Malformed(
+                    "export function index out of range",
+                ));
             }
             exports.push(Export { name, func_index });
         }
@@ -479,8 +481,7 @@ impl Metadata {
         for _ in 0..r.count()? {
             let func_index = r.u32()?;
             let offset = r.u32()?;
-            let kind =
-                TrapKind::from_code(r.u8()?).ok_or(MetadataError::Malformed("trap kind"))?;
+            let kind = TrapKind::from_code(r.u8()?).ok_or(MetadataError::Malformed("trap kind"))?;
             traps.push(TrapSite {
                 func_index,
                 offset,

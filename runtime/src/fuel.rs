@@ -108,7 +108,11 @@ pub fn fuel_for(rate: u64, remaining: u64) -> i64 {
 /// [`DEFAULT_RATE`]), and the bookkeeping the slow path uses.
 #[inline]
 pub fn begin_slice(vm: &mut VmCtx, now: u64, deadline: u64) {
-    let rate = if vm.fuel_rate == 0 { DEFAULT_RATE } else { vm.fuel_rate };
+    let rate = if vm.fuel_rate == 0 {
+        DEFAULT_RATE
+    } else {
+        vm.fuel_rate
+    };
     let fuel = fuel_for(rate, deadline.saturating_sub(now));
     begin_slice_with_fuel(vm, now, deadline, fuel);
 }
@@ -144,7 +148,9 @@ pub(crate) extern "C" fn fuel_slow_path(vmctx: *mut VmCtx) -> u32 {
         (3 * sample + vm.fuel_rate) / 4
     };
     vm.fuel_rate = rate;
-    if now.saturating_add(EARLY_YIELD_CYCLES) >= vm.deadline_tsc || vm.cancel.load(Ordering::Relaxed) != 0 {
+    if now.saturating_add(EARLY_YIELD_CYCLES) >= vm.deadline_tsc
+        || vm.cancel.load(Ordering::Relaxed) != 0
+    {
         vm.yield_tsc = now;
         vm.status = status::YIELDED;
         return 1;

@@ -124,7 +124,10 @@ extern "C" fn memory_grow_impl(vmctx: *mut VmCtx, delta_pages: u64) -> i64 {
     let shift = vm.page_size_log2;
     let old_len = vm.heap_len;
     let old_pages = old_len >> shift;
-    let Some(delta_bytes) = delta_pages.checked_shl(shift).filter(|b| b >> shift == delta_pages) else {
+    let Some(delta_bytes) = delta_pages
+        .checked_shl(shift)
+        .filter(|b| b >> shift == delta_pages)
+    else {
         return -1;
     };
     let Some(new_len) = old_len.checked_add(delta_bytes) else {

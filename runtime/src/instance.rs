@@ -168,8 +168,15 @@ unsafe impl Send for Instance {}
 impl Instance {
     /// Create an instance of `module` in a free slot of `region` that will
     /// run export `export` with `args`.
-    pub fn new(region: &Arc<Region>, module: &Arc<Module>, export: &str, args: &[Val]) -> Result<Instance, InstantiateError> {
-        let info = module.export(export).ok_or_else(|| InstantiateError::NoSuchExport(export.to_owned()))?;
+    pub fn new(
+        region: &Arc<Region>,
+        module: &Arc<Module>,
+        export: &str,
+        args: &[Val],
+    ) -> Result<Instance, InstantiateError> {
+        let info = module
+            .export(export)
+            .ok_or_else(|| InstantiateError::NoSuchExport(export.to_owned()))?;
         let ty = &info.ty;
         for count in [ty.params.len(), ty.results.len()] {
             if count > MAX_VALUES {
@@ -203,7 +210,11 @@ impl Instance {
             None => (0, 0, 16),
             Some(m) => {
                 let ps = m.page_size_log2 as u32;
-                let needed = m.min_pages.checked_shl(ps).filter(|b| b >> ps == m.min_pages).unwrap_or(u64::MAX);
+                let needed = m
+                    .min_pages
+                    .checked_shl(ps)
+                    .filter(|b| b >> ps == m.min_pages)
+                    .unwrap_or(u64::MAX);
                 if needed > capacity {
                     return Err(InstantiateError::MemoryTooLarge { needed, capacity });
                 }
@@ -236,7 +247,10 @@ impl Instance {
             }
         }
         for (index, d) in md.data.iter().enumerate() {
-            if d.offset.checked_add(d.bytes.len() as u64).is_none_or(|end| end > heap_len) {
+            if d.offset
+                .checked_add(d.bytes.len() as u64)
+                .is_none_or(|end| end > heap_len)
+            {
                 return Err(InstantiateError::DataSegmentOutOfBounds {
                     index,
                     offset: d.offset,
@@ -300,11 +314,17 @@ impl Instance {
                 _pad: 0,
                 values,
             });
-            let globals = vm_addr.add(myriad_codegen::abi::vmctx::GLOBALS as usize).cast::<u64>();
+            let globals = vm_addr
+                .add(myriad_codegen::abi::vmctx::GLOBALS as usize)
+                .cast::<u64>();
             let init = module.globals_init();
             std::ptr::copy_nonoverlapping(init.as_ptr(), globals, init.len());
             for d in &md.data {
-                std::ptr::copy_nonoverlapping(d.bytes.as_ptr(), heap_base.add(d.offset as usize), d.bytes.len());
+                std::ptr::copy_nonoverlapping(
+                    d.bytes.as_ptr(),
+                    heap_base.add(d.offset as usize),
+                    d.bytes.len(),
+                );
             }
             (*vm).guest_sp = switch::init_frame(vm_addr as usize, vm);
         }
@@ -379,7 +399,11 @@ impl Instance {
         let vm = unsafe { &*self.vm.as_ptr() };
         match vm.status {
             status::FINISHED => Outcome::Finished(
-                self.results.iter().zip(vm.values.iter()).map(|(t, b)| Val::from_bits(*t, *b)).collect(),
+                self.results
+                    .iter()
+                    .zip(vm.values.iter())
+                    .map(|(t, b)| Val::from_bits(*t, *b))
+                    .collect(),
             ),
             status::TRAPPED => Outcome::Trapped(
                 TrapKind::from_code(vm.trap_kind as u8).unwrap_or(TrapKind::Unreachable),
@@ -533,6 +557,9 @@ impl Drop for Instance {
 
 impl std::fmt::Debug for Instance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Instance").field("slot", &self.slot).field("outcome", &self.outcome()).finish()
+        f.debug_struct("Instance")
+            .field("slot", &self.slot)
+            .field("outcome", &self.outcome())
+            .finish()
     }
 }

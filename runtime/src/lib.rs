@@ -31,6 +31,8 @@ pub mod signals;
 pub mod switch;
 pub mod vmctx;
 
+pub use myriad_codegen::abi::{FuncType, TrapKind, ValType};
+pub use myriad_codegen::CompileConfig;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub use {
     fuel::{rdtsc, tsc_hz},
@@ -39,5 +41,3 @@ pub use {
     region::{Region, RegionConfig, RegionError},
     signals::thread_init,
 };
-pub use myriad_codegen::abi::{FuncType, TrapKind, ValType};
-pub use myriad_codegen::CompileConfig;

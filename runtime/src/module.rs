@@ -144,9 +144,10 @@ fn check_bytes(path: &Path, file: &[u8], host_fp: u64) -> Result<Checked, LoadEr
         path: path.to_owned(),
         reason,
     };
-    let hash_at = abi::find_marker(file, &abi::HASH_MARKER).ok_or_else(|| not("hash marker missing or duplicated"))?;
-    let meta_at =
-        abi::find_marker(file, &abi::METADATA_MARKER).ok_or_else(|| not("metadata marker missing or duplicated"))?;
+    let hash_at = abi::find_marker(file, &abi::HASH_MARKER)
+        .ok_or_else(|| not("hash marker missing or duplicated"))?;
+    let meta_at = abi::find_marker(file, &abi::METADATA_MARKER)
+        .ok_or_else(|| not("metadata marker missing or duplicated"))?;
     let cell = hash_at + abi::HASH_MARKER.len();
     let stored = file
         .get(cell..cell + 8)
@@ -165,10 +166,12 @@ fn check_bytes(path: &Path, file: &[u8], host_fp: u64) -> Result<Checked, LoadEr
         .get(len_at..len_at + 4)
         .map(|b| u32::from_le_bytes(b.try_into().unwrap_or([0; 4])) as usize)
         .ok_or_else(|| not("metadata length truncated"))?;
-    let blob = file.get(len_at + 4..len_at + 4 + meta_len).ok_or(LoadError::Metadata {
-        path: path.to_owned(),
-        source: MetadataError::Truncated,
-    })?;
+    let blob = file
+        .get(len_at + 4..len_at + 4 + meta_len)
+        .ok_or(LoadError::Metadata {
+            path: path.to_owned(),
+            source: MetadataError::Truncated,
+        })?;
     let metadata = Metadata::decode(blob).map_err(|source| LoadError::Metadata {
         path: path.to_owned(),
         source,
@@ -180,7 +183,10 @@ fn check_bytes(path: &Path, file: &[u8], host_fp: u64) -> Result<Checked, LoadEr
             host: host_fp,
         });
     }
-    Ok(Checked { hash: stored, metadata })
+    Ok(Checked {
+        hash: stored,
+        metadata,
+    })
 }
 
 impl Module {
@@ -201,11 +207,13 @@ impl Module {
         // SAFETY: loading runs the library's initialisers; Myriad artifacts
         // are produced by our compiler (integrity-checked above) and have
         // none beyond the linker's defaults.
-        let lib = unsafe { libloading::os::unix::Library::open(Some(path), libc::RTLD_NOW | libc::RTLD_LOCAL) }
-            .map_err(|source| LoadError::Dlopen {
-                path: path.to_owned(),
-                source,
-            })?;
+        let lib = unsafe {
+            libloading::os::unix::Library::open(Some(path), libc::RTLD_NOW | libc::RTLD_LOCAL)
+        }
+        .map_err(|source| LoadError::Dlopen {
+            path: path.to_owned(),
+            source,
+        })?;
         let sym = |name: String| -> Result<usize, LoadError> {
             // SAFETY: we only take the address; nothing is called here.
             match unsafe { lib.get::<*const u8>(name.as_str()) } {
@@ -237,7 +245,11 @@ impl Module {
     ///
     /// The addresses must be code following the Myriad ABI for the
     /// signatures in `metadata`, and stay valid for the module's life.
-    pub unsafe fn from_raw_parts(metadata: Metadata, funcs: Vec<usize>, wrappers: Vec<usize>) -> Result<Module, LoadError> {
+    pub unsafe fn from_raw_parts(
+        metadata: Metadata,
+        funcs: Vec<usize>,
+        wrappers: Vec<usize>,
+    ) -> Result<Module, LoadError> {
         let path = PathBuf::from("<raw parts>");
         if funcs.len() != metadata.func_types.len() || wrappers.len() != metadata.exports.len() {
             return Err(LoadError::Unsupported {
@@ -324,7 +336,12 @@ impl Module {
             std::fs::create_dir_all(cache_dir).map_err(io)?;
             static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
             let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let tmp = cache_dir.join(format!(".{:016x}.{}.{}.tmp", checked.hash, std::process::id(), n));
+            let tmp = cache_dir.join(format!(
+                ".{:016x}.{}.{}.tmp",
+                checked.hash,
+                std::process::id(),
+                n
+            ));
             std::fs::write(&tmp, bytes).map_err(io)?;
             // rename replaces the directory entry only; a library already
             // mapped from an older file of the same name is untouched.
@@ -342,7 +359,8 @@ impl Module {
         config: &myriad_codegen::CompileConfig,
         cache_dir: &Path,
     ) -> Result<Module, LoadError> {
-        let bytes = myriad_codegen::compile(wasm, config).map_err(|e| LoadError::Compile(Box::new(e)))?;
+        let bytes =
+            myriad_codegen::compile(wasm, config).map_err(|e| LoadError::Compile(Box::new(e)))?;
         Self::from_artifact_bytes(&bytes, cache_dir)
     }
 

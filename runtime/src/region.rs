@@ -170,12 +170,18 @@ unsafe impl Sync for Region {}
 
 /// Read `/proc/sys/vm/max_map_count`.
 pub fn max_map_count() -> Option<usize> {
-    std::fs::read_to_string("/proc/sys/vm/max_map_count").ok()?.trim().parse().ok()
+    std::fs::read_to_string("/proc/sys/vm/max_map_count")
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Number of mappings of this process (lines of `/proc/self/maps`).
 pub fn current_map_count() -> usize {
-    std::fs::read_to_string("/proc/self/maps").map(|s| s.lines().count()).unwrap_or(0)
+    std::fs::read_to_string("/proc/self/maps")
+        .map(|s| s.lines().count())
+        .unwrap_or(0)
 }
 
 impl Region {
@@ -184,7 +190,10 @@ impl Region {
     pub fn new(config: RegionConfig) -> Result<Region, RegionError> {
         let page = page_size();
         if config.slots == 0 || config.slots > u32::MAX as usize {
-            return Err(RegionError::InvalidConfig(format!("slots must be 1..=2^32-1, got {}", config.slots)));
+            return Err(RegionError::InvalidConfig(format!(
+                "slots must be 1..=2^32-1, got {}",
+                config.slots
+            )));
         }
         let stack_size = round_up(config.stack_size.max(1), page);
         if stack_size < 2 * crate::instance::STACK_RESERVE {
@@ -197,7 +206,11 @@ impl Region {
         let heap_capacity = round_up(config.heap_capacity, page);
         let guard_size = round_up(config.guard_size, page);
         let stride = stack_size + CTX_AREA + heap_capacity + guard_size;
-        let lead = if config.guard_mode { guard_size.max(page) } else { 0 };
+        let lead = if config.guard_mode {
+            guard_size.max(page)
+        } else {
+            0
+        };
         let len = stride
             .checked_mul(config.slots)
             .and_then(|l| l.checked_add(lead))
@@ -330,7 +343,10 @@ impl Region {
 
     /// Return a slot whose heap is all zero again.
     pub(crate) fn release(&self, slot: u32) {
-        self.free.lock().unwrap_or_else(|e| e.into_inner()).push(slot);
+        self.free
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(slot);
     }
 
     /// Lowest address of `slot` (its stack bottom).
@@ -343,7 +359,10 @@ impl Region {
     /// Address of `slot`'s vmctx (also its stack top): coloured.
     pub fn vmctx_addr(&self, slot: u32) -> *mut u8 {
         // SAFETY: within the slot's ctx area.
-        unsafe { self.slot_base(slot).add(self.stack_size + (slot as usize % COLOURS) * 64) }
+        unsafe {
+            self.slot_base(slot)
+                .add(self.stack_size + (slot as usize % COLOURS) * 64)
+        }
     }
 
     /// Address of `slot`'s heap byte 0.
@@ -364,14 +383,24 @@ impl Region {
         if want > open {
             // SAFETY: inside this slot's heap capacity.
             let rc = unsafe {
-                libc::mprotect(heap.add(open as usize).cast(), (want - open) as usize, libc::PROT_READ | libc::PROT_WRITE)
+                libc::mprotect(
+                    heap.add(open as usize).cast(),
+                    (want - open) as usize,
+                    libc::PROT_READ | libc::PROT_WRITE,
+                )
             };
             if rc != 0 {
                 return Err(std::io::Error::last_os_error());
             }
         } else if want < open {
             // SAFETY: inside this slot's heap capacity.
-            let rc = unsafe { libc::mprotect(heap.add(want as usize).cast(), (open - want) as usize, libc::PROT_NONE) };
+            let rc = unsafe {
+                libc::mprotect(
+                    heap.add(want as usize).cast(),
+                    (open - want) as usize,
+                    libc::PROT_NONE,
+                )
+            };
             if rc != 0 {
                 return Err(std::io::Error::last_os_error());
             }
@@ -383,7 +412,9 @@ impl Region {
     /// Guard mode: record that `slot`'s heap is open up to `open` bytes
     /// (after `memory.grow` opened pages).
     pub(crate) fn note_heap_open(&self, slot: u32, open: u64) {
-        self.state[slot as usize].open.store(open, Ordering::Relaxed);
+        self.state[slot as usize]
+            .open
+            .store(open, Ordering::Relaxed);
     }
 
     /// Zero the first `len` bytes of `slot`'s heap without faulting in
@@ -405,7 +436,11 @@ impl Region {
             return;
         }
         let known = st.resident.load(Ordering::Relaxed);
-        let need = if pages >= 64 { u64::MAX } else { (1u64 << pages) - 1 };
+        let need = if pages >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << pages) - 1
+        };
         if pages <= 64 && known & need == need {
             // Warm: every page is resident; plain memset, no system call.
             // SAFETY: the first `len` bytes of this slot's heap, owned by us.
@@ -440,7 +475,8 @@ impl Region {
             let n = (pages - first).min(vec.len());
             // SAFETY: the range is inside this slot's heap; `vec` has room
             // for `n` entries.
-            let rc = unsafe { libc::mincore(heap.add(first * page).cast(), n * page, vec.as_mut_ptr()) };
+            let rc =
+                unsafe { libc::mincore(heap.add(first * page).cast(), n * page, vec.as_mut_ptr()) };
             for (i, v) in vec.iter().enumerate().take(n) {
                 let p = first + i;
                 let known_page = p < 64 && known & (1 << p) != 0;
@@ -448,7 +484,8 @@ impl Region {
                     let start = p * page;
                     let end = ((p + 1) * page).min(len);
                     // SAFETY: inside the first `len` bytes of our heap.
-                    let bytes = unsafe { std::slice::from_raw_parts_mut(heap.add(start), end - start) };
+                    let bytes =
+                        unsafe { std::slice::from_raw_parts_mut(heap.add(start), end - start) };
                     // A page that was only read maps the shared zero page:
                     // writing it would allocate. Leave all-zero pages alone.
                     if known_page || bytes.iter().any(|b| *b != 0) {

@@ -139,7 +139,12 @@ fn install_handlers() {
             libc::sigemptyset(&mut sa.sa_mask);
             let prev = (*PREV.0.get())[i].as_mut_ptr();
             let rc = libc::sigaction(sig, &sa, prev);
-            assert_eq!(rc, 0, "sigaction failed: {}", std::io::Error::last_os_error());
+            assert_eq!(
+                rc,
+                0,
+                "sigaction failed: {}",
+                std::io::Error::last_os_error()
+            );
         }
     }
 }
@@ -220,7 +225,10 @@ mod tests {
         let t: Vec<TrapEntry> = [10usize, 20, 30, 40, 50]
             .iter()
             .enumerate()
-            .map(|(i, &pc)| TrapEntry { pc, kind: i as u8 + 1 })
+            .map(|(i, &pc)| TrapEntry {
+                pc,
+                kind: i as u8 + 1,
+            })
             .collect();
         // SAFETY: t has t.len() entries.
         unsafe {

@@ -173,7 +173,11 @@ pub unsafe fn init_frame(stack_top: usize, vmctx: *mut VmCtx) -> usize {
 /// # Safety
 ///
 /// As for [`init_frame`].
-pub unsafe fn init_raw_frame(stack_top: usize, f: unsafe extern "C" fn(usize) -> !, arg: usize) -> usize {
+pub unsafe fn init_raw_frame(
+    stack_top: usize,
+    f: unsafe extern "C" fn(usize) -> !,
+    arg: usize,
+) -> usize {
     debug_assert_eq!(stack_top % 16, 0);
     // Layout: frame (56 bytes) then a fake return address slot, so that at
     // f's entry rsp % 16 == 8 like after a call.
@@ -199,9 +203,9 @@ core::arch::global_asm!(
     ".globl myriad_rt_raw_trampoline",
     ".hidden myriad_rt_raw_trampoline",
     "myriad_rt_raw_trampoline:",
-    "pop rax",      // f; rsp now -> [0] (stack_top - 8 after the pop: 16n + 8)
+    "pop rax", // f; rsp now -> [0] (stack_top - 8 after the pop: 16n + 8)
     "mov rdi, r12",
-    "jmp rax",      // as if called: rsp % 16 == 8
+    "jmp rax", // as if called: rsp % 16 == 8
 );
 
 extern "C" {

@@ -2,7 +2,9 @@
 
 use myriad_codegen::CompileConfig;
 use myriad_runtime::fuel::{ns_to_tsc, rdtsc};
-use myriad_runtime::{Instance, InstantiateError, Module, Outcome, Region, RegionConfig, TrapKind, Val};
+use myriad_runtime::{
+    Instance, InstantiateError, Module, Outcome, Region, RegionConfig, TrapKind, Val,
+};
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
@@ -45,7 +47,9 @@ fn cache_dir() -> PathBuf {
 
 fn module_with(guard_bytes: u64) -> Arc<Module> {
     let wasm = wat::parse_str(WAT).unwrap();
-    Arc::new(Module::compile(&wasm, &CompileConfig { guard_bytes }, &cache_dir()).expect("compile+load"))
+    Arc::new(
+        Module::compile(&wasm, &CompileConfig { guard_bytes }, &cache_dir()).expect("compile+load"),
+    )
 }
 
 fn module() -> Arc<Module> {
@@ -83,14 +87,35 @@ fn call(r: &Arc<Region>, name: &str, args: &[Val]) -> Outcome {
 #[test]
 fn results_globals_data_grow() {
     let r = region(4);
-    assert_eq!(call(&r, "add", &[Val::I64(40), Val::I64(2)]), Outcome::Finished(vec![Val::I64(42)]));
-    assert_eq!(call(&r, "sum", &[Val::I64(1000)]), Outcome::Finished(vec![Val::I64(499_500)]));
-    assert_eq!(call(&r, "inc_global", &[]), Outcome::Finished(vec![Val::I32(6)]));
+    assert_eq!(
+        call(&r, "add", &[Val::I64(40), Val::I64(2)]),
+        Outcome::Finished(vec![Val::I64(42)])
+    );
+    assert_eq!(
+        call(&r, "sum", &[Val::I64(1000)]),
+        Outcome::Finished(vec![Val::I64(499_500)])
+    );
+    assert_eq!(
+        call(&r, "inc_global", &[]),
+        Outcome::Finished(vec![Val::I32(6)])
+    );
     // Globals are per instance: a new instance starts from the initial value.
-    assert_eq!(call(&r, "inc_global", &[]), Outcome::Finished(vec![Val::I32(6)]));
-    assert_eq!(call(&r, "data", &[]), Outcome::Finished(vec![Val::I32(b'h' as i32)]));
-    assert_eq!(call(&r, "grow", &[Val::I32(2)]), Outcome::Finished(vec![Val::I32(1), Val::I32(3)]));
-    assert_eq!(call(&r, "grow", &[Val::I32(4)]), Outcome::Finished(vec![Val::I32(-1), Val::I32(1)]));
+    assert_eq!(
+        call(&r, "inc_global", &[]),
+        Outcome::Finished(vec![Val::I32(6)])
+    );
+    assert_eq!(
+        call(&r, "data", &[]),
+        Outcome::Finished(vec![Val::I32(b'h' as i32)])
+    );
+    assert_eq!(
+        call(&r, "grow", &[Val::I32(2)]),
+        Outcome::Finished(vec![Val::I32(1), Val::I32(3)])
+    );
+    assert_eq!(
+        call(&r, "grow", &[Val::I32(4)]),
+        Outcome::Finished(vec![Val::I32(-1), Val::I32(1)])
+    );
 }
 
 #[test]
@@ -107,7 +132,10 @@ fn long_loop_is_preempted_and_finishes() {
     };
     assert_eq!(out, Outcome::Finished(vec![Val::I64(n * (n - 1) / 2)]));
     assert!(slices > 10, "only {slices} slices");
-    eprintln!("sum({n}) took {slices} slices, {} slow-path calls", i.slow_path_calls());
+    eprintln!(
+        "sum({n}) took {slices} slices, {} slow-path calls",
+        i.slow_path_calls()
+    );
 }
 
 #[test]
@@ -130,9 +158,21 @@ fn traps_while_another_instance_continues() {
     assert_eq!(other.resume(rdtsc() + ns_to_tsc(1_000)), Outcome::Yielded);
     let cases: &[(&str, Vec<Val>, TrapKind)] = &[
         ("unreachable", vec![], TrapKind::Unreachable),
-        ("div", vec![Val::I32(1), Val::I32(0)], TrapKind::IntegerDivisionByZero),
-        ("div", vec![Val::I32(i32::MIN), Val::I32(-1)], TrapKind::IntegerOverflow),
-        ("load", vec![Val::I32(65536 - 4 + 1)], TrapKind::HeapOutOfBounds),
+        (
+            "div",
+            vec![Val::I32(1), Val::I32(0)],
+            TrapKind::IntegerDivisionByZero,
+        ),
+        (
+            "div",
+            vec![Val::I32(i32::MIN), Val::I32(-1)],
+            TrapKind::IntegerOverflow,
+        ),
+        (
+            "load",
+            vec![Val::I32(65536 - 4 + 1)],
+            TrapKind::HeapOutOfBounds,
+        ),
         ("load", vec![Val::I32(-1)], TrapKind::HeapOutOfBounds),
         ("rec", vec![Val::I32(0)], TrapKind::StackOverflow),
     ];
@@ -141,15 +181,27 @@ fn traps_while_another_instance_continues() {
         assert_eq!(run(&mut t), Outcome::Trapped(*kind), "{name} {args:?}");
         assert_eq!(other.resume(rdtsc() + ns_to_tsc(1_000)), Outcome::Yielded);
     }
-    assert_eq!(call(&r, "load", &[Val::I32(65536 - 4)]), Outcome::Finished(vec![Val::I32(0)]));
-    assert_eq!(run(&mut other), Outcome::Finished(vec![Val::I64(n * (n - 1) / 2)]));
+    assert_eq!(
+        call(&r, "load", &[Val::I32(65536 - 4)]),
+        Outcome::Finished(vec![Val::I32(0)])
+    );
+    assert_eq!(
+        run(&mut other),
+        Outcome::Finished(vec![Val::I64(n * (n - 1) / 2)])
+    );
 }
 
 #[test]
 fn heap_is_clean_for_the_next_instance() {
     let r = region(1);
-    assert!(matches!(call(&r, "store", &[Val::I32(1000), Val::I32(77)]), Outcome::Finished(_)));
-    assert_eq!(call(&r, "load", &[Val::I32(1000)]), Outcome::Finished(vec![Val::I32(0)]));
+    assert!(matches!(
+        call(&r, "store", &[Val::I32(1000), Val::I32(77)]),
+        Outcome::Finished(_)
+    ));
+    assert_eq!(
+        call(&r, "load", &[Val::I32(1000)]),
+        Outcome::Finished(vec![Val::I32(0)])
+    );
 }
 
 #[test]
@@ -159,9 +211,15 @@ fn thousands_of_cycles() {
     let t0 = std::time::Instant::now();
     for k in 0..5000i64 {
         let mut i = Instance::new(&r, &m, "add", &[Val::I64(k), Val::I64(1)]).unwrap();
-        assert_eq!(i.resume(u64::MAX / 2), Outcome::Finished(vec![Val::I64(k + 1)]));
+        assert_eq!(
+            i.resume(u64::MAX / 2),
+            Outcome::Finished(vec![Val::I64(k + 1)])
+        );
     }
-    eprintln!("5000 compiled instantiate+run+teardown cycles: {:?}", t0.elapsed());
+    eprintln!(
+        "5000 compiled instantiate+run+teardown cycles: {:?}",
+        t0.elapsed()
+    );
     assert_eq!(r.free_slots(), 16);
 }
 

@@ -30,7 +30,11 @@ fn instantiate_errors() {
     );
     assert!(matches!(
         Instance::new(&region, &m, "add", &[Val::I64(1)]).unwrap_err(),
-        InstantiateError::ArgumentCount { expected: 2, given: 1, .. }
+        InstantiateError::ArgumentCount {
+            expected: 2,
+            given: 1,
+            ..
+        }
     ));
     assert!(matches!(
         Instance::new(&region, &m, "add", &[Val::I64(1), Val::I32(1)]).unwrap_err(),
@@ -53,7 +57,10 @@ fn instantiate_errors() {
     );
     assert!(matches!(
         Instance::new(&small, &m, "add", &[Val::I64(1), Val::I64(1)]).unwrap_err(),
-        InstantiateError::MemoryTooLarge { needed: 16384, capacity: 8192 }
+        InstantiateError::MemoryTooLarge {
+            needed: 16384,
+            capacity: 8192
+        }
     ));
 }
 
@@ -104,15 +111,28 @@ fn host_calls_run_on_the_worker_stack() {
     let region = test_region(1);
     let m = test_module();
     let mut i = Instance::new(&region, &m, "host_sp", &[]).unwrap();
-    let Outcome::Finished(v) = i.resume(FAR) else { panic!() };
-    let (Val::I64(host), Val::I64(guest)) = (v[0], v[1]) else { panic!() };
+    let Outcome::Finished(v) = i.resume(FAR) else {
+        panic!()
+    };
+    let (Val::I64(host), Val::I64(guest)) = (v[0], v[1]) else {
+        panic!()
+    };
     let (base, len) = region.mapping();
     let in_region = |a: i64| (a as usize) >= base && (a as usize) < base + len;
-    assert!(in_region(guest), "guest sp {guest:#x} should be on the instance stack");
-    assert!(!in_region(host), "host call sp {host:#x} must not be on the instance stack");
+    assert!(
+        in_region(guest),
+        "guest sp {guest:#x} should be on the instance stack"
+    );
+    assert!(
+        !in_region(host),
+        "host call sp {host:#x} must not be on the instance stack"
+    );
     assert_eq!(host % 16, 0, "host stack misaligned at call");
     let here = rsp();
-    assert!((host as usize) < here && here - (host as usize) < 1 << 20, "host call not near this thread's stack");
+    assert!(
+        (host as usize) < here && here - (host as usize) < 1 << 20,
+        "host call not near this thread's stack"
+    );
 }
 
 #[test]
@@ -148,16 +168,25 @@ fn memory_grow_within_max() {
     let region = test_region(1);
     let m = test_module();
     let mut i = Instance::new(&region, &m, "grow", &[Val::I64(3)]).unwrap();
-    assert_eq!(i.resume(FAR), Outcome::Finished(vec![Val::I64(4), Val::I64(7 * 4096)]));
+    assert_eq!(
+        i.resume(FAR),
+        Outcome::Finished(vec![Val::I64(4), Val::I64(7 * 4096)])
+    );
     drop(i);
     let mut i = Instance::new(&region, &m, "grow", &[Val::I64(5)]).unwrap();
-    assert_eq!(i.resume(FAR), Outcome::Finished(vec![Val::I64(-1), Val::I64(4 * 4096)]));
+    assert_eq!(
+        i.resume(FAR),
+        Outcome::Finished(vec![Val::I64(-1), Val::I64(4 * 4096)])
+    );
 }
 
 fn resident(p: *const u8, pages: usize) -> Vec<bool> {
     let mut v = vec![0u8; pages];
     // SAFETY: p is page aligned and the range is mapped (our region).
-    assert_eq!(unsafe { libc::mincore(p as *mut _, pages * 4096, v.as_mut_ptr()) }, 0);
+    assert_eq!(
+        unsafe { libc::mincore(p as *mut _, pages * 4096, v.as_mut_ptr()) },
+        0
+    );
     v.iter().map(|b| b & 1 != 0).collect()
 }
 
@@ -210,7 +239,9 @@ fn thousands_of_cycles_reuse_slots() {
     eprintln!("5000 instantiate+run+teardown: {:?}", t0.elapsed());
     assert_eq!(region.free_slots(), 8);
     let maps_before = region_mappings(&region);
-    let all: Vec<_> = (0..8).map(|k| Instance::new(&region, &m, "add", &[Val::I64(k), Val::I64(1)]).unwrap()).collect();
+    let all: Vec<_> = (0..8)
+        .map(|k| Instance::new(&region, &m, "add", &[Val::I64(k), Val::I64(1)]).unwrap())
+        .collect();
     assert_eq!(region.free_slots(), 0);
     assert_eq!(region_mappings(&region), maps_before);
     assert_eq!(maps_before, 1);
@@ -252,7 +283,10 @@ fn guard_mode_faults_past_heap_end_and_grow_opens_pages() {
     assert_eq!(i.resume(FAR), Outcome::Trapped(TrapKind::HeapOutOfBounds));
     drop(i);
     let mut g = Instance::new(&region, &m, "grow", &[Val::I64(2)]).unwrap();
-    assert_eq!(g.resume(FAR), Outcome::Finished(vec![Val::I64(4), Val::I64(6 * 4096)]));
+    assert_eq!(
+        g.resume(FAR),
+        Outcome::Finished(vec![Val::I64(4), Val::I64(6 * 4096)])
+    );
     assert_eq!(g.memory().len(), 6 * 4096);
     assert!(g.memory().iter().all(|b| *b == 0));
     drop(g);
@@ -297,7 +331,8 @@ fn mapping_rss_kib(addr: usize) -> u64 {
     for line in smaps.lines() {
         let first = line.split_whitespace().next().unwrap_or("");
         if let Some((lo, hi)) = first.split_once('-') {
-            if let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16)) {
+            if let (Ok(lo), Ok(hi)) = (usize::from_str_radix(lo, 16), usize::from_str_radix(hi, 16))
+            {
                 inside = (lo..hi).contains(&addr);
                 continue;
             }
@@ -317,8 +352,18 @@ fn region_mappings(region: &Region) -> usize {
     std::fs::read_to_string("/proc/self/maps")
         .unwrap()
         .lines()
-        .filter_map(|l| l.split_whitespace().next()?.split_once('-').map(|(a, b)| (a.to_owned(), b.to_owned())))
-        .filter_map(|(a, b)| Some((usize::from_str_radix(&a, 16).ok()?, usize::from_str_radix(&b, 16).ok()?)))
+        .filter_map(|l| {
+            l.split_whitespace()
+                .next()?
+                .split_once('-')
+                .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        })
+        .filter_map(|(a, b)| {
+            Some((
+                usize::from_str_radix(&a, 16).ok()?,
+                usize::from_str_radix(&b, 16).ok()?,
+            ))
+        })
         .filter(|&(lo, hi)| lo < base + len && hi > base)
         .count()
 }

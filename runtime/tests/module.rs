@@ -46,12 +46,18 @@ fn write(name: &str, bytes: &[u8]) -> PathBuf {
 #[test]
 fn refuses_file_without_markers() {
     let p = write("plain.so", b"just some bytes");
-    assert!(matches!(Module::from_file(&p), Err(LoadError::NotAnArtifact { .. })));
+    assert!(matches!(
+        Module::from_file(&p),
+        Err(LoadError::NotAnArtifact { .. })
+    ));
 }
 
 #[test]
 fn refuses_missing_file() {
-    assert!(matches!(Module::from_file(Path::new("/nonexistent/x.so")), Err(LoadError::Io { .. })));
+    assert!(matches!(
+        Module::from_file(Path::new("/nonexistent/x.so")),
+        Err(LoadError::Io { .. })
+    ));
 }
 
 #[test]
@@ -60,7 +66,10 @@ fn refuses_every_flipped_byte_outside_the_hash_cell() {
     let hash_at = abi::find_marker(&good, &abi::HASH_MARKER).unwrap();
     // Sanity: the good file passes the checks and fails only at dlopen.
     let p = write("good.so", &good);
-    assert!(matches!(Module::from_file_with_fingerprint(&p, 0x77), Err(LoadError::Dlopen { .. })));
+    assert!(matches!(
+        Module::from_file_with_fingerprint(&p, 0x77),
+        Err(LoadError::Dlopen { .. })
+    ));
     for i in 0..good.len() {
         if (hash_at + 16..hash_at + 24).contains(&i) {
             continue;
@@ -77,18 +86,34 @@ fn refuses_every_flipped_byte_outside_the_hash_cell() {
     let mut bad = good.clone();
     bad[hash_at + 16] ^= 1;
     let p = write("bad2.so", &bad);
-    assert!(matches!(Module::from_file_with_fingerprint(&p, 0x77), Err(LoadError::Corrupt { .. })));
+    assert!(matches!(
+        Module::from_file_with_fingerprint(&p, 0x77),
+        Err(LoadError::Corrupt { .. })
+    ));
 }
 
 #[test]
 fn refuses_wrong_fingerprint_naming_both() {
     let p = write("fp.so", &fake_artifact(0xabc));
     let e = Module::from_file_with_fingerprint(&p, 0xdef).unwrap_err();
-    assert!(matches!(e, LoadError::Fingerprint { artifact: 0xabc, host: 0xdef, .. }));
+    assert!(matches!(
+        e,
+        LoadError::Fingerprint {
+            artifact: 0xabc,
+            host: 0xdef,
+            ..
+        }
+    ));
     let msg = e.to_string();
-    assert!(msg.contains("0000000000000abc") && msg.contains("0000000000000def"), "{msg}");
+    assert!(
+        msg.contains("0000000000000abc") && msg.contains("0000000000000def"),
+        "{msg}"
+    );
     // And against the real host fingerprint.
-    assert!(matches!(Module::from_file(&p), Err(LoadError::Fingerprint { .. })));
+    assert!(matches!(
+        Module::from_file(&p),
+        Err(LoadError::Fingerprint { .. })
+    ));
 }
 
 #[test]
@@ -105,14 +130,20 @@ fn refuses_bad_metadata() {
     let p = write("abi.so", &f);
     assert!(matches!(
         Module::from_file(&p),
-        Err(LoadError::Metadata { source: abi::MetadataError::AbiVersion { .. }, .. })
+        Err(LoadError::Metadata {
+            source: abi::MetadataError::AbiVersion { .. },
+            ..
+        })
     ));
 }
 
 /// Build a real artifact from C: `add` and a fuel-checking `spin`.
 fn c_artifact(dir: &Path, fingerprint: u64) -> Vec<u8> {
     let mut md = metadata(
-        &[("add", ft(&[I64, I64], &[I64])), ("spin", ft(&[I64], &[I64]))],
+        &[
+            ("add", ft(&[I64, I64], &[I64])),
+            ("spin", ft(&[I64], &[I64])),
+        ],
         mem_pages(1, None, 16),
         vec![],
     );
@@ -123,7 +154,12 @@ fn c_artifact(dir: &Path, fingerprint: u64) -> Vec<u8> {
     meta.extend_from_slice(&blob);
     let mut hash = abi::HASH_MARKER.to_vec();
     hash.extend_from_slice(&[0; 8]);
-    let arr = |b: &[u8]| b.iter().map(|x| x.to_string()).collect::<Vec<_>>().join(",");
+    let arr = |b: &[u8]| {
+        b.iter()
+            .map(|x| x.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    };
     let src = format!(
         r#"
 #include <stdint.h>
@@ -165,7 +201,9 @@ fn c_built_artifact_loads_through_the_cache_and_runs() {
     let dir = tmp();
     let bytes = c_artifact(&dir, 0x1234_5678);
     let cache = dir.join("cache");
-    let m = Arc::new(Module::from_artifact_bytes_with_fingerprint(&bytes, &cache, 0x1234_5678).unwrap());
+    let m = Arc::new(
+        Module::from_artifact_bytes_with_fingerprint(&bytes, &cache, 0x1234_5678).unwrap(),
+    );
     assert!(m.path().starts_with(&cache));
     assert_eq!(m.export_type("add").unwrap().results, vec![I64]);
     // Second load of the same bytes reuses the cached file.
@@ -194,5 +232,8 @@ fn c_built_artifact_loads_through_the_cache_and_runs() {
     let n = bad.len() / 2;
     bad[n] ^= 0xff;
     let p = write("c_bad.so", &bad);
-    assert!(matches!(Module::from_file_with_fingerprint(&p, 0x1234_5678), Err(LoadError::Corrupt { .. })));
+    assert!(matches!(
+        Module::from_file_with_fingerprint(&p, 0x1234_5678),
+        Err(LoadError::Corrupt { .. })
+    ));
 }

@@ -30,8 +30,14 @@ fn timings() {
         t_new += (t1 - t0).as_nanos();
         t_drop += (t3 - t2).as_nanos();
     }
-    eprintln!("instantiate (16 KiB heap, warm slot): {} ns", t_new / n as u128);
-    eprintln!("teardown (1 dirty page of 4, warm): {} ns", t_drop / n as u128);
+    eprintln!(
+        "instantiate (16 KiB heap, warm slot): {} ns",
+        t_new / n as u128
+    );
+    eprintln!(
+        "teardown (1 dirty page of 4, warm): {} ns",
+        t_drop / n as u128
+    );
     // Teardown when the guest touched all 4 pages (all known resident: memset only).
     let mut t_drop = 0u128;
     for _ in 0..n {
@@ -44,7 +50,10 @@ fn timings() {
         drop(i);
         t_drop += t2.elapsed().as_nanos();
     }
-    eprintln!("teardown (16 KiB all dirty, warm): {} ns", t_drop / n as u128);
+    eprintln!(
+        "teardown (16 KiB all dirty, warm): {} ns",
+        t_drop / n as u128
+    );
 
     // Hot yield + resume round trip (includes the slow path's TSC read).
     let mut i = Instance::new(&region, &m, "spin", &[Val::I64(i64::MAX)]).unwrap();
@@ -53,7 +62,10 @@ fn timings() {
     for _ in 0..k {
         assert_eq!(i.resume_with_fuel(0, 0), Outcome::Yielded);
     }
-    eprintln!("yield+resume round trip (hot, incl. rdtsc): {:.1} ns", t0.elapsed().as_nanos() as f64 / k as f64);
+    eprintln!(
+        "yield+resume round trip (hot, incl. rdtsc): {:.1} ns",
+        t0.elapsed().as_nanos() as f64 / k as f64
+    );
     let heap = region.heap_base(0);
     let mut v = [0u8; 4];
     let t0 = Instant::now();
@@ -61,13 +73,19 @@ fn timings() {
         // SAFETY: our region's heap, page aligned.
         unsafe { libc::mincore(heap.cast(), 4 * 4096, v.as_mut_ptr()) };
     }
-    eprintln!("mincore 4 pages: {:.1} ns", t0.elapsed().as_nanos() as f64 / k as f64);
+    eprintln!(
+        "mincore 4 pages: {:.1} ns",
+        t0.elapsed().as_nanos() as f64 / k as f64
+    );
     let t0 = Instant::now();
     for _ in 0..k {
         // SAFETY: plain syscall.
         unsafe { libc::syscall(libc::SYS_getppid) };
     }
-    eprintln!("getppid syscall: {:.1} ns", t0.elapsed().as_nanos() as f64 / k as f64);
+    eprintln!(
+        "getppid syscall: {:.1} ns",
+        t0.elapsed().as_nanos() as f64 / k as f64
+    );
     let t0 = Instant::now();
     for _ in 0..k {
         std::hint::black_box(myriad_runtime::rdtsc());

@@ -24,7 +24,10 @@ fn maps_in(base: usize, len: usize) -> usize {
         .filter(|l| {
             let r = l.split_whitespace().next().unwrap();
             let (a, b) = r.split_once('-').unwrap();
-            let (a, b) = (usize::from_str_radix(a, 16).unwrap(), usize::from_str_radix(b, 16).unwrap());
+            let (a, b) = (
+                usize::from_str_radix(a, 16).unwrap(),
+                usize::from_str_radix(b, 16).unwrap(),
+            );
             a < base + len && b > base
         })
         .count()
@@ -63,7 +66,10 @@ fn colours_and_layout() {
     assert_eq!(r.stride() % 4096, 0);
     for s in [0u32, 1, 63, 64, 129] {
         let v = r.vmctx_addr(s) as usize;
-        assert_eq!((v - r.slot_base(s) as usize - r.stack_size()) / 64, s as usize % 64);
+        assert_eq!(
+            (v - r.slot_base(s) as usize - r.stack_size()) / 64,
+            s as usize % 64
+        );
         assert_eq!(r.heap_base(s) as usize % 4096, 0);
         assert!(v + myriad_runtime::region::MAX_VMCTX_BYTES <= r.heap_base(s) as usize);
     }

@@ -42,23 +42,43 @@ core::arch::global_asm!(
     ".text",
     ".globl t_check_preserved",
     "t_check_preserved:",
-    "push rbp", "push rbx", "push r12", "push r13", "push r14", "push r15",
+    "push rbp",
+    "push rbx",
+    "push r12",
+    "push r13",
+    "push r14",
+    "push r15",
     "mov rax, rdx",
-    "mov rbx, 0x1111", "mov rbp, 0x2222", "mov r12, 0x3333",
-    "mov r13, 0x4444", "mov r14, 0x5555", "mov r15, 0x6666",
+    "mov rbx, 0x1111",
+    "mov rbp, 0x2222",
+    "mov r12, 0x3333",
+    "mov r13, 0x4444",
+    "mov r14, 0x5555",
+    "mov r15, 0x6666",
     "sub rsp, 8",
     "call rax",
     "add rsp, 8",
     "xor eax, eax",
-    "cmp rbx, 0x1111", "jne 1f",
-    "cmp rbp, 0x2222", "jne 1f",
-    "cmp r12, 0x3333", "jne 1f",
-    "cmp r13, 0x4444", "jne 1f",
-    "cmp r14, 0x5555", "jne 1f",
-    "cmp r15, 0x6666", "jne 1f",
+    "cmp rbx, 0x1111",
+    "jne 1f",
+    "cmp rbp, 0x2222",
+    "jne 1f",
+    "cmp r12, 0x3333",
+    "jne 1f",
+    "cmp r13, 0x4444",
+    "jne 1f",
+    "cmp r14, 0x5555",
+    "jne 1f",
+    "cmp r15, 0x6666",
+    "jne 1f",
     "mov eax, 1",
     "1:",
-    "pop r15", "pop r14", "pop r13", "pop r12", "pop rbx", "pop rbp",
+    "pop r15",
+    "pop r14",
+    "pop r13",
+    "pop r12",
+    "pop rbx",
+    "pop rbp",
     "ret",
 );
 
@@ -90,7 +110,10 @@ fn round_trip_preserves_callee_saved_and_counts() {
             myriad_switch(&raw mut (*p).main_sp, (*p).co_sp);
         }
         let dt = t0.elapsed();
-        eprintln!("switch round trip: {:.1} ns", dt.as_nanos() as f64 / n as f64);
+        eprintln!(
+            "switch round trip: {:.1} ns",
+            dt.as_nanos() as f64 / n as f64
+        );
         assert_eq!((*p).count, 1000 + n);
     }
 }

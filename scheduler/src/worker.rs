@@ -100,7 +100,7 @@ pub(crate) fn run(index: usize, local: Worker<Box<Task>>, shared: Arc<Shared>) -
         tick = tick.wrapping_add(1);
         // Every GLOBAL_CHECK_INTERVAL slices look at the injector first, so
         // newly spawned instances do not wait behind a long local queue.
-        let from_global = if tick % GLOBAL_CHECK_INTERVAL == 0 {
+        let from_global = if tick.is_multiple_of(GLOBAL_CHECK_INTERVAL) {
             steal_from_injector(&local, &shared)
         } else {
             None
@@ -187,14 +187,15 @@ fn idle_wait(shared: &Shared) {
 /// Run one slice of `task`, then requeue or retire it.
 fn run_slice(mut task: Box<Task>, local: &Worker<Box<Task>>, shared: &Shared, m: &mut Metrics) {
     if task.handle.cancel.load(Ordering::Acquire) {
-        retire(task, Err(InstanceError::Cancelled), shared, m);
+        retire(*task, Err(InstanceError::Cancelled), shared, m);
         return;
     }
     let conv = shared.conv;
     task.handle.set_state(InstanceState::Running);
     let t0 = rdtsc();
     if task.slices > 0 {
-        m.gap.saturating_record(conv.ns(t0.saturating_sub(task.last_end)));
+        m.gap
+            .saturating_record(conv.ns(t0.saturating_sub(task.last_end)));
     }
     let deadline = t0 + shared.quantum_tsc;
     let outcome = task.instance.resume(deadline);
@@ -210,7 +211,8 @@ fn run_slice(mut task: Box<Task>, local: &Worker<Box<Task>>, shared: &Shared, m:
             let decided = task.instance.yield_tsc();
             m.overrun
                 .saturating_record(conv.ns(t1.saturating_sub(deadline)));
-            m.switch.saturating_record(conv.ns(t1.saturating_sub(decided)));
+            m.switch
+                .saturating_record(conv.ns(t1.saturating_sub(decided)));
             m.guest_ns += conv.ns(decided.saturating_sub(t0));
             task.handle
                 .publish_stats(task.slices, conv.ns(task.cpu_cycles));
@@ -219,25 +221,25 @@ fn run_slice(mut task: Box<Task>, local: &Worker<Box<Task>>, shared: &Shared, m:
         }
         Outcome::Finished(values) => {
             m.guest_ns += conv.ns(slice);
-            retire(task, Ok(values), shared, m);
+            retire(*task, Ok(values), shared, m);
         }
         Outcome::Trapped(kind) => {
             m.guest_ns += conv.ns(slice);
-            retire(task, Err(InstanceError::Trap(kind)), shared, m);
+            retire(*task, Err(InstanceError::Trap(kind)), shared, m);
         }
     }
 }
 
 /// End a task: tear the instance down (slot back to the region), then
 /// publish the result so a joiner sees the slot already free.
-fn retire(task: Box<Task>, result: InstanceResult, shared: &Shared, m: &mut Metrics) {
+fn retire(task: Task, result: InstanceResult, shared: &Shared, m: &mut Metrics) {
     let Task {
         instance,
         handle,
         slices,
         cpu_cycles,
         ..
-    } = *task;
+    } = task;
     let t = rdtsc();
     drop(instance);
     m.teardown
@@ -263,14 +265,14 @@ fn retire(task: Box<Task>, result: InstanceResult, shared: &Shared, m: &mut Metr
 /// in the injector.
 fn drain(next: Option<Box<Task>>, local: &Worker<Box<Task>>, shared: &Shared, m: &mut Metrics) {
     if let Some(t) = next {
-        retire(t, Err(InstanceError::Cancelled), shared, m);
+        retire(*t, Err(InstanceError::Cancelled), shared, m);
     }
     while let Some(t) = local.pop() {
-        retire(t, Err(InstanceError::Cancelled), shared, m);
+        retire(*t, Err(InstanceError::Cancelled), shared, m);
     }
     loop {
         match shared.injector.steal() {
-            Steal::Success(t) => retire(t, Err(InstanceError::Cancelled), shared, m),
+            Steal::Success(t) => retire(*t, Err(InstanceError::Cancelled), shared, m),
             Steal::Retry => continue,
             Steal::Empty => break,
         }

@@ -2,9 +2,7 @@
 //! preemption, at up to ten thousand instances.
 
 use myriad_runtime::{CompileConfig, Module, TrapKind, Val};
-use myriad_scheduler::{
-    InstanceError, InstanceState, Scheduler, SchedulerConfig, SpawnError,
-};
+use myriad_scheduler::{InstanceError, InstanceState, Scheduler, SchedulerConfig, SpawnError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -102,7 +100,11 @@ fn each_trap_ends_only_its_instance_and_slots_are_reused() {
         }
         assert_eq!(edge.join(), Ok(vec![Val::I32(0)]));
         assert!(s.wait_idle(Duration::from_secs(5)));
-        assert_eq!(s.free_slots(), capacity, "every slot returned after round {round}");
+        assert_eq!(
+            s.free_slots(),
+            capacity,
+            "every slot returned after round {round}"
+        );
     }
 }
 
@@ -135,7 +137,9 @@ fn a_loop_that_never_yields_is_preempted_and_cancelled() {
 fn instances_alternate_fairly() {
     let spin = module(SPIN);
     let s = Scheduler::new(config(1, 8, 50)).unwrap();
-    let hs: Vec<_> = (0..4).map(|_| s.spawn(&spin, "run", &[]).unwrap()).collect();
+    let hs: Vec<_> = (0..4)
+        .map(|_| s.spawn(&spin, "run", &[]).unwrap())
+        .collect();
     // Judge the slices each got between two samples taken once all run
     // (the later spawns wait a few slices to be taken from the injector).
     std::thread::sleep(Duration::from_millis(50));
@@ -184,7 +188,10 @@ fn idle_workers_steal() {
     }
     let report = s.shutdown();
     assert!(report.metrics.steals > 0, "no steals");
-    assert!(report.per_worker.iter().all(|w| w.slices > 0), "a worker never ran");
+    assert!(
+        report.per_worker.iter().all(|w| w.slices > 0),
+        "a worker never ran"
+    );
 }
 
 #[test]
@@ -198,7 +205,10 @@ fn ten_thousand_instances_run_to_completion() {
     .unwrap();
     let t = Instant::now();
     let hs: Vec<_> = (0..n)
-        .map(|i| s.spawn(&sum, "sum", &[Val::I64(10_000 + i as i64)]).unwrap())
+        .map(|i| {
+            s.spawn(&sum, "sum", &[Val::I64(10_000 + i as i64)])
+                .unwrap()
+        })
         .collect();
     assert_eq!(s.live(), n);
     s.start();
@@ -217,14 +227,18 @@ fn ten_thousand_instances_run_to_completion() {
 fn spawn_past_capacity_is_an_error_not_a_hang() {
     let spin = module(SPIN);
     let s = Scheduler::new(config(1, 3, 50)).unwrap();
-    let hs: Vec<_> = (0..3).map(|_| s.spawn(&spin, "run", &[]).unwrap()).collect();
+    let hs: Vec<_> = (0..3)
+        .map(|_| s.spawn(&spin, "run", &[]).unwrap())
+        .collect();
     match s.spawn(&spin, "run", &[]) {
         Err(SpawnError::AtCapacity { capacity: 3 }) => {}
         other => panic!("expected AtCapacity, got {:?}", other.map(|_| ())),
     }
     hs[0].cancel();
     assert_eq!(hs[0].join(), Err(InstanceError::Cancelled));
-    let again = s.spawn(&spin, "run", &[]).expect("a freed slot is reusable");
+    let again = s
+        .spawn(&spin, "run", &[])
+        .expect("a freed slot is reusable");
     drop(again);
     drop(s); // shutdown cancels the rest
     for h in &hs[1..] {
@@ -236,8 +250,17 @@ fn spawn_past_capacity_is_an_error_not_a_hang() {
 fn bad_spawns_are_refused_cleanly() {
     let sum = module(SUM);
     let s = Scheduler::new(config(1, 4, 50)).unwrap();
-    assert!(matches!(s.spawn(&sum, "nope", &[]), Err(SpawnError::Instantiate(_))));
-    assert!(matches!(s.spawn(&sum, "sum", &[]), Err(SpawnError::Instantiate(_))));
-    assert!(matches!(s.spawn(&sum, "sum", &[Val::I32(1)]), Err(SpawnError::Instantiate(_))));
+    assert!(matches!(
+        s.spawn(&sum, "nope", &[]),
+        Err(SpawnError::Instantiate(_))
+    ));
+    assert!(matches!(
+        s.spawn(&sum, "sum", &[]),
+        Err(SpawnError::Instantiate(_))
+    ));
+    assert!(matches!(
+        s.spawn(&sum, "sum", &[Val::I32(1)]),
+        Err(SpawnError::Instantiate(_))
+    ));
     assert_eq!(s.free_slots(), 4);
 }

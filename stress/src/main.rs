@@ -117,7 +117,10 @@ fn main() -> Result<()> {
         )
         .context("compiling the guest")?,
     );
-    eprintln!("compiled {guest_name} in {:.1} ms", t.elapsed().as_secs_f64() * 1e3);
+    eprintln!(
+        "compiled {guest_name} in {:.1} ms",
+        t.elapsed().as_secs_f64() * 1e3
+    );
 
     let sched = Scheduler::new(SchedulerConfig {
         workers,
@@ -143,7 +146,11 @@ fn main() -> Result<()> {
         } else {
             Vec::new()
         };
-        let export = if args.wasm.is_some() { args.export.as_str() } else { "run" };
+        let export = if args.wasm.is_some() {
+            args.export.as_str()
+        } else {
+            "run"
+        };
         let h = sched
             .spawn(&module, export, &params)
             .with_context(|| format!("spawning instance {i}"))?;
@@ -163,11 +170,15 @@ fn main() -> Result<()> {
     let mut rss = rss_bytes();
     let mut maps = mappings();
     while run_start.elapsed() < duration {
-        std::thread::sleep(Duration::from_millis(50).min(duration.saturating_sub(run_start.elapsed())));
+        std::thread::sleep(
+            Duration::from_millis(50).min(duration.saturating_sub(run_start.elapsed())),
+        );
         if sched.live() == 0 {
             break;
         }
-        if run_start.elapsed() + Duration::from_millis(500) >= duration || sched.live() == args.instances {
+        if run_start.elapsed() + Duration::from_millis(500) >= duration
+            || sched.live() == args.instances
+        {
             rss = rss.max(rss_bytes());
             maps = maps.max(mappings());
         }
@@ -233,7 +244,8 @@ fn main() -> Result<()> {
         );
     }
     if let Some(dir) = &args.out {
-        r.write(dir).with_context(|| format!("writing the report to {}", dir.display()))?;
+        r.write(dir)
+            .with_context(|| format!("writing the report to {}", dir.display()))?;
         println!("report written to {}", dir.display());
     }
     if bad > 0 {

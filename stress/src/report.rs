@@ -39,27 +39,51 @@ impl StressReport {
     /// The human-readable report.
     pub fn text(&self) -> String {
         let mut s = String::new();
-        let _ = writeln!(s, "== myriad stress: {} x {} guest, {} workers, quantum {} ns, {:.2} s ==",
-            self.instances, self.guest, self.workers, self.quantum_ns, self.duration_s);
-        let _ = writeln!(s, "spawn            {:.3} s ({:.0} instances/s)", self.spawn_s,
-            self.instances as f64 / self.spawn_s.max(1e-9));
-        let _ = writeln!(s, "rss              {:.1} MiB total, {} per instance (above a {:.1} MiB baseline)",
-            self.rss_bytes as f64 / 1048576.0, kib(self.rss_per_instance_bytes),
-            self.rss_baseline_bytes as f64 / 1048576.0);
+        let _ = writeln!(
+            s,
+            "== myriad stress: {} x {} guest, {} workers, quantum {} ns, {:.2} s ==",
+            self.instances, self.guest, self.workers, self.quantum_ns, self.duration_s
+        );
+        let _ = writeln!(
+            s,
+            "spawn            {:.3} s ({:.0} instances/s)",
+            self.spawn_s,
+            self.instances as f64 / self.spawn_s.max(1e-9)
+        );
+        let _ = writeln!(
+            s,
+            "rss              {:.1} MiB total, {} per instance (above a {:.1} MiB baseline)",
+            self.rss_bytes as f64 / 1048576.0,
+            kib(self.rss_per_instance_bytes),
+            self.rss_baseline_bytes as f64 / 1048576.0
+        );
         let _ = writeln!(s, "mappings         {}", self.mappings);
-        let _ = writeln!(s, "slices           {} ({:.0}/s), steals {}", self.slices, self.slices_per_sec, self.steals);
+        let _ = writeln!(
+            s,
+            "slices           {} ({:.0}/s), steals {}",
+            self.slices, self.slices_per_sec, self.steals
+        );
         let _ = writeln!(s, "guest cpu share  {:.1} %", self.guest_cpu_share * 100.0);
         let (mn, md, mx) = self.slices_per_instance;
-        let _ = writeln!(s, "slices/instance  min {mn}, median {md}, max {mx}; {} of {} instances ran",
-            self.instances_run, self.instances);
+        let _ = writeln!(
+            s,
+            "slices/instance  min {mn}, median {md}, max {mx}; {} of {} instances ran",
+            self.instances_run, self.instances
+        );
         let _ = writeln!(s, "ended            {} finished, {} trapped, {} cancelled; results checked: {} ok, {} wrong",
             self.finished, self.trapped, self.cancelled, self.checked_ok, self.checked_bad);
-        let _ = writeln!(s, "\n{:<12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}   (ns)",
-            "histogram", "count", "p50", "p90", "p99", "p99.9", "max");
+        let _ = writeln!(
+            s,
+            "\n{:<12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}   (ns)",
+            "histogram", "count", "p50", "p90", "p99", "p99.9", "max"
+        );
         for name in HISTOGRAMS {
             let h = Summary::of(self.metrics.histogram(name));
-            let _ = writeln!(s, "{:<12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}",
-                name, h.count, h.p50, h.p90, h.p99, h.p999, h.max);
+            let _ = writeln!(
+                s,
+                "{:<12} {:>10} {:>10} {:>10} {:>10} {:>10} {:>12}",
+                name, h.count, h.p50, h.p90, h.p99, h.p999, h.max
+            );
         }
         s
     }
@@ -75,13 +99,20 @@ impl StressReport {
         let _ = writeln!(s, "  \"spawn_s\": {:.6},", self.spawn_s);
         let _ = writeln!(s, "  \"rss_bytes\": {},", self.rss_bytes);
         let _ = writeln!(s, "  \"rss_baseline_bytes\": {},", self.rss_baseline_bytes);
-        let _ = writeln!(s, "  \"rss_per_instance_bytes\": {:.1},", self.rss_per_instance_bytes);
+        let _ = writeln!(
+            s,
+            "  \"rss_per_instance_bytes\": {:.1},",
+            self.rss_per_instance_bytes
+        );
         let _ = writeln!(s, "  \"mappings\": {},", self.mappings);
         let _ = writeln!(s, "  \"slices\": {},", self.slices);
         let _ = writeln!(s, "  \"slices_per_sec\": {:.1},", self.slices_per_sec);
         let _ = writeln!(s, "  \"guest_cpu_share\": {:.4},", self.guest_cpu_share);
         let (mn, md, mx) = self.slices_per_instance;
-        let _ = writeln!(s, "  \"slices_per_instance\": {{\"min\": {mn}, \"p50\": {md}, \"max\": {mx}}},");
+        let _ = writeln!(
+            s,
+            "  \"slices_per_instance\": {{\"min\": {mn}, \"p50\": {md}, \"max\": {mx}}},"
+        );
         let _ = writeln!(s, "  \"instances_run\": {},", self.instances_run);
         let _ = writeln!(s, "  \"steals\": {},", self.steals);
         let _ = writeln!(s, "  \"finished\": {},", self.finished);
@@ -106,7 +137,10 @@ impl StressReport {
         std::fs::create_dir_all(dir)?;
         std::fs::write(dir.join("summary.json"), self.json())?;
         for name in HISTOGRAMS {
-            std::fs::write(dir.join(format!("{name}.hgrm")), hgrm(self.metrics.histogram(name)))?;
+            std::fs::write(
+                dir.join(format!("{name}.hgrm")),
+                hgrm(self.metrics.histogram(name)),
+            )?;
         }
         Ok(())
     }

@@ -12,14 +12,41 @@ use std::sync::Arc;
 
 core::arch::global_asm!(
     ".text",
-    ".globl t_ud2", "t_ud2:", "nop", ".globl t_ud2_site", "t_ud2_site:", "ud2",
-    ".globl t_segv", "t_segv:", "xor eax, eax", ".globl t_segv_site", "t_segv_site:", "mov rax, qword ptr [rax]", "ret",
-    ".globl t_fpe", "t_fpe:", "xor ecx, ecx", "xor eax, eax", "cdq", ".globl t_fpe_site", "t_fpe_site:", "idiv ecx", "ret",
+    ".globl t_ud2",
+    "t_ud2:",
+    "nop",
+    ".globl t_ud2_site",
+    "t_ud2_site:",
+    "ud2",
+    ".globl t_segv",
+    "t_segv:",
+    "xor eax, eax",
+    ".globl t_segv_site",
+    "t_segv_site:",
+    "mov rax, qword ptr [rax]",
+    "ret",
+    ".globl t_fpe",
+    "t_fpe:",
+    "xor ecx, ecx",
+    "xor eax, eax",
+    "cdq",
+    ".globl t_fpe_site",
+    "t_fpe_site:",
+    "idiv ecx",
+    "ret",
     // Load the byte at heap_base + heap_len (one past the end).
-    ".globl t_oob", "t_oob:", "mov rax, qword ptr [rdi + 16]", "add rax, qword ptr [rdi + 24]",
-    ".globl t_oob_site", "t_oob_site:", "movzx eax, byte ptr [rax]", "ret",
+    ".globl t_oob",
+    "t_oob:",
+    "mov rax, qword ptr [rdi + 16]",
+    "add rax, qword ptr [rdi + 24]",
+    ".globl t_oob_site",
+    "t_oob_site:",
+    "movzx eax, byte ptr [rax]",
+    "ret",
     // A fault that is in no trap table.
-    ".globl t_stray", "t_stray:", "ud2",
+    ".globl t_stray",
+    "t_stray:",
+    "ud2",
 );
 
 extern "C" {
@@ -90,7 +117,9 @@ pub extern "C" fn guest_grow(vm: *mut VmCtx, values: *mut u64) {
 pub fn rsp() -> usize {
     let sp: usize;
     // SAFETY: reads the stack pointer only.
-    unsafe { core::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags)) };
+    unsafe {
+        core::arch::asm!("mov {}, rsp", out(reg) sp, options(nomem, nostack, preserves_flags))
+    };
     sp
 }
 
@@ -121,7 +150,11 @@ pub fn ft(params: &[ValType], results: &[ValType]) -> FuncType {
 
 /// Metadata for a module whose functions each have their own type and are
 /// each exported under the given names.
-pub fn metadata(funcs: &[(&str, FuncType)], memory: Option<MemoryDecl>, traps: Vec<TrapSite>) -> Metadata {
+pub fn metadata(
+    funcs: &[(&str, FuncType)],
+    memory: Option<MemoryDecl>,
+    traps: Vec<TrapSite>,
+) -> Metadata {
     Metadata {
         abi_version: ABI_VERSION,
         fingerprint: 0x5eed,
@@ -154,9 +187,16 @@ pub fn mem_pages(min: u64, max: Option<u64>, log2: u8) -> Option<MemoryDecl> {
 
 /// A module of raw functions: each entry is (export name, type, address),
 /// used both as the function and as its own array-call wrapper.
-pub fn raw_module(funcs: &[(&str, FuncType, usize)], memory: Option<MemoryDecl>, traps: Vec<TrapSite>) -> Arc<Module> {
+pub fn raw_module(
+    funcs: &[(&str, FuncType, usize)],
+    memory: Option<MemoryDecl>,
+    traps: Vec<TrapSite>,
+) -> Arc<Module> {
     let md = metadata(
-        &funcs.iter().map(|(n, t, _)| (*n, t.clone())).collect::<Vec<_>>(),
+        &funcs
+            .iter()
+            .map(|(n, t, _)| (*n, t.clone()))
+            .collect::<Vec<_>>(),
         memory,
         traps,
     );
@@ -180,22 +220,48 @@ pub fn test_module() -> Arc<Module> {
     use ValType::*;
     let traps = vec![
         site(4, addr(t_ud2), addr(t_ud2_site), TrapKind::Unreachable),
-        site(5, addr(t_segv), addr(t_segv_site), TrapKind::HeapOutOfBounds),
-        site(6, addr(t_fpe), addr(t_fpe_site), TrapKind::IntegerDivisionByZero),
+        site(
+            5,
+            addr(t_segv),
+            addr(t_segv_site),
+            TrapKind::HeapOutOfBounds,
+        ),
+        site(
+            6,
+            addr(t_fpe),
+            addr(t_fpe_site),
+            TrapKind::IntegerDivisionByZero,
+        ),
         site(7, addr(t_oob), addr(t_oob_site), TrapKind::HeapOutOfBounds),
     ];
     raw_module(
         &[
-            ("add", ft(&[I64, I64], &[I64]), guest_add as *const () as usize),
+            (
+                "add",
+                ft(&[I64, I64], &[I64]),
+                guest_add as *const () as usize,
+            ),
             ("spin", ft(&[I64], &[I64]), guest_spin as *const () as usize),
-            ("poke", ft(&[I64, I64], &[I64]), guest_poke as *const () as usize),
-            ("grow", ft(&[I64], &[I64, I64]), guest_grow as *const () as usize),
+            (
+                "poke",
+                ft(&[I64, I64], &[I64]),
+                guest_poke as *const () as usize,
+            ),
+            (
+                "grow",
+                ft(&[I64], &[I64, I64]),
+                guest_grow as *const () as usize,
+            ),
             ("ud2", ft(&[], &[]), addr(t_ud2)),
             ("segv", ft(&[], &[]), addr(t_segv)),
             ("fpe", ft(&[], &[]), addr(t_fpe)),
             ("oob", ft(&[], &[I32]), addr(t_oob)),
             ("stray", ft(&[], &[]), addr(t_stray)),
-            ("host_sp", ft(&[], &[I64, I64]), guest_host_sp as *const () as usize),
+            (
+                "host_sp",
+                ft(&[], &[I64, I64]),
+                guest_host_sp as *const () as usize,
+            ),
         ],
         // 4 pages of 4 KiB = 16 KiB, growable to 8 pages.
         mem_pages(4, Some(8), 12),
