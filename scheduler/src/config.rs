@@ -20,7 +20,7 @@ pub struct SchedulerConfig {
     pub heap_capacity: usize,
     /// Guard bytes after each heap.
     pub guard_size: usize,
-    /// Make guard bytes inaccessible with `mprotect` (costs 2-3 mappings per
+    /// Make guard bytes inaccessible with `mprotect` (costs 2 mappings per
     /// slot; needs a raised `vm.max_map_count` for large capacities).
     pub guard_mode: bool,
     /// Pin worker `i` to core `i % cores`.

@@ -42,11 +42,11 @@ struct Args {
     #[arg(long, default_value_t = 8)]
     stack_kib: usize,
     /// Guard after each heap, KiB. Non-zero turns on guard mode (mprotect,
-    /// 2-3 mappings per instance) and lets compiled code elide part of each
+    /// 2 mappings per instance) and lets compiled code elide part of each
     /// bounds check.
     #[arg(long, default_value_t = 0)]
     guard_kib: usize,
-    /// Run this module instead of a built-in guest.
+    /// Run this module (binary `.wasm` or text `.wat`) instead of a built-in guest.
     #[arg(long)]
     wasm: Option<PathBuf>,
     /// Export to run in `--wasm` (no parameters).
@@ -95,10 +95,17 @@ fn main() -> Result<()> {
     let guard_bytes = args.guard_kib * 1024;
 
     let (wasm, guest_name) = match &args.wasm {
-        Some(path) => (
-            std::fs::read(path).with_context(|| format!("reading {}", path.display()))?,
-            path.display().to_string(),
-        ),
+        Some(path) => {
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            // Binary modules pass through unchanged; text is assembled.
+            let wasm = wat::parse_bytes(&bytes)
+                .with_context(|| {
+                    format!("{} is neither a wasm binary nor valid WAT", path.display())
+                })?
+                .into_owned();
+            (wasm, path.display().to_string())
+        }
         None => (
             wat::parse_str(args.guest.wat(heap_bytes)).context("assembling the built-in guest")?,
             args.guest.name().to_string(),
