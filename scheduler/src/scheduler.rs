@@ -84,8 +84,10 @@ impl Scheduler {
             guard_mode: config.guard_mode,
         })?);
         let hz = tsc_hz();
-        let quantum_tsc =
-            ((config.quantum.as_nanos() * u128::from(hz)) / 1_000_000_000).max(1) as u64;
+        // Clamp so `start + quantum` cannot overflow: a huge quantum means
+        // "practically never preempt", not a deadline in the past.
+        let quantum_tsc = ((config.quantum.as_nanos() * u128::from(hz)) / 1_000_000_000)
+            .clamp(1, u128::from(u64::MAX / 4)) as u64;
         let locals: Vec<Worker<Box<Task>>> =
             (0..config.workers).map(|_| Worker::new_fifo()).collect();
         let shared = Arc::new(Shared {
@@ -272,6 +274,7 @@ impl Scheduler {
                 Err(_) => per_worker.push(Metrics::default()),
             }
         }
+        let stranded = worker::cancel_stranded(&self.shared);
         let mut metrics = self
             .shared
             .spawn_metrics
@@ -281,6 +284,7 @@ impl Scheduler {
         for m in &per_worker {
             metrics.merge(m);
         }
+        metrics.merge(&stranded);
         Report {
             metrics,
             workers: per_worker.len(),

@@ -115,7 +115,10 @@ pub(crate) fn run(index: usize, local: Worker<Box<Task>>, shared: Arc<Shared>) -
                 }
             },
         };
-        if next.is_none() {
+        // Hold the next task (to prefetch it) only when another one stays
+        // in the queue: a held task is invisible to thieves, and with few
+        // tasks an idle worker must be able to steal.
+        if next.is_none() && local.len() >= 2 {
             next = local.pop();
             if let Some(n) = &next {
                 n.instance.prefetch();
@@ -197,7 +200,7 @@ fn run_slice(mut task: Box<Task>, local: &Worker<Box<Task>>, shared: &Shared, m:
         m.gap
             .saturating_record(conv.ns(t0.saturating_sub(task.last_end)));
     }
-    let deadline = t0 + shared.quantum_tsc;
+    let deadline = t0.saturating_add(shared.quantum_tsc);
     let outcome = task.instance.resume(deadline);
     let t1 = rdtsc();
     let slice = t1.saturating_sub(t0);
@@ -261,6 +264,29 @@ fn retire(task: Task, result: InstanceResult, shared: &Shared, m: &mut Metrics) 
     }
 }
 
+/// After every worker has stopped: cancel tasks nobody drained (a worker
+/// that could not initialise or that panicked leaves its queue behind), so
+/// no handle's `join` waits forever.
+pub(crate) fn cancel_stranded(shared: &Shared) -> Metrics {
+    let mut m = Metrics::default();
+    cancel_all(|| shared.injector.steal(), shared, &mut m);
+    for stealer in &shared.stealers {
+        cancel_all(|| stealer.steal(), shared, &mut m);
+    }
+    m
+}
+
+/// Retire as cancelled every task `steal` yields until it is empty.
+fn cancel_all(steal: impl Fn() -> Steal<Box<Task>>, shared: &Shared, m: &mut Metrics) {
+    loop {
+        match steal() {
+            Steal::Success(t) => retire(*t, Err(InstanceError::Cancelled), shared, m),
+            Steal::Retry => continue,
+            Steal::Empty => break,
+        }
+    }
+}
+
 /// At shutdown: cancel everything this worker holds and whatever is left
 /// in the injector.
 fn drain(next: Option<Box<Task>>, local: &Worker<Box<Task>>, shared: &Shared, m: &mut Metrics) {
@@ -270,11 +296,5 @@ fn drain(next: Option<Box<Task>>, local: &Worker<Box<Task>>, shared: &Shared, m:
     while let Some(t) = local.pop() {
         retire(*t, Err(InstanceError::Cancelled), shared, m);
     }
-    loop {
-        match shared.injector.steal() {
-            Steal::Success(t) => retire(*t, Err(InstanceError::Cancelled), shared, m),
-            Steal::Retry => continue,
-            Steal::Empty => break,
-        }
-    }
+    cancel_all(|| shared.injector.steal(), shared, m);
 }

@@ -264,3 +264,31 @@ fn bad_spawns_are_refused_cleanly() {
     ));
     assert_eq!(s.free_slots(), 4);
 }
+
+#[test]
+fn two_instances_use_both_workers() {
+    // The worker's held (prefetched) next task is invisible to thieves, so
+    // it must not hold one when that would leave nothing to steal.
+    let spin = module(SPIN);
+    let s = Scheduler::new(config(2, 4, 50)).unwrap();
+    let hs: Vec<_> = (0..2).map(|_| s.spawn(&spin, "run", &[]).unwrap()).collect();
+    std::thread::sleep(Duration::from_millis(300));
+    let report = s.shutdown();
+    let per: Vec<u64> = report.per_worker.iter().map(|w| w.slices).collect();
+    assert!(per.iter().all(|&n| n > 100), "a worker idled: {per:?}");
+    let a = hs[0].stats().slices as f64;
+    let b = hs[1].stats().slices as f64;
+    assert!(a / b > 0.7 && b / a > 0.7, "unequal shares {a} vs {b}");
+}
+
+#[test]
+fn a_huge_quantum_is_harmless() {
+    let sum = module(SUM);
+    let s = Scheduler::new(SchedulerConfig {
+        quantum: Duration::MAX,
+        ..config(1, 2, 1)
+    })
+    .unwrap();
+    let h = s.spawn(&sum, "sum", &[Val::I64(100_000)]).unwrap();
+    assert_eq!(h.join(), Ok(vec![Val::I64(sum_to(100_000))]));
+}
