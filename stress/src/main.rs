@@ -13,6 +13,7 @@ use myriad_scheduler::{InstanceHandle, Scheduler, SchedulerConfig};
 use report::StressReport;
 use std::io::Write as _;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -144,28 +145,64 @@ fn main() -> Result<()> {
 
     let compute = args.wasm.is_none() && args.guest == Guest::Compute;
     let rss_baseline = rss_bytes();
-    let mut handles: Vec<InstanceHandle> = Vec::with_capacity(args.instances);
     let spawn_start = Instant::now();
-    let step = (args.instances / 20).max(1);
-    for i in 0..args.instances {
-        let params: Vec<Val> = if compute {
-            vec![Val::I64(i as i64), Val::I32(args.compute_rounds)]
-        } else {
-            Vec::new()
-        };
-        let export = if args.wasm.is_some() {
-            args.export.as_str()
-        } else {
-            "run"
-        };
-        let h = sched
-            .spawn(&module, export, &params)
-            .with_context(|| format!("spawning instance {i}"))?;
-        handles.push(h);
-        if (i + 1) % step == 0 {
-            eprint!("\rspawned {}/{}", i + 1, args.instances);
+    // Spawn from one thread per worker: the workers are paused, so the
+    // cores are free, and most of a spawn is the first-touch fault on the
+    // slot's stack/vmctx page, which overlaps across threads. Each thread
+    // takes a contiguous range so instance i keeps its seed and position.
+    let export = if args.wasm.is_some() {
+        args.export.as_str()
+    } else {
+        "run"
+    };
+    let spawned = AtomicUsize::new(0);
+    let threads = workers.clamp(1, args.instances);
+    let chunk = args.instances.div_ceil(threads);
+    let parts: Vec<Result<Vec<InstanceHandle>>> = std::thread::scope(|scope| {
+        let joins: Vec<_> = (0..threads)
+            .map(|t| {
+                let (sched, module, spawned) = (&sched, &module, &spawned);
+                let range = t * chunk..((t + 1) * chunk).min(args.instances);
+                let rounds = args.compute_rounds;
+                scope.spawn(move || -> Result<Vec<InstanceHandle>> {
+                    let mut out = Vec::with_capacity(range.len());
+                    for i in range {
+                        let params: Vec<Val> = if compute {
+                            vec![Val::I64(i as i64), Val::I32(rounds)]
+                        } else {
+                            Vec::new()
+                        };
+                        let h = sched
+                            .spawn(module, export, &params)
+                            .with_context(|| format!("spawning instance {i}"))?;
+                        out.push(h);
+                        spawned.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(out)
+                })
+            })
+            .collect();
+        // Progress while the spawners work.
+        while joins.iter().any(|j| !j.is_finished()) {
+            std::thread::sleep(Duration::from_millis(200));
+            eprint!(
+                "\rspawned {}/{}",
+                spawned.load(Ordering::Relaxed),
+                args.instances
+            );
             let _ = std::io::stderr().flush();
         }
+        joins
+            .into_iter()
+            .map(|j| {
+                j.join()
+                    .unwrap_or_else(|_| Err(anyhow::anyhow!("a spawning thread panicked")))
+            })
+            .collect()
+    });
+    let mut handles: Vec<InstanceHandle> = Vec::with_capacity(args.instances);
+    for part in parts {
+        handles.extend(part?);
     }
     let spawn_s = spawn_start.elapsed().as_secs_f64();
     eprintln!("\rspawned {} instances in {:.3} s", args.instances, spawn_s);
