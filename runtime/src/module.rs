@@ -10,9 +10,19 @@
 //! resolved, the absolute trap table built (sorted by pc) and the initial
 //! global values prepared.
 //!
-//! `dlopen` of the same path returns the same handle, so artifacts are
-//! stored by content hash ([`Module::from_artifact_bytes`]) and a file is
-//! never rewritten once written.
+//! The checks run on the bytes read from the file, but `dlopen` opens the
+//! path again, and the dynamic loader hands back the object already loaded
+//! under that path (even if the file was replaced since). So after
+//! `dlopen`, the loaded object's own `abi::HASH_SYMBOL` cell (marker + 8
+//! hash bytes) must equal the hash just verified; otherwise the load is
+//! refused with [`LoadError::ChangedOnDisk`] rather than pairing one
+//! artifact's code with another's metadata. (An initialiser of a file
+//! swapped in between the read and `dlopen` would still have run: keep
+//! artifact directories writable by the runtime only.)
+//!
+//! Because of that path reuse, artifacts are stored by content hash
+//! ([`Module::from_artifact_bytes`]) and a file is never rewritten once
+//! written.
 
 use crate::vmctx::TrapEntry;
 use myriad_codegen::abi::{self, FuncType, Metadata, MetadataError};
@@ -75,6 +85,18 @@ pub enum LoadError {
         path: PathBuf,
         /// The loader's error.
         source: libloading::Error,
+    },
+    /// The object `dlopen` returned is not the artifact whose bytes were
+    /// verified: the file changed between verification and loading, or a
+    /// different artifact was already loaded from the same path.
+    #[error(
+        "artifact {path} changed between verification and loading, or a different artifact was \
+         already loaded from that path; load artifacts by content-hash name \
+         (Module::from_artifact_bytes) and never rewrite a loaded file"
+    )]
+    ChangedOnDisk {
+        /// The file.
+        path: PathBuf,
     },
     /// A symbol the metadata promises is not in the library.
     #[error("artifact {path} lacks symbol {symbol}: {source}")]
@@ -189,6 +211,51 @@ fn check_bytes(path: &Path, file: &[u8], host_fp: u64) -> Result<Checked, LoadEr
     })
 }
 
+/// Check that the object `dlopen` returned carries the hash verified from
+/// the file's bytes: `abi::HASH_SYMBOL` must be an object of at least 24
+/// bytes holding `abi::HASH_MARKER` followed by `hash` (LE).
+fn check_loaded_hash(
+    path: &Path,
+    lib: &libloading::os::unix::Library,
+    hash: u64,
+) -> Result<(), LoadError> {
+    let changed = || LoadError::ChangedOnDisk {
+        path: path.to_owned(),
+    };
+    const CELL: usize = abi::HASH_MARKER.len() + 8;
+    // SAFETY: we only take the symbol's address; nothing is called.
+    let addr = match unsafe { lib.get::<*const u8>(abi::HASH_SYMBOL.as_bytes()) } {
+        Ok(s) => s.into_raw().cast::<u8>(),
+        Err(_) => return Err(changed()),
+    };
+    // Ask the loader for the symbol's size before reading 24 bytes there.
+    let mut info = std::mem::MaybeUninit::<libc::Dl_info>::uninit();
+    let mut sym: *mut libc::c_void = std::ptr::null_mut();
+    // SAFETY: `info` and `sym` are valid out-pointers; RTLD_DL_SYMENT (1)
+    // makes `sym` point to the symbol's `Elf64_Sym` in the loaded object,
+    // which stays loaded while `lib` lives.
+    let size = unsafe {
+        const RTLD_DL_SYMENT: libc::c_int = 1;
+        if libc::dladdr1(addr.cast(), info.as_mut_ptr(), &mut sym, RTLD_DL_SYMENT) == 0
+            || sym.is_null()
+        {
+            return Err(changed());
+        }
+        (*sym.cast::<libc::Elf64_Sym>()).st_size as usize
+    };
+    if size < CELL {
+        return Err(changed());
+    }
+    // SAFETY: `addr` starts a data object of at least CELL bytes in the
+    // loaded library (size checked above), mapped while `lib` lives.
+    let cell = unsafe { std::slice::from_raw_parts(addr, CELL) };
+    let (marker, stored) = cell.split_at(abi::HASH_MARKER.len());
+    if marker != abi::HASH_MARKER || stored != hash.to_le_bytes() {
+        return Err(changed());
+    }
+    Ok(())
+}
+
 impl Module {
     /// Load and check an artifact file (see the module docs for the checks).
     pub fn from_file(path: &Path) -> Result<Module, LoadError> {
@@ -214,6 +281,7 @@ impl Module {
             path: path.to_owned(),
             source,
         })?;
+        check_loaded_hash(path, &lib, hash)?;
         let sym = |name: String| -> Result<usize, LoadError> {
             // SAFETY: we only take the address; nothing is called here.
             match unsafe { lib.get::<*const u8>(name.as_str()) } {

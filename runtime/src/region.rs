@@ -37,8 +37,22 @@
 //! system call). Other pages of small heaps (up to [`SCAN_MAX_PAGES`]) are
 //! scanned for non-zero words: a never-touched page then maps the shared
 //! zero page, which costs no memory, and is only written if the guest wrote
-//! it. Mid-sized heaps ask `mincore` which pages are resident; heaps above
-//! [`DONTNEED_THRESHOLD`] are dropped with `madvise(MADV_DONTNEED)`.
+//! it (reading a swapped-out page brings its data back, so it is zeroed
+//! too).
+//!
+//! Mid-sized heaps (more than [`SCAN_MAX_PAGES`] pages, up to
+//! [`DONTNEED_THRESHOLD`] bytes) ask `mincore` which pages are resident.
+//! Resident and known-dirty pages are scanned and zeroed as above. Runs of
+//! the other pages, non-resident and not known dirty, are released with
+//! `madvise(MADV_DONTNEED)`: such a page is either untouched (no page table
+//! entry, so the call is nearly free) or was dirtied by the guest and then
+//! swapped out (swap, zram), and would read back as the previous tenant's
+//! data if skipped; `MADV_DONTNEED` drops the swap entry. If `mincore`
+//! fails, its range is zeroed with a plain memset.
+//!
+//! Heaps above [`DONTNEED_THRESHOLD`] are dropped whole with
+//! `madvise(MADV_DONTNEED)`. Whenever an `madvise` fails (e.g. `EINVAL` on
+//! `mlock`ed memory), its range is zeroed with a memset instead.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
@@ -429,9 +443,9 @@ impl Region {
         let pages = len.div_ceil(page);
         let st = &self.state[slot as usize];
         if len as u64 > DONTNEED_THRESHOLD {
-            // SAFETY: the heap range of this slot, which we own exclusively.
-            // Anonymous private pages read back as zero after DONTNEED.
-            unsafe { libc::madvise(heap.cast(), pages * page, libc::MADV_DONTNEED) };
+            // SAFETY: the heap range of this slot, which we own exclusively
+            // (its instance is gone; the capacity is page rounded).
+            unsafe { release_or_zero(heap, pages * page, len) };
             st.resident.store(0, Ordering::Relaxed);
             return;
         }
@@ -468,38 +482,117 @@ impl Region {
             st.resident.store(new_known, Ordering::Relaxed);
             return;
         }
-        let mut vec = [0u8; 256];
-        let mut first = 0usize;
-        let mut new_known = known;
-        while first < pages {
-            let n = (pages - first).min(vec.len());
-            // SAFETY: the range is inside this slot's heap; `vec` has room
-            // for `n` entries.
-            let rc =
-                unsafe { libc::mincore(heap.add(first * page).cast(), n * page, vec.as_mut_ptr()) };
-            for (i, v) in vec.iter().enumerate().take(n) {
-                let p = first + i;
-                let known_page = p < 64 && known & (1 << p) != 0;
-                if rc != 0 || known_page || v & 1 != 0 {
-                    let start = p * page;
-                    let end = ((p + 1) * page).min(len);
-                    // SAFETY: inside the first `len` bytes of our heap.
-                    let bytes =
-                        unsafe { std::slice::from_raw_parts_mut(heap.add(start), end - start) };
-                    // A page that was only read maps the shared zero page:
-                    // writing it would allocate. Leave all-zero pages alone.
-                    if known_page || bytes.iter().any(|b| *b != 0) {
-                        bytes.fill(0);
-                        if p < 64 {
-                            new_known |= 1 << p;
-                        }
-                    }
-                }
-            }
-            first += n;
-        }
+        let mincore = |addr: *mut u8, bytes: usize, vec: &mut [u8]| {
+            // SAFETY: `addr..addr + bytes` is inside the heap; `vec` has one
+            // entry per page of it.
+            unsafe { libc::mincore(addr.cast(), bytes, vec.as_mut_ptr()) }
+        };
+        // SAFETY: `heap..heap + len` is this slot's heap, owned by us (its
+        // instance is gone), and `pages * page` bytes of it are mapped.
+        let new_known = unsafe { zero_by_residency(heap, len, known, mincore) };
         st.resident.store(new_known, Ordering::Relaxed);
     }
+}
+
+/// `madvise(MADV_DONTNEED)` the whole pages `at..at + bytes`; if that fails,
+/// zero the first `len` (≤ `bytes`) of them with a memset instead. Bytes
+/// past `len` in the last page are already zero (heap invariant).
+///
+/// # Safety
+///
+/// `at..at + bytes` must be page aligned, inside a private anonymous
+/// mapping, writable, and owned exclusively by the caller.
+unsafe fn release_or_zero(at: *mut u8, bytes: usize, len: usize) {
+    debug_assert!(len <= bytes);
+    // SAFETY: per the contract; anonymous private pages read back as zero
+    // after DONTNEED.
+    let rc = unsafe { libc::madvise(at.cast(), bytes, libc::MADV_DONTNEED) };
+    if rc != 0 {
+        // SAFETY: per the contract, the range is ours and writable.
+        unsafe { std::ptr::write_bytes(at, 0, len) };
+    }
+}
+
+/// The mid-sized heap path of [`Region::zero_heap`]: zero the first `len`
+/// bytes at `heap`, asking `mincore` (passed in so tests can fake the
+/// kernel's answer) which pages are resident. `known` has bit `p` set for
+/// heap pages `p < 64` known to be dirty. Returns the new known bits.
+///
+/// Resident or known pages are scanned and written only if non-zero; runs
+/// of non-resident, unknown pages are dropped with `MADV_DONTNEED` (a
+/// swapped-out page would otherwise keep the old tenant's data); a failed
+/// `mincore` zeroes its range with a memset.
+///
+/// # Safety
+///
+/// `heap` must be page aligned and `heap..heap + len.div_ceil(page) * page`
+/// a writable range of a private anonymous mapping owned by the caller.
+unsafe fn zero_by_residency(
+    heap: *mut u8,
+    len: usize,
+    known: u64,
+    mut mincore: impl FnMut(*mut u8, usize, &mut [u8]) -> libc::c_int,
+) -> u64 {
+    let page = page_size();
+    let pages = len.div_ceil(page);
+    // Byte range `[p * page, min(q * page, len))` of pages `p..q`.
+    let span = |p: usize, q: usize| (p * page, (q * page).min(len));
+    let mut vec = [0u8; 256];
+    let mut first = 0usize;
+    let mut new_known = known;
+    while first < pages {
+        let n = (pages - first).min(vec.len());
+        // SAFETY: pages `first..first + n` are inside the heap.
+        let at = unsafe { heap.add(first * page) };
+        if mincore(at, n * page, &mut vec[..n]) != 0 {
+            // No residency information: zero the whole range (allocates
+            // what was untouched, but this is not expected to happen).
+            let (start, end) = span(first, first + n);
+            // SAFETY: inside the first `len` bytes of our heap.
+            unsafe { std::ptr::write_bytes(heap.add(start), 0, end - start) };
+            for p in first..(first + n).min(64) {
+                new_known |= 1 << p;
+            }
+            first += n;
+            continue;
+        }
+        // Start of the current run of non-resident, unknown pages.
+        let mut run: Option<usize> = None;
+        for (i, v) in vec.iter().enumerate().take(n) {
+            let p = first + i;
+            let known_page = p < 64 && known & (1 << p) != 0;
+            if !known_page && v & 1 == 0 {
+                run.get_or_insert(p);
+                continue;
+            }
+            if let Some(r) = run.take() {
+                let (start, end) = span(r, p);
+                // SAFETY: whole pages `r..p` of our heap; `end - start`
+                // bytes of them lie below `len`.
+                unsafe { release_or_zero(heap.add(start), (p - r) * page, end - start) };
+            }
+            let (start, end) = span(p, p + 1);
+            // SAFETY: inside the first `len` bytes of our heap.
+            let bytes = unsafe { std::slice::from_raw_parts_mut(heap.add(start), end - start) };
+            // A page that was only read maps the shared zero page: writing
+            // it would allocate. Leave all-zero pages alone.
+            if known_page || !is_zero(bytes) {
+                bytes.fill(0);
+                if p < 64 {
+                    new_known |= 1 << p;
+                }
+            }
+        }
+        if let Some(r) = run {
+            let q = first + n;
+            let (start, end) = span(r, q);
+            // SAFETY: whole pages `r..q` of our heap; `end - start` bytes of
+            // them lie below `len`.
+            unsafe { release_or_zero(heap.add(start), (q - r) * page, end - start) };
+        }
+        first += n;
+    }
+    new_known
 }
 
 /// Whether every byte of `bytes` is zero, a machine word at a time.
@@ -516,5 +609,168 @@ impl Drop for Region {
         // SAFETY: the mapping we created; instances hold an Arc<Region>, so
         // none is alive when the region drops.
         unsafe { libc::munmap(self.base.cast(), self.len) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn region(heap_capacity: usize) -> Region {
+        Region::new(RegionConfig {
+            slots: 1,
+            stack_size: 16 * 1024,
+            heap_capacity,
+            guard_size: 0,
+            guard_mode: false,
+        })
+        .expect("region")
+    }
+
+    fn resident(at: *mut u8, pages: usize) -> Vec<bool> {
+        let mut v = vec![0u8; pages];
+        // SAFETY: `at` is page aligned and the range is inside our region.
+        let rc = unsafe { libc::mincore(at.cast(), pages * page_size(), v.as_mut_ptr()) };
+        assert_eq!(rc, 0);
+        v.iter().map(|b| b & 1 != 0).collect()
+    }
+
+    /// # Safety
+    ///
+    /// `at..at + len` must be inside a live region, and the test must own it.
+    unsafe fn slice<'a>(at: *mut u8, len: usize) -> &'a mut [u8] {
+        // SAFETY: per the contract.
+        unsafe { std::slice::from_raw_parts_mut(at, len) }
+    }
+
+    /// Pretend the kernel says every page is non-resident: what a guest's
+    /// dirty page looks like after it was swapped out. The page still holds
+    /// data here, so only `MADV_DONTNEED` makes it zero.
+    #[test]
+    fn non_resident_unknown_pages_are_dropped() {
+        let page = page_size();
+        let pages = 128;
+        let r = region(pages * page);
+        // SAFETY: slot 0's heap of a region this test owns.
+        let heap = unsafe { slice(r.heap_base(0), pages * page) };
+        for p in [3usize, 20, 70, 71, 127] {
+            heap[p * page + 5] = 0xa5;
+        }
+        // SAFETY: slot 0's heap, owned by this test.
+        let known = unsafe {
+            zero_by_residency(r.heap_base(0), pages * page, 0, |_, _, vec| {
+                vec.fill(0);
+                0
+            })
+        };
+        assert_eq!(known, 0);
+        // The pages were dropped, not written (checked before reading them,
+        // which maps the shared zero page).
+        assert!(resident(r.heap_base(0), pages).iter().all(|r| !r));
+        assert!(is_zero(heap), "non-resident pages kept data");
+    }
+
+    #[test]
+    fn resident_pages_beyond_bit_64_are_zeroed_in_place() {
+        let page = page_size();
+        let pages = 100;
+        let r = region(pages * page);
+        // SAFETY: slot 0's heap of a region this test owns.
+        let heap = unsafe { slice(r.heap_base(0), pages * page) };
+        heap[2 * page] = 1;
+        heap[80 * page + 9] = 2;
+        // Odd length: the last page is partial.
+        let len = 90 * page + 17;
+        // SAFETY: slot 0's heap, owned by this test.
+        let known = unsafe {
+            zero_by_residency(r.heap_base(0), len, 0, |a, b, v| {
+                libc::mincore(a.cast(), b, v.as_mut_ptr())
+            })
+        };
+        assert_eq!(known, 1 << 2);
+        assert!(is_zero(heap));
+        let res = resident(r.heap_base(0), pages);
+        assert!(res[2] && res[80], "dirty resident pages are kept warm");
+    }
+
+    #[test]
+    fn mincore_failure_zeroes_with_memset() {
+        let page = page_size();
+        let pages = 70;
+        let r = region(pages * page);
+        // SAFETY: slot 0's heap of a region this test owns.
+        let heap = unsafe { slice(r.heap_base(0), pages * page) };
+        heap[10] = 1;
+        heap[66 * page] = 1;
+        // SAFETY: slot 0's heap, owned by this test.
+        let known = unsafe { zero_by_residency(r.heap_base(0), pages * page, 0, |_, _, _| -1) };
+        assert_eq!(known, u64::MAX);
+        assert!(is_zero(heap));
+    }
+
+    /// `mlock`ed pages refuse `MADV_DONTNEED` (`EINVAL`): the range must be
+    /// zeroed by memset instead, on both madvise paths.
+    #[test]
+    fn failed_madvise_falls_back_to_memset() {
+        let page = page_size();
+        // Mid-size path, with a faked "non-resident" answer.
+        let pages = 100;
+        let r = region(pages * page);
+        // SAFETY: slot 0's heap of a region this test owns.
+        let heap = unsafe { slice(r.heap_base(0), pages * page) };
+        heap[70 * page + 1] = 7;
+        // SAFETY: locking one page of our own mapping.
+        if unsafe { libc::mlock(r.heap_base(0).add(70 * page).cast(), page) } != 0 {
+            eprintln!(
+                "mlock refused ({}); skipped",
+                std::io::Error::last_os_error()
+            );
+            return;
+        }
+        // SAFETY: slot 0's heap, owned by this test.
+        unsafe {
+            zero_by_residency(r.heap_base(0), pages * page, 0, |_, _, vec| {
+                vec.fill(0);
+                0
+            })
+        };
+        assert!(is_zero(heap), "locked page kept data");
+        // Large path.
+        let big = (DONTNEED_THRESHOLD as usize) * 2;
+        let r2 = region(big);
+        // SAFETY: slot 0's heap of a region this test owns.
+        let heap2 = unsafe { slice(r2.heap_base(0), big) };
+        heap2[3] = 1;
+        heap2[big - 1] = 9;
+        // SAFETY: locking one page of our own mapping.
+        let rc = unsafe { libc::mlock(r2.heap_base(0).add(big - page).cast(), page) };
+        assert_eq!(rc, 0);
+        r2.zero_heap(0, big as u64);
+        assert!(is_zero(heap2), "large heap with a locked page kept data");
+        // SAFETY: unlocking what we locked.
+        unsafe {
+            libc::munlock(r.heap_base(0).add(70 * page).cast(), page);
+            libc::munlock(r2.heap_base(0).add(big - page).cast(), page);
+        }
+    }
+
+    #[test]
+    fn mid_size_heap_is_zero_after_zero_heap() {
+        let page = page_size();
+        for pages in [32usize, 128] {
+            let r = region(pages * page);
+            // SAFETY: slot 0's heap of a region this test owns.
+            let heap = unsafe { slice(r.heap_base(0), pages * page) };
+            for p in (0..pages).step_by(7) {
+                heap[p * page + p] = p as u8 | 1;
+            }
+            r.zero_heap(0, (pages * page) as u64);
+            assert!(is_zero(heap), "{pages} pages");
+            // Again, now with known-dirty bits set.
+            heap[pages * page - 1] = 1;
+            heap[page] = 1;
+            r.zero_heap(0, (pages * page) as u64);
+            assert!(is_zero(heap), "{pages} pages, second round");
+        }
     }
 }

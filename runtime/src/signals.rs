@@ -17,10 +17,25 @@
 //! worker's context from `vmctx.host_sp`. No signal mask is ever saved:
 //! the kernel restores the pre-signal mask on the handler's return.
 //!
-//! Any other fault is a real crash: the handler reinstates the disposition
-//! that was there before ours (`SIG_DFL` if none/ignored) and returns, so
-//! the instruction faults again and the process dies as it would have
-//! without Myriad (a signal sent with `kill` is re-raised instead).
+//! Any other fault is not ours, and goes to whatever handled the signal
+//! before Myriad (saved once, at install time): if that was `SIG_DFL` (or
+//! `SIG_IGN`, which cannot ignore a synchronous fault), the handler resets
+//! the signal to `SIG_DFL` and returns, so the instruction faults again and
+//! the process dies as it would have without Myriad (a signal sent with
+//! `kill` is re-raised instead). Otherwise the previous handler (a JVM's, a
+//! GC's, Rust's stack-overflow reporter...) is called directly, with the
+//! same arguments and its own `sa_mask` added to the blocked set, and its
+//! return is ours; Myriad's handler stays installed for every thread. (Its
+//! other flags, such as `SA_RESETHAND` or `SA_NODEFER`, are not emulated.)
+//!
+//! Asynchronous signals must not be delivered while a worker runs on a
+//! guest stack: the kernel would push a signal frame (1–4 KiB of xsave
+//! state + ucontext) and run the handler below the guest's stack-limit
+//! reserve, into the neighbouring slot. Worker threads therefore call
+//! [`block_async_signals`] once at thread start, and embedder threads that
+//! call `Instance::resume` directly must do the same (only SIGILL, SIGSEGV,
+//! SIGBUS and SIGFPE stay deliverable, and those run on the alternate
+//! stack).
 
 use crate::switch;
 use crate::vmctx::{status, TrapEntry, VmCtx};
@@ -42,6 +57,14 @@ pub const ALT_STACK_SIZE: usize = 64 * 1024;
 const SIGNALS: [libc::c_int; 4] = [libc::SIGILL, libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE];
 
 /// Dispositions that were installed before ours, indexed like `SIGNALS`.
+///
+/// Each entry is written exactly once, by `install_handlers` (inside
+/// `INSTALL.call_once`, i.e. at the first [`thread_init`], before any guest
+/// can run) and BEFORE our handler for that signal is installed; it is never
+/// written again. The handler only reads it, which is async-signal-safe: a
+/// plain load of memory that is immutable by the time the handler can run
+/// (the `sigaction` system call that installs the handler orders the write
+/// before any delivery on any thread).
 struct PrevActions(UnsafeCell<[MaybeUninit<libc::sigaction>; 4]>);
 // SAFETY: written once inside `INSTALL.call_once` before our handler can
 // run for that signal, read-only afterwards.
@@ -130,15 +153,25 @@ pub fn thread_ready() -> bool {
 fn install_handlers() {
     for (i, &sig) in SIGNALS.iter().enumerate() {
         // SAFETY: a zeroed sigaction is valid; we fill handler, flags and an
-        // empty mask. PREV is only written here, before our handler for
-        // `sig` exists.
+        // empty mask. PREV[i] is only written here, and completely before
+        // our handler for `sig` exists: glibc copies the old action out only
+        // after the installing system call returns, so the old action is
+        // queried first, then ours is installed.
         unsafe {
+            let prev = (*PREV.0.get())[i].as_mut_ptr();
+            let rc = libc::sigaction(sig, std::ptr::null(), prev);
+            assert_eq!(
+                rc,
+                0,
+                "sigaction failed: {}",
+                std::io::Error::last_os_error()
+            );
+            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
             let mut sa: libc::sigaction = std::mem::zeroed();
             sa.sa_sigaction = handler as *const () as usize;
             sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
             libc::sigemptyset(&mut sa.sa_mask);
-            let prev = (*PREV.0.get())[i].as_mut_ptr();
-            let rc = libc::sigaction(sig, &sa, prev);
+            let rc = libc::sigaction(sig, &sa, std::ptr::null_mut());
             assert_eq!(
                 rc,
                 0,
@@ -147,6 +180,41 @@ fn install_handlers() {
             );
         }
     }
+}
+
+/// Block every signal except the synchronous faults (SIGILL, SIGSEGV,
+/// SIGBUS, SIGFPE; SIGKILL and SIGSTOP cannot be blocked anyway) on the
+/// calling thread, with `pthread_sigmask(SIG_BLOCK)`.
+///
+/// Why: an asynchronous signal (SIGPROF, SIGINT handlers, SIGCHLD,
+/// SIGURG...) that arrives while this thread runs a guest would be handled
+/// on the guest's tiny stack: the kernel pushes a signal frame (1–4 KiB of
+/// xsave state + ucontext) and runs the handler's code there, below the
+/// stack-limit reserve and into the neighbouring slot. Blocked signals stay
+/// pending for (or are delivered to) other threads. The four fault signals
+/// stay open; Myriad's handler for them runs on the alternate stack.
+///
+/// Workers call this once at thread start; an embedder thread that calls
+/// `Instance::resume` directly must call it too. glibc keeps its internal
+/// signals (thread cancellation, `setxid`) deliverable whatever the mask.
+pub fn block_async_signals() -> std::io::Result<()> {
+    // SAFETY: `set` is a valid sigset_t, initialised by sigfillset before
+    // use; pthread_sigmask only changes this thread's mask.
+    unsafe {
+        let mut set = MaybeUninit::<libc::sigset_t>::uninit();
+        if libc::sigfillset(set.as_mut_ptr()) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let mut set = set.assume_init();
+        for sig in SIGNALS.iter().chain(&[libc::SIGKILL, libc::SIGSTOP]) {
+            libc::sigdelset(&mut set, *sig);
+        }
+        let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
+        if rc != 0 {
+            return Err(std::io::Error::from_raw_os_error(rc));
+        }
+    }
+    Ok(())
 }
 
 /// Binary search a sorted trap table for `pc`.
@@ -199,19 +267,38 @@ unsafe extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: 
                 return;
             }
         }
-        // Not ours: put back the previous disposition and let it happen again.
-        let idx = SIGNALS.iter().position(|&s| s == sig).unwrap_or(0);
-        let prev = (*PREV.0.get())[idx].as_ptr();
-        let prev_handler = (*prev).sa_sigaction;
-        if prev_handler == libc::SIG_IGN || prev_handler == handler as *const () as usize {
+        // Not ours: hand it to whoever had the signal before us.
+        let Some(idx) = SIGNALS.iter().position(|&s| s == sig) else {
+            return;
+        };
+        // PREV[idx] was fully written before this handler was installed
+        // and is never written again (see `PrevActions`).
+        let prev = &*(*PREV.0.get())[idx].as_ptr();
+        let prev_handler = prev.sa_sigaction;
+        if prev_handler == libc::SIG_DFL
+            || prev_handler == libc::SIG_IGN
+            || prev_handler == handler as *const () as usize
+        {
+            // A real crash: default action, then let it happen again.
             let mut dfl: libc::sigaction = std::mem::zeroed();
             dfl.sa_sigaction = libc::SIG_DFL;
             libc::sigaction(sig, &dfl, std::ptr::null_mut());
-        } else {
-            libc::sigaction(sig, prev, std::ptr::null_mut());
+            if !from_instruction {
+                libc::raise(sig);
+            }
+            return;
         }
-        if !from_instruction {
-            libc::raise(sig);
+        // Chain: run the previous handler as the kernel would have, with
+        // its mask added (the kernel restores the pre-signal mask when we
+        // return).
+        libc::pthread_sigmask(libc::SIG_BLOCK, &prev.sa_mask, std::ptr::null_mut());
+        if prev.sa_flags & libc::SA_SIGINFO != 0 {
+            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                std::mem::transmute(prev_handler);
+            f(sig, info, ctx);
+        } else {
+            let f: extern "C" fn(libc::c_int) = std::mem::transmute(prev_handler);
+            f(sig);
         }
     }
 }
@@ -240,5 +327,29 @@ mod tests {
             }
             assert_eq!(lookup(std::ptr::null(), 0, 10), None);
         }
+    }
+
+    #[test]
+    fn block_async_signals_blocks_all_but_faults() {
+        // A fresh thread, so no other test's thread mask changes.
+        std::thread::spawn(|| {
+            block_async_signals().unwrap();
+            // SAFETY: querying this thread's mask into a local set.
+            unsafe {
+                let mut cur: libc::sigset_t = std::mem::zeroed();
+                assert_eq!(
+                    libc::pthread_sigmask(libc::SIG_BLOCK, std::ptr::null(), &mut cur),
+                    0
+                );
+                for sig in [libc::SIGUSR1, libc::SIGPROF, libc::SIGINT, libc::SIGCHLD] {
+                    assert_eq!(libc::sigismember(&cur, sig), 1, "signal {sig}");
+                }
+                for sig in SIGNALS {
+                    assert_eq!(libc::sigismember(&cur, sig), 0, "signal {sig}");
+                }
+            }
+        })
+        .join()
+        .unwrap();
     }
 }

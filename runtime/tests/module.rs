@@ -137,8 +137,9 @@ fn refuses_bad_metadata() {
     ));
 }
 
-/// Build a real artifact from C: `add` and a fuel-checking `spin`.
-fn c_artifact(dir: &Path, fingerprint: u64) -> Vec<u8> {
+/// Build a real artifact from C: `add` (plus `bias`) and a fuel-checking
+/// `spin`. `tag` names the build files (tests run in parallel).
+fn c_artifact(dir: &Path, fingerprint: u64, tag: &str, bias: i64) -> Vec<u8> {
     let mut md = metadata(
         &[
             ("add", ft(&[I64, I64], &[I64])),
@@ -165,7 +166,7 @@ fn c_artifact(dir: &Path, fingerprint: u64) -> Vec<u8> {
 #include <stdint.h>
 __attribute__((used, visibility("default"))) const unsigned char myriad_artifact_hash[{hl}] = {{{h}}};
 __attribute__((used, visibility("default"))) const unsigned char myriad_metadata[{ml}] = {{{m}}};
-int64_t myriad_func_0(char *vm, int64_t a, int64_t b) {{ return a + b; }}
+int64_t myriad_func_0(char *vm, int64_t a, int64_t b) {{ return a + b + {bias}; }}
 int64_t myriad_func_1(char *vm, int64_t n) {{
   volatile int64_t *fuel = (int64_t *)vm;
   void (*fe)(char *) = *(void (**)(char *))(vm + 32);
@@ -179,10 +180,11 @@ void myriad_export_1(char *vm, uint64_t *v) {{ v[0] = myriad_func_1(vm, v[0]); }
         hl = hash.len(),
         h = arr(&hash),
         ml = meta.len(),
-        m = arr(&meta)
+        m = arr(&meta),
+        bias = bias
     );
-    let c = dir.join("c_artifact.c");
-    let so = dir.join("c_artifact.built.so");
+    let c = dir.join(format!("c_artifact_{tag}.c"));
+    let so = dir.join(format!("c_artifact_{tag}.built.so"));
     std::fs::write(&c, src).unwrap();
     let st = std::process::Command::new("cc")
         .args(["-O2", "-shared", "-fPIC", "-o"])
@@ -199,7 +201,7 @@ void myriad_export_1(char *vm, uint64_t *v) {{ v[0] = myriad_func_1(vm, v[0]); }
 #[test]
 fn c_built_artifact_loads_through_the_cache_and_runs() {
     let dir = tmp();
-    let bytes = c_artifact(&dir, 0x1234_5678);
+    let bytes = c_artifact(&dir, 0x1234_5678, "cache", 0);
     let cache = dir.join("cache");
     let m = Arc::new(
         Module::from_artifact_bytes_with_fingerprint(&bytes, &cache, 0x1234_5678).unwrap(),
@@ -236,4 +238,43 @@ fn c_built_artifact_loads_through_the_cache_and_runs() {
         Module::from_file_with_fingerprint(&p, 0x1234_5678),
         Err(LoadError::Corrupt { .. })
     ));
+}
+
+/// `dlopen` of a path loaded before returns the old object even after the
+/// file was replaced: the loaded object's hash cell must be checked.
+#[test]
+fn replaced_file_at_a_loaded_path_is_refused() {
+    let dir = tmp();
+    let fp = 0x0bad_cafe;
+    let a = c_artifact(&dir, fp, "swap_a", 0);
+    let b = c_artifact(&dir, fp, "swap_b", 100);
+    assert_ne!(a, b);
+    let p = dir.join("swapped.so");
+    std::fs::write(&p, &a).unwrap();
+    let ma = Arc::new(Module::from_file_with_fingerprint(&p, fp).unwrap());
+    // Replace the file (new inode: the mapped one is left alone) with a
+    // different, valid artifact while A stays loaded.
+    let tmp_b = dir.join("swapped.so.tmp");
+    std::fs::write(&tmp_b, &b).unwrap();
+    std::fs::rename(&tmp_b, &p).unwrap();
+    let e = Module::from_file_with_fingerprint(&p, fp).unwrap_err();
+    assert!(matches!(e, LoadError::ChangedOnDisk { .. }), "{e:?}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("changed between verification and loading"),
+        "{msg}"
+    );
+    // A is still loaded and runs its own code.
+    let region = test_region(1);
+    let mut i = Instance::new(&region, &ma, "add", &[Val::I64(2), Val::I64(3)]).unwrap();
+    assert_eq!(i.resume(u64::MAX / 2), Outcome::Finished(vec![Val::I64(5)]));
+    drop(i);
+    drop(ma);
+    // Once A is unloaded, the path loads B.
+    let mb = Arc::new(Module::from_file_with_fingerprint(&p, fp).unwrap());
+    let mut i = Instance::new(&region, &mb, "add", &[Val::I64(2), Val::I64(3)]).unwrap();
+    assert_eq!(
+        i.resume(u64::MAX / 2),
+        Outcome::Finished(vec![Val::I64(105)])
+    );
 }

@@ -75,6 +75,12 @@ impl Shared {
 /// Run worker `index` until shutdown; returns its metrics.
 pub(crate) fn run(index: usize, local: Worker<Box<Task>>, shared: Arc<Shared>) -> Metrics {
     let mut m = Metrics::default();
+    // Asynchronous signals must never be delivered while this thread runs
+    // on a guest's small stack; only the fault signals stay unblocked.
+    if let Err(e) = myriad_runtime::signals::block_async_signals() {
+        eprintln!("myriad worker {index}: cannot block asynchronous signals: {e}");
+        return m;
+    }
     if let Err(e) = myriad_runtime::thread_init() {
         // Without the fault handler's alternate stack a trap could not be
         // contained; refuse to run guests on this thread.

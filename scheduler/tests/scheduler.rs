@@ -271,7 +271,9 @@ fn two_instances_use_both_workers() {
     // it must not hold one when that would leave nothing to steal.
     let spin = module(SPIN);
     let s = Scheduler::new(config(2, 4, 50)).unwrap();
-    let hs: Vec<_> = (0..2).map(|_| s.spawn(&spin, "run", &[]).unwrap()).collect();
+    let hs: Vec<_> = (0..2)
+        .map(|_| s.spawn(&spin, "run", &[]).unwrap())
+        .collect();
     std::thread::sleep(Duration::from_millis(300));
     let report = s.shutdown();
     let per: Vec<u64> = report.per_worker.iter().map(|w| w.slices).collect();
