@@ -1,10 +1,15 @@
-//! Instances: one slot, one module, one entry export, run in slices.
+//! Instances: one slot, one module, export calls run in slices.
 //!
-//! [`Instance::new`] takes a free slot, writes its vmctx (header, runtime
-//! fields, initial globals, arguments), copies the data segments into the
-//! (already zero) heap and builds the initial stack frame. Nothing runs
-//! until the first [`Instance::resume`], which switches into the guest and
-//! returns when the guest yields at a preemption point, finishes, or traps.
+//! [`Instance::instantiate`] takes a free slot, writes its vmctx (header,
+//! runtime fields, initial globals) and copies the data segments into the
+//! (already zero) heap. [`Instance::call`] arms an export call (arguments
+//! into the vmctx, a fresh initial stack frame); nothing runs until
+//! [`Instance::resume`], which switches into the guest and returns when
+//! the guest yields at a preemption point, finishes, or traps. After a
+//! call finishes or traps another can be armed on the same instance; memory
+//! and globals persist. The start function runs once, before the first
+//! export call (or alone, via [`Instance::call_start`]).
+//! [`Instance::new`] = instantiate + call.
 //! Dropping an instance (or [`Instance::teardown`]) zeroes the heap pages
 //! the guest dirtied and returns the slot.
 
@@ -147,6 +152,9 @@ pub enum InstantiateError {
     /// Guard-mode protection change failed.
     #[error("cannot open heap pages: {0}")]
     Protect(String),
+    /// [`Instance::call`] while the previous call is suspended (`Yielded`).
+    #[error("a call is in progress (suspended); resume it to completion first")]
+    CallInProgress,
 }
 
 /// A running (or runnable) instance. `Send`, not `Sync`: it may move
@@ -157,6 +165,47 @@ pub struct Instance {
     results: Box<[ValType]>,
     region: Arc<Region>,
     module: Arc<Module>,
+    /// The start function has not been armed yet.
+    start_pending: bool,
+}
+
+/// Look up `export` and check `args` against its signature.
+fn check_call<'m>(
+    module: &'m Module,
+    export: &str,
+    args: &[Val],
+) -> Result<&'m crate::module::ExportInfo, InstantiateError> {
+    let info = module
+        .export(export)
+        .ok_or_else(|| InstantiateError::NoSuchExport(export.to_owned()))?;
+    let ty = &info.ty;
+    for count in [ty.params.len(), ty.results.len()] {
+        if count > MAX_VALUES {
+            return Err(InstantiateError::TooManyValues {
+                export: export.to_owned(),
+                count,
+                max: MAX_VALUES,
+            });
+        }
+    }
+    if args.len() != ty.params.len() {
+        return Err(InstantiateError::ArgumentCount {
+            export: export.to_owned(),
+            expected: ty.params.len(),
+            given: args.len(),
+        });
+    }
+    for (index, (a, p)) in args.iter().zip(&ty.params).enumerate() {
+        if a.ty() != *p {
+            return Err(InstantiateError::ArgumentType {
+                export: export.to_owned(),
+                index,
+                expected: *p,
+                given: a.ty(),
+            });
+        }
+    }
+    Ok(info)
 }
 
 // SAFETY: the instance exclusively owns its slot; the vmctx and stack are
@@ -167,43 +216,38 @@ unsafe impl Send for Instance {}
 
 impl Instance {
     /// Create an instance of `module` in a free slot of `region` that will
-    /// run export `export` with `args`.
+    /// run export `export` with `args`: [`Instance::instantiate`] followed
+    /// by [`Instance::call`].
     pub fn new(
         region: &Arc<Region>,
         module: &Arc<Module>,
         export: &str,
         args: &[Val],
     ) -> Result<Instance, InstantiateError> {
-        let info = module
-            .export(export)
-            .ok_or_else(|| InstantiateError::NoSuchExport(export.to_owned()))?;
-        let ty = &info.ty;
-        for count in [ty.params.len(), ty.results.len()] {
-            if count > MAX_VALUES {
-                return Err(InstantiateError::TooManyValues {
-                    export: export.to_owned(),
-                    count,
-                    max: MAX_VALUES,
-                });
-            }
-        }
-        if args.len() != ty.params.len() {
-            return Err(InstantiateError::ArgumentCount {
-                export: export.to_owned(),
-                expected: ty.params.len(),
-                given: args.len(),
-            });
-        }
-        for (index, (a, p)) in args.iter().zip(&ty.params).enumerate() {
-            if a.ty() != *p {
-                return Err(InstantiateError::ArgumentType {
-                    export: export.to_owned(),
-                    index,
-                    expected: *p,
-                    given: a.ty(),
-                });
-            }
-        }
+        // Check the export and arguments before taking a slot, so a bad
+        // request fails without touching the region.
+        check_call(module, export, args)?;
+        let mut inst = Instance::instantiate(region, module)?;
+        inst.call(export, args)?;
+        Ok(inst)
+    }
+
+    /// Create an instance of `module` in a free slot of `region` with no
+    /// call armed: the vmctx is written (header, runtime fields, initial
+    /// globals) and the data segments are copied into the heap. Arm calls
+    /// with [`Instance::call`]; the instance's memory and globals persist
+    /// across calls (and across traps) until it is dropped.
+    ///
+    /// The module's start function, if any, is still pending: it runs
+    /// exactly once, on the guest stack, right before the first armed
+    /// export call (inside the same armed call, so a trap in it is reported
+    /// as that call's trap), or on its own via [`Instance::call_start`].
+    /// Until a call is armed, [`Instance::outcome`] is `Finished([])` and
+    /// resuming does nothing.
+    pub fn instantiate(
+        region: &Arc<Region>,
+        module: &Arc<Module>,
+    ) -> Result<Instance, InstantiateError> {
         let md = module.metadata();
         let capacity = region.heap_capacity() as u64;
         let (heap_len, heap_max, page_log2) = match &md.memory {
@@ -275,10 +319,6 @@ impl Instance {
         let vm_addr = region.vmctx_addr(slot);
         let vm = vm_addr.cast::<VmCtx>();
         let stack_bottom = region.slot_base(slot) as usize;
-        let mut values = [0u64; MAX_VALUES];
-        for (v, a) in values.iter_mut().zip(args) {
-            *v = a.to_bits();
-        }
         let trap_table = module.trap_table();
         // SAFETY: the slot is ours alone until released; its vmctx area is
         // inside the region mapping, 64-byte aligned, and large enough for
@@ -298,7 +338,8 @@ impl Instance {
                 yield_tsc: 0,
                 last_check_tsc: 0,
                 fuel_granted: 0,
-                status: status::YIELDED,
+                // No call armed: resume does nothing, outcome is Finished([]).
+                status: status::FINISHED,
                 trap_kind: 0,
                 cancel: AtomicU32::new(0),
                 page_size_log2: page_log2,
@@ -308,11 +349,11 @@ impl Instance {
                 slow_path_calls: 0,
                 trap_table: trap_table.as_ptr(),
                 trap_table_len: trap_table.len(),
-                entry: info.wrapper,
-                start: module.start_addr(),
+                entry: 0,
+                start: 0,
                 guard_mode: region.guard_mode() as u32,
                 _pad: 0,
-                values,
+                values: [0u64; MAX_VALUES],
             });
             let globals = vm_addr
                 .add(myriad_codegen::abi::vmctx::GLOBALS as usize)
@@ -326,16 +367,96 @@ impl Instance {
                     d.bytes.len(),
                 );
             }
-            (*vm).guest_sp = switch::init_frame(vm_addr as usize, vm);
         }
         Ok(Instance {
             // SAFETY: vm_addr is inside the mapping, never null.
             vm: unsafe { NonNull::new_unchecked(vm) },
             slot,
-            results: ty.results.clone().into_boxed_slice(),
+            results: Box::new([]),
             region: region.clone(),
             module: module.clone(),
+            start_pending: module.start_addr() != 0,
         })
+    }
+
+    /// Arm a call of export `export` with `args`; [`Instance::resume`] then
+    /// runs it and returns `Finished(results)`, `Trapped(kind)` or
+    /// `Yielded` as usual. Allowed whenever no call is in progress: on a
+    /// fresh instance and after the previous call finished or trapped
+    /// (a trap ends the call, not the instance: memory and globals keep
+    /// the values they had when it trapped). Refused with
+    /// [`InstantiateError::CallInProgress`] while a call is suspended
+    /// (`Yielded`). The previous call's stack is dead by then; the initial
+    /// frame is rebuilt at the stack top. The first armed call also runs
+    /// the pending start function (see [`Instance::instantiate`]).
+    pub fn call(&mut self, export: &str, args: &[Val]) -> Result<(), InstantiateError> {
+        let module = self.module.clone();
+        let info = check_call(&module, export, args)?;
+        self.ensure_idle()?;
+        let mut values = [0u64; MAX_VALUES];
+        for (v, a) in values.iter_mut().zip(args) {
+            *v = a.to_bits();
+        }
+        self.results = info.ty.results.clone().into_boxed_slice();
+        let start = self.take_start();
+        self.arm(info.wrapper, start, values);
+        Ok(())
+    }
+
+    /// Arm a call that runs only the pending start function (no export);
+    /// it finishes with no results. Returns `Ok(false)` (nothing armed) if
+    /// the module has no start function or it has already run or been
+    /// armed. Lets an embedder tell a trapping start function
+    /// (instantiation failure, the spec's `assert_uninstantiable`) from a
+    /// trapping export.
+    pub fn call_start(&mut self) -> Result<bool, InstantiateError> {
+        self.ensure_idle()?;
+        let start = self.take_start();
+        if start == 0 {
+            return Ok(false);
+        }
+        self.results = Box::new([]);
+        self.arm(0, start, [0u64; MAX_VALUES]);
+        Ok(true)
+    }
+
+    /// Whether the start function has yet to be armed.
+    pub fn start_pending(&self) -> bool {
+        self.start_pending
+    }
+
+    fn ensure_idle(&self) -> Result<(), InstantiateError> {
+        // SAFETY: read of our own vmctx while the guest is not running.
+        let st = unsafe { (*self.vm.as_ptr()).status };
+        if st == status::FINISHED || st == status::TRAPPED {
+            Ok(())
+        } else {
+            Err(InstantiateError::CallInProgress)
+        }
+    }
+
+    fn take_start(&mut self) -> usize {
+        if std::mem::take(&mut self.start_pending) {
+            self.module.start_addr()
+        } else {
+            0
+        }
+    }
+
+    fn arm(&mut self, entry: usize, start: usize, values: [u64; MAX_VALUES]) {
+        let vm = self.vm.as_ptr();
+        let vm_addr = vm as usize;
+        // SAFETY: we own the vmctx and the slot's stack (&mut self); no call
+        // is in progress, so nothing on the stack is live.
+        unsafe {
+            (*vm).entry = entry;
+            (*vm).start = start;
+            (*vm).values = values;
+            (*vm).trap_kind = 0;
+            (*vm).host_sp = 0;
+            (*vm).status = status::YIELDED;
+            (*vm).guest_sp = switch::init_frame(vm_addr, vm);
+        }
     }
 
     /// Run the guest until its slice ends at `deadline_tsc` (TSC ticks, see

@@ -19,9 +19,11 @@
 //!
 //! A fresh instance stack gets a frame built by [`init_frame`] whose resume
 //! address is the `myriad_rt_entry` routine, with the vmctx pointer in the
-//! `r12` slot. The entry runs the start function (if any) and the export's
-//! array-call wrapper, marks the vmctx `FINISHED` and switches back to the
-//! worker for good. [`abandon_addr`] is the routine the signal handler
+//! `r12` slot. The entry runs `vmctx.start` (if non-zero) and the export's
+//! array-call wrapper `vmctx.entry` (if non-zero), marks the vmctx
+//! `FINISHED` and switches back to the worker for good. Every call armed
+//! on an instance (`Instance::call`) gets a fresh frame at the same stack
+//! top; the runtime sets `start` only for the first armed call. [`abandon_addr`] is the routine the signal handler
 //! redirects a trapping guest to: it reloads the worker's context from
 //! `vmctx.host_sp` without saving the dead guest context.
 
@@ -70,9 +72,13 @@ core::arch::global_asm!(
     "mov rdi, r12",
     "call rax",
     "2:",
+    "mov rax, qword ptr [r12 + {entry}]",
+    "test rax, rax",
+    "jz 3f",
     "mov rdi, r12",
     "lea rsi, [r12 + {values}]",
-    "call qword ptr [r12 + {entry}]",
+    "call rax",
+    "3:",
     "mov dword ptr [r12 + {status}], {finished}",
     "mov rdi, r12",
     // fall through into abandon: resume the worker for good.

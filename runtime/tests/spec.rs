@@ -1,0 +1,700 @@
+//! The WebAssembly spec testsuite runner (issue #3).
+//!
+//! Runs the `.wast` scripts of `../shared/testsuite` (root files plus
+//! `proposals/custom-page-sizes/`) through Myriad's real path:
+//! `myriad_codegen::compile` → `Module::from_artifact_bytes` →
+//! `Instance::instantiate` → `Instance::call` + `resume`. Files listed in
+//! `tests/spec/skip.txt` are out of scope; their directives count as
+//! skipped. Every directive of an in-scope file counts as passed or failed.
+//! `tests/spec/expected-failures.txt` is a ratchet: the test fails if a file
+//! has more failures than listed there.
+//!
+//! Environment: `MYRIAD_SPEC_FILE=i32.wast` runs only matching files
+//! (comma-separated, matched against the path relative to the testsuite);
+//! `MYRIAD_SPEC_VERBOSE=1` prints every failure with its line;
+//! `MYRIAD_SPEC_BLESS=1` prints the lines of a new expected-failures list.
+//! See docs/CONFORMANCE.md.
+
+use myriad_codegen::{CompileConfig, CompileError};
+use myriad_runtime::fuel::{ns_to_tsc, rdtsc};
+use myriad_runtime::{Instance, InstantiateError, Module, Outcome, Region, RegionConfig, Val};
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use wast::core::{NanPattern, WastArgCore, WastRetCore};
+use wast::parser::{self, ParseBuffer};
+use wast::{QuoteWat, Wast, WastArg, WastDirective, WastExecute, WastInvoke, WastRet, Wat};
+
+/// Most linear memory a spec module's slot gets (its declared maximum, or
+/// this if it has none or a larger one).
+const HEAP_CAP: u64 = 64 << 20;
+/// Instance stack per module (wasm frames only; `assert_exhaustion` needs
+/// recursion to hit the limit, other tests need a few hundred frames).
+const STACK_SIZE: usize = 512 << 10;
+/// Wall-clock budget per file (override: `MYRIAD_SPEC_FILE_TIMEOUT` secs).
+const FILE_TIMEOUT: Duration = Duration::from_secs(60);
+
+fn testsuite_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testsuite")
+}
+
+fn spec_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/spec")
+}
+
+/// `<file> <reason>` lines.
+fn read_skip_list() -> BTreeMap<String, String> {
+    let text = std::fs::read_to_string(spec_dir().join("skip.txt")).expect("tests/spec/skip.txt");
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(|l| {
+            let (f, r) = l.split_once(' ').unwrap_or((l, ""));
+            (f.to_owned(), r.trim().to_owned())
+        })
+        .collect()
+}
+
+/// `<file> <count> <reason>` lines.
+fn read_expected() -> BTreeMap<String, usize> {
+    let text =
+        std::fs::read_to_string(spec_dir().join("expected-failures.txt")).unwrap_or_default();
+    text.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut it = l.split_whitespace();
+            let f = it.next()?;
+            let n = it.next()?.parse().ok()?;
+            Some((f.to_owned(), n))
+        })
+        .collect()
+}
+
+/// Files to consider, relative to the testsuite root, sorted.
+fn list_files(root: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for (dir, prefix) in [
+        (root.to_path_buf(), ""),
+        (
+            root.join("proposals/custom-page-sizes"),
+            "proposals/custom-page-sizes/",
+        ),
+    ] {
+        let mut names: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", dir.display()))
+            .filter_map(|e| e.ok())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".wast"))
+            .map(|n| format!("{prefix}{n}"))
+            .collect();
+        names.sort();
+        out.extend(names);
+    }
+    out
+}
+
+#[derive(Default, Debug)]
+struct FileResult {
+    passed: usize,
+    failed: usize,
+    skipped: usize,
+    /// (line, reason) of each failure.
+    failures: Vec<(usize, String)>,
+    note: Option<String>,
+}
+
+/// Rough directive count of a script wast cannot parse (or that is skipped
+/// and need not be parsed): top-level forms.
+fn count_forms(text: &str) -> usize {
+    match ParseBuffer::new(text).and_then(|b| parser::parse::<Wast>(&b).map(|w| w.directives.len()))
+    {
+        Ok(n) => n,
+        Err(_) => text
+            .lines()
+            .filter(|l| {
+                let l = l.trim_start();
+                ["(module", "(assert_", "(invoke", "(register"]
+                    .iter()
+                    .any(|p| l.starts_with(p))
+            })
+            .count(),
+    }
+}
+
+struct Runner {
+    cache: PathBuf,
+    deadline: Instant,
+    deadline_tsc: u64,
+    timed_out: bool,
+    /// Every instance created (index = handle).
+    instances: Vec<Instance>,
+    /// Why the most recent module could not be instantiated, or its handle.
+    current: Result<usize, String>,
+    named: HashMap<String, Result<usize, String>>,
+    definitions: HashMap<String, Result<Arc<Module>, String>>,
+}
+
+enum Compiled {
+    Ok(Arc<Module>),
+    /// wast could not encode the text (malformed text format).
+    Text(String),
+    /// The compiler refused it as invalid/malformed.
+    Invalid(String),
+    /// Anything else: unsupported feature, codegen bug, link error, load error.
+    Other(String),
+}
+
+fn normalize(msg: &str) -> String {
+    let msg = msg.split(" at offset").next().unwrap_or(msg);
+    msg.chars().take(120).collect()
+}
+
+impl Runner {
+    fn compile_bytes(&self, wasm: &[u8]) -> Compiled {
+        match myriad_codegen::compile(wasm, &CompileConfig::default()) {
+            Ok(bytes) => match Module::from_artifact_bytes(&bytes, &self.cache) {
+                Ok(m) => Compiled::Ok(Arc::new(m)),
+                Err(e) => Compiled::Other(format!("load: {e}")),
+            },
+            Err(CompileError::Invalid(m)) => Compiled::Invalid(m),
+            Err(e) => Compiled::Other(e.to_string()),
+        }
+    }
+
+    fn compile_quote(&self, module: &mut QuoteWat) -> Compiled {
+        match module.encode() {
+            Ok(wasm) => self.compile_bytes(&wasm),
+            Err(e) => Compiled::Text(e.message()),
+        }
+    }
+
+    fn compile_wat(&self, module: &mut Wat) -> Compiled {
+        match module.encode() {
+            Ok(wasm) => self.compile_bytes(&wasm),
+            Err(e) => Compiled::Text(e.message()),
+        }
+    }
+
+    /// Fresh region sized for the module, instance, start function run.
+    /// `Err(Ok(msg))`: the module trapped or failed to instantiate (a
+    /// spec-level instantiation failure); `Err(Err(msg))`: the runner or
+    /// runtime could not try (resource limits, time).
+    fn instantiate(&mut self, module: &Arc<Module>) -> Result<usize, Result<String, String>> {
+        let md = module.metadata();
+        let (needed, cap) = match &md.memory {
+            None => (0, 64 << 10),
+            Some(m) => {
+                let ps = m.page_size_log2 as u32;
+                let bytes = |p: u64| {
+                    p.checked_shl(ps)
+                        .filter(|b| b >> ps == p)
+                        .unwrap_or(u64::MAX)
+                };
+                let needed = bytes(m.min_pages);
+                let max = m.max_pages.map_or(HEAP_CAP, bytes).min(HEAP_CAP);
+                (needed, max.max(needed).max(64 << 10))
+            }
+        };
+        if needed > HEAP_CAP {
+            return Err(Err(format!(
+                "module needs {needed} bytes of initial memory; the runner caps slots at {HEAP_CAP}"
+            )));
+        }
+        let region = Region::new(RegionConfig {
+            slots: 1,
+            stack_size: STACK_SIZE,
+            heap_capacity: cap as usize,
+            guard_size: 0,
+            guard_mode: false,
+        })
+        .map_err(|e| Err(format!("region: {e}")))?;
+        let mut inst = match Instance::instantiate(&Arc::new(region), module) {
+            Ok(i) => i,
+            Err(e @ InstantiateError::DataSegmentOutOfBounds { .. }) => {
+                return Err(Ok(format!("out of bounds memory access ({e})")))
+            }
+            Err(e) => return Err(Err(format!("instantiate: {e}"))),
+        };
+        if inst.call_start().map_err(|e| Err(e.to_string()))? {
+            match run_inst(&mut inst, self.deadline_tsc, &mut self.timed_out) {
+                Ok(Outcome::Finished(_)) => {}
+                Ok(Outcome::Trapped(k)) => return Err(Ok(k.message().to_owned())),
+                Ok(Outcome::Yielded) => unreachable!(),
+                Err(e) => return Err(Err(e)),
+            }
+        }
+        self.instances.push(inst);
+        Ok(self.instances.len() - 1)
+    }
+
+    fn define(&mut self, mut module: QuoteWat) -> Result<(), String> {
+        let name = module.name().map(|id| id.name().to_owned());
+        let result = match self.compile_quote(&mut module) {
+            Compiled::Ok(m) => self.instantiate(&m).map_err(|e| match e {
+                Ok(trap) => format!("instantiation trapped: {trap}"),
+                Err(e) => e,
+            }),
+            Compiled::Text(e) => Err(format!("text format: {e}")),
+            Compiled::Invalid(e) => Err(normalize(&e)),
+            Compiled::Other(e) => Err(normalize(&e)),
+        };
+        self.current = result.clone();
+        if let Some(n) = name {
+            self.named.insert(n, result.clone());
+        }
+        result.map(|_| ())
+    }
+
+    fn instance_for(&self, module: Option<wast::token::Id>) -> Result<usize, String> {
+        let r = match module {
+            None => &self.current,
+            Some(id) => self
+                .named
+                .get(id.name())
+                .ok_or_else(|| format!("no module named ${}", id.name()))
+                .map_err(|e| e)?,
+        };
+        r.clone().map_err(|e| format!("module unavailable ({e})"))
+    }
+
+    fn invoke(&mut self, inv: &WastInvoke) -> Result<Outcome, String> {
+        let handle = self.instance_for(inv.module)?;
+        let mut args = Vec::new();
+        for a in &inv.args {
+            args.push(match a {
+                WastArg::Core(WastArgCore::I32(v)) => Val::I32(*v),
+                WastArg::Core(WastArgCore::I64(v)) => Val::I64(*v),
+                WastArg::Core(WastArgCore::F32(v)) => Val::F32(f32::from_bits(v.bits)),
+                WastArg::Core(WastArgCore::F64(v)) => Val::F64(f64::from_bits(v.bits)),
+                WastArg::Core(WastArgCore::V128(_)) => {
+                    return Err("v128 argument unsupported".into())
+                }
+                WastArg::Core(_) => return Err("reference-typed argument unsupported".into()),
+                _ => return Err("component argument unsupported".into()),
+            });
+        }
+        let inst = &mut self.instances[handle];
+        inst.call(inv.name, &args).map_err(|e| format!("call: {e}"))?;
+        run_inst(inst, self.deadline_tsc, &mut self.timed_out)
+    }
+
+    fn execute(&mut self, exec: WastExecute) -> Result<Outcome, String> {
+        match exec {
+            WastExecute::Invoke(inv) => self.invoke(&inv),
+            WastExecute::Get { global, .. } => Err(format!(
+                "get {global:?}: exported globals are not supported (no API)"
+            )),
+            WastExecute::Wat(mut w) => match self.compile_wat(&mut w) {
+                Compiled::Ok(m) => match self.instantiate(&m) {
+                    Ok(_) => Ok(Outcome::Finished(vec![])),
+                    Err(Ok(trap)) => Err(format!("TRAP:{trap}")),
+                    Err(Err(e)) => Err(e),
+                },
+                Compiled::Text(e) => Err(format!("text format: {e}")),
+                Compiled::Invalid(e) | Compiled::Other(e) => Err(normalize(&e)),
+            },
+        }
+    }
+
+    /// Run one directive: Ok(()) passed, Err(reason) failed.
+    fn directive(&mut self, d: WastDirective) -> Result<(), String> {
+        match d {
+            WastDirective::Module(m) => self.define(m),
+            WastDirective::ModuleDefinition(mut m) => {
+                let name = m.name().map(|id| id.name().to_owned());
+                let r = match self.compile_quote(&mut m) {
+                    Compiled::Ok(m) => Ok(m),
+                    Compiled::Text(e) => Err(format!("text format: {e}")),
+                    Compiled::Invalid(e) | Compiled::Other(e) => Err(normalize(&e)),
+                };
+                if let Some(n) = name {
+                    self.definitions.insert(n, r.clone());
+                }
+                r.map(|_| ())
+            }
+            WastDirective::ModuleInstance {
+                instance, module, ..
+            } => {
+                let def = module
+                    .and_then(|id| self.definitions.get(id.name()).cloned())
+                    .unwrap_or_else(|| Err("unknown module definition".into()));
+                let r = def.and_then(|m| {
+                    self.instantiate(&m).map_err(|e| match e {
+                        Ok(t) => format!("instantiation trapped: {t}"),
+                        Err(e) => e,
+                    })
+                });
+                self.current = r.clone();
+                if let Some(id) = instance {
+                    self.named.insert(id.name().to_owned(), r.clone());
+                }
+                r.map(|_| ())
+            }
+            WastDirective::Register { .. } => {
+                Err("register: imports/linking between modules not supported".into())
+            }
+            WastDirective::Invoke(inv) => match self.invoke(&inv)? {
+                Outcome::Finished(_) => Ok(()),
+                o => Err(format!("invoke {:?}: {o:?}", inv.name)),
+            },
+            WastDirective::AssertReturn { exec, results, .. } => {
+                let got = match self.execute(exec)? {
+                    Outcome::Finished(v) => v,
+                    o => return Err(format!("expected results, got {o:?}")),
+                };
+                if got.len() != results.len() {
+                    return Err(format!("expected {} results, got {got:?}", results.len()));
+                }
+                for (g, e) in got.iter().zip(&results) {
+                    match e {
+                        WastRet::Core(c) => match_ret(g, c)?,
+                        _ => return Err("component result unsupported".into()),
+                    }
+                }
+                Ok(())
+            }
+            WastDirective::AssertTrap { exec, message, .. } => {
+                let is_module = matches!(exec, WastExecute::Wat(_));
+                match self.execute(exec) {
+                    Ok(Outcome::Trapped(k)) => msg_match(k.message(), message),
+                    Ok(o) => Err(format!("expected trap {message:?}, got {o:?}")),
+                    Err(e) if is_module && e.starts_with("TRAP:") => msg_match(&e[5..], message),
+                    Err(e) => Err(e),
+                }
+            }
+            WastDirective::AssertExhaustion { call, message, .. } => match self.invoke(&call)? {
+                Outcome::Trapped(k) => msg_match(k.message(), message),
+                o => Err(format!("expected exhaustion, got {o:?}")),
+            },
+            WastDirective::AssertMalformed { mut module, .. }
+            | WastDirective::AssertInvalid { mut module, .. } => match self
+                .compile_quote(&mut module)
+            {
+                Compiled::Text(_) | Compiled::Invalid(_) => Ok(()),
+                Compiled::Ok(_) => Err("module accepted, expected it to be refused".into()),
+                Compiled::Other(e) => Err(format!("refused for another reason: {}", normalize(&e))),
+            },
+            WastDirective::AssertUnlinkable { mut module, .. } => {
+                match self.compile_wat(&mut module) {
+                    Compiled::Ok(m) => match self.instantiate(&m) {
+                        Ok(_) => Err("module linked, expected unlinkable".into()),
+                        Err(_) => Ok(()),
+                    },
+                    Compiled::Text(e) => Err(format!("text format: {e}")),
+                    Compiled::Invalid(e) | Compiled::Other(e) => Err(normalize(&e)),
+                }
+            }
+            other => Err(format!("unsupported directive at {:?}", other.span())),
+        }
+    }
+}
+
+/// Run the armed call to completion or until the file's deadline.
+fn run_inst(
+    inst: &mut Instance,
+    deadline_tsc: u64,
+    timed_out: &mut bool,
+) -> Result<Outcome, String> {
+    if *timed_out {
+        return Err("file time limit exceeded".into());
+    }
+    match inst.resume(deadline_tsc) {
+        Outcome::Yielded => {
+            *timed_out = true;
+            Err("file time limit exceeded (guest still running)".into())
+        }
+        o => Ok(o),
+    }
+}
+
+fn msg_match(got: &str, expected: &str) -> Result<(), String> {
+    if expected.starts_with(got) || got.starts_with(expected) || expected.contains(got) {
+        Ok(())
+    } else {
+        Err(format!("trap {got:?}, expected {expected:?}"))
+    }
+}
+
+fn match_ret(got: &Val, exp: &WastRetCore) -> Result<(), String> {
+    let ok = match (got, exp) {
+        (Val::I32(g), WastRetCore::I32(e)) => g == e,
+        (Val::I64(g), WastRetCore::I64(e)) => g == e,
+        (Val::F32(g), WastRetCore::F32(p)) => {
+            let b = g.to_bits();
+            match p {
+                NanPattern::CanonicalNan => b & 0x7fff_ffff == 0x7fc0_0000,
+                NanPattern::ArithmeticNan => g.is_nan() && b & 0x0040_0000 != 0,
+                NanPattern::Value(v) => b == v.bits,
+            }
+        }
+        (Val::F64(g), WastRetCore::F64(p)) => {
+            let b = g.to_bits();
+            match p {
+                NanPattern::CanonicalNan => b & 0x7fff_ffff_ffff_ffff == 0x7ff8_0000_0000_0000,
+                NanPattern::ArithmeticNan => g.is_nan() && b & 0x0008_0000_0000_0000 != 0,
+                NanPattern::Value(v) => b == v.bits,
+            }
+        }
+        (_, WastRetCore::Either(alts)) => alts.iter().any(|a| match_ret(got, a).is_ok()),
+        (_, WastRetCore::V128(_)) => return Err("v128 result unsupported".into()),
+        (
+            _,
+            WastRetCore::I32(_) | WastRetCore::I64(_) | WastRetCore::F32(_) | WastRetCore::F64(_),
+        ) => false,
+        _ => return Err("reference-typed result unsupported".into()),
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!("got {got:?}, expected {exp:?}"))
+    }
+}
+
+fn run_file(root: &Path, rel: &str, cache: &Path, timeout: Duration) -> FileResult {
+    let mut res = FileResult::default();
+    let text = match std::fs::read_to_string(root.join(rel)) {
+        Ok(t) => t,
+        Err(e) => {
+            res.failed = 1;
+            res.failures.push((0, format!("cannot read: {e}")));
+            return res;
+        }
+    };
+    let mut lexer = wast::lexer::Lexer::new(&text);
+    // names.wast deliberately uses bidi control characters in names.
+    lexer.allow_confusing_unicode(true);
+    let buf = match ParseBuffer::new_with_lexer(lexer) {
+        Ok(b) => b,
+        Err(e) => {
+            res.failed = count_forms(&text).max(1);
+            res.failures
+                .push((0, format!("wast lexer: {}", e.message())));
+            return res;
+        }
+    };
+    let wast = match parser::parse::<Wast>(&buf) {
+        Ok(w) => w,
+        Err(e) => {
+            res.failed = count_forms(&text).max(1);
+            res.failures
+                .push((0, format!("wast parse: {}", e.message())));
+            return res;
+        }
+    };
+    let start = Instant::now();
+    let mut r = Runner {
+        cache: cache.to_path_buf(),
+        deadline: start + timeout,
+        deadline_tsc: rdtsc() + ns_to_tsc(timeout.as_nanos() as u64),
+        timed_out: false,
+        instances: Vec::new(),
+        current: Err("no module defined yet".into()),
+        named: HashMap::new(),
+        definitions: HashMap::new(),
+    };
+    for d in wast.directives {
+        let line = d.span().linecol_in(&text).0 + 1;
+        let out = if r.timed_out || Instant::now() > r.deadline {
+            r.timed_out = true;
+            Err("file time limit exceeded".into())
+        } else {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.directive(d)))
+                .unwrap_or_else(|p| {
+                    let msg = p
+                        .downcast_ref::<String>()
+                        .cloned()
+                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                        .unwrap_or_default();
+                    Err(format!("runner panic: {msg}"))
+                })
+        };
+        match out {
+            Ok(()) => res.passed += 1,
+            Err(e) => {
+                res.failed += 1;
+                res.failures.push((line, e));
+            }
+        }
+    }
+    res
+}
+
+/// Bucket a failure reason for the summary.
+fn cause(reason: &str) -> String {
+    let r = reason
+        .strip_prefix("module unavailable (")
+        .unwrap_or(reason);
+    let r = r.split(" at ").next().unwrap_or(r);
+    let r: String = r.chars().take(90).collect();
+    if r.starts_with("got ") {
+        return "wrong result".into();
+    }
+    if r.starts_with("trap ") {
+        return "wrong trap kind".into();
+    }
+    if r.starts_with("expected trap") || r.starts_with("expected exhaustion") {
+        return "expected trap did not happen".into();
+    }
+    r.trim_end_matches(')').to_owned()
+}
+
+#[test]
+fn spec_testsuite() {
+    let root = testsuite_dir();
+    if !root.is_dir() {
+        panic!("spec testsuite not found at {}", root.display());
+    }
+    let skip = read_skip_list();
+    let expected = read_expected();
+    let filter: Option<Vec<String>> = std::env::var("MYRIAD_SPEC_FILE")
+        .ok()
+        .filter(|s| !s.is_empty())
+        .map(|s| s.split(',').map(|p| p.trim().to_owned()).collect());
+    let verbose = std::env::var("MYRIAD_SPEC_VERBOSE").is_ok_and(|v| v != "0");
+    let bless = std::env::var("MYRIAD_SPEC_BLESS").is_ok_and(|v| v != "0");
+    let timeout = std::env::var("MYRIAD_SPEC_FILE_TIMEOUT")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .map_or(FILE_TIMEOUT, Duration::from_secs);
+
+    let all = list_files(&root);
+    for s in skip.keys() {
+        assert!(
+            all.contains(s),
+            "skip.txt names {s}, which is not a testsuite file"
+        );
+    }
+    let files: Vec<String> = all
+        .into_iter()
+        .filter(|f| {
+            filter
+                .as_ref()
+                .is_none_or(|fl| fl.iter().any(|p| f == p || f.ends_with(&format!("/{p}"))))
+        })
+        .collect();
+    assert!(
+        !files.is_empty(),
+        "MYRIAD_SPEC_FILE matches no testsuite file"
+    );
+
+    let cache = std::env::temp_dir().join(format!("myriad-spec-{}", std::process::id()));
+    std::fs::create_dir_all(&cache).unwrap();
+
+    let queue = Mutex::new(files.clone());
+    let results: Mutex<BTreeMap<String, FileResult>> = Mutex::new(BTreeMap::new());
+    let threads = std::thread::available_parallelism()
+        .map_or(2, |n| n.get())
+        .clamp(1, 4);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| loop {
+                let Some(f) = queue.lock().unwrap().pop() else {
+                    break;
+                };
+                let r = if skip.contains_key(&f) {
+                    let text = std::fs::read_to_string(root.join(&f)).unwrap_or_default();
+                    FileResult {
+                        skipped: count_forms(&text),
+                        ..Default::default()
+                    }
+                } else {
+                    let t0 = Instant::now();
+                    let mut r = run_file(&root, &f, &cache, timeout);
+                    if t0.elapsed() > Duration::from_secs(10) {
+                        r.note = Some(format!("took {:.1}s", t0.elapsed().as_secs_f64()));
+                    }
+                    r
+                };
+                results.lock().unwrap().insert(f, r);
+            });
+        }
+    });
+    let _ = std::fs::remove_dir_all(&cache);
+    let results = results.into_inner().unwrap();
+
+    let (mut p, mut f, mut sk) = (0, 0, 0);
+    let mut causes: BTreeMap<String, usize> = BTreeMap::new();
+    let mut regressions = Vec::new();
+    let mut improvements = Vec::new();
+    let mut bless_lines = Vec::new();
+    for (name, r) in &results {
+        p += r.passed;
+        f += r.failed;
+        sk += r.skipped;
+        let tag = match skip.get(name) {
+            Some(reason) => format!("  (skipped: {reason})"),
+            None => String::new(),
+        };
+        println!(
+            "  {name:<48} passed {:>5}  failed {:>5}  skipped {:>5}{tag}{}",
+            r.passed,
+            r.failed,
+            r.skipped,
+            r.note
+                .as_ref()
+                .map(|n| format!("  [{n}]"))
+                .unwrap_or_default()
+        );
+        let mut file_causes: BTreeMap<String, usize> = BTreeMap::new();
+        for (line, reason) in &r.failures {
+            if verbose {
+                println!("    {name}:{line}: {reason}");
+            }
+            *causes.entry(cause(reason)).or_default() += 1;
+            *file_causes.entry(cause(reason)).or_default() += 1;
+        }
+        if skip.contains_key(name) {
+            continue;
+        }
+        let allowed = expected.get(name).copied().unwrap_or(0);
+        if r.failed > allowed {
+            regressions.push(format!(
+                "{name}: {} failures, expected-failures.txt allows {allowed}",
+                r.failed
+            ));
+        } else if r.failed < allowed {
+            improvements.push(format!(
+                "{name}: {} failures, expected-failures.txt allows {allowed}; please lower it",
+                r.failed
+            ));
+        }
+        if r.failed > 0 {
+            let top = file_causes
+                .iter()
+                .max_by_key(|(_, n)| **n)
+                .map(|(c, _)| c.as_str())
+                .unwrap_or("");
+            bless_lines.push(format!("{name} {} {top}", r.failed));
+        }
+    }
+    if !causes.is_empty() {
+        println!("failure causes (count, cause):");
+        let mut cv: Vec<_> = causes.into_iter().collect();
+        cv.sort_by(|a, b| b.1.cmp(&a.1));
+        for (c, n) in cv.iter().take(30) {
+            println!("  {n:>6}  {c}");
+        }
+    }
+    if bless {
+        println!("--- expected-failures.txt ---");
+        for l in &bless_lines {
+            println!("{l}");
+        }
+        println!("--- end ---");
+    }
+    for i in &improvements {
+        println!("note: {i}");
+    }
+    for r in &regressions {
+        println!("REGRESSION: {r}");
+    }
+    println!("spec: {p} passed, {f} failed, {sk} skipped");
+    assert!(
+        regressions.is_empty(),
+        "{} file(s) have more spec failures than tests/spec/expected-failures.txt allows:\n{}",
+        regressions.len(),
+        regressions.join("\n")
+    );
+}
