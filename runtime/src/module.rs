@@ -275,7 +275,10 @@ impl Module {
         // are produced by our compiler (integrity-checked above) and have
         // none beyond the linker's defaults.
         let lib = unsafe {
-            libloading::os::unix::Library::open(Some(path), libc::RTLD_NOW | libc::RTLD_LOCAL)
+            libloading::os::unix::Library::open(
+                Some(dlopen_path(path).as_os_str()),
+                libc::RTLD_NOW | libc::RTLD_LOCAL,
+            )
         }
         .map_err(|source| LoadError::Dlopen {
             path: path.to_owned(),
@@ -488,5 +491,29 @@ impl std::fmt::Debug for Module {
             .field("functions", &self.funcs.len())
             .field("exports", &self.exports.len())
             .finish()
+    }
+}
+
+/// The path to hand to `dlopen`: a name without a slash would make it search
+/// the library path instead of opening the file we just verified, so such a
+/// name is anchored to the current directory.
+fn dlopen_path(path: &Path) -> std::borrow::Cow<'_, Path> {
+    if path.as_os_str().as_encoded_bytes().contains(&b'/') {
+        std::borrow::Cow::Borrowed(path)
+    } else {
+        std::borrow::Cow::Owned(Path::new(".").join(path))
+    }
+}
+
+#[cfg(test)]
+mod dlopen_path_tests {
+    use super::dlopen_path;
+    use std::path::Path;
+
+    #[test]
+    fn bare_names_are_anchored_to_the_current_directory() {
+        assert_eq!(dlopen_path(Path::new("t.so")), Path::new("./t.so"));
+        assert_eq!(dlopen_path(Path::new("a/t.so")), Path::new("a/t.so"));
+        assert_eq!(dlopen_path(Path::new("/x/t.so")), Path::new("/x/t.so"));
     }
 }

@@ -253,8 +253,7 @@ impl Runner {
             Some(id) => self
                 .named
                 .get(id.name())
-                .ok_or_else(|| format!("no module named ${}", id.name()))
-                .map_err(|e| e)?,
+                .ok_or_else(|| format!("no module named ${}", id.name()))?,
         };
         r.clone().map_err(|e| format!("module unavailable ({e})"))
     }
@@ -276,7 +275,8 @@ impl Runner {
             });
         }
         let inst = &mut self.instances[handle];
-        inst.call(inv.name, &args).map_err(|e| format!("call: {e}"))?;
+        inst.call(inv.name, &args)
+            .map_err(|e| format!("call: {e}"))?;
         run_inst(inst, self.deadline_tsc, &mut self.timed_out)
     }
 
@@ -672,7 +672,7 @@ fn spec_testsuite() {
     if !causes.is_empty() {
         println!("failure causes (count, cause):");
         let mut cv: Vec<_> = causes.into_iter().collect();
-        cv.sort_by(|a, b| b.1.cmp(&a.1));
+        cv.sort_by_key(|&(_, n)| std::cmp::Reverse(n));
         for (c, n) in cv.iter().take(30) {
             println!("  {n:>6}  {c}");
         }

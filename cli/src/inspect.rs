@@ -1,0 +1,122 @@
+//! `myriad inspect`: verify an artifact exactly as loading does, then
+//! describe it.
+
+use crate::values::{signature, type_name};
+use anyhow::{Context, Result};
+use myriad_codegen::abi::{GlobalDecl, TrapKind, ValType};
+use myriad_runtime::Module;
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::Path;
+use std::process::ExitCode;
+
+fn global_value(g: &GlobalDecl) -> String {
+    match g.ty {
+        ValType::I32 => (g.init as u32 as i32).to_string(),
+        ValType::I64 => (g.init as i64).to_string(),
+        ValType::F32 => f32::from_bits(g.init as u32).to_string(),
+        ValType::F64 => f64::from_bits(g.init).to_string(),
+    }
+}
+
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// Describe the artifact at `path`; a load failure is the error.
+pub fn inspect(path: &Path) -> Result<ExitCode> {
+    let module = Module::from_file(&crate::absolute(path)).map_err(anyhow::Error::new)?;
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("cannot read {}", path.display()))?
+        .len();
+    let md = module.metadata();
+    let host = myriad_codegen::host_fingerprint();
+    let mut s = String::new();
+    let w = &mut s;
+    // Writing to a String cannot fail.
+    let _ = writeln!(w, "file:          {}", path.display());
+    let _ = writeln!(w, "size:          {size} bytes");
+    let _ = writeln!(w, "artifact hash: {:016x} (verified)", module.hash());
+    let _ = writeln!(w, "ABI version:   {}", md.abi_version);
+    let _ = writeln!(
+        w,
+        "fingerprint:   {:016x} ({})",
+        md.fingerprint,
+        if md.fingerprint == host {
+            "matches this host".to_string()
+        } else {
+            format!("this host is {host:016x}")
+        }
+    );
+    let _ = writeln!(
+        w,
+        "guard bytes:   {}{}",
+        md.guard_bytes,
+        if md.guard_bytes == 0 {
+            " (complete bounds checks)"
+        } else {
+            " (needs guard mode)"
+        }
+    );
+    match md.memory {
+        None => {
+            let _ = writeln!(w, "memory:        none");
+        }
+        Some(m) => {
+            let max = m
+                .max_pages
+                .map_or_else(|| "none".to_string(), |p| p.to_string());
+            let _ = writeln!(
+                w,
+                "memory:        min {} pages, max {max} pages, page size {} bytes",
+                m.min_pages,
+                m.page_size()
+            );
+        }
+    }
+    let _ = writeln!(w, "functions:     {}", md.func_types.len());
+    let _ = writeln!(w, "globals:       {}", md.globals.len());
+    for (i, g) in md.globals.iter().enumerate() {
+        let _ = writeln!(
+            w,
+            "  global {i}: {}{} = {}",
+            if g.mutable { "mut " } else { "" },
+            type_name(g.ty),
+            global_value(g)
+        );
+    }
+    let data_bytes: usize = md.data.iter().map(|d| d.bytes.len()).sum();
+    let _ = writeln!(
+        w,
+        "data segments: {} ({})",
+        md.data.len(),
+        plural(data_bytes, "byte", "bytes")
+    );
+    let _ = writeln!(w, "exports:       {}", md.exports.len());
+    for e in &md.exports {
+        let sig = module
+            .export_type(&e.name)
+            .map_or_else(|| "?".to_string(), signature);
+        let _ = writeln!(w, "  {}: {sig}", e.name);
+    }
+    match md.start {
+        None => {
+            let _ = writeln!(w, "start:         none");
+        }
+        Some(f) => {
+            let _ = writeln!(w, "start:         function {f}");
+        }
+    }
+    let _ = writeln!(w, "imports:       none");
+    let _ = writeln!(w, "trap sites:    {}", md.traps.len());
+    for kind in TrapKind::ALL {
+        let n = md.traps.iter().filter(|t| t.kind == kind).count();
+        if n > 0 {
+            let _ = writeln!(w, "  {kind:?} ({kind}): {n}");
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(s.as_bytes())?;
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}

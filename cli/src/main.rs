@@ -1,0 +1,321 @@
+//! `myriad`: compile WebAssembly to Myriad artifacts, inspect artifacts, and
+//! run a module's export on the real scheduler.
+//!
+//! Exit status: 0 on success; 1 when something fails (I/O, compilation,
+//! loading an artifact, the instance was cancelled); 2 when the command
+//! line does not fit (unknown flag, unknown export, wrong argument count or
+//! type); [`EXIT_TRAP`] (134) when the instance traps.
+
+mod cache;
+mod inspect;
+mod values;
+
+use anyhow::{bail, Context, Result};
+use clap::{Parser, Subcommand};
+use myriad_runtime::{InstantiateError, Module};
+use myriad_scheduler::{InstanceError, Scheduler, SchedulerConfig, SpawnError};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Exit status of `myriad run` when the instance traps (like a process
+/// killed by SIGABRT: 128 + 6).
+pub const EXIT_TRAP: u8 = 134;
+/// Exit status when the command line does not fit the program.
+pub const EXIT_USAGE: u8 = 2;
+
+/// An error in how the command was invoked (exit status 2).
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Fail with a [`UsageError`].
+macro_rules! usage {
+    ($($t:tt)*) => {
+        return Err(anyhow::Error::new(crate::UsageError(format!($($t)*))))
+    };
+}
+pub(crate) use usage;
+
+#[derive(Parser)]
+#[command(
+    name = "myriad",
+    version,
+    about = "Compile, inspect and run WebAssembly modules with Myriad",
+    after_help = "Exit status: 0 success, 1 failure, 2 bad command line or arguments, 134 the instance trapped."
+)]
+struct Cli {
+    /// Say what happens (cache hits and misses, artifact paths) on stderr.
+    #[arg(short, long, global = true)]
+    verbose: bool,
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Compile a module (.wasm or .wat) to a native artifact (.so).
+    Compile {
+        /// The module, binary or text format.
+        input: PathBuf,
+        /// Where to write the artifact.
+        #[arg(short, long, value_name = "OUT.so")]
+        output: PathBuf,
+        /// Compile for a heap followed by this many KiB of faulting guard
+        /// (shorter bounds checks; the runtime then needs guard mode).
+        #[arg(long, default_value_t = 0, value_name = "G")]
+        guard_kib: u64,
+    },
+    /// Verify an artifact as loading does and describe it.
+    Inspect {
+        /// The artifact.
+        file: PathBuf,
+    },
+    /// Run a module's `_start`, or the export given by --invoke.
+    ///
+    /// Flags go before PROG; everything after PROG is an argument.
+    Run(RunArgs),
+}
+
+#[derive(clap::Args)]
+struct RunArgs {
+    /// Call this export with ARGS and print its results, one per line.
+    #[arg(long, value_name = "NAME")]
+    invoke: Option<String>,
+    /// Time slice in microseconds.
+    #[arg(long, default_value_t = 100, value_name = "Q",
+          value_parser = clap::value_parser!(u64).range(1..))]
+    quantum_us: u64,
+    /// Native stack for wasm frames, KiB.
+    #[arg(long, default_value_t = 1024, value_name = "K",
+          value_parser = clap::value_parser!(u64).range(16..=1024 * 1024))]
+    stack_kib: u64,
+    /// When compiling a .wasm/.wat, rely on this many KiB of guard (see
+    /// `compile --guard-kib`). An artifact brings its own setting.
+    #[arg(long, default_value_t = 0, value_name = "G")]
+    guard_kib: u64,
+    /// Neither read nor write the compile cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// The program: .wasm, .wat or a compiled .so artifact.
+    prog: PathBuf,
+    /// Arguments of the export (i32/i64: decimal or 0x hex; f32/f64:
+    /// decimal, nan, inf, -inf).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    args: Vec<String>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match dispatch(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            if e.downcast_ref::<UsageError>().is_some() {
+                ExitCode::from(EXIT_USAGE)
+            } else {
+                ExitCode::FAILURE
+            }
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<ExitCode> {
+    match cli.cmd {
+        Cmd::Compile {
+            input,
+            output,
+            guard_kib,
+        } => {
+            compile(&input, &output, guard_bytes(guard_kib)?)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Inspect { file } => inspect::inspect(&file),
+        Cmd::Run(args) => run(args, cli.verbose),
+    }
+}
+
+fn guard_bytes(kib: u64) -> Result<u64> {
+    match kib.checked_mul(1024) {
+        Some(b) if b <= 1 << 32 => Ok(b),
+        _ => usage!("--guard-kib {kib} is too large (at most 4194304)"),
+    }
+}
+
+/// Read a module file as a wasm binary (text format is assembled).
+pub(crate) fn read_wasm(path: &Path) -> Result<Vec<u8>> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
+    wat::parse_bytes(&bytes)
+        .map(|b| b.into_owned())
+        .with_context(|| format!("{} is not a valid .wasm or .wat module", path.display()))
+}
+
+/// Compile `wasm` with `guard_bytes`, naming `path` in errors.
+pub(crate) fn compile_wasm(wasm: &[u8], guard_bytes: u64, path: &Path) -> Result<Vec<u8>> {
+    let config = myriad_codegen::CompileConfig { guard_bytes };
+    myriad_codegen::compile(wasm, &config).map_err(|e| {
+        let msg = e.to_string();
+        let msg = if msg.starts_with("unsupported:") && msg.contains("imports") {
+            format!("{msg} (WASI and host imports are not implemented yet)")
+        } else {
+            msg
+        };
+        anyhow::anyhow!("cannot compile {}: {msg}", path.display())
+    })
+}
+
+/// Write `bytes` to `path` via a temporary file in the same directory and
+/// a rename, so readers never see a partial file.
+pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let name = path
+        .file_name()
+        .with_context(|| format!("{} is not a file name", path.display()))?;
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(
+        ".{}.{}.{n}.tmp",
+        name.to_string_lossy(),
+        std::process::id()
+    ));
+    std::fs::write(&tmp, bytes).with_context(|| format!("cannot write {}", tmp.display()))?;
+    if let Err(e) = std::fs::rename(&tmp, path) {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e).with_context(|| format!("cannot write {}", path.display()));
+    }
+    Ok(())
+}
+
+fn compile(input: &Path, output: &Path, guard_bytes: u64) -> Result<()> {
+    let wasm = read_wasm(input)?;
+    let so = compile_wasm(&wasm, guard_bytes, input)?;
+    write_atomic(output, &so)
+}
+
+/// `path` made absolute: `dlopen` searches the library path for a name
+/// without a slash (`t.so`) instead of opening the file.
+pub(crate) fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_owned())
+}
+
+fn is_artifact(path: &Path) -> Result<bool> {
+    let mut head = [0u8; 4];
+    let mut f =
+        std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let n = std::io::Read::read(&mut f, &mut head)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(n == 4 && head == *b"\x7fELF")
+}
+
+/// Linear memory each instance may reach: the declared maximum (or 4 GiB
+/// when there is none), at least the initial size. The region is one
+/// `MAP_NORESERVE` mapping, so reserving much costs nothing until touched.
+fn heap_capacity(module: &Module) -> usize {
+    const CAP: u64 = 4 << 30;
+    const MIN: u64 = 64 << 10;
+    let bytes = match module.metadata().memory {
+        None => MIN,
+        Some(m) => {
+            let page = m.page_size();
+            let max = m.max_pages.map_or(CAP, |p| p.saturating_mul(page)).min(CAP);
+            max.max(m.min_pages.saturating_mul(page)).max(MIN)
+        }
+    };
+    usize::try_from(bytes).unwrap_or(usize::MAX)
+}
+
+fn run(args: RunArgs, verbose: bool) -> Result<ExitCode> {
+    let module = if is_artifact(&args.prog)? {
+        if args.guard_kib != 0 {
+            eprintln!("warning: --guard-kib is ignored for a compiled artifact");
+        }
+        Module::from_file(&absolute(&args.prog)).map_err(anyhow::Error::new)?
+    } else {
+        let opts = cache::Options {
+            guard_bytes: guard_bytes(args.guard_kib)?,
+            use_cache: !args.no_cache,
+            verbose,
+        };
+        cache::load_wasm(&args.prog, &opts)?
+    };
+    let module = Arc::new(module);
+
+    let name = match &args.invoke {
+        Some(n) => n.clone(),
+        None => {
+            if module.export_type("_start").is_none() {
+                usage!("no _start export; use --invoke NAME");
+            }
+            if !args.args.is_empty() {
+                usage!(
+                    "program arguments need WASI, which is not implemented yet; \
+                     use --invoke NAME to pass arguments to an export"
+                );
+            }
+            "_start".to_string()
+        }
+    };
+    let Some(ty) = module.export_type(&name).cloned() else {
+        let mut names: Vec<&str> = module.export_names().collect();
+        names.sort_unstable();
+        let list = if names.is_empty() {
+            "none".to_string()
+        } else {
+            names.join(", ")
+        };
+        usage!("the module has no exported function named {name:?} (exports: {list})");
+    };
+    let vals = values::parse_args(&name, &ty, &args.args)?;
+
+    let md = module.metadata();
+    let config = SchedulerConfig {
+        workers: 1,
+        quantum: Duration::from_micros(args.quantum_us),
+        capacity: 1,
+        stack_size: (args.stack_kib * 1024) as usize,
+        heap_capacity: heap_capacity(&module),
+        guard_size: md.guard_bytes as usize,
+        guard_mode: md.guard_bytes > 0,
+        pin_workers: false,
+        start_paused: false,
+    };
+    let sched = Scheduler::new(config).context("cannot start the scheduler")?;
+    let handle = match sched.spawn(&module, &name, &vals) {
+        Ok(h) => h,
+        Err(SpawnError::Instantiate(
+            e @ (InstantiateError::NoSuchExport(_)
+            | InstantiateError::ArgumentCount { .. }
+            | InstantiateError::ArgumentType { .. }),
+        )) => usage!("{e}"),
+        Err(e) => return Err(e).context(format!("cannot instantiate {}", args.prog.display())),
+    };
+    let result = handle.join();
+    drop(sched.shutdown());
+    match result {
+        Ok(results) => {
+            let mut out = std::io::stdout().lock();
+            for v in results {
+                writeln!(out, "{}", values::format_val(v))?;
+            }
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(InstanceError::Trap(kind)) => {
+            eprintln!("error: trap: {kind}");
+            Ok(ExitCode::from(EXIT_TRAP))
+        }
+        Err(InstanceError::Cancelled) => bail!("the instance was cancelled"),
+    }
+}

@@ -1,0 +1,398 @@
+//! End-to-end tests of the `myriad` binary, each with its own cache dir.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_myriad");
+
+const PROG: &str = r#"(module
+  (memory 1 4)
+  (global $g (mut i32) (i32.const 7))
+  (data (i32.const 0) "hello")
+  (func $fib (export "fib") (param $n i32) (result i64)
+    (if (result i64) (i32.lt_s (local.get $n) (i32.const 2))
+      (then (i64.extend_i32_s (local.get $n)))
+      (else (i64.add (call $fib (i32.sub (local.get $n) (i32.const 1)))
+                     (call $fib (i32.sub (local.get $n) (i32.const 2)))))))
+  (func (export "add") (param i32 i32) (result i32) (i32.add (local.get 0) (local.get 1)))
+  (func (export "add64") (param i64 i64) (result i64) (i64.add (local.get 0) (local.get 1)))
+  (func (export "div") (param i32 i32) (result i32) (i32.div_s (local.get 0) (local.get 1)))
+  (func (export "floats") (param f64 f32) (result f64 f32)
+    (f64.add (local.get 0) (f64.const 0.25)) (local.get 1))
+  (func (export "oob") (result i32) (i32.load (i32.const 1000000)))
+)"#;
+
+/// A fresh directory for one test, with a cache dir inside.
+struct Env {
+    dir: PathBuf,
+}
+
+impl Env {
+    fn new(name: &str) -> Env {
+        let dir =
+            std::env::temp_dir().join(format!("myriad-cli-test-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        Env { dir }
+    }
+
+    fn cache(&self) -> PathBuf {
+        self.dir.join("cache")
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let p = self.dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn myriad(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(args)
+            .current_dir(&self.dir)
+            .env("MYRIAD_CACHE_DIR", self.cache())
+            .output()
+            .unwrap()
+    }
+
+    fn cache_entries(&self) -> Vec<PathBuf> {
+        let mut v: Vec<PathBuf> = match std::fs::read_dir(self.cache()) {
+            Ok(rd) => rd.map(|e| e.unwrap().path()).collect(),
+            Err(_) => Vec::new(),
+        };
+        v.sort();
+        v
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[track_caller]
+fn ok(o: &Output) -> String {
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(o));
+    stdout(o)
+}
+
+fn p(path: &Path) -> &str {
+    path.to_str().unwrap()
+}
+
+#[test]
+fn compile_then_inspect() {
+    let env = Env::new("inspect");
+    env.write("prog.wat", PROG);
+    // Relative paths: `inspect t.so` must not go through the library search path.
+    let o = env.myriad(&["compile", "prog.wat", "-o", "prog.so"]);
+    ok(&o);
+    assert!(env.dir.join("prog.so").exists());
+    let out = ok(&env.myriad(&["inspect", "prog.so"]));
+    for want in [
+        "ABI version:   1",
+        "(matches this host)",
+        "guard bytes:   0",
+        "memory:        min 1 pages, max 4 pages, page size 65536 bytes",
+        "global 0: mut i32 = 7",
+        "data segments: 1 (5 bytes)",
+        "fib: (i32) -> i64",
+        "add64: (i64, i64) -> i64",
+        "floats: (f64, f32) -> (f64, f32)",
+        "oob: () -> i32",
+        "imports:       none",
+        "start:         none",
+        "IntegerDivisionByZero",
+        "size:          ",
+        "artifact hash: ",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    // The artifact runs directly, too.
+    assert_eq!(
+        ok(&env.myriad(&["run", "--invoke", "fib", "prog.so", "10"])),
+        "55\n"
+    );
+    // Compile with guard bytes: recorded in the artifact.
+    ok(&env.myriad(&["compile", "prog.wat", "-o", "g.so", "--guard-kib", "64"]));
+    let out = ok(&env.myriad(&["inspect", "g.so"]));
+    assert!(out.contains("guard bytes:   65536"), "{out}");
+    assert_eq!(
+        ok(&env.myriad(&["run", "--invoke", "add", "g.so", "2", "3"])),
+        "5\n"
+    );
+}
+
+#[test]
+fn invoke_prints_results() {
+    let env = Env::new("invoke");
+    let prog = env.write("prog.wat", PROG);
+    let prog = p(&prog);
+    assert_eq!(
+        ok(&env.myriad(&["run", "--invoke", "fib", prog, "20"])),
+        "6765\n"
+    );
+    assert_eq!(
+        ok(&env.myriad(&["run", "--invoke", "fib", prog, "30"])),
+        "832040\n"
+    );
+    assert_eq!(
+        ok(&env.myriad(&["run", "--invoke", "add", prog, "-5", "0x10"])),
+        "11\n"
+    );
+    assert_eq!(
+        ok(&env.myriad(&["run", "--invoke", "add", prog, "0x7fffffff", "1"])),
+        "-2147483648\n"
+    );
+    assert_eq!(
+        ok(&env.myriad(&["run", "--invoke", "add64", prog, "-9000000000", "-0x10"])),
+        "-9000000016\n"
+    );
+    assert_eq!(
+        ok(&env.myriad(&["run", "--invoke", "floats", prog, "1.5", "-inf"])),
+        "1.75\n-inf\n"
+    );
+    assert_eq!(
+        ok(&env.myriad(&["run", "--invoke", "floats", prog, "inf", "nan"])),
+        "inf\nNaN\n"
+    );
+    // A .wasm binary works like text.
+    let wasm = wat::parse_str(PROG).unwrap();
+    std::fs::write(env.dir.join("prog.wasm"), wasm).unwrap();
+    assert_eq!(
+        ok(&env.myriad(&["run", "--invoke", "div", "prog.wasm", "-7", "2"])),
+        "-3\n"
+    );
+}
+
+#[test]
+fn trap_exits_134() {
+    let env = Env::new("trap");
+    let prog = env.write("prog.wat", PROG);
+    let o = env.myriad(&["run", "--invoke", "div", p(&prog), "1", "0"]);
+    assert_eq!(o.status.code(), Some(134));
+    assert!(
+        stderr(&o).contains("error: trap: integer divide by zero"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(stdout(&o), "");
+    let o = env.myriad(&["run", "--invoke", "oob", p(&prog)]);
+    assert_eq!(o.status.code(), Some(134));
+    assert!(
+        stderr(&o).contains("error: trap: out of bounds memory access"),
+        "{}",
+        stderr(&o)
+    );
+    let u = env.write("u.wat", r#"(module (func (export "_start") unreachable))"#);
+    let o = env.myriad(&["run", p(&u)]);
+    assert_eq!(o.status.code(), Some(134));
+    assert!(
+        stderr(&o).contains("error: trap: unreachable"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn start_runs_and_missing_start_is_explained() {
+    let env = Env::new("start");
+    let s = env.write("s.wat", r#"(module (func (export "_start")))"#);
+    let o = env.myriad(&["run", p(&s)]);
+    assert_eq!(ok(&o), "");
+    let prog = env.write("prog.wat", PROG);
+    let o = env.myriad(&["run", p(&prog)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("no _start export; use --invoke NAME"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn bad_arguments_exit_2() {
+    let env = Env::new("args");
+    let prog = env.write("prog.wat", PROG);
+    let prog = p(&prog);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["run", "--invoke", "add", prog, "1"],
+            "takes 2 arguments, 1 given",
+        ),
+        (
+            &["run", "--invoke", "fib", prog, "1", "2"],
+            "takes 1 argument, 2 given",
+        ),
+        (
+            &["run", "--invoke", "fib", prog, "x"],
+            "argument 1 of export \"fib\" must be i32",
+        ),
+        (
+            &["run", "--invoke", "fib", prog, "4294967296"],
+            "must be i32",
+        ),
+        (
+            &["run", "--invoke", "floats", prog, "1", "y"],
+            "argument 2 of export \"floats\" must be f32",
+        ),
+        (
+            &["run", "--invoke", "nope", prog],
+            "no exported function named \"nope\"",
+        ),
+        (&["run", "--bogus", prog], "--bogus"),
+    ];
+    for (args, want) in cases {
+        let o = env.myriad(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains(want),
+            "{args:?}: want {want:?} in {}",
+            stderr(&o)
+        );
+    }
+}
+
+#[test]
+fn second_run_hits_the_cache() {
+    let env = Env::new("cache");
+    let prog = env.write("prog.wat", PROG);
+    let prog = p(&prog);
+    let o = env.myriad(&["-v", "run", "--invoke", "fib", prog, "15"]);
+    assert_eq!(ok(&o), "610\n");
+    assert!(stderr(&o).contains("cache miss"), "{}", stderr(&o));
+    let entries = env.cache_entries();
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    assert!(entries[0].extension().is_some_and(|e| e == "so"));
+    let mtime = std::fs::metadata(&entries[0]).unwrap().modified().unwrap();
+
+    let o = env.myriad(&["-v", "run", "--invoke", "fib", prog, "15"]);
+    assert_eq!(ok(&o), "610\n");
+    assert!(stderr(&o).contains("cache hit"), "{}", stderr(&o));
+    assert!(!stderr(&o).contains("cache miss"), "{}", stderr(&o));
+    assert_eq!(env.cache_entries(), entries);
+    assert_eq!(
+        std::fs::metadata(&entries[0]).unwrap().modified().unwrap(),
+        mtime
+    );
+
+    // --no-cache neither reads nor writes it.
+    let o = env.myriad(&["-v", "run", "--no-cache", "--invoke", "fib", prog, "15"]);
+    assert_eq!(ok(&o), "610\n");
+    assert!(!stderr(&o).contains("cache hit"), "{}", stderr(&o));
+    assert_eq!(env.cache_entries(), entries);
+
+    // A different guard setting is a different entry.
+    ok(&env.myriad(&["run", "--guard-kib", "64", "--invoke", "fib", prog, "15"]));
+    assert_eq!(env.cache_entries().len(), 2);
+}
+
+#[test]
+fn corrupt_cache_entry_is_recompiled() {
+    let env = Env::new("corrupt-cache");
+    let prog = env.write("prog.wat", PROG);
+    let prog = p(&prog);
+    ok(&env.myriad(&["run", "--invoke", "fib", prog, "12"]));
+    let entries = env.cache_entries();
+    assert_eq!(entries.len(), 1);
+    let mut bytes = std::fs::read(&entries[0]).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0xff;
+    std::fs::write(&entries[0], &bytes).unwrap();
+
+    let o = env.myriad(&["-v", "run", "--invoke", "fib", prog, "12"]);
+    assert_eq!(ok(&o), "144\n");
+    assert!(
+        stderr(&o).contains("warning: discarding unusable cache entry"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("corrupt"), "{}", stderr(&o));
+    assert_eq!(env.cache_entries(), entries);
+    let o = env.myriad(&["-v", "run", "--invoke", "fib", prog, "12"]);
+    assert_eq!(ok(&o), "144\n");
+    assert!(stderr(&o).contains("cache hit"), "{}", stderr(&o));
+}
+
+#[test]
+fn inspect_corrupt_artifact_fails() {
+    let env = Env::new("corrupt");
+    env.write("prog.wat", PROG);
+    ok(&env.myriad(&["compile", "prog.wat", "-o", "prog.so"]));
+    let mut bytes = std::fs::read(env.dir.join("prog.so")).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(env.dir.join("bad.so"), &bytes).unwrap();
+    for args in [
+        &["inspect", "bad.so"][..],
+        &["run", "--invoke", "fib", "bad.so", "3"][..],
+    ] {
+        let o = env.myriad(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        assert!(stderr(&o).contains("corrupt"), "{}", stderr(&o));
+        assert_eq!(stdout(&o), "");
+    }
+    // Not an artifact at all.
+    env.write("junk.so", "not an elf file");
+    let o = env.myriad(&["inspect", "junk.so"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("not a Myriad artifact"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn imports_are_unsupported() {
+    let env = Env::new("imports");
+    let w = env.write(
+        "imp.wat",
+        r#"(module
+             (import "wasi_snapshot_preview1" "fd_write" (func (param i32 i32 i32 i32) (result i32)))
+             (func (export "_start")))"#,
+    );
+    for args in [&["run", p(&w)][..], &["compile", p(&w), "-o", "x.so"][..]] {
+        let o = env.myriad(args);
+        assert_eq!(o.status.code(), Some(1), "{args:?}");
+        let e = stderr(&o);
+        assert!(e.contains("unsupported: function imports"), "{e}");
+        assert!(
+            e.contains("WASI and host imports are not implemented yet"),
+            "{e}"
+        );
+    }
+    assert!(!env.dir.join("x.so").exists());
+}
+
+#[test]
+fn invalid_input_fails_clearly() {
+    let env = Env::new("invalid");
+    env.write(
+        "bad.wat",
+        "(module (func (export \"f\") (result i32) i64.const 1))",
+    );
+    let o = env.myriad(&["run", "--invoke", "f", "bad.wat"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("cannot compile"), "{}", stderr(&o));
+    let o = env.myriad(&["run", "missing.wasm"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("cannot read"), "{}", stderr(&o));
+    env.write("syntax.wat", "(module (func");
+    let o = env.myriad(&["compile", "syntax.wat", "-o", "s.so"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("not a valid .wasm or .wat module"),
+        "{}",
+        stderr(&o)
+    );
+}
