@@ -16,6 +16,11 @@ fn global_value(g: &GlobalDecl) -> String {
         ValType::I64 => (g.init as i64).to_string(),
         ValType::F32 => f32::from_bits(g.init as u32).to_string(),
         ValType::F64 => f64::from_bits(g.init).to_string(),
+        ValType::FuncRef => match g.init.checked_sub(1) {
+            None => "null".to_string(),
+            Some(f) => format!("ref.func {f}"),
+        },
+        ValType::ExternRef => "null".to_string(),
     }
 }
 
@@ -85,6 +90,7 @@ pub fn inspect(path: &Path) -> Result<ExitCode> {
             global_value(g)
         );
     }
+    // Counts active and passive segments.
     let data_bytes: usize = md.data.iter().map(|d| d.bytes.len()).sum();
     let _ = writeln!(
         w,

@@ -11,6 +11,8 @@ pub fn type_name(t: ValType) -> &'static str {
         ValType::I64 => "i64",
         ValType::F32 => "f32",
         ValType::F64 => "f64",
+        ValType::FuncRef => "funcref",
+        ValType::ExternRef => "externref",
     }
 }
 
@@ -71,6 +73,10 @@ pub fn parse_val(s: &str, t: ValType) -> Option<Val> {
         }
         ValType::F32 => Val::F32(s.parse::<f32>().ok()?),
         ValType::F64 => Val::F64(s.parse::<f64>().ok()?),
+        // Only null references can be written on a command line.
+        ValType::FuncRef if s == "null" => Val::FuncRef(0),
+        ValType::ExternRef if s == "null" => Val::ExternRef(0),
+        ValType::FuncRef | ValType::ExternRef => return None,
     })
 }
 
@@ -91,6 +97,7 @@ pub fn parse_args(name: &str, ty: &FuncType, args: &[String]) -> Result<Vec<Val>
             let hint = match t {
                 ValType::I32 | ValType::I64 => "a decimal or 0x hex integer in range",
                 ValType::F32 | ValType::F64 => "a decimal number, nan, inf or -inf",
+                ValType::FuncRef | ValType::ExternRef => "null",
             };
             usage!(
                 "argument {} of export {name:?} must be {} ({hint}), got {arg:?}",
@@ -111,6 +118,9 @@ pub fn format_val(v: Val) -> String {
         Val::I64(x) => x.to_string(),
         Val::F32(x) => x.to_string(),
         Val::F64(x) => x.to_string(),
+        Val::FuncRef(0) | Val::ExternRef(0) => "null".to_string(),
+        Val::FuncRef(x) => format!("funcref:{x:#x}"),
+        Val::ExternRef(x) => format!("externref:{}", x - 1),
     }
 }
 

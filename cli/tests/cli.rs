@@ -99,7 +99,7 @@ fn compile_then_inspect() {
     assert!(env.dir.join("prog.so").exists());
     let out = ok(&env.myriad(&["inspect", "prog.so"]));
     for want in [
-        "ABI version:   1",
+        "ABI version:   2",
         "(matches this host)",
         "guard bytes:   0",
         "memory:        min 1 pages, max 4 pages, page size 65536 bytes",

@@ -30,7 +30,7 @@ use std::fmt;
 
 /// Version of this ABI. Bump on any change to vmctx layout, builtin
 /// signatures, symbol naming, trap kinds or the metadata encoding.
-pub const ABI_VERSION: u32 = 1;
+pub const ABI_VERSION: u32 = 2;
 
 /// Byte offsets of the vmctx fields that compiled code touches.
 pub mod vmctx {
@@ -52,11 +52,44 @@ pub mod vmctx {
     /// `extern "C" fn(vmctx, delta_pages: u64) -> i64`: `memory.grow`.
     /// Returns the old size in pages, or -1 if the memory cannot grow.
     pub const FN_MEMORY_GROW: i32 = 40;
+    /// `*const u32`: the module's canonical type ids, one per type index
+    /// (process-wide: equal ids mean structurally equal signatures).
+    pub const TYPE_IDS: i32 = 48;
+    /// `*const TableDesc`: one [`TABLE_DESC_SIZE`]-byte descriptor
+    /// `{ base: *mut u64, len: u64 }` per table. Elements are funcref
+    /// pointers or externref handles, 0 is null.
+    pub const TABLES: i32 = 56;
+    /// `*const FuncRef`: the instance's [`FUNC_REF_SIZE`]-byte records
+    /// `{ code, vmctx, type_id: u64 }`, one per defined function;
+    /// `ref.func i` is `FUNC_REFS + FUNC_REF_SIZE * i`.
+    pub const FUNC_REFS: i32 = 64;
+    /// Table builtins: `extern "C" fn(vmctx, args: *const u64) -> i64`,
+    /// arguments (each zero-extended to u64) in a buffer on the caller's
+    /// stack. `table.grow`: `[table, delta, init]` -> old size or -1.
+    pub const FN_TABLE_GROW: i32 = 72;
+    /// `table.fill`: `[table, dst, value, len]` -> 0, or non-zero: trap
+    /// `TableAccessOutOfBounds`.
+    pub const FN_TABLE_FILL: i32 = 80;
+    /// `table.copy`: `[dst_table, src_table, dst, src, len]` -> 0 or trap.
+    pub const FN_TABLE_COPY: i32 = 88;
+    /// `table.init`: `[table, segment, dst, src, len]` -> 0 or trap.
+    pub const FN_TABLE_INIT: i32 = 96;
+    /// `elem.drop`: `[segment]` -> 0.
+    pub const FN_ELEM_DROP: i32 = 104;
+    /// `memory.init`: `[segment, dst, src, len]` -> 0, or non-zero: trap
+    /// `HeapOutOfBounds`.
+    pub const FN_MEMORY_INIT: i32 = 112;
+    /// `data.drop`: `[segment]` -> 0.
+    pub const FN_DATA_DROP: i32 = 120;
     /// Size of the part of vmctx defined by this ABI.
-    pub const ABI_HEADER_SIZE: usize = 64;
+    pub const ABI_HEADER_SIZE: usize = 128;
     /// Offset of global 0; global `i` is at `GLOBALS + 8 * i`.
     /// Bytes `ABI_HEADER_SIZE..GLOBALS` are private to the runtime.
-    pub const GLOBALS: i32 = 384;
+    pub const GLOBALS: i32 = 512;
+    /// Size of a table descriptor.
+    pub const TABLE_DESC_SIZE: i32 = 16;
+    /// Size of a `FuncRef` record; `code` at 0, `vmctx` at 8, `type_id` at 16.
+    pub const FUNC_REF_SIZE: i32 = 24;
     /// Size of one global cell.
     pub const GLOBAL_SIZE: i32 = 8;
 
@@ -109,11 +142,14 @@ pub enum TrapKind {
     TableOutOfBounds = 8,
     /// Call through a null table entry or null reference.
     NullReference = 9,
+    /// `table.get/set/fill/copy/init` or an active element segment out of
+    /// bounds.
+    TableAccessOutOfBounds = 10,
 }
 
 impl TrapKind {
     /// All trap kinds, in code order.
-    pub const ALL: [TrapKind; 9] = [
+    pub const ALL: [TrapKind; 10] = [
         TrapKind::StackOverflow,
         TrapKind::HeapOutOfBounds,
         TrapKind::IntegerOverflow,
@@ -123,6 +159,7 @@ impl TrapKind {
         TrapKind::IndirectCallTypeMismatch,
         TrapKind::TableOutOfBounds,
         TrapKind::NullReference,
+        TrapKind::TableAccessOutOfBounds,
     ];
 
     /// The kind with numeric code `code`, if any.
@@ -142,6 +179,7 @@ impl TrapKind {
             TrapKind::IndirectCallTypeMismatch => "indirect call type mismatch",
             TrapKind::TableOutOfBounds => "undefined element",
             TrapKind::NullReference => "uninitialized element",
+            TrapKind::TableAccessOutOfBounds => "out of bounds table access",
         }
     }
 }
@@ -164,6 +202,10 @@ pub enum ValType {
     F32 = 2,
     /// 64-bit IEEE float.
     F64 = 3,
+    /// `funcref`: pointer to a `FuncRef` record, 0 is null (passed as i64).
+    FuncRef = 4,
+    /// `externref`: opaque host handle, 0 is null (passed as i64).
+    ExternRef = 5,
 }
 
 impl ValType {
@@ -173,13 +215,15 @@ impl ValType {
             1 => Some(ValType::I64),
             2 => Some(ValType::F32),
             3 => Some(ValType::F64),
+            4 => Some(ValType::FuncRef),
+            5 => Some(ValType::ExternRef),
             _ => None,
         }
     }
 }
 
 /// A function signature.
-#[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
 pub struct FuncType {
     /// Parameter types, in order.
     pub params: Vec<ValType>,
@@ -205,7 +249,48 @@ impl MemoryDecl {
     }
 }
 
+/// A table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TableDecl {
+    /// Element type: [`ValType::FuncRef`] or [`ValType::ExternRef`].
+    pub ty: ValType,
+    /// Initial length in elements.
+    pub min: u64,
+    /// Declared maximum length, if any.
+    pub max: Option<u64>,
+    /// Initial element: defined function index, or `None` for null.
+    pub init: Option<u32>,
+}
+
+/// How an element segment is used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElemMode {
+    /// Available to `table.init` until dropped.
+    Passive,
+    /// Copied into `table` at `offset` at instantiation, then dropped.
+    Active {
+        /// Table index.
+        table: u32,
+        /// Element offset (constant expressions are resolved at compile
+        /// time: without imports every global is known).
+        offset: u32,
+    },
+    /// Only declares functions for `ref.func`; dropped at instantiation.
+    Declared,
+}
+
+/// An element segment.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ElemSegment {
+    /// How it is used.
+    pub mode: ElemMode,
+    /// Items: defined function index, or `None` for a null reference.
+    pub items: Vec<Option<u32>>,
+}
+
 /// A global: type, mutability and constant initial value (raw bits).
+/// For a `funcref` global, `init` is the function index plus one, or 0 for
+/// null (the runtime turns it into the instance's `FuncRef` pointer).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct GlobalDecl {
     /// Value type.
@@ -216,10 +301,13 @@ pub struct GlobalDecl {
     pub init: u64,
 }
 
-/// An active data segment copied into memory at instantiation.
+/// A data segment. Active ones are copied into memory at instantiation
+/// (and then count as dropped); passive ones serve `memory.init`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DataSegment {
-    /// Byte offset in linear memory.
+    /// Passive (no offset, not copied at instantiation).
+    pub passive: bool,
+    /// Byte offset in linear memory (active segments).
     pub offset: u64,
     /// Bytes to copy.
     pub bytes: Vec<u8>,
@@ -264,8 +352,15 @@ pub struct Metadata {
     pub memory: Option<MemoryDecl>,
     /// Globals in index order.
     pub globals: Vec<GlobalDecl>,
-    /// Active data segments in module order.
+    /// Data segments (active and passive) in module order.
     pub data: Vec<DataSegment>,
+    /// Tables in index order.
+    pub tables: Vec<TableDecl>,
+    /// Element segments in module order.
+    pub elems: Vec<ElemSegment>,
+    /// Whether compiled code or globals use `FUNC_REFS` (`ref.func`), so
+    /// instances need the `FuncRef` array even without tables.
+    pub func_refs: bool,
     /// Exported functions.
     pub exports: Vec<Export>,
     /// Start function (defined function index), if any.
@@ -353,9 +448,34 @@ impl Metadata {
         }
         w.u32(self.data.len() as u32);
         for d in &self.data {
+            w.u8(d.passive as u8);
             w.u64(d.offset);
             w.bytes(&d.bytes);
         }
+        w.u32(self.tables.len() as u32);
+        for t in &self.tables {
+            w.u8(t.ty as u8);
+            w.u64(t.min);
+            w.opt_u64(t.max);
+            w.opt_u64(t.init.map(u64::from));
+        }
+        w.u32(self.elems.len() as u32);
+        for e in &self.elems {
+            match e.mode {
+                ElemMode::Passive => w.u8(0),
+                ElemMode::Active { table, offset } => {
+                    w.u8(1);
+                    w.u32(table);
+                    w.u32(offset);
+                }
+                ElemMode::Declared => w.u8(2),
+            }
+            w.u32(e.items.len() as u32);
+            for i in &e.items {
+                w.u32(i.map_or(u32::MAX, |f| f));
+            }
+        }
+        w.u8(self.func_refs as u8);
         w.u32(self.exports.len() as u32);
         for e in &self.exports {
             w.bytes(e.name.as_bytes());
@@ -456,10 +576,78 @@ impl Metadata {
         }
         let mut data = Vec::new();
         for _ in 0..r.count()? {
+            let passive = match r.u8()? {
+                0 => false,
+                1 => true,
+                _ => return Err(MetadataError::Malformed("data segment mode")),
+            };
             let offset = r.u64()?;
             let bytes = r.bytes()?.to_vec();
-            data.push(DataSegment { offset, bytes });
+            data.push(DataSegment {
+                passive,
+                offset,
+                bytes,
+            });
         }
+        let nfuncs = func_types.len();
+        let func_index = |f: u32| -> Result<u32, MetadataError> {
+            if (f as usize) < nfuncs {
+                Ok(f)
+            } else {
+                Err(MetadataError::Malformed("function index out of range"))
+            }
+        };
+        let mut tables = Vec::new();
+        for _ in 0..r.count()? {
+            let ty = r.val_type()?;
+            if !matches!(ty, ValType::FuncRef | ValType::ExternRef) {
+                return Err(MetadataError::Malformed("table element type"));
+            }
+            let min = r.u64()?;
+            let max = r.opt_u64()?;
+            let init = match r.opt_u64()? {
+                None => None,
+                Some(f) => Some(func_index(
+                    u32::try_from(f).map_err(|_| MetadataError::Malformed("table init"))?,
+                )?),
+            };
+            tables.push(TableDecl { ty, min, max, init });
+        }
+        let mut elems = Vec::new();
+        for _ in 0..r.count()? {
+            let mode = match r.u8()? {
+                0 => ElemMode::Passive,
+                1 => {
+                    let table = r.u32()?;
+                    if table as usize >= tables.len() {
+                        return Err(MetadataError::Malformed("element table index"));
+                    }
+                    ElemMode::Active {
+                        table,
+                        offset: r.u32()?,
+                    }
+                }
+                2 => ElemMode::Declared,
+                _ => return Err(MetadataError::Malformed("element mode")),
+            };
+            let n = r.u32()? as usize;
+            if n > r.0.len() / 4 {
+                return Err(MetadataError::Truncated);
+            }
+            let mut items = Vec::with_capacity(n);
+            for _ in 0..n {
+                items.push(match r.u32()? {
+                    u32::MAX => None,
+                    f => Some(func_index(f)?),
+                });
+            }
+            elems.push(ElemSegment { mode, items });
+        }
+        let func_refs = match r.u8()? {
+            0 => false,
+            1 => true,
+            _ => return Err(MetadataError::Malformed("func_refs flag")),
+        };
         let mut exports = Vec::new();
         for _ in 0..r.count()? {
             let name = String::from_utf8(r.bytes()?.to_vec())
@@ -500,6 +688,9 @@ impl Metadata {
             memory,
             globals,
             data,
+            tables,
+            elems,
+            func_refs,
             exports,
             start,
             traps,
@@ -522,6 +713,15 @@ impl Writer {
     fn bytes(&mut self, b: &[u8]) {
         self.u32(b.len() as u32);
         self.0.extend_from_slice(b);
+    }
+    fn opt_u64(&mut self, v: Option<u64>) {
+        match v {
+            None => self.u8(0),
+            Some(v) => {
+                self.u8(1);
+                self.u64(v);
+            }
+        }
     }
 }
 
@@ -560,6 +760,13 @@ impl<'a> Reader<'a> {
     fn bytes(&mut self) -> Result<&'a [u8], MetadataError> {
         let n = self.u32()? as usize;
         self.take(n)
+    }
+    fn opt_u64(&mut self) -> Result<Option<u64>, MetadataError> {
+        match self.u8()? {
+            0 => Ok(None),
+            1 => Ok(Some(self.u64()?)),
+            _ => Err(MetadataError::Malformed("option flag")),
+        }
     }
     fn val_type(&mut self) -> Result<ValType, MetadataError> {
         ValType::from_code(self.u8()?).ok_or(MetadataError::Malformed("value type"))
@@ -624,9 +831,42 @@ mod tests {
                 init: 7,
             }],
             data: vec![DataSegment {
+                passive: false,
                 offset: 16,
                 bytes: b"hello".to_vec(),
             }],
+            tables: vec![
+                TableDecl {
+                    ty: ValType::FuncRef,
+                    min: 2,
+                    max: Some(10),
+                    init: Some(1),
+                },
+                TableDecl {
+                    ty: ValType::ExternRef,
+                    min: 0,
+                    max: None,
+                    init: None,
+                },
+            ],
+            elems: vec![
+                ElemSegment {
+                    mode: ElemMode::Active {
+                        table: 0,
+                        offset: 1,
+                    },
+                    items: vec![Some(0), None],
+                },
+                ElemSegment {
+                    mode: ElemMode::Passive,
+                    items: vec![Some(1)],
+                },
+                ElemSegment {
+                    mode: ElemMode::Declared,
+                    items: vec![],
+                },
+            ],
+            func_refs: true,
             exports: vec![Export {
                 name: "run".into(),
                 func_index: 1,

@@ -79,6 +79,12 @@ pub fn compile(wasm: &[u8], config: &CompileConfig) -> Result<Vec<u8>, CompileEr
         memory: module.memory,
         globals: module.globals.clone(),
         data: module.data.clone(),
+        tables: module.tables.clone(),
+        elems: module.elems.clone(),
+        func_refs: module.uses_ref_func.get()
+            || !module.tables.is_empty()
+            || !module.elems.is_empty()
+            || module.globals.iter().any(|g| g.ty == abi::ValType::FuncRef),
         exports: module.exports.clone(),
         start: module.start,
         traps,

@@ -209,9 +209,10 @@ fn unsupported_features_are_named() {
             "unsupported: memory imports",
         ),
         (
-            r#"(module (table 1 funcref))"#,
-            "unsupported: table section",
+            r#"(module (import "env" "t" (table 1 funcref)))"#,
+            "unsupported: table imports",
         ),
+        (r#"(module (table i64 1 funcref))"#, "unsupported: table64"),
         (r#"(module (memory i64 1))"#, "unsupported: memory64"),
         (
             r#"(module (memory 1) (memory 1))"#,
@@ -230,16 +231,8 @@ fn unsupported_features_are_named() {
             "unsupported: v128.const",
         ),
         (
-            r#"(module (memory 1) (data "x") (func (memory.init 0 (i32.const 0) (i32.const 0) (i32.const 0))))"#,
-            "unsupported: passive data segments",
-        ),
-        (
-            r#"(module (memory 1) (data "x"))"#,
-            "unsupported: passive data segments",
-        ),
-        (
-            r#"(module (func (ref.null func) (drop)))"#,
-            "unsupported: ref.null",
+            r#"(module (func (param anyref)))"#,
+            "unsupported: GC reference types",
         ),
         (
             r#"(module (func (return_call 0)))"#,
@@ -252,6 +245,64 @@ fn unsupported_features_are_named() {
             other => panic!("{wat}: expected {want}, got {other:?}"),
         }
     }
+}
+
+#[test]
+fn tables_and_elements_are_recorded() {
+    let so = compile_wat(
+        r#"(module
+             (global $o i32 (i32.const 1))
+             (table $t 3 8 funcref)
+             (table $x 1 externref)
+             (func $f) (func $g (result i32) i32.const 0 call_indirect $t (type 0) i32.const 1)
+             (elem (table $t) (global.get $o) func $g $f)
+             (elem $p funcref (ref.func $f) (ref.null func))
+             (elem declare func $g))"#,
+    )
+    .expect("compiles");
+    let meta = metadata(&so);
+    assert_eq!(
+        meta.tables,
+        vec![
+            abi::TableDecl {
+                ty: ValType::FuncRef,
+                min: 3,
+                max: Some(8),
+                init: None
+            },
+            abi::TableDecl {
+                ty: ValType::ExternRef,
+                min: 1,
+                max: None,
+                init: None
+            },
+        ]
+    );
+    assert_eq!(
+        meta.elems,
+        vec![
+            abi::ElemSegment {
+                mode: abi::ElemMode::Active {
+                    table: 0,
+                    offset: 1
+                },
+                items: vec![Some(1), Some(0)],
+            },
+            abi::ElemSegment {
+                mode: abi::ElemMode::Passive,
+                items: vec![Some(0), None],
+            },
+            abi::ElemSegment {
+                mode: abi::ElemMode::Declared,
+                items: vec![Some(1)],
+            },
+        ]
+    );
+    assert!(meta.func_refs);
+    assert!(meta
+        .traps
+        .iter()
+        .any(|t| t.kind == abi::TrapKind::IndirectCallTypeMismatch));
 }
 
 #[test]

@@ -187,10 +187,12 @@ fn data_segments_are_recorded() {
         meta.data,
         vec![
             DataSegment {
+                passive: false,
                 offset: 8,
                 bytes: b"hello".to_vec()
             },
             DataSegment {
+                passive: false,
                 offset: 0xfff0,
                 bytes: vec![1, 2]
             },

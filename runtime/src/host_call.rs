@@ -13,6 +13,9 @@
 //!   stack — saves the guest context with a switch to `vmctx.host_sp` and,
 //!   when resumed, returns to the guest (which reloads fuel from vmctx).
 //! * `memory_grow(vmctx, delta_pages) -> old pages or -1`.
+//! * `table_grow/fill/copy/init`, `elem_drop`, `memory_init`,
+//!   `data_drop(vmctx, args) -> i64`: see
+//!   [`crate::table`].
 //! * [`host_stack_call_addr`]: a generic `(vmctx, arg, f) -> u64` trampoline
 //!   for further host calls.
 
@@ -52,6 +55,63 @@ core::arch::global_asm!(
     "lea rdx, [rip + {grow}]",
     "jmp myriad_rt_host_call",
     ".size myriad_rt_memory_grow, . - myriad_rt_memory_grow",
+    // ---- table builtins (vmctx, args: *const u64) -> i64
+    ".p2align 4",
+    ".globl myriad_rt_table_grow",
+    ".hidden myriad_rt_table_grow",
+    ".type myriad_rt_table_grow,@function",
+    "myriad_rt_table_grow:",
+    "lea rdx, [rip + {table_grow}]",
+    "jmp myriad_rt_host_call",
+    ".size myriad_rt_table_grow, . - myriad_rt_table_grow",
+    ".p2align 4",
+    ".globl myriad_rt_table_fill",
+    ".hidden myriad_rt_table_fill",
+    ".type myriad_rt_table_fill,@function",
+    "myriad_rt_table_fill:",
+    "lea rdx, [rip + {table_fill}]",
+    "jmp myriad_rt_host_call",
+    ".size myriad_rt_table_fill, . - myriad_rt_table_fill",
+    ".p2align 4",
+    ".globl myriad_rt_table_copy",
+    ".hidden myriad_rt_table_copy",
+    ".type myriad_rt_table_copy,@function",
+    "myriad_rt_table_copy:",
+    "lea rdx, [rip + {table_copy}]",
+    "jmp myriad_rt_host_call",
+    ".size myriad_rt_table_copy, . - myriad_rt_table_copy",
+    ".p2align 4",
+    ".globl myriad_rt_table_init",
+    ".hidden myriad_rt_table_init",
+    ".type myriad_rt_table_init,@function",
+    "myriad_rt_table_init:",
+    "lea rdx, [rip + {table_init}]",
+    "jmp myriad_rt_host_call",
+    ".size myriad_rt_table_init, . - myriad_rt_table_init",
+    ".p2align 4",
+    ".globl myriad_rt_elem_drop",
+    ".hidden myriad_rt_elem_drop",
+    ".type myriad_rt_elem_drop,@function",
+    "myriad_rt_elem_drop:",
+    "lea rdx, [rip + {elem_drop}]",
+    "jmp myriad_rt_host_call",
+    ".size myriad_rt_elem_drop, . - myriad_rt_elem_drop",
+    ".p2align 4",
+    ".globl myriad_rt_memory_init",
+    ".hidden myriad_rt_memory_init",
+    ".type myriad_rt_memory_init,@function",
+    "myriad_rt_memory_init:",
+    "lea rdx, [rip + {memory_init}]",
+    "jmp myriad_rt_host_call",
+    ".size myriad_rt_memory_init, . - myriad_rt_memory_init",
+    ".p2align 4",
+    ".globl myriad_rt_data_drop",
+    ".hidden myriad_rt_data_drop",
+    ".type myriad_rt_data_drop,@function",
+    "myriad_rt_data_drop:",
+    "lea rdx, [rip + {data_drop}]",
+    "jmp myriad_rt_host_call",
+    ".size myriad_rt_data_drop, . - myriad_rt_data_drop",
     // ---- myriad_rt_fuel_exhausted(vmctx)
     ".p2align 4",
     ".globl myriad_rt_fuel_exhausted",
@@ -87,6 +147,14 @@ core::arch::global_asm!(
     guest_sp = const offset_of!(VmCtx, guest_sp),
     red = const HOST_RED_ZONE,
     grow = sym memory_grow_impl,
+    table_grow = sym crate::table::table_grow_impl,
+    table_fill = sym crate::table::table_fill_impl,
+    table_copy = sym crate::table::table_copy_impl,
+    table_init = sym crate::table::table_init_impl,
+    elem_drop = sym crate::table::elem_drop_impl,
+    memory_init = sym crate::table::memory_init_impl,
+    data_drop = sym crate::table::data_drop_impl,
+
     slow = sym fuel::fuel_slow_path,
 );
 
@@ -94,6 +162,28 @@ extern "C" {
     fn myriad_rt_host_call(vmctx: *mut VmCtx, arg: u64, f: usize) -> u64;
     fn myriad_rt_memory_grow(vmctx: *mut VmCtx, delta_pages: u64) -> i64;
     fn myriad_rt_fuel_exhausted(vmctx: *mut VmCtx);
+    fn myriad_rt_table_grow();
+    fn myriad_rt_table_fill();
+    fn myriad_rt_table_copy();
+    fn myriad_rt_table_init();
+    fn myriad_rt_elem_drop();
+    fn myriad_rt_memory_init();
+    fn myriad_rt_data_drop();
+}
+
+/// Addresses of the table and segment builtins, in header order:
+/// `table.grow`, `table.fill`, `table.copy`, `table.init`, `elem.drop`,
+/// `memory.init`, `data.drop`.
+pub fn table_builtin_addrs() -> [usize; 7] {
+    [
+        myriad_rt_table_grow as *const () as usize,
+        myriad_rt_table_fill as *const () as usize,
+        myriad_rt_table_copy as *const () as usize,
+        myriad_rt_table_init as *const () as usize,
+        myriad_rt_elem_drop as *const () as usize,
+        myriad_rt_memory_init as *const () as usize,
+        myriad_rt_data_drop as *const () as usize,
+    ]
 }
 
 /// Address of the `fuel_exhausted` builtin (for `vmctx.fn_fuel_exhausted`).

@@ -41,6 +41,11 @@ pub enum Val {
     F32(f32),
     /// `f64`
     F64(f64),
+    /// `funcref`: raw pointer bits of a `FuncRef` record of this instance
+    /// (0 is null).
+    FuncRef(u64),
+    /// `externref`: opaque host handle (0 is null).
+    ExternRef(u64),
 }
 
 impl Val {
@@ -51,6 +56,8 @@ impl Val {
             Val::I64(_) => ValType::I64,
             Val::F32(_) => ValType::F32,
             Val::F64(_) => ValType::F64,
+            Val::FuncRef(_) => ValType::FuncRef,
+            Val::ExternRef(_) => ValType::ExternRef,
         }
     }
 
@@ -60,6 +67,7 @@ impl Val {
             Val::I64(v) => v as u64,
             Val::F32(v) => v.to_bits() as u64,
             Val::F64(v) => v.to_bits(),
+            Val::FuncRef(v) | Val::ExternRef(v) => v,
         }
     }
 
@@ -69,6 +77,8 @@ impl Val {
             ValType::I64 => Val::I64(bits as i64),
             ValType::F32 => Val::F32(f32::from_bits(bits as u32)),
             ValType::F64 => Val::F64(f64::from_bits(bits)),
+            ValType::FuncRef => Val::FuncRef(bits),
+            ValType::ExternRef => Val::ExternRef(bits),
         }
     }
 }
@@ -149,6 +159,15 @@ pub enum InstantiateError {
         /// Initial memory bytes.
         memory: u64,
     },
+    /// An active element segment lies outside its table.
+    #[error("element segment {index} does not fit its table (out of bounds table access)")]
+    ElemSegmentOutOfBounds {
+        /// Segment index.
+        index: usize,
+    },
+    /// A table's initial size is larger than the runtime allows.
+    #[error("a table of {0} elements is larger than the runtime allows")]
+    TableTooLarge(u64),
     /// Guard-mode protection change failed.
     #[error("cannot open heap pages: {0}")]
     Protect(String),
@@ -167,6 +186,9 @@ pub struct Instance {
     module: Arc<Module>,
     /// The start function has not been armed yet.
     start_pending: bool,
+    /// Tables and FuncRef records (pointed to by the vmctx), if the module
+    /// needs them.
+    tables: Option<Box<crate::table::TableState>>,
 }
 
 /// Look up `export` and check `args` against its signature.
@@ -290,7 +312,16 @@ impl Instance {
                 ));
             }
         }
+        crate::table::check_module(module).map_err(|e| match e {
+            crate::table::TableInitError::TooLarge(n) => InstantiateError::TableTooLarge(n),
+            crate::table::TableInitError::SegmentOutOfBounds(index) => {
+                InstantiateError::ElemSegmentOutOfBounds { index }
+            }
+        })?;
         for (index, d) in md.data.iter().enumerate() {
+            if d.passive {
+                continue;
+            }
             if d.offset
                 .checked_add(d.bytes.len() as u64)
                 .is_none_or(|end| end > heap_len)
@@ -320,6 +351,12 @@ impl Instance {
         let vm = vm_addr.cast::<VmCtx>();
         let stack_bottom = region.slot_base(slot) as usize;
         let trap_table = module.trap_table();
+        let mut tables = crate::table::needed(module)
+            .then(|| crate::table::TableState::new(module, vm_addr as usize));
+        let table_state: *mut std::ffi::c_void = match &mut tables {
+            Some(t) => (&mut **t as *mut crate::table::TableState).cast(),
+            None => std::ptr::null_mut(),
+        };
         // SAFETY: the slot is ours alone until released; its vmctx area is
         // inside the region mapping, 64-byte aligned, and large enough for
         // the header plus globals (checked when the module was loaded).
@@ -331,7 +368,14 @@ impl Instance {
                 heap_len,
                 fn_fuel_exhausted: host_call::fuel_exhausted_addr(),
                 fn_memory_grow: host_call::memory_grow_addr(),
-                _abi_reserved: [0; 2],
+                type_ids: module.type_ids().as_ptr(),
+                tables: tables
+                    .as_ref()
+                    .map_or(std::ptr::null(), |t| t.descs.as_ptr()),
+                func_refs: tables
+                    .as_ref()
+                    .map_or(std::ptr::null(), |t| t.func_refs.as_ptr()),
+                fn_table: host_call::table_builtin_addrs(),
                 guest_sp: 0,
                 host_sp: 0,
                 deadline_tsc: 0,
@@ -353,6 +397,7 @@ impl Instance {
                 start: 0,
                 guard_mode: region.guard_mode() as u32,
                 _pad: 0,
+                table_state,
                 values: [0u64; MAX_VALUES],
             });
             let globals = vm_addr
@@ -360,7 +405,14 @@ impl Instance {
                 .cast::<u64>();
             let init = module.globals_init();
             std::ptr::copy_nonoverlapping(init.as_ptr(), globals, init.len());
-            for d in &md.data {
+            if let Some(t) = &tables {
+                for (i, g) in md.globals.iter().enumerate() {
+                    if g.ty == ValType::FuncRef {
+                        globals.add(i).write(t.global_bits(g.ty, g.init));
+                    }
+                }
+            }
+            for d in md.data.iter().filter(|d| !d.passive) {
                 std::ptr::copy_nonoverlapping(
                     d.bytes.as_ptr(),
                     heap_base.add(d.offset as usize),
@@ -376,6 +428,7 @@ impl Instance {
             region: region.clone(),
             module: module.clone(),
             start_pending: module.start_addr() != 0,
+            tables,
         })
     }
 
@@ -650,6 +703,11 @@ impl Instance {
                     .read(),
             )
         }
+    }
+
+    /// The instance's table state (tables, FuncRef records), if any.
+    pub fn table_state(&self) -> Option<&crate::table::TableState> {
+        self.tables.as_deref()
     }
 
     /// Tear down now (same as dropping).

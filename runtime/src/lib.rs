@@ -29,6 +29,8 @@ pub mod region;
 pub mod signals;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub mod switch;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+pub mod table;
 pub mod vmctx;
 
 pub use myriad_codegen::abi::{FuncType, TrapKind, ValType};

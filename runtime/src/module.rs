@@ -140,6 +140,7 @@ pub struct Module {
     start: usize,
     trap_table: Box<[TrapEntry]>,
     globals_init: Box<[u64]>,
+    type_ids: Box<[u32]>,
     // Last: unloaded after everything that points into it.
     _lib: Option<libloading::os::unix::Library>,
 }
@@ -372,6 +373,12 @@ impl Module {
         trap_table.sort_by_key(|e| e.pc);
         let start = metadata.start.map(|s| funcs[s as usize]).unwrap_or(0);
         let globals_init = metadata.globals.iter().map(|g| g.init).collect();
+        let type_ids = metadata
+            .types
+            .iter()
+            .map(canonical_type_id)
+            .collect::<Option<Box<[u32]>>>()
+            .ok_or_else(|| unsupported("too many distinct function types".into()))?;
         Ok(Module {
             path,
             hash,
@@ -381,6 +388,7 @@ impl Module {
             start,
             trap_table: trap_table.into_boxed_slice(),
             globals_init,
+            type_ids,
             _lib: lib,
         })
     }
@@ -481,6 +489,29 @@ impl Module {
     pub(crate) fn globals_init(&self) -> &[u64] {
         &self.globals_init
     }
+
+    /// Canonical (process-wide) type id of each type index.
+    pub fn type_ids(&self) -> &[u32] {
+        &self.type_ids
+    }
+}
+
+/// The process-wide id of signature `ty`: equal ids mean structurally
+/// equal signatures (the map compares keys exactly; the hash only picks a
+/// bucket). Ids are never reused. `None` when ids run out.
+pub fn canonical_type_id(ty: &FuncType) -> Option<u32> {
+    static INTERNER: std::sync::OnceLock<std::sync::Mutex<HashMap<FuncType, u32>>> =
+        std::sync::OnceLock::new();
+    let mut map = INTERNER
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(id) = map.get(ty) {
+        return Some(*id);
+    }
+    let id = u32::try_from(map.len()).ok()?;
+    map.insert(ty.clone(), id);
+    Some(id)
 }
 
 impl std::fmt::Debug for Module {

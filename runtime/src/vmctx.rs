@@ -51,8 +51,16 @@ pub struct VmCtx {
     pub fn_fuel_exhausted: usize,
     /// Builtin: memory.grow (`abi::vmctx::FN_MEMORY_GROW`).
     pub fn_memory_grow: usize,
-    /// Reserved header space.
-    pub _abi_reserved: [u64; 2],
+    /// Canonical type ids of the module's types (`abi::vmctx::TYPE_IDS`).
+    pub type_ids: *const u32,
+    /// Table descriptors (`abi::vmctx::TABLES`), or null.
+    pub tables: *const crate::table::TableDesc,
+    /// FuncRef records (`abi::vmctx::FUNC_REFS`), or null.
+    pub func_refs: *const crate::table::FuncRef,
+    /// Builtins `table.grow`, `table.fill`, `table.copy`, `table.init`,
+    /// `elem.drop`, `memory.init`, `data.drop`
+    /// (`abi::vmctx::FN_TABLE_GROW` ..= `FN_DATA_DROP`).
+    pub fn_table: [usize; 7],
 
     // ---- runtime-private ----
     /// Guest stack pointer saved while the instance is suspended.
@@ -101,6 +109,8 @@ pub struct VmCtx {
     pub guard_mode: u32,
     /// Padding; keeps `values` 8-byte aligned.
     pub _pad: u32,
+    /// The instance's `table::TableState` (owned by the `Instance`), or null.
+    pub table_state: *mut std::ffi::c_void,
     /// Arguments in, results out, for the entry export.
     pub values: [u64; MAX_VALUES],
 }
@@ -115,6 +125,16 @@ const _: () = {
     assert!(offset_of!(VmCtx, heap_len) == abi::vmctx::HEAP_LEN as usize);
     assert!(offset_of!(VmCtx, fn_fuel_exhausted) == abi::vmctx::FN_FUEL_EXHAUSTED as usize);
     assert!(offset_of!(VmCtx, fn_memory_grow) == abi::vmctx::FN_MEMORY_GROW as usize);
+    assert!(offset_of!(VmCtx, type_ids) == abi::vmctx::TYPE_IDS as usize);
+    assert!(offset_of!(VmCtx, tables) == abi::vmctx::TABLES as usize);
+    assert!(offset_of!(VmCtx, func_refs) == abi::vmctx::FUNC_REFS as usize);
+    assert!(offset_of!(VmCtx, fn_table) == abi::vmctx::FN_TABLE_GROW as usize);
+    assert!(offset_of!(VmCtx, fn_table) + 8 == abi::vmctx::FN_TABLE_FILL as usize);
+    assert!(offset_of!(VmCtx, fn_table) + 16 == abi::vmctx::FN_TABLE_COPY as usize);
+    assert!(offset_of!(VmCtx, fn_table) + 24 == abi::vmctx::FN_TABLE_INIT as usize);
+    assert!(offset_of!(VmCtx, fn_table) + 32 == abi::vmctx::FN_ELEM_DROP as usize);
+    assert!(offset_of!(VmCtx, fn_table) + 40 == abi::vmctx::FN_MEMORY_INIT as usize);
+    assert!(offset_of!(VmCtx, fn_table) + 48 == abi::vmctx::FN_DATA_DROP as usize);
     assert!(offset_of!(VmCtx, guest_sp) == abi::vmctx::ABI_HEADER_SIZE);
     assert!(std::mem::size_of::<VmCtx>() <= abi::vmctx::GLOBALS as usize);
 };

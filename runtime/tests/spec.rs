@@ -17,7 +17,9 @@
 
 use myriad_codegen::{CompileConfig, CompileError};
 use myriad_runtime::fuel::{ns_to_tsc, rdtsc};
-use myriad_runtime::{Instance, InstantiateError, Module, Outcome, Region, RegionConfig, Val};
+use myriad_runtime::{
+    Instance, InstantiateError, Module, Outcome, Region, RegionConfig, Val, ValType,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -215,6 +217,9 @@ impl Runner {
             Err(e @ InstantiateError::DataSegmentOutOfBounds { .. }) => {
                 return Err(Ok(format!("out of bounds memory access ({e})")))
             }
+            Err(e @ InstantiateError::ElemSegmentOutOfBounds { .. }) => {
+                return Err(Ok(format!("out of bounds table access ({e})")))
+            }
             Err(e) => return Err(Err(format!("instantiate: {e}"))),
         };
         if inst.call_start().map_err(|e| Err(e.to_string()))? {
@@ -260,9 +265,20 @@ impl Runner {
 
     fn invoke(&mut self, inv: &WastInvoke) -> Result<Outcome, String> {
         let handle = self.instance_for(inv.module)?;
+        let params = self.instances[handle]
+            .module()
+            .export_type(inv.name)
+            .map(|t| t.params.clone())
+            .unwrap_or_default();
         let mut args = Vec::new();
-        for a in &inv.args {
+        for (i, a) in inv.args.iter().enumerate() {
             args.push(match a {
+                // Externref handle N is passed as N + 1 (0 is null).
+                WastArg::Core(WastArgCore::RefExtern(n)) => Val::ExternRef(u64::from(*n) + 1),
+                WastArg::Core(WastArgCore::RefNull(_)) => match params.get(i) {
+                    Some(ValType::FuncRef) => Val::FuncRef(0),
+                    _ => Val::ExternRef(0),
+                },
                 WastArg::Core(WastArgCore::I32(v)) => Val::I32(*v),
                 WastArg::Core(WastArgCore::I64(v)) => Val::I64(*v),
                 WastArg::Core(WastArgCore::F32(v)) => Val::F32(f32::from_bits(v.bits)),
@@ -437,11 +453,21 @@ fn match_ret(got: &Val, exp: &WastRetCore) -> Result<(), String> {
                 NanPattern::Value(v) => b == v.bits,
             }
         }
+        (Val::FuncRef(g) | Val::ExternRef(g), WastRetCore::RefNull(_)) => *g == 0,
+        (Val::ExternRef(g), WastRetCore::RefExtern(Some(n))) => *g == u64::from(*n) + 1,
+        (Val::ExternRef(g), WastRetCore::RefExtern(None)) => *g != 0,
+        (Val::FuncRef(g), WastRetCore::RefFunc(_)) => *g != 0,
         (_, WastRetCore::Either(alts)) => alts.iter().any(|a| match_ret(got, a).is_ok()),
         (_, WastRetCore::V128(_)) => return Err("v128 result unsupported".into()),
         (
             _,
-            WastRetCore::I32(_) | WastRetCore::I64(_) | WastRetCore::F32(_) | WastRetCore::F64(_),
+            WastRetCore::I32(_)
+            | WastRetCore::I64(_)
+            | WastRetCore::F32(_)
+            | WastRetCore::F64(_)
+            | WastRetCore::RefNull(_)
+            | WastRetCore::RefExtern(_)
+            | WastRetCore::RefFunc(_),
         ) => false,
         _ => return Err("reference-typed result unsupported".into()),
     };

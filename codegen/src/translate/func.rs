@@ -242,6 +242,15 @@ impl FuncTranslator<'_, '_> {
             abi::ValType::I64 => self.b.ins().iconst(types::I64, bits as i64),
             abi::ValType::F32 => self.b.ins().f32const(Ieee32::with_bits(bits as u32)),
             abi::ValType::F64 => self.b.ins().f64const(Ieee64::with_bits(bits)),
+            abi::ValType::ExternRef => self.b.ins().iconst(types::I64, bits as i64),
+            // Function index + 1, 0 for null (see abi::GlobalDecl).
+            abi::ValType::FuncRef => match bits.checked_sub(1) {
+                None => self.b.ins().iconst(types::I64, 0),
+                Some(f) => match self.func_ref(f as u32) {
+                    Ok(v) => v,
+                    Err(_) => self.b.ins().iconst(types::I64, 0),
+                },
+            },
         }
     }
 
@@ -403,7 +412,10 @@ impl FuncTranslator<'_, '_> {
             Operator::GlobalGet { global_index } => self.global_get(global_index)?,
             Operator::GlobalSet { global_index } => self.global_set(global_index)?,
             other => {
-                if !(self.translate_memory_op(&other)? || self.translate_numeric_op(&other)?) {
+                if !(self.translate_memory_op(&other)?
+                    || self.translate_numeric_op(&other)?
+                    || self.translate_table_op(&other)?)
+                {
                     return Err(CompileError::unsupported(op_name(&other)));
                 }
             }

@@ -11,13 +11,14 @@ pub(crate) mod control;
 pub(crate) mod func;
 pub(crate) mod memory;
 pub(crate) mod numeric;
+pub(crate) mod table;
 pub(crate) mod wrapper;
 
 use cranelift_codegen::ir::{self, AbiParam, ArgumentPurpose};
 use cranelift_codegen::isa::CallConv;
 use wasmparser::{
-    CompositeInnerType, ConstExpr, DataKind, Encoding, ExternalKind, FunctionBody, Operator,
-    Parser, Payload, TypeRef, Validator, WasmFeatures,
+    CompositeInnerType, ConstExpr, DataKind, ElementItems, ElementKind, Encoding, ExternalKind,
+    FunctionBody, Operator, Parser, Payload, RefType, TableInit, TypeRef, Validator, WasmFeatures,
 };
 
 use crate::abi;
@@ -35,6 +36,12 @@ pub(crate) struct ModuleInfo<'a> {
     pub globals: Vec<abi::GlobalDecl>,
     /// Active data segments.
     pub data: Vec<abi::DataSegment>,
+    /// Tables.
+    pub tables: Vec<abi::TableDecl>,
+    /// Element segments.
+    pub elems: Vec<abi::ElemSegment>,
+    /// Set by the translator when a body uses `ref.func`.
+    pub uses_ref_func: std::cell::Cell<bool>,
     /// Function exports.
     pub exports: Vec<abi::Export>,
     /// Start function.
@@ -77,6 +84,9 @@ pub(crate) fn parse_module(wasm: &[u8]) -> Result<ModuleInfo<'_>, CompileError> 
         memory: None,
         globals: Vec::new(),
         data: Vec::new(),
+        tables: Vec::new(),
+        elems: Vec::new(),
+        uses_ref_func: std::cell::Cell::new(false),
         exports: Vec::new(),
         start: None,
         bodies: Vec::new(),
@@ -125,7 +135,28 @@ pub(crate) fn parse_module(wasm: &[u8]) -> Result<ModuleInfo<'_>, CompileError> 
                     info.func_types.push(ty?);
                 }
             }
-            Payload::TableSection(_) => return Err(CompileError::unsupported("table section")),
+            Payload::TableSection(reader) => {
+                for table in reader {
+                    let table = table?;
+                    if table.ty.table64 {
+                        return Err(CompileError::unsupported("table64"));
+                    }
+                    if table.ty.shared {
+                        return Err(CompileError::unsupported("shared tables"));
+                    }
+                    let ty = ref_type(table.ty.element_type)?;
+                    let init = match &table.init {
+                        TableInit::RefNull => None,
+                        TableInit::Expr(e) => func_of(eval_const(e, &info.globals)?),
+                    };
+                    info.tables.push(abi::TableDecl {
+                        ty,
+                        min: table.ty.initial,
+                        max: table.ty.maximum,
+                        init,
+                    });
+                }
+            }
             Payload::MemorySection(reader) => {
                 for mem in reader {
                     let mem = mem?;
@@ -181,22 +212,53 @@ pub(crate) fn parse_module(wasm: &[u8]) -> Result<ModuleInfo<'_>, CompileError> 
                         // Exporting the memory or a global needs nothing from
                         // compiled code; the runtime does not expose them.
                         ExternalKind::Memory | ExternalKind::Global => {}
-                        ExternalKind::Table => {
-                            return Err(CompileError::unsupported("table exports"))
-                        }
+                        // Tables are not linked yet; exporting one needs nothing.
+                        ExternalKind::Table => {}
                         ExternalKind::Tag => return Err(CompileError::unsupported("tag exports")),
                     }
                 }
             }
             Payload::StartSection { func, .. } => info.start = Some(func),
-            Payload::ElementSection(_) => return Err(CompileError::unsupported("element section")),
+            Payload::ElementSection(reader) => {
+                for elem in reader {
+                    let elem = elem?;
+                    let mut items = Vec::new();
+                    match elem.items {
+                        ElementItems::Functions(funcs) => {
+                            for f in funcs {
+                                items.push(Some(f?));
+                            }
+                        }
+                        ElementItems::Expressions(ty, exprs) => {
+                            ref_type(ty)?;
+                            for e in exprs {
+                                items.push(func_of(eval_const(&e?, &info.globals)?));
+                            }
+                        }
+                    }
+                    let mode = match elem.kind {
+                        ElementKind::Passive => abi::ElemMode::Passive,
+                        ElementKind::Declared => abi::ElemMode::Declared,
+                        ElementKind::Active {
+                            table_index,
+                            offset_expr,
+                        } => abi::ElemMode::Active {
+                            table: table_index.unwrap_or(0),
+                            offset: eval_const(&offset_expr, &info.globals)? as u32,
+                        },
+                    };
+                    info.elems.push(abi::ElemSegment { mode, items });
+                }
+            }
             Payload::DataSection(reader) => {
                 for data in reader {
                     let data = data?;
                     match data.kind {
-                        DataKind::Passive => {
-                            return Err(CompileError::unsupported("passive data segments"))
-                        }
+                        DataKind::Passive => info.data.push(abi::DataSegment {
+                            passive: true,
+                            offset: 0,
+                            bytes: data.data.to_vec(),
+                        }),
                         DataKind::Active {
                             memory_index,
                             offset_expr,
@@ -206,6 +268,7 @@ pub(crate) fn parse_module(wasm: &[u8]) -> Result<ModuleInfo<'_>, CompileError> 
                             }
                             let offset = eval_const(&offset_expr, &info.globals)?;
                             info.data.push(abi::DataSegment {
+                                passive: false,
                                 // An i32 offset is unsigned in memory terms.
                                 offset: offset & 0xffff_ffff,
                                 bytes: data.data.to_vec(),
@@ -238,8 +301,36 @@ pub(crate) fn val_type(ty: wasmparser::ValType) -> Result<abi::ValType, CompileE
         wasmparser::ValType::F32 => Ok(abi::ValType::F32),
         wasmparser::ValType::F64 => Ok(abi::ValType::F64),
         wasmparser::ValType::V128 => Err(CompileError::unsupported("v128")),
-        wasmparser::ValType::Ref(_) => Err(CompileError::unsupported("reference types")),
+        wasmparser::ValType::Ref(r) => ref_type(r),
     }
+}
+
+/// Convert a reference type. Function references of any kind (`funcref`,
+/// `(ref null $t)`, `(ref $t)`, `nullfuncref`; types are all function types
+/// as GC types are refused) share the funcref representation, `externref`
+/// and `noextern` the externref one; validation already guarantees their
+/// typing. Other heap types (GC) are refused.
+pub(crate) fn ref_type(ty: RefType) -> Result<abi::ValType, CompileError> {
+    use wasmparser::{AbstractHeapType as A, HeapType as H};
+    match ty.heap_type() {
+        H::Concrete(_)
+        | H::Exact(_)
+        | H::Abstract {
+            shared: false,
+            ty: A::Func | A::NoFunc,
+        } => Ok(abi::ValType::FuncRef),
+        H::Abstract {
+            shared: false,
+            ty: A::Extern | A::NoExtern,
+        } => Ok(abi::ValType::ExternRef),
+        _ => Err(CompileError::unsupported("GC reference types")),
+    }
+}
+
+/// A constant reference value (`function index + 1`, 0 for null) as a
+/// function index.
+fn func_of(bits: u64) -> Option<u32> {
+    bits.checked_sub(1).map(|f| f as u32)
 }
 
 fn val_types(tys: &[wasmparser::ValType]) -> Result<Vec<abi::ValType>, CompileError> {
@@ -253,6 +344,7 @@ pub(crate) fn ir_type(ty: abi::ValType) -> ir::Type {
         abi::ValType::I64 => ir::types::I64,
         abi::ValType::F32 => ir::types::F32,
         abi::ValType::F64 => ir::types::F64,
+        abi::ValType::FuncRef | abi::ValType::ExternRef => ir::types::I64,
     }
 }
 
@@ -271,7 +363,8 @@ pub(crate) fn wasm_signature(call_conv: CallConv, ty: &abi::FuncType) -> ir::Sig
 }
 
 /// Evaluate a constant expression to the raw bits of a global cell
-/// (i32/f32 zero-extended). `globals` are the globals defined so far.
+/// (i32/f32 zero-extended; a reference is `function index + 1`, 0 for
+/// null). `globals` are the globals defined so far.
 fn eval_const(expr: &ConstExpr<'_>, globals: &[abi::GlobalDecl]) -> Result<u64, CompileError> {
     // Values are kept as i64 bits; i32 arithmetic wraps at 32 bits.
     let mut stack: Vec<u64> = Vec::new();
@@ -288,6 +381,8 @@ fn eval_const(expr: &ConstExpr<'_>, globals: &[abi::GlobalDecl]) -> Result<u64, 
                 let g = globals.get(global_index as usize).ok_or_else(bad)?;
                 stack.push(g.init);
             }
+            Operator::RefNull { .. } => stack.push(0),
+            Operator::RefFunc { function_index } => stack.push(u64::from(function_index) + 1),
             Operator::I32Add | Operator::I32Sub | Operator::I32Mul => {
                 let b = stack.pop().ok_or_else(bad)? as u32;
                 let a = stack.pop().ok_or_else(bad)? as u32;

@@ -59,7 +59,7 @@ pub(crate) fn build_wrapper(
         let off = cell_offset(k)?;
         let cell = match r {
             abi::ValType::I32 => b.ins().uextend(types::I64, v),
-            abi::ValType::I64 => v,
+            abi::ValType::I64 | abi::ValType::FuncRef | abi::ValType::ExternRef => v,
             abi::ValType::F32 => {
                 let bits = b.ins().bitcast(types::I32, MemFlagsData::new(), v);
                 b.ins().uextend(types::I64, bits)

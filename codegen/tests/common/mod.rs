@@ -107,6 +107,9 @@ impl Instance {
             heap,
         };
         for d in inst.meta.data.clone() {
+            if d.passive {
+                continue;
+            }
             let at = d.offset as usize;
             inst.heap[at..at + d.bytes.len()].copy_from_slice(&d.bytes);
         }

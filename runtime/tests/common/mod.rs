@@ -164,6 +164,9 @@ pub fn metadata(
         memory,
         globals: vec![],
         data: vec![],
+        tables: vec![],
+        elems: vec![],
+        func_refs: false,
         exports: funcs
             .iter()
             .enumerate()

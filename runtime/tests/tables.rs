@@ -1,0 +1,310 @@
+//! Tables and references end to end: compile WAT, instantiate, call.
+
+use myriad_codegen::CompileConfig;
+use myriad_runtime::fuel::{ns_to_tsc, rdtsc};
+use myriad_runtime::{
+    Instance, InstantiateError, Module, Outcome, Region, RegionConfig, TrapKind, Val,
+};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+const WAT: &str = r#"
+(module
+  (type $ii (func (param i32) (result i32)))
+  (type $v (func (result i32)))
+  (table $t 4 10 funcref)
+  (table $x 2 externref)
+  (global $fg funcref (ref.func $double))
+  (global $mg (mut funcref) (ref.null func))
+  (func $double (type $ii) local.get 0 i32.const 2 i32.mul)
+  (func $inc (type $ii) local.get 0 i32.const 1 i32.add)
+  (func $seven (type $v) i32.const 7)
+  (elem (table $t) (i32.const 0) func $double $inc $seven)
+  (elem $pass func $inc $double)
+  (elem declare func $seven)
+  (func (export "call") (param i32 i32) (result i32)
+    local.get 1 local.get 0 call_indirect $t (type $ii))
+  (func (export "size") (result i32) table.size $t)
+  (func (export "grow") (param i32) (result i32)
+    ref.func $seven local.get 0 table.grow $t)
+  (func (export "fill") (param i32 i32)
+    local.get 0 ref.func $inc local.get 1 table.fill $t)
+  (func (export "copy") (param i32 i32 i32)
+    local.get 0 local.get 1 local.get 2 table.copy $t $t)
+  (func (export "init") (param i32 i32 i32)
+    local.get 0 local.get 1 local.get 2 table.init $t $pass)
+  (func (export "drop") elem.drop $pass)
+  (func (export "is_null") (param i32) (result i32)
+    local.get 0 table.get $t ref.is_null)
+  (func (export "set_null") (param i32) local.get 0 ref.null func table.set $t)
+  (func (export "get_oob") (result i32) i32.const 99 table.get $t ref.is_null)
+  (func (export "ext_set") (param i32 externref) local.get 0 local.get 1 table.set $x)
+  (func (export "ext_get") (param i32) (result externref) local.get 0 table.get $x)
+  (func (export "fg_is_null") (result i32) global.get $fg ref.is_null)
+  (func (export "mg") (result funcref) global.get $mg)
+  (func (export "set_mg") global.get $fg global.set $mg)
+  (func (export "ref_func") (result funcref) ref.func $seven)
+  (func (export "select") (param i32) (result funcref)
+    ref.func $inc ref.null func local.get 0 select (result funcref))
+)
+"#;
+
+fn cache_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("myriad-runtime-tables-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn module(wat: &str) -> Arc<Module> {
+    let wasm = wat::parse_str(wat).unwrap();
+    Arc::new(Module::compile(&wasm, &CompileConfig::default(), &cache_dir()).expect("compile"))
+}
+
+fn region() -> Arc<Region> {
+    Arc::new(
+        Region::new(RegionConfig {
+            slots: 4,
+            stack_size: 16 * 1024,
+            heap_capacity: 64 * 1024,
+            guard_size: 0,
+            guard_mode: false,
+        })
+        .unwrap(),
+    )
+}
+
+fn call(i: &mut Instance, export: &str, args: &[Val]) -> Outcome {
+    i.call(export, args).expect("arm call");
+    loop {
+        match i.resume(rdtsc() + ns_to_tsc(50_000)) {
+            Outcome::Yielded => continue,
+            o => return o,
+        }
+    }
+}
+
+fn i32s(v: &[i32]) -> Outcome {
+    Outcome::Finished(v.iter().map(|x| Val::I32(*x)).collect())
+}
+
+fn trap(k: TrapKind) -> Outcome {
+    Outcome::Trapped(k)
+}
+
+#[test]
+fn call_indirect_dispatch_and_traps() {
+    let (r, m) = (region(), module(WAT));
+    let mut i = Instance::instantiate(&r, &m).unwrap();
+    let c = |i: &mut Instance, slot, x| call(i, "call", &[Val::I32(slot), Val::I32(x)]);
+    assert_eq!(c(&mut i, 0, 21), i32s(&[42]));
+    assert_eq!(c(&mut i, 1, 21), i32s(&[22]));
+    assert_eq!(c(&mut i, 2, 0), trap(TrapKind::IndirectCallTypeMismatch));
+    assert_eq!(c(&mut i, 3, 0), trap(TrapKind::NullReference));
+    assert_eq!(c(&mut i, 4, 0), trap(TrapKind::TableOutOfBounds));
+    assert_eq!(c(&mut i, -1, 0), trap(TrapKind::TableOutOfBounds));
+    // Traps end the call, not the instance: the table is still there.
+    assert_eq!(c(&mut i, 0, 5), i32s(&[10]));
+    assert_eq!(
+        call(&mut i, "get_oob", &[]),
+        trap(TrapKind::TableAccessOutOfBounds)
+    );
+    assert_eq!(
+        TrapKind::TableAccessOutOfBounds.message(),
+        "out of bounds table access"
+    );
+}
+
+#[test]
+fn grow_fill_copy_init_drop() {
+    let (r, m) = (region(), module(WAT));
+    let mut i = Instance::instantiate(&r, &m).unwrap();
+    assert_eq!(call(&mut i, "size", &[]), i32s(&[4]));
+    assert_eq!(call(&mut i, "grow", &[Val::I32(2)]), i32s(&[4]));
+    assert_eq!(call(&mut i, "size", &[]), i32s(&[6]));
+    // Maximum is 10.
+    assert_eq!(call(&mut i, "grow", &[Val::I32(5)]), i32s(&[-1]));
+    assert_eq!(call(&mut i, "size", &[]), i32s(&[6]));
+    // New elements hold the init value ($seven: () -> i32, wrong type here).
+    assert_eq!(
+        call(&mut i, "call", &[Val::I32(5), Val::I32(1)]),
+        trap(TrapKind::IndirectCallTypeMismatch)
+    );
+    // fill [4, 6) with $inc.
+    assert_eq!(call(&mut i, "fill", &[Val::I32(4), Val::I32(2)]), i32s(&[]));
+    assert_eq!(
+        call(&mut i, "call", &[Val::I32(5), Val::I32(1)]),
+        i32s(&[2])
+    );
+    assert_eq!(
+        call(&mut i, "fill", &[Val::I32(5), Val::I32(2)]),
+        trap(TrapKind::TableAccessOutOfBounds)
+    );
+    // copy [0, 2) to [2, 4): slot 2 becomes $double.
+    assert_eq!(
+        call(&mut i, "copy", &[Val::I32(2), Val::I32(0), Val::I32(2)]),
+        i32s(&[])
+    );
+    assert_eq!(
+        call(&mut i, "call", &[Val::I32(2), Val::I32(4)]),
+        i32s(&[8])
+    );
+    assert_eq!(
+        call(&mut i, "copy", &[Val::I32(5), Val::I32(0), Val::I32(2)]),
+        trap(TrapKind::TableAccessOutOfBounds)
+    );
+    // init slot 0 from $pass[1] ($double) and slot 1 from... [$inc $double].
+    assert_eq!(
+        call(&mut i, "init", &[Val::I32(0), Val::I32(0), Val::I32(2)]),
+        i32s(&[])
+    );
+    assert_eq!(
+        call(&mut i, "call", &[Val::I32(0), Val::I32(4)]),
+        i32s(&[5])
+    );
+    assert_eq!(
+        call(&mut i, "init", &[Val::I32(0), Val::I32(1), Val::I32(2)]),
+        trap(TrapKind::TableAccessOutOfBounds)
+    );
+    assert_eq!(call(&mut i, "drop", &[]), i32s(&[]));
+    assert_eq!(
+        call(&mut i, "init", &[Val::I32(0), Val::I32(0), Val::I32(1)]),
+        trap(TrapKind::TableAccessOutOfBounds)
+    );
+    // Length 0 at the segment's (now empty) end is fine.
+    assert_eq!(
+        call(&mut i, "init", &[Val::I32(0), Val::I32(0), Val::I32(0)]),
+        i32s(&[])
+    );
+    // table.set null, then call through it.
+    assert_eq!(call(&mut i, "set_null", &[Val::I32(1)]), i32s(&[]));
+    assert_eq!(call(&mut i, "is_null", &[Val::I32(1)]), i32s(&[1]));
+    assert_eq!(
+        call(&mut i, "call", &[Val::I32(1), Val::I32(0)]),
+        trap(TrapKind::NullReference)
+    );
+    let st = i.table_state().expect("tables");
+    assert_eq!(st.table(0).map(|t| t.len()), Some(6));
+}
+
+#[test]
+fn references_and_globals() {
+    let (r, m) = (region(), module(WAT));
+    let mut i = Instance::instantiate(&r, &m).unwrap();
+    assert_eq!(call(&mut i, "fg_is_null", &[]), i32s(&[0]));
+    assert_eq!(
+        call(&mut i, "mg", &[]),
+        Outcome::Finished(vec![Val::FuncRef(0)])
+    );
+    assert_eq!(call(&mut i, "set_mg", &[]), i32s(&[]));
+    let Outcome::Finished(v) = call(&mut i, "mg", &[]) else {
+        panic!("mg")
+    };
+    assert!(matches!(v[..], [Val::FuncRef(p)] if p != 0));
+    let Outcome::Finished(v) = call(&mut i, "ref_func", &[]) else {
+        panic!("ref_func")
+    };
+    assert!(matches!(v[..], [Val::FuncRef(p)] if p != 0));
+    assert_eq!(
+        call(&mut i, "select", &[Val::I32(0)]),
+        Outcome::Finished(vec![Val::FuncRef(0)])
+    );
+    assert_eq!(
+        call(&mut i, "ext_set", &[Val::I32(1), Val::ExternRef(77)]),
+        i32s(&[])
+    );
+    assert_eq!(
+        call(&mut i, "ext_get", &[Val::I32(1)]),
+        Outcome::Finished(vec![Val::ExternRef(77)])
+    );
+    assert_eq!(
+        call(&mut i, "ext_get", &[Val::I32(0)]),
+        Outcome::Finished(vec![Val::ExternRef(0)])
+    );
+    assert_eq!(call(&mut i, "is_null", &[Val::I32(3)]), i32s(&[1]));
+    assert_eq!(call(&mut i, "is_null", &[Val::I32(0)]), i32s(&[0]));
+}
+
+#[test]
+fn element_segment_out_of_bounds_fails_instantiation() {
+    let r = region();
+    let m = module(
+        r#"(module (table 2 funcref) (func $f)
+             (elem (i32.const 1) func $f $f))"#,
+    );
+    assert!(matches!(
+        Instance::instantiate(&r, &m),
+        Err(InstantiateError::ElemSegmentOutOfBounds { index: 0 })
+    ));
+    // The slot was not taken.
+    let ok = module(r#"(module (table 2 funcref) (func $f) (elem (i32.const 1) func $f))"#);
+    let _a = Instance::instantiate(&r, &ok).unwrap();
+}
+
+#[test]
+fn type_ids_are_canonical_across_modules() {
+    let a = module(WAT);
+    let b = module(r#"(module (type (func (result i32))) (type (func (param i32) (result i32))))"#);
+    assert_eq!(a.type_ids()[0], b.type_ids()[1]);
+    assert_eq!(a.type_ids()[1], b.type_ids()[0]);
+    assert_ne!(a.type_ids()[0], a.type_ids()[1]);
+}
+
+#[test]
+fn memory_init_and_data_drop() {
+    let (r, m) = (
+        region(),
+        module(
+            r#"(module (memory 1)
+                 (data $a (i32.const 0) "AB")
+                 (data $p "xyz")
+                 (func (export "init") (param i32 i32 i32)
+                   local.get 0 local.get 1 local.get 2 memory.init $p)
+                 (func (export "init_active") (param i32)
+                   i32.const 0 i32.const 0 local.get 0 memory.init $a)
+                 (func (export "drop") data.drop $p)
+                 (func (export "load") (param i32) (result i32) local.get 0 i32.load8_u))"#,
+        ),
+    );
+    let mut i = Instance::instantiate(&r, &m).unwrap();
+    assert_eq!(&i.memory()[..2], b"AB");
+    let init =
+        |i: &mut Instance, d, s, n| call(i, "init", &[Val::I32(d), Val::I32(s), Val::I32(n)]);
+    assert_eq!(init(&mut i, 10, 1, 2), i32s(&[]));
+    assert_eq!(&i.memory()[10..12], b"yz");
+    assert_eq!(init(&mut i, 10, 2, 2), trap(TrapKind::HeapOutOfBounds));
+    assert_eq!(init(&mut i, 65535, 0, 2), trap(TrapKind::HeapOutOfBounds));
+    // Active segments count as dropped: only length 0 is allowed.
+    assert_eq!(call(&mut i, "init_active", &[Val::I32(0)]), i32s(&[]));
+    assert_eq!(
+        call(&mut i, "init_active", &[Val::I32(1)]),
+        trap(TrapKind::HeapOutOfBounds)
+    );
+    assert_eq!(call(&mut i, "drop", &[]), i32s(&[]));
+    assert_eq!(init(&mut i, 20, 0, 1), trap(TrapKind::HeapOutOfBounds));
+    assert_eq!(init(&mut i, 20, 0, 0), i32s(&[]));
+    assert_eq!(
+        call(&mut i, "load", &[Val::I32(11)]),
+        i32s(&[i32::from(b'z')])
+    );
+}
+
+#[test]
+fn memory_init_without_table_state() {
+    // Only active data: no per-instance state is allocated, and every
+    // segment behaves as dropped.
+    let (r, m) = (
+        region(),
+        module(
+            r#"(module (memory 1) (data (i32.const 0) "AB")
+                 (func (export "init") (param i32)
+                   i32.const 0 i32.const 0 local.get 0 memory.init 0))"#,
+        ),
+    );
+    let mut i = Instance::instantiate(&r, &m).unwrap();
+    assert!(i.table_state().is_none());
+    assert_eq!(call(&mut i, "init", &[Val::I32(0)]), i32s(&[]));
+    assert_eq!(
+        call(&mut i, "init", &[Val::I32(1)]),
+        trap(TrapKind::HeapOutOfBounds)
+    );
+}
