@@ -1,11 +1,12 @@
 //! End to end: WAT -> myriad-codegen -> artifact -> Module -> Instance.
 
+mod compiled;
+use compiled::*;
 use myriad_codegen::CompileConfig;
 use myriad_runtime::fuel::{ns_to_tsc, rdtsc};
 use myriad_runtime::{
     Instance, InstantiateError, Module, Outcome, Region, RegionConfig, TrapKind, Val,
 };
-use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 
 const WAT: &str = r#"
@@ -39,17 +40,8 @@ const WAT: &str = r#"
 )
 "#;
 
-fn cache_dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("myriad-runtime-e2e-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 fn module_with(guard_bytes: u64) -> Arc<Module> {
-    let wasm = wat::parse_str(WAT).unwrap();
-    Arc::new(
-        Module::compile(&wasm, &CompileConfig { guard_bytes }, &cache_dir()).expect("compile+load"),
-    )
+    compile_wat(WAT, &CompileConfig { guard_bytes })
 }
 
 fn module() -> Arc<Module> {
@@ -58,16 +50,7 @@ fn module() -> Arc<Module> {
 }
 
 fn region(slots: usize) -> Arc<Region> {
-    Arc::new(
-        Region::new(RegionConfig {
-            slots,
-            stack_size: 16 * 1024,
-            heap_capacity: 256 * 1024,
-            guard_size: 0,
-            guard_mode: false,
-        })
-        .unwrap(),
-    )
+    region_with(slots, 256 * 1024)
 }
 
 fn run(i: &mut Instance) -> Outcome {

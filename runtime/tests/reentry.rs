@@ -1,12 +1,11 @@
 //! Re-entrant instances: several export calls on one instance, with memory
 //! and globals persisting across calls and across traps.
 
+mod compiled;
+use compiled::*;
 use myriad_codegen::CompileConfig;
 use myriad_runtime::fuel::{ns_to_tsc, rdtsc};
-use myriad_runtime::{
-    Instance, InstantiateError, Module, Outcome, Region, RegionConfig, TrapKind, Val,
-};
-use std::path::PathBuf;
+use myriad_runtime::{Instance, InstantiateError, Module, Outcome, Region, TrapKind, Val};
 use std::sync::Arc;
 
 const WAT: &str = r#"
@@ -40,28 +39,12 @@ const TRAPPING_START: &str = r#"
 )
 "#;
 
-fn cache_dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("myriad-runtime-reentry-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 fn module(wat: &str) -> Arc<Module> {
-    let wasm = wat::parse_str(wat).unwrap();
-    Arc::new(Module::compile(&wasm, &CompileConfig::default(), &cache_dir()).expect("compile"))
+    compile_wat(wat, &CompileConfig::default())
 }
 
 fn region() -> Arc<Region> {
-    Arc::new(
-        Region::new(RegionConfig {
-            slots: 4,
-            stack_size: 16 * 1024,
-            heap_capacity: 128 * 1024,
-            guard_size: 0,
-            guard_mode: false,
-        })
-        .unwrap(),
-    )
+    region_with(4, 128 * 1024)
 }
 
 fn run(i: &mut Instance) -> Outcome {

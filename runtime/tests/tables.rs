@@ -1,11 +1,10 @@
 //! Tables and references end to end: compile WAT, instantiate, call.
 
+mod compiled;
+use compiled::*;
 use myriad_codegen::CompileConfig;
 use myriad_runtime::fuel::{ns_to_tsc, rdtsc};
-use myriad_runtime::{
-    Instance, InstantiateError, Module, Outcome, Region, RegionConfig, TrapKind, Val,
-};
-use std::path::PathBuf;
+use myriad_runtime::{Instance, InstantiateError, Module, Outcome, Region, TrapKind, Val};
 use std::sync::Arc;
 
 const WAT: &str = r#"
@@ -49,28 +48,12 @@ const WAT: &str = r#"
 )
 "#;
 
-fn cache_dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("myriad-runtime-tables-{}", std::process::id()));
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
 fn module(wat: &str) -> Arc<Module> {
-    let wasm = wat::parse_str(wat).unwrap();
-    Arc::new(Module::compile(&wasm, &CompileConfig::default(), &cache_dir()).expect("compile"))
+    compile_wat(wat, &CompileConfig::default())
 }
 
 fn region() -> Arc<Region> {
-    Arc::new(
-        Region::new(RegionConfig {
-            slots: 4,
-            stack_size: 16 * 1024,
-            heap_capacity: 64 * 1024,
-            guard_size: 0,
-            guard_mode: false,
-        })
-        .unwrap(),
-    )
+    region_with(4, 64 * 1024)
 }
 
 fn call(i: &mut Instance, export: &str, args: &[Val]) -> Outcome {

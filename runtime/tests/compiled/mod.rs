@@ -1,0 +1,37 @@
+//! Helpers for tests that run real compiled modules: WAT compiled through
+//! the code generator into a per-process artifact cache, and small regions.
+#![allow(dead_code)]
+
+use myriad_codegen::CompileConfig;
+use myriad_runtime::{Module, Region, RegionConfig};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// This test process's artifact cache (artifacts are named by content
+/// hash, so test binaries running in parallel may share nothing but names).
+pub fn cache_dir() -> PathBuf {
+    let d = std::env::temp_dir().join(format!("myriad-runtime-tests-{}", std::process::id()));
+    std::fs::create_dir_all(&d).expect("create the artifact cache");
+    d
+}
+
+/// Compile `wat` with `config` and load it.
+pub fn compile_wat(wat: &str, config: &CompileConfig) -> Arc<Module> {
+    let wasm = wat::parse_str(wat).expect("test WAT assembles");
+    Arc::new(Module::compile(&wasm, config, &cache_dir()).expect("compile+load"))
+}
+
+/// A default-mode region of `slots` slots with 16 KiB stacks and
+/// `heap_capacity` bytes of heap each.
+pub fn region_with(slots: usize, heap_capacity: usize) -> Arc<Region> {
+    Arc::new(
+        Region::new(RegionConfig {
+            slots,
+            stack_size: 16 * 1024,
+            heap_capacity,
+            guard_size: 0,
+            guard_mode: false,
+        })
+        .expect("region"),
+    )
+}
