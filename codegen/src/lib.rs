@@ -13,6 +13,8 @@ mod error;
 mod isa;
 mod translate;
 
+use cranelift_codegen::ir::Function;
+use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_frontend::FunctionBuilderContext;
 
 pub use error::CompileError;
@@ -33,6 +35,17 @@ pub struct CompileConfig {
 /// Compile a wasm binary to a linked shared object; returns the `.so` file
 /// bytes with the artifact hash patched in.
 pub fn compile(wasm: &[u8], config: &CompileConfig) -> Result<Vec<u8>, CompileError> {
+    with_front_end(wasm, config, |isa, env| emit_artifact(isa, env, config))
+}
+
+/// Parse and validate `wasm`, then run `f` with the host ISA and the
+/// translation environment: the setup `compile` and `translate_to_clif`
+/// share.
+fn with_front_end<R>(
+    wasm: &[u8],
+    config: &CompileConfig,
+    f: impl FnOnce(&OwnedTargetIsa, &FuncEnv) -> Result<R, CompileError>,
+) -> Result<R, CompileError> {
     let isa = isa::host_isa()?;
     let module = translate::parse_module(wasm)?;
     let env = FuncEnv {
@@ -41,6 +54,30 @@ pub fn compile(wasm: &[u8], config: &CompileConfig) -> Result<Vec<u8>, CompileEr
         call_conv: isa.default_call_conv(),
         frontend: isa.frontend_config(),
     };
+    f(&isa, &env)
+}
+
+/// Translate every defined function in index order, handing each to `each`.
+fn for_each_function(
+    env: &FuncEnv,
+    fctx: &mut FunctionBuilderContext,
+    mut each: impl FnMut(u32, Function) -> Result<(), CompileError>,
+) -> Result<(), CompileError> {
+    for index in 0..env.module.bodies.len() {
+        let index =
+            u32::try_from(index).map_err(|_| CompileError::unsupported("too many functions"))?;
+        each(index, translate_function(env, index, fctx)?)?;
+    }
+    Ok(())
+}
+
+/// Compile every function of `env`'s module and link the artifact.
+fn emit_artifact(
+    isa: &OwnedTargetIsa,
+    env: &FuncEnv,
+    config: &CompileConfig,
+) -> Result<Vec<u8>, CompileError> {
+    let module = env.module;
     let sigs = module
         .func_types
         .iter()
@@ -50,12 +87,10 @@ pub fn compile(wasm: &[u8], config: &CompileConfig) -> Result<Vec<u8>, CompileEr
 
     let mut fctx = FunctionBuilderContext::new();
     let mut traps = Vec::new();
-    for index in 0..module.bodies.len() {
-        let index =
-            u32::try_from(index).map_err(|_| CompileError::unsupported("too many functions"))?;
-        let func = translate_function(&env, index, &mut fctx)?;
+    for_each_function(env, &mut fctx, |index, func| {
         traps.extend(out.define_function(index, func)?);
-    }
+        Ok(())
+    })?;
 
     // Array-call wrappers for every exported function and the start
     // function, so the runtime calls all of them the same way.
@@ -65,14 +100,14 @@ pub fn compile(wasm: &[u8], config: &CompileConfig) -> Result<Vec<u8>, CompileEr
     wrapped.dedup();
     for index in wrapped {
         let id = out.declare_wrapper(index, &wrapper::wrapper_signature(env.call_conv))?;
-        let func = wrapper::build_wrapper(&env, index, id, &mut fctx)?;
+        let func = wrapper::build_wrapper(env, index, id, &mut fctx)?;
         out.define_wrapper(id, func)?;
     }
 
     traps.sort_by_key(|t| (t.func_index, t.offset));
     let metadata = abi::Metadata {
         abi_version: abi::ABI_VERSION,
-        fingerprint: isa::fingerprint(&isa),
+        fingerprint: isa::fingerprint(isa),
         guard_bytes: config.guard_bytes,
         types: module.types.clone(),
         func_types: module.func_types.clone(),
@@ -103,22 +138,13 @@ pub fn host_fingerprint() -> u64 {
 /// For tests and inspection: the CLIF text of every defined function after
 /// translation, before optimisation.
 pub fn translate_to_clif(wasm: &[u8], config: &CompileConfig) -> Result<Vec<String>, CompileError> {
-    let isa = isa::host_isa()?;
-    let module = translate::parse_module(wasm)?;
-    let env = FuncEnv {
-        module: &module,
-        config,
-        call_conv: isa.default_call_conv(),
-        frontend: isa.frontend_config(),
-    };
-    let mut fctx = FunctionBuilderContext::new();
-    (0..module.bodies.len())
-        .map(|index| {
-            let index = u32::try_from(index)
-                .map_err(|_| CompileError::unsupported("too many functions"))?;
-            Ok(translate_function(&env, index, &mut fctx)?
-                .display()
-                .to_string())
-        })
-        .collect()
+    with_front_end(wasm, config, |_, env| {
+        let mut fctx = FunctionBuilderContext::new();
+        let mut out = Vec::new();
+        for_each_function(env, &mut fctx, |_, func| {
+            out.push(func.display().to_string());
+            Ok(())
+        })?;
+        Ok(out)
+    })
 }

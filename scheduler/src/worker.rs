@@ -207,7 +207,7 @@ fn run_slice(mut task: Box<Task>, local: &Worker<Box<Task>>, shared: &Shared, m:
             .saturating_record(conv.ns(t0.saturating_sub(task.last_end)));
     }
     let deadline = t0.saturating_add(shared.quantum_tsc);
-    let outcome = task.instance.resume(deadline);
+    let outcome = task.instance.resume_from(t0, deadline);
     let t1 = rdtsc();
     let slice = t1.saturating_sub(t0);
     m.slices += 1;
