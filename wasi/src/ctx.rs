@@ -1,0 +1,185 @@
+//! The per-instance WASI state and the entry point the runtime calls.
+
+use crate::builder::WasiBuilder;
+use crate::errno::{Errno, WasiResult};
+use crate::fdtable::FdTable;
+use crate::func::WasiFunc;
+use crate::memory::GuestMemory;
+
+/// What the runtime must do after a WASI call.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WasiOutcome {
+    /// Return this errno (0 = success) to the guest as the call's `i32`
+    /// result.
+    Return(u32),
+    /// `proc_exit` was called: end the instance with this exit code.
+    Exit(u32),
+    /// `sched_yield` was called: give up the rest of the time slice, then
+    /// return errno 0 to the guest.
+    Yield,
+}
+
+/// One guest's WASI state: arguments, environment and descriptor table.
+/// Each instance needs its own (build many from one [`WasiBuilder`]).
+#[derive(Debug)]
+pub struct WasiCtx {
+    pub(crate) args: Vec<Vec<u8>>,
+    /// `KEY=VALUE` strings.
+    pub(crate) env: Vec<Vec<u8>>,
+    pub(crate) fds: FdTable,
+}
+
+const _: () = {
+    const fn assert_send<T: Send>() {}
+    assert_send::<WasiCtx>();
+};
+
+/// Argument `i` as a wasm `i32` (the low 32 bits of its cell).
+fn a32(args: &[u64], i: usize) -> u32 {
+    args.get(i).map_or(0, |&v| v as u32)
+}
+
+/// Argument `i` as a wasm `i64`.
+fn a64(args: &[u64], i: usize) -> u64 {
+    args.get(i).copied().unwrap_or(0)
+}
+
+impl WasiCtx {
+    /// A builder with default settings (see [`WasiBuilder`]).
+    pub fn builder() -> WasiBuilder {
+        WasiBuilder::new()
+    }
+
+    pub(crate) fn from_parts(args: Vec<Vec<u8>>, env: Vec<Vec<u8>>, fds: FdTable) -> WasiCtx {
+        WasiCtx { args, env, fds }
+    }
+
+    /// Number of open guest descriptors (stdio and preopens included).
+    pub fn open_fds(&self) -> usize {
+        self.fds.len()
+    }
+
+    /// Runs WASI function `func` for a guest.
+    ///
+    /// `args[i]` is the raw bits of wasm parameter `i` (an `i32`
+    /// zero-extended); there must be exactly `func.params().len()` of them
+    /// (otherwise `EINVAL`). `memory` is the calling instance's whole linear
+    /// memory. Guest pointers are checked: an access outside `memory`
+    /// returns `EFAULT`. Blocking calls (`poll_oneoff` sleeps, reads of
+    /// inherited stdin) block the calling thread.
+    pub fn call(&mut self, func: WasiFunc, memory: &mut [u8], args: &[u64]) -> WasiOutcome {
+        if args.len() != func.params().len() {
+            return WasiOutcome::Return(u32::from(Errno::INVAL.raw()));
+        }
+        let mut mem = GuestMemory::new(memory);
+        let m = &mut mem;
+        let p = |i| a32(args, i);
+        let q = |i| a64(args, i);
+        use WasiFunc as F;
+        let r: WasiResult<()> = match func {
+            F::ProcExit => return WasiOutcome::Exit(p(0)),
+            F::SchedYield => return WasiOutcome::Yield,
+            F::ArgsGet => strings_get(m, &self.args, p(0), p(1)),
+            F::ArgsSizesGet => strings_sizes_get(m, &self.args, p(0), p(1)),
+            F::EnvironGet => strings_get(m, &self.env, p(0), p(1)),
+            F::EnvironSizesGet => strings_sizes_get(m, &self.env, p(0), p(1)),
+            F::ClockResGet => crate::clock::res_get(m, p(0), p(1)),
+            F::ClockTimeGet => crate::clock::time_get(m, p(0), q(1), p(2)),
+            F::RandomGet => random_get(m, p(0), p(1)),
+            F::PollOneoff => self.poll_oneoff(m, p(0), p(1), p(2), p(3)),
+            F::FdAdvise => self.fd_advise(p(0), q(1), q(2), p(3)),
+            F::FdAllocate => self.fd_allocate(p(0), q(1), q(2)),
+            F::FdClose => self.fd_close(p(0)),
+            F::FdDatasync => self.fd_sync(p(0), true),
+            F::FdSync => self.fd_sync(p(0), false),
+            F::FdFdstatGet => self.fd_fdstat_get(m, p(0), p(1)),
+            F::FdFdstatSetFlags => self.fd_fdstat_set_flags(p(0), p(1)),
+            F::FdFdstatSetRights => self.fd_fdstat_set_rights(p(0), q(1), q(2)),
+            F::FdFilestatGet => self.fd_filestat_get(m, p(0), p(1)),
+            F::FdFilestatSetSize => self.fd_filestat_set_size(p(0), q(1)),
+            F::FdFilestatSetTimes => self.fd_filestat_set_times(p(0), q(1), q(2), p(3)),
+            F::FdPread => self.fd_pread(m, p(0), p(1), p(2), q(3), p(4)),
+            F::FdPwrite => self.fd_pwrite(m, p(0), p(1), p(2), q(3), p(4)),
+            F::FdRead => self.fd_read(m, p(0), p(1), p(2), p(3)),
+            F::FdWrite => self.fd_write(m, p(0), p(1), p(2), p(3)),
+            F::FdPrestatGet => self.fd_prestat_get(m, p(0), p(1)),
+            F::FdPrestatDirName => self.fd_prestat_dir_name(m, p(0), p(1), p(2)),
+            F::FdReaddir => self.fd_readdir(m, p(0), p(1), p(2), q(3), p(4)),
+            F::FdRenumber => self.fds.renumber(p(0), p(1)),
+            F::FdSeek => self.fd_seek(m, p(0), q(1), p(2), p(3)),
+            F::FdTell => self.fd_tell(m, p(0), p(1)),
+            F::PathCreateDirectory => self.path_create_directory(m, p(0), p(1), p(2)),
+            F::PathFilestatGet => self.path_filestat_get(m, p(0), p(1), p(2), p(3), p(4)),
+            F::PathFilestatSetTimes => {
+                self.path_filestat_set_times(m, p(0), p(1), p(2), p(3), q(4), q(5), p(6))
+            }
+            F::PathLink => self.path_link(m, p(0), p(1), p(2), p(3), p(4), p(5), p(6)),
+            F::PathOpen => self.path_open(m, p(0), p(1), p(2), p(3), p(4), q(5), q(6), p(7), p(8)),
+            F::PathReadlink => self.path_readlink(m, p(0), p(1), p(2), p(3), p(4), p(5)),
+            F::PathRemoveDirectory => self.path_remove_directory(m, p(0), p(1), p(2)),
+            F::PathRename => self.path_rename(m, p(0), p(1), p(2), p(3), p(4), p(5)),
+            F::PathSymlink => self.path_symlink(m, p(0), p(1), p(2), p(3), p(4)),
+            F::PathUnlinkFile => self.path_unlink_file(m, p(0), p(1), p(2)),
+            F::ProcRaise | F::SockAccept | F::SockRecv | F::SockSend | F::SockShutdown => {
+                Err(Errno::NOSYS)
+            }
+        };
+        WasiOutcome::Return(u32::from(r.err().unwrap_or(Errno::SUCCESS).raw()))
+    }
+}
+
+/// `args_sizes_get`/`environ_sizes_get`: the count at `count_ptr`, the
+/// total size of the NUL-terminated strings at `size_ptr`.
+fn strings_sizes_get(
+    mem: &mut GuestMemory<'_>,
+    strings: &[Vec<u8>],
+    count_ptr: u32,
+    size_ptr: u32,
+) -> WasiResult<()> {
+    let count = u32::try_from(strings.len()).map_err(|_| Errno::OVERFLOW)?;
+    let size: usize = strings.iter().map(|s| s.len() + 1).sum();
+    let size = u32::try_from(size).map_err(|_| Errno::OVERFLOW)?;
+    mem.write_u32(count_ptr, count)?;
+    mem.write_u32(size_ptr, size)
+}
+
+/// `args_get`/`environ_get`: one `u32` pointer per string at `ptrs`, and
+/// the strings, each NUL-terminated, back to back at `buf`.
+fn strings_get(
+    mem: &mut GuestMemory<'_>,
+    strings: &[Vec<u8>],
+    ptrs: u32,
+    buf: u32,
+) -> WasiResult<()> {
+    let mut at = u64::from(buf);
+    for (i, s) in strings.iter().enumerate() {
+        let dst = u32::try_from(at).map_err(|_| Errno::FAULT)?;
+        let slot = u32::try_from(u64::from(ptrs) + 4 * i as u64).map_err(|_| Errno::FAULT)?;
+        mem.write_u32(slot, dst)?;
+        mem.write_bytes(dst, s)?;
+        let nul = u32::try_from(at + s.len() as u64).map_err(|_| Errno::FAULT)?;
+        mem.write_u8(nul, 0)?;
+        at += s.len() as u64 + 1;
+    }
+    Ok(())
+}
+
+/// `random_get`: `len` bytes from the kernel's `getrandom(2)`.
+fn random_get(mem: &mut GuestMemory<'_>, ptr: u32, len: u32) -> WasiResult<()> {
+    let buf = mem.slice_mut(ptr, len)?;
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = &mut buf[done..];
+        // SAFETY: `rest` is a valid writable buffer of `rest.len()` bytes.
+        let n = unsafe { libc::getrandom(rest.as_mut_ptr().cast(), rest.len(), 0) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINTR) {
+                continue;
+            }
+            return Err(Errno::from_io(&e));
+        }
+        done += n as usize;
+    }
+    Ok(())
+}

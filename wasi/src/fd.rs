@@ -1,0 +1,583 @@
+//! The `fd_*` functions: reading, writing, seeking and describing open
+//! descriptors.
+
+// Methods take the wasm parameters one by one, as the preview1 signature
+// lists them.
+#![allow(clippy::too_many_arguments)]
+
+use crate::ctx::WasiCtx;
+use crate::dir;
+use crate::errno::{Errno, WasiResult};
+use crate::fdtable::{Entry, HostStream, InputStream, Kind, Output};
+use crate::memory::{iovecs_len, GuestMemory};
+use crate::types::{
+    fdflags, filetype, fstflags, rights, whence, write_fdstat, Filestat, FDSTAT_SIZE, FILESTAT_SIZE,
+};
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::FileExt;
+
+/// Retries `f` while it fails with `EINTR`.
+pub(crate) fn retry<T>(mut f: impl FnMut() -> std::io::Result<T>) -> WasiResult<T> {
+    loop {
+        match f() {
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            other => return other.map_err(|e| Errno::from_io(&e)),
+        }
+    }
+}
+
+/// `fstat` of a host descriptor.
+pub(crate) fn fstat(fd: RawFd) -> WasiResult<libc::stat> {
+    // SAFETY: all-zero is a valid `stat`; fstat overwrites it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `st` is a valid out pointer; an invalid fd only yields EBADF.
+    if unsafe { libc::fstat(fd, &mut st) } != 0 {
+        return Err(Errno::last_host());
+    }
+    Ok(st)
+}
+
+/// Turns preview1 `*_set_times` arguments into the `utimensat` pair.
+pub(crate) fn timespecs(atim: u64, mtim: u64, flags: u32) -> WasiResult<[libc::timespec; 2]> {
+    let flags = u16::try_from(flags).map_err(|_| Errno::INVAL)?;
+    let one = |value: u64, set: u16, now: u16| -> WasiResult<libc::timespec> {
+        match (flags & set != 0, flags & now != 0) {
+            (true, true) => Err(Errno::INVAL),
+            (false, true) => Ok(libc::timespec {
+                tv_sec: 0,
+                tv_nsec: libc::UTIME_NOW,
+            }),
+            (true, false) => Ok(libc::timespec {
+                tv_sec: (value / 1_000_000_000) as libc::time_t,
+                tv_nsec: (value % 1_000_000_000) as libc::c_long,
+            }),
+            (false, false) => Ok(libc::timespec {
+                tv_sec: 0,
+                tv_nsec: libc::UTIME_OMIT,
+            }),
+        }
+    };
+    Ok([
+        one(atim, fstflags::ATIM, fstflags::ATIM_NOW)?,
+        one(mtim, fstflags::MTIM, fstflags::MTIM_NOW)?,
+    ])
+}
+
+/// The raw host descriptor of a file or directory entry (`EBADF` for
+/// stdio).
+fn host_fd(entry: &Entry) -> WasiResult<RawFd> {
+    match &entry.kind {
+        Kind::File(f) => Ok(f.as_raw_fd()),
+        Kind::Dir { fd, .. } => Ok(fd.as_raw_fd()),
+        Kind::Input(_) | Kind::Output(..) => Err(Errno::BADF),
+    }
+}
+
+/// The open file of `entry`: `EISDIR` for directories, `ESPIPE` for stdio
+/// (which has no offset).
+fn file_of(entry: &mut Entry) -> WasiResult<&mut File> {
+    match &mut entry.kind {
+        Kind::File(f) => Ok(f),
+        Kind::Dir { .. } => Err(Errno::ISDIR),
+        Kind::Input(_) | Kind::Output(..) => Err(Errno::SPIPE),
+    }
+}
+
+fn read_input(stream: &mut InputStream, buf: &mut [u8]) -> WasiResult<usize> {
+    match stream {
+        InputStream::Null => Ok(0),
+        InputStream::Bytes(bytes, pos) => {
+            let rest = bytes.get(*pos..).unwrap_or(&[]);
+            let n = rest.len().min(buf.len());
+            buf[..n].copy_from_slice(&rest[..n]);
+            *pos += n;
+            Ok(n)
+        }
+        InputStream::Inherit => retry(|| std::io::stdin().lock().read(buf)),
+    }
+}
+
+fn write_output(out: &Output, stream: HostStream, data: &[u8]) -> WasiResult<usize> {
+    match out {
+        Output::Null => {}
+        Output::Capture(buf) => {
+            let mut buf = buf.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            buf.extend_from_slice(data);
+        }
+        Output::Inherit => {
+            let r = match stream {
+                HostStream::Stdout => {
+                    let mut s = std::io::stdout().lock();
+                    s.write_all(data).and_then(|()| s.flush())
+                }
+                HostStream::Stderr => std::io::stderr().lock().write_all(data),
+            };
+            r.map_err(|e| Errno::from_io(&e))?;
+        }
+    }
+    Ok(data.len())
+}
+
+/// Host `fcntl(F_GETFL)` flags as preview1 `fdflags`.
+fn host_fdflags(fd: RawFd) -> WasiResult<u16> {
+    // SAFETY: F_GETFL reads flags only; a bad fd yields EBADF.
+    let fl = unsafe { libc::fcntl(fd, libc::F_GETFL) };
+    if fl < 0 {
+        return Err(Errno::last_host());
+    }
+    let mut out = 0;
+    if fl & libc::O_APPEND != 0 {
+        out |= fdflags::APPEND;
+    }
+    if fl & libc::O_NONBLOCK != 0 {
+        out |= fdflags::NONBLOCK;
+    }
+    if fl & libc::O_SYNC == libc::O_SYNC {
+        out |= fdflags::SYNC;
+    } else if fl & libc::O_DSYNC != 0 {
+        out |= fdflags::DSYNC;
+    }
+    Ok(out)
+}
+
+impl WasiCtx {
+    /// `fd_advise`: passed to `posix_fadvise` for files.
+    pub(crate) fn fd_advise(
+        &mut self,
+        fd: u32,
+        offset: u64,
+        len: u64,
+        advice: u32,
+    ) -> WasiResult<()> {
+        let advice = match advice {
+            0 => libc::POSIX_FADV_NORMAL,
+            1 => libc::POSIX_FADV_SEQUENTIAL,
+            2 => libc::POSIX_FADV_RANDOM,
+            3 => libc::POSIX_FADV_WILLNEED,
+            4 => libc::POSIX_FADV_DONTNEED,
+            5 => libc::POSIX_FADV_NOREUSE,
+            _ => return Err(Errno::INVAL),
+        };
+        let entry = self.fds.get_mut(fd)?;
+        file_of(entry)?;
+        entry.require(rights::FD_ADVISE)?;
+        let raw = host_fd(entry)?;
+        let (off, len) = (offset as i64, len as i64);
+        if off < 0 || len < 0 {
+            return Err(Errno::INVAL);
+        }
+        // SAFETY: posix_fadvise only takes integers; it returns an errno.
+        let r = unsafe { libc::posix_fadvise(raw, off, len, advice) };
+        if r != 0 {
+            return Err(Errno::from_host(r));
+        }
+        Ok(())
+    }
+
+    /// `fd_allocate`: `posix_fallocate` for files.
+    pub(crate) fn fd_allocate(&mut self, fd: u32, offset: u64, len: u64) -> WasiResult<()> {
+        let entry = self.fds.get_mut(fd)?;
+        file_of(entry)?;
+        entry.require(rights::FD_ALLOCATE)?;
+        let raw = host_fd(entry)?;
+        let (off, len) = (offset as i64, len as i64);
+        if off < 0 || len <= 0 {
+            return Err(Errno::INVAL);
+        }
+        // SAFETY: posix_fallocate only takes integers; it returns an errno.
+        let r = unsafe { libc::posix_fallocate(raw, off, len) };
+        if r != 0 {
+            return Err(Errno::from_host(r));
+        }
+        Ok(())
+    }
+
+    /// `fd_close`: closes the host descriptor too (preopens and stdio may
+    /// be closed like any other).
+    pub(crate) fn fd_close(&mut self, fd: u32) -> WasiResult<()> {
+        self.fds.remove(fd).map(drop)
+    }
+
+    /// `fd_sync` (`data_only = false`) and `fd_datasync`.
+    pub(crate) fn fd_sync(&mut self, fd: u32, data_only: bool) -> WasiResult<()> {
+        let entry = self.fds.get(fd)?;
+        let raw = match &entry.kind {
+            Kind::Input(_) | Kind::Output(..) => return Err(Errno::INVAL),
+            Kind::File(f) => f.as_raw_fd(),
+            Kind::Dir { fd, .. } => fd.as_raw_fd(),
+        };
+        entry.require(if data_only {
+            rights::FD_DATASYNC
+        } else {
+            rights::FD_SYNC
+        })?;
+        // SAFETY: fsync/fdatasync take a descriptor we own.
+        let r = unsafe {
+            if data_only {
+                libc::fdatasync(raw)
+            } else {
+                libc::fsync(raw)
+            }
+        };
+        if r != 0 {
+            return Err(Errno::last_host());
+        }
+        Ok(())
+    }
+
+    /// `fd_fdstat_get`: stdio are character devices without seek rights
+    /// (so wasi-libc treats them as terminals and line-buffers stdout).
+    pub(crate) fn fd_fdstat_get(
+        &mut self,
+        mem: &mut GuestMemory<'_>,
+        fd: u32,
+        out: u32,
+    ) -> WasiResult<()> {
+        mem.slice(out, FDSTAT_SIZE)?;
+        let entry = self.fds.get(fd)?;
+        let (ft, flags) = match &entry.kind {
+            Kind::Input(_) | Kind::Output(..) => (filetype::CHARACTER_DEVICE, entry.flags),
+            Kind::Dir { fd, .. } => (filetype::DIRECTORY, host_fdflags(fd.as_raw_fd())?),
+            Kind::File(f) => (
+                filetype::from_mode(fstat(f.as_raw_fd())?.st_mode),
+                host_fdflags(f.as_raw_fd())?,
+            ),
+        };
+        write_fdstat(
+            mem,
+            out,
+            ft,
+            flags,
+            entry.rights_base,
+            entry.rights_inheriting,
+        )
+    }
+
+    /// `fd_fdstat_set_flags`: `APPEND` and `NONBLOCK` can change; the sync
+    /// flags cannot be changed after opening (`ENOTSUP`).
+    pub(crate) fn fd_fdstat_set_flags(&mut self, fd: u32, flags: u32) -> WasiResult<()> {
+        let flags = u16::try_from(flags).map_err(|_| Errno::INVAL)?;
+        let changeable = fdflags::APPEND | fdflags::NONBLOCK;
+        let entry = self.fds.get_mut(fd)?;
+        entry.require(rights::FD_FDSTAT_SET_FLAGS)?;
+        let raw = match &entry.kind {
+            Kind::Input(_) | Kind::Output(..) => {
+                if flags & !changeable != 0 {
+                    return Err(Errno::NOTSUP);
+                }
+                entry.flags = flags;
+                return Ok(());
+            }
+            Kind::File(f) => f.as_raw_fd(),
+            Kind::Dir { fd, .. } => fd.as_raw_fd(),
+        };
+        let current = host_fdflags(raw)?;
+        if (current ^ flags) & !changeable != 0 {
+            return Err(Errno::NOTSUP);
+        }
+        // SAFETY: F_GETFL/F_SETFL only read and set status flags.
+        let r = unsafe {
+            let mut fl = libc::fcntl(raw, libc::F_GETFL);
+            if fl < 0 {
+                -1
+            } else {
+                fl &= !(libc::O_APPEND | libc::O_NONBLOCK);
+                if flags & fdflags::APPEND != 0 {
+                    fl |= libc::O_APPEND;
+                }
+                if flags & fdflags::NONBLOCK != 0 {
+                    fl |= libc::O_NONBLOCK;
+                }
+                libc::fcntl(raw, libc::F_SETFL, fl)
+            }
+        };
+        if r < 0 {
+            return Err(Errno::last_host());
+        }
+        Ok(())
+    }
+
+    /// `fd_fdstat_set_rights`: rights can only be dropped.
+    pub(crate) fn fd_fdstat_set_rights(
+        &mut self,
+        fd: u32,
+        base: u64,
+        inheriting: u64,
+    ) -> WasiResult<()> {
+        let entry = self.fds.get_mut(fd)?;
+        if base & !entry.rights_base != 0 || inheriting & !entry.rights_inheriting != 0 {
+            return Err(Errno::NOTCAPABLE);
+        }
+        entry.rights_base = base;
+        entry.rights_inheriting = inheriting;
+        Ok(())
+    }
+
+    /// `fd_filestat_get`; stdio report a zeroed character device.
+    pub(crate) fn fd_filestat_get(
+        &mut self,
+        mem: &mut GuestMemory<'_>,
+        fd: u32,
+        out: u32,
+    ) -> WasiResult<()> {
+        mem.slice(out, FILESTAT_SIZE)?;
+        let entry = self.fds.get(fd)?;
+        entry.require(rights::FD_FILESTAT_GET)?;
+        let stat = match host_fd(entry) {
+            Ok(raw) => Filestat::from_host(&fstat(raw)?),
+            Err(_) => Filestat {
+                filetype: filetype::CHARACTER_DEVICE,
+                ..Filestat::default()
+            },
+        };
+        stat.write(mem, out)
+    }
+
+    /// `fd_filestat_set_size`: `ftruncate`.
+    pub(crate) fn fd_filestat_set_size(&mut self, fd: u32, size: u64) -> WasiResult<()> {
+        let entry = self.fds.get_mut(fd)?;
+        file_of(entry)?;
+        entry.require(rights::FD_FILESTAT_SET_SIZE)?;
+        let file = file_of(entry)?;
+        if size > i64::MAX as u64 {
+            return Err(Errno::INVAL);
+        }
+        retry(|| file.set_len(size))
+    }
+
+    /// `fd_filestat_set_times`: `futimens` on files and directories.
+    pub(crate) fn fd_filestat_set_times(
+        &mut self,
+        fd: u32,
+        atim: u64,
+        mtim: u64,
+        flags: u32,
+    ) -> WasiResult<()> {
+        let times = timespecs(atim, mtim, flags)?;
+        let entry = self.fds.get(fd)?;
+        entry.require(rights::FD_FILESTAT_SET_TIMES)?;
+        let raw = host_fd(entry)?;
+        // SAFETY: `times` points to two valid timespecs.
+        if unsafe { libc::futimens(raw, times.as_ptr()) } != 0 {
+            return Err(Errno::last_host());
+        }
+        Ok(())
+    }
+
+    /// `fd_read`: scatter read from stdin or a file.
+    pub(crate) fn fd_read(
+        &mut self,
+        mem: &mut GuestMemory<'_>,
+        fd: u32,
+        iovs: u32,
+        iovs_len: u32,
+        nread: u32,
+    ) -> WasiResult<()> {
+        let iovs = mem.iovecs(iovs, iovs_len)?;
+        mem.slice(nread, 4)?;
+        let entry = self.fds.get_mut(fd)?;
+        entry.require(rights::FD_READ)?;
+        let mut buf = vec![0u8; iovecs_len(&iovs)];
+        let n = match &mut entry.kind {
+            Kind::Input(stream) => read_input(stream, &mut buf)?,
+            Kind::File(f) => retry(|| f.read(&mut buf))?,
+            Kind::Dir { .. } => return Err(Errno::ISDIR),
+            Kind::Output(..) => return Err(Errno::BADF),
+        };
+        mem.scatter(&iovs, &buf[..n])?;
+        mem.write_u32(nread, n as u32)
+    }
+
+    /// `fd_pread`: scatter read at `offset` without moving the file offset.
+    pub(crate) fn fd_pread(
+        &mut self,
+        mem: &mut GuestMemory<'_>,
+        fd: u32,
+        iovs: u32,
+        iovs_len: u32,
+        offset: u64,
+        nread: u32,
+    ) -> WasiResult<()> {
+        let iovs = mem.iovecs(iovs, iovs_len)?;
+        mem.slice(nread, 4)?;
+        let entry = self.fds.get_mut(fd)?;
+        file_of(entry)?;
+        entry.require(rights::FD_READ | rights::FD_SEEK)?;
+        let file = file_of(entry)?;
+        if offset > i64::MAX as u64 {
+            return Err(Errno::INVAL);
+        }
+        let mut buf = vec![0u8; iovecs_len(&iovs)];
+        let n = retry(|| file.read_at(&mut buf, offset))?;
+        mem.scatter(&iovs, &buf[..n])?;
+        mem.write_u32(nread, n as u32)
+    }
+
+    /// `fd_write`: gather write to stdout/stderr or a file.
+    pub(crate) fn fd_write(
+        &mut self,
+        mem: &mut GuestMemory<'_>,
+        fd: u32,
+        iovs: u32,
+        iovs_len: u32,
+        nwritten: u32,
+    ) -> WasiResult<()> {
+        let iovs = mem.iovecs(iovs, iovs_len)?;
+        mem.slice(nwritten, 4)?;
+        let entry = self.fds.get_mut(fd)?;
+        entry.require(rights::FD_WRITE)?;
+        let data = mem.gather(&iovs)?;
+        let n = match &mut entry.kind {
+            Kind::Output(out, stream) => write_output(out, *stream, &data)?,
+            Kind::File(f) => retry(|| f.write(&data))?,
+            Kind::Dir { .. } => return Err(Errno::ISDIR),
+            Kind::Input(_) => return Err(Errno::BADF),
+        };
+        mem.write_u32(nwritten, n as u32)
+    }
+
+    /// `fd_pwrite`: gather write at `offset` without moving the file offset.
+    pub(crate) fn fd_pwrite(
+        &mut self,
+        mem: &mut GuestMemory<'_>,
+        fd: u32,
+        iovs: u32,
+        iovs_len: u32,
+        offset: u64,
+        nwritten: u32,
+    ) -> WasiResult<()> {
+        let iovs = mem.iovecs(iovs, iovs_len)?;
+        mem.slice(nwritten, 4)?;
+        let entry = self.fds.get_mut(fd)?;
+        file_of(entry)?;
+        entry.require(rights::FD_WRITE | rights::FD_SEEK)?;
+        let file = file_of(entry)?;
+        if offset > i64::MAX as u64 {
+            return Err(Errno::INVAL);
+        }
+        let data = mem.gather(&iovs)?;
+        let n = retry(|| file.write_at(&data, offset))?;
+        mem.write_u32(nwritten, n as u32)
+    }
+
+    /// `fd_seek`: stdio has no offset (`ESPIPE`); directories `EISDIR`.
+    pub(crate) fn fd_seek(
+        &mut self,
+        mem: &mut GuestMemory<'_>,
+        fd: u32,
+        offset: u64,
+        how: u32,
+        out: u32,
+    ) -> WasiResult<()> {
+        mem.slice(out, 8)?;
+        let offset = offset as i64;
+        let pos = match u8::try_from(how).map_err(|_| Errno::INVAL)? {
+            whence::SET => SeekFrom::Start(u64::try_from(offset).map_err(|_| Errno::INVAL)?),
+            whence::CUR => SeekFrom::Current(offset),
+            whence::END => SeekFrom::End(offset),
+            _ => return Err(Errno::INVAL),
+        };
+        let entry = self.fds.get_mut(fd)?;
+        file_of(entry)?;
+        let needed = if pos == SeekFrom::Current(0) {
+            rights::FD_TELL
+        } else {
+            rights::FD_SEEK
+        };
+        if entry.rights_base & (needed | rights::FD_SEEK) == 0 {
+            return Err(Errno::NOTCAPABLE);
+        }
+        let file = file_of(entry)?;
+        let new = retry(|| file.seek(pos))?;
+        mem.write_u64(out, new)
+    }
+
+    /// `fd_tell`: the current file offset.
+    pub(crate) fn fd_tell(
+        &mut self,
+        mem: &mut GuestMemory<'_>,
+        fd: u32,
+        out: u32,
+    ) -> WasiResult<()> {
+        mem.slice(out, 8)?;
+        let entry = self.fds.get_mut(fd)?;
+        file_of(entry)?;
+        if entry.rights_base & (rights::FD_TELL | rights::FD_SEEK) == 0 {
+            return Err(Errno::NOTCAPABLE);
+        }
+        let file = file_of(entry)?;
+        let pos = retry(|| file.stream_position())?;
+        mem.write_u64(out, pos)
+    }
+
+    /// `fd_prestat_get`: tag 0 (directory) and the guest name's length, for
+    /// preopens only (`EBADF` otherwise, which ends wasi-libc's scan).
+    pub(crate) fn fd_prestat_get(
+        &mut self,
+        mem: &mut GuestMemory<'_>,
+        fd: u32,
+        out: u32,
+    ) -> WasiResult<()> {
+        let name = self.preopen_name(fd)?;
+        let len = u32::try_from(name.len()).map_err(|_| Errno::OVERFLOW)?;
+        let mut b = [0u8; 8];
+        b[4..8].copy_from_slice(&len.to_le_bytes());
+        mem.write_bytes(out, &b)
+    }
+
+    /// `fd_prestat_dir_name`: the guest name, not NUL-terminated
+    /// (`ENAMETOOLONG` if `len` is too small).
+    pub(crate) fn fd_prestat_dir_name(
+        &mut self,
+        mem: &mut GuestMemory<'_>,
+        fd: u32,
+        ptr: u32,
+        len: u32,
+    ) -> WasiResult<()> {
+        let name = self.preopen_name(fd)?;
+        if name.len() > len as usize {
+            return Err(Errno::NAMETOOLONG);
+        }
+        mem.write_bytes(ptr, name)
+    }
+
+    fn preopen_name(&self, fd: u32) -> WasiResult<&[u8]> {
+        match &self.fds.get(fd)?.kind {
+            Kind::Dir {
+                preopen: Some(name),
+                ..
+            } => Ok(name),
+            _ => Err(Errno::BADF),
+        }
+    }
+
+    /// `fd_readdir`: entries from `cookie` on (see [`dir`]).
+    pub(crate) fn fd_readdir(
+        &mut self,
+        mem: &mut GuestMemory<'_>,
+        fd: u32,
+        buf: u32,
+        buf_len: u32,
+        cookie: u64,
+        bufused: u32,
+    ) -> WasiResult<()> {
+        mem.slice(buf, buf_len)?;
+        mem.slice(bufused, 4)?;
+        let entry = self.fds.get_mut(fd)?;
+        entry.require(rights::FD_READDIR)?;
+        let Kind::Dir {
+            fd: dirfd, listing, ..
+        } = &mut entry.kind
+        else {
+            return Err(Errno::NOTDIR);
+        };
+        if cookie == 0 || listing.is_none() {
+            *listing = Some(dir::read_listing(std::os::fd::AsFd::as_fd(&**dirfd))?);
+        }
+        let bytes = dir::serialize(listing.as_deref().unwrap_or(&[]), cookie, buf_len as usize);
+        mem.write_bytes(buf, &bytes)?;
+        mem.write_u32(bufused, bytes.len() as u32)
+    }
+}

@@ -1,0 +1,166 @@
+//! `poll_oneoff`: clock subscriptions (sleeping) and descriptor
+//! subscriptions, which are always ready (stdio, files).
+//!
+//! If any descriptor subscription is present the call returns at once with
+//! those events (and any clock already due). Otherwise it sleeps the calling
+//! thread until the earliest clock deadline and reports every clock due by
+//! then. Sleeping blocks the worker thread that runs the guest.
+
+use crate::clock;
+use crate::ctx::WasiCtx;
+use crate::errno::{Errno, WasiResult};
+use crate::fdtable::{InputStream, Kind};
+use crate::memory::GuestMemory;
+use crate::types::rights;
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+const SUBSCRIPTION_SIZE: u32 = 48;
+const EVENT_SIZE: u32 = 32;
+const EVENTTYPE_CLOCK: u8 = 0;
+const EVENTTYPE_FD_READ: u8 = 1;
+const EVENTTYPE_FD_WRITE: u8 = 2;
+const SUBCLOCK_ABSTIME: u16 = 1;
+
+/// One event to report.
+struct Event {
+    userdata: u64,
+    error: Errno,
+    kind: u8,
+    nbytes: u64,
+}
+
+/// A clock subscription: when it is due, in nanoseconds from now.
+struct ClockSub {
+    userdata: u64,
+    remaining: u64,
+}
+
+impl WasiCtx {
+    /// `poll_oneoff(in, out, nsubscriptions, nevents_ptr)`.
+    pub(crate) fn poll_oneoff(
+        &mut self,
+        mem: &mut GuestMemory<'_>,
+        input: u32,
+        out: u32,
+        nsubs: u32,
+        nevents: u32,
+    ) -> WasiResult<()> {
+        if nsubs == 0 {
+            return Err(Errno::INVAL);
+        }
+        mem.slice(
+            input,
+            nsubs.checked_mul(SUBSCRIPTION_SIZE).ok_or(Errno::FAULT)?,
+        )?;
+        mem.slice(out, nsubs.checked_mul(EVENT_SIZE).ok_or(Errno::FAULT)?)?;
+        mem.slice(nevents, 4)?;
+
+        let mut events = Vec::new();
+        let mut clocks = Vec::new();
+        for i in 0..nsubs {
+            // In range: input + nsubs*48 was checked above.
+            let at = input + i * SUBSCRIPTION_SIZE;
+            let userdata = mem.read_u64(at)?;
+            let tag = mem.read_u8(at + 8)?;
+            match tag {
+                EVENTTYPE_CLOCK => {
+                    let id = mem.read_u32(at + 16)?;
+                    let timeout = mem.read_u64(at + 24)?;
+                    let flags = mem.read_u16(at + 40)?;
+                    match clock::now(id) {
+                        Ok(now) => {
+                            let remaining = if flags & SUBCLOCK_ABSTIME != 0 {
+                                timeout.saturating_sub(now)
+                            } else {
+                                timeout
+                            };
+                            clocks.push(ClockSub {
+                                userdata,
+                                remaining,
+                            });
+                        }
+                        Err(e) => events.push(Event {
+                            userdata,
+                            error: e,
+                            kind: tag,
+                            nbytes: 0,
+                        }),
+                    }
+                }
+                EVENTTYPE_FD_READ | EVENTTYPE_FD_WRITE => {
+                    let fd = mem.read_u32(at + 16)?;
+                    let (error, nbytes) = match self.fd_ready(fd, tag == EVENTTYPE_FD_READ) {
+                        Ok(n) => (Errno::SUCCESS, n),
+                        Err(e) => (e, 0),
+                    };
+                    events.push(Event {
+                        userdata,
+                        error,
+                        kind: tag,
+                        nbytes,
+                    });
+                }
+                _ => return Err(Errno::INVAL),
+            }
+        }
+
+        if events.is_empty() {
+            // Only clocks: sleep until the first is due.
+            let first = clocks.iter().map(|c| c.remaining).min().unwrap_or(0);
+            if first > 0 {
+                std::thread::sleep(Duration::from_nanos(first));
+            }
+            for c in clocks.iter().filter(|c| c.remaining <= first) {
+                events.push(Event {
+                    userdata: c.userdata,
+                    error: Errno::SUCCESS,
+                    kind: EVENTTYPE_CLOCK,
+                    nbytes: 0,
+                });
+            }
+        } else {
+            for c in clocks.iter().filter(|c| c.remaining == 0) {
+                events.push(Event {
+                    userdata: c.userdata,
+                    error: Errno::SUCCESS,
+                    kind: EVENTTYPE_CLOCK,
+                    nbytes: 0,
+                });
+            }
+        }
+
+        for (i, e) in events.iter().enumerate() {
+            let mut b = [0u8; EVENT_SIZE as usize];
+            b[0..8].copy_from_slice(&e.userdata.to_le_bytes());
+            b[8..10].copy_from_slice(&e.error.raw().to_le_bytes());
+            b[10] = e.kind;
+            b[16..24].copy_from_slice(&e.nbytes.to_le_bytes());
+            // At most nsubs events; the out range was checked.
+            mem.write_bytes(out + i as u32 * EVENT_SIZE, &b)?;
+        }
+        mem.write_u32(nevents, events.len() as u32)
+    }
+
+    /// Readiness of `fd` for reading or writing: the bytes available (a
+    /// hint; 0 when unknown), or the error to report in the event.
+    fn fd_ready(&self, fd: u32, read: bool) -> WasiResult<u64> {
+        let entry = self.fds.get(fd)?;
+        entry.require(rights::POLL_FD_READWRITE)?;
+        match (&entry.kind, read) {
+            (Kind::Input(InputStream::Bytes(b, pos)), true) => {
+                Ok(b.len().saturating_sub(*pos) as u64)
+            }
+            (Kind::Input(_), true) | (Kind::Output(..), false) => Ok(0),
+            (Kind::File(f), true) => {
+                let st = crate::fd::fstat(f.as_raw_fd())?;
+                // SAFETY: lseek with SEEK_CUR 0 only reads the offset.
+                let pos = unsafe { libc::lseek(f.as_raw_fd(), 0, libc::SEEK_CUR) };
+                Ok((st.st_size as u64).saturating_sub(pos.max(0) as u64))
+            }
+            (Kind::File(_), false) => Ok(0),
+            (Kind::Dir { .. }, _) => Err(Errno::ISDIR),
+            (Kind::Input(_), false) | (Kind::Output(..), true) => Err(Errno::BADF),
+        }
+    }
+}
