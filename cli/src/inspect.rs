@@ -3,7 +3,7 @@
 
 use crate::values::{signature, type_name};
 use anyhow::{Context, Result};
-use myriad_codegen::abi::{GlobalDecl, TrapKind, ValType};
+use myriad_codegen::abi::{ExportKind, GlobalDecl, ImportKind, TrapKind, ValType};
 use myriad_runtime::Module;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -11,16 +11,15 @@ use std::path::Path;
 use std::process::ExitCode;
 
 fn global_value(g: &GlobalDecl) -> String {
+    let Some(bits) = g.init.as_plain() else {
+        return format!("{:?}", g.init.0);
+    };
     match g.ty {
-        ValType::I32 => (g.init as u32 as i32).to_string(),
-        ValType::I64 => (g.init as i64).to_string(),
-        ValType::F32 => f32::from_bits(g.init as u32).to_string(),
-        ValType::F64 => f64::from_bits(g.init).to_string(),
-        ValType::FuncRef => match g.init.checked_sub(1) {
-            None => "null".to_string(),
-            Some(f) => format!("ref.func {f}"),
-        },
-        ValType::ExternRef => "null".to_string(),
+        ValType::I32 => (bits as u32 as i32).to_string(),
+        ValType::I64 => (bits as i64).to_string(),
+        ValType::F32 => f32::from_bits(bits as u32).to_string(),
+        ValType::F64 => f64::from_bits(bits).to_string(),
+        ValType::FuncRef | ValType::ExternRef => "null".to_string(),
     }
 }
 
@@ -100,10 +99,15 @@ pub fn inspect(path: &Path) -> Result<ExitCode> {
     );
     let _ = writeln!(w, "exports:       {}", md.exports.len());
     for e in &md.exports {
-        let sig = module
-            .export_type(&e.name)
-            .map_or_else(|| "?".to_string(), signature);
-        let _ = writeln!(w, "  {}: {sig}", e.name);
+        let what = match e.kind {
+            ExportKind::Func => module
+                .export_type(&e.name)
+                .map_or_else(|| "?".to_string(), signature),
+            ExportKind::Global => format!("global {}", e.index),
+            ExportKind::Memory => "memory".to_string(),
+            ExportKind::Table => format!("table {}", e.index),
+        };
+        let _ = writeln!(w, "  {}: {what}", e.name);
     }
     match md.start {
         None => {
@@ -113,7 +117,28 @@ pub fn inspect(path: &Path) -> Result<ExitCode> {
             let _ = writeln!(w, "start:         function {f}");
         }
     }
-    let _ = writeln!(w, "imports:       none");
+    let _ = writeln!(w, "imports:       {}", md.imports.len());
+    for i in &md.imports {
+        let what = match &i.kind {
+            ImportKind::Func(t) => md
+                .types
+                .get(*t as usize)
+                .map_or_else(|| "?".to_string(), signature),
+            ImportKind::Global { ty, mutable } => format!(
+                "global {}{}",
+                if *mutable { "mut " } else { "" },
+                type_name(*ty)
+            ),
+            ImportKind::Memory(m) => format!(
+                "memory min {} pages, max {}",
+                m.min_pages,
+                m.max_pages
+                    .map_or_else(|| "none".to_string(), |p| p.to_string())
+            ),
+            ImportKind::Table(t) => format!("table of {} min {}", type_name(t.ty), t.min),
+        };
+        let _ = writeln!(w, "  {}.{}: {what}", i.module, i.name);
+    }
     let _ = writeln!(w, "trap sites:    {}", md.traps.len());
     for kind in TrapKind::ALL {
         let n = md.traps.iter().filter(|t| t.kind == kind).count();

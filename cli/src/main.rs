@@ -291,6 +291,10 @@ fn run(args: RunArgs, verbose: bool) -> Result<ExitCode> {
         pin_workers: false,
         start_paused: false,
     };
+    // Every import needs a definition; name the first that has none.
+    myriad_runtime::Linker::new()
+        .resolve(&module)
+        .map_err(anyhow::Error::new)?;
     let sched = Scheduler::new(config).context("cannot start the scheduler")?;
     let handle = match sched.spawn(&module, &name, &vals) {
         Ok(h) => h,
@@ -316,6 +320,8 @@ fn run(args: RunArgs, verbose: bool) -> Result<ExitCode> {
             eprintln!("error: trap: {kind}");
             Ok(ExitCode::from(EXIT_TRAP))
         }
+        Err(InstanceError::Exited(code)) => Ok(ExitCode::from(code as u8)),
+        Err(InstanceError::Limit(l)) => bail!("the instance stopped: {l}"),
         Err(InstanceError::Cancelled) => bail!("the instance was cancelled"),
     }
 }

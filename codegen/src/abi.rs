@@ -4,66 +4,83 @@
 //! the vmctx field offsets, the builtin table, trap kinds, the symbol names
 //! in an artifact, and the artifact metadata format with its version.
 //!
-//! # vmctx
+//! # vmctx and exec
 //!
-//! Every compiled function takes a pointer to the instance's vmctx as its
-//! first argument. The first [`vmctx::ABI_HEADER_SIZE`] bytes are read and
+//! Every compiled function takes two context pointers before its wasm
+//! parameters: `vmctx`, the instance whose code it is (memory, globals,
+//! tables, imports), and `exec`, the execution context of the green thread
+//! running it (fuel, stack limit, the host stack to run builtins on). When
+//! an instance runs its own code, `exec == vmctx`: the execution fields are
+//! the first bytes of every vmctx. A call into another instance (a function
+//! import bound to another instance's export, or a `call_indirect` through
+//! a shared table) passes the callee's vmctx and the caller's `exec`, so
+//! fuel, the stack-limit check and preemption stay with the running green
+//! thread.
+//!
+//! The first [`vmctx::ABI_HEADER_SIZE`] bytes of a vmctx are read and
 //! written by compiled code at the offsets below; bytes up to
-//! [`vmctx::GLOBALS`] belong to the runtime; globals follow, one 8-byte cell
-//! each (i32 and f32 in the low 4 bytes, little endian).
+//! [`vmctx::GLOBALS`] belong to the runtime; defined globals follow, one
+//! 8-byte cell each (i32 and f32 in the low 4 bytes, little endian), then
+//! the import records (see [`vmctx::Layout`]).
 //!
 //! # Calling convention
 //!
-//! Defined functions use the platform C convention (System V on x86_64):
-//! `fn(vmctx, params...) -> result`. Each exported function also gets an
-//! "array call" wrapper `fn(vmctx, values: *mut u64)` that reads its
-//! parameters from `values[..params]` and writes its results to
-//! `values[..results]`, so the runtime calls every export the same way.
+//! Functions use the platform C convention (System V on x86_64):
+//! `fn(vmctx, exec, params...) -> results`. Each exported function (and
+//! the start function) also gets an "array call" wrapper
+//! `fn(vmctx, exec, values: *mut u64)` that reads its parameters from
+//! `values[..params]` and writes its results to `values[..results]`, so the
+//! runtime calls every export the same way. Each function import gets a
+//! host stub `fn(vmctx, exec, params...) -> results` (symbol
+//! [`import_stub_symbol`]) that stores its parameters in a buffer and calls
+//! the `host_call` builtin; the runtime points the import record at the
+//! stub for host functions and at the exporter's code for wasm functions.
 //!
 //! # Builtins
 //!
 //! Compiled code calls out of wasm only through function pointers held in
-//! vmctx, always passing `vmctx` first. Before such a call it stores its fuel
-//! counter to [`vmctx::FUEL`] and reloads it afterwards.
+//! vmctx. Before such a call it stores its fuel counter to
+//! `exec + FUEL` and reloads it afterwards.
 
 use std::fmt;
 
 /// Version of this ABI. Bump on any change to vmctx layout, builtin
 /// signatures, symbol naming, trap kinds or the metadata encoding.
-pub const ABI_VERSION: u32 = 2;
+pub const ABI_VERSION: u32 = 3;
 
 /// Byte offsets of the vmctx fields that compiled code touches.
 pub mod vmctx {
-    /// `i64`: remaining fuel. Compiled code subtracts at every function
-    /// entry and loop header and calls the `fuel_exhausted` builtin when it
-    /// goes negative.
+    /// exec: `i64` remaining fuel. Compiled code subtracts at every
+    /// function entry and loop header and calls the `fuel_exhausted`
+    /// builtin when it goes negative.
     pub const FUEL: i32 = 0;
-    /// `u64`: lowest stack pointer compiled code may use (Cranelift's
+    /// exec: `u64` lowest stack pointer compiled code may use (Cranelift's
     /// stack-limit check traps with `StackOverflow` below it).
     pub const STACK_LIMIT: i32 = 8;
-    /// `u64`: address of linear memory byte 0.
+    /// `u64`: address of linear memory byte 0 (defined memory).
     pub const HEAP_BASE: i32 = 16;
-    /// `u64`: current linear memory length in bytes.
+    /// `u64`: current linear memory length in bytes (defined memory).
     pub const HEAP_LEN: i32 = 24;
-    /// `extern "C" fn(vmctx)`: called when fuel goes negative. May refill
-    /// [`FUEL`] and return, or suspend the instance and return when it is
-    /// resumed.
+    /// `extern "C" fn(exec)`: called when fuel goes negative. May refill
+    /// [`FUEL`] and return, or suspend the green thread and return when it
+    /// is resumed.
     pub const FN_FUEL_EXHAUSTED: i32 = 32;
-    /// `extern "C" fn(vmctx, delta_pages: u64) -> i64`: `memory.grow`.
-    /// Returns the old size in pages, or -1 if the memory cannot grow.
+    /// `extern "C" fn(memory_vmctx, exec, delta_pages: u64) -> i64`:
+    /// `memory.grow` of the memory defined by `memory_vmctx`. Returns the
+    /// old size in pages, or -1 if the memory cannot grow.
     pub const FN_MEMORY_GROW: i32 = 40;
     /// `*const u32`: the module's canonical type ids, one per type index
     /// (process-wide: equal ids mean structurally equal signatures).
     pub const TYPE_IDS: i32 = 48;
-    /// `*const TableDesc`: one [`TABLE_DESC_SIZE`]-byte descriptor
-    /// `{ base: *mut u64, len: u64 }` per table. Elements are funcref
-    /// pointers or externref handles, 0 is null.
+    /// `*const *mut TableDesc`: one pointer per table (imports first) to
+    /// a [`TABLE_DESC_SIZE`]-byte descriptor `{ base: *mut u64, len: u64 }`.
+    /// Elements are funcref pointers or externref handles, 0 is null.
     pub const TABLES: i32 = 56;
     /// `*const FuncRef`: the instance's [`FUNC_REF_SIZE`]-byte records
     /// `{ code, vmctx, type_id: u64 }`, one per defined function;
-    /// `ref.func i` is `FUNC_REFS + FUNC_REF_SIZE * i`.
+    /// `ref.func` of defined function `i` is `FUNC_REFS + FUNC_REF_SIZE * i`.
     pub const FUNC_REFS: i32 = 64;
-    /// Table builtins: `extern "C" fn(vmctx, args: *const u64) -> i64`,
+    /// Table builtins: `extern "C" fn(vmctx, exec, args: *const u64) -> i64`,
     /// arguments (each zero-extended to u64) in a buffer on the caller's
     /// stack. `table.grow`: `[table, delta, init]` -> old size or -1.
     pub const FN_TABLE_GROW: i32 = 72;
@@ -81,11 +98,17 @@ pub mod vmctx {
     pub const FN_MEMORY_INIT: i32 = 112;
     /// `data.drop`: `[segment]` -> 0.
     pub const FN_DATA_DROP: i32 = 120;
+    /// `extern "C" fn(vmctx, exec, import: u64, values: *mut u64)`: call
+    /// host function import `import` with its parameters in `values` and
+    /// its results written back there. May suspend the green thread
+    /// (park, yield) or end it (trap, exit) instead of returning.
+    pub const FN_HOST_CALL: i32 = 128;
     /// Size of the part of vmctx defined by this ABI.
-    pub const ABI_HEADER_SIZE: usize = 128;
-    /// Offset of global 0; global `i` is at `GLOBALS + 8 * i`.
-    /// Bytes `ABI_HEADER_SIZE..GLOBALS` are private to the runtime.
-    pub const GLOBALS: i32 = 512;
+    pub const ABI_HEADER_SIZE: usize = 136;
+    /// Offset of defined global 0; defined global `i` is at
+    /// `GLOBALS + 8 * i`. Bytes `ABI_HEADER_SIZE..GLOBALS` are private to
+    /// the runtime.
+    pub const GLOBALS: i32 = 576;
     /// Size of a table descriptor.
     pub const TABLE_DESC_SIZE: i32 = 16;
     /// Size of a `FuncRef` record; `code` at 0, `vmctx` at 8, `type_id` at 16.
@@ -93,10 +116,65 @@ pub mod vmctx {
     /// Size of one global cell.
     pub const GLOBAL_SIZE: i32 = 8;
 
-    /// Total vmctx size for a module with `globals` globals.
-    pub const fn size(globals: usize) -> usize {
-        GLOBALS as usize + GLOBAL_SIZE as usize * globals
+    /// Where a module's variable-length vmctx parts live. After the
+    /// defined globals come, 8-byte aligned:
+    ///
+    /// * one [`FUNC_REF_SIZE`]-byte record `{ code, vmctx, type_id }` per
+    ///   imported function (a call passes `record.vmctx` and the caller's
+    ///   exec; `ref.func` of an imported function is the record's address);
+    /// * one pointer per imported global, to the exporter's 8-byte cell;
+    /// * if the memory is imported, a pointer to the vmctx of the instance
+    ///   that defines it (its `HEAP_BASE`/`HEAP_LEN` describe the memory,
+    ///   and `memory.grow` is called with it).
+    #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+    pub struct Layout {
+        /// Offset of the first imported-function record.
+        pub func_imports: i32,
+        /// Offset of the first imported-global pointer.
+        pub global_imports: i32,
+        /// Offset of the memory-owner pointer (meaningful only if the
+        /// memory is imported).
+        pub memory_import: i32,
+        /// Total vmctx size in bytes.
+        pub size: usize,
     }
+
+    impl Layout {
+        /// The layout for the given counts.
+        pub const fn new(
+            defined_globals: usize,
+            func_imports: usize,
+            global_imports: usize,
+            memory_imported: bool,
+        ) -> Layout {
+            let fi = GLOBALS as usize + GLOBAL_SIZE as usize * defined_globals;
+            let gi = fi + FUNC_REF_SIZE as usize * func_imports;
+            let mi = gi + 8 * global_imports;
+            let size = mi + if memory_imported { 8 } else { 0 };
+            Layout {
+                func_imports: fi as i32,
+                global_imports: gi as i32,
+                memory_import: mi as i32,
+                size,
+            }
+        }
+
+        /// Offset of imported function `i`'s record.
+        pub const fn func_import(&self, i: u32) -> i32 {
+            self.func_imports + FUNC_REF_SIZE * i as i32
+        }
+
+        /// Offset of imported global `i`'s cell pointer.
+        pub const fn global_import(&self, i: u32) -> i32 {
+            self.global_imports + 8 * i as i32
+        }
+    }
+}
+
+/// Symbol name of the host stub of function import `index` (index among
+/// function imports).
+pub fn import_stub_symbol(index: u32) -> String {
+    format!("myriad_import_{index}")
 }
 
 /// Symbol name of defined function `index` (index among defined
@@ -105,7 +183,8 @@ pub fn func_symbol(index: u32) -> String {
     format!("myriad_func_{index}")
 }
 
-/// Symbol name of the array-call wrapper for defined function `index`.
+/// Symbol name of the array-call wrapper for function `index` (in the
+/// function index space: imports first).
 pub fn export_wrapper_symbol(index: u32) -> String {
     format!("myriad_export_{index}")
 }
@@ -145,11 +224,14 @@ pub enum TrapKind {
     /// `table.get/set/fill/copy/init` or an active element segment out of
     /// bounds.
     TableAccessOutOfBounds = 10,
+    /// A host function ended the instance with a trap (never in a trap
+    /// table; reported by the runtime).
+    HostTrap = 11,
 }
 
 impl TrapKind {
     /// All trap kinds, in code order.
-    pub const ALL: [TrapKind; 10] = [
+    pub const ALL: [TrapKind; 11] = [
         TrapKind::StackOverflow,
         TrapKind::HeapOutOfBounds,
         TrapKind::IntegerOverflow,
@@ -160,6 +242,7 @@ impl TrapKind {
         TrapKind::TableOutOfBounds,
         TrapKind::NullReference,
         TrapKind::TableAccessOutOfBounds,
+        TrapKind::HostTrap,
     ];
 
     /// The kind with numeric code `code`, if any.
@@ -180,6 +263,7 @@ impl TrapKind {
             TrapKind::TableOutOfBounds => "undefined element",
             TrapKind::NullReference => "uninitialized element",
             TrapKind::TableAccessOutOfBounds => "out of bounds table access",
+            TrapKind::HostTrap => "host function trapped",
         }
     }
 }
@@ -231,7 +315,7 @@ pub struct FuncType {
     pub results: Vec<ValType>,
 }
 
-/// The module's linear memory declaration.
+/// A linear memory's type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct MemoryDecl {
     /// Initial size in pages.
@@ -249,8 +333,107 @@ impl MemoryDecl {
     }
 }
 
-/// A table.
+/// One operator of a constant expression (the wasm 2.0 constant
+/// instructions plus the extended-const integer arithmetic).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConstOp {
+    /// `i32.const` (bits).
+    I32(u32),
+    /// `i64.const`.
+    I64(u64),
+    /// `f32.const` (bits).
+    F32(u32),
+    /// `f64.const` (bits).
+    F64(u64),
+    /// `ref.null` of any type.
+    RefNull,
+    /// `ref.func` of a function index (imports first).
+    RefFunc(u32),
+    /// `global.get` of a global index (imports first).
+    GlobalGet(u32),
+    /// `i32.add`.
+    I32Add,
+    /// `i32.sub`.
+    I32Sub,
+    /// `i32.mul`.
+    I32Mul,
+    /// `i64.add`.
+    I64Add,
+    /// `i64.sub`.
+    I64Sub,
+    /// `i64.mul`.
+    I64Mul,
+}
+
+/// A constant expression, evaluated at instantiation to the raw bits of an
+/// 8-byte cell (i32/f32 zero-extended; references as the runtime represents
+/// them).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct ConstExpr(pub Vec<ConstOp>);
+
+impl ConstExpr {
+    /// The expression `ref.null`.
+    pub fn null() -> ConstExpr {
+        ConstExpr(vec![ConstOp::RefNull])
+    }
+
+    /// The expression `i32.const v` (or `i64.const` for a larger value).
+    pub fn i32(v: u32) -> ConstExpr {
+        ConstExpr(vec![ConstOp::I32(v)])
+    }
+
+    /// Evaluate with `global(i)` giving global `i`'s bits and `func(i)`
+    /// the reference bits of function `i`. `None` if the expression is
+    /// malformed (validation rules that out for compiled modules).
+    pub fn eval(
+        &self,
+        mut global: impl FnMut(u32) -> u64,
+        mut func: impl FnMut(u32) -> u64,
+    ) -> Option<u64> {
+        let mut stack: Vec<u64> = Vec::with_capacity(2);
+        for op in &self.0 {
+            let v = match *op {
+                ConstOp::I32(v) | ConstOp::F32(v) => u64::from(v),
+                ConstOp::I64(v) | ConstOp::F64(v) => v,
+                ConstOp::RefNull => 0,
+                ConstOp::RefFunc(f) => func(f),
+                ConstOp::GlobalGet(g) => global(g),
+                arith => {
+                    let b = stack.pop()?;
+                    let a = stack.pop()?;
+                    match arith {
+                        ConstOp::I32Add => u64::from((a as u32).wrapping_add(b as u32)),
+                        ConstOp::I32Sub => u64::from((a as u32).wrapping_sub(b as u32)),
+                        ConstOp::I32Mul => u64::from((a as u32).wrapping_mul(b as u32)),
+                        ConstOp::I64Add => a.wrapping_add(b),
+                        ConstOp::I64Sub => a.wrapping_sub(b),
+                        _ => a.wrapping_mul(b),
+                    }
+                }
+            };
+            stack.push(v);
+        }
+        match stack.as_slice() {
+            [v] => Some(*v),
+            _ => None,
+        }
+    }
+
+    /// The value if it needs neither globals nor function references.
+    pub fn as_plain(&self) -> Option<u64> {
+        if self
+            .0
+            .iter()
+            .any(|op| matches!(op, ConstOp::GlobalGet(_) | ConstOp::RefFunc(_)))
+        {
+            return None;
+        }
+        self.eval(|_| 0, |_| 0)
+    }
+}
+
+/// A table.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TableDecl {
     /// Element type: [`ValType::FuncRef`] or [`ValType::ExternRef`].
     pub ty: ValType,
@@ -258,25 +441,35 @@ pub struct TableDecl {
     pub min: u64,
     /// Declared maximum length, if any.
     pub max: Option<u64>,
-    /// Initial element: defined function index, or `None` for null.
-    pub init: Option<u32>,
+    /// Initial element value (`ref.null` unless given; ignored for imports).
+    pub init: ConstExpr,
 }
 
 /// How an element segment is used.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ElemMode {
     /// Available to `table.init` until dropped.
     Passive,
     /// Copied into `table` at `offset` at instantiation, then dropped.
     Active {
-        /// Table index.
+        /// Table index (imports first).
         table: u32,
-        /// Element offset (constant expressions are resolved at compile
-        /// time: without imports every global is known).
-        offset: u32,
+        /// Element offset.
+        offset: ConstExpr,
     },
     /// Only declares functions for `ref.func`; dropped at instantiation.
     Declared,
+}
+
+/// One element of an element segment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ElemItem {
+    /// A null reference.
+    Null,
+    /// A reference to function `index` (imports first).
+    Func(u32),
+    /// The value of global `index` (imports first).
+    Global(u32),
 }
 
 /// An element segment.
@@ -284,21 +477,19 @@ pub enum ElemMode {
 pub struct ElemSegment {
     /// How it is used.
     pub mode: ElemMode,
-    /// Items: defined function index, or `None` for a null reference.
-    pub items: Vec<Option<u32>>,
+    /// Items.
+    pub items: Vec<ElemItem>,
 }
 
-/// A global: type, mutability and constant initial value (raw bits).
-/// For a `funcref` global, `init` is the function index plus one, or 0 for
-/// null (the runtime turns it into the instance's `FuncRef` pointer).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// A defined global: type, mutability and initial value.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GlobalDecl {
     /// Value type.
     pub ty: ValType,
     /// Whether `global.set` may change it.
     pub mutable: bool,
-    /// Initial value as raw little-endian bits in the 8-byte cell.
-    pub init: u64,
+    /// Initial value.
+    pub init: ConstExpr,
 }
 
 /// A data segment. Active ones are copied into memory at instantiation
@@ -307,19 +498,65 @@ pub struct GlobalDecl {
 pub struct DataSegment {
     /// Passive (no offset, not copied at instantiation).
     pub passive: bool,
-    /// Byte offset in linear memory (active segments).
-    pub offset: u64,
+    /// Byte offset in linear memory (active segments; an i32 expression
+    /// whose bits are read as unsigned).
+    pub offset: ConstExpr,
     /// Bytes to copy.
     pub bytes: Vec<u8>,
 }
 
-/// An exported function.
+/// What an import brings in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ImportKind {
+    /// A function of type index `.0`.
+    Func(u32),
+    /// A global of this type.
+    Global {
+        /// Value type.
+        ty: ValType,
+        /// Whether it is mutable.
+        mutable: bool,
+    },
+    /// A linear memory of at least this type.
+    Memory(MemoryDecl),
+    /// A table of at least this type (`init` unused).
+    Table(TableDecl),
+}
+
+/// One import, in module order. Each kind's imports take the first
+/// indices of that kind's index space.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Import {
+    /// Module name.
+    pub module: String,
+    /// Field name.
+    pub name: String,
+    /// What is imported.
+    pub kind: ImportKind,
+}
+
+/// The kind of an export.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ExportKind {
+    /// A function (index in the function index space).
+    Func,
+    /// A table.
+    Table,
+    /// The memory.
+    Memory,
+    /// A global.
+    Global,
+}
+
+/// An export.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Export {
     /// Export name.
     pub name: String,
-    /// Index among defined functions.
-    pub func_index: u32,
+    /// What kind of item.
+    pub kind: ExportKind,
+    /// Index in that kind's index space (imports first).
+    pub index: u32,
 }
 
 /// A place in compiled code that traps, recorded so a fault there can be
@@ -344,29 +581,124 @@ pub struct Metadata {
     /// Guard bytes after the heap that compiled code relies on to elide the
     /// constant part of bounds checks (0: every check is complete).
     pub guard_bytes: u64,
-    /// Function signatures; `func_types` indexes into this.
+    /// Function signatures; `func_types` and function imports index into
+    /// this.
     pub types: Vec<FuncType>,
+    /// Imports in module order.
+    pub imports: Vec<Import>,
     /// Type index of each defined function.
     pub func_types: Vec<u32>,
-    /// The linear memory, if the module has one.
+    /// The defined linear memory, if the module defines one.
     pub memory: Option<MemoryDecl>,
-    /// Globals in index order.
+    /// Defined globals in index order (after the imported ones).
     pub globals: Vec<GlobalDecl>,
     /// Data segments (active and passive) in module order.
     pub data: Vec<DataSegment>,
-    /// Tables in index order.
+    /// Defined tables in index order (after the imported ones).
     pub tables: Vec<TableDecl>,
     /// Element segments in module order.
     pub elems: Vec<ElemSegment>,
     /// Whether compiled code or globals use `FUNC_REFS` (`ref.func`), so
     /// instances need the `FuncRef` array even without tables.
     pub func_refs: bool,
-    /// Exported functions.
+    /// Exports.
     pub exports: Vec<Export>,
-    /// Start function (defined function index), if any.
+    /// Start function (function index), if any.
     pub start: Option<u32>,
     /// Trap sites, sorted by (func_index, offset).
     pub traps: Vec<TrapSite>,
+}
+
+impl Metadata {
+    /// Imported functions' type indices, in import order.
+    pub fn imported_funcs(&self) -> impl Iterator<Item = u32> + '_ {
+        self.imports.iter().filter_map(|i| match i.kind {
+            ImportKind::Func(t) => Some(t),
+            _ => None,
+        })
+    }
+
+    /// Number of imported functions (the first function indices).
+    pub fn num_imported_funcs(&self) -> usize {
+        self.imported_funcs().count()
+    }
+
+    /// Imported globals' types, in import order.
+    pub fn imported_globals(&self) -> impl Iterator<Item = (ValType, bool)> + '_ {
+        self.imports.iter().filter_map(|i| match i.kind {
+            ImportKind::Global { ty, mutable } => Some((ty, mutable)),
+            _ => None,
+        })
+    }
+
+    /// Number of imported globals.
+    pub fn num_imported_globals(&self) -> usize {
+        self.imported_globals().count()
+    }
+
+    /// Imported tables, in import order.
+    pub fn imported_tables(&self) -> impl Iterator<Item = &TableDecl> + '_ {
+        self.imports.iter().filter_map(|i| match &i.kind {
+            ImportKind::Table(t) => Some(t),
+            _ => None,
+        })
+    }
+
+    /// The imported memory's type, if the memory is imported.
+    pub fn imported_memory(&self) -> Option<MemoryDecl> {
+        self.imports.iter().find_map(|i| match i.kind {
+            ImportKind::Memory(m) => Some(m),
+            _ => None,
+        })
+    }
+
+    /// Type index of function `index` (imports first).
+    pub fn func_type_index(&self, index: u32) -> Option<u32> {
+        let imported = self.num_imported_funcs();
+        match (index as usize).checked_sub(imported) {
+            None => self.imported_funcs().nth(index as usize),
+            Some(d) => self.func_types.get(d).copied(),
+        }
+    }
+
+    /// Signature of function `index` (imports first).
+    pub fn func_type(&self, index: u32) -> Option<&FuncType> {
+        self.types.get(self.func_type_index(index)? as usize)
+    }
+
+    /// Type and mutability of global `index` (imports first).
+    pub fn global_type(&self, index: u32) -> Option<(ValType, bool)> {
+        let imported = self.num_imported_globals();
+        match (index as usize).checked_sub(imported) {
+            None => self.imported_globals().nth(index as usize),
+            Some(d) => self.globals.get(d).map(|g| (g.ty, g.mutable)),
+        }
+    }
+
+    /// The vmctx layout of instances of this module.
+    pub fn vmctx_layout(&self) -> vmctx::Layout {
+        vmctx::Layout::new(
+            self.globals.len(),
+            self.num_imported_funcs(),
+            self.num_imported_globals(),
+            self.imported_memory().is_some(),
+        )
+    }
+
+    /// Functions that get an array-call wrapper (`export_wrapper_symbol`):
+    /// every exported function and the start function, sorted, unique.
+    pub fn wrapped_funcs(&self) -> Vec<u32> {
+        let mut wrapped: Vec<u32> = self
+            .exports
+            .iter()
+            .filter(|e| e.kind == ExportKind::Func)
+            .map(|e| e.index)
+            .collect();
+        wrapped.extend(self.start);
+        wrapped.sort_unstable();
+        wrapped.dedup();
+        wrapped
+    }
 }
 
 /// Why a metadata blob or artifact was refused.
@@ -421,6 +753,30 @@ impl Metadata {
                 w.u8(*r as u8);
             }
         }
+        w.u32(self.imports.len() as u32);
+        for i in &self.imports {
+            w.bytes(i.module.as_bytes());
+            w.bytes(i.name.as_bytes());
+            match &i.kind {
+                ImportKind::Func(t) => {
+                    w.u8(0);
+                    w.u32(*t);
+                }
+                ImportKind::Global { ty, mutable } => {
+                    w.u8(1);
+                    w.u8(*ty as u8);
+                    w.u8(*mutable as u8);
+                }
+                ImportKind::Memory(m) => {
+                    w.u8(2);
+                    w.memory(m);
+                }
+                ImportKind::Table(t) => {
+                    w.u8(3);
+                    w.table(t);
+                }
+            }
+        }
         w.u32(self.func_types.len() as u32);
         for t in &self.func_types {
             w.u32(*t);
@@ -429,57 +785,62 @@ impl Metadata {
             None => w.u8(0),
             Some(m) => {
                 w.u8(1);
-                w.u64(m.min_pages);
-                match m.max_pages {
-                    None => w.u8(0),
-                    Some(max) => {
-                        w.u8(1);
-                        w.u64(max);
-                    }
-                }
-                w.u8(m.page_size_log2);
+                w.memory(m);
             }
         }
         w.u32(self.globals.len() as u32);
         for g in &self.globals {
             w.u8(g.ty as u8);
             w.u8(g.mutable as u8);
-            w.u64(g.init);
+            w.expr(&g.init);
         }
         w.u32(self.data.len() as u32);
         for d in &self.data {
             w.u8(d.passive as u8);
-            w.u64(d.offset);
+            w.expr(&d.offset);
             w.bytes(&d.bytes);
         }
         w.u32(self.tables.len() as u32);
         for t in &self.tables {
-            w.u8(t.ty as u8);
-            w.u64(t.min);
-            w.opt_u64(t.max);
-            w.opt_u64(t.init.map(u64::from));
+            w.table(t);
         }
         w.u32(self.elems.len() as u32);
         for e in &self.elems {
-            match e.mode {
+            match &e.mode {
                 ElemMode::Passive => w.u8(0),
                 ElemMode::Active { table, offset } => {
                     w.u8(1);
-                    w.u32(table);
-                    w.u32(offset);
+                    w.u32(*table);
+                    w.expr(offset);
                 }
                 ElemMode::Declared => w.u8(2),
             }
             w.u32(e.items.len() as u32);
             for i in &e.items {
-                w.u32(i.map_or(u32::MAX, |f| f));
+                match i {
+                    ElemItem::Null => w.u8(0),
+                    ElemItem::Func(f) => {
+                        w.u8(1);
+                        w.u32(*f);
+                    }
+                    ElemItem::Global(g) => {
+                        w.u8(2);
+                        w.u32(*g);
+                    }
+                }
             }
         }
         w.u8(self.func_refs as u8);
         w.u32(self.exports.len() as u32);
         for e in &self.exports {
             w.bytes(e.name.as_bytes());
-            w.u32(e.func_index);
+            w.u8(match e.kind {
+                ExportKind::Func => 0,
+                ExportKind::Table => 1,
+                ExportKind::Memory => 2,
+                ExportKind::Global => 3,
+            });
+            w.u32(e.index);
         }
         match self.start {
             None => w.u8(0),
@@ -502,7 +863,8 @@ impl Metadata {
     }
 
     /// Parse and check a blob written by [`Metadata::encode`]. Refuses a
-    /// blob whose checksum fails or whose ABI version differs.
+    /// blob whose checksum fails, whose ABI version differs, or whose
+    /// indices are out of range.
     pub fn decode(blob: &[u8]) -> Result<Metadata, MetadataError> {
         if blob.len() < 12 {
             return Err(MetadataError::Truncated);
@@ -534,54 +896,49 @@ impl Metadata {
             }
             types.push(FuncType { params, results });
         }
+        let type_index = |t: u32| -> Result<u32, MetadataError> {
+            if (t as usize) < types.len() {
+                Ok(t)
+            } else {
+                Err(MetadataError::Malformed("type index out of range"))
+            }
+        };
+        let mut imports = Vec::new();
+        for _ in 0..r.count()? {
+            let module = r.string()?;
+            let name = r.string()?;
+            let kind = match r.u8()? {
+                0 => ImportKind::Func(type_index(r.u32()?)?),
+                1 => ImportKind::Global {
+                    ty: r.val_type()?,
+                    mutable: r.flag()?,
+                },
+                2 => ImportKind::Memory(r.memory()?),
+                3 => ImportKind::Table(r.table()?),
+                _ => return Err(MetadataError::Malformed("import kind")),
+            };
+            imports.push(Import { module, name, kind });
+        }
         let mut func_types = Vec::new();
         for _ in 0..r.count()? {
-            let t = r.u32()?;
-            if t as usize >= types.len() {
-                return Err(MetadataError::Malformed("function type index out of range"));
-            }
-            func_types.push(t);
+            func_types.push(type_index(r.u32()?)?);
         }
         let memory = match r.u8()? {
             0 => None,
-            1 => {
-                let min_pages = r.u64()?;
-                let max_pages = match r.u8()? {
-                    0 => None,
-                    1 => Some(r.u64()?),
-                    _ => return Err(MetadataError::Malformed("memory maximum flag")),
-                };
-                let page_size_log2 = r.u8()?;
-                if page_size_log2 > 16 {
-                    return Err(MetadataError::Malformed("page size"));
-                }
-                Some(MemoryDecl {
-                    min_pages,
-                    max_pages,
-                    page_size_log2,
-                })
-            }
+            1 => Some(r.memory()?),
             _ => return Err(MetadataError::Malformed("memory flag")),
         };
         let mut globals = Vec::new();
         for _ in 0..r.count()? {
             let ty = r.val_type()?;
-            let mutable = match r.u8()? {
-                0 => false,
-                1 => true,
-                _ => return Err(MetadataError::Malformed("global mutability")),
-            };
-            let init = r.u64()?;
+            let mutable = r.flag()?;
+            let init = r.expr()?;
             globals.push(GlobalDecl { ty, mutable, init });
         }
         let mut data = Vec::new();
         for _ in 0..r.count()? {
-            let passive = match r.u8()? {
-                0 => false,
-                1 => true,
-                _ => return Err(MetadataError::Malformed("data segment mode")),
-            };
-            let offset = r.u64()?;
+            let passive = r.flag()?;
+            let offset = r.expr()?;
             let bytes = r.bytes()?.to_vec();
             data.push(DataSegment {
                 passive,
@@ -589,76 +946,45 @@ impl Metadata {
                 bytes,
             });
         }
-        let nfuncs = func_types.len();
-        let func_index = |f: u32| -> Result<u32, MetadataError> {
-            if (f as usize) < nfuncs {
-                Ok(f)
-            } else {
-                Err(MetadataError::Malformed("function index out of range"))
-            }
-        };
         let mut tables = Vec::new();
         for _ in 0..r.count()? {
-            let ty = r.val_type()?;
-            if !matches!(ty, ValType::FuncRef | ValType::ExternRef) {
-                return Err(MetadataError::Malformed("table element type"));
-            }
-            let min = r.u64()?;
-            let max = r.opt_u64()?;
-            let init = match r.opt_u64()? {
-                None => None,
-                Some(f) => Some(func_index(
-                    u32::try_from(f).map_err(|_| MetadataError::Malformed("table init"))?,
-                )?),
-            };
-            tables.push(TableDecl { ty, min, max, init });
+            tables.push(r.table()?);
         }
         let mut elems = Vec::new();
         for _ in 0..r.count()? {
             let mode = match r.u8()? {
                 0 => ElemMode::Passive,
-                1 => {
-                    let table = r.u32()?;
-                    if table as usize >= tables.len() {
-                        return Err(MetadataError::Malformed("element table index"));
-                    }
-                    ElemMode::Active {
-                        table,
-                        offset: r.u32()?,
-                    }
-                }
+                1 => ElemMode::Active {
+                    table: r.u32()?,
+                    offset: r.expr()?,
+                },
                 2 => ElemMode::Declared,
                 _ => return Err(MetadataError::Malformed("element mode")),
             };
-            let n = r.u32()? as usize;
-            if n > r.0.len() / 4 {
-                return Err(MetadataError::Truncated);
-            }
-            let mut items = Vec::with_capacity(n);
-            for _ in 0..n {
-                items.push(match r.u32()? {
-                    u32::MAX => None,
-                    f => Some(func_index(f)?),
+            let mut items = Vec::new();
+            for _ in 0..r.count()? {
+                items.push(match r.u8()? {
+                    0 => ElemItem::Null,
+                    1 => ElemItem::Func(r.u32()?),
+                    2 => ElemItem::Global(r.u32()?),
+                    _ => return Err(MetadataError::Malformed("element item")),
                 });
             }
             elems.push(ElemSegment { mode, items });
         }
-        let func_refs = match r.u8()? {
-            0 => false,
-            1 => true,
-            _ => return Err(MetadataError::Malformed("func_refs flag")),
-        };
+        let func_refs = r.flag()?;
         let mut exports = Vec::new();
         for _ in 0..r.count()? {
-            let name = String::from_utf8(r.bytes()?.to_vec())
-                .map_err(|_| MetadataError::Malformed("export name is not UTF-8"))?;
-            let func_index = r.u32()?;
-            if func_index as usize >= func_types.len() {
-                return Err(MetadataError::Malformed(
-                    "export function index out of range",
-                ));
-            }
-            exports.push(Export { name, func_index });
+            let name = r.string()?;
+            let kind = match r.u8()? {
+                0 => ExportKind::Func,
+                1 => ExportKind::Table,
+                2 => ExportKind::Memory,
+                3 => ExportKind::Global,
+                _ => return Err(MetadataError::Malformed("export kind")),
+            };
+            let index = r.u32()?;
+            exports.push(Export { name, kind, index });
         }
         let start = match r.u8()? {
             0 => None,
@@ -679,11 +1005,12 @@ impl Metadata {
         if !r.0.is_empty() {
             return Err(MetadataError::Malformed("trailing bytes"));
         }
-        Ok(Metadata {
+        let m = Metadata {
             abi_version,
             fingerprint,
             guard_bytes,
             types,
+            imports,
             func_types,
             memory,
             globals,
@@ -694,7 +1021,77 @@ impl Metadata {
             exports,
             start,
             traps,
-        })
+        };
+        m.check_indices()?;
+        Ok(m)
+    }
+
+    /// Check that every index the metadata holds is in range, so the
+    /// runtime can index without further checks.
+    fn check_indices(&self) -> Result<(), MetadataError> {
+        let funcs = self.num_imported_funcs() + self.func_types.len();
+        let globals = self.num_imported_globals() + self.globals.len();
+        let tables = self.imported_tables().count() + self.tables.len();
+        let has_memory = self.memory.is_some() || self.imported_memory().is_some();
+        if self.memory.is_some() && self.imported_memory().is_some() {
+            return Err(MetadataError::Malformed("more than one memory"));
+        }
+        let expr_ok = |e: &ConstExpr| {
+            e.0.iter().all(|op| match op {
+                ConstOp::RefFunc(f) => (*f as usize) < funcs,
+                ConstOp::GlobalGet(g) => (*g as usize) < globals,
+                _ => true,
+            })
+        };
+        let bad = |what| Err(MetadataError::Malformed(what));
+        if !self.globals.iter().all(|g| expr_ok(&g.init)) {
+            return bad("global initialiser index out of range");
+        }
+        if !self.tables.iter().all(|t| expr_ok(&t.init)) {
+            return bad("table initialiser index out of range");
+        }
+        if !self.data.iter().all(|d| expr_ok(&d.offset))
+            || (self.data.iter().any(|d| !d.passive) && !has_memory)
+        {
+            return bad("data segment out of range");
+        }
+        for e in &self.elems {
+            if let ElemMode::Active { table, offset } = &e.mode {
+                if *table as usize >= tables || !expr_ok(offset) {
+                    return bad("element segment table out of range");
+                }
+            }
+            let ok = e.items.iter().all(|i| match i {
+                ElemItem::Null => true,
+                ElemItem::Func(f) => (*f as usize) < funcs,
+                ElemItem::Global(g) => (*g as usize) < globals,
+            });
+            if !ok {
+                return bad("element item out of range");
+            }
+        }
+        for e in &self.exports {
+            let ok = match e.kind {
+                ExportKind::Func => (e.index as usize) < funcs,
+                ExportKind::Global => (e.index as usize) < globals,
+                ExportKind::Table => (e.index as usize) < tables,
+                ExportKind::Memory => e.index == 0 && has_memory,
+            };
+            if !ok {
+                return bad("export index out of range");
+            }
+        }
+        if self.start.is_some_and(|s| s as usize >= funcs) {
+            return bad("start function out of range");
+        }
+        if self
+            .traps
+            .iter()
+            .any(|t| t.func_index as usize >= self.func_types.len())
+        {
+            return bad("trap site function out of range");
+        }
+        Ok(())
     }
 }
 
@@ -713,6 +1110,55 @@ impl Writer {
     fn bytes(&mut self, b: &[u8]) {
         self.u32(b.len() as u32);
         self.0.extend_from_slice(b);
+    }
+    fn memory(&mut self, m: &MemoryDecl) {
+        self.u64(m.min_pages);
+        self.opt_u64(m.max_pages);
+        self.u8(m.page_size_log2);
+    }
+    fn table(&mut self, t: &TableDecl) {
+        self.u8(t.ty as u8);
+        self.u64(t.min);
+        self.opt_u64(t.max);
+        self.expr(&t.init);
+    }
+    fn expr(&mut self, e: &ConstExpr) {
+        self.u32(e.0.len() as u32);
+        for op in &e.0 {
+            match *op {
+                ConstOp::I32(v) => {
+                    self.u8(0);
+                    self.u32(v);
+                }
+                ConstOp::I64(v) => {
+                    self.u8(1);
+                    self.u64(v);
+                }
+                ConstOp::F32(v) => {
+                    self.u8(2);
+                    self.u32(v);
+                }
+                ConstOp::F64(v) => {
+                    self.u8(3);
+                    self.u64(v);
+                }
+                ConstOp::RefNull => self.u8(4),
+                ConstOp::RefFunc(f) => {
+                    self.u8(5);
+                    self.u32(f);
+                }
+                ConstOp::GlobalGet(g) => {
+                    self.u8(6);
+                    self.u32(g);
+                }
+                ConstOp::I32Add => self.u8(7),
+                ConstOp::I32Sub => self.u8(8),
+                ConstOp::I32Mul => self.u8(9),
+                ConstOp::I64Add => self.u8(10),
+                ConstOp::I64Sub => self.u8(11),
+                ConstOp::I64Mul => self.u8(12),
+            }
+        }
     }
     fn opt_u64(&mut self, v: Option<u64>) {
         match v {
@@ -771,6 +1217,64 @@ impl<'a> Reader<'a> {
     fn val_type(&mut self) -> Result<ValType, MetadataError> {
         ValType::from_code(self.u8()?).ok_or(MetadataError::Malformed("value type"))
     }
+    fn flag(&mut self) -> Result<bool, MetadataError> {
+        match self.u8()? {
+            0 => Ok(false),
+            1 => Ok(true),
+            _ => Err(MetadataError::Malformed("flag")),
+        }
+    }
+    fn string(&mut self) -> Result<String, MetadataError> {
+        String::from_utf8(self.bytes()?.to_vec())
+            .map_err(|_| MetadataError::Malformed("name is not UTF-8"))
+    }
+    fn memory(&mut self) -> Result<MemoryDecl, MetadataError> {
+        let min_pages = self.u64()?;
+        let max_pages = self.opt_u64()?;
+        let page_size_log2 = self.u8()?;
+        if page_size_log2 > 16 {
+            return Err(MetadataError::Malformed("page size"));
+        }
+        Ok(MemoryDecl {
+            min_pages,
+            max_pages,
+            page_size_log2,
+        })
+    }
+    fn table(&mut self) -> Result<TableDecl, MetadataError> {
+        let ty = self.val_type()?;
+        if !matches!(ty, ValType::FuncRef | ValType::ExternRef) {
+            return Err(MetadataError::Malformed("table element type"));
+        }
+        Ok(TableDecl {
+            ty,
+            min: self.u64()?,
+            max: self.opt_u64()?,
+            init: self.expr()?,
+        })
+    }
+    fn expr(&mut self) -> Result<ConstExpr, MetadataError> {
+        let mut ops = Vec::new();
+        for _ in 0..self.count()? {
+            ops.push(match self.u8()? {
+                0 => ConstOp::I32(self.u32()?),
+                1 => ConstOp::I64(self.u64()?),
+                2 => ConstOp::F32(self.u32()?),
+                3 => ConstOp::F64(self.u64()?),
+                4 => ConstOp::RefNull,
+                5 => ConstOp::RefFunc(self.u32()?),
+                6 => ConstOp::GlobalGet(self.u32()?),
+                7 => ConstOp::I32Add,
+                8 => ConstOp::I32Sub,
+                9 => ConstOp::I32Mul,
+                10 => ConstOp::I64Add,
+                11 => ConstOp::I64Sub,
+                12 => ConstOp::I64Mul,
+                _ => return Err(MetadataError::Malformed("constant expression")),
+            });
+        }
+        Ok(ConstExpr(ops))
+    }
 }
 
 /// Find the single occurrence of `marker` in `file`; `None` if absent or
@@ -819,6 +1323,21 @@ mod tests {
                 params: vec![ValType::I32, ValType::I64],
                 results: vec![ValType::I64],
             }],
+            imports: vec![
+                Import {
+                    module: "env".into(),
+                    name: "f".into(),
+                    kind: ImportKind::Func(0),
+                },
+                Import {
+                    module: "env".into(),
+                    name: "g".into(),
+                    kind: ImportKind::Global {
+                        ty: ValType::I32,
+                        mutable: false,
+                    },
+                },
+            ],
             func_types: vec![0, 0],
             memory: Some(MemoryDecl {
                 min_pages: 1,
@@ -828,11 +1347,15 @@ mod tests {
             globals: vec![GlobalDecl {
                 ty: ValType::I64,
                 mutable: true,
-                init: 7,
+                init: ConstExpr(vec![ConstOp::I64(7)]),
             }],
             data: vec![DataSegment {
                 passive: false,
-                offset: 16,
+                offset: ConstExpr(vec![
+                    ConstOp::GlobalGet(0),
+                    ConstOp::I32(16),
+                    ConstOp::I32Add,
+                ]),
                 bytes: b"hello".to_vec(),
             }],
             tables: vec![
@@ -840,26 +1363,26 @@ mod tests {
                     ty: ValType::FuncRef,
                     min: 2,
                     max: Some(10),
-                    init: Some(1),
+                    init: ConstExpr(vec![ConstOp::RefFunc(1)]),
                 },
                 TableDecl {
                     ty: ValType::ExternRef,
                     min: 0,
                     max: None,
-                    init: None,
+                    init: ConstExpr::null(),
                 },
             ],
             elems: vec![
                 ElemSegment {
                     mode: ElemMode::Active {
                         table: 0,
-                        offset: 1,
+                        offset: ConstExpr::i32(1),
                     },
-                    items: vec![Some(0), None],
+                    items: vec![ElemItem::Func(0), ElemItem::Null, ElemItem::Global(1)],
                 },
                 ElemSegment {
                     mode: ElemMode::Passive,
-                    items: vec![Some(1)],
+                    items: vec![ElemItem::Func(2)],
                 },
                 ElemSegment {
                     mode: ElemMode::Declared,
@@ -867,10 +1390,18 @@ mod tests {
                 },
             ],
             func_refs: true,
-            exports: vec![Export {
-                name: "run".into(),
-                func_index: 1,
-            }],
+            exports: vec![
+                Export {
+                    name: "run".into(),
+                    kind: ExportKind::Func,
+                    index: 1,
+                },
+                Export {
+                    name: "mem".into(),
+                    kind: ExportKind::Memory,
+                    index: 0,
+                },
+            ],
             start: None,
             traps: vec![TrapSite {
                 func_index: 0,
@@ -878,6 +1409,29 @@ mod tests {
                 kind: TrapKind::Unreachable,
             }],
         }
+    }
+
+    #[test]
+    fn const_exprs_evaluate() {
+        let e = ConstExpr(vec![
+            ConstOp::GlobalGet(0),
+            ConstOp::I32(16),
+            ConstOp::I32Add,
+        ]);
+        assert_eq!(e.eval(|_| 0xffff_fff0, |_| 0), Some(0));
+        assert_eq!(e.as_plain(), None);
+        assert_eq!(ConstExpr::i32(5).as_plain(), Some(5));
+        assert_eq!(ConstExpr(vec![ConstOp::I32Add]).eval(|_| 0, |_| 0), None);
+    }
+
+    #[test]
+    fn out_of_range_indices_are_refused() {
+        let mut m = sample();
+        m.exports[0].index = 9;
+        assert!(Metadata::decode(&m.encode()).is_err());
+        let mut m = sample();
+        m.elems[1].items[0] = ElemItem::Func(4);
+        assert!(Metadata::decode(&m.encode()).is_err());
     }
 
     #[test]

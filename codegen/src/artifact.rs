@@ -49,16 +49,17 @@ impl ArtifactBuilder {
         })
     }
 
-    /// Declare the export wrapper of function `index`; returns its id,
-    /// which is also the name index its IR should use.
-    pub fn declare_wrapper(
+    /// Declare an exported helper function (an export wrapper or an import
+    /// stub) named `symbol`; returns its id, which is also the name index
+    /// its IR should use.
+    pub fn declare_helper(
         &mut self,
-        index: u32,
+        symbol: &str,
         sig: &ir::Signature,
     ) -> Result<u32, CompileError> {
         let id = self
             .module
-            .declare_function(&abi::export_wrapper_symbol(index), Linkage::Export, sig)
+            .declare_function(symbol, Linkage::Export, sig)
             .map_err(|e| CompileError::codegen(e.to_string()))?;
         Ok(id.as_u32())
     }
@@ -90,8 +91,8 @@ impl ArtifactBuilder {
         Ok(sites)
     }
 
-    /// Compile and define the wrapper with id `id` (from [`Self::declare_wrapper`]).
-    pub fn define_wrapper(&mut self, id: u32, func: ir::Function) -> Result<(), CompileError> {
+    /// Compile and define the helper with id `id` (from [`Self::declare_helper`]).
+    pub fn define_helper(&mut self, id: u32, func: ir::Function) -> Result<(), CompileError> {
         self.define(FuncId::from_u32(id), func)?;
         self.ctx.clear();
         Ok(())

@@ -94,14 +94,31 @@ fn emit_artifact(
 
     // Array-call wrappers for every exported function and the start
     // function, so the runtime calls all of them the same way.
-    let mut wrapped: Vec<u32> = module.exports.iter().map(|e| e.func_index).collect();
-    wrapped.extend(module.start);
-    wrapped.sort_unstable();
-    wrapped.dedup();
+    let wrapped = {
+        let mut w: Vec<u32> = module
+            .exports
+            .iter()
+            .filter(|e| e.kind == abi::ExportKind::Func)
+            .map(|e| e.index)
+            .collect();
+        w.extend(module.start);
+        w.sort_unstable();
+        w.dedup();
+        w
+    };
     for index in wrapped {
-        let id = out.declare_wrapper(index, &wrapper::wrapper_signature(env.call_conv))?;
+        let sig = wrapper::wrapper_signature(env.call_conv);
+        let id = out.declare_helper(&abi::export_wrapper_symbol(index), &sig)?;
         let func = wrapper::build_wrapper(env, index, id, &mut fctx)?;
-        out.define_wrapper(id, func)?;
+        out.define_helper(id, func)?;
+    }
+    // A host stub per function import.
+    for (import, ty) in module.imported_funcs.iter().enumerate() {
+        let import = import as u32;
+        let sig = wasm_signature(env.call_conv, module.type_at(*ty)?);
+        let id = out.declare_helper(&abi::import_stub_symbol(import), &sig)?;
+        let func = wrapper::build_import_stub(env, import, id, &mut fctx)?;
+        out.define_helper(id, func)?;
     }
 
     traps.sort_by_key(|t| (t.func_index, t.offset));
@@ -110,6 +127,7 @@ fn emit_artifact(
         fingerprint: isa::fingerprint(isa),
         guard_bytes: config.guard_bytes,
         types: module.types.clone(),
+        imports: module.imports.clone(),
         func_types: module.func_types.clone(),
         memory: module.memory,
         globals: module.globals.clone(),

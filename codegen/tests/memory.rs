@@ -188,12 +188,12 @@ fn data_segments_are_recorded() {
         vec![
             DataSegment {
                 passive: false,
-                offset: 8,
+                offset: myriad_codegen::abi::ConstExpr::i32(8),
                 bytes: b"hello".to_vec()
             },
             DataSegment {
                 passive: false,
-                offset: 0xfff0,
+                offset: myriad_codegen::abi::ConstExpr::i32(0xfff0),
                 bytes: vec![1, 2]
             },
         ]

@@ -127,17 +127,25 @@ pub fn begin_slice_with_fuel(vm: &mut VmCtx, now: u64, deadline: u64, fuel: i64)
 }
 
 /// The slow path of `fuel_exhausted`, run on the worker stack by the
-/// trampoline. Returns 0 after refilling `vmctx.fuel`, or 1 when the
-/// instance must yield (status set to `YIELDED`, `yield_tsc` recorded).
-pub(crate) extern "C" fn fuel_slow_path(vmctx: *mut VmCtx) -> u32 {
-    // SAFETY: called only by the fuel trampoline with the running guest's
-    // own vmctx; nothing else accesses it mutably while the guest runs
+/// trampoline. Returns 0 after refilling `exec.fuel`, or 1 when the green
+/// thread must stop: status set to `YIELDED` (`yield_tsc` recorded) at the
+/// end of its slice or on a cancel request, or to `LIMITED` when its fuel
+/// budget (`fuel_limit`) is spent.
+pub(crate) extern "C" fn fuel_slow_path(exec: *mut VmCtx) -> u32 {
+    // SAFETY: called only by the fuel trampoline with the running green
+    // thread's exec; nothing else accesses it mutably while the guest runs
     // (other threads touch only the atomic `cancel`).
-    let vm = unsafe { &mut *vmctx };
+    let vm = unsafe { &mut *exec };
     let now = rdtsc();
     vm.slow_path_calls += 1;
     // Update the rate from the interval since the last refill.
     let consumed = (vm.fuel_granted.saturating_sub(vm.fuel)).max(1) as u64;
+    vm.fuel_used = vm.fuel_used.saturating_add(consumed);
+    if vm.fuel_used >= vm.fuel_limit {
+        vm.trap_kind = crate::Limit::Fuel as u32;
+        vm.status = status::LIMITED;
+        return 1;
+    }
     let elapsed = now.saturating_sub(vm.last_check_tsc).max(1);
     let sample = ((consumed as u128) << RATE_SHIFT) / elapsed as u128;
     let sample = (sample.min(MAX_RATE as u128) as u64).max(MIN_RATE);

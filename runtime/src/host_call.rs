@@ -3,24 +3,28 @@
 //!
 //! Compiled code calls a builtin on its small instance stack. Host (Rust)
 //! code must never run there, so each builtin entry point is an assembly
-//! trampoline that moves `rsp` to just below `vmctx.host_sp` (the worker's
+//! trampoline that moves `rsp` to just below `exec.host_sp` (the worker's
 //! context saved by the switch into the guest; everything below it is free
 //! while the guest runs), skips a red zone, aligns to 16 bytes, calls the
-//! Rust implementation, and comes back to the instance stack to return.
+//! Rust implementation, and comes back to the instance stack.
 //!
-//! * `fuel_exhausted(vmctx)`: the Rust slow path ([`crate::fuel`]) refills
+//! * `fuel_exhausted(exec)`: the Rust slow path ([`crate::fuel`]) refills
 //!   fuel or decides to yield; on yield the trampoline — back on the guest
-//!   stack — saves the guest context with a switch to `vmctx.host_sp` and,
-//!   when resumed, returns to the guest (which reloads fuel from vmctx).
-//! * `memory_grow(vmctx, delta_pages) -> old pages or -1`.
-//! * `table_grow/fill/copy/init`, `elem_drop`, `memory_init`,
-//!   `data_drop(vmctx, args) -> i64`: see
-//!   [`crate::table`].
-//! * [`host_stack_call_addr`]: a generic `(vmctx, arg, f) -> u64` trampoline
-//!   for further host calls.
+//!   stack — saves the guest context with a switch to `exec.host_sp` and,
+//!   when resumed, returns to the guest (which reloads fuel from exec).
+//! * Every other builtin goes through the generic `myriad_rt_host_call`
+//!   trampoline: `f(vmctx, exec, arg, arg2) -> u64` on the worker stack.
+//!   If `f` left `exec.status` other than `RUNNING` (a host function parked
+//!   or yielded, a trap, an exit, a limit), the trampoline suspends the
+//!   green thread right there; if it is resumed (park and yield only) it
+//!   returns `f`'s result to the guest.
+//!   - `memory_grow(memory_vmctx, exec, delta_pages) -> old pages or -1`;
+//!   - `table_grow/fill/copy/init`, `elem_drop`, `memory_init`,
+//!     `data_drop(vmctx, exec, args) -> i64`: see [`crate::table`];
+//!   - `host_call(vmctx, exec, import, values)`: see [`crate::host`].
 
 use crate::fuel;
-use crate::vmctx::VmCtx;
+use crate::vmctx::{status, VmCtx};
 use std::mem::offset_of;
 
 /// Bytes skipped below `host_sp` before host code uses the worker stack.
@@ -28,40 +32,72 @@ pub const HOST_RED_ZONE: usize = 256;
 
 core::arch::global_asm!(
     ".text",
-    // ---- myriad_rt_host_call(vmctx /*rdi*/, arg /*rsi*/, f /*rdx*/) -> rax
-    // Calls f(vmctx, arg) on the worker stack.
+    // ---- myriad_rt_host_call(vmctx rdi, exec rsi, arg rdx, f rcx, arg2 r8) -> rax
+    // Calls f(vmctx, exec, arg, arg2) on the worker stack, then suspends
+    // the green thread if f changed exec.status.
     ".p2align 4",
     ".globl myriad_rt_host_call",
     ".hidden myriad_rt_host_call",
     ".type myriad_rt_host_call,@function",
     "myriad_rt_host_call:",
     "push rbp",
+    "push rbx",
     "mov rbp, rsp",
-    "mov rax, qword ptr [rdi + {host_sp}]",
+    "mov rbx, rsi",            // exec
+    "mov rax, qword ptr [rsi + {host_sp}]",
     "sub rax, {red}",
     "and rax, -16",
     "mov rsp, rax",
-    "call rdx",
+    "mov rax, rcx",
+    "mov rcx, r8",
+    "call rax",
     "mov rsp, rbp",
+    "cmp dword ptr [rbx + {status}], {running}",
+    "jne 2f",
+    "pop rbx",
+    "pop rbp",
+    "ret",
+    "2:",
+    // Suspend: save the guest context in exec.guest_sp, resume the worker.
+    // Two pushes keep rsp's alignment and save f's result.
+    "push rax",
+    "push rax",
+    "lea rdi, [rbx + {guest_sp}]",
+    "mov rsi, qword ptr [rbx + {host_sp}]",
+    "call myriad_rt_switch",
+    // Resumed (parked or yielded): return f's result to the guest.
+    "pop rax",
+    "pop rax",
+    "pop rbx",
     "pop rbp",
     "ret",
     ".size myriad_rt_host_call, . - myriad_rt_host_call",
-    // ---- myriad_rt_memory_grow(vmctx, delta_pages) -> i64
+    // ---- myriad_rt_memory_grow(memory_vmctx, exec, delta_pages) -> i64
     ".p2align 4",
     ".globl myriad_rt_memory_grow",
     ".hidden myriad_rt_memory_grow",
     ".type myriad_rt_memory_grow,@function",
     "myriad_rt_memory_grow:",
-    "lea rdx, [rip + {grow}]",
+    "lea rcx, [rip + {grow}]",
     "jmp myriad_rt_host_call",
     ".size myriad_rt_memory_grow, . - myriad_rt_memory_grow",
-    // ---- table builtins (vmctx, args: *const u64) -> i64
+    // ---- myriad_rt_host_import(vmctx, exec, import, values)
+    ".p2align 4",
+    ".globl myriad_rt_host_import",
+    ".hidden myriad_rt_host_import",
+    ".type myriad_rt_host_import,@function",
+    "myriad_rt_host_import:",
+    "mov r8, rcx",
+    "lea rcx, [rip + {host_import}]",
+    "jmp myriad_rt_host_call",
+    ".size myriad_rt_host_import, . - myriad_rt_host_import",
+    // ---- table builtins (vmctx, exec, args: *const u64) -> i64
     ".p2align 4",
     ".globl myriad_rt_table_grow",
     ".hidden myriad_rt_table_grow",
     ".type myriad_rt_table_grow,@function",
     "myriad_rt_table_grow:",
-    "lea rdx, [rip + {table_grow}]",
+    "lea rcx, [rip + {table_grow}]",
     "jmp myriad_rt_host_call",
     ".size myriad_rt_table_grow, . - myriad_rt_table_grow",
     ".p2align 4",
@@ -69,7 +105,7 @@ core::arch::global_asm!(
     ".hidden myriad_rt_table_fill",
     ".type myriad_rt_table_fill,@function",
     "myriad_rt_table_fill:",
-    "lea rdx, [rip + {table_fill}]",
+    "lea rcx, [rip + {table_fill}]",
     "jmp myriad_rt_host_call",
     ".size myriad_rt_table_fill, . - myriad_rt_table_fill",
     ".p2align 4",
@@ -77,7 +113,7 @@ core::arch::global_asm!(
     ".hidden myriad_rt_table_copy",
     ".type myriad_rt_table_copy,@function",
     "myriad_rt_table_copy:",
-    "lea rdx, [rip + {table_copy}]",
+    "lea rcx, [rip + {table_copy}]",
     "jmp myriad_rt_host_call",
     ".size myriad_rt_table_copy, . - myriad_rt_table_copy",
     ".p2align 4",
@@ -85,7 +121,7 @@ core::arch::global_asm!(
     ".hidden myriad_rt_table_init",
     ".type myriad_rt_table_init,@function",
     "myriad_rt_table_init:",
-    "lea rdx, [rip + {table_init}]",
+    "lea rcx, [rip + {table_init}]",
     "jmp myriad_rt_host_call",
     ".size myriad_rt_table_init, . - myriad_rt_table_init",
     ".p2align 4",
@@ -93,7 +129,7 @@ core::arch::global_asm!(
     ".hidden myriad_rt_elem_drop",
     ".type myriad_rt_elem_drop,@function",
     "myriad_rt_elem_drop:",
-    "lea rdx, [rip + {elem_drop}]",
+    "lea rcx, [rip + {elem_drop}]",
     "jmp myriad_rt_host_call",
     ".size myriad_rt_elem_drop, . - myriad_rt_elem_drop",
     ".p2align 4",
@@ -101,7 +137,7 @@ core::arch::global_asm!(
     ".hidden myriad_rt_memory_init",
     ".type myriad_rt_memory_init,@function",
     "myriad_rt_memory_init:",
-    "lea rdx, [rip + {memory_init}]",
+    "lea rcx, [rip + {memory_init}]",
     "jmp myriad_rt_host_call",
     ".size myriad_rt_memory_init, . - myriad_rt_memory_init",
     ".p2align 4",
@@ -109,10 +145,10 @@ core::arch::global_asm!(
     ".hidden myriad_rt_data_drop",
     ".type myriad_rt_data_drop,@function",
     "myriad_rt_data_drop:",
-    "lea rdx, [rip + {data_drop}]",
+    "lea rcx, [rip + {data_drop}]",
     "jmp myriad_rt_host_call",
     ".size myriad_rt_data_drop, . - myriad_rt_data_drop",
-    // ---- myriad_rt_fuel_exhausted(vmctx)
+    // ---- myriad_rt_fuel_exhausted(exec)
     ".p2align 4",
     ".globl myriad_rt_fuel_exhausted",
     ".hidden myriad_rt_fuel_exhausted",
@@ -121,7 +157,7 @@ core::arch::global_asm!(
     "push rbp",
     "push rbx",
     "mov rbp, rsp",            // guest sp
-    "mov rbx, rdi",            // vmctx
+    "mov rbx, rdi",            // exec
     "mov rax, qword ptr [rdi + {host_sp}]",
     "sub rax, {red}",
     "and rax, -16",
@@ -134,7 +170,7 @@ core::arch::global_asm!(
     "pop rbp",
     "ret",
     "2:",
-    // Yield: save the guest context in vmctx.guest_sp, resume the worker.
+    // Yield: save the guest context in exec.guest_sp, resume the worker.
     "lea rdi, [rbx + {guest_sp}]",
     "mov rsi, qword ptr [rbx + {host_sp}]",
     "call myriad_rt_switch",
@@ -145,8 +181,11 @@ core::arch::global_asm!(
     ".size myriad_rt_fuel_exhausted, . - myriad_rt_fuel_exhausted",
     host_sp = const offset_of!(VmCtx, host_sp),
     guest_sp = const offset_of!(VmCtx, guest_sp),
+    status = const offset_of!(VmCtx, status),
+    running = const status::RUNNING,
     red = const HOST_RED_ZONE,
     grow = sym memory_grow_impl,
+    host_import = sym crate::host::host_import_impl,
     table_grow = sym crate::table::table_grow_impl,
     table_fill = sym crate::table::table_fill_impl,
     table_copy = sym crate::table::table_copy_impl,
@@ -158,10 +197,20 @@ core::arch::global_asm!(
     slow = sym fuel::fuel_slow_path,
 );
 
+/// The signature of a function run by the host-call trampoline.
+pub type HostStackFn = extern "C" fn(*mut VmCtx, *mut VmCtx, u64, u64) -> u64;
+
 extern "C" {
-    fn myriad_rt_host_call(vmctx: *mut VmCtx, arg: u64, f: usize) -> u64;
-    fn myriad_rt_memory_grow(vmctx: *mut VmCtx, delta_pages: u64) -> i64;
-    fn myriad_rt_fuel_exhausted(vmctx: *mut VmCtx);
+    fn myriad_rt_host_call(
+        vmctx: *mut VmCtx,
+        exec: *mut VmCtx,
+        arg: u64,
+        f: HostStackFn,
+        arg2: u64,
+    ) -> u64;
+    fn myriad_rt_memory_grow(vmctx: *mut VmCtx, exec: *mut VmCtx, delta_pages: u64) -> i64;
+    fn myriad_rt_fuel_exhausted(exec: *mut VmCtx);
+    fn myriad_rt_host_import();
     fn myriad_rt_table_grow();
     fn myriad_rt_table_fill();
     fn myriad_rt_table_copy();
@@ -169,6 +218,11 @@ extern "C" {
     fn myriad_rt_elem_drop();
     fn myriad_rt_memory_init();
     fn myriad_rt_data_drop();
+}
+
+/// Address of the host-import builtin (for `vmctx.fn_host_call`).
+pub fn host_import_addr() -> usize {
+    myriad_rt_host_import as *const () as usize
 }
 
 /// Addresses of the table and segment builtins, in header order:
@@ -197,8 +251,8 @@ pub fn memory_grow_addr() -> usize {
 }
 
 /// Address of the generic host-stack trampoline
-/// `extern "C" fn(vmctx, arg: u64, f: extern "C" fn(*mut VmCtx, u64) -> u64) -> u64`.
-/// Callable only from guest context (it needs `vmctx.host_sp`).
+/// `extern "C" fn(vmctx, exec, arg: u64, f: HostStackFn, arg2: u64) -> u64`.
+/// Callable only from guest context (it needs `exec.host_sp`).
 pub fn host_stack_call_addr() -> usize {
     myriad_rt_host_call as *const () as usize
 }
@@ -207,9 +261,21 @@ pub fn host_stack_call_addr() -> usize {
 /// memory pages within `vmctx.heap_capacity`; returns the old size in
 /// pages or -1. New bytes are already zero (teardown zeroes what a guest
 /// dirtied); in guard mode the newly valid pages are made accessible.
-extern "C" fn memory_grow_impl(vmctx: *mut VmCtx, delta_pages: u64) -> i64 {
-    // SAFETY: compiled code passes its own live vmctx; we are on the worker
-    // stack and nothing else touches this vmctx while its guest runs.
+/// Growing past the memory limit (`heap_limit`) ends the running green
+/// thread with `Limit::Memory`.
+extern "C" fn memory_grow_impl(
+    vmctx: *mut VmCtx,
+    exec: *mut VmCtx,
+    delta_pages: u64,
+    _: u64,
+) -> u64 {
+    memory_grow(vmctx, exec, delta_pages) as u64
+}
+
+fn memory_grow(vmctx: *mut VmCtx, exec: *mut VmCtx, delta_pages: u64) -> i64 {
+    // SAFETY: compiled code passes the live vmctx defining the memory; we
+    // are on the worker stack and nothing else touches it while the guest
+    // runs (instances linked by imports run on one green thread at a time).
     let vm = unsafe { &mut *vmctx };
     let shift = vm.page_size_log2;
     let old_len = vm.heap_len;
@@ -223,6 +289,13 @@ extern "C" fn memory_grow_impl(vmctx: *mut VmCtx, delta_pages: u64) -> i64 {
     let Some(new_len) = old_len.checked_add(delta_bytes) else {
         return -1;
     };
+    if new_len > vm.heap_limit {
+        // SAFETY: exec is the running green thread's live context.
+        let ex = unsafe { &mut *exec };
+        ex.status = status::LIMITED;
+        ex.trap_kind = crate::Limit::Memory as u32;
+        return -1;
+    }
     if new_len > vm.heap_capacity {
         return -1;
     }
@@ -248,22 +321,21 @@ extern "C" fn memory_grow_impl(vmctx: *mut VmCtx, delta_pages: u64) -> i64 {
     old_pages as i64
 }
 
-/// Run `f(vmctx, arg)` through the host-stack trampoline. Only meaningful
-/// while `vmctx` describes a running guest whose worker context is saved at
-/// `vmctx.host_sp`.
+/// Run `f(vmctx, exec, arg, 0)` through the host-stack trampoline.
 ///
 /// # Safety
 ///
-/// Must be called on a guest stack of the instance owning `vmctx`, while it
-/// runs (so the area below `vmctx.host_sp` is free).
+/// Must be called on a guest stack of the green thread owning `exec`,
+/// while it runs (so the area below `exec.host_sp` is free).
 pub unsafe fn call_on_host_stack(
     vmctx: *mut VmCtx,
+    exec: *mut VmCtx,
     arg: u64,
-    f: extern "C" fn(*mut VmCtx, u64) -> u64,
+    f: HostStackFn,
 ) -> u64 {
     // SAFETY: per the caller's contract the worker stack below host_sp is
     // free; the trampoline returns on this stack with callee-saved intact.
-    unsafe { myriad_rt_host_call(vmctx, arg, f as usize) }
+    unsafe { myriad_rt_host_call(vmctx, exec, arg, f, 0) }
 }
 
 /// Call the `memory_grow` builtin the way compiled code does (tests).
@@ -272,8 +344,8 @@ pub unsafe fn call_on_host_stack(
 ///
 /// As for [`call_on_host_stack`].
 pub unsafe fn call_memory_grow(vmctx: *mut VmCtx, delta_pages: u64) -> i64 {
-    // SAFETY: as for call_on_host_stack.
-    unsafe { myriad_rt_memory_grow(vmctx, delta_pages) }
+    // SAFETY: as for call_on_host_stack (the instance runs its own code).
+    unsafe { myriad_rt_memory_grow(vmctx, vmctx, delta_pages) }
 }
 
 /// Call the `fuel_exhausted` builtin the way compiled code does (tests).
@@ -281,7 +353,7 @@ pub unsafe fn call_memory_grow(vmctx: *mut VmCtx, delta_pages: u64) -> i64 {
 /// # Safety
 ///
 /// As for [`call_on_host_stack`]; may suspend the caller's context.
-pub unsafe fn call_fuel_exhausted(vmctx: *mut VmCtx) {
+pub unsafe fn call_fuel_exhausted(exec: *mut VmCtx) {
     // SAFETY: as for call_on_host_stack.
-    unsafe { myriad_rt_fuel_exhausted(vmctx) }
+    unsafe { myriad_rt_fuel_exhausted(exec) }
 }

@@ -13,14 +13,18 @@
 //! Dropping an instance (or [`Instance::teardown`]) zeroes the heap pages
 //! the guest dirtied and returns the slot.
 
+use crate::externs::{Extern, Func, Global, KeepAlive, Memory, WasmFunc};
 use crate::fuel;
+use crate::host::HostState;
 use crate::host_call;
 use crate::module::Module;
 use crate::region::Region;
 use crate::signals::{self, CURRENT};
 use crate::switch;
+use crate::table::{FuncRef, Table, TableState, MAX_TABLE_ELEMENTS};
 use crate::vmctx::{status, VmCtx, MAX_VALUES};
-use myriad_codegen::abi::{TrapKind, ValType};
+use myriad_codegen::abi::{self, ElemItem, ElemMode, ExportKind, ImportKind, TrapKind, ValType};
+use std::any::Any;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
@@ -61,7 +65,8 @@ impl Val {
         }
     }
 
-    fn to_bits(self) -> u64 {
+    /// The value as raw 8-byte cell bits.
+    pub fn to_bits(self) -> u64 {
         match self {
             Val::I32(v) => v as u32 as u64,
             Val::I64(v) => v as u64,
@@ -71,7 +76,8 @@ impl Val {
         }
     }
 
-    fn from_bits(ty: ValType, bits: u64) -> Val {
+    /// A value of type `ty` from raw cell bits.
+    pub fn from_bits(ty: ValType, bits: u64) -> Val {
         match ty {
             ValType::I32 => Val::I32(bits as u32 as i32),
             ValType::I64 => Val::I64(bits as i64),
@@ -93,6 +99,13 @@ pub enum Outcome {
     Finished(Vec<Val>),
     /// A trap ended the instance. Further resumes return this again.
     Trapped(TrapKind),
+    /// A host function parked the instance; it runs again after
+    /// [`Instance::unpark`].
+    Parked,
+    /// A host function ended the instance with this exit code.
+    Exited(i32),
+    /// A resource limit ended the instance.
+    Limited(crate::Limit),
 }
 
 /// Why an instance could not be created.
@@ -174,22 +187,68 @@ pub enum InstantiateError {
     /// [`Instance::call`] while the previous call is suspended (`Yielded`).
     #[error("a call is in progress (suspended); resume it to completion first")]
     CallInProgress,
+    /// The number of import values differs from the module's imports.
+    #[error("the module has {expected} imports, {given} values were given")]
+    ImportCount {
+        /// Imports declared.
+        expected: usize,
+        /// Values given.
+        given: usize,
+    },
+    /// An import value does not match the import's type.
+    #[error("incompatible import type for {module}.{name}: {reason}")]
+    IncompatibleImport {
+        /// Import module name.
+        module: String,
+        /// Import field name.
+        name: String,
+        /// What differs.
+        reason: String,
+    },
+    /// [`Instance::unpark`] on an instance that is not parked.
+    #[error("the instance is not parked")]
+    NotParked,
+    /// [`Instance::unpark`] with values that do not fit the parked host
+    /// function's results.
+    #[error("unpark: {0}")]
+    UnparkValues(String),
 }
 
 /// A running (or runnable) instance. `Send`, not `Sync`: it may move
 /// between worker threads between slices, but only one thread resumes it.
 pub struct Instance {
     vm: NonNull<VmCtx>,
-    slot: u32,
+    core: Arc<Core>,
     results: Box<[ValType]>,
-    region: Arc<Region>,
-    module: Arc<Module>,
     /// The start function has not been armed yet.
     start_pending: bool,
-    /// Tables and FuncRef records (pointed to by the vmctx), if the module
-    /// needs them.
-    tables: Option<Box<crate::table::TableState>>,
 }
+
+/// What owns an instance's slot: shared by the [`Instance`] and by every
+/// export taken from it, so the slot is torn down (heap zeroed, slot
+/// returned) only when the last of them is gone.
+struct Core {
+    vm: NonNull<VmCtx>,
+    slot: u32,
+    region: Arc<Region>,
+    module: Arc<Module>,
+    /// Tables, FuncRef records and segment state (pointed to by the
+    /// vmctx), if the module needs them.
+    tables: Option<Box<TableState>>,
+    /// Host functions and embedder data (pointed to by the vmctx).
+    host: Option<Box<HostState>>,
+    /// The imported memory, if any.
+    memory_import: Option<Memory>,
+    /// Owners of what was imported, kept alive as long as this instance.
+    _imports: Vec<KeepAlive>,
+}
+
+// SAFETY: the Core only hands out raw pointers; the vmctx is mutated only
+// by the thread holding the Instance (or running a linked instance under
+// the linking contract).
+unsafe impl Send for Core {}
+// SAFETY: as above.
+unsafe impl Sync for Core {}
 
 /// Look up `export` and check `args` against its signature.
 fn check_call<'m>(
@@ -254,11 +313,27 @@ impl Instance {
         Ok(inst)
     }
 
+    /// Create an instance of a module without imports in a free slot of
+    /// `region` with no call armed: [`Instance::instantiate_with`] with no
+    /// imports and no embedder data.
+    pub fn instantiate(
+        region: &Arc<Region>,
+        module: &Arc<Module>,
+    ) -> Result<Instance, InstantiateError> {
+        Self::instantiate_with(region, module, &[], None)
+    }
+
     /// Create an instance of `module` in a free slot of `region` with no
-    /// call armed: the vmctx is written (header, runtime fields, initial
-    /// globals) and the data segments are copied into the heap. Arm calls
-    /// with [`Instance::call`]; the instance's memory and globals persist
-    /// across calls (and across traps) until it is dropped.
+    /// call armed: imports are checked against their types and bound
+    /// (`imports[i]` for the module's import `i`), the vmctx is written
+    /// (header, runtime fields, import records, initial globals), tables
+    /// are built, and the active element and data segments are applied in
+    /// order (a segment out of bounds fails the instantiation; writes of
+    /// earlier segments to imported tables and memories stay, as the spec
+    /// says). `data` is what host functions see through
+    /// [`crate::Caller::data`]. Arm calls with [`Instance::call`]; the
+    /// instance's memory and globals persist across calls (and across
+    /// traps) until it is dropped.
     ///
     /// The module's start function, if any, is still pending: it runs
     /// exactly once, on the guest stack, right before the first armed
@@ -266,15 +341,19 @@ impl Instance {
     /// as that call's trap), or on its own via [`Instance::call_start`].
     /// Until a call is armed, [`Instance::outcome`] is `Finished([])` and
     /// resuming does nothing.
-    pub fn instantiate(
+    pub fn instantiate_with(
         region: &Arc<Region>,
         module: &Arc<Module>,
+        imports: &[Extern],
+        data: Option<Box<dyn Any + Send>>,
     ) -> Result<Instance, InstantiateError> {
         let md = module.metadata();
+        check_imports(module, imports)?;
         let capacity = region.heap_capacity() as u64;
-        let (heap_len, heap_max, page_log2) = match &md.memory {
-            None => (0, 0, 16),
-            Some(m) => {
+        let (heap_len, heap_max, page_log2) = match (&md.memory, md.imported_memory()) {
+            (None, Some(m)) => (0, 0, m.page_size_log2 as u32),
+            (None, None) => (0, 0, 16),
+            (Some(m), _) => {
                 let ps = m.page_size_log2 as u32;
                 let needed = m
                     .min_pages
@@ -306,33 +385,19 @@ impl Instance {
                     region.guard_size()
                 )));
             }
+            if md.imported_memory().is_some() {
+                return Err(InstantiateError::GuardMismatch(
+                    "guard-relying code cannot use an imported memory (its guard is another slot's)".into(),
+                ));
+            }
             if md.memory.is_some() && page_log2 < 12 {
                 return Err(InstantiateError::GuardMismatch(
                     "guard-relying code needs a memory page size of at least 4 KiB (the heap end must be page aligned)".into(),
                 ));
             }
         }
-        crate::table::check_module(module).map_err(|e| match e {
-            crate::table::TableInitError::TooLarge(n) => InstantiateError::TableTooLarge(n),
-            crate::table::TableInitError::SegmentOutOfBounds(index) => {
-                InstantiateError::ElemSegmentOutOfBounds { index }
-            }
-        })?;
-        for (index, d) in md.data.iter().enumerate() {
-            if d.passive {
-                continue;
-            }
-            if d.offset
-                .checked_add(d.bytes.len() as u64)
-                .is_none_or(|end| end > heap_len)
-            {
-                return Err(InstantiateError::DataSegmentOutOfBounds {
-                    index,
-                    offset: d.offset,
-                    len: d.bytes.len(),
-                    memory: heap_len,
-                });
-            }
+        if let Some(t) = md.tables.iter().find(|t| t.min > MAX_TABLE_ELEMENTS) {
+            return Err(InstantiateError::TableTooLarge(t.min));
         }
         let slot = region.alloc().ok_or(InstantiateError::RegionFull)?;
         let heap_base = region.heap_base(slot);
@@ -351,15 +416,13 @@ impl Instance {
         let vm = vm_addr.cast::<VmCtx>();
         let stack_bottom = region.slot_base(slot) as usize;
         let trap_table = module.trap_table();
-        let mut tables = crate::table::needed(module)
-            .then(|| crate::table::TableState::new(module, vm_addr as usize));
-        let table_state: *mut std::ffi::c_void = match &mut tables {
-            Some(t) => (&mut **t as *mut crate::table::TableState).cast(),
-            None => std::ptr::null_mut(),
-        };
+        let memory_import = imports.iter().find_map(|e| match e {
+            Extern::Memory(m) => Some(m.clone()),
+            _ => None,
+        });
         // SAFETY: the slot is ours alone until released; its vmctx area is
         // inside the region mapping, 64-byte aligned, and large enough for
-        // the header plus globals (checked when the module was loaded).
+        // the header, globals and import records (checked at load).
         unsafe {
             vm.write(VmCtx {
                 fuel: 0,
@@ -369,13 +432,10 @@ impl Instance {
                 fn_fuel_exhausted: host_call::fuel_exhausted_addr(),
                 fn_memory_grow: host_call::memory_grow_addr(),
                 type_ids: module.type_ids().as_ptr(),
-                tables: tables
-                    .as_ref()
-                    .map_or(std::ptr::null(), |t| t.descs.as_ptr()),
-                func_refs: tables
-                    .as_ref()
-                    .map_or(std::ptr::null(), |t| t.func_refs.as_ptr()),
+                tables: std::ptr::null(),
+                func_refs: std::ptr::null(),
                 fn_table: host_call::table_builtin_addrs(),
+                fn_host_call: host_call::host_import_addr(),
                 guest_sp: 0,
                 host_sp: 0,
                 deadline_tsc: 0,
@@ -388,6 +448,7 @@ impl Instance {
                 cancel: AtomicU32::new(0),
                 page_size_log2: page_log2,
                 heap_capacity: heap_max,
+                heap_limit: u64::MAX,
                 heap_open,
                 fuel_rate: 0,
                 slow_path_calls: 0,
@@ -397,39 +458,398 @@ impl Instance {
                 start: 0,
                 guard_mode: region.guard_mode() as u32,
                 _pad: 0,
-                table_state,
+                table_state: std::ptr::null_mut(),
+                memory_vmctx: match &memory_import {
+                    Some(m) => m.vmctx,
+                    None => vm,
+                },
+                host_state: std::ptr::null_mut(),
+                host_values: std::ptr::null_mut(),
+                exit_code: 0,
+                _pad2: 0,
+                fuel_used: 0,
+                fuel_limit: u64::MAX,
                 values: [0u64; MAX_VALUES],
             });
-            let globals = vm_addr
-                .add(myriad_codegen::abi::vmctx::GLOBALS as usize)
-                .cast::<u64>();
-            let init = module.globals_init();
-            std::ptr::copy_nonoverlapping(init.as_ptr(), globals, init.len());
-            if let Some(t) = &tables {
-                for (i, g) in md.globals.iter().enumerate() {
-                    if g.ty == ValType::FuncRef {
-                        globals.add(i).write(t.global_bits(g.ty, g.init));
+        }
+        // From here on the Core owns the slot: an error drops it, which
+        // zeroes what was written and releases the slot.
+        let mut core = Core {
+            vm: NonNull::new(vm).ok_or(InstantiateError::RegionFull)?,
+            slot,
+            region: region.clone(),
+            module: module.clone(),
+            tables: None,
+            host: None,
+            memory_import,
+            _imports: imports.iter().map(keep_alive).collect(),
+        };
+        let needs_host = imports
+            .iter()
+            .any(|e| matches!(e, Extern::Func(Func::Host(_))))
+            || data.is_some();
+        if needs_host {
+            let mut host = Box::new(HostState {
+                funcs: vec![None; md.num_imported_funcs()],
+                data,
+                message: None,
+            });
+            // SAFETY: we own the vmctx; the box lives in the Core.
+            unsafe { (*vm).host_state = (&mut *host as *mut HostState).cast() };
+            core.host = Some(host);
+        }
+        let layout = module.layout();
+        // Import records.
+        let (mut fi, mut gi) = (0u32, 0u32);
+        let mut imported_tables: Vec<Arc<Table>> = Vec::new();
+        for (imp, ext) in md.imports.iter().zip(imports) {
+            // SAFETY (all writes below): the record offsets come from the
+            // module's layout, inside the vmctx area checked at load.
+            match (&imp.kind, ext) {
+                (ImportKind::Func(t), Extern::Func(f)) => {
+                    let type_id = u64::from(module.type_ids()[*t as usize]);
+                    let rec = match f {
+                        Func::Host(h) => {
+                            if let Some(host) = core.host.as_mut() {
+                                host.funcs[fi as usize] = Some(h.clone());
+                            }
+                            FuncRef {
+                                code: module.stub(fi as usize),
+                                vmctx: vm_addr as usize,
+                                type_id,
+                            }
+                        }
+                        Func::Wasm(w) => FuncRef {
+                            code: w.code,
+                            vmctx: w.vmctx,
+                            type_id: w.type_id,
+                        },
+                    };
+                    unsafe {
+                        vm_addr
+                            .add(layout.func_import(fi) as usize)
+                            .cast::<FuncRef>()
+                            .write(rec)
+                    };
+                    fi += 1;
+                }
+                (ImportKind::Global { .. }, Extern::Global(g)) => {
+                    unsafe {
+                        vm_addr
+                            .add(layout.global_import(gi) as usize)
+                            .cast::<*mut u64>()
+                            .write(g.cell)
+                    };
+                    gi += 1;
+                }
+                (ImportKind::Memory(_), Extern::Memory(m)) => unsafe {
+                    vm_addr
+                        .add(layout.memory_import as usize)
+                        .cast::<*mut VmCtx>()
+                        .write(m.vmctx)
+                },
+                (ImportKind::Table(_), Extern::Table(t)) => imported_tables.push(t.clone()),
+                _ => unreachable!("check_imports matched kinds"),
+            }
+        }
+        let mut tables =
+            crate::table::needed(module).then(|| TableState::new(module, vm_addr as usize));
+        // Globals: the plain template, then initialisers that read imports
+        // or take function references, in order.
+        // SAFETY: global cells follow the header inside the vmctx area.
+        let globals = unsafe { vm_addr.add(abi::vmctx::GLOBALS as usize).cast::<u64>() };
+        let init = module.globals_init();
+        // SAFETY: init.len() == defined globals, all inside the vmctx area.
+        unsafe { std::ptr::copy_nonoverlapping(init.as_ptr(), globals, init.len()) };
+        let nig = md.num_imported_globals();
+        let read_global = |g: u32| -> u64 {
+            // SAFETY: indices were checked at load; imported cells are live
+            // (their owners are kept alive by the Core).
+            unsafe {
+                match (g as usize).checked_sub(nig) {
+                    None => vm_addr
+                        .add(layout.global_import(g) as usize)
+                        .cast::<*const u64>()
+                        .read()
+                        .read(),
+                    Some(d) => globals.add(d).read(),
+                }
+            }
+        };
+        let func_bits = |t: &Option<Box<TableState>>, f: u32| -> u64 {
+            t.as_ref().map_or(0, |t| t.func_ref_bits(f))
+        };
+        for (i, g) in md.globals.iter().enumerate() {
+            if g.init.as_plain().is_none() {
+                let v = g
+                    .init
+                    .eval(read_global, |f| func_bits(&tables, f))
+                    .unwrap_or(0);
+                // SAFETY: i < defined globals.
+                unsafe { globals.add(i).write(v) };
+            }
+        }
+        if let Some(t) = tables.as_mut() {
+            let mut all = imported_tables;
+            for decl in &md.tables {
+                let init = decl
+                    .init
+                    .eval(read_global, |f| t.func_ref_bits(f))
+                    .unwrap_or(0);
+                all.push(Table::new(decl.ty, decl.min, decl.max, init));
+            }
+            t.set_tables(all);
+            t.elem_values = md
+                .elems
+                .iter()
+                .map(|e| {
+                    e.items
+                        .iter()
+                        .map(|item| match *item {
+                            ElemItem::Null => 0,
+                            ElemItem::Func(f) => t.func_ref_bits(f),
+                            ElemItem::Global(g) => read_global(g),
+                        })
+                        .collect()
+                })
+                .collect();
+            // SAFETY: we own the vmctx; the boxed state lives in the Core.
+            unsafe {
+                (*vm).tables = t.desc_ptrs.as_ptr().cast();
+                (*vm).func_refs = t.func_refs.as_ptr();
+                (*vm).table_state = (&mut **t as *mut TableState).cast();
+            }
+        }
+        core.tables = tables;
+        // Active element segments, in order.
+        if let Some(t) = core.tables.as_mut() {
+            for (i, e) in md.elems.iter().enumerate() {
+                match &e.mode {
+                    ElemMode::Passive => {}
+                    ElemMode::Declared => t.drop_elem(i),
+                    ElemMode::Active { table, offset } => {
+                        let at = offset.eval(read_global, |_| 0).unwrap_or(u64::MAX) & 0xffff_ffff;
+                        let ok = t
+                            .tables
+                            .get(*table as usize)
+                            .is_some_and(|tab| tab.write(at, &t.elem_values[i]));
+                        if !ok {
+                            return Err(InstantiateError::ElemSegmentOutOfBounds { index: i });
+                        }
+                        t.drop_elem(i);
                     }
                 }
             }
-            for d in md.data.iter().filter(|d| !d.passive) {
+        }
+        // Active data segments, in order, into this or the imported memory.
+        // SAFETY: memory_vmctx is our vmctx or the live exporter's.
+        let mem = unsafe { &*(*vm).memory_vmctx };
+        for (index, d) in md.data.iter().enumerate() {
+            if d.passive {
+                continue;
+            }
+            let offset = d.offset.eval(read_global, |_| 0).unwrap_or(u64::MAX) & 0xffff_ffff;
+            if offset
+                .checked_add(d.bytes.len() as u64)
+                .is_none_or(|end| end > mem.heap_len)
+            {
+                return Err(InstantiateError::DataSegmentOutOfBounds {
+                    index,
+                    offset,
+                    len: d.bytes.len(),
+                    memory: mem.heap_len,
+                });
+            }
+            // SAFETY: offset + len <= heap_len of that memory.
+            unsafe {
                 std::ptr::copy_nonoverlapping(
                     d.bytes.as_ptr(),
-                    heap_base.add(d.offset as usize),
+                    mem.heap_base.add(offset as usize),
                     d.bytes.len(),
-                );
-            }
+                )
+            };
         }
         Ok(Instance {
-            // SAFETY: vm_addr is inside the mapping, never null.
-            vm: unsafe { NonNull::new_unchecked(vm) },
-            slot,
+            vm: core.vm,
             results: Box::new([]),
-            region: region.clone(),
-            module: module.clone(),
             start_pending: module.start_addr() != 0,
-            tables,
+            core: Arc::new(core),
         })
+    }
+
+    /// The export `name` as a value another instance can import: it keeps
+    /// this instance's slot alive. `None` if there is no such export.
+    pub fn export(&self, name: &str) -> Option<Extern> {
+        let module = &self.core.module;
+        let md = module.metadata();
+        let e = md.exports.iter().find(|e| e.name == name)?;
+        let vm_addr = self.vm.as_ptr().cast::<u8>();
+        let layout = module.layout();
+        let keep: KeepAlive = self.core.clone();
+        match e.kind {
+            ExportKind::Func => {
+                let ty = md.func_type(e.index)?.clone();
+                let nif = md.num_imported_funcs() as u32;
+                let (code, vmctx, type_id) = match e.index.checked_sub(nif) {
+                    Some(d) => {
+                        let t = md.func_types[d as usize];
+                        (
+                            module.func_addrs()[d as usize],
+                            vm_addr as usize,
+                            u64::from(module.type_ids()[t as usize]),
+                        )
+                    }
+                    None => {
+                        // SAFETY: the record was written at instantiation.
+                        let rec = unsafe {
+                            vm_addr
+                                .add(layout.func_import(e.index) as usize)
+                                .cast::<FuncRef>()
+                                .read()
+                        };
+                        (rec.code, rec.vmctx, rec.type_id)
+                    }
+                };
+                Some(Extern::Func(Func::Wasm(WasmFunc {
+                    code,
+                    vmctx,
+                    type_id,
+                    ty,
+                    _keep: keep,
+                })))
+            }
+            ExportKind::Global => {
+                let (ty, mutable) = md.global_type(e.index)?;
+                let nig = md.num_imported_globals() as u32;
+                // SAFETY: offsets from the layout, inside the vmctx area.
+                let cell = unsafe {
+                    match e.index.checked_sub(nig) {
+                        Some(d) => vm_addr
+                            .add(abi::vmctx::GLOBALS as usize + 8 * d as usize)
+                            .cast::<u64>(),
+                        None => vm_addr
+                            .add(layout.global_import(e.index) as usize)
+                            .cast::<*mut u64>()
+                            .read(),
+                    }
+                };
+                Some(Extern::Global(Global {
+                    cell,
+                    ty,
+                    mutable,
+                    _keep: keep,
+                }))
+            }
+            ExportKind::Memory => match (&self.core.memory_import, md.memory) {
+                (Some(m), _) => Some(Extern::Memory(m.clone())),
+                (None, Some(decl)) => Some(Extern::Memory(Memory {
+                    vmctx: self.vm.as_ptr(),
+                    decl,
+                    _keep: keep,
+                })),
+                (None, None) => None,
+            },
+            ExportKind::Table => self
+                .core
+                .tables
+                .as_ref()
+                .and_then(|t| t.tables.get(e.index as usize))
+                .map(|t| Extern::Table(t.clone())),
+        }
+    }
+
+    /// Supply the results of the host function that parked this instance
+    /// and make it runnable again (the next resume continues the guest).
+    pub fn unpark(&mut self, results: &[Val]) -> Result<(), InstantiateError> {
+        let vm = self.vm.as_ptr();
+        // SAFETY: we own the vmctx (&mut self); the guest is suspended.
+        unsafe {
+            if (*vm).status != status::PARKED {
+                return Err(InstantiateError::NotParked);
+            }
+            let buf = (*vm).host_values;
+            if buf.is_null() && !results.is_empty() {
+                return Err(InstantiateError::UnparkValues("no value buffer".into()));
+            }
+            for (i, r) in results.iter().enumerate() {
+                buf.add(i).write(r.to_bits());
+            }
+            (*vm).status = status::YIELDED;
+        }
+        Ok(())
+    }
+
+    /// Like [`Instance::unpark`] with raw cell bits.
+    pub fn unpark_bits(&mut self, results: &[u64]) -> Result<(), InstantiateError> {
+        let vm = self.vm.as_ptr();
+        // SAFETY: as in unpark.
+        unsafe {
+            if (*vm).status != status::PARKED {
+                return Err(InstantiateError::NotParked);
+            }
+            let buf = (*vm).host_values;
+            if buf.is_null() && !results.is_empty() {
+                return Err(InstantiateError::UnparkValues("no value buffer".into()));
+            }
+            for (i, r) in results.iter().enumerate() {
+                buf.add(i).write(*r);
+            }
+            (*vm).status = status::YIELDED;
+        }
+        Ok(())
+    }
+
+    /// Whether a host function parked the instance.
+    pub fn is_parked(&self) -> bool {
+        // SAFETY: read of our own vmctx while the guest is not running.
+        unsafe { (*self.vm.as_ptr()).status == status::PARKED }
+    }
+
+    /// The message of the host trap that ended the last call, if any.
+    pub fn host_trap_message(&self) -> Option<&str> {
+        self.core.host.as_ref().and_then(|h| h.message.as_deref())
+    }
+
+    /// The embedder data given at instantiation, if it is a `T`.
+    pub fn data<T: 'static>(&mut self) -> Option<&mut T> {
+        // SAFETY: the host state is only touched by host functions while
+        // the guest runs; we hold &mut self, so it does not.
+        let host = self.core.host.as_ref()?;
+        let p = &**host as *const HostState as *mut HostState;
+        unsafe { (*p).data.as_mut()?.downcast_mut::<T>() }
+    }
+
+    /// End the instance with a fuel budget: once it has consumed `fuel`
+    /// units (about one per function call and loop iteration) it stops
+    /// with [`crate::Limit::Fuel`]. Accounting is per refill, so it may run
+    /// a little past the budget.
+    pub fn set_fuel_limit(&mut self, fuel: u64) {
+        // SAFETY: we own the vmctx.
+        unsafe { (*self.vm.as_ptr()).fuel_limit = fuel }
+    }
+
+    /// Fuel consumed so far (per completed refill).
+    pub fn fuel_used(&self) -> u64 {
+        // SAFETY: read of our own vmctx while the guest is not running.
+        unsafe { (*self.vm.as_ptr()).fuel_used }
+    }
+
+    /// End the instance with [`crate::Limit::Memory`] if it grows its
+    /// memory past `bytes`.
+    pub fn set_memory_limit(&mut self, bytes: u64) {
+        // SAFETY: we own the vmctx.
+        unsafe { (*self.vm.as_ptr()).heap_limit = bytes }
+    }
+
+    /// End the instance now with `limit` (for limits the embedder
+    /// enforces, such as CPU time or a deadline). Refused while it runs,
+    /// which it cannot while we hold `&mut self`.
+    pub fn set_limited(&mut self, limit: crate::Limit) {
+        // SAFETY: we own the vmctx; the guest is not running.
+        unsafe {
+            (*self.vm.as_ptr()).trap_kind = limit as u32;
+            (*self.vm.as_ptr()).status = status::LIMITED;
+        }
     }
 
     /// Arm a call of export `export` with `args`; [`Instance::resume`] then
@@ -443,7 +863,7 @@ impl Instance {
     /// frame is rebuilt at the stack top. The first armed call also runs
     /// the pending start function (see [`Instance::instantiate`]).
     pub fn call(&mut self, export: &str, args: &[Val]) -> Result<(), InstantiateError> {
-        let module = self.module.clone();
+        let module = self.core.module.clone();
         let info = check_call(&module, export, args)?;
         self.ensure_idle()?;
         let mut values = [0u64; MAX_VALUES];
@@ -481,7 +901,7 @@ impl Instance {
     fn ensure_idle(&self) -> Result<(), InstantiateError> {
         // SAFETY: read of our own vmctx while the guest is not running.
         let st = unsafe { (*self.vm.as_ptr()).status };
-        if st == status::FINISHED || st == status::TRAPPED {
+        if is_done_status(st) {
             Ok(())
         } else {
             Err(InstantiateError::CallInProgress)
@@ -490,7 +910,7 @@ impl Instance {
 
     fn take_start(&mut self) -> usize {
         if std::mem::take(&mut self.start_pending) {
-            self.module.start_addr()
+            self.core.module.start_addr()
         } else {
             0
         }
@@ -582,6 +1002,11 @@ impl Instance {
             status::TRAPPED => Outcome::Trapped(
                 TrapKind::from_code(vm.trap_kind as u8).unwrap_or(TrapKind::Unreachable),
             ),
+            status::PARKED => Outcome::Parked,
+            status::EXITED => Outcome::Exited(vm.exit_code),
+            status::LIMITED => Outcome::Limited(
+                crate::Limit::from_code(vm.trap_kind).unwrap_or(crate::Limit::CpuTime),
+            ),
             _ => Outcome::Yielded,
         }
     }
@@ -590,7 +1015,7 @@ impl Instance {
     pub fn is_done(&self) -> bool {
         // SAFETY: read of our own vmctx while the guest is not running.
         let st = unsafe { (*self.vm.as_ptr()).status };
-        st == status::FINISHED || st == status::TRAPPED
+        is_done_status(st)
     }
 
     /// TSC value read by the slow path when the instance last yielded.
@@ -655,12 +1080,12 @@ impl Instance {
 
     /// The slot index.
     pub fn slot(&self) -> u32 {
-        self.slot
+        self.core.slot
     }
 
     /// The module.
     pub fn module(&self) -> &Arc<Module> {
-        &self.module
+        &self.core.module
     }
 
     /// Raw vmctx pointer (for host functions and diagnostics).
@@ -673,7 +1098,10 @@ impl Instance {
         // SAFETY: heap_base..heap_base+heap_len is this slot's accessible
         // heap; the guest is not running while we hold &self.
         unsafe {
-            let vm = &*self.vm.as_ptr();
+            let vm = &*(*self.vm.as_ptr()).memory_vmctx;
+            if vm.heap_len == 0 {
+                return &[];
+            }
             std::slice::from_raw_parts(vm.heap_base, vm.heap_len as usize)
         }
     }
@@ -682,14 +1110,17 @@ impl Instance {
     pub fn memory_mut(&mut self) -> &mut [u8] {
         // SAFETY: as for memory(), and we hold &mut self.
         unsafe {
-            let vm = &*self.vm.as_ptr();
+            let vm = &*(*self.vm.as_ptr()).memory_vmctx;
+            if vm.heap_len == 0 {
+                return &mut [];
+            }
             std::slice::from_raw_parts_mut(vm.heap_base, vm.heap_len as usize)
         }
     }
 
     /// Global `index` as raw bits.
     pub fn global_bits(&self, index: usize) -> Option<u64> {
-        if index >= self.module.metadata().globals.len() {
+        if index >= self.core.module.metadata().globals.len() {
             return None;
         }
         // SAFETY: global cells follow the header inside the ctx area.
@@ -706,8 +1137,8 @@ impl Instance {
     }
 
     /// The instance's table state (tables, FuncRef records), if any.
-    pub fn table_state(&self) -> Option<&crate::table::TableState> {
-        self.tables.as_deref()
+    pub fn table_state(&self) -> Option<&TableState> {
+        self.core.tables.as_deref()
     }
 
     /// Tear down now (same as dropping).
@@ -716,11 +1147,11 @@ impl Instance {
     }
 }
 
-impl Drop for Instance {
+impl Drop for Core {
     fn drop(&mut self) {
         let vm = self.vm.as_ptr();
-        // SAFETY: the guest is not running (we are on the host side with
-        // the Instance in hand); the slot is ours until released.
+        // SAFETY: no guest runs this instance's code any more (the Instance
+        // and every export are gone); the slot is ours until released.
         unsafe {
             let len = (*vm).heap_len;
             if (*vm).guard_mode != 0 {
@@ -734,10 +1165,107 @@ impl Drop for Instance {
     }
 }
 
+fn is_done_status(st: u32) -> bool {
+    matches!(
+        st,
+        status::FINISHED | status::TRAPPED | status::EXITED | status::LIMITED
+    )
+}
+
+fn keep_alive(e: &Extern) -> KeepAlive {
+    match e {
+        Extern::Func(Func::Host(_)) => Arc::new(()),
+        Extern::Func(Func::Wasm(w)) => w._keep.clone(),
+        Extern::Global(g) => g._keep.clone(),
+        Extern::Memory(m) => m._keep.clone(),
+        Extern::Table(t) => t.clone(),
+    }
+}
+
+/// Check `imports` against `module`'s import types (the spec's import
+/// matching, with limits subtyping for memories and tables).
+fn check_imports(module: &Module, imports: &[Extern]) -> Result<(), InstantiateError> {
+    let md = module.metadata();
+    if imports.len() != md.imports.len() {
+        return Err(InstantiateError::ImportCount {
+            expected: md.imports.len(),
+            given: imports.len(),
+        });
+    }
+    for (imp, ext) in md.imports.iter().zip(imports) {
+        let bad = |reason: String| InstantiateError::IncompatibleImport {
+            module: imp.module.clone(),
+            name: imp.name.clone(),
+            reason,
+        };
+        let limits_ok = |cur: u64, max: Option<u64>, want_min: u64, want_max: Option<u64>| {
+            cur >= want_min
+                && match want_max {
+                    None => true,
+                    Some(wm) => max.is_some_and(|m| m <= wm),
+                }
+        };
+        match (&imp.kind, ext) {
+            (ImportKind::Func(t), Extern::Func(f)) => {
+                let want = &md.types[*t as usize];
+                if f.ty() != want {
+                    return Err(bad(format!(
+                        "expected a function {want:?}, got {:?}",
+                        f.ty()
+                    )));
+                }
+            }
+            (ImportKind::Global { ty, mutable }, Extern::Global(g)) => {
+                if g.ty != *ty || g.mutable != *mutable {
+                    return Err(bad(format!(
+                        "expected a {}global of type {ty:?}, got a {}global of type {:?}",
+                        if *mutable { "mutable " } else { "" },
+                        if g.mutable { "mutable " } else { "" },
+                        g.ty
+                    )));
+                }
+            }
+            (ImportKind::Memory(want), Extern::Memory(m)) => {
+                if m.decl.page_size_log2 != want.page_size_log2
+                    || !limits_ok(m.pages(), m.decl.max_pages, want.min_pages, want.max_pages)
+                {
+                    return Err(bad(format!(
+                        "expected a memory {want:?}, got one of {} pages declared {:?}",
+                        m.pages(),
+                        m.decl
+                    )));
+                }
+            }
+            (ImportKind::Table(want), Extern::Table(t)) => {
+                if t.ty() != want.ty || !limits_ok(t.len(), t.declared_max(), want.min, want.max) {
+                    return Err(bad(format!(
+                        "expected a table of {:?} (min {}, max {:?}), got one of {} elements (max {:?})",
+                        want.ty,
+                        want.min,
+                        want.max,
+                        t.len(),
+                        t.declared_max()
+                    )));
+                }
+            }
+            (kind, ext) => {
+                let want = match kind {
+                    ImportKind::Func(_) => "function",
+                    ImportKind::Global { .. } => "global",
+                    ImportKind::Memory(_) => "memory",
+                    ImportKind::Table(_) => "table",
+                };
+                return Err(bad(format!("expected a {want}, got a {}", ext.kind_name())));
+            }
+        }
+    }
+    Ok(())
+}
+
 impl std::fmt::Debug for Instance {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Instance")
-            .field("slot", &self.slot)
+            .field("slot", &self.core.slot)
             .field("outcome", &self.outcome())
             .finish()
     }

@@ -8,6 +8,8 @@
 //! * [`instance`]: instantiate, resume in slices, tear down.
 //! * [`switch`]: the register-only context switch and instance entry.
 //! * [`host_call`]: builtins (fuel, memory.grow) run on the worker stack.
+//! * [`host`]: host functions guests call through imports.
+//! * [`linker`]: resolving a module's imports by name.
 //! * [`fuel`]: the fuel-gated deadline check and TSC helpers.
 //! * [`signals`]: turning faults in compiled code into traps.
 //! * [`vmctx`]: the per-instance context block.
@@ -16,11 +18,17 @@
 compile_error!("myriad-runtime supports only x86_64 Linux");
 
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+pub mod externs;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub mod fuel;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+pub mod host;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub mod host_call;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub mod instance;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+pub mod linker;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub mod module;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
@@ -34,12 +42,50 @@ pub mod table;
 pub mod vmctx;
 
 pub use myriad_codegen::abi::{FuncType, TrapKind, ValType};
+
+/// A resource limit that ended an instance.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Limit {
+    /// Its fuel budget was spent.
+    Fuel = 1,
+    /// It tried to grow its memory past its memory limit.
+    Memory = 2,
+    /// Its CPU-time budget was spent (enforced by the scheduler).
+    CpuTime = 3,
+    /// Its wall-clock deadline passed (enforced by the scheduler).
+    Deadline = 4,
+}
+
+impl Limit {
+    /// The limit with numeric code `code`.
+    pub fn from_code(code: u32) -> Option<Limit> {
+        [Limit::Fuel, Limit::Memory, Limit::CpuTime, Limit::Deadline]
+            .into_iter()
+            .find(|l| *l as u32 == code)
+    }
+}
+
+impl std::fmt::Display for Limit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Limit::Fuel => "fuel budget spent",
+            Limit::Memory => "memory limit exceeded",
+            Limit::CpuTime => "CPU-time budget spent",
+            Limit::Deadline => "deadline passed",
+        })
+    }
+}
 pub use myriad_codegen::CompileConfig;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub use {
+    externs::{Extern, Func, Global, Memory, WasmFunc},
     fuel::{rdtsc, tsc_hz},
+    host::{Caller, HostAction, HostFunc},
     instance::{Instance, InstantiateError, Outcome, Val},
+    linker::{LinkError, Linker},
     module::{LoadError, Module},
     region::{Region, RegionConfig, RegionError},
     signals::thread_init,
+    table::Table,
 };

@@ -121,13 +121,16 @@ pub enum LoadError {
     Compile(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
-/// An export as the runtime calls it.
+/// An exported function as the runtime calls it.
 #[derive(Clone, Debug)]
 pub(crate) struct ExportInfo {
     /// Address of the array-call wrapper.
     pub wrapper: usize,
     /// Signature.
     pub ty: FuncType,
+    /// Function index (imports first).
+    #[allow(dead_code)]
+    pub index: u32,
 }
 
 /// A loaded artifact. `Send + Sync`; share it as `Arc<Module>`.
@@ -137,10 +140,14 @@ pub struct Module {
     metadata: Metadata,
     funcs: Vec<usize>,
     exports: HashMap<String, ExportInfo>,
+    stubs: Vec<usize>,
     start: usize,
     trap_table: Box<[TrapEntry]>,
     globals_init: Box<[u64]>,
     type_ids: Box<[u32]>,
+    layout: abi::vmctx::Layout,
+    // Dropped before the trap table and the library it points into.
+    _registration: Option<crate::signals::Registration>,
     // Last: unloaded after everything that points into it.
     _lib: Option<libloading::os::unix::Library>,
 }
@@ -301,17 +308,30 @@ impl Module {
         for i in 0..metadata.func_types.len() as u32 {
             funcs.push(sym(abi::func_symbol(i))?);
         }
-        let mut wrappers = Vec::with_capacity(metadata.exports.len());
-        for e in &metadata.exports {
-            wrappers.push(sym(abi::export_wrapper_symbol(e.func_index))?);
+        let mut wrappers = Vec::new();
+        for f in metadata.wrapped_funcs() {
+            wrappers.push(sym(abi::export_wrapper_symbol(f))?);
         }
-        Self::assemble(path.to_owned(), hash, metadata, funcs, wrappers, Some(lib))
+        let mut stubs = Vec::new();
+        for i in 0..metadata.num_imported_funcs() as u32 {
+            stubs.push(sym(abi::import_stub_symbol(i))?);
+        }
+        Self::assemble(
+            path.to_owned(),
+            hash,
+            metadata,
+            funcs,
+            wrappers,
+            stubs,
+            Some(lib),
+        )
     }
 
     /// Build a module from code that is already in memory (hand-written
     /// machine code in tests, or a JIT): `funcs[i]` is the address of
     /// defined function `i`, `wrappers[j]` that of the array-call wrapper of
-    /// `metadata.exports[j]`. The fingerprint is not checked.
+    /// function `metadata.wrapped_funcs()[j]`. Function imports are not
+    /// supported this way. The fingerprint is not checked.
     ///
     /// # Safety
     ///
@@ -323,13 +343,16 @@ impl Module {
         wrappers: Vec<usize>,
     ) -> Result<Module, LoadError> {
         let path = PathBuf::from("<raw parts>");
-        if funcs.len() != metadata.func_types.len() || wrappers.len() != metadata.exports.len() {
+        if funcs.len() != metadata.func_types.len()
+            || wrappers.len() != metadata.wrapped_funcs().len()
+            || metadata.num_imported_funcs() != 0
+        {
             return Err(LoadError::Unsupported {
                 path,
                 reason: "function or wrapper count differs from the metadata".into(),
             });
         }
-        Self::assemble(path, 0, metadata, funcs, wrappers, None)
+        Self::assemble(path, 0, metadata, funcs, wrappers, Vec::new(), None)
     }
 
     fn assemble(
@@ -338,27 +361,48 @@ impl Module {
         metadata: Metadata,
         funcs: Vec<usize>,
         wrappers: Vec<usize>,
+        stubs: Vec<usize>,
         lib: Option<libloading::os::unix::Library>,
     ) -> Result<Module, LoadError> {
         let unsupported = |reason: String| LoadError::Unsupported {
             path: path.clone(),
             reason,
         };
-        if abi::vmctx::size(metadata.globals.len()) > crate::region::MAX_VMCTX_BYTES {
+        let layout = metadata.vmctx_layout();
+        if layout.size > crate::region::MAX_VMCTX_BYTES {
             return Err(unsupported(format!(
-                "{} globals are more than a slot's vmctx area holds",
-                metadata.globals.len()
+                "{} globals and {} imports need a {}-byte vmctx, more than a slot's vmctx area holds ({} bytes)",
+                metadata.globals.len(),
+                metadata.imports.len(),
+                layout.size,
+                crate::region::MAX_VMCTX_BYTES
             )));
         }
-        if let Some(s) = metadata.start {
-            if s as usize >= funcs.len() {
-                return Err(unsupported("start function index out of range".into()));
-            }
-        }
+        let wrapped = metadata.wrapped_funcs();
+        let wrapper_of = |f: u32| -> usize {
+            wrapped
+                .binary_search(&f)
+                .ok()
+                .and_then(|i| wrappers.get(i).copied())
+                .unwrap_or(0)
+        };
         let mut exports = HashMap::new();
-        for (e, wrapper) in metadata.exports.iter().zip(wrappers) {
-            let ty = metadata.types[metadata.func_types[e.func_index as usize] as usize].clone();
-            exports.insert(e.name.clone(), ExportInfo { wrapper, ty });
+        for e in &metadata.exports {
+            if e.kind != abi::ExportKind::Func {
+                continue;
+            }
+            let ty = metadata
+                .func_type(e.index)
+                .ok_or_else(|| unsupported("export of an unknown function".into()))?
+                .clone();
+            exports.insert(
+                e.name.clone(),
+                ExportInfo {
+                    wrapper: wrapper_of(e.index),
+                    ty,
+                    index: e.index,
+                },
+            );
         }
         let mut trap_table = Vec::with_capacity(metadata.traps.len());
         for t in &metadata.traps {
@@ -371,24 +415,38 @@ impl Module {
             });
         }
         trap_table.sort_by_key(|e| e.pc);
-        let start = metadata.start.map(|s| funcs[s as usize]).unwrap_or(0);
-        let globals_init = metadata.globals.iter().map(|g| g.init).collect();
+        let trap_table = trap_table.into_boxed_slice();
+        let start = metadata.start.map(wrapper_of).unwrap_or(0);
+        // Plain constants; funcref and global.get initialisers are
+        // evaluated per instance.
+        let globals_init = metadata
+            .globals
+            .iter()
+            .map(|g| g.init.as_plain().unwrap_or(0))
+            .collect();
         let type_ids = metadata
             .types
             .iter()
             .map(canonical_type_id)
             .collect::<Option<Box<[u32]>>>()
             .ok_or_else(|| unsupported("too many distinct function types".into()))?;
+        // SAFETY: the boxed table is owned by the Module and dropped after
+        // the registration (field order).
+        let registration = unsafe { crate::signals::register_trap_table(&trap_table) }
+            .ok_or_else(|| unsupported("too many modules loaded at once".into()))?;
         Ok(Module {
             path,
             hash,
             metadata,
             funcs,
             exports,
+            stubs,
             start,
-            trap_table: trap_table.into_boxed_slice(),
+            trap_table,
             globals_init,
             type_ids,
+            layout,
+            _registration: Some(registration),
             _lib: lib,
         })
     }
@@ -448,9 +506,24 @@ impl Module {
         &self.metadata
     }
 
-    /// Signature of the export `name`.
+    /// Signature of the exported function `name`.
     pub fn export_type(&self, name: &str) -> Option<&FuncType> {
         self.exports.get(name).map(|e| &e.ty)
+    }
+
+    /// The module's imports, in order.
+    pub fn imports(&self) -> &[abi::Import] {
+        &self.metadata.imports
+    }
+
+    /// The vmctx layout of this module's instances.
+    pub fn layout(&self) -> abi::vmctx::Layout {
+        self.layout
+    }
+
+    /// Address of the host stub of function import `i`.
+    pub(crate) fn stub(&self, i: usize) -> usize {
+        self.stubs.get(i).copied().unwrap_or(0)
     }
 
     /// Names of the exported functions.

@@ -11,7 +11,8 @@
 
 use crate::module::Module;
 use crate::vmctx::VmCtx;
-use myriad_codegen::abi::{ElemMode, ValType};
+use myriad_codegen::abi::ValType;
+use std::cell::UnsafeCell;
 use std::sync::Arc;
 
 /// Most elements a table may hold (initial size or after `table.grow`).
@@ -46,16 +47,184 @@ const _: () = {
     );
 };
 
-/// Per-instance table state.
+/// One table: its descriptor (what compiled code reads) and its element
+/// storage. Shared (`Arc`) between the instance that defines it and every
+/// instance that imports it; like an instance's memory, it is used by one
+/// green thread at a time (instances linked by imports are run from one
+/// thread at a time), which is what makes the interior mutability sound.
+pub struct Table {
+    desc: UnsafeCell<TableDesc>,
+    elems: UnsafeCell<Vec<u64>>,
+    ty: ValType,
+    max: u64,
+    declared_max: Option<u64>,
+}
+
+// SAFETY: see the type's doc: access is confined to one green thread at a
+// time by the linking contract; the raw pointer in `desc` points into
+// `elems`, owned by the table.
+unsafe impl Send for Table {}
+// SAFETY: as above.
+unsafe impl Sync for Table {}
+
+impl Table {
+    /// A table of `ty` with `len` elements of value `init`, growable to
+    /// `max` (clamped to [`MAX_TABLE_ELEMENTS`]).
+    pub fn new(ty: ValType, len: u64, max: Option<u64>, init: u64) -> Arc<Table> {
+        let mut elems = vec![init; len as usize];
+        let desc = TableDesc {
+            base: elems.as_mut_ptr(),
+            len,
+        };
+        Arc::new(Table {
+            desc: UnsafeCell::new(desc),
+            elems: UnsafeCell::new(elems),
+            ty,
+            max: max.unwrap_or(u64::MAX).min(MAX_TABLE_ELEMENTS).max(len),
+            declared_max: max,
+        })
+    }
+
+    /// Element type.
+    pub fn ty(&self) -> ValType {
+        self.ty
+    }
+
+    /// Most elements it may grow to.
+    pub fn max(&self) -> u64 {
+        self.max
+    }
+
+    /// The maximum its type declares, if any.
+    pub fn declared_max(&self) -> Option<u64> {
+        self.declared_max
+    }
+
+    /// Current length.
+    pub fn len(&self) -> u64 {
+        // SAFETY: see the type's doc.
+        unsafe { (*self.desc.get()).len }
+    }
+
+    /// Whether the table has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The descriptor compiled code reads.
+    pub(crate) fn desc_ptr(&self) -> *mut TableDesc {
+        self.desc.get()
+    }
+
+    /// Element `i` as raw bits.
+    pub fn get(&self, i: u64) -> Option<u64> {
+        // SAFETY: see the type's doc.
+        unsafe { (&*self.elems.get()).get(i as usize).copied() }
+    }
+
+    /// Set element `i`; false if out of bounds.
+    pub fn set(&self, i: u64, v: u64) -> bool {
+        // SAFETY: see the type's doc.
+        match unsafe { (&mut *self.elems.get()).get_mut(i as usize) } {
+            Some(e) => {
+                *e = v;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The elements (tests, embedders).
+    ///
+    /// # Safety
+    ///
+    /// No guest may be using the table meanwhile.
+    pub unsafe fn elements(&self) -> &[u64] {
+        // SAFETY: per the contract.
+        unsafe { &*self.elems.get() }
+    }
+
+    #[allow(clippy::mut_from_ref)]
+    fn elems_mut(&self) -> &mut Vec<u64> {
+        // SAFETY: see the type's doc; callers hold no other borrow.
+        unsafe { &mut *self.elems.get() }
+    }
+
+    fn sync(&self) {
+        let v = self.elems_mut();
+        // SAFETY: see the type's doc.
+        unsafe {
+            let d = &mut *self.desc.get();
+            d.base = v.as_mut_ptr();
+            d.len = v.len() as u64;
+        }
+    }
+
+    fn grow(&self, delta: u64, init: u64) -> i64 {
+        let v = self.elems_mut();
+        let old = v.len() as u64;
+        match old.checked_add(delta) {
+            Some(new) if new <= self.max => {
+                if v.try_reserve_exact(delta as usize).is_err() {
+                    return -1;
+                }
+                v.resize(new as usize, init);
+            }
+            _ => return -1,
+        }
+        self.sync();
+        old as i64
+    }
+
+    fn fill(&self, d: u64, val: u64, n: u64) -> u64 {
+        let v = self.elems_mut();
+        match range(d, n, v.len()) {
+            Some(r) => {
+                v[r].fill(val);
+                0
+            }
+            None => 1,
+        }
+    }
+
+    /// Copy `vals` to `at`; false (nothing written) if out of bounds.
+    pub(crate) fn write(&self, at: u64, vals: &[u64]) -> bool {
+        let v = self.elems_mut();
+        match range(at, vals.len() as u64, v.len()) {
+            Some(r) => {
+                v[r].copy_from_slice(vals);
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+impl std::fmt::Debug for Table {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Table")
+            .field("ty", &self.ty)
+            .field("len", &self.len())
+            .field("max", &self.max)
+            .finish()
+    }
+}
+
+/// Per-instance table state: the tables it uses (imports first), its
+/// `FuncRef` records, its element segments' values and which segments are
+/// dropped.
 pub struct TableState {
-    /// Descriptors, kept in sync with `tables`.
-    pub descs: Box<[TableDesc]>,
-    /// Element storage.
-    tables: Vec<Vec<u64>>,
-    /// Most elements each table may grow to.
-    max: Vec<u64>,
+    /// Tables, imports first.
+    pub tables: Vec<Arc<Table>>,
+    /// Descriptor pointers (`abi::vmctx::TABLES`), parallel to `tables`.
+    pub desc_ptrs: Box<[*mut TableDesc]>,
     /// One record per defined function.
     pub func_refs: Box<[FuncRef]>,
+    /// Address of imported function 0's record in vmctx.
+    import_refs: usize,
+    imported_funcs: usize,
+    /// Each element segment's values (evaluated at instantiation).
+    pub(crate) elem_values: Vec<Box<[u64]>>,
     /// Element segments dropped so far (active and declarative ones are
     /// dropped at instantiation).
     dropped: Vec<bool>,
@@ -65,35 +234,6 @@ pub struct TableState {
     module: Arc<Module>,
 }
 
-/// Why the tables could not be set up.
-#[derive(Debug)]
-pub(crate) enum TableInitError {
-    /// A table's initial size exceeds [`MAX_TABLE_ELEMENTS`].
-    TooLarge(u64),
-    /// Active element segment `index` does not fit its table.
-    SegmentOutOfBounds(usize),
-}
-
-/// Check the active segments against the initial table sizes (before a
-/// slot is taken).
-pub(crate) fn check_module(module: &Module) -> Result<(), TableInitError> {
-    let md = module.metadata();
-    for t in &md.tables {
-        if t.min > MAX_TABLE_ELEMENTS {
-            return Err(TableInitError::TooLarge(t.min));
-        }
-    }
-    for (i, e) in md.elems.iter().enumerate() {
-        if let ElemMode::Active { table, offset } = e.mode {
-            let len = md.tables.get(table as usize).map_or(0, |t| t.min);
-            if u64::from(offset) + e.items.len() as u64 > len {
-                return Err(TableInitError::SegmentOutOfBounds(i));
-            }
-        }
-    }
-    Ok(())
-}
-
 /// Whether instances of `module` need a [`TableState`].
 pub(crate) fn needed(module: &Module) -> bool {
     let md = module.metadata();
@@ -101,12 +241,12 @@ pub(crate) fn needed(module: &Module) -> bool {
         || !md.tables.is_empty()
         || !md.elems.is_empty()
         || md.data.iter().any(|d| d.passive)
+        || !md.imports.is_empty()
 }
 
 impl TableState {
-    /// Build the state for an instance whose vmctx is at `vmctx`: function
-    /// records, tables at their initial size, active segments applied.
-    /// [`check_module`] must have passed.
+    /// The state for an instance whose vmctx is at `vmctx`: function
+    /// records only; tables and segments are added by the instantiation.
     pub(crate) fn new(module: &Arc<Module>, vmctx: usize) -> Box<TableState> {
         let md = module.metadata();
         let func_refs: Box<[FuncRef]> = module
@@ -119,152 +259,104 @@ impl TableState {
                 type_id: u64::from(module.type_ids()[*t as usize]),
             })
             .collect();
-        let mut st = Box::new(TableState {
-            descs: Box::new([]),
-            tables: Vec::with_capacity(md.tables.len()),
-            max: Vec::with_capacity(md.tables.len()),
+        Box::new(TableState {
+            tables: Vec::new(),
+            desc_ptrs: Box::new([]),
             func_refs,
+            import_refs: vmctx + module.layout().func_imports as usize,
+            imported_funcs: md.num_imported_funcs(),
+            elem_values: Vec::new(),
             dropped: vec![false; md.elems.len()],
             data_dropped: md.data.iter().map(|d| !d.passive).collect(),
             module: module.clone(),
-        });
-        for t in &md.tables {
-            let init = st.ref_bits(t.init);
-            st.tables.push(vec![init; t.min as usize]);
-            let max = t.max.unwrap_or(u64::MAX).min(MAX_TABLE_ELEMENTS);
-            st.max.push(max.max(t.min));
-        }
-        st.descs = st
-            .tables
-            .iter_mut()
-            .map(|t| TableDesc {
-                base: t.as_mut_ptr(),
-                len: t.len() as u64,
-            })
-            .collect();
-        for (i, e) in md.elems.iter().enumerate() {
-            match e.mode {
-                ElemMode::Passive => {}
-                ElemMode::Declared => st.dropped[i] = true,
-                ElemMode::Active { table, offset } => {
-                    let vals: Vec<u64> = e.items.iter().map(|f| st.ref_bits(*f)).collect();
-                    if let Some(t) = st.tables.get_mut(table as usize) {
-                        let at = offset as usize;
-                        if let Some(dst) = t.get_mut(at..at + vals.len()) {
-                            dst.copy_from_slice(&vals);
-                        }
-                    }
-                    st.dropped[i] = true;
-                }
-            }
-        }
-        st
+        })
     }
 
-    /// The funcref value of defined function `f` (0 for `None`).
-    pub fn ref_bits(&self, f: Option<u32>) -> u64 {
-        match f.and_then(|f| self.func_refs.get(f as usize)) {
-            Some(r) => r as *const FuncRef as u64,
-            None => 0,
+    /// Set the tables (imports first) and their descriptor pointers.
+    pub(crate) fn set_tables(&mut self, tables: Vec<Arc<Table>>) {
+        self.desc_ptrs = tables.iter().map(|t| t.desc_ptr()).collect();
+        self.tables = tables;
+    }
+
+    /// The funcref value of function `f` (imports first): the address of
+    /// its record.
+    pub fn func_ref_bits(&self, f: u32) -> u64 {
+        let f = f as usize;
+        match f.checked_sub(self.imported_funcs) {
+            None => (self.import_refs + f * std::mem::size_of::<FuncRef>()) as u64,
+            Some(d) => self
+                .func_refs
+                .get(d)
+                .map_or(0, |r| r as *const FuncRef as u64),
         }
     }
 
-    /// The value a global cell holds initially, given its declared type and
-    /// compile-time init bits (`function index + 1` for funcrefs).
-    pub(crate) fn global_bits(&self, ty: ValType, init: u64) -> u64 {
-        match ty {
-            ValType::FuncRef => self.ref_bits(init.checked_sub(1).map(|f| f as u32)),
-            _ => init,
+    /// Mark element segment `e` dropped.
+    pub(crate) fn drop_elem(&mut self, e: usize) {
+        if let Some(d) = self.dropped.get_mut(e) {
+            *d = true;
         }
     }
 
     /// Table `t`'s elements (tests, embedders).
     pub fn table(&self, t: usize) -> Option<&[u64]> {
-        self.tables.get(t).map(|v| v.as_slice())
-    }
-
-    fn sync(&mut self, t: usize) {
-        if let (Some(d), Some(v)) = (self.descs.get_mut(t), self.tables.get_mut(t)) {
-            d.base = v.as_mut_ptr();
-            d.len = v.len() as u64;
-        }
+        // SAFETY: the instance is not running while its owner holds &self.
+        self.tables.get(t).map(|t| unsafe { t.elements() })
     }
 
     fn grow(&mut self, t: usize, delta: u64, init: u64) -> i64 {
-        let (Some(v), Some(max)) = (self.tables.get_mut(t), self.max.get(t)) else {
-            return -1;
-        };
-        let old = v.len() as u64;
-        match old.checked_add(delta) {
-            Some(new) if new <= *max => {
-                if v.try_reserve_exact(delta as usize).is_err() {
-                    return -1;
-                }
-                v.resize(new as usize, init);
-            }
-            _ => return -1,
+        match self.tables.get(t) {
+            Some(t) => t.grow(delta, init),
+            None => -1,
         }
-        self.sync(t);
-        old as i64
     }
 
     fn fill(&mut self, t: usize, d: u64, val: u64, n: u64) -> u64 {
-        let Some(v) = self.tables.get_mut(t) else {
-            return 1;
-        };
-        match range(d, n, v.len()) {
-            Some(r) => {
-                v[r].fill(val);
-                0
-            }
+        match self.tables.get(t) {
+            Some(t) => t.fill(d, val, n),
             None => 1,
         }
     }
 
     fn copy(&mut self, dt: usize, st: usize, d: u64, s: u64, n: u64) -> u64 {
-        let (Some(dl), Some(sl)) = (self.tables.get(dt), self.tables.get(st)) else {
+        let (Some(dtab), Some(stab)) = (self.tables.get(dt), self.tables.get(st)) else {
             return 1;
         };
-        let (Some(dr), Some(sr)) = (range(d, n, dl.len()), range(s, n, sl.len())) else {
+        let (Some(dr), Some(sr)) = (
+            range(d, n, dtab.len() as usize),
+            range(s, n, stab.len() as usize),
+        ) else {
             return 1;
         };
-        if dt == st {
-            self.tables[dt].copy_within(sr, dr.start);
+        if Arc::ptr_eq(dtab, stab) {
+            dtab.elems_mut().copy_within(sr, dr.start);
         } else {
-            let src: Vec<u64> = self.tables[st][sr].to_vec();
-            self.tables[dt][dr].copy_from_slice(&src);
+            let src: Vec<u64> = stab.elems_mut()[sr].to_vec();
+            dtab.elems_mut()[dr].copy_from_slice(&src);
         }
         0
     }
 
     fn init(&mut self, t: usize, e: usize, d: u64, s: u64, n: u64) -> u64 {
-        let module = self.module.clone();
-        let Some(seg) = module.metadata().elems.get(e) else {
+        let Some(seg) = self.elem_values.get(e) else {
             return 1;
         };
         let seg_len = if self.dropped.get(e).copied().unwrap_or(true) {
             0
         } else {
-            seg.items.len()
+            seg.len()
         };
         let Some(sr) = range(s, n, seg_len) else {
             return 1;
         };
-        let vals: Vec<u64> = seg.items[sr].iter().map(|f| self.ref_bits(*f)).collect();
-        let Some(v) = self.tables.get_mut(t) else {
+        let Some(tab) = self.tables.get(t) else {
             return 1;
         };
-        let Some(dr) = range(d, n, v.len()) else {
+        let Some(dr) = range(d, n, tab.len() as usize) else {
             return 1;
         };
-        v[dr].copy_from_slice(&vals);
+        tab.elems_mut()[dr].copy_from_slice(&seg[sr]);
         0
-    }
-
-    fn drop_elem(&mut self, e: usize) {
-        if let Some(d) = self.dropped.get_mut(e) {
-            *d = true;
-        }
     }
 }
 
@@ -282,17 +374,25 @@ fn memory_init(vm: &mut VmCtx, st: Option<&TableState>, seg: u64, d: u64, s: u64
         },
         None => &[],
     };
-    let (Some(sr), Some(dr)) = (range(s, n, bytes.len()), range(d, n, vm.heap_len as usize)) else {
+    // SAFETY: memory_vmctx is this vmctx or the live exporter of its memory.
+    let mem = unsafe { &*vm.memory_vmctx };
+    let (Some(sr), Some(dr)) = (range(s, n, bytes.len()), range(d, n, mem.heap_len as usize))
+    else {
         return 1;
     };
-    // SAFETY: heap_base..heap_base+heap_len is this instance's accessible
+    // SAFETY: heap_base..heap_base+heap_len is the memory's accessible
     // heap (dr lies within it); the guest is suspended in this builtin.
-    let heap = unsafe { std::slice::from_raw_parts_mut(vm.heap_base, vm.heap_len as usize) };
+    let heap = unsafe { std::slice::from_raw_parts_mut(mem.heap_base, mem.heap_len as usize) };
     heap[dr].copy_from_slice(&bytes[sr]);
     0
 }
 
-pub(crate) extern "C" fn memory_init_impl(vmctx: *mut VmCtx, args: u64) -> u64 {
+pub(crate) extern "C" fn memory_init_impl(
+    vmctx: *mut VmCtx,
+    _exec: *mut VmCtx,
+    args: u64,
+    _: u64,
+) -> u64 {
     // SAFETY: called by compiled code through the trampoline with a
     // 4-value buffer on its stack; vmctx is the running guest's, and its
     // table state (if any) is owned by the instance and not otherwise
@@ -306,7 +406,12 @@ pub(crate) extern "C" fn memory_init_impl(vmctx: *mut VmCtx, args: u64) -> u64 {
     }
 }
 
-pub(crate) extern "C" fn data_drop_impl(vmctx: *mut VmCtx, args: u64) -> u64 {
+pub(crate) extern "C" fn data_drop_impl(
+    vmctx: *mut VmCtx,
+    _exec: *mut VmCtx,
+    args: u64,
+    _: u64,
+) -> u64 {
     // SAFETY: as above, 1 value. Without a table state every segment is
     // already dropped.
     unsafe {
@@ -355,7 +460,12 @@ unsafe fn with_state<const N: usize>(
     }
 }
 
-pub(crate) extern "C" fn table_grow_impl(vmctx: *mut VmCtx, args: u64) -> u64 {
+pub(crate) extern "C" fn table_grow_impl(
+    vmctx: *mut VmCtx,
+    _exec: *mut VmCtx,
+    args: u64,
+    _: u64,
+) -> u64 {
     // SAFETY: called by compiled code through the trampoline with a
     // 3-value buffer.
     unsafe {
@@ -365,12 +475,22 @@ pub(crate) extern "C" fn table_grow_impl(vmctx: *mut VmCtx, args: u64) -> u64 {
     }
 }
 
-pub(crate) extern "C" fn table_fill_impl(vmctx: *mut VmCtx, args: u64) -> u64 {
+pub(crate) extern "C" fn table_fill_impl(
+    vmctx: *mut VmCtx,
+    _exec: *mut VmCtx,
+    args: u64,
+    _: u64,
+) -> u64 {
     // SAFETY: as above, 4 values.
     unsafe { with_state(vmctx, args, |st, [t, d, v, n]| st.fill(t as usize, d, v, n)) }
 }
 
-pub(crate) extern "C" fn table_copy_impl(vmctx: *mut VmCtx, args: u64) -> u64 {
+pub(crate) extern "C" fn table_copy_impl(
+    vmctx: *mut VmCtx,
+    _exec: *mut VmCtx,
+    args: u64,
+    _: u64,
+) -> u64 {
     // SAFETY: as above, 5 values.
     unsafe {
         with_state(vmctx, args, |st, [dt, stb, d, s, n]| {
@@ -379,7 +499,12 @@ pub(crate) extern "C" fn table_copy_impl(vmctx: *mut VmCtx, args: u64) -> u64 {
     }
 }
 
-pub(crate) extern "C" fn table_init_impl(vmctx: *mut VmCtx, args: u64) -> u64 {
+pub(crate) extern "C" fn table_init_impl(
+    vmctx: *mut VmCtx,
+    _exec: *mut VmCtx,
+    args: u64,
+    _: u64,
+) -> u64 {
     // SAFETY: as above, 5 values.
     unsafe {
         with_state(vmctx, args, |st, [t, e, d, s, n]| {
@@ -388,7 +513,12 @@ pub(crate) extern "C" fn table_init_impl(vmctx: *mut VmCtx, args: u64) -> u64 {
     }
 }
 
-pub(crate) extern "C" fn elem_drop_impl(vmctx: *mut VmCtx, args: u64) -> u64 {
+pub(crate) extern "C" fn elem_drop_impl(
+    vmctx: *mut VmCtx,
+    _exec: *mut VmCtx,
+    args: u64,
+    _: u64,
+) -> u64 {
     // SAFETY: as above, 1 value.
     unsafe {
         with_state(vmctx, args, |st, [e]| {

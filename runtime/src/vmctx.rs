@@ -2,8 +2,15 @@
 //!
 //! The first [`abi::vmctx::ABI_HEADER_SIZE`] bytes are the ABI header that
 //! compiled code reads and writes (see `myriad_codegen::abi`); the rest up
-//! to [`abi::vmctx::GLOBALS`] is private to the runtime. Globals follow.
-//! A vmctx lives inside its instance's slot, right above the stack top.
+//! to [`abi::vmctx::GLOBALS`] is private to the runtime. Globals and import
+//! records follow. A vmctx lives inside its instance's slot, right above
+//! the stack top.
+//!
+//! A `VmCtx` is also its instance's execution context (`exec`): the fuel,
+//! stack limit, saved stack pointers, slice deadline and status of the
+//! green thread that runs the instance's calls. Code of another instance
+//! called from it (through an import or a shared table) runs with this
+//! `exec` and its own vmctx.
 
 use myriad_codegen::abi;
 use std::sync::atomic::AtomicU32;
@@ -32,6 +39,15 @@ pub mod status {
     pub const FINISHED: u32 = 2;
     /// A trap ended the instance; the kind is in `trap_kind`.
     pub const TRAPPED: u32 = 3;
+    /// A host function parked the instance: it runs again only after
+    /// `Instance::unpark` supplies the host function's results.
+    pub const PARKED: u32 = 4;
+    /// A host function ended the instance with an exit code
+    /// (`exit_code`), as WASI `proc_exit` does.
+    pub const EXITED: u32 = 5;
+    /// A resource limit ended the instance; which one is in `trap_kind`
+    /// (a `crate::Limit` code).
+    pub const LIMITED: u32 = 6;
 }
 
 /// The vmctx block. Field order and offsets of the header are fixed by the
@@ -61,6 +77,8 @@ pub struct VmCtx {
     /// `elem.drop`, `memory.init`, `data.drop`
     /// (`abi::vmctx::FN_TABLE_GROW` ..= `FN_DATA_DROP`).
     pub fn_table: [usize; 7],
+    /// Builtin: call a host function import (`abi::vmctx::FN_HOST_CALL`).
+    pub fn_host_call: usize,
 
     // ---- runtime-private ----
     /// Guest stack pointer saved while the instance is suspended.
@@ -88,6 +106,9 @@ pub struct VmCtx {
     /// Most bytes the heap may grow to in this instance:
     /// `min(declared maximum, slot heap capacity)`.
     pub heap_capacity: u64,
+    /// Memory limit in bytes: growing past it ends the instance with
+    /// `Limit::Memory` (`u64::MAX`: none).
+    pub heap_limit: u64,
     /// Guard mode only: bytes from `heap_base` that are currently
     /// accessible (page aligned, `>= heap_len`). 0 outside guard mode.
     pub heap_open: u64,
@@ -111,6 +132,25 @@ pub struct VmCtx {
     pub _pad: u32,
     /// The instance's `table::TableState` (owned by the `Instance`), or null.
     pub table_state: *mut std::ffi::c_void,
+    /// The vmctx whose heap fields describe this instance's memory: this
+    /// one, or the exporter's for an imported memory.
+    pub memory_vmctx: *mut VmCtx,
+    /// The instance's `host::HostState` (host functions bound to its
+    /// imports, embedder data), or null.
+    pub host_state: *mut std::ffi::c_void,
+    /// While parked or inside a host call: the stub's value buffer, where
+    /// the host function's results go.
+    pub host_values: *mut u64,
+    /// Exit code when `status == EXITED`.
+    pub exit_code: i32,
+    /// Padding.
+    pub _pad2: u32,
+    /// Fuel units consumed by completed refills (for fuel budgets): the
+    /// slow path adds what each refill's grant used.
+    pub fuel_used: u64,
+    /// Fuel budget: when `fuel_used` passes it the instance ends with
+    /// `Limit::Fuel` (`u64::MAX`: none).
+    pub fuel_limit: u64,
     /// Arguments in, results out, for the entry export.
     pub values: [u64; MAX_VALUES],
 }
@@ -135,6 +175,7 @@ const _: () = {
     assert!(offset_of!(VmCtx, fn_table) + 32 == abi::vmctx::FN_ELEM_DROP as usize);
     assert!(offset_of!(VmCtx, fn_table) + 40 == abi::vmctx::FN_MEMORY_INIT as usize);
     assert!(offset_of!(VmCtx, fn_table) + 48 == abi::vmctx::FN_DATA_DROP as usize);
+    assert!(offset_of!(VmCtx, fn_host_call) == abi::vmctx::FN_HOST_CALL as usize);
     assert!(offset_of!(VmCtx, guest_sp) == abi::vmctx::ABI_HEADER_SIZE);
     assert!(std::mem::size_of::<VmCtx>() <= abi::vmctx::GLOBALS as usize);
 };

@@ -166,16 +166,16 @@ fn c_artifact(dir: &Path, fingerprint: u64, tag: &str, bias: i64) -> Vec<u8> {
 #include <stdint.h>
 __attribute__((used, visibility("default"))) const unsigned char myriad_artifact_hash[{hl}] = {{{h}}};
 __attribute__((used, visibility("default"))) const unsigned char myriad_metadata[{ml}] = {{{m}}};
-int64_t myriad_func_0(char *vm, int64_t a, int64_t b) {{ return a + b + {bias}; }}
-int64_t myriad_func_1(char *vm, int64_t n) {{
-  volatile int64_t *fuel = (int64_t *)vm;
+int64_t myriad_func_0(char *vm, char *exec, int64_t a, int64_t b) {{ return a + b + {bias}; }}
+int64_t myriad_func_1(char *vm, char *exec, int64_t n) {{
+  volatile int64_t *fuel = (int64_t *)exec;
   void (*fe)(char *) = *(void (**)(char *))(vm + 32);
   int64_t i;
-  for (i = 0; i < n; i++) {{ if (--*fuel < 0) fe(vm); }}
+  for (i = 0; i < n; i++) {{ if (--*fuel < 0) fe(exec); }}
   return i;
 }}
-void myriad_export_0(char *vm, uint64_t *v) {{ v[0] = myriad_func_0(vm, v[0], v[1]); }}
-void myriad_export_1(char *vm, uint64_t *v) {{ v[0] = myriad_func_1(vm, v[0]); }}
+void myriad_export_0(char *vm, char *exec, uint64_t *v) {{ v[0] = myriad_func_0(vm, exec, v[0], v[1]); }}
+void myriad_export_1(char *vm, char *exec, uint64_t *v) {{ v[0] = myriad_func_1(vm, exec, v[0]); }}
 "#,
         hl = hash.len(),
         h = arr(&hash),

@@ -226,7 +226,7 @@ impl Runner {
             match run_inst(&mut inst, self.deadline_tsc, &mut self.timed_out) {
                 Ok(Outcome::Finished(_)) => {}
                 Ok(Outcome::Trapped(k)) => return Err(Ok(k.message().to_owned())),
-                Ok(Outcome::Yielded) => unreachable!(),
+                Ok(other) => return Err(Err(format!("start function: {other:?}"))),
                 Err(e) => return Err(Err(e)),
             }
         }

@@ -1,6 +1,6 @@
 //! Handles to spawned instances: join, cancel, state and statistics.
 
-use myriad_runtime::{TrapKind, Val};
+use myriad_runtime::{Limit, TrapKind, Val};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -18,6 +18,10 @@ pub enum InstanceState {
     Trapped,
     /// Cancelled before it finished.
     Cancelled,
+    /// A host function ended it with an exit code.
+    Exited,
+    /// A resource limit ended it.
+    Limited,
 }
 
 impl InstanceState {
@@ -27,7 +31,9 @@ impl InstanceState {
             1 => InstanceState::Running,
             2 => InstanceState::Finished,
             3 => InstanceState::Trapped,
-            _ => InstanceState::Cancelled,
+            4 => InstanceState::Cancelled,
+            5 => InstanceState::Exited,
+            _ => InstanceState::Limited,
         }
     }
 
@@ -35,7 +41,11 @@ impl InstanceState {
     pub fn is_done(self) -> bool {
         matches!(
             self,
-            InstanceState::Finished | InstanceState::Trapped | InstanceState::Cancelled
+            InstanceState::Finished
+                | InstanceState::Trapped
+                | InstanceState::Cancelled
+                | InstanceState::Exited
+                | InstanceState::Limited
         )
     }
 }
@@ -49,6 +59,12 @@ pub enum InstanceError {
     /// The instance was cancelled (by its handle or scheduler shutdown).
     #[error("instance was cancelled")]
     Cancelled,
+    /// A host function ended the instance with this exit code.
+    #[error("instance exited with code {0}")]
+    Exited(i32),
+    /// A resource limit ended the instance.
+    #[error("instance stopped: {0}")]
+    Limit(Limit),
 }
 
 /// What an instance's entry function returned, or why it did not.
@@ -101,6 +117,8 @@ impl HandleShared {
             Ok(_) => InstanceState::Finished,
             Err(InstanceError::Trap(_)) => InstanceState::Trapped,
             Err(InstanceError::Cancelled) => InstanceState::Cancelled,
+            Err(InstanceError::Exited(_)) => InstanceState::Exited,
+            Err(InstanceError::Limit(_)) => InstanceState::Limited,
         };
         let mut slot = self.result.lock().unwrap_or_else(|e| e.into_inner());
         *slot = Some(result);

@@ -236,6 +236,19 @@ fn run_slice(mut task: Box<Task>, local: &Worker<Box<Task>>, shared: &Shared, m:
             m.guest_ns += conv.ns(slice);
             retire(*task, Err(InstanceError::Trap(kind)), shared, m);
         }
+        Outcome::Exited(code) => {
+            m.guest_ns += conv.ns(slice);
+            retire(*task, Err(InstanceError::Exited(code)), shared, m);
+        }
+        Outcome::Limited(limit) => {
+            m.guest_ns += conv.ns(slice);
+            retire(*task, Err(InstanceError::Limit(limit)), shared, m);
+        }
+        Outcome::Parked => {
+            // TODO(park): parking needs the scheduler's park table.
+            m.guest_ns += conv.ns(slice);
+            retire(*task, Err(InstanceError::Cancelled), shared, m);
+        }
     }
 }
 
@@ -257,7 +270,7 @@ fn retire(task: Task, result: InstanceResult, shared: &Shared, m: &mut Metrics) 
     match &result {
         Err(InstanceError::Trap(_)) => m.trapped += 1,
         Err(InstanceError::Cancelled) => m.cancelled += 1,
-        Ok(_) => {}
+        Err(_) | Ok(_) => {}
     }
     handle.publish_stats(slices, shared.conv.ns(cpu_cycles));
     handle.complete(result);

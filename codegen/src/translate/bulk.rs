@@ -14,7 +14,7 @@ use cranelift_codegen::ir::{types, Block, InstBuilder, Value};
 use cranelift_frontend::Variable;
 
 use super::func::{trap_code, FuncTranslator};
-use crate::abi::{vmctx, TrapKind};
+use crate::abi::TrapKind;
 use crate::error::CompileError;
 
 impl FuncTranslator<'_, '_> {
@@ -33,12 +33,6 @@ impl FuncTranslator<'_, '_> {
         let (a, b) = self.pop2()?;
         let ext = |t: &mut Self, v| t.b.ins().uextend(types::I64, v);
         Ok((ext(self, a), ext(self, b), ext(self, c)))
-    }
-
-    fn heap_base(&mut self) -> Value {
-        self.b
-            .ins()
-            .load(types::I64, self.vmctx_flags, self.vmctx, vmctx::HEAP_BASE)
     }
 
     fn new_var(&mut self, init: Value) -> Variable {
@@ -82,10 +76,7 @@ impl FuncTranslator<'_, '_> {
         let d = self.pop()?;
         let n = self.b.ins().uextend(types::I64, n);
         let d = self.b.ins().uextend(types::I64, d);
-        let len = self
-            .b
-            .ins()
-            .load(types::I64, self.vmctx_flags, self.vmctx, vmctx::HEAP_LEN);
+        let len = self.heap_len();
         self.check_range(d, n, len);
         let base = self.heap_base();
         let start = self.b.ins().iadd(base, d);
@@ -137,10 +128,7 @@ impl FuncTranslator<'_, '_> {
     /// `memory.copy d s n`.
     pub(crate) fn memory_copy(&mut self) -> Result<(), CompileError> {
         let (d, s, n) = self.pop3_u64()?;
-        let len = self
-            .b
-            .ins()
-            .load(types::I64, self.vmctx_flags, self.vmctx, vmctx::HEAP_LEN);
+        let len = self.heap_len();
         self.check_range(d, n, len);
         self.check_range(s, n, len);
         let base = self.heap_base();

@@ -43,14 +43,15 @@ pub(crate) fn block_args(values: &[Value]) -> Vec<BlockArg> {
     values.iter().map(|v| BlockArg::Value(*v)).collect()
 }
 
-/// Import defined function `index` into `func` (colocated: same artifact).
+/// Import defined function `index` (index among defined functions) into
+/// `func` (colocated: same artifact).
 pub(crate) fn import_callee(
     func: &mut ir::Function,
     call_conv: CallConv,
     module: &ModuleInfo<'_>,
     index: u32,
 ) -> Result<FuncRef, CompileError> {
-    let sig = wasm_signature(call_conv, module.func_type(index)?);
+    let sig = wasm_signature(call_conv, module.defined_func_type(index)?);
     let signature = func.import_signature(sig);
     let name = func.declare_imported_user_function(UserExternalName {
         namespace: 0,
@@ -70,7 +71,7 @@ pub(crate) fn translate_function(
     index: u32,
     fctx: &mut FunctionBuilderContext,
 ) -> Result<ir::Function, CompileError> {
-    let ty = env.module.func_type(index)?.clone();
+    let ty = env.module.defined_func_type(index)?.clone();
     let body = env
         .module
         .bodies
@@ -79,7 +80,8 @@ pub(crate) fn translate_function(
     let sig = wasm_signature(env.call_conv, &ty);
     let mut func = ir::Function::with_name_signature(UserFuncName::user(0, index), sig);
 
-    // Stack-limit check in the prologue against vmctx.stack_limit.
+    // Stack-limit check in the prologue against exec.stack_limit (the
+    // running green thread's stack, whichever instance's code this is).
     let vmctx_gv = func.create_global_value(ir::GlobalValueData::VMContext);
     let limit_flags = func
         .dfg
@@ -110,15 +112,18 @@ pub(crate) fn translate_function(
     builder.switch_to_block(entry);
     builder.seal_block(entry);
     let params = builder.block_params(entry).to_vec();
-    let vmctx_val = *params
-        .first()
-        .ok_or_else(|| CompileError::codegen("missing vmctx parameter"))?;
+    let (vmctx_val, exec_val) = match params.as_slice() {
+        [v, e, ..] => (*v, *e),
+        _ => return Err(CompileError::codegen("missing context parameters")),
+    };
 
     let fuel = builder.declare_var(types::I64);
     let mut t = FuncTranslator {
         env,
         b: builder,
         vmctx: vmctx_val,
+        exec: exec_val,
+        layout: env.module.layout(),
         fuel,
         locals: Vec::new(),
         stack: Vec::new(),
@@ -135,12 +140,9 @@ pub(crate) fn translate_function(
         grow_sig: None,
         callees: HashMap::new(),
     };
-    t.declare_locals(&ty, &params[1..], body)?;
+    t.declare_locals(&ty, &params[2..], body)?;
 
-    let f =
-        t.b.ins()
-            .load(types::I64, t.vmctx_flags, t.vmctx, vmctx::FUEL);
-    t.b.def_var(t.fuel, f);
+    t.reload_fuel();
     t.fuel_check();
 
     let results: Vec<ir::Type> = ty.results.iter().map(|r| ir_type(*r)).collect();
@@ -176,8 +178,13 @@ pub(crate) struct FuncTranslator<'a, 'f> {
     pub env: &'a FuncEnv<'a>,
     /// The Cranelift function builder.
     pub b: FunctionBuilder<'f>,
-    /// The vmctx parameter.
+    /// The vmctx parameter: this module's instance.
     pub vmctx: Value,
+    /// The exec parameter: the running green thread's context (fuel,
+    /// stack limit).
+    pub exec: Value,
+    /// Where this module's import records live in vmctx.
+    pub layout: vmctx::Layout,
     /// The fuel counter, held in a variable and spilled around calls.
     pub fuel: Variable,
     /// Wasm locals (parameters first).
@@ -235,22 +242,16 @@ impl FuncTranslator<'_, '_> {
         }
     }
 
-    /// A constant of type `ty` from raw little-endian cell bits.
+    /// A constant of type `ty` from raw little-endian cell bits
+    /// (numeric types and null references).
     fn const_from_bits(&mut self, ty: abi::ValType, bits: u64) -> Value {
         match ty {
             abi::ValType::I32 => self.b.ins().iconst(types::I32, i64::from(bits as u32)),
-            abi::ValType::I64 => self.b.ins().iconst(types::I64, bits as i64),
             abi::ValType::F32 => self.b.ins().f32const(Ieee32::with_bits(bits as u32)),
             abi::ValType::F64 => self.b.ins().f64const(Ieee64::with_bits(bits)),
-            abi::ValType::ExternRef => self.b.ins().iconst(types::I64, bits as i64),
-            // Function index + 1, 0 for null (see abi::GlobalDecl).
-            abi::ValType::FuncRef => match bits.checked_sub(1) {
-                None => self.b.ins().iconst(types::I64, 0),
-                Some(f) => match self.func_ref(f as u32) {
-                    Ok(v) => v,
-                    Err(_) => self.b.ins().iconst(types::I64, 0),
-                },
-            },
+            abi::ValType::I64 | abi::ValType::ExternRef | abi::ValType::FuncRef => {
+                self.b.ins().iconst(types::I64, bits as i64)
+            }
         }
     }
 
@@ -288,7 +289,7 @@ impl FuncTranslator<'_, '_> {
         Ok(&self.stack[at..])
     }
 
-    /// `fuel -= 1; if fuel < 0 { fuel_exhausted(vmctx) }`, with the slow
+    /// `fuel -= 1; if fuel < 0 { fuel_exhausted(exec) }`, with the slow
     /// path in a cold block.
     pub fn fuel_check(&mut self) {
         let f = self.b.use_var(self.fuel);
@@ -304,7 +305,7 @@ impl FuncTranslator<'_, '_> {
         self.b.seal_block(slow);
         self.b
             .ins()
-            .store(self.vmctx_flags, f, self.vmctx, vmctx::FUEL);
+            .store(self.vmctx_flags, f, self.exec, vmctx::FUEL);
         let callee = self.b.ins().load(
             types::I64,
             self.vmctx_flags,
@@ -312,7 +313,7 @@ impl FuncTranslator<'_, '_> {
             vmctx::FN_FUEL_EXHAUSTED,
         );
         let sig = self.fuel_sig();
-        self.b.ins().call_indirect(sig, callee, &[self.vmctx]);
+        self.b.ins().call_indirect(sig, callee, &[self.exec]);
         self.reload_fuel();
         self.b.ins().jump(cont, &[]);
 
@@ -320,20 +321,20 @@ impl FuncTranslator<'_, '_> {
         self.b.seal_block(cont);
     }
 
-    /// Store the fuel variable to vmctx (before calls and returns).
+    /// Store the fuel variable to exec (before calls and returns).
     pub fn spill_fuel(&mut self) {
         let f = self.b.use_var(self.fuel);
         self.b
             .ins()
-            .store(self.vmctx_flags, f, self.vmctx, vmctx::FUEL);
+            .store(self.vmctx_flags, f, self.exec, vmctx::FUEL);
     }
 
-    /// Reload the fuel variable from vmctx (after calls).
+    /// Reload the fuel variable from exec (after calls).
     pub fn reload_fuel(&mut self) {
         let f = self
             .b
             .ins()
-            .load(types::I64, self.vmctx_flags, self.vmctx, vmctx::FUEL);
+            .load(types::I64, self.vmctx_flags, self.exec, vmctx::FUEL);
         self.b.def_var(self.fuel, f);
     }
 
@@ -348,12 +349,14 @@ impl FuncTranslator<'_, '_> {
         s
     }
 
-    /// Signature of the `memory_grow` builtin: `fn(vmctx, delta) -> i64`.
+    /// Signature of the `memory_grow` builtin:
+    /// `fn(memory_vmctx, exec, delta) -> i64`.
     pub fn grow_sig(&mut self) -> SigRef {
         if let Some(s) = self.grow_sig {
             return s;
         }
         let mut sig = ir::Signature::new(self.env.call_conv);
+        sig.params.push(AbiParam::new(types::I64));
         sig.params.push(AbiParam::new(types::I64));
         sig.params.push(AbiParam::new(types::I64));
         sig.returns.push(AbiParam::new(types::I64));
@@ -449,57 +452,105 @@ impl FuncTranslator<'_, '_> {
             .ok_or_else(|| CompileError::codegen(format!("local {index} out of range")))
     }
 
-    fn global(&self, index: u32) -> Result<(abi::GlobalDecl, i32), CompileError> {
-        let g = self
-            .env
-            .module
-            .globals
-            .get(index as usize)
-            .copied()
-            .ok_or_else(|| CompileError::codegen(format!("global {index} out of range")))?;
-        let offset = i64::from(vmctx::GLOBALS) + i64::from(vmctx::GLOBAL_SIZE) * i64::from(index);
-        let offset = i32::try_from(offset)
-            .map_err(|_| CompileError::unsupported("more globals than fit in vmctx"))?;
-        Ok((g, offset))
+    /// Where global `index` lives: for an imported global, a load of its
+    /// cell pointer; for a defined one, its vmctx offset. Also the type,
+    /// and the constant value of an immutable defined global whose
+    /// initialiser is a plain constant.
+    fn global(
+        &mut self,
+        index: u32,
+    ) -> Result<(abi::ValType, Value, i32, Option<u64>), CompileError> {
+        let module = self.env.module;
+        let imported = module.imported_globals.len();
+        match (index as usize).checked_sub(imported) {
+            None => {
+                let (ty, _) = module.imported_globals[index as usize];
+                let at = self.layout.global_import(index);
+                let cell = self
+                    .b
+                    .ins()
+                    .load(types::I64, self.vmctx_flags, self.vmctx, at);
+                Ok((ty, cell, 0, None))
+            }
+            Some(d) => {
+                let g = module
+                    .globals
+                    .get(d)
+                    .ok_or_else(|| CompileError::codegen(format!("global {index} out of range")))?;
+                let offset = i64::from(vmctx::GLOBALS) + i64::from(vmctx::GLOBAL_SIZE) * d as i64;
+                let offset = i32::try_from(offset)
+                    .map_err(|_| CompileError::unsupported("more globals than fit in vmctx"))?;
+                let constant = if g.mutable { None } else { g.init.as_plain() };
+                Ok((g.ty, self.vmctx, offset, constant))
+            }
+        }
     }
 
     fn global_get(&mut self, index: u32) -> Result<(), CompileError> {
-        let (g, offset) = self.global(index)?;
-        let v = if g.mutable {
-            self.b
+        let (ty, base, offset, constant) = self.global(index)?;
+        let v = match constant {
+            Some(bits) => self.const_from_bits(ty, bits),
+            None => self
+                .b
                 .ins()
-                .load(ir_type(g.ty), self.globals_flags, self.vmctx, offset)
-        } else {
-            // Immutable globals have constant initialisers (no imports).
-            self.const_from_bits(g.ty, g.init)
+                .load(ir_type(ty), self.globals_flags, base, offset),
         };
         self.stack.push(v);
         Ok(())
     }
 
     fn global_set(&mut self, index: u32) -> Result<(), CompileError> {
-        let (_, offset) = self.global(index)?;
+        let (_, base, offset, _) = self.global(index)?;
         let v = self.pop()?;
-        self.b
-            .ins()
-            .store(self.globals_flags, v, self.vmctx, offset);
+        self.b.ins().store(self.globals_flags, v, base, offset);
         Ok(())
     }
 
     fn call(&mut self, index: u32) -> Result<(), CompileError> {
-        let nparams = self.env.module.func_type(index)?.params.len();
-        let callee = match self.callees.get(&index) {
+        let module = self.env.module;
+        let nparams = module.func_type(index)?.params.len();
+        let imported = module.imported_funcs.len() as u32;
+        if index < imported {
+            return self.call_import(index);
+        }
+        let defined = index - imported;
+        let callee = match self.callees.get(&defined) {
             Some(c) => *c,
             None => {
-                let c = import_callee(self.b.func, self.env.call_conv, self.env.module, index)?;
-                self.callees.insert(index, c);
+                let c = import_callee(self.b.func, self.env.call_conv, module, defined)?;
+                self.callees.insert(defined, c);
                 c
             }
         };
-        let mut args = vec![self.vmctx];
+        let mut args = vec![self.vmctx, self.exec];
         args.extend(self.popn(nparams)?);
         self.spill_fuel();
         let inst = self.b.ins().call(callee, &args);
+        let results = self.b.inst_results(inst).to_vec();
+        self.reload_fuel();
+        self.stack.extend(results);
+        Ok(())
+    }
+
+    /// Call imported function `index` through its vmctx record: the
+    /// record's code with the record's vmctx and this green thread's exec.
+    fn call_import(&mut self, index: u32) -> Result<(), CompileError> {
+        let ty = self.env.module.func_type(index)?.clone();
+        let at = self.layout.func_import(index);
+        let code = self
+            .b
+            .ins()
+            .load(types::I64, self.vmctx_flags, self.vmctx, at);
+        let callee_vmctx = self
+            .b
+            .ins()
+            .load(types::I64, self.vmctx_flags, self.vmctx, at + 8);
+        let sig = wasm_signature(self.env.call_conv, &ty);
+        let sig = self.b.import_signature(sig);
+        let mut args = vec![callee_vmctx, self.exec];
+        args.extend(self.popn(ty.params.len())?);
+        self.spill_fuel();
+        let inst = self.b.ins().call_indirect(sig, code, &args);
         let results = self.b.inst_results(inst).to_vec();
         self.reload_fuel();
         self.stack.extend(results);

@@ -68,11 +68,12 @@ impl FuncTranslator<'_, '_> {
                     self.b
                         .ins()
                         .load(I64, self.vmctx_flags, self.vmctx, vmctx::FN_MEMORY_GROW);
+                let owner = self.memory_vmctx();
                 self.spill_fuel();
                 let call = self
                     .b
                     .ins()
-                    .call_indirect(sig, callee, &[self.vmctx, delta]);
+                    .call_indirect(sig, callee, &[owner, self.exec, delta]);
                 let old = self
                     .b
                     .inst_results(call)
@@ -100,15 +101,38 @@ impl FuncTranslator<'_, '_> {
     fn page_size_log2(&self) -> Result<u8, CompileError> {
         self.env
             .module
-            .memory
+            .memory_type()
             .map(|m| m.page_size_log2)
             .ok_or_else(|| CompileError::codegen("memory operator without a memory"))
     }
 
-    fn heap_len(&mut self) -> Value {
+    /// The vmctx whose `HEAP_BASE`/`HEAP_LEN` describe the memory: this
+    /// instance's, or for an imported memory the defining instance's.
+    pub fn memory_vmctx(&mut self) -> Value {
+        if self.env.module.imported_memory.is_some() {
+            let at = self.layout.memory_import;
+            self.b
+                .ins()
+                .load(types::I64, self.vmctx_flags, self.vmctx, at)
+        } else {
+            self.vmctx
+        }
+    }
+
+    /// The memory's current length in bytes.
+    pub fn heap_len(&mut self) -> Value {
+        let owner = self.memory_vmctx();
         self.b
             .ins()
-            .load(types::I64, self.vmctx_flags, self.vmctx, vmctx::HEAP_LEN)
+            .load(types::I64, self.vmctx_flags, owner, vmctx::HEAP_LEN)
+    }
+
+    /// The memory's base address.
+    pub fn heap_base(&mut self) -> Value {
+        let owner = self.memory_vmctx();
+        self.b
+            .ins()
+            .load(types::I64, self.vmctx_flags, owner, vmctx::HEAP_BASE)
     }
 
     /// Pop the index, check `index + offset + size <= heap_len` (or the
@@ -141,10 +165,7 @@ impl FuncTranslator<'_, '_> {
         self.b
             .ins()
             .trapnz(out_of_bounds, trap_code(TrapKind::HeapOutOfBounds));
-        let base = self
-            .b
-            .ins()
-            .load(types::I64, self.vmctx_flags, self.vmctx, vmctx::HEAP_BASE);
+        let base = self.heap_base();
         let addr = self.b.ins().iadd(base, index);
         match i32::try_from(offset) {
             Ok(imm) => Ok((addr, imm)),

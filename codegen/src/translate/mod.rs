@@ -28,21 +28,32 @@ use crate::error::CompileError;
 pub(crate) struct ModuleInfo<'a> {
     /// Every type in the type section (all function types).
     pub types: Vec<abi::FuncType>,
+    /// Imports in module order.
+    pub imports: Vec<abi::Import>,
+    /// Type index of each imported function (the first function indices).
+    pub imported_funcs: Vec<u32>,
+    /// Type and mutability of each imported global (the first global
+    /// indices).
+    pub imported_globals: Vec<(abi::ValType, bool)>,
+    /// Number of imported tables (the first table indices).
+    pub imported_tables: usize,
+    /// The imported memory's type, if the memory is imported.
+    pub imported_memory: Option<abi::MemoryDecl>,
     /// Type index of each defined function.
     pub func_types: Vec<u32>,
-    /// The single linear memory, if any.
+    /// The defined linear memory, if any.
     pub memory: Option<abi::MemoryDecl>,
-    /// Defined globals with their constant initial values.
+    /// Defined globals with their initialisers.
     pub globals: Vec<abi::GlobalDecl>,
-    /// Active data segments.
+    /// Data segments.
     pub data: Vec<abi::DataSegment>,
-    /// Tables.
+    /// Defined tables.
     pub tables: Vec<abi::TableDecl>,
     /// Element segments.
     pub elems: Vec<abi::ElemSegment>,
     /// Set by the translator when a body uses `ref.func`.
     pub uses_ref_func: std::cell::Cell<bool>,
-    /// Function exports.
+    /// Exports.
     pub exports: Vec<abi::Export>,
     /// Start function.
     pub start: Option<u32>,
@@ -51,13 +62,27 @@ pub(crate) struct ModuleInfo<'a> {
 }
 
 impl ModuleInfo<'_> {
-    /// Signature of defined function `index`.
+    /// Signature of function `index` (imports first).
     pub fn func_type(&self, index: u32) -> Result<&abi::FuncType, CompileError> {
-        let ty = self
-            .func_types
-            .get(index as usize)
-            .ok_or_else(|| CompileError::codegen(format!("function {index} out of range")))?;
+        let imported = self.imported_funcs.len();
+        let ty = match (index as usize).checked_sub(imported) {
+            None => self.imported_funcs.get(index as usize),
+            Some(d) => self.func_types.get(d),
+        }
+        .ok_or_else(|| CompileError::codegen(format!("function {index} out of range")))?;
         self.type_at(*ty)
+    }
+
+    /// Signature of defined function `index`.
+    pub fn defined_func_type(&self, index: u32) -> Result<&abi::FuncType, CompileError> {
+        let imported = u32::try_from(self.imported_funcs.len())
+            .map_err(|_| CompileError::unsupported("too many imports"))?;
+        self.func_type(imported + index)
+    }
+
+    /// Number of functions (imported and defined).
+    pub fn num_funcs(&self) -> usize {
+        self.imported_funcs.len() + self.func_types.len()
     }
 
     /// Type `index` of the type section.
@@ -65,6 +90,26 @@ impl ModuleInfo<'_> {
         self.types
             .get(index as usize)
             .ok_or_else(|| CompileError::codegen(format!("type {index} out of range")))
+    }
+
+    /// The memory's type, imported or defined.
+    pub fn memory_type(&self) -> Option<abi::MemoryDecl> {
+        self.imported_memory.or(self.memory)
+    }
+
+    /// Number of tables (imported and defined).
+    pub fn num_tables(&self) -> usize {
+        self.imported_tables + self.tables.len()
+    }
+
+    /// The vmctx layout of instances of this module.
+    pub fn layout(&self) -> abi::vmctx::Layout {
+        abi::vmctx::Layout::new(
+            self.globals.len(),
+            self.imported_funcs.len(),
+            self.imported_globals.len(),
+            self.imported_memory.is_some(),
+        )
     }
 }
 
@@ -80,6 +125,11 @@ pub(crate) fn parse_module(wasm: &[u8]) -> Result<ModuleInfo<'_>, CompileError> 
 
     let mut info = ModuleInfo {
         types: Vec::new(),
+        imports: Vec::new(),
+        imported_funcs: Vec::new(),
+        imported_globals: Vec::new(),
+        imported_tables: 0,
+        imported_memory: None,
         func_types: Vec::new(),
         memory: None,
         globals: Vec::new(),
@@ -112,22 +162,43 @@ pub(crate) fn parse_module(wasm: &[u8]) -> Result<ModuleInfo<'_>, CompileError> 
                 }
             }
             Payload::ImportSection(reader) => {
-                // Name function imports first: they are the common case.
-                let mut first: Option<&'static str> = None;
                 for import in reader.into_imports() {
-                    let what = match import?.ty {
-                        TypeRef::Func(_) | TypeRef::FuncExact(_) => {
-                            return Err(CompileError::unsupported("function imports"))
+                    let import = import?;
+                    let kind = match import.ty {
+                        TypeRef::Func(t) | TypeRef::FuncExact(t) => {
+                            info.imported_funcs.push(t);
+                            abi::ImportKind::Func(t)
                         }
-                        TypeRef::Table(_) => "table imports",
-                        TypeRef::Memory(_) => "memory imports",
-                        TypeRef::Global(_) => "global imports",
-                        TypeRef::Tag(_) => "tag imports",
+                        TypeRef::Global(g) => {
+                            if g.shared {
+                                return Err(CompileError::unsupported("shared globals"));
+                            }
+                            let ty = val_type(g.content_type)?;
+                            info.imported_globals.push((ty, g.mutable));
+                            abi::ImportKind::Global {
+                                ty,
+                                mutable: g.mutable,
+                            }
+                        }
+                        TypeRef::Memory(m) => {
+                            if info.imported_memory.is_some() {
+                                return Err(CompileError::unsupported("multiple memories"));
+                            }
+                            let m = memory_decl(&m)?;
+                            info.imported_memory = Some(m);
+                            abi::ImportKind::Memory(m)
+                        }
+                        TypeRef::Table(t) => {
+                            info.imported_tables += 1;
+                            abi::ImportKind::Table(table_decl(&t, abi::ConstExpr::null())?)
+                        }
+                        TypeRef::Tag(_) => return Err(CompileError::unsupported("tag imports")),
                     };
-                    first.get_or_insert(what);
-                }
-                if let Some(what) = first {
-                    return Err(CompileError::unsupported(what));
+                    info.imports.push(abi::Import {
+                        module: import.module.to_string(),
+                        name: import.name.to_string(),
+                        kind,
+                    });
                 }
             }
             Payload::FunctionSection(reader) => {
@@ -138,49 +209,20 @@ pub(crate) fn parse_module(wasm: &[u8]) -> Result<ModuleInfo<'_>, CompileError> 
             Payload::TableSection(reader) => {
                 for table in reader {
                     let table = table?;
-                    if table.ty.table64 {
-                        return Err(CompileError::unsupported("table64"));
-                    }
-                    if table.ty.shared {
-                        return Err(CompileError::unsupported("shared tables"));
-                    }
-                    let ty = ref_type(table.ty.element_type)?;
                     let init = match &table.init {
-                        TableInit::RefNull => None,
-                        TableInit::Expr(e) => func_of(eval_const(e, &info.globals)?),
+                        TableInit::RefNull => abi::ConstExpr::null(),
+                        TableInit::Expr(e) => const_expr(e)?,
                     };
-                    info.tables.push(abi::TableDecl {
-                        ty,
-                        min: table.ty.initial,
-                        max: table.ty.maximum,
-                        init,
-                    });
+                    info.tables.push(table_decl(&table.ty, init)?);
                 }
             }
             Payload::MemorySection(reader) => {
                 for mem in reader {
                     let mem = mem?;
-                    if info.memory.is_some() {
+                    if info.memory.is_some() || info.imported_memory.is_some() {
                         return Err(CompileError::unsupported("multiple memories"));
                     }
-                    if mem.memory64 {
-                        return Err(CompileError::unsupported("memory64"));
-                    }
-                    if mem.shared {
-                        return Err(CompileError::unsupported("shared memory"));
-                    }
-                    let page_size_log2 = match mem.page_size_log2 {
-                        None => 16,
-                        Some(p @ (0 | 16)) => p as u8,
-                        Some(p) => {
-                            return Err(CompileError::unsupported(format!("page size 2^{p}")))
-                        }
-                    };
-                    info.memory = Some(abi::MemoryDecl {
-                        min_pages: mem.initial,
-                        max_pages: mem.maximum,
-                        page_size_log2,
-                    });
+                    info.memory = Some(memory_decl(&mem)?);
                 }
             }
             Payload::TagSection(_) => return Err(CompileError::unsupported("tag section")),
@@ -190,32 +232,28 @@ pub(crate) fn parse_module(wasm: &[u8]) -> Result<ModuleInfo<'_>, CompileError> 
                     if global.ty.shared {
                         return Err(CompileError::unsupported("shared globals"));
                     }
-                    let ty = val_type(global.ty.content_type)?;
-                    let init = eval_const(&global.init_expr, &info.globals)?;
                     info.globals.push(abi::GlobalDecl {
-                        ty,
+                        ty: val_type(global.ty.content_type)?,
                         mutable: global.ty.mutable,
-                        init,
+                        init: const_expr(&global.init_expr)?,
                     });
                 }
             }
             Payload::ExportSection(reader) => {
                 for export in reader {
                     let export = export?;
-                    match export.kind {
-                        ExternalKind::Func | ExternalKind::FuncExact => {
-                            info.exports.push(abi::Export {
-                                name: export.name.to_string(),
-                                func_index: export.index,
-                            })
-                        }
-                        // Exporting the memory or a global needs nothing from
-                        // compiled code; the runtime does not expose them.
-                        ExternalKind::Memory | ExternalKind::Global => {}
-                        // Tables are not linked yet; exporting one needs nothing.
-                        ExternalKind::Table => {}
+                    let kind = match export.kind {
+                        ExternalKind::Func | ExternalKind::FuncExact => abi::ExportKind::Func,
+                        ExternalKind::Memory => abi::ExportKind::Memory,
+                        ExternalKind::Global => abi::ExportKind::Global,
+                        ExternalKind::Table => abi::ExportKind::Table,
                         ExternalKind::Tag => return Err(CompileError::unsupported("tag exports")),
-                    }
+                    };
+                    info.exports.push(abi::Export {
+                        name: export.name.to_string(),
+                        kind,
+                        index: export.index,
+                    });
                 }
             }
             Payload::StartSection { func, .. } => info.start = Some(func),
@@ -226,13 +264,13 @@ pub(crate) fn parse_module(wasm: &[u8]) -> Result<ModuleInfo<'_>, CompileError> 
                     match elem.items {
                         ElementItems::Functions(funcs) => {
                             for f in funcs {
-                                items.push(Some(f?));
+                                items.push(abi::ElemItem::Func(f?));
                             }
                         }
                         ElementItems::Expressions(ty, exprs) => {
                             ref_type(ty)?;
                             for e in exprs {
-                                items.push(func_of(eval_const(&e?, &info.globals)?));
+                                items.push(elem_item(&const_expr(&e?)?)?);
                             }
                         }
                     }
@@ -244,7 +282,7 @@ pub(crate) fn parse_module(wasm: &[u8]) -> Result<ModuleInfo<'_>, CompileError> 
                             offset_expr,
                         } => abi::ElemMode::Active {
                             table: table_index.unwrap_or(0),
-                            offset: eval_const(&offset_expr, &info.globals)? as u32,
+                            offset: const_expr(&offset_expr)?,
                         },
                     };
                     info.elems.push(abi::ElemSegment { mode, items });
@@ -256,7 +294,7 @@ pub(crate) fn parse_module(wasm: &[u8]) -> Result<ModuleInfo<'_>, CompileError> 
                     match data.kind {
                         DataKind::Passive => info.data.push(abi::DataSegment {
                             passive: true,
-                            offset: 0,
+                            offset: abi::ConstExpr::i32(0),
                             bytes: data.data.to_vec(),
                         }),
                         DataKind::Active {
@@ -266,11 +304,9 @@ pub(crate) fn parse_module(wasm: &[u8]) -> Result<ModuleInfo<'_>, CompileError> 
                             if memory_index != 0 {
                                 return Err(CompileError::unsupported("multiple memories"));
                             }
-                            let offset = eval_const(&offset_expr, &info.globals)?;
                             info.data.push(abi::DataSegment {
                                 passive: false,
-                                // An i32 offset is unsigned in memory terms.
-                                offset: offset & 0xffff_ffff,
+                                offset: const_expr(&offset_expr)?,
                                 bytes: data.data.to_vec(),
                             });
                         }
@@ -327,10 +363,55 @@ pub(crate) fn ref_type(ty: RefType) -> Result<abi::ValType, CompileError> {
     }
 }
 
-/// A constant reference value (`function index + 1`, 0 for null) as a
-/// function index.
-fn func_of(bits: u64) -> Option<u32> {
-    bits.checked_sub(1).map(|f| f as u32)
+/// Convert a memory type, refusing what Myriad does not implement.
+fn memory_decl(mem: &wasmparser::MemoryType) -> Result<abi::MemoryDecl, CompileError> {
+    if mem.memory64 {
+        return Err(CompileError::unsupported("memory64"));
+    }
+    if mem.shared {
+        return Err(CompileError::unsupported("shared memory"));
+    }
+    let page_size_log2 = match mem.page_size_log2 {
+        None => 16,
+        Some(p @ (0 | 16)) => p as u8,
+        Some(p) => return Err(CompileError::unsupported(format!("page size 2^{p}"))),
+    };
+    Ok(abi::MemoryDecl {
+        min_pages: mem.initial,
+        max_pages: mem.maximum,
+        page_size_log2,
+    })
+}
+
+/// Convert a table type with its initial element.
+fn table_decl(
+    ty: &wasmparser::TableType,
+    init: abi::ConstExpr,
+) -> Result<abi::TableDecl, CompileError> {
+    if ty.table64 {
+        return Err(CompileError::unsupported("table64"));
+    }
+    if ty.shared {
+        return Err(CompileError::unsupported("shared tables"));
+    }
+    Ok(abi::TableDecl {
+        ty: ref_type(ty.element_type)?,
+        min: ty.initial,
+        max: ty.maximum,
+        init,
+    })
+}
+
+/// An element-segment item from its constant expression.
+fn elem_item(e: &abi::ConstExpr) -> Result<abi::ElemItem, CompileError> {
+    match e.0.as_slice() {
+        [abi::ConstOp::RefNull] => Ok(abi::ElemItem::Null),
+        [abi::ConstOp::RefFunc(f)] => Ok(abi::ElemItem::Func(*f)),
+        [abi::ConstOp::GlobalGet(g)] => Ok(abi::ElemItem::Global(*g)),
+        _ => Err(CompileError::unsupported(
+            "element expressions other than ref.null, ref.func and global.get",
+        )),
+    }
 }
 
 fn val_types(tys: &[wasmparser::ValType]) -> Result<Vec<abi::ValType>, CompileError> {
@@ -348,9 +429,12 @@ pub(crate) fn ir_type(ty: abi::ValType) -> ir::Type {
     }
 }
 
-/// The native signature of a wasm function: `fn(vmctx, params...) -> results`.
+/// The native signature of a wasm function:
+/// `fn(vmctx, exec, params...) -> results`. `exec` carries Cranelift's
+/// VMContext purpose: the stack-limit check reads through it.
 pub(crate) fn wasm_signature(call_conv: CallConv, ty: &abi::FuncType) -> ir::Signature {
     let mut sig = ir::Signature::new(call_conv);
+    sig.params.push(AbiParam::new(ir::types::I64));
     sig.params.push(AbiParam::special(
         ir::types::I64,
         ArgumentPurpose::VMContext,
@@ -362,46 +446,28 @@ pub(crate) fn wasm_signature(call_conv: CallConv, ty: &abi::FuncType) -> ir::Sig
     sig
 }
 
-/// Evaluate a constant expression to the raw bits of a global cell
-/// (i32/f32 zero-extended; a reference is `function index + 1`, 0 for
-/// null). `globals` are the globals defined so far.
-fn eval_const(expr: &ConstExpr<'_>, globals: &[abi::GlobalDecl]) -> Result<u64, CompileError> {
-    // Values are kept as i64 bits; i32 arithmetic wraps at 32 bits.
-    let mut stack: Vec<u64> = Vec::new();
+/// Read a constant expression. Validation has already checked its typing
+/// and that it is constant; this keeps the operators for the runtime to
+/// evaluate at instantiation (a `global.get` may read an import).
+fn const_expr(expr: &ConstExpr<'_>) -> Result<abi::ConstExpr, CompileError> {
+    let mut ops = Vec::new();
     let mut reader = expr.get_operators_reader();
-    let bad = || CompileError::codegen("malformed constant expression");
     loop {
         let op = reader.read()?;
-        match op {
-            Operator::I32Const { value } => stack.push(u64::from(value as u32)),
-            Operator::I64Const { value } => stack.push(value as u64),
-            Operator::F32Const { value } => stack.push(u64::from(value.bits())),
-            Operator::F64Const { value } => stack.push(value.bits()),
-            Operator::GlobalGet { global_index } => {
-                let g = globals.get(global_index as usize).ok_or_else(bad)?;
-                stack.push(g.init);
-            }
-            Operator::RefNull { .. } => stack.push(0),
-            Operator::RefFunc { function_index } => stack.push(u64::from(function_index) + 1),
-            Operator::I32Add | Operator::I32Sub | Operator::I32Mul => {
-                let b = stack.pop().ok_or_else(bad)? as u32;
-                let a = stack.pop().ok_or_else(bad)? as u32;
-                let r = match op {
-                    Operator::I32Add => a.wrapping_add(b),
-                    Operator::I32Sub => a.wrapping_sub(b),
-                    _ => a.wrapping_mul(b),
-                };
-                stack.push(u64::from(r));
-            }
-            Operator::I64Add | Operator::I64Sub | Operator::I64Mul => {
-                let b = stack.pop().ok_or_else(bad)?;
-                let a = stack.pop().ok_or_else(bad)?;
-                stack.push(match op {
-                    Operator::I64Add => a.wrapping_add(b),
-                    Operator::I64Sub => a.wrapping_sub(b),
-                    _ => a.wrapping_mul(b),
-                });
-            }
+        ops.push(match op {
+            Operator::I32Const { value } => abi::ConstOp::I32(value as u32),
+            Operator::I64Const { value } => abi::ConstOp::I64(value as u64),
+            Operator::F32Const { value } => abi::ConstOp::F32(value.bits()),
+            Operator::F64Const { value } => abi::ConstOp::F64(value.bits()),
+            Operator::GlobalGet { global_index } => abi::ConstOp::GlobalGet(global_index),
+            Operator::RefNull { .. } => abi::ConstOp::RefNull,
+            Operator::RefFunc { function_index } => abi::ConstOp::RefFunc(function_index),
+            Operator::I32Add => abi::ConstOp::I32Add,
+            Operator::I32Sub => abi::ConstOp::I32Sub,
+            Operator::I32Mul => abi::ConstOp::I32Mul,
+            Operator::I64Add => abi::ConstOp::I64Add,
+            Operator::I64Sub => abi::ConstOp::I64Sub,
+            Operator::I64Mul => abi::ConstOp::I64Mul,
             Operator::End => break,
             other => {
                 return Err(CompileError::unsupported(format!(
@@ -409,12 +475,12 @@ fn eval_const(expr: &ConstExpr<'_>, globals: &[abi::GlobalDecl]) -> Result<u64, 
                     op_name(&other)
                 )))
             }
-        }
+        });
     }
-    match stack.as_slice() {
-        [v] => Ok(*v),
-        _ => Err(bad()),
+    if abi::ConstExpr(ops.clone()).eval(|_| 0, |_| 0).is_none() {
+        return Err(CompileError::codegen("malformed constant expression"));
     }
+    Ok(abi::ConstExpr(ops))
 }
 
 /// The text-format name of an operator, e.g. `f32.add` or `call_indirect`,

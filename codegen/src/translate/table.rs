@@ -1,12 +1,13 @@
 //! Tables and references: `call_indirect`, `ref.*`, `table.*`, `elem.drop`.
 //!
-//! Tables live outside the slot; `vmctx.tables` points to one
-//! `{ base, len }` descriptor per table (`abi::vmctx::TABLES`). Elements are
-//! funcref pointers (to the instance's `FuncRef` records) or externref
+//! Tables live outside the slot; `vmctx.tables` points to an array with
+//! one pointer per table (imports first) to its `{ base, len }` descriptor
+//! (`abi::vmctx::TABLES`), so an imported table is the exporter's own.
+//! Elements are funcref pointers (to `FuncRef` records) or externref
 //! handles, 0 is null. `table.get/set/size` and `call_indirect` are
 //! inlined; `table.grow/fill/copy/init` and `elem.drop` call runtime
 //! builtins through the host-stack trampoline with their arguments in a
-//! small stack buffer (`fn(vmctx, args: *const u64) -> i64`). The
+//! small stack buffer (`fn(vmctx, exec, args: *const u64) -> i64`). The
 //! `memory.init` and `data.drop` builtins use the same convention.
 
 use cranelift_codegen::ir::condcodes::IntCC;
@@ -125,14 +126,22 @@ impl FuncTranslator<'_, '_> {
         Ok(true)
     }
 
-    /// `vmctx.func_refs + FUNC_REF_SIZE * index`.
+    /// The funcref of function `index`: an imported function's record in
+    /// vmctx, or `vmctx.func_refs + FUNC_REF_SIZE * defined_index`.
     pub(crate) fn func_ref(&mut self, index: u32) -> Result<Value, CompileError> {
-        if index as usize >= self.env.module.func_types.len() {
+        let module = self.env.module;
+        if index as usize >= module.num_funcs() {
             return Err(CompileError::codegen(format!(
                 "ref.func {index} out of range"
             )));
         }
-        self.env.module.uses_ref_func.set(true);
+        let imported = module.imported_funcs.len() as u32;
+        if index < imported {
+            let at = self.layout.func_import(index);
+            return Ok(self.b.ins().iadd_imm_s(self.vmctx, i64::from(at)));
+        }
+        let index = index - imported;
+        module.uses_ref_func.set(true);
         let base = self
             .b
             .ins()
@@ -154,16 +163,19 @@ impl FuncTranslator<'_, '_> {
 
     /// Load `(base, len)` of table `table`.
     fn table_desc(&mut self, table: u32) -> Result<(Value, Value), CompileError> {
-        if table as usize >= self.env.module.tables.len() {
+        if table as usize >= self.env.module.num_tables() {
             return Err(CompileError::codegen(format!("table {table} out of range")));
         }
         let descs = self
             .b
             .ins()
             .load(I64, self.vmctx_flags, self.vmctx, vmctx::TABLES);
-        let off = (vmctx::TABLE_DESC_SIZE as i64 * i64::from(table)) as i32;
-        let base = self.b.ins().load(I64, table_flags(), descs, off);
-        let len = self.b.ins().load(I64, table_flags(), descs, off + 8);
+        let desc = self
+            .b
+            .ins()
+            .load(I64, table_flags(), descs, 8 * table as i32);
+        let base = self.b.ins().load(I64, table_flags(), desc, 0);
+        let len = self.b.ins().load(I64, table_flags(), desc, 8);
         Ok((base, len))
     }
 
@@ -198,7 +210,10 @@ impl FuncTranslator<'_, '_> {
         let sig = self.grow_sig();
         let callee = self.b.ins().load(I64, self.vmctx_flags, self.vmctx, field);
         self.spill_fuel();
-        let inst = self.b.ins().call_indirect(sig, callee, &[self.vmctx, buf]);
+        let inst = self
+            .b
+            .ins()
+            .call_indirect(sig, callee, &[self.vmctx, self.exec, buf]);
         let r = self.b.inst_results(inst)[0];
         self.reload_fuel();
         r
@@ -231,7 +246,7 @@ impl FuncTranslator<'_, '_> {
         let callee_vmctx = self.b.ins().load(I64, flags, entry, 8);
         let sig = wasm_signature(self.env.call_conv, &ty);
         let sig = self.b.import_signature(sig);
-        let mut call_args = vec![callee_vmctx];
+        let mut call_args = vec![callee_vmctx, self.exec];
         call_args.extend(args);
         self.spill_fuel();
         let inst = self.b.ins().call_indirect(sig, code, &call_args);

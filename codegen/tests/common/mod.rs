@@ -9,10 +9,10 @@ use myriad_codegen::abi::{self, vmctx, Metadata, ValType};
 use myriad_codegen::{compile, CompileConfig};
 
 /// Runtime-private vmctx bytes used by the fake builtins below.
-const PRIV_PAGE_LOG2: usize = 64;
-const PRIV_HEAP_CAP: usize = 72;
-const PRIV_FUEL_CALLS: usize = 80;
-const PRIV_REFILL: usize = 88;
+const PRIV_PAGE_LOG2: usize = 256;
+const PRIV_HEAP_CAP: usize = 264;
+const PRIV_FUEL_CALLS: usize = 272;
+const PRIV_REFILL: usize = 280;
 
 /// Compile WAT text with `config`.
 pub fn build(wat: &str, config: &CompileConfig) -> Vec<u8> {
@@ -37,7 +37,7 @@ unsafe extern "C" fn fuel_exhausted(vmctx: *mut u8) {
     }
 }
 
-unsafe extern "C" fn memory_grow(vmctx: *mut u8, delta: u64) -> i64 {
+unsafe extern "C" fn memory_grow(vmctx: *mut u8, _exec: *mut u8, delta: u64) -> i64 {
     unsafe {
         let log2 = *(vmctx.add(PRIV_PAGE_LOG2) as *const u64);
         let cap = *(vmctx.add(PRIV_HEAP_CAP) as *const u64);
@@ -89,7 +89,7 @@ impl Instance {
         let lib = unsafe { libloading::Library::new(&path) }.expect("dlopen artifact");
         std::fs::remove_file(&path).unwrap();
 
-        let size = vmctx::size(meta.globals.len());
+        let size = meta.vmctx_layout().size;
         let vmctx = vec![0u128; size.div_ceil(16)];
         let (heap, min_len, log2) = match meta.memory {
             Some(m) => {
@@ -110,7 +110,7 @@ impl Instance {
             if d.passive {
                 continue;
             }
-            let at = d.offset as usize;
+            let at = d.offset.as_plain().expect("plain data offset") as usize;
             inst.heap[at..at + d.bytes.len()].copy_from_slice(&d.bytes);
         }
         let base = inst.heap.as_mut_ptr() as u64;
@@ -125,13 +125,16 @@ impl Instance {
         );
         inst.set_u64(
             vmctx::FN_MEMORY_GROW as usize,
-            memory_grow as unsafe extern "C" fn(*mut u8, u64) -> i64 as usize as u64,
+            memory_grow as unsafe extern "C" fn(*mut u8, *mut u8, u64) -> i64 as usize as u64,
         );
         inst.set_u64(PRIV_PAGE_LOG2, log2);
         inst.set_u64(PRIV_HEAP_CAP, cap);
         inst.set_u64(PRIV_REFILL, 1 << 40);
         for (i, g) in inst.meta.globals.clone().iter().enumerate() {
-            inst.set_u64(vmctx::GLOBALS as usize + 8 * i, g.init);
+            inst.set_u64(
+                vmctx::GLOBALS as usize + 8 * i,
+                g.init.as_plain().unwrap_or(0),
+            );
         }
         inst
     }
@@ -191,19 +194,23 @@ impl Instance {
             .find(|e| e.name == name)
             .unwrap_or_else(|| panic!("no export {name}"))
             .clone();
-        let ty = &self.meta.types[self.meta.func_types[export.func_index as usize] as usize];
+        let ty = self
+            .meta
+            .func_type(export.index)
+            .expect("export type")
+            .clone();
         assert_eq!(ty.params.len(), args.len(), "argument count for {name}");
         let nresults = ty.results.len();
         let mut values = vec![0u64; args.len().max(nresults)];
         values[..args.len()].copy_from_slice(args);
-        let symbol = abi::export_wrapper_symbol(export.func_index);
+        let symbol = abi::export_wrapper_symbol(export.index);
         let vmctx = self.vmctx_ptr();
         unsafe {
             let f = self
                 .lib
-                .get::<unsafe extern "C" fn(*mut u8, *mut u64)>(symbol.as_bytes())
+                .get::<unsafe extern "C" fn(*mut u8, *mut u8, *mut u64)>(symbol.as_bytes())
                 .expect("wrapper symbol");
-            f(vmctx, values.as_mut_ptr());
+            f(vmctx, vmctx, values.as_mut_ptr());
         }
         values.truncate(nresults);
         values
@@ -224,7 +231,9 @@ impl Instance {
     /// Result types of export `name`.
     pub fn results(&self, name: &str) -> Vec<ValType> {
         let e = self.meta.exports.iter().find(|e| e.name == name).unwrap();
-        self.meta.types[self.meta.func_types[e.func_index as usize] as usize]
+        self.meta
+            .func_type(e.index)
+            .expect("export type")
             .results
             .clone()
     }

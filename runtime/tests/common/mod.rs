@@ -4,7 +4,7 @@
 #![allow(dead_code)]
 
 use myriad_codegen::abi::{
-    Export, FuncType, MemoryDecl, Metadata, TrapKind, TrapSite, ValType, ABI_VERSION,
+    Export, ExportKind, FuncType, MemoryDecl, Metadata, TrapKind, TrapSite, ValType, ABI_VERSION,
 };
 use myriad_runtime::vmctx::VmCtx;
 use myriad_runtime::{Module, Region, RegionConfig};
@@ -66,14 +66,14 @@ pub fn addr(f: unsafe extern "C" fn()) -> usize {
 }
 
 /// Guest: values[0] = values[0] + values[1] (i64).
-pub extern "C" fn guest_add(_vm: *mut VmCtx, values: *mut u64) {
+pub extern "C" fn guest_add(_vm: *mut VmCtx, _exec: *mut VmCtx, values: *mut u64) {
     // SAFETY: the runtime passes the vmctx values array.
     unsafe { *values = (*values).wrapping_add(*values.add(1)) }
 }
 
 /// Guest: spin `values[0]` iterations, each a preemption point like a
 /// compiled loop header; result = iterations done.
-pub extern "C" fn guest_spin(vm: *mut VmCtx, values: *mut u64) {
+pub extern "C" fn guest_spin(vm: *mut VmCtx, _exec: *mut VmCtx, values: *mut u64) {
     // SAFETY: vm is our live vmctx; the builtin pointer follows the ABI.
     unsafe {
         let n = *values;
@@ -92,7 +92,7 @@ pub extern "C" fn guest_spin(vm: *mut VmCtx, values: *mut u64) {
 }
 
 /// Guest: write values[1] to heap byte values[0] (i64 offset), result 0.
-pub extern "C" fn guest_poke(vm: *mut VmCtx, values: *mut u64) {
+pub extern "C" fn guest_poke(vm: *mut VmCtx, _exec: *mut VmCtx, values: *mut u64) {
     // SAFETY: the test keeps the offset inside the heap.
     unsafe {
         let off = *values as usize;
@@ -103,11 +103,12 @@ pub extern "C" fn guest_poke(vm: *mut VmCtx, values: *mut u64) {
 
 /// Guest: memory.grow(values[0]) through the builtin; results: old pages,
 /// new heap_len.
-pub extern "C" fn guest_grow(vm: *mut VmCtx, values: *mut u64) {
+pub extern "C" fn guest_grow(vm: *mut VmCtx, _exec: *mut VmCtx, values: *mut u64) {
     // SAFETY: builtin pointer follows the ABI; vm is live.
     unsafe {
-        let g: extern "C" fn(*mut VmCtx, u64) -> i64 = std::mem::transmute((*vm).fn_memory_grow);
-        let old = g(vm, *values);
+        let g: extern "C" fn(*mut VmCtx, *mut VmCtx, u64) -> i64 =
+            std::mem::transmute((*vm).fn_memory_grow);
+        let old = g(vm, vm, *values);
         *values = old as u64;
         *values.add(1) = (*vm).heap_len;
     }
@@ -127,15 +128,15 @@ pub fn rsp() -> usize {
 /// at entry of a naked function, so no prologue of any build profile moves
 /// it. The ABI requires it to be 16-byte aligned.
 #[unsafe(naked)]
-extern "C" fn record_sp(_vm: *mut VmCtx, _arg: u64) -> u64 {
+extern "C" fn record_sp(_vm: *mut VmCtx, _exec: *mut VmCtx, _arg: u64, _arg2: u64) -> u64 {
     core::arch::naked_asm!("lea rax, [rsp + 8]", "ret")
 }
 
 /// Guest: results = (sp inside a host-stack call, own sp).
-pub extern "C" fn guest_host_sp(vm: *mut VmCtx, values: *mut u64) {
+pub extern "C" fn guest_host_sp(vm: *mut VmCtx, _exec: *mut VmCtx, values: *mut u64) {
     // SAFETY: we run as a guest of `vm`.
     unsafe {
-        let host = myriad_runtime::host_call::call_on_host_stack(vm, 0, record_sp);
+        let host = myriad_runtime::host_call::call_on_host_stack(vm, vm, 0, record_sp);
         *values = host;
         *values.add(1) = rsp() as u64;
     }
@@ -160,6 +161,7 @@ pub fn metadata(
         fingerprint: 0x5eed,
         guard_bytes: 0,
         types: funcs.iter().map(|(_, t)| t.clone()).collect(),
+        imports: vec![],
         func_types: (0..funcs.len() as u32).collect(),
         memory,
         globals: vec![],
@@ -172,7 +174,8 @@ pub fn metadata(
             .enumerate()
             .map(|(i, (n, _))| Export {
                 name: n.to_string(),
-                func_index: i as u32,
+                kind: ExportKind::Func,
+                index: i as u32,
             })
             .collect(),
         start: None,

@@ -1,0 +1,196 @@
+//! Values that satisfy imports: functions (host or another instance's),
+//! globals, memories and tables, with what keeps their owner alive.
+//!
+//! An export taken from an instance ([`crate::Instance::export`]) holds a
+//! reference to that instance's slot, so the slot (and its vmctx, memory
+//! and globals) outlives every instance that imported from it. Instances
+//! linked this way share state the way the WebAssembly spec says; they
+//! must be run from one thread at a time (run them as one green thread,
+//! or one after another), as a module's own state is not synchronised.
+
+use crate::host::HostFunc;
+use crate::table::Table;
+use crate::vmctx::VmCtx;
+use crate::Val;
+use myriad_codegen::abi::{FuncType, MemoryDecl, ValType};
+use std::any::Any;
+use std::sync::Arc;
+
+/// Something that keeps an export's owner alive.
+pub type KeepAlive = Arc<dyn Any + Send + Sync>;
+
+/// A value for one import.
+#[derive(Clone, Debug)]
+pub enum Extern {
+    /// A function.
+    Func(Func),
+    /// A global.
+    Global(Global),
+    /// A linear memory.
+    Memory(Memory),
+    /// A table.
+    Table(Arc<Table>),
+}
+
+impl Extern {
+    /// What kind of item this is, for error messages.
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            Extern::Func(_) => "function",
+            Extern::Global(_) => "global",
+            Extern::Memory(_) => "memory",
+            Extern::Table(_) => "table",
+        }
+    }
+}
+
+/// A function: a host closure or a wasm function of some instance.
+#[derive(Clone, Debug)]
+pub enum Func {
+    /// A host function.
+    Host(HostFunc),
+    /// An exported wasm function.
+    Wasm(WasmFunc),
+}
+
+impl Func {
+    /// The function's signature.
+    pub fn ty(&self) -> &FuncType {
+        match self {
+            Func::Host(h) => h.ty(),
+            Func::Wasm(w) => &w.ty,
+        }
+    }
+}
+
+/// A wasm function exported by an instance: its code, the vmctx to call it
+/// with, and its canonical type id.
+#[derive(Clone)]
+pub struct WasmFunc {
+    pub(crate) code: usize,
+    pub(crate) vmctx: usize,
+    pub(crate) type_id: u64,
+    pub(crate) ty: FuncType,
+    pub(crate) _keep: KeepAlive,
+}
+
+impl WasmFunc {
+    /// The raw funcref bits of this function as its owner represents it
+    /// is not exposed; the signature is.
+    pub fn ty(&self) -> &FuncType {
+        &self.ty
+    }
+}
+
+impl std::fmt::Debug for WasmFunc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WasmFunc").field("ty", &self.ty).finish()
+    }
+}
+
+/// A global: an 8-byte cell in its owner's vmctx (or a host-made cell).
+#[derive(Clone)]
+pub struct Global {
+    pub(crate) cell: *mut u64,
+    pub(crate) ty: ValType,
+    pub(crate) mutable: bool,
+    pub(crate) _keep: KeepAlive,
+}
+
+// SAFETY: the cell stays valid while `_keep` lives; access follows the
+// linking contract (one thread at a time).
+unsafe impl Send for Global {}
+// SAFETY: as above.
+unsafe impl Sync for Global {}
+
+impl Global {
+    /// A host-made global of type `ty` holding `value` (of that type).
+    pub fn new(value: Val, mutable: bool) -> Global {
+        let cell = Arc::new(std::cell::UnsafeCell::new(value.to_bits()));
+        Global {
+            cell: cell.get(),
+            ty: value.ty(),
+            mutable,
+            _keep: Arc::new(HostCell(cell)),
+        }
+    }
+
+    /// The value type.
+    pub fn ty(&self) -> ValType {
+        self.ty
+    }
+
+    /// Whether it is mutable.
+    pub fn is_mutable(&self) -> bool {
+        self.mutable
+    }
+
+    /// The current value. No guest using the global may run meanwhile.
+    pub fn get(&self) -> Val {
+        // SAFETY: the cell is valid while _keep lives (we hold it).
+        Val::from_bits(self.ty, unsafe { self.cell.read() })
+    }
+}
+
+impl std::fmt::Debug for Global {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Global")
+            .field("ty", &self.ty)
+            .field("mutable", &self.mutable)
+            .field("value", &self.get())
+            .finish()
+    }
+}
+
+/// Owns a host-made global's cell.
+struct HostCell(#[allow(dead_code)] Arc<std::cell::UnsafeCell<u64>>);
+// SAFETY: the cell is only accessed under the linking contract.
+unsafe impl Send for HostCell {}
+// SAFETY: as above.
+unsafe impl Sync for HostCell {}
+
+/// A linear memory: the vmctx of the instance that defines it (its heap
+/// fields describe the memory) and its declared type.
+#[derive(Clone)]
+pub struct Memory {
+    pub(crate) vmctx: *mut VmCtx,
+    pub(crate) decl: MemoryDecl,
+    pub(crate) _keep: KeepAlive,
+}
+
+// SAFETY: as for Global.
+unsafe impl Send for Memory {}
+// SAFETY: as above.
+unsafe impl Sync for Memory {}
+
+impl Memory {
+    /// Current size in bytes.
+    pub fn len(&self) -> u64 {
+        // SAFETY: the owner's vmctx is valid while _keep lives.
+        unsafe { (*self.vmctx).heap_len }
+    }
+
+    /// Whether the memory is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Current size in pages.
+    pub fn pages(&self) -> u64 {
+        self.len() >> self.decl.page_size_log2
+    }
+
+    /// The declared type (minimum as declared, not the current size).
+    pub fn decl(&self) -> MemoryDecl {
+        self.decl
+    }
+}
+
+impl std::fmt::Debug for Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Memory")
+            .field("decl", &self.decl)
+            .field("len", &self.len())
+            .finish()
+    }
+}

@@ -1,0 +1,223 @@
+//! Host functions: Rust closures that guests call through function
+//! imports.
+//!
+//! A function import bound to a host function points (in the importing
+//! instance's vmctx) at the artifact's stub for that import; the stub stores
+//! the arguments in a buffer on the guest stack and calls the `host_call`
+//! builtin, which runs [`host_import_impl`] on the worker stack. That looks
+//! up the instance's [`HostState`], hands the closure a [`Caller`] (the
+//! calling instance's memory and embedder data) and the value buffer, and
+//! acts on the [`HostAction`] it returns: return to the guest, yield the
+//! slice, park until [`crate::Instance::unpark`], exit, or trap.
+//!
+//! A panicking host function traps its instance (the panic never unwinds
+//! through guest frames).
+
+use crate::vmctx::{status, VmCtx};
+use myriad_codegen::abi::{FuncType, TrapKind};
+use std::any::Any;
+use std::marker::PhantomData;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+use std::sync::Arc;
+
+/// What a host function asks of the runtime when it returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostAction {
+    /// Return to the guest with the results written to the value buffer.
+    Return,
+    /// Return the results, but first end the slice: the instance goes back
+    /// to its scheduler's queue (WASI `sched_yield`).
+    Yield,
+    /// Suspend the instance until the embedder calls
+    /// [`crate::Instance::unpark`] with the results. A parked instance uses
+    /// no CPU and sits in no queue.
+    Park,
+    /// End the instance with this exit code (WASI `proc_exit`).
+    Exit(i32),
+    /// End the instance with a trap carrying this message.
+    Trap(String),
+}
+
+/// The signature of a host function body: the caller's context and the
+/// value buffer, which holds the arguments (raw 8-byte cells, i32/f32
+/// zero-extended) on entry and must hold the results on return.
+pub type HostFnBody = dyn Fn(&mut Caller<'_>, &mut [u64]) -> HostAction + Send + Sync;
+
+/// A host function with its wasm signature. Cheap to clone.
+#[derive(Clone)]
+pub struct HostFunc {
+    ty: FuncType,
+    body: Arc<HostFnBody>,
+}
+
+impl HostFunc {
+    /// A host function of type `ty` running `body`. The value buffer
+    /// handed to `body` has `max(params, results)` cells.
+    pub fn new(
+        ty: FuncType,
+        body: impl Fn(&mut Caller<'_>, &mut [u64]) -> HostAction + Send + Sync + 'static,
+    ) -> HostFunc {
+        HostFunc {
+            ty,
+            body: Arc::new(body),
+        }
+    }
+
+    /// The function's wasm signature.
+    pub fn ty(&self) -> &FuncType {
+        &self.ty
+    }
+}
+
+impl std::fmt::Debug for HostFunc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HostFunc").field("ty", &self.ty).finish()
+    }
+}
+
+/// Per-instance host state, pointed to by `vmctx.host_state`: the host
+/// function bound to each function import (by import index), the
+/// embedder's data, and the message of the last host trap.
+pub(crate) struct HostState {
+    pub funcs: Vec<Option<HostFunc>>,
+    pub data: Option<Box<dyn Any + Send>>,
+    pub message: Option<String>,
+}
+
+/// What a host function sees of the instance that called it.
+pub struct Caller<'a> {
+    vmctx: *mut VmCtx,
+    state: *mut HostState,
+    _life: PhantomData<&'a mut VmCtx>,
+}
+
+impl Caller<'_> {
+    /// The calling instance's linear memory (empty without one).
+    pub fn memory(&self) -> &[u8] {
+        // SAFETY: vmctx is the live vmctx of the calling instance, whose
+        // guest is suspended in this host call; memory_vmctx describes its
+        // accessible heap (heap_base..heap_base+heap_len).
+        unsafe {
+            let m = &*(*self.vmctx).memory_vmctx;
+            if m.heap_len == 0 {
+                return &[];
+            }
+            std::slice::from_raw_parts(m.heap_base, m.heap_len as usize)
+        }
+    }
+
+    /// The calling instance's linear memory, writable.
+    pub fn memory_mut(&mut self) -> &mut [u8] {
+        self.memory_and_data::<()>().0
+    }
+
+    /// The embedder data given at instantiation, if it is a `T`.
+    pub fn data<T: 'static>(&mut self) -> Option<&mut T> {
+        self.memory_and_data::<T>().1
+    }
+
+    /// The memory and the embedder data at once (both mutable), for host
+    /// functions such as WASI's that move bytes between the two.
+    pub fn memory_and_data<T: 'static>(&mut self) -> (&mut [u8], Option<&mut T>) {
+        // SAFETY: as in `memory`; the heap and the host state are disjoint
+        // allocations, and &mut self makes this the only borrow of either.
+        unsafe {
+            let m = &*(*self.vmctx).memory_vmctx;
+            let mem: &mut [u8] = if m.heap_len == 0 {
+                &mut []
+            } else {
+                std::slice::from_raw_parts_mut(m.heap_base, m.heap_len as usize)
+            };
+            let data = self
+                .state
+                .as_mut()
+                .and_then(|s| s.data.as_mut())
+                .and_then(|d| d.downcast_mut::<T>());
+            (mem, data)
+        }
+    }
+}
+
+/// The `host_call` builtin, run on the worker stack by the host-call
+/// trampoline: call host import `import` of the instance at `vmctx` with
+/// the value buffer at `values`, on behalf of the green thread `exec`.
+/// Leaves `exec.status` at `RUNNING` to return to the guest, or sets it to
+/// suspend (yield, park) or end (exit, trap) the green thread.
+pub(crate) extern "C" fn host_import_impl(
+    vmctx: *mut VmCtx,
+    exec: *mut VmCtx,
+    import: u64,
+    values: u64,
+) -> u64 {
+    // SAFETY: compiled code passes the calling instance's live vmctx and
+    // the running green thread's exec; the host state (if any) is owned by
+    // that instance and outlives the call; `values` is the stub's buffer of
+    // max(params, results) cells for this import's signature (the stub and
+    // the binding were built from the same metadata).
+    unsafe {
+        let ex = &mut *exec;
+        let state = (*vmctx).host_state.cast::<HostState>();
+        let func = state
+            .as_ref()
+            .and_then(|s| s.funcs.get(import as usize))
+            .and_then(|f| f.as_ref());
+        let Some(func) = func else {
+            trap(
+                ex,
+                state,
+                format!("function import {import} has no host function"),
+            );
+            return 0;
+        };
+        let ty = &func.ty;
+        let cells = ty.params.len().max(ty.results.len()).max(1);
+        let vals = std::slice::from_raw_parts_mut(values as *mut u64, cells);
+        let body: *const HostFnBody = Arc::as_ptr(&func.body);
+        ex.host_values = values as *mut u64;
+        let mut caller = Caller {
+            vmctx,
+            state,
+            _life: PhantomData,
+        };
+        // `body` stays valid: the function table is not changed while the
+        // instance lives.
+        let action = catch_unwind(AssertUnwindSafe(|| (*body)(&mut caller, vals)));
+        match action {
+            Ok(HostAction::Return) => {}
+            Ok(HostAction::Yield) => {
+                ex.yield_tsc = crate::fuel::rdtsc();
+                ex.status = status::YIELDED;
+            }
+            Ok(HostAction::Park) => ex.status = status::PARKED,
+            Ok(HostAction::Exit(code)) => {
+                ex.exit_code = code;
+                ex.status = status::EXITED;
+            }
+            Ok(HostAction::Trap(msg)) => trap(ex, state, msg),
+            Err(panic) => {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a non-string payload".into());
+                trap(ex, state, format!("host function panicked: {what}"));
+            }
+        }
+        0
+    }
+}
+
+/// End the green thread with a host trap, keeping the message on the
+/// calling instance's host state.
+///
+/// # Safety
+///
+/// `state` is null or the calling instance's live host state.
+unsafe fn trap(ex: &mut VmCtx, state: *mut HostState, msg: String) {
+    ex.trap_kind = TrapKind::HostTrap as u32;
+    ex.status = status::TRAPPED;
+    // SAFETY: per the contract.
+    if let Some(s) = unsafe { state.as_mut() } {
+        s.message = Some(msg);
+    }
+}
