@@ -1,0 +1,398 @@
+//! Imports and linking: host functions (typed and raw, memory access,
+//! park/unpark, yield, exit, trap, panic), calls into another instance
+//! (its memory, globals and tables, preemption and traps inside its code),
+//! import type checks, and the fuel and memory limits.
+
+mod compiled;
+
+use compiled::{compile_wat, region_with};
+use myriad_codegen::CompileConfig;
+use myriad_runtime::{
+    Caller, Extern, FuncType, Global, HostAction, Instance, InstantiateError, Limit, LinkError,
+    Linker, Outcome, TrapKind, Val, ValType,
+};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+fn run(inst: &mut Instance) -> Outcome {
+    loop {
+        let now = myriad_runtime::rdtsc();
+        match inst.resume(now + 2_000_000) {
+            Outcome::Yielded => continue,
+            other => return other,
+        }
+    }
+}
+
+fn call(inst: &mut Instance, name: &str, args: &[Val]) -> Outcome {
+    inst.call(name, args).expect("arm call");
+    run(inst)
+}
+
+#[test]
+fn typed_host_functions_read_and_write_guest_memory() {
+    let m = compile_wat(
+        r#"(module
+             (import "env" "add" (func $add (param i32 i32) (result i32)))
+             (import "env" "upper" (func $upper (param i32 i32) (result i32)))
+             (memory (export "memory") 1)
+             (data (i32.const 16) "hello")
+             (func (export "run") (result i32 i32)
+               (call $add (i32.const 40) (i32.const 2))
+               (call $upper (i32.const 16) (i32.const 5))))"#,
+        &CompileConfig::default(),
+    );
+    let seen = Arc::new(std::sync::Mutex::new(String::new()));
+    let seen2 = seen.clone();
+    let mut linker = Linker::new();
+    linker.func_wrap("env", "add", |_: &mut Caller<'_>, a: i32, b: i32| a + b);
+    linker.func_wrap(
+        "env",
+        "upper",
+        move |c: &mut Caller<'_>, ptr: u32, len: u32| -> Result<i32, HostAction> {
+            let mem = c.memory_mut();
+            let range = ptr as usize..(ptr + len) as usize;
+            let bytes = mem
+                .get_mut(range)
+                .ok_or_else(|| HostAction::Trap("bad pointer".into()))?;
+            *seen2.lock().unwrap() = String::from_utf8_lossy(bytes).into_owned();
+            bytes.make_ascii_uppercase();
+            Ok(len as i32)
+        },
+    );
+    let region = region_with(2, 64 * 1024);
+    let mut inst = linker.instantiate(&region, &m, None).expect("instantiate");
+    assert_eq!(
+        call(&mut inst, "run", &[]),
+        Outcome::Finished(vec![Val::I32(42), Val::I32(5)])
+    );
+    assert_eq!(&*seen.lock().unwrap(), "hello");
+    assert_eq!(&inst.memory()[16..21], b"HELLO");
+}
+
+#[test]
+fn park_unpark_yield_exit_trap_and_panic() {
+    let m = compile_wat(
+        r#"(module
+             (import "env" "wait" (func $wait (param i32) (result i64)))
+             (import "env" "yield" (func $yield))
+             (import "env" "exit" (func $exit (param i32)))
+             (import "env" "fail" (func $fail))
+             (import "env" "boom" (func $boom))
+             (func (export "park") (result i64)
+               (i64.add (call $wait (i32.const 7)) (i64.const 1)))
+             (func (export "yield") (result i32) (call $yield) (i32.const 3))
+             (func (export "exit") (call $exit (i32.const 9)) unreachable)
+             (func (export "fail") (call $fail))
+             (func (export "boom") (call $boom)))"#,
+        &CompileConfig::default(),
+    );
+    let parked_with = Arc::new(AtomicU64::new(0));
+    let p2 = parked_with.clone();
+    let mut linker = Linker::new();
+    linker
+        .func(
+            "env",
+            "wait",
+            FuncType {
+                params: vec![ValType::I32],
+                results: vec![ValType::I64],
+            },
+            move |_, cells| {
+                p2.store(cells[0], Ordering::Relaxed);
+                HostAction::Park
+            },
+        )
+        .func_wrap(
+            "env",
+            "yield",
+            |_: &mut Caller<'_>| -> Result<(), HostAction> { Err(HostAction::Yield) },
+        )
+        .func_wrap(
+            "env",
+            "exit",
+            |_: &mut Caller<'_>, code: i32| -> Result<(), HostAction> {
+                Err(HostAction::Exit(code))
+            },
+        )
+        .func_wrap(
+            "env",
+            "fail",
+            |_: &mut Caller<'_>| -> Result<(), HostAction> {
+                Err(HostAction::Trap("no such file".into()))
+            },
+        )
+        .func_wrap("env", "boom", |_: &mut Caller<'_>| -> () {
+            panic!("host bug")
+        });
+    let region = region_with(1, 0);
+    let mut inst = linker.instantiate(&region, &m, None).expect("instantiate");
+
+    inst.call("park", &[]).unwrap();
+    assert_eq!(inst.resume(u64::MAX), Outcome::Parked);
+    assert!(inst.is_parked());
+    assert_eq!(parked_with.load(Ordering::Relaxed), 7);
+    // Resuming a parked instance without unparking it runs nothing.
+    assert_eq!(inst.resume(u64::MAX), Outcome::Parked);
+    assert_eq!(
+        inst.call("yield", &[]),
+        Err(InstantiateError::CallInProgress)
+    );
+    inst.unpark(&[Val::I64(41)]).unwrap();
+    assert_eq!(
+        inst.unpark(&[Val::I64(1)]),
+        Err(InstantiateError::NotParked)
+    );
+    assert_eq!(run(&mut inst), Outcome::Finished(vec![Val::I64(42)]));
+
+    inst.call("yield", &[]).unwrap();
+    assert_eq!(inst.resume(u64::MAX), Outcome::Yielded);
+    assert_eq!(run(&mut inst), Outcome::Finished(vec![Val::I32(3)]));
+
+    assert_eq!(call(&mut inst, "exit", &[]), Outcome::Exited(9));
+    assert_eq!(
+        call(&mut inst, "fail", &[]),
+        Outcome::Trapped(TrapKind::HostTrap)
+    );
+    assert_eq!(inst.host_trap_message(), Some("no such file"));
+    assert_eq!(
+        call(&mut inst, "boom", &[]),
+        Outcome::Trapped(TrapKind::HostTrap)
+    );
+    assert!(inst.host_trap_message().unwrap().contains("host bug"));
+    // The instance is still usable after all of that.
+    inst.call("park", &[]).unwrap();
+    assert_eq!(inst.resume(u64::MAX), Outcome::Parked);
+    inst.unpark(&[Val::I64(0)]).unwrap();
+    assert_eq!(run(&mut inst), Outcome::Finished(vec![Val::I64(1)]));
+}
+
+#[test]
+fn embedder_data_is_visible_to_host_functions() {
+    let m = compile_wat(
+        r#"(module (import "env" "count" (func $c (result i32)))
+             (func (export "run") (result i32) (drop (call $c)) (call $c)))"#,
+        &CompileConfig::default(),
+    );
+    let mut linker = Linker::new();
+    linker.func_wrap("env", "count", |c: &mut Caller<'_>| -> i32 {
+        let n = c.data::<i32>().expect("data is an i32");
+        *n += 1;
+        *n
+    });
+    let region = region_with(1, 0);
+    let mut inst = linker
+        .instantiate(&region, &m, Some(Box::new(10i32)))
+        .unwrap();
+    assert_eq!(
+        call(&mut inst, "run", &[]),
+        Outcome::Finished(vec![Val::I32(12)])
+    );
+    assert_eq!(inst.data::<i32>(), Some(&mut 12));
+}
+
+const PROVIDER: &str = r#"(module
+  (memory (export "mem") 1 4)
+  (global $g (export "g") (mut i32) (i32.const 5))
+  (global (export "c") i64 (i64.const 77))
+  (table (export "tab") 2 funcref)
+  (elem (i32.const 0) $double)
+  (func $double (export "double") (param i32) (result i32)
+    (i32.mul (local.get 0) (i32.const 2)))
+  (func (export "store") (param i32 i32)
+    (i32.store (local.get 0) (local.get 1))
+    (global.set $g (i32.add (global.get $g) (i32.const 1))))
+  (func (export "spin") (param i64) (result i64)
+    (local $i i64)
+    (loop $l
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br_if $l (i64.lt_u (local.get $i) (local.get 0))))
+    (local.get $i))
+  (func (export "oob") (result i32) (i32.load (i32.const 0x7ffffff0)))
+  (global (export "base") i32 (i32.const 5))
+  (func $deep (export "deep") (param i32) (result i32)
+    (if (result i32) (i32.eqz (local.get 0)) (then (i32.const 0))
+      (else (i32.add (i32.const 1) (call $deep (i32.sub (local.get 0) (i32.const 1))))))))"#;
+
+const CONSUMER: &str = r#"(module
+  (import "p" "mem" (memory 1))
+  (import "p" "g" (global $g (mut i32)))
+  (import "p" "c" (global $c i64))
+  (import "p" "tab" (table 2 funcref))
+  (import "p" "double" (func $double (param i32) (result i32)))
+  (import "p" "store" (func $store (param i32 i32)))
+  (import "p" "spin" (func $spin (param i64) (result i64)))
+  (import "p" "oob" (func $oob (result i32)))
+  (import "p" "deep" (func $deep (param i32) (result i32)))
+  (import "p" "base" (global $b i32))
+  (global $base i32 (global.get $b))
+  (type $t (func (param i32) (result i32)))
+  (data (global.get $b) "\2a")
+  (func (export "run") (result i32 i32 i64 i32 i32)
+    (call $store (i32.const 100) (i32.const 1234))
+    (i32.load (i32.const 100))
+    (global.get $g)
+    (global.get $c)
+    (call $double (i32.const 21))
+    (call_indirect (type $t) (i32.const 4) (i32.const 0)))
+  (func (export "byte") (result i32) (i32.load8_u (global.get $base)))
+  (func (export "spin") (param i64) (result i64) (call $spin (local.get 0)))
+  (func (export "oob") (result i32) (call $oob))
+  (func (export "deep") (param i32) (result i32) (call $deep (local.get 0))))"#;
+
+#[test]
+fn wasm_imports_share_memory_globals_tables_and_code() {
+    let provider = compile_wat(PROVIDER, &CompileConfig::default());
+    let consumer = compile_wat(CONSUMER, &CompileConfig::default());
+    let region = region_with(4, 4 * 65536);
+    let p = Instance::instantiate(&region, &provider).unwrap();
+    let mut linker = Linker::new();
+    linker.instance("p", &p);
+    let mut c = linker.instantiate(&region, &consumer, None).unwrap();
+    assert_eq!(
+        call(&mut c, "run", &[]),
+        Outcome::Finished(vec![
+            Val::I32(1234),
+            Val::I32(6),
+            Val::I64(77),
+            Val::I32(42),
+            Val::I32(8)
+        ])
+    );
+    // The data segment went to the provider's memory at the imported
+    // global's value at instantiation (5).
+    assert_eq!(p.memory()[5], 0x2a);
+    assert_eq!(
+        call(&mut c, "byte", &[]),
+        Outcome::Finished(vec![Val::I32(42)])
+    );
+    assert_eq!(p.memory()[100..104], 1234u32.to_le_bytes());
+    match p.export("g") {
+        Some(Extern::Global(g)) => assert_eq!(g.get(), Val::I32(6)),
+        other => panic!("{other:?}"),
+    }
+    // The provider's instance can go; the consumer keeps its slot alive.
+    drop(p);
+    assert_eq!(region.free_slots(), 2);
+    assert_eq!(
+        call(&mut c, "run", &[]),
+        Outcome::Finished(vec![
+            Val::I32(1234),
+            Val::I32(7),
+            Val::I64(77),
+            Val::I32(42),
+            Val::I32(8)
+        ])
+    );
+    drop(c);
+    drop(linker);
+    assert_eq!(region.free_slots(), 4);
+}
+
+#[test]
+fn calls_into_another_instance_are_preempted_and_trap_on_the_callers_thread() {
+    let provider = compile_wat(PROVIDER, &CompileConfig::default());
+    let consumer = compile_wat(CONSUMER, &CompileConfig::default());
+    let region = region_with(2, 4 * 65536);
+    let p = Instance::instantiate(&region, &provider).unwrap();
+    let mut linker = Linker::new();
+    linker.instance("p", &p);
+    let mut c = linker.instantiate(&region, &consumer, None).unwrap();
+    // A long loop in the provider's code yields at the consumer's slice
+    // deadlines and finishes.
+    c.call("spin", &[Val::I64(30_000_000)]).unwrap();
+    let mut yields = 0;
+    loop {
+        let now = myriad_runtime::rdtsc();
+        match c.resume(now + 20_000) {
+            Outcome::Yielded => yields += 1,
+            other => {
+                assert_eq!(other, Outcome::Finished(vec![Val::I64(30_000_000)]));
+                break;
+            }
+        }
+    }
+    assert!(yields > 5, "only {yields} yields");
+    // A fault in the provider's code ends the consumer's call.
+    assert_eq!(
+        call(&mut c, "oob", &[]),
+        Outcome::Trapped(TrapKind::HeapOutOfBounds)
+    );
+    // Recursion in the provider's code is bounded by the consumer's stack.
+    assert_eq!(
+        call(&mut c, "deep", &[Val::I32(100_000)]),
+        Outcome::Trapped(TrapKind::StackOverflow)
+    );
+    assert_eq!(
+        call(&mut c, "deep", &[Val::I32(10)]),
+        Outcome::Finished(vec![Val::I32(10)])
+    );
+}
+
+#[test]
+fn import_mismatches_are_refused_by_name() {
+    let consumer = compile_wat(CONSUMER, &CompileConfig::default());
+    let region = region_with(2, 4 * 65536);
+    let linker = Linker::new();
+    match linker.instantiate(&region, &consumer, None) {
+        Err(LinkError::UnknownImport { module, name, kind }) => {
+            assert_eq!(
+                (module.as_str(), name.as_str(), kind),
+                ("p", "mem", "memory")
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    let provider = compile_wat(PROVIDER, &CompileConfig::default());
+    let p = Instance::instantiate(&region, &provider).unwrap();
+    let mut linker = Linker::new();
+    linker.instance("p", &p);
+    // An immutable host global where a mutable one is imported.
+    linker.define("p", "g", Extern::Global(Global::new(Val::I32(1), false)));
+    match linker.instantiate(&region, &consumer, None) {
+        Err(LinkError::Instantiate(InstantiateError::IncompatibleImport { name, .. })) => {
+            assert_eq!(name, "g")
+        }
+        other => panic!("{other:?}"),
+    }
+    // A function of the wrong type.
+    let mut linker2 = Linker::new();
+    linker2.instance("p", &p);
+    linker2.func_wrap("p", "double", |_: &mut Caller<'_>, x: i64| x);
+    assert!(matches!(
+        linker2.instantiate(&region, &consumer, None),
+        Err(LinkError::Instantiate(
+            InstantiateError::IncompatibleImport { .. }
+        ))
+    ));
+    assert_eq!(
+        region.free_slots(),
+        1,
+        "failed instantiations free their slots"
+    );
+}
+
+#[test]
+fn fuel_and_memory_limits_end_the_instance() {
+    let m = compile_wat(
+        r#"(module (memory 1)
+             (func (export "spin") (loop $l (br $l)))
+             (func (export "grow") (result i32)
+               (drop (memory.grow (i32.const 1)))
+               (memory.grow (i32.const 1))))"#,
+        &CompileConfig::default(),
+    );
+    let region = region_with(1, 4 * 65536);
+    let mut inst = Instance::instantiate(&region, &m).unwrap();
+    inst.set_fuel_limit(1_000_000);
+    assert_eq!(call(&mut inst, "spin", &[]), Outcome::Limited(Limit::Fuel));
+    assert!(inst.fuel_used() >= 1_000_000);
+    drop(inst);
+    let mut inst = Instance::instantiate(&region, &m).unwrap();
+    inst.set_memory_limit(2 * 65536);
+    assert_eq!(
+        call(&mut inst, "grow", &[]),
+        Outcome::Limited(Limit::Memory)
+    );
+    assert_eq!(inst.memory().len(), 2 * 65536);
+}
