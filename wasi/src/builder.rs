@@ -161,8 +161,12 @@ impl WasiBuilder {
 
         let mut fds = FdTable::default();
         let stdio = |kind| Entry {
+            rights_base: if matches!(kind, Kind::Input(_)) {
+                rights::STDIN
+            } else {
+                rights::STDOUT
+            },
             kind,
-            rights_base: rights::STDIO,
             rights_inheriting: 0,
             flags: 0,
         };

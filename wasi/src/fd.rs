@@ -378,6 +378,9 @@ impl WasiCtx {
         let iovs = mem.iovecs(iovs, iovs_len)?;
         mem.slice(nread, 4)?;
         let entry = self.fds.get_mut(fd)?;
+        if matches!(entry.kind, Kind::Output(..)) {
+            return Err(Errno::BADF);
+        }
         entry.require(rights::FD_READ)?;
         let mut buf = vec![0u8; iovecs_len(&iovs)];
         let n = match &mut entry.kind {
@@ -427,6 +430,9 @@ impl WasiCtx {
         let iovs = mem.iovecs(iovs, iovs_len)?;
         mem.slice(nwritten, 4)?;
         let entry = self.fds.get_mut(fd)?;
+        if matches!(entry.kind, Kind::Input(_)) {
+            return Err(Errno::BADF);
+        }
         entry.require(rights::FD_WRITE)?;
         let data = mem.gather(&iovs)?;
         let n = match &mut entry.kind {

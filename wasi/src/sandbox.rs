@@ -49,7 +49,7 @@ pub fn open_beneath(
         unsafe { std::mem::zeroed() }
     };
     how.flags = flags as u32 as u64;
-    how.mode = if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 {
+    how.mode = if flags & libc::O_CREAT != 0 || flags & libc::O_TMPFILE == libc::O_TMPFILE {
         u64::from(mode)
     } else {
         0

@@ -105,10 +105,12 @@ pub mod rights {
         | PATH_UNLINK_FILE
         | POLL_FD_READWRITE;
 
-    /// Rights of a stdio stream: no seek or tell, so wasi-libc's `isatty`
-    /// says yes and stdout is line buffered.
-    pub const STDIO: u64 =
-        FD_READ | FD_WRITE | FD_FDSTAT_SET_FLAGS | FD_FILESTAT_GET | POLL_FD_READWRITE;
+    /// Rights of stdin: no seek or tell, so wasi-libc's `isatty` says yes.
+    pub const STDIN: u64 = FD_READ | FD_FDSTAT_SET_FLAGS | FD_FILESTAT_GET | POLL_FD_READWRITE;
+
+    /// Rights of stdout and stderr: no seek or tell, so wasi-libc's
+    /// `isatty` says yes and stdout is line buffered.
+    pub const STDOUT: u64 = FD_WRITE | FD_FDSTAT_SET_FLAGS | FD_FILESTAT_GET | POLL_FD_READWRITE;
 }
 
 /// `filetype` values.
