@@ -9,6 +9,7 @@
 mod cache;
 mod inspect;
 mod values;
+mod wasi;
 
 use anyhow::{bail, Context, Result};
 use clap::{Parser, Subcommand};
@@ -106,6 +107,13 @@ struct RunArgs {
     /// Neither read nor write the compile cache.
     #[arg(long)]
     no_cache: bool,
+    /// Preopen a host directory for a WASI program: `HOST` (seen under the
+    /// same name) or `HOST::GUEST`. Repeatable.
+    #[arg(long = "dir", value_name = "DIR")]
+    dirs: Vec<String>,
+    /// Set an environment variable for a WASI program. Repeatable.
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    envs: Vec<String>,
     /// The program: .wasm, .wat or a compiled .so artifact.
     prog: PathBuf,
     /// Arguments of the export (i32/i64: decimal or 0x hex; f32/f64:
@@ -258,13 +266,19 @@ fn run(args: RunArgs, verbose: bool) -> Result<ExitCode> {
             if module.export_type("_start").is_none() {
                 usage!("no _start export; use --invoke NAME");
             }
-            if !args.args.is_empty() {
-                usage!(
-                    "program arguments need WASI, which is not implemented yet; \
-                     use --invoke NAME to pass arguments to an export"
-                );
-            }
-            "_start".to_string()
+            // A command: WASI imports, program arguments, exit status.
+            let cmd = wasi::Command {
+                argv0: args
+                    .prog
+                    .file_name()
+                    .map_or_else(|| "prog".into(), |n| n.to_string_lossy().into_owned()),
+                args: &args.args,
+                env: &args.envs,
+                dirs: &args.dirs,
+                stack_size: (args.stack_kib * 1024) as usize,
+                heap_capacity: heap_capacity(&module),
+            };
+            return wasi::run_command(&module, &cmd);
         }
     };
     let Some(ty) = module.export_type(&name).cloned() else {

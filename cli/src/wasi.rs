@@ -1,0 +1,146 @@
+//! Running a WASI command (`_start`) under `myriad run`: the WASI preview1
+//! functions bound on a linker, the context built from `--dir`, `--env` and
+//! the program arguments, and the instance run to its exit status.
+
+use anyhow::{bail, Context, Result};
+use myriad_runtime::{
+    FuncType, HostAction, Instance, Linker, Module, Outcome, Region, RegionConfig,
+};
+use myriad_wasi::{Output, Stdin, WasiCtx, WasiFunc, WasiOutcome};
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Most parameters a WASI preview1 function takes.
+const MAX_PARAMS: usize = 16;
+
+/// A linker with every WASI preview1 function, each reading its
+/// [`WasiCtx`] from the instance's embedder data.
+pub fn wasi_linker() -> Linker {
+    let mut linker = Linker::new();
+    for &f in WasiFunc::ALL {
+        let ty = FuncType {
+            params: f.params().to_vec(),
+            results: f.results().to_vec(),
+        };
+        linker.func(myriad_wasi::MODULE, f.name(), ty, move |caller, cells| {
+            let n = f.params().len().min(MAX_PARAMS);
+            let mut args = [0u64; MAX_PARAMS];
+            args[..n].copy_from_slice(&cells[..n]);
+            let (memory, ctx) = caller.memory_and_data::<WasiCtx>();
+            let Some(ctx) = ctx else {
+                return HostAction::Trap("the instance has no WASI context".into());
+            };
+            match ctx.call(f, memory, &args[..n]) {
+                WasiOutcome::Return(errno) => {
+                    if let Some(c) = cells.first_mut() {
+                        *c = u64::from(errno);
+                    }
+                    HostAction::Return
+                }
+                WasiOutcome::Exit(code) => HostAction::Exit(code as i32),
+                WasiOutcome::Yield => {
+                    if let Some(c) = cells.first_mut() {
+                        *c = 0;
+                    }
+                    HostAction::Yield
+                }
+            }
+        });
+    }
+    linker
+}
+
+/// What `myriad run` needs to run a command.
+pub struct Command<'a> {
+    /// The program's name as argv[0].
+    pub argv0: String,
+    /// Program arguments after argv[0].
+    pub args: &'a [String],
+    /// `KEY=VALUE` pairs.
+    pub env: &'a [String],
+    /// `HOST[::GUEST]` directories to preopen.
+    pub dirs: &'a [String],
+    /// Instance stack bytes.
+    pub stack_size: usize,
+    /// Instance heap capacity bytes.
+    pub heap_capacity: usize,
+}
+
+/// Run `module`'s `_start` as a WASI command; the exit status is the
+/// program's (`proc_exit` code, 0 when `_start` returns, 134 on a trap).
+pub fn run_command(module: &Arc<Module>, cmd: &Command<'_>) -> Result<ExitCode> {
+    let mut b = WasiCtx::builder()
+        .args(std::iter::once(cmd.argv0.clone()).chain(cmd.args.iter().cloned()))
+        .stdin(Stdin::Inherit)
+        .stdout(Output::Inherit)
+        .stderr(Output::Inherit);
+    for kv in cmd.env {
+        let Some((k, v)) = kv.split_once('=') else {
+            bail!("--env {kv:?}: expected KEY=VALUE");
+        };
+        b = b.env(k, v);
+    }
+    for d in cmd.dirs {
+        let (host, guest) = d.split_once("::").unwrap_or((d.as_str(), d.as_str()));
+        b = b
+            .preopen_dir(Path::new(host), guest)
+            .with_context(|| format!("--dir {d}"))?;
+    }
+    let ctx = b.build().context("cannot set up WASI")?;
+    let md = module.metadata();
+    let region = Arc::new(
+        Region::new(RegionConfig {
+            slots: 1,
+            stack_size: cmd.stack_size,
+            heap_capacity: cmd.heap_capacity,
+            guard_size: md.guard_bytes as usize,
+            guard_mode: md.guard_bytes > 0,
+        })
+        .context("cannot map the instance region")?,
+    );
+    let linker = wasi_linker();
+    let module = module.clone();
+    // Guests run on a thread that blocks asynchronous signals (a signal
+    // frame must never land on a guest stack).
+    let worker = std::thread::Builder::new()
+        .name("myriad-run".into())
+        .spawn(move || -> Result<(Outcome, Option<String>)> {
+            myriad_runtime::signals::block_async_signals()
+                .context("cannot block asynchronous signals")?;
+            let mut inst: Instance = linker
+                .instantiate(&region, &module, Some(Box::new(ctx)))
+                .map_err(anyhow::Error::new)?;
+            inst.call("_start", &[]).map_err(anyhow::Error::new)?;
+            let slice = myriad_runtime::fuel::ns_to_tsc(1_000_000);
+            loop {
+                let now = myriad_runtime::rdtsc();
+                match inst.resume(now.saturating_add(slice)) {
+                    Outcome::Yielded => continue,
+                    other => {
+                        let msg = inst.host_trap_message().map(str::to_owned);
+                        return Ok((other, msg));
+                    }
+                }
+            }
+        })
+        .context("cannot start the run thread")?;
+    let (outcome, msg) = worker
+        .join()
+        .map_err(|_| anyhow::anyhow!("the run thread panicked"))??;
+    match outcome {
+        Outcome::Finished(_) => Ok(ExitCode::SUCCESS),
+        Outcome::Exited(code) => Ok(ExitCode::from(code as u8)),
+        Outcome::Trapped(kind) => {
+            match msg {
+                Some(m) if kind == myriad_runtime::TrapKind::HostTrap => {
+                    eprintln!("error: trap: {kind}: {m}")
+                }
+                _ => eprintln!("error: trap: {kind}"),
+            }
+            Ok(ExitCode::from(crate::EXIT_TRAP))
+        }
+        Outcome::Limited(l) => bail!("the program stopped: {l}"),
+        Outcome::Parked | Outcome::Yielded => bail!("the program parked with nothing to resume it"),
+    }
+}

@@ -1,0 +1,128 @@
+//! `myriad run` on the project's own C programs, built with
+//! `clang --target=wasm32-wasi` (Debian's clang, lld, wasi-libc and
+//! libclang-rt-*-dev-wasm32; `.ci/run` installs them). Without clang the
+//! tests fail with instructions, unless `MYRIAD_SKIP_C=1`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const BIN: &str = env!("CARGO_BIN_EXE_myriad");
+
+fn dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("myriad-wasi-run-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Build `wasi/tests/c/<name>.c` into `out`; `None` when skipping.
+fn program(name: &str, out: &Path) -> Option<PathBuf> {
+    if myriad_wasi::testprog::skip_requested() {
+        eprintln!("MYRIAD_SKIP_C=1: skipping the C program {name}");
+        return None;
+    }
+    match myriad_wasi::testprog::compile_program(name, out) {
+        Ok(p) => Some(p),
+        Err(e) => panic!("cannot build {name}.c: {e}"),
+    }
+}
+
+fn run(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(cwd)
+        .env("MYRIAD_CACHE_DIR", cwd.join("cache"))
+        .output()
+        .unwrap()
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn expected(name: &str) -> String {
+    let p = myriad_wasi::testprog::source_dir()
+        .join("expected")
+        .join(format!("{name}.stdout"));
+    std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn hello_prints_and_exits_zero() {
+    let d = dir("hello");
+    let Some(p) = program("hello", &d) else {
+        return;
+    };
+    let o = run(&d, &["run", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), expected("hello"));
+}
+
+#[test]
+fn args_and_env_reach_the_program_and_the_exit_status_is_its() {
+    let d = dir("args");
+    let Some(p) = program("args_env", &d) else {
+        return;
+    };
+    let o = run(
+        &d,
+        &[
+            "run",
+            "--env",
+            "GREETING=hi there",
+            "--env",
+            "EMPTY=",
+            p.to_str().unwrap(),
+            "one",
+            "two words",
+        ],
+    );
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(3), "exit(argc): {}", text(&o.stderr));
+    assert!(out.contains("argv[1]=one"), "{out}");
+    assert!(out.contains("argv[2]=two words"), "{out}");
+    assert!(out.contains("GREETING=hi there"), "{out}");
+    assert!(out.contains("MISSING unset"), "{out}");
+}
+
+#[test]
+fn file_io_in_a_preopened_dir_and_escapes_are_refused() {
+    let d = dir("copy");
+    let Some(p) = program("copy", &d) else { return };
+    let sandbox = d.join("box");
+    std::fs::create_dir_all(&sandbox).unwrap();
+    std::fs::write(sandbox.join("in.txt"), "payload\n").unwrap();
+    std::fs::write(d.join("escape.txt"), "secret\n").unwrap();
+    let o = run(&sandbox, &["run", "--dir", ".", p.to_str().unwrap()]);
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}\n{}", text(&o.stderr));
+    assert!(out.contains("copied out.txt: 8 bytes, identical"), "{out}");
+    assert!(out.contains("open ../escape.txt: ENOTCAPABLE"), "{out}");
+    assert!(out.contains("open link_out: ENOTCAPABLE"), "{out}");
+    assert!(out.contains("failures: 0"), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(sandbox.join("out.txt")).unwrap(),
+        "payload\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("escape.txt")).unwrap(),
+        "secret\n",
+        "the file outside the sandbox is untouched"
+    );
+}
+
+#[test]
+fn compute_kernel_and_trap() {
+    let d = dir("compute");
+    let Some(p) = program("compute", &d) else {
+        return;
+    };
+    let o = run(&d, &["run", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(text(&o.stdout), expected("compute"));
+    let Some(t) = program("trap", &d) else { return };
+    let o = run(&d, &["run", t.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(134));
+    assert_eq!(text(&o.stdout), expected("trap"));
+    assert!(text(&o.stderr).contains("trap: unreachable"));
+}
