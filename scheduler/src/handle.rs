@@ -1,8 +1,11 @@
-//! Handles to spawned instances: join, cancel, state and statistics.
+//! Handles to spawned instances: join, cancel, state, statistics,
+//! park/resume and mailboxes.
 
+use crate::worker::{Shared, Task};
 use myriad_runtime::{Limit, TrapKind, Val};
+use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::time::{Duration, Instant};
 
 /// Where an instance is in its life.
@@ -22,6 +25,10 @@ pub enum InstanceState {
     Exited,
     /// A resource limit ended it.
     Limited,
+    /// A host function parked it; it waits for
+    /// [`InstanceHandle::resume`] or a message, using no CPU and no queue
+    /// slot.
+    Parked,
 }
 
 impl InstanceState {
@@ -33,7 +40,8 @@ impl InstanceState {
             3 => InstanceState::Trapped,
             4 => InstanceState::Cancelled,
             5 => InstanceState::Exited,
-            _ => InstanceState::Limited,
+            6 => InstanceState::Limited,
+            _ => InstanceState::Parked,
         }
     }
 
@@ -79,8 +87,53 @@ pub struct InstanceStats {
     pub cpu_ns: u64,
 }
 
+/// Why [`InstanceHandle::resume`] failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ResumeError {
+    /// The instance is queued to run, not parked.
+    #[error("instance is not parked")]
+    NotParked,
+    /// The instance has ended.
+    #[error("instance has ended")]
+    Ended,
+    /// A resume is already waiting for the instance to finish parking.
+    #[error("a resume is already pending")]
+    AlreadyPending,
+    /// The values do not fit the parked host function's results.
+    #[error("resume values do not fit the parked host function")]
+    BadValues,
+}
+
+/// Why a message could not be delivered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// No live instance has this id (it never existed or has ended).
+    #[error("no live instance with id {0}")]
+    NoSuchInstance(u64),
+}
+
+/// A message in an instance's mailbox: a byte string.
+pub type Message = Vec<u8>;
+
+/// What a parked instance's slot holds, guarded by one mutex per instance.
+#[derive(Default)]
+pub(crate) struct ParkSlot {
+    /// The parked task (Some only while state is `Parked`).
+    pub(crate) task: Option<Box<Task>>,
+    /// Results of a resume that arrived while the instance ran; consumed by
+    /// its next park.
+    pub(crate) pending: Option<Vec<Val>>,
+    /// Messages not yet received.
+    pub(crate) mailbox: VecDeque<Message>,
+    /// `(ptr, cap)` of the `myriad.recv` the instance is blocked in.
+    pub(crate) recv_wait: Option<(u32, u32)>,
+}
+
 /// State shared between a handle and the worker running the instance.
 pub(crate) struct HandleShared {
+    pub(crate) id: u64,
+    pub(crate) sched: Weak<Shared>,
+    pub(crate) slot: Mutex<ParkSlot>,
     state: AtomicU8,
     pub(crate) cancel: AtomicBool,
     slices: AtomicU64,
@@ -90,8 +143,11 @@ pub(crate) struct HandleShared {
 }
 
 impl HandleShared {
-    pub(crate) fn new() -> Arc<HandleShared> {
+    pub(crate) fn new(id: u64, sched: Weak<Shared>) -> Arc<HandleShared> {
         Arc::new(HandleShared {
+            id,
+            sched,
+            slot: Mutex::new(ParkSlot::default()),
             state: AtomicU8::new(InstanceState::Runnable as u8),
             cancel: AtomicBool::new(false),
             slices: AtomicU64::new(0),
@@ -99,6 +155,14 @@ impl HandleShared {
             result: Mutex::new(None),
             done: Condvar::new(),
         })
+    }
+
+    pub(crate) fn lock_slot(&self) -> MutexGuard<'_, ParkSlot> {
+        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn state(&self) -> InstanceState {
+        InstanceState::from_u8(self.state.load(Ordering::Acquire))
     }
 
     pub(crate) fn set_state(&self, s: InstanceState) {
@@ -183,14 +247,73 @@ impl InstanceHandle {
 
     /// Ask the scheduler to end the instance. It stops at its next time
     /// slice boundary (or before its first) and joins as `Cancelled`, unless
-    /// it ended first.
+    /// it ended first. A parked instance is retired at once (its slot is
+    /// free when this returns).
     pub fn cancel(&self) {
         self.shared.cancel.store(true, Ordering::Release);
+        let task = self.shared.lock_slot().task.take();
+        if let Some(task) = task {
+            match self.shared.sched.upgrade() {
+                Some(sched) => sched.retire_off_worker(task, Err(InstanceError::Cancelled)),
+                None => drop(task),
+            }
+        }
     }
 
     /// The instance's current state.
     pub fn state(&self) -> InstanceState {
-        InstanceState::from_u8(self.shared.state.load(Ordering::Acquire))
+        self.shared.state()
+    }
+
+    /// The instance's id, unique within its scheduler (the address for
+    /// messages).
+    pub fn id(&self) -> u64 {
+        self.shared.id
+    }
+
+    /// Make a parked instance runnable again: `values` become the results
+    /// of the host function that parked it. Callable from any thread,
+    /// including a host function of another instance.
+    ///
+    /// If the instance is running (a host function may be about to park
+    /// it), the resume is remembered and applied when it parks (at most one
+    /// such pending resume). Fails if the instance is queued to run
+    /// ([`ResumeError::NotParked`]) or has ended.
+    pub fn resume(&self, values: &[Val]) -> Result<(), ResumeError> {
+        let mut slot = self.shared.lock_slot();
+        if let Some(mut task) = slot.task.take() {
+            if task.instance.unpark(values).is_err() {
+                slot.task = Some(task);
+                return Err(ResumeError::BadValues);
+            }
+            slot.recv_wait = None;
+            self.shared.set_state(InstanceState::Runnable);
+            drop(slot);
+            crate::worker::requeue(task);
+            return Ok(());
+        }
+        match self.shared.state() {
+            InstanceState::Running => {
+                if slot.pending.is_some() {
+                    return Err(ResumeError::AlreadyPending);
+                }
+                slot.pending = Some(values.to_vec());
+                Ok(())
+            }
+            s if s.is_done() => Err(ResumeError::Ended),
+            _ => Err(ResumeError::NotParked),
+        }
+    }
+
+    /// Put `message` in the instance's mailbox; if it is blocked in
+    /// `myriad.recv`, the message is copied into its memory and it resumes.
+    pub fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
+        deliver(&self.shared, message.into())
+    }
+
+    /// Messages waiting in the instance's mailbox.
+    pub fn mailbox_len(&self) -> usize {
+        self.shared.lock_slot().mailbox.len()
     }
 
     /// Slices run and CPU time so far.
@@ -200,4 +323,59 @@ impl InstanceHandle {
             cpu_ns: self.shared.cpu_ns.load(Ordering::Relaxed),
         }
     }
+}
+
+/// Queue `message` for `target`, waking it if it is parked in `recv`.
+pub(crate) fn deliver(target: &HandleShared, message: Message) -> Result<(), SendError> {
+    if target.state().is_done() {
+        return Err(SendError::NoSuchInstance(target.id));
+    }
+    let mut slot = target.lock_slot();
+    slot.mailbox.push_back(message);
+    if slot.recv_wait.is_some() {
+        if let Some(mut task) = slot.task.take() {
+            complete_recv(&mut slot, &mut task);
+            target.set_state(InstanceState::Runnable);
+            drop(slot);
+            crate::worker::requeue(task);
+        }
+    }
+    Ok(())
+}
+
+/// Finish the `myriad.recv` that `task` is parked in with the first message
+/// of `slot`'s mailbox (which must not be empty): copy it to the guest's
+/// buffer and unpark with its length (or `-len` if it does not fit, leaving
+/// it queued).
+pub(crate) fn complete_recv(slot: &mut ParkSlot, task: &mut Task) {
+    let Some((ptr, cap)) = slot.recv_wait.take() else {
+        return;
+    };
+    let result = recv_into(&mut slot.mailbox, task.instance.memory_mut(), ptr, cap);
+    // The parked host function has one i32 result, so this cannot fail.
+    let _ = task.instance.unpark(&[Val::I32(result)]);
+}
+
+/// Move the first message of `mailbox` to `memory[ptr..ptr+cap]`; returns
+/// its length, `-len` if it is longer than `cap` (it stays queued), or
+/// `i32::MIN` if the buffer is out of bounds. The mailbox must not be empty.
+pub(crate) fn recv_into(
+    mailbox: &mut VecDeque<Message>,
+    memory: &mut [u8],
+    ptr: u32,
+    cap: u32,
+) -> i32 {
+    let Some(len) = mailbox.front().map(|m| m.len()) else {
+        return -1;
+    };
+    if len > cap as usize {
+        return -(len.min(i32::MAX as usize) as i32);
+    }
+    let start = ptr as usize;
+    let Some(dst) = memory.get_mut(start..start + len) else {
+        return i32::MIN;
+    };
+    let msg = mailbox.pop_front().unwrap_or_default();
+    dst.copy_from_slice(&msg);
+    len as i32
 }

@@ -16,11 +16,17 @@
 
 mod config;
 mod handle;
+pub mod messaging;
 pub mod metrics;
 mod scheduler;
 mod worker;
 
 pub use config::SchedulerConfig;
-pub use handle::{InstanceError, InstanceHandle, InstanceResult, InstanceState, InstanceStats};
+pub use handle::{
+    InstanceError, InstanceHandle, InstanceResult, InstanceState, InstanceStats, Message,
+    ResumeError, SendError,
+};
+pub use messaging::current;
 pub use metrics::{Metrics, Summary};
-pub use scheduler::{Report, Scheduler, SchedulerError, SpawnError};
+pub use myriad_runtime::Limit;
+pub use scheduler::{Report, Scheduler, SchedulerError, SpawnError, SpawnOptions};

@@ -2,14 +2,17 @@
 //! shut down and collect the report.
 
 use crate::config::SchedulerConfig;
-use crate::handle::{HandleShared, InstanceHandle};
+use crate::handle::{deliver, HandleShared, InstanceHandle, Message, SendError};
 use crate::metrics::{Metrics, TscToNs};
-use crate::worker::{self, Shared, Task};
+use crate::worker::{self, Shared, Task, REGISTRY_SHARDS};
 use crossbeam_deque::{Injector, Worker};
 use myriad_runtime::{
-    rdtsc, tsc_hz, Instance, InstantiateError, Module, Region, RegionConfig, RegionError, Val,
+    rdtsc, tsc_hz, Instance, InstantiateError, LinkError, Linker, Module, Region, RegionConfig,
+    RegionError, Val,
 };
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::any::Any;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -43,6 +46,81 @@ pub enum SpawnError {
     /// The module, export or arguments do not fit.
     #[error(transparent)]
     Instantiate(InstantiateError),
+    /// An import has no definition in the linker.
+    #[error(transparent)]
+    Link(LinkError),
+}
+
+/// Options for [`Scheduler::spawn_with`]: imports, embedder data and
+/// resource limits. `SpawnOptions::default()` is what
+/// [`Scheduler::spawn`] uses.
+#[derive(Default)]
+pub struct SpawnOptions {
+    /// Resolves the module's imports (none without it).
+    pub linker: Option<Arc<Linker>>,
+    /// What host functions see through `Caller::data::<T>()`.
+    pub data: Option<Box<dyn Any + Send>>,
+    /// Fuel budget (about one unit per call and loop iteration); ends the
+    /// instance with `Limit::Fuel`.
+    pub fuel: Option<u64>,
+    /// CPU-time budget (sum of its slices), checked after each slice; ends
+    /// it with `Limit::CpuTime`.
+    pub cpu_time: Option<Duration>,
+    /// Wall-clock deadline, checked at slice boundaries and, while parked,
+    /// by the workers' deadline sweep; ends it with `Limit::Deadline`.
+    pub deadline: Option<Instant>,
+    /// Most bytes of linear memory; growing past it ends the instance with
+    /// `Limit::Memory`.
+    pub memory: Option<u64>,
+}
+
+impl SpawnOptions {
+    /// Default options: no imports, no data, no limits.
+    pub fn new() -> SpawnOptions {
+        SpawnOptions::default()
+    }
+
+    /// Resolve imports with `linker`.
+    pub fn linker(mut self, linker: &Arc<Linker>) -> Self {
+        self.linker = Some(Arc::clone(linker));
+        self
+    }
+
+    /// Give host functions `data`.
+    pub fn data<T: Any + Send>(mut self, data: T) -> Self {
+        self.data = Some(Box::new(data));
+        self
+    }
+
+    /// Set a fuel budget.
+    pub fn fuel(mut self, fuel: u64) -> Self {
+        self.fuel = Some(fuel);
+        self
+    }
+
+    /// Set a CPU-time budget.
+    pub fn cpu_time(mut self, budget: Duration) -> Self {
+        self.cpu_time = Some(budget);
+        self
+    }
+
+    /// Set a deadline `after` from now.
+    pub fn timeout(mut self, after: Duration) -> Self {
+        self.deadline = Some(Instant::now() + after);
+        self
+    }
+
+    /// Set a wall-clock deadline.
+    pub fn deadline(mut self, at: Instant) -> Self {
+        self.deadline = Some(at);
+        self
+    }
+
+    /// Set a memory limit in bytes.
+    pub fn memory(mut self, bytes: u64) -> Self {
+        self.memory = Some(bytes);
+        self
+    }
 }
 
 /// What a finished run measured.
@@ -106,6 +184,13 @@ impl Scheduler {
             quantum_tsc,
             conv: TscToNs::new(hz),
             spawn_metrics: Mutex::new(Metrics::default()),
+            registry: (0..REGISTRY_SHARDS)
+                .map(|_| Mutex::new(HashMap::new()))
+                .collect(),
+            next_id: AtomicU64::new(1),
+            deadlines: Mutex::new(Vec::new()),
+            next_deadline: AtomicU64::new(u64::MAX),
+            epoch: Instant::now(),
         });
         let cores = if config.pin_workers {
             core_affinity::get_core_ids().unwrap_or_default()
@@ -174,11 +259,31 @@ impl Scheduler {
         export: &str,
         args: &[Val],
     ) -> Result<InstanceHandle, SpawnError> {
+        self.spawn_with(module, export, args, SpawnOptions::default())
+    }
+
+    /// [`spawn`](Self::spawn) with imports resolved by `options.linker`,
+    /// embedder data and limits. Never blocks: a full scheduler fails with
+    /// [`SpawnError::AtCapacity`].
+    pub fn spawn_with(
+        &self,
+        module: &Arc<Module>,
+        export: &str,
+        args: &[Val],
+        options: SpawnOptions,
+    ) -> Result<InstanceHandle, SpawnError> {
         if self.shared.shutdown.load(Ordering::Acquire) {
             return Err(SpawnError::ShuttingDown);
         }
-        let t = rdtsc();
-        let instance = Instance::new(&self.shared.region, module, export, args).map_err(|e| {
+        let SpawnOptions {
+            linker,
+            data,
+            fuel,
+            cpu_time,
+            deadline,
+            memory,
+        } = options;
+        let map = |e: InstantiateError| {
             if matches!(e, InstantiateError::RegionFull) {
                 SpawnError::AtCapacity {
                     capacity: self.capacity,
@@ -186,7 +291,32 @@ impl Scheduler {
             } else {
                 SpawnError::Instantiate(e)
             }
-        })?;
+        };
+        let t = rdtsc();
+        let mut instance = if linker.is_none() && data.is_none() {
+            Instance::new(&self.shared.region, module, export, args).map_err(map)?
+        } else {
+            let imports = match &linker {
+                Some(l) => l.resolve(module).map_err(SpawnError::Link)?,
+                None => Vec::new(),
+            };
+            let mut inst = Instance::instantiate_with(&self.shared.region, module, &imports, data)
+                .map_err(map)?;
+            inst.call(export, args).map_err(map)?;
+            inst
+        };
+        if let Some(f) = fuel {
+            instance.set_fuel_limit(f);
+        }
+        if let Some(b) = memory {
+            instance.set_memory_limit(b);
+        }
+        let cpu_budget = cpu_time
+            .map(|d| {
+                ((d.as_nanos() * u128::from(tsc_hz())) / 1_000_000_000).min(u128::from(u64::MAX))
+                    as u64
+            })
+            .unwrap_or(u64::MAX);
         let elapsed = rdtsc().saturating_sub(t);
         self.shared
             .spawn_metrics
@@ -194,7 +324,12 @@ impl Scheduler {
             .unwrap_or_else(|e| e.into_inner())
             .instantiate
             .saturating_record(self.shared.conv.ns(elapsed));
-        let handle = HandleShared::new();
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let handle = HandleShared::new(id, Arc::downgrade(&self.shared));
+        self.shared.registry[(id % REGISTRY_SHARDS as u64) as usize]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id, Arc::clone(&handle));
         self.shared.live.fetch_add(1, Ordering::AcqRel);
         self.shared.injector.push(Box::new(Task {
             instance,
@@ -202,9 +337,28 @@ impl Scheduler {
             last_end: 0,
             slices: 0,
             cpu_cycles: 0,
+            cpu_budget,
+            deadline,
         }));
         self.shared.wake_one();
         Ok(InstanceHandle { shared: handle })
+    }
+
+    /// A handle to the live instance with id `id`.
+    pub fn handle(&self, id: u64) -> Option<InstanceHandle> {
+        self.shared
+            .lookup(id)
+            .map(|shared| InstanceHandle { shared })
+    }
+
+    /// Send `message` to the instance with id `id` (see
+    /// [`InstanceHandle::send`]).
+    pub fn send(&self, id: u64, message: impl Into<Message>) -> Result<(), SendError> {
+        let target = self
+            .shared
+            .lookup(id)
+            .ok_or(SendError::NoSuchInstance(id))?;
+        deliver(&target, message.into())
     }
 
     /// Most instances alive at once.

@@ -10,13 +10,40 @@
 //! prefetched its vmctx and saved context, so the cache misses of a cold
 //! switch overlap guest work.
 
-use crate::handle::{HandleShared, InstanceError, InstanceResult, InstanceState};
+use crate::handle::{complete_recv, HandleShared, InstanceError, InstanceResult, InstanceState};
 use crate::metrics::{Metrics, TscToNs};
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
-use myriad_runtime::{rdtsc, Instance, Outcome, Region};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::Duration;
+use myriad_runtime::{rdtsc, Instance, Limit, Outcome, Region};
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+/// Shards of the id -> instance registry.
+pub(crate) const REGISTRY_SHARDS: usize = 64;
+
+thread_local! {
+    /// The handle of the instance this worker is running a slice of (null
+    /// between slices). Host functions find "their" instance through it.
+    static CURRENT: Cell<*const HandleShared> = const { Cell::new(std::ptr::null()) };
+}
+
+/// The handle of the instance whose slice is running on this thread, if
+/// any (that is, when called from a host function under a scheduler).
+pub(crate) fn current() -> Option<Arc<HandleShared>> {
+    let p = CURRENT.with(|c| c.get());
+    if p.is_null() {
+        return None;
+    }
+    // SAFETY: CURRENT is only non-null while the worker holds the task,
+    // whose `handle` Arc keeps the HandleShared alive; we add a strong
+    // count before returning it.
+    unsafe {
+        Arc::increment_strong_count(p);
+        Some(Arc::from_raw(p))
+    }
+}
 
 /// How many slices a worker runs between looks at the injector while its own
 /// queue has work (Tokio uses the same figure for the same reason).
@@ -31,6 +58,10 @@ pub(crate) struct Task {
     pub(crate) last_end: u64,
     pub(crate) slices: u64,
     pub(crate) cpu_cycles: u64,
+    /// CPU-time budget in TSC cycles (`u64::MAX`: none).
+    pub(crate) cpu_budget: u64,
+    /// Wall-clock deadline.
+    pub(crate) deadline: Option<Instant>,
 }
 
 /// State shared by the scheduler front end and all workers.
@@ -52,8 +83,19 @@ pub(crate) struct Shared {
     pub(crate) all_done_cv: Condvar,
     pub(crate) quantum_tsc: u64,
     pub(crate) conv: TscToNs,
-    /// Instantiate times recorded by spawning threads.
+    /// Instantiate times recorded by spawning threads (and retirements
+    /// done off the workers).
     pub(crate) spawn_metrics: Mutex<Metrics>,
+    /// Live instances by id, sharded by `id % REGISTRY_SHARDS`.
+    pub(crate) registry: Vec<Mutex<HashMap<u64, Arc<HandleShared>>>>,
+    /// Next instance id.
+    pub(crate) next_id: AtomicU64,
+    /// Parked instances with a deadline, for the deadline sweep.
+    pub(crate) deadlines: Mutex<Vec<(Instant, Weak<HandleShared>)>>,
+    /// Earliest entry of `deadlines`, in ns since `epoch` (`u64::MAX`: none).
+    pub(crate) next_deadline: AtomicU64,
+    /// Time origin for `next_deadline`.
+    pub(crate) epoch: Instant,
 }
 
 impl Shared {
@@ -62,6 +104,67 @@ impl Shared {
         if self.sleepers.load(Ordering::SeqCst) > 0 {
             let _g = self.idle_lock.lock().unwrap_or_else(|e| e.into_inner());
             self.idle_cv.notify_one();
+        }
+    }
+
+    /// The live instance with id `id`.
+    pub(crate) fn lookup(&self, id: u64) -> Option<Arc<HandleShared>> {
+        self.registry[(id % REGISTRY_SHARDS as u64) as usize]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    /// Retire a task from a thread that is not a worker (cancel of a parked
+    /// instance, the deadline sweep, shutdown).
+    pub(crate) fn retire_off_worker(&self, task: Box<Task>, result: InstanceResult) {
+        let mut m = Metrics::default();
+        retire(*task, result, self, &mut m);
+        self.spawn_metrics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .merge(&m);
+    }
+
+    /// Remember that `handle` parked with deadline `at`.
+    fn watch_deadline(&self, at: Instant, handle: &Arc<HandleShared>) {
+        let mut d = self.deadlines.lock().unwrap_or_else(|e| e.into_inner());
+        d.push((at, Arc::downgrade(handle)));
+        let ns = at.saturating_duration_since(self.epoch).as_nanos() as u64;
+        self.next_deadline.fetch_min(ns, Ordering::AcqRel);
+    }
+
+    /// End every parked instance whose deadline has passed, if one may have.
+    pub(crate) fn sweep_deadlines(&self) {
+        let now = Instant::now();
+        let now_ns = now.saturating_duration_since(self.epoch).as_nanos() as u64;
+        if now_ns < self.next_deadline.load(Ordering::Acquire) {
+            return;
+        }
+        let mut expired = Vec::new();
+        {
+            let mut d = self.deadlines.lock().unwrap_or_else(|e| e.into_inner());
+            let mut next = u64::MAX;
+            d.retain(|(at, h)| {
+                if *at <= now {
+                    expired.push(h.clone());
+                    false
+                } else if h.strong_count() == 0 {
+                    false
+                } else {
+                    next = next.min(at.saturating_duration_since(self.epoch).as_nanos() as u64);
+                    true
+                }
+            });
+            self.next_deadline.store(next, Ordering::Release);
+        }
+        for h in expired.iter().filter_map(Weak::upgrade) {
+            let task = h.lock_slot().task.take();
+            if let Some(mut task) = task {
+                task.instance.set_limited(Limit::Deadline);
+                self.retire_off_worker(task, Err(InstanceError::Limit(Limit::Deadline)));
+            }
         }
     }
 
@@ -107,6 +210,7 @@ pub(crate) fn run(index: usize, local: Worker<Box<Task>>, shared: Arc<Shared>) -
         // Every GLOBAL_CHECK_INTERVAL slices look at the injector first, so
         // newly spawned instances do not wait behind a long local queue.
         let from_global = if tick.is_multiple_of(GLOBAL_CHECK_INTERVAL) {
+            shared.sweep_deadlines();
             steal_from_injector(&local, &shared)
         } else {
             None
@@ -116,6 +220,7 @@ pub(crate) fn run(index: usize, local: Worker<Box<Task>>, shared: Arc<Shared>) -
             None => match find_task(index, &local, &shared, &mut m) {
                 Some(t) => t,
                 None => {
+                    shared.sweep_deadlines();
                     idle_wait(&shared);
                     continue;
                 }
@@ -199,8 +304,16 @@ fn run_slice(mut task: Box<Task>, local: &Worker<Box<Task>>, shared: &Shared, m:
         retire(*task, Err(InstanceError::Cancelled), shared, m);
         return;
     }
+    if let Some(at) = task.deadline {
+        if Instant::now() >= at {
+            task.instance.set_limited(Limit::Deadline);
+            retire(*task, Err(InstanceError::Limit(Limit::Deadline)), shared, m);
+            return;
+        }
+    }
     let conv = shared.conv;
     task.handle.set_state(InstanceState::Running);
+    CURRENT.with(|c| c.set(Arc::as_ptr(&task.handle)));
     let t0 = rdtsc();
     if task.slices > 0 {
         m.gap
@@ -209,6 +322,7 @@ fn run_slice(mut task: Box<Task>, local: &Worker<Box<Task>>, shared: &Shared, m:
     let deadline = t0.saturating_add(shared.quantum_tsc);
     let outcome = task.instance.resume_from(t0, deadline);
     let t1 = rdtsc();
+    CURRENT.with(|c| c.set(std::ptr::null()));
     let slice = t1.saturating_sub(t0);
     m.slices += 1;
     m.slice.saturating_record(conv.ns(slice));
@@ -225,6 +339,11 @@ fn run_slice(mut task: Box<Task>, local: &Worker<Box<Task>>, shared: &Shared, m:
             m.guest_ns += conv.ns(decided.saturating_sub(t0));
             task.handle
                 .publish_stats(task.slices, conv.ns(task.cpu_cycles));
+            if let Some(limit) = over_budget(&task) {
+                task.instance.set_limited(limit);
+                retire(*task, Err(InstanceError::Limit(limit)), shared, m);
+                return;
+            }
             task.handle.set_state(InstanceState::Runnable);
             local.push(task);
         }
@@ -245,11 +364,77 @@ fn run_slice(mut task: Box<Task>, local: &Worker<Box<Task>>, shared: &Shared, m:
             retire(*task, Err(InstanceError::Limit(limit)), shared, m);
         }
         Outcome::Parked => {
-            // TODO(park): parking needs the scheduler's park table.
             m.guest_ns += conv.ns(slice);
-            retire(*task, Err(InstanceError::Cancelled), shared, m);
+            task.handle
+                .publish_stats(task.slices, conv.ns(task.cpu_cycles));
+            if let Some(limit) = over_budget(&task) {
+                task.instance.set_limited(limit);
+                retire(*task, Err(InstanceError::Limit(limit)), shared, m);
+                return;
+            }
+            park(task, local, shared, m);
         }
     }
+}
+
+/// The limit a task has gone past after a slice, if any.
+fn over_budget(task: &Task) -> Option<Limit> {
+    if task.cpu_cycles >= task.cpu_budget {
+        return Some(Limit::CpuTime);
+    }
+    match task.deadline {
+        Some(at) if Instant::now() >= at => Some(Limit::Deadline),
+        _ => None,
+    }
+}
+
+/// Park a task whose slice ended in `Outcome::Parked`: publish it in its
+/// handle's slot, unless a cancel, a pending resume or a message for its
+/// `recv` arrived while it was parking, which are applied at once.
+fn park(mut task: Box<Task>, local: &Worker<Box<Task>>, shared: &Shared, m: &mut Metrics) {
+    let handle = Arc::clone(&task.handle);
+    let mut slot = handle.lock_slot();
+    if handle.cancel.load(Ordering::Acquire) || shared.shutdown.load(Ordering::Acquire) {
+        drop(slot);
+        retire(*task, Err(InstanceError::Cancelled), shared, m);
+        return;
+    }
+    if slot.recv_wait.is_some() && !slot.mailbox.is_empty() {
+        complete_recv(&mut slot, &mut task);
+    } else if let Some(values) = slot.pending.take() {
+        slot.recv_wait = None;
+        if task.instance.unpark(&values).is_err() {
+            drop(slot);
+            retire(*task, Err(InstanceError::Cancelled), shared, m);
+            return;
+        }
+    } else {
+        let deadline = task.deadline;
+        slot.task = Some(task);
+        handle.set_state(InstanceState::Parked);
+        drop(slot);
+        if let Some(at) = deadline {
+            shared.watch_deadline(at, &handle);
+        }
+        return;
+    }
+    drop(slot);
+    handle.set_state(InstanceState::Runnable);
+    local.push(task);
+}
+
+/// Queue a resumed task (from any thread) and wake a worker; cancel it if
+/// the scheduler is shutting down.
+pub(crate) fn requeue(task: Box<Task>) {
+    let Some(shared) = task.handle.sched.upgrade() else {
+        return;
+    };
+    if shared.shutdown.load(Ordering::Acquire) {
+        shared.retire_off_worker(task, Err(InstanceError::Cancelled));
+        return;
+    }
+    shared.injector.push(task);
+    shared.wake_one();
 }
 
 /// End a task: tear the instance down (slot back to the region), then
@@ -273,6 +458,10 @@ fn retire(task: Task, result: InstanceResult, shared: &Shared, m: &mut Metrics) 
         Err(_) | Ok(_) => {}
     }
     handle.publish_stats(slices, shared.conv.ns(cpu_cycles));
+    shared.registry[(handle.id % REGISTRY_SHARDS as u64) as usize]
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&handle.id);
     handle.complete(result);
     if shared.live.fetch_sub(1, Ordering::AcqRel) == 1 {
         let _g = shared
@@ -291,6 +480,24 @@ pub(crate) fn cancel_stranded(shared: &Shared) -> Metrics {
     cancel_all(|| shared.injector.steal(), shared, &mut m);
     for stealer in &shared.stealers {
         cancel_all(|| stealer.steal(), shared, &mut m);
+    }
+    // Parked instances sit in no queue: find them through the registry.
+    let live: Vec<Arc<HandleShared>> = shared
+        .registry
+        .iter()
+        .flat_map(|r| {
+            r.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for h in live {
+        let task = h.lock_slot().task.take();
+        if let Some(t) = task {
+            retire(*t, Err(InstanceError::Cancelled), shared, &mut m);
+        }
     }
     m
 }
