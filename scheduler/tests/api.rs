@@ -1,0 +1,492 @@
+//! Tests of the embedding API: spawn_with (linker, data), handles,
+//! limits, park/resume under concurrency, capacity, messages.
+
+use myriad_runtime::{Caller, CompileConfig, HostAction, Linker, Module, Val};
+use myriad_scheduler::{
+    messaging, InstanceError, InstanceHandle, InstanceState, Limit, ResumeError, Scheduler,
+    SchedulerConfig, SendError, SpawnError, SpawnOptions,
+};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn module(wat: &str) -> Arc<Module> {
+    let wasm = wat::parse_str(wat).expect("test WAT assembles");
+    let cache = std::env::temp_dir().join("myriad-test-artifacts");
+    std::fs::create_dir_all(&cache).expect("cache dir");
+    Arc::new(Module::compile(&wasm, &CompileConfig::default(), &cache).expect("compiles"))
+}
+
+fn config(workers: usize, capacity: usize) -> SchedulerConfig {
+    SchedulerConfig {
+        workers,
+        capacity,
+        quantum: Duration::from_micros(100),
+        stack_size: 16 * 1024,
+        heap_capacity: 128 * 1024,
+        pin_workers: false,
+        ..SchedulerConfig::default()
+    }
+}
+
+const SPIN: &str = r#"(module (func (export "run") (loop $l (br $l))))"#;
+
+/// Calls `env.park` `n` times and returns the sum of what it returned.
+const PARKER: &str = r#"(module
+  (import "env" "park" (func $park (result i32)))
+  (func (export "run") (param $n i32) (result i32)
+    (local $acc i32)
+    (block $done
+      (loop $l
+        (br_if $done (i32.eqz (local.get $n)))
+        (local.set $acc (i32.add (local.get $acc) (call $park)))
+        (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+        (br $l)))
+    (local.get $acc)))"#;
+
+/// The ring guest of the token_ring example.
+const RING: &str = r#"(module
+  (import "myriad" "send" (func $send (param i64 i32 i32) (result i32)))
+  (import "myriad" "recv" (func $recv (param i32 i32) (result i32)))
+  (memory 64 64 (pagesize 1))
+  (func (export "run") (param $rounds i32) (result i32)
+    (local $next i64) (local $i i32)
+    (drop (call $recv (i32.const 0) (i32.const 8)))
+    (local.set $next (i64.load (i32.const 0)))
+    (block $done
+      (loop $l
+        (br_if $done (i32.ge_u (local.get $i) (local.get $rounds)))
+        (drop (call $recv (i32.const 8) (i32.const 4)))
+        (i32.store (i32.const 8) (i32.add (i32.load (i32.const 8)) (i32.const 1)))
+        (drop (call $send (local.get $next) (i32.const 8) (i32.const 4)))
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br $l)))
+    (i32.load (i32.const 8))))"#;
+
+fn park_linker() -> Arc<Linker> {
+    let mut l = Linker::new();
+    l.func_wrap(
+        "env",
+        "park",
+        |_: &mut Caller<'_>| -> Result<i32, HostAction> { Err(HostAction::Park) },
+    );
+    Arc::new(l)
+}
+
+fn wait_state(h: &InstanceHandle, s: InstanceState) {
+    let t = Instant::now();
+    while h.state() != s {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "stuck in {:?}",
+            h.state()
+        );
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn spawn_with_linker_and_data() {
+    let m = module(
+        r#"(module
+      (import "env" "bump" (func $bump (param i32) (result i32)))
+      (import "env" "strlen" (func $strlen (param i32 i32) (result i32)))
+      (memory 1)
+      (data (i32.const 16) "hello")
+      (func (export "run") (result i32)
+        (i32.add (call $bump (i32.const 5)) (call $strlen (i32.const 16) (i32.const 5)))))"#,
+    );
+    let mut l = Linker::new();
+    l.func_wrap("env", "bump", |c: &mut Caller<'_>, by: i32| -> i32 {
+        let d = c.data::<i32>().expect("data is an i32");
+        *d += by;
+        *d
+    });
+    l.func_wrap(
+        "env",
+        "strlen",
+        |c: &mut Caller<'_>, p: u32, n: u32| -> i32 {
+            let s = &c.memory()[p as usize..(p + n) as usize];
+            assert_eq!(s, b"hello");
+            s.len() as i32
+        },
+    );
+    let l = Arc::new(l);
+    let s = Scheduler::new(config(2, 8)).unwrap();
+    let h = s
+        .spawn_with(&m, "run", &[], SpawnOptions::new().linker(&l).data(100i32))
+        .unwrap();
+    assert_eq!(h.join(), Ok(vec![Val::I32(110)]));
+    assert_eq!(h.state(), InstanceState::Finished);
+    assert!(h.stats().slices >= 1);
+    assert_eq!(h.try_result(), Some(Ok(vec![Val::I32(110)])));
+    // Without the linker the imports are missing.
+    assert!(matches!(
+        s.spawn(&m, "run", &[]),
+        Err(SpawnError::Instantiate(_))
+    ));
+    let empty = Arc::new(Linker::new());
+    assert!(matches!(
+        s.spawn_with(&m, "run", &[], SpawnOptions::new().linker(&empty)),
+        Err(SpawnError::Link(_))
+    ));
+    assert!(s.wait_idle(Duration::from_secs(5)));
+    assert_eq!(s.free_slots(), 8);
+}
+
+#[test]
+fn handle_api_on_parked_instance() {
+    let m = module(PARKER);
+    let l = park_linker();
+    let s = Scheduler::new(config(1, 8)).unwrap();
+    let h = s
+        .spawn_with(&m, "run", &[Val::I32(2)], SpawnOptions::new().linker(&l))
+        .unwrap();
+    wait_state(&h, InstanceState::Parked);
+    assert_eq!(h.try_result(), None);
+    assert_eq!(h.join_timeout(Duration::from_millis(20)), None);
+    h.resume(&[Val::I32(40)]).unwrap();
+    wait_state(&h, InstanceState::Parked);
+    h.resume(&[Val::I32(2)]).unwrap();
+    assert_eq!(
+        h.join_timeout(Duration::from_secs(5)),
+        Some(Ok(vec![Val::I32(42)]))
+    );
+    assert_eq!(h.resume(&[Val::I32(1)]), Err(ResumeError::Ended));
+    assert_eq!(s.handle(h.id()).map(|x| x.id()), None);
+    assert!(h.stats().slices >= 3);
+    let report = s.shutdown();
+    assert!(report.metrics.slices >= 3);
+}
+
+#[test]
+fn resume_of_queued_instance_fails() {
+    let m = module(PARKER);
+    let l = park_linker();
+    let s = Scheduler::new(SchedulerConfig {
+        start_paused: true,
+        ..config(1, 4)
+    })
+    .unwrap();
+    let h = s
+        .spawn_with(&m, "run", &[Val::I32(1)], SpawnOptions::new().linker(&l))
+        .unwrap();
+    assert_eq!(h.state(), InstanceState::Runnable);
+    assert_eq!(h.resume(&[Val::I32(1)]), Err(ResumeError::NotParked));
+    s.start();
+    wait_state(&h, InstanceState::Parked);
+    h.resume(&[Val::I32(7)]).unwrap();
+    assert_eq!(h.join(), Ok(vec![Val::I32(7)]));
+}
+
+#[test]
+fn cancel_parked_frees_slot() {
+    let m = module(PARKER);
+    let l = park_linker();
+    let s = Scheduler::new(config(2, 4)).unwrap();
+    let hs: Vec<_> = (0..4)
+        .map(|_| {
+            s.spawn_with(&m, "run", &[Val::I32(1)], SpawnOptions::new().linker(&l))
+                .unwrap()
+        })
+        .collect();
+    for h in &hs {
+        wait_state(h, InstanceState::Parked);
+    }
+    // Parked instances hold their slots: the scheduler is full, and a
+    // spawn fails at once rather than blocking.
+    let t = Instant::now();
+    assert!(matches!(
+        s.spawn(&module(SPIN), "run", &[]),
+        Err(SpawnError::AtCapacity { capacity: 4 })
+    ));
+    assert!(t.elapsed() < Duration::from_secs(1));
+    hs[0].cancel();
+    assert_eq!(hs[0].join(), Err(InstanceError::Cancelled));
+    assert_eq!(hs[0].state(), InstanceState::Cancelled);
+    assert_eq!(s.free_slots(), 1);
+    let spin = s.spawn(&module(SPIN), "run", &[]).unwrap();
+    spin.cancel();
+    assert_eq!(spin.join(), Err(InstanceError::Cancelled));
+    // Shutdown cancels the parked rest.
+    drop(s);
+    for h in &hs[1..] {
+        assert_eq!(h.join(), Err(InstanceError::Cancelled));
+    }
+}
+
+#[test]
+fn many_parked_resumed_from_several_threads() {
+    const N: usize = 200;
+    const PARKS: i32 = 10;
+    let m = module(PARKER);
+    let l = park_linker();
+    let s = Scheduler::new(config(2, N)).unwrap();
+    let hs: Arc<Vec<_>> = Arc::new(
+        (0..N)
+            .map(|_| {
+                s.spawn_with(
+                    &m,
+                    "run",
+                    &[Val::I32(PARKS)],
+                    SpawnOptions::new().linker(&l),
+                )
+                .unwrap()
+            })
+            .collect(),
+    );
+    let resumed = Arc::new(AtomicUsize::new(0));
+    let threads: Vec<_> = (0..4)
+        .map(|t| {
+            let hs = Arc::clone(&hs);
+            let resumed = Arc::clone(&resumed);
+            std::thread::spawn(move || {
+                let start = Instant::now();
+                while resumed.load(Ordering::SeqCst) < N * PARKS as usize {
+                    assert!(start.elapsed() < Duration::from_secs(20));
+                    for h in hs.iter().skip(t).step_by(4) {
+                        if h.state() == InstanceState::Parked && h.resume(&[Val::I32(3)]).is_ok() {
+                            resumed.fetch_add(1, Ordering::SeqCst);
+                        }
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    for h in hs.iter() {
+        assert_eq!(h.join(), Ok(vec![Val::I32(3 * PARKS)]));
+    }
+    assert_eq!(s.free_slots(), N);
+    assert_eq!(s.live(), 0);
+}
+
+#[test]
+fn resume_before_park_is_published_is_not_lost() {
+    // The host function hands its own handle to another thread, which
+    // resumes it while the worker may still be parking it.
+    const N: usize = 300;
+    let m = module(PARKER);
+    let mut l = Linker::new();
+    l.func_wrap(
+        "env",
+        "park",
+        |_: &mut Caller<'_>| -> Result<i32, HostAction> {
+            let me = messaging::current().expect("runs under a scheduler");
+            std::thread::spawn(move || loop {
+                match me.resume(&[Val::I32(5)]) {
+                    Ok(()) => break,
+                    Err(ResumeError::NotParked) => std::thread::yield_now(),
+                    Err(e) => panic!("resume failed: {e}"),
+                }
+            });
+            Err(HostAction::Park)
+        },
+    );
+    let l = Arc::new(l);
+    let s = Scheduler::new(config(2, N)).unwrap();
+    let hs: Vec<_> = (0..N)
+        .map(|_| {
+            s.spawn_with(&m, "run", &[Val::I32(2)], SpawnOptions::new().linker(&l))
+                .unwrap()
+        })
+        .collect();
+    for h in &hs {
+        assert_eq!(
+            h.join_timeout(Duration::from_secs(10)),
+            Some(Ok(vec![Val::I32(10)]))
+        );
+    }
+    assert_eq!(s.free_slots(), N);
+}
+
+#[test]
+fn resume_racing_with_cancel_loses_no_slot() {
+    let m = module(PARKER);
+    let l = park_linker();
+    let s = Arc::new(Scheduler::new(config(2, 16)).unwrap());
+    let (mut ok, mut cancelled) = (0, 0);
+    for _ in 0..300 {
+        let h = s
+            .spawn_with(&m, "run", &[Val::I32(1)], SpawnOptions::new().linker(&l))
+            .unwrap();
+        wait_state(&h, InstanceState::Parked);
+        let h2 = h.clone();
+        let a = std::thread::spawn(move || {
+            let _ = h2.resume(&[Val::I32(1)]);
+        });
+        h.cancel();
+        a.join().unwrap();
+        match h.join_timeout(Duration::from_secs(5)).expect("ends") {
+            Ok(v) => {
+                assert_eq!(v, vec![Val::I32(1)]);
+                ok += 1
+            }
+            Err(InstanceError::Cancelled) => cancelled += 1,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert_eq!(ok + cancelled, 300);
+    assert!(s.wait_idle(Duration::from_secs(5)));
+    assert_eq!(s.free_slots(), 16);
+}
+
+#[test]
+fn fuel_limit() {
+    let s = Scheduler::new(config(1, 4)).unwrap();
+    let h = s
+        .spawn_with(&module(SPIN), "run", &[], SpawnOptions::new().fuel(100_000))
+        .unwrap();
+    assert_eq!(
+        h.join_timeout(Duration::from_secs(10)),
+        Some(Err(InstanceError::Limit(Limit::Fuel)))
+    );
+    assert_eq!(h.state(), InstanceState::Limited);
+}
+
+#[test]
+fn cpu_time_limit() {
+    let s = Scheduler::new(config(1, 4)).unwrap();
+    let h = s
+        .spawn_with(
+            &module(SPIN),
+            "run",
+            &[],
+            SpawnOptions::new().cpu_time(Duration::from_millis(20)),
+        )
+        .unwrap();
+    assert_eq!(
+        h.join_timeout(Duration::from_secs(10)),
+        Some(Err(InstanceError::Limit(Limit::CpuTime)))
+    );
+    let cpu = h.stats().cpu_ns;
+    assert!((20_000_000..200_000_000).contains(&cpu), "cpu {cpu} ns");
+}
+
+#[test]
+fn deadline_limit_running_and_parked() {
+    let s = Scheduler::new(config(2, 4)).unwrap();
+    let t = Instant::now();
+    let spin = s
+        .spawn_with(
+            &module(SPIN),
+            "run",
+            &[],
+            SpawnOptions::new().timeout(Duration::from_millis(30)),
+        )
+        .unwrap();
+    let l = park_linker();
+    let parked = s
+        .spawn_with(
+            &module(PARKER),
+            "run",
+            &[Val::I32(1)],
+            SpawnOptions::new()
+                .linker(&l)
+                .timeout(Duration::from_millis(50)),
+        )
+        .unwrap();
+    assert_eq!(spin.join(), Err(InstanceError::Limit(Limit::Deadline)));
+    assert_eq!(parked.join(), Err(InstanceError::Limit(Limit::Deadline)));
+    let e = t.elapsed();
+    assert!(
+        e >= Duration::from_millis(50) && e < Duration::from_secs(2),
+        "{e:?}"
+    );
+    assert!(s.wait_idle(Duration::from_secs(1)));
+    assert_eq!(s.free_slots(), 4);
+}
+
+#[test]
+fn memory_limit() {
+    let m = module(
+        r#"(module (memory 1 2)
+      (func (export "run") (result i32) (memory.grow (i32.const 1))))"#,
+    );
+    let s = Scheduler::new(config(1, 4)).unwrap();
+    let h = s
+        .spawn_with(&m, "run", &[], SpawnOptions::new().memory(65536))
+        .unwrap();
+    assert_eq!(h.join(), Err(InstanceError::Limit(Limit::Memory)));
+    let ok = s
+        .spawn_with(&m, "run", &[], SpawnOptions::new().memory(2 * 65536))
+        .unwrap();
+    assert_eq!(ok.join(), Ok(vec![Val::I32(1)]));
+}
+
+#[test]
+fn embedder_messages() {
+    let m = module(
+        r#"(module
+      (import "myriad" "recv" (func $recv (param i32 i32) (result i32)))
+      (import "myriad" "self" (func $self (result i64)))
+      (memory 1)
+      (func (export "run") (result i32 i64)
+        (drop (call $recv (i32.const 0) (i32.const 2)))
+        (call $recv (i32.const 0) (i32.const 16))
+        (call $self)))"#,
+    );
+    let mut l = Linker::new();
+    messaging::add_to_linker(&mut l);
+    let l = Arc::new(l);
+    let s = Scheduler::new(config(1, 4)).unwrap();
+    let h = s
+        .spawn_with(&m, "run", &[], SpawnOptions::new().linker(&l))
+        .unwrap();
+    h.send(b"ab".to_vec()).unwrap();
+    wait_state(&h, InstanceState::Parked);
+    // A second message, addressed by id through the scheduler.
+    s.send(h.id(), b"hello world".to_vec()).unwrap();
+    assert_eq!(h.join(), Ok(vec![Val::I32(11), Val::I64(h.id() as i64)]));
+    assert_eq!(
+        s.send(h.id(), vec![1]),
+        Err(SendError::NoSuchInstance(h.id()))
+    );
+    assert!(h.send(vec![1]).is_err());
+}
+
+fn run_ring(s: &Scheduler, n: usize, rounds: i32) -> Vec<InstanceHandle> {
+    let m = module(RING);
+    let mut l = Linker::new();
+    messaging::add_to_linker(&mut l);
+    let l = Arc::new(l);
+    let hs: Vec<_> = (0..n)
+        .map(|_| {
+            s.spawn_with(
+                &m,
+                "run",
+                &[Val::I32(rounds)],
+                SpawnOptions::new().linker(&l),
+            )
+            .unwrap()
+        })
+        .collect();
+    for (i, h) in hs.iter().enumerate() {
+        h.send(hs[(i + 1) % n].id().to_le_bytes().to_vec()).unwrap();
+    }
+    hs[0].send(0u32.to_le_bytes().to_vec()).unwrap();
+    hs
+}
+
+#[test]
+fn message_ring_of_1000() {
+    let n = 1000;
+    let rounds = 5;
+    let s = Scheduler::new(SchedulerConfig {
+        heap_capacity: 16 * 1024,
+        ..config(2, n)
+    })
+    .unwrap();
+    let hs = run_ring(&s, n, rounds);
+    for (i, h) in hs.iter().enumerate() {
+        let want = (rounds as usize - 1) * n + i + 1;
+        assert_eq!(
+            h.join_timeout(Duration::from_secs(20)),
+            Some(Ok(vec![Val::I32(want as i32)])),
+            "instance {i}"
+        );
+    }
+    assert_eq!(s.free_slots(), n);
+}
