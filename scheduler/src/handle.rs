@@ -254,7 +254,7 @@ impl InstanceHandle {
         let task = self.shared.lock_slot().task.take();
         if let Some(task) = task {
             match self.shared.sched.upgrade() {
-                Some(sched) => sched.retire_off_worker(task, Err(InstanceError::Cancelled)),
+                Some(sched) => sched.retire_off_worker(*task, Err(InstanceError::Cancelled)),
                 None => drop(task),
             }
         }

@@ -118,9 +118,9 @@ impl Shared {
 
     /// Retire a task from a thread that is not a worker (cancel of a parked
     /// instance, the deadline sweep, shutdown).
-    pub(crate) fn retire_off_worker(&self, task: Box<Task>, result: InstanceResult) {
+    pub(crate) fn retire_off_worker(&self, task: Task, result: InstanceResult) {
         let mut m = Metrics::default();
-        retire(*task, result, self, &mut m);
+        retire(task, result, self, &mut m);
         self.spawn_metrics
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -163,7 +163,7 @@ impl Shared {
             let task = h.lock_slot().task.take();
             if let Some(mut task) = task {
                 task.instance.set_limited(Limit::Deadline);
-                self.retire_off_worker(task, Err(InstanceError::Limit(Limit::Deadline)));
+                self.retire_off_worker(*task, Err(InstanceError::Limit(Limit::Deadline)));
             }
         }
     }
@@ -430,7 +430,7 @@ pub(crate) fn requeue(task: Box<Task>) {
         return;
     };
     if shared.shutdown.load(Ordering::Acquire) {
-        shared.retire_off_worker(task, Err(InstanceError::Cancelled));
+        shared.retire_off_worker(*task, Err(InstanceError::Cancelled));
         return;
     }
     shared.injector.push(task);
