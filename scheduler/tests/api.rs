@@ -490,3 +490,12 @@ fn message_ring_of_1000() {
     }
     assert_eq!(s.free_slots(), n);
 }
+
+#[test]
+fn scheduler_and_handles_are_send_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<Scheduler>();
+    check::<InstanceHandle>();
+    fn send<T: Send>() {}
+    send::<SpawnOptions>();
+}
