@@ -106,12 +106,12 @@ unsafe impl Sync for Global {}
 impl Global {
     /// A host-made global of type `ty` holding `value` (of that type).
     pub fn new(value: Val, mutable: bool) -> Global {
-        let cell = Arc::new(std::cell::UnsafeCell::new(value.to_bits()));
+        let cell = Arc::new(HostCell(std::cell::UnsafeCell::new(value.to_bits())));
         Global {
-            cell: cell.get(),
+            cell: cell.0.get(),
             ty: value.ty(),
             mutable,
-            _keep: Arc::new(HostCell(cell)),
+            _keep: cell,
         }
     }
 
@@ -143,7 +143,7 @@ impl std::fmt::Debug for Global {
 }
 
 /// Owns a host-made global's cell.
-struct HostCell(#[allow(dead_code)] Arc<std::cell::UnsafeCell<u64>>);
+struct HostCell(std::cell::UnsafeCell<u64>);
 // SAFETY: the cell is only accessed under the linking contract.
 unsafe impl Send for HostCell {}
 // SAFETY: as above.

@@ -330,7 +330,8 @@ impl Instance {
     /// are built, and the active element and data segments are applied in
     /// order (a segment out of bounds fails the instantiation; writes of
     /// earlier segments to imported tables and memories stay, as the spec
-    /// says). `data` is what host functions see through
+    /// says; imported tables that got references to the failed instance's
+    /// functions keep its slot alive for them). `data` is what host functions see through
     /// [`crate::Caller::data`]. Arm calls with [`Instance::call`]; the
     /// instance's memory and globals persist across calls (and across
     /// traps) until it is dropped.
@@ -621,7 +622,13 @@ impl Instance {
             }
         }
         core.tables = tables;
-        // Active element segments, in order.
+        // Active element segments, in order. Imported tables that receive
+        // references to this instance's functions are noted: if a later
+        // segment fails, those references stay (spec semantics), so the
+        // failed instance must stay alive for them.
+        let n_imported_tables = md.imported_tables().count();
+        let mut foreign: Vec<Arc<Table>> = Vec::new();
+        let mut failed = None;
         if let Some(t) = core.tables.as_mut() {
             for (i, e) in md.elems.iter().enumerate() {
                 match &e.mode {
@@ -634,7 +641,11 @@ impl Instance {
                             .get(*table as usize)
                             .is_some_and(|tab| tab.write(at, &t.elem_values[i]));
                         if !ok {
-                            return Err(InstantiateError::ElemSegmentOutOfBounds { index: i });
+                            failed = Some(InstantiateError::ElemSegmentOutOfBounds { index: i });
+                            break;
+                        }
+                        if (*table as usize) < n_imported_tables && !t.elem_values[i].is_empty() {
+                            foreign.push(t.tables[*table as usize].clone());
                         }
                         t.drop_elem(i);
                     }
@@ -645,6 +656,9 @@ impl Instance {
         // SAFETY: memory_vmctx is our vmctx or the live exporter's.
         let mem = unsafe { &*(*vm).memory_vmctx };
         for (index, d) in md.data.iter().enumerate() {
+            if failed.is_some() {
+                break;
+            }
             if d.passive {
                 continue;
             }
@@ -653,12 +667,13 @@ impl Instance {
                 .checked_add(d.bytes.len() as u64)
                 .is_none_or(|end| end > mem.heap_len)
             {
-                return Err(InstantiateError::DataSegmentOutOfBounds {
+                failed = Some(InstantiateError::DataSegmentOutOfBounds {
                     index,
                     offset,
                     len: d.bytes.len(),
                     memory: mem.heap_len,
                 });
+                break;
             }
             // SAFETY: offset + len <= heap_len of that memory.
             unsafe {
@@ -668,6 +683,17 @@ impl Instance {
                     d.bytes.len(),
                 )
             };
+        }
+        if let Some(e) = failed {
+            if !foreign.is_empty() {
+                // The tables keep the failed instance (its slot, vmctx and
+                // FuncRef records) alive as long as they live.
+                let owner: KeepAlive = Arc::new(core);
+                for t in &foreign {
+                    t.retain(owner.clone());
+                }
+            }
+            return Err(e);
         }
         Ok(Instance {
             vm: core.vm,

@@ -58,6 +58,11 @@ pub struct Table {
     ty: ValType,
     max: u64,
     declared_max: Option<u64>,
+    /// Instances whose instantiation failed after their element segments
+    /// stored references to their functions here; kept alive for them.
+    /// (Such an instance also holds this table: the pair is never freed,
+    /// a leak confined to that failure.)
+    retained: std::sync::Mutex<Vec<crate::externs::KeepAlive>>,
 }
 
 // SAFETY: see the type's doc: access is confined to one green thread at a
@@ -82,7 +87,16 @@ impl Table {
             ty,
             max: max.unwrap_or(u64::MAX).min(MAX_TABLE_ELEMENTS).max(len),
             declared_max: max,
+            retained: std::sync::Mutex::new(Vec::new()),
         })
+    }
+
+    /// Keep `owner` alive as long as this table (see `retained`).
+    pub(crate) fn retain(&self, owner: crate::externs::KeepAlive) {
+        self.retained
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(owner);
     }
 
     /// Element type.

@@ -3,7 +3,10 @@
 //! Runs the `.wast` scripts of `../shared/testsuite` (root files plus
 //! `proposals/custom-page-sizes/`) through Myriad's real path:
 //! `myriad_codegen::compile` → `Module::from_artifact_bytes` →
-//! `Instance::instantiate` → `Instance::call` + `resume`. Files listed in
+//! `Linker::resolve` + `Instance::instantiate_with` → `Instance::call` +
+//! `resume`. Every script starts with a `spectest` instance (compiled from
+//! WAT here) registered in its linker; `register` adds an instance's
+//! exports under a name. Files listed in
 //! `tests/spec/skip.txt` are out of scope; their directives count as
 //! skipped. Every directive of an in-scope file counts as passed or failed.
 //! `tests/spec/expected-failures.txt` is a ratchet: the test fails if a file
@@ -12,13 +15,16 @@
 //! Environment: `MYRIAD_SPEC_FILE=i32.wast` runs only matching files
 //! (comma-separated, matched against the path relative to the testsuite);
 //! `MYRIAD_SPEC_VERBOSE=1` prints every failure with its line;
+//! `MYRIAD_SPEC_TRACE=1` prints each directive's line to stderr before
+//! running it (to find a crash);
 //! `MYRIAD_SPEC_BLESS=1` prints the lines of a new expected-failures list.
 //! See docs/CONFORMANCE.md.
 
 use myriad_codegen::{CompileConfig, CompileError};
 use myriad_runtime::fuel::{ns_to_tsc, rdtsc};
 use myriad_runtime::{
-    Instance, InstantiateError, Module, Outcome, Region, RegionConfig, Val, ValType,
+    Extern, Instance, InstantiateError, LinkError, Linker, Module, Outcome, Region, RegionConfig,
+    Val, ValType,
 };
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -36,6 +42,24 @@ const HEAP_CAP: u64 = 64 << 20;
 const STACK_SIZE: usize = 512 << 10;
 /// Wall-clock budget per file (override: `MYRIAD_SPEC_FILE_TIMEOUT` secs).
 const FILE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The `spectest` module every script may import from (what the reference
+/// interpreter provides; the `print*` functions do nothing here).
+const SPECTEST_WAT: &str = r#"(module
+  (global (export "global_i32") i32 (i32.const 666))
+  (global (export "global_i64") i64 (i64.const 666))
+  (global (export "global_f32") f32 (f32.const 666.6))
+  (global (export "global_f64") f64 (f64.const 666.6))
+  (table (export "table") 10 20 funcref)
+  (memory (export "memory") 1 2)
+  (func (export "print"))
+  (func (export "print_i32") (param i32))
+  (func (export "print_i64") (param i64))
+  (func (export "print_f32") (param f32))
+  (func (export "print_f64") (param f64))
+  (func (export "print_i32_f32") (param i32 f32))
+  (func (export "print_f64_f64") (param f64 f64))
+)"#;
 
 fn testsuite_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testsuite")
@@ -136,6 +160,30 @@ struct Runner {
     current: Result<usize, String>,
     named: HashMap<String, Result<usize, String>>,
     definitions: HashMap<String, Result<Arc<Module>, String>>,
+    /// `spectest` plus every `register`ed instance.
+    linker: Linker,
+}
+
+/// Why a module could not be instantiated.
+enum InstErr {
+    /// The spec's instantiation trap (start function, segment out of
+    /// bounds): `assert_trap (module ...)`.
+    Trap(String),
+    /// The spec's link error: `assert_unlinkable`.
+    Unlinkable(String),
+    /// The runner or runtime could not try (resource limits, time, bugs).
+    Other(String),
+}
+
+impl InstErr {
+    /// As the reason of a failed module definition.
+    fn describe(self) -> String {
+        match self {
+            InstErr::Trap(t) => format!("instantiation trapped: {t}"),
+            InstErr::Unlinkable(e) => format!("unlinkable: {e}"),
+            InstErr::Other(e) => e,
+        }
+    }
 }
 
 enum Compiled {
@@ -179,11 +227,16 @@ impl Runner {
         }
     }
 
-    /// Fresh region sized for the module, instance, start function run.
-    /// `Err(Ok(msg))`: the module trapped or failed to instantiate (a
-    /// spec-level instantiation failure); `Err(Err(msg))`: the runner or
-    /// runtime could not try (resource limits, time).
-    fn instantiate(&mut self, module: &Arc<Module>) -> Result<usize, Result<String, String>> {
+    /// Fresh region sized for the module, imports resolved through the
+    /// linker, instance, start function run.
+    fn instantiate(&mut self, module: &Arc<Module>) -> Result<usize, InstErr> {
+        let imports = match self.linker.resolve(module) {
+            Ok(i) => i,
+            Err(e @ LinkError::UnknownImport { .. }) => {
+                return Err(InstErr::Unlinkable(format!("unknown import ({e})")))
+            }
+            Err(e) => return Err(InstErr::Other(format!("link: {e}"))),
+        };
         let md = module.metadata();
         let (needed, cap) = match &md.memory {
             None => (0, 64 << 10),
@@ -200,7 +253,7 @@ impl Runner {
             }
         };
         if needed > HEAP_CAP {
-            return Err(Err(format!(
+            return Err(InstErr::Other(format!(
                 "module needs {needed} bytes of initial memory; the runner caps slots at {HEAP_CAP}"
             )));
         }
@@ -211,36 +264,43 @@ impl Runner {
             guard_size: 0,
             guard_mode: false,
         })
-        .map_err(|e| Err(format!("region: {e}")))?;
-        let mut inst = match Instance::instantiate(&Arc::new(region), module) {
+        .map_err(|e| InstErr::Other(format!("region: {e}")))?;
+        let mut inst = match Instance::instantiate_with(&Arc::new(region), module, &imports, None) {
             Ok(i) => i,
             Err(e @ InstantiateError::DataSegmentOutOfBounds { .. }) => {
-                return Err(Ok(format!("out of bounds memory access ({e})")))
+                return Err(InstErr::Trap(format!("out of bounds memory access ({e})")))
             }
             Err(e @ InstantiateError::ElemSegmentOutOfBounds { .. }) => {
-                return Err(Ok(format!("out of bounds table access ({e})")))
+                return Err(InstErr::Trap(format!("out of bounds table access ({e})")))
             }
-            Err(e) => return Err(Err(format!("instantiate: {e}"))),
+            Err(e @ InstantiateError::IncompatibleImport { .. }) => {
+                return Err(InstErr::Unlinkable(e.to_string()))
+            }
+            Err(e) => return Err(InstErr::Other(format!("instantiate: {e}"))),
         };
-        if inst.call_start().map_err(|e| Err(e.to_string()))? {
-            match run_inst(&mut inst, self.deadline_tsc, &mut self.timed_out) {
+        let started = inst
+            .call_start()
+            .map_err(|e| InstErr::Other(e.to_string()))?;
+        // Keep the instance even if its start function traps: what it
+        // wrote to imported tables stays and may refer to its functions.
+        self.instances.push(inst);
+        let handle = self.instances.len() - 1;
+        if started {
+            let inst = &mut self.instances[handle];
+            match run_inst(inst, self.deadline_tsc, &mut self.timed_out) {
                 Ok(Outcome::Finished(_)) => {}
-                Ok(Outcome::Trapped(k)) => return Err(Ok(k.message().to_owned())),
-                Ok(other) => return Err(Err(format!("start function: {other:?}"))),
-                Err(e) => return Err(Err(e)),
+                Ok(Outcome::Trapped(k)) => return Err(InstErr::Trap(k.message().to_owned())),
+                Ok(other) => return Err(InstErr::Other(format!("start function: {other:?}"))),
+                Err(e) => return Err(InstErr::Other(e)),
             }
         }
-        self.instances.push(inst);
-        Ok(self.instances.len() - 1)
+        Ok(handle)
     }
 
     fn define(&mut self, mut module: QuoteWat) -> Result<(), String> {
         let name = module.name().map(|id| id.name().to_owned());
         let result = match self.compile_quote(&mut module) {
-            Compiled::Ok(m) => self.instantiate(&m).map_err(|e| match e {
-                Ok(trap) => format!("instantiation trapped: {trap}"),
-                Err(e) => e,
-            }),
+            Compiled::Ok(m) => self.instantiate(&m).map_err(InstErr::describe),
             Compiled::Text(e) => Err(format!("text format: {e}")),
             Compiled::Invalid(e) => Err(normalize(&e)),
             Compiled::Other(e) => Err(normalize(&e)),
@@ -250,6 +310,18 @@ impl Runner {
             self.named.insert(n, result.clone());
         }
         result.map(|_| ())
+    }
+
+    /// Instantiate the `spectest` module and register it.
+    fn add_spectest(&mut self) -> Result<(), String> {
+        let wasm = wat::parse_str(SPECTEST_WAT).map_err(|e| e.to_string())?;
+        let m = match self.compile_bytes(&wasm) {
+            Compiled::Ok(m) => m,
+            Compiled::Text(e) | Compiled::Invalid(e) | Compiled::Other(e) => return Err(e),
+        };
+        let h = self.instantiate(&m).map_err(InstErr::describe)?;
+        self.linker.instance("spectest", &self.instances[h]);
+        Ok(())
     }
 
     fn instance_for(&self, module: Option<wast::token::Id>) -> Result<usize, String> {
@@ -290,6 +362,10 @@ impl Runner {
                 _ => return Err("component argument unsupported".into()),
             });
         }
+        // The call runs on this instance's stack (its green thread); calls
+        // into instances it imports from run there too, with its fuel and
+        // stack limit. The runner resumes one instance at a time, which is
+        // what linked instances require.
         let inst = &mut self.instances[handle];
         inst.call(inv.name, &args)
             .map_err(|e| format!("call: {e}"))?;
@@ -299,14 +375,21 @@ impl Runner {
     fn execute(&mut self, exec: WastExecute) -> Result<Outcome, String> {
         match exec {
             WastExecute::Invoke(inv) => self.invoke(&inv),
-            WastExecute::Get { global, .. } => Err(format!(
-                "get {global:?}: exported globals are not supported (no API)"
-            )),
+            WastExecute::Get { module, global, .. } => {
+                let handle = self.instance_for(module)?;
+                match self.instances[handle].export(global) {
+                    Some(Extern::Global(g)) => Ok(Outcome::Finished(vec![g.get()])),
+                    Some(other) => {
+                        Err(format!("get {global:?}: export is a {}", other.kind_name()))
+                    }
+                    None => Err(format!("get {global:?}: no such export")),
+                }
+            }
             WastExecute::Wat(mut w) => match self.compile_wat(&mut w) {
                 Compiled::Ok(m) => match self.instantiate(&m) {
                     Ok(_) => Ok(Outcome::Finished(vec![])),
-                    Err(Ok(trap)) => Err(format!("TRAP:{trap}")),
-                    Err(Err(e)) => Err(e),
+                    Err(InstErr::Trap(trap)) => Err(format!("TRAP:{trap}")),
+                    Err(e) => Err(e.describe()),
                 },
                 Compiled::Text(e) => Err(format!("text format: {e}")),
                 Compiled::Invalid(e) | Compiled::Other(e) => Err(normalize(&e)),
@@ -336,20 +419,17 @@ impl Runner {
                 let def = module
                     .and_then(|id| self.definitions.get(id.name()).cloned())
                     .unwrap_or_else(|| Err("unknown module definition".into()));
-                let r = def.and_then(|m| {
-                    self.instantiate(&m).map_err(|e| match e {
-                        Ok(t) => format!("instantiation trapped: {t}"),
-                        Err(e) => e,
-                    })
-                });
+                let r = def.and_then(|m| self.instantiate(&m).map_err(InstErr::describe));
                 self.current = r.clone();
                 if let Some(id) = instance {
                     self.named.insert(id.name().to_owned(), r.clone());
                 }
                 r.map(|_| ())
             }
-            WastDirective::Register { .. } => {
-                Err("register: imports/linking between modules not supported".into())
+            WastDirective::Register { name, module, .. } => {
+                let handle = self.instance_for(module)?;
+                self.linker.instance(name, &self.instances[handle]);
+                Ok(())
             }
             WastDirective::Invoke(inv) => match self.invoke(&inv)? {
                 Outcome::Finished(_) => Ok(()),
@@ -392,16 +472,20 @@ impl Runner {
                 Compiled::Ok(_) => Err("module accepted, expected it to be refused".into()),
                 Compiled::Other(e) => Err(format!("refused for another reason: {}", normalize(&e))),
             },
-            WastDirective::AssertUnlinkable { mut module, .. } => {
-                match self.compile_wat(&mut module) {
-                    Compiled::Ok(m) => match self.instantiate(&m) {
-                        Ok(_) => Err("module linked, expected unlinkable".into()),
-                        Err(_) => Ok(()),
-                    },
-                    Compiled::Text(e) => Err(format!("text format: {e}")),
-                    Compiled::Invalid(e) | Compiled::Other(e) => Err(normalize(&e)),
-                }
-            }
+            WastDirective::AssertUnlinkable {
+                mut module,
+                message,
+                ..
+            } => match self.compile_wat(&mut module) {
+                Compiled::Ok(m) => match self.instantiate(&m) {
+                    Ok(_) => Err("module linked, expected unlinkable".into()),
+                    Err(InstErr::Unlinkable(e)) => msg_match(&e, message)
+                        .map_err(|_| format!("link error {e:?}, expected {message:?}")),
+                    Err(e) => Err(format!("expected unlinkable, got {}", e.describe())),
+                },
+                Compiled::Text(e) => Err(format!("text format: {e}")),
+                Compiled::Invalid(e) | Compiled::Other(e) => Err(normalize(&e)),
+            },
             other => Err(format!("unsupported directive at {:?}", other.span())),
         }
     }
@@ -519,9 +603,19 @@ fn run_file(root: &Path, rel: &str, cache: &Path, timeout: Duration) -> FileResu
         current: Err("no module defined yet".into()),
         named: HashMap::new(),
         definitions: HashMap::new(),
+        linker: Linker::new(),
     };
+    if let Err(e) = r.add_spectest() {
+        res.failed = wast.directives.len().max(1);
+        res.failures.push((0, format!("spectest: {e}")));
+        return res;
+    }
+    let trace = std::env::var("MYRIAD_SPEC_TRACE").is_ok_and(|v| v != "0");
     for d in wast.directives {
         let line = d.span().linecol_in(&text).0 + 1;
+        if trace {
+            eprintln!("{rel}:{line}");
+        }
         let out = if r.timed_out || Instant::now() > r.deadline {
             r.timed_out = true;
             Err("file time limit exceeded".into())
@@ -559,6 +653,9 @@ fn cause(reason: &str) -> String {
     }
     if r.starts_with("trap ") {
         return "wrong trap kind".into();
+    }
+    if r.starts_with("link error \"unknown import") || r.starts_with("unlinkable: unknown import") {
+        return "unknown import (the exporting module is unavailable)".into();
     }
     if r.starts_with("expected trap") || r.starts_with("expected exhaustion") {
         return "expected trap did not happen".into();
