@@ -174,6 +174,7 @@ pub(crate) extern "C" fn host_import_impl(
         let vals = std::slice::from_raw_parts_mut(values as *mut u64, cells);
         let body: *const HostFnBody = Arc::as_ptr(&func.body);
         ex.host_values = values as *mut u64;
+        ex.host_results = ty.results.len() as u32;
         let mut caller = Caller {
             vmctx,
             state,

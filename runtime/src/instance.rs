@@ -467,7 +467,7 @@ impl Instance {
                 host_state: std::ptr::null_mut(),
                 host_values: std::ptr::null_mut(),
                 exit_code: 0,
-                _pad2: 0,
+                host_results: 0,
                 fuel_used: 0,
                 fuel_limit: u64::MAX,
                 values: [0u64; MAX_VALUES],
@@ -786,39 +786,39 @@ impl Instance {
 
     /// Supply the results of the host function that parked this instance
     /// and make it runnable again (the next resume continues the guest).
+    /// `results` must match the host function's result types.
     pub fn unpark(&mut self, results: &[Val]) -> Result<(), InstantiateError> {
-        let vm = self.vm.as_ptr();
-        // SAFETY: we own the vmctx (&mut self); the guest is suspended.
-        unsafe {
-            if (*vm).status != status::PARKED {
-                return Err(InstantiateError::NotParked);
-            }
-            let buf = (*vm).host_values;
-            if buf.is_null() && !results.is_empty() {
-                return Err(InstantiateError::UnparkValues("no value buffer".into()));
-            }
-            for (i, r) in results.iter().enumerate() {
-                buf.add(i).write(r.to_bits());
-            }
-            (*vm).status = status::YIELDED;
-        }
-        Ok(())
+        self.unpark_with(results.len(), results.iter().map(|v| v.to_bits()))
     }
 
-    /// Like [`Instance::unpark`] with raw cell bits.
+    /// Like [`Instance::unpark`] with raw cell bits (only the count is
+    /// checked).
     pub fn unpark_bits(&mut self, results: &[u64]) -> Result<(), InstantiateError> {
+        self.unpark_with(results.len(), results.iter().copied())
+    }
+
+    fn unpark_with(
+        &mut self,
+        count: usize,
+        bits: impl Iterator<Item = u64>,
+    ) -> Result<(), InstantiateError> {
         let vm = self.vm.as_ptr();
-        // SAFETY: as in unpark.
+        // SAFETY: we own the vmctx (&mut self); the guest is suspended, and
+        // while it is parked `host_values` is the stub's buffer of at least
+        // `host_results` cells.
         unsafe {
             if (*vm).status != status::PARKED {
                 return Err(InstantiateError::NotParked);
             }
-            let buf = (*vm).host_values;
-            if buf.is_null() && !results.is_empty() {
-                return Err(InstantiateError::UnparkValues("no value buffer".into()));
+            let want = (*vm).host_results as usize;
+            if count != want {
+                return Err(InstantiateError::UnparkValues(format!(
+                    "the parked host function returns {want} values, {count} given"
+                )));
             }
-            for (i, r) in results.iter().enumerate() {
-                buf.add(i).write(*r);
+            let buf = (*vm).host_values;
+            for (i, r) in bits.take(want).enumerate() {
+                buf.add(i).write(r);
             }
             (*vm).status = status::YIELDED;
         }

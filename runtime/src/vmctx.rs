@@ -143,8 +143,9 @@ pub struct VmCtx {
     pub host_values: *mut u64,
     /// Exit code when `status == EXITED`.
     pub exit_code: i32,
-    /// Padding.
-    pub _pad2: u32,
+    /// While parked: how many result cells the parked host function
+    /// returns (what `Instance::unpark` must supply).
+    pub host_results: u32,
     /// Fuel units consumed by completed refills (for fuel budgets): the
     /// slow path adds what each refill's grant used.
     pub fuel_used: u64,
