@@ -580,15 +580,13 @@ impl Instance {
         let func_bits = |t: &Option<Box<TableState>>, f: u32| -> u64 {
             t.as_ref().map_or(0, |t| t.func_ref_bits(f))
         };
-        for (i, g) in md.globals.iter().enumerate() {
-            if g.init.as_plain().is_none() {
-                let v = g
-                    .init
-                    .eval(read_global, |f| func_bits(&tables, f))
-                    .unwrap_or(0);
-                // SAFETY: i < defined globals.
-                unsafe { globals.add(i).write(v) };
-            }
+        for &i in module.globals_dynamic() {
+            let v = md.globals[i as usize]
+                .init
+                .eval(read_global, |f| func_bits(&tables, f))
+                .unwrap_or(0);
+            // SAFETY: i < defined globals.
+            unsafe { globals.add(i as usize).write(v) };
         }
         if let Some(t) = tables.as_mut() {
             let mut all = imported_tables;

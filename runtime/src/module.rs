@@ -144,6 +144,9 @@ pub struct Module {
     start: usize,
     trap_table: Box<[TrapEntry]>,
     globals_init: Box<[u64]>,
+    /// Defined globals whose initialiser is not a plain constant (reads a
+    /// global or takes a function reference), evaluated per instance.
+    globals_dynamic: Box<[u32]>,
     type_ids: Box<[u32]>,
     layout: abi::vmctx::Layout,
     // Dropped before the trap table and the library it points into.
@@ -419,6 +422,9 @@ impl Module {
         let start = metadata.start.map(wrapper_of).unwrap_or(0);
         // Plain constants; funcref and global.get initialisers are
         // evaluated per instance.
+        let globals_dynamic = (0..metadata.globals.len() as u32)
+            .filter(|&i| metadata.globals[i as usize].init.as_plain().is_none())
+            .collect();
         let globals_init = metadata
             .globals
             .iter()
@@ -444,6 +450,7 @@ impl Module {
             start,
             trap_table,
             globals_init,
+            globals_dynamic,
             type_ids,
             layout,
             _registration: Some(registration),
@@ -561,6 +568,12 @@ impl Module {
 
     pub(crate) fn globals_init(&self) -> &[u64] {
         &self.globals_init
+    }
+
+    /// Indices of the defined globals whose initialiser must be evaluated
+    /// per instance (see `globals_init` for the others).
+    pub(crate) fn globals_dynamic(&self) -> &[u32] {
+        &self.globals_dynamic
     }
 
     /// Canonical (process-wide) type id of each type index.
