@@ -1,55 +1,13 @@
-//! Running a WASI command (`_start`) under `myriad run`: the WASI preview1
-//! functions bound on a linker, the context built from `--dir`, `--env` and
-//! the program arguments, and the instance run to its exit status.
+//! Running a WASI command (`_start`) under `myriad run`: the context built
+//! from `--dir`, `--env` and the program arguments, the WASI functions bound
+//! with `myriad_wasi::link`, and the instance run to its exit status.
 
 use anyhow::{bail, Context, Result};
-use myriad_runtime::{
-    FuncType, HostAction, Instance, Linker, Module, Outcome, Region, RegionConfig,
-};
-use myriad_wasi::{Output, Stdin, WasiCtx, WasiFunc, WasiOutcome};
+use myriad_runtime::{Instance, Linker, Module, Outcome, Region, RegionConfig};
+use myriad_wasi::{Output, Stdin, WasiCtx};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
-
-/// Most parameters a WASI preview1 function takes.
-const MAX_PARAMS: usize = 16;
-
-/// A linker with every WASI preview1 function, each reading its
-/// [`WasiCtx`] from the instance's embedder data.
-pub fn wasi_linker() -> Linker {
-    let mut linker = Linker::new();
-    for &f in WasiFunc::ALL {
-        let ty = FuncType {
-            params: f.params().to_vec(),
-            results: f.results().to_vec(),
-        };
-        linker.func(myriad_wasi::MODULE, f.name(), ty, move |caller, cells| {
-            let n = f.params().len().min(MAX_PARAMS);
-            let mut args = [0u64; MAX_PARAMS];
-            args[..n].copy_from_slice(&cells[..n]);
-            let (memory, ctx) = caller.memory_and_data::<WasiCtx>();
-            let Some(ctx) = ctx else {
-                return HostAction::Trap("the instance has no WASI context".into());
-            };
-            match ctx.call(f, memory, &args[..n]) {
-                WasiOutcome::Return(errno) => {
-                    if let Some(c) = cells.first_mut() {
-                        *c = u64::from(errno);
-                    }
-                    HostAction::Return
-                }
-                WasiOutcome::Exit(code) => HostAction::Exit(code as i32),
-                WasiOutcome::Yield => {
-                    if let Some(c) = cells.first_mut() {
-                        *c = 0;
-                    }
-                    HostAction::Yield
-                }
-            }
-        });
-    }
-    linker
-}
 
 /// What `myriad run` needs to run a command.
 pub struct Command<'a> {
@@ -99,7 +57,8 @@ pub fn run_command(module: &Arc<Module>, cmd: &Command<'_>) -> Result<ExitCode> 
         })
         .context("cannot map the instance region")?,
     );
-    let linker = wasi_linker();
+    let mut linker = Linker::new();
+    myriad_wasi::link::add_to_linker(&mut linker);
     let module = module.clone();
     // Guests run on a thread that blocks asynchronous signals (a signal
     // frame must never land on a guest stack).

@@ -45,6 +45,7 @@ mod error;
 mod fd;
 mod fdtable;
 mod func;
+pub mod link;
 pub mod memory;
 mod path;
 mod poll;
