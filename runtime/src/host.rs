@@ -48,6 +48,8 @@ pub type HostFnBody = dyn Fn(&mut Caller<'_>, &mut [u64]) -> HostAction + Send +
 pub struct HostFunc {
     ty: FuncType,
     body: Arc<HostFnBody>,
+    /// Bit `i` set when result `i` is a `funcref`.
+    ref_results: u32,
 }
 
 impl HostFunc {
@@ -58,6 +60,7 @@ impl HostFunc {
         body: impl Fn(&mut Caller<'_>, &mut [u64]) -> HostAction + Send + Sync + 'static,
     ) -> HostFunc {
         HostFunc {
+            ref_results: crate::table::func_ref_mask(&ty.results),
             ty,
             body: Arc::new(body),
         }
@@ -175,6 +178,7 @@ pub(crate) extern "C" fn host_import_impl(
         let body: *const HostFnBody = Arc::as_ptr(&func.body);
         ex.host_values = values as *mut u64;
         ex.host_results = ty.results.len() as u32;
+        ex.host_ref_results = func.ref_results;
         let mut caller = Caller {
             vmctx,
             state,
@@ -183,6 +187,26 @@ pub(crate) extern "C" fn host_import_impl(
         // `body` stays valid: the function table is not changed while the
         // instance lives.
         let action = catch_unwind(AssertUnwindSafe(|| (*body)(&mut caller, vals)));
+        // A funcref result must be null or the calling instance's own
+        // function reference: anything else is a forged code pointer.
+        let returns = matches!(action, Ok(HostAction::Return | HostAction::Yield));
+        if returns && func.ref_results != 0 {
+            let forged = vals.iter().enumerate().any(|(i, b)| {
+                i < 32
+                    && func.ref_results >> i & 1 == 1
+                    && !crate::table::vm_owns_func_ref(vmctx, *b)
+            });
+            if forged {
+                trap(
+                    ex,
+                    state,
+                    "host function returned a function reference that does not belong to \
+                     the calling instance"
+                        .into(),
+                );
+                return 0;
+            }
+        }
         match action {
             Ok(HostAction::Return) => {}
             Ok(HostAction::Yield) => {

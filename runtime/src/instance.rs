@@ -187,6 +187,15 @@ pub enum InstantiateError {
     /// [`Instance::call`] while the previous call is suspended (`Yielded`).
     #[error("a call is in progress (suspended); resume it to completion first")]
     CallInProgress,
+    /// A non-null `funcref` the host passed in (a call argument or a parked
+    /// host function's result) is not one of this instance's own function
+    /// references. The host can pass null or a reference this instance
+    /// produced; anything else would be a forged code pointer.
+    #[error("value {index} is a function reference that does not belong to this instance")]
+    ForeignFuncRef {
+        /// Position of the value among the arguments or results.
+        index: usize,
+    },
     /// The number of import values differs from the module's imports.
     #[error("the module has {expected} imports, {given} values were given")]
     ImportCount {
@@ -458,7 +467,7 @@ impl Instance {
                 entry: 0,
                 start: 0,
                 guard_mode: region.guard_mode() as u32,
-                _pad: 0,
+                host_ref_results: 0,
                 table_state: std::ptr::null_mut(),
                 memory_vmctx: match &memory_import {
                     Some(m) => m.vmctx,
@@ -595,7 +604,7 @@ impl Instance {
                     .init
                     .eval(read_global, |f| t.func_ref_bits(f))
                     .unwrap_or(0);
-                all.push(Table::new(decl.ty, decl.min, decl.max, init));
+                all.push(Table::with_init(decl.ty, decl.min, decl.max, init));
             }
             t.set_tables(all);
             t.elem_values = md
@@ -814,11 +823,34 @@ impl Instance {
                     "the parked host function returns {want} values, {count} given"
                 )));
             }
+            let refs = (*vm).host_ref_results;
+            let bits: Vec<u64> = bits.take(want).collect();
+            self.check_func_refs(
+                bits.iter()
+                    .enumerate()
+                    .map(|(i, b)| if i < 32 && refs >> i & 1 == 1 { *b } else { 0 }),
+            )?;
             let buf = (*vm).host_values;
-            for (i, r) in bits.take(want).enumerate() {
+            for (i, r) in bits.into_iter().enumerate() {
                 buf.add(i).write(r);
             }
             (*vm).status = status::YIELDED;
+        }
+        Ok(())
+    }
+
+    /// Refuse any non-zero value in `refs` (funcref bits the host passes
+    /// in, 0 for other values) that is not this instance's own.
+    fn check_func_refs(&self, refs: impl Iterator<Item = u64>) -> Result<(), InstantiateError> {
+        for (index, bits) in refs.enumerate() {
+            let own = self
+                .core
+                .tables
+                .as_deref()
+                .is_some_and(|t| t.owns_func_ref(bits));
+            if bits != 0 && !own {
+                return Err(InstantiateError::ForeignFuncRef { index });
+            }
         }
         Ok(())
     }
@@ -889,6 +921,10 @@ impl Instance {
     pub fn call(&mut self, export: &str, args: &[Val]) -> Result<(), InstantiateError> {
         let module = self.core.module.clone();
         let info = check_call(&module, export, args)?;
+        self.check_func_refs(args.iter().map(|a| match a {
+            Val::FuncRef(bits) => *bits,
+            _ => 0,
+        }))?;
         self.ensure_idle()?;
         let mut values = [0u64; MAX_VALUES];
         for (v, a) in values.iter_mut().zip(args) {

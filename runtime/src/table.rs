@@ -73,9 +73,15 @@ unsafe impl Send for Table {}
 unsafe impl Sync for Table {}
 
 impl Table {
-    /// A table of `ty` with `len` elements of value `init`, growable to
-    /// `max` (clamped to [`MAX_TABLE_ELEMENTS`]).
-    pub fn new(ty: ValType, len: u64, max: Option<u64>, init: u64) -> Arc<Table> {
+    /// A host-made table of `ty` with `len` null elements, growable to
+    /// `max` (clamped to [`MAX_TABLE_ELEMENTS`]), for instances to import.
+    pub fn new(ty: ValType, len: u64, max: Option<u64>) -> Arc<Table> {
+        Table::with_init(ty, len, max, 0)
+    }
+
+    /// A table of `ty` with `len` elements of value `init` (raw bits the
+    /// instantiation computed: null or the instance's own funcref).
+    pub(crate) fn with_init(ty: ValType, len: u64, max: Option<u64>, init: u64) -> Arc<Table> {
         let mut elems = vec![init; len as usize];
         let desc = TableDesc {
             base: elems.as_mut_ptr(),
@@ -136,8 +142,19 @@ impl Table {
         unsafe { (&*self.elems.get()).get(i as usize).copied() }
     }
 
-    /// Set element `i`; false if out of bounds.
+    /// Set element `i` to an `externref` handle (any bits; guests cannot
+    /// dereference one) or, in a `funcref` table, to null (the host cannot
+    /// make function references: arbitrary bits would be a forged code
+    /// pointer). False if out of bounds or not allowed.
     pub fn set(&self, i: u64, v: u64) -> bool {
+        if self.ty == ValType::FuncRef && v != 0 {
+            return false;
+        }
+        self.set_raw(i, v)
+    }
+
+    /// Set element `i` to raw bits; false if out of bounds.
+    pub(crate) fn set_raw(&self, i: u64, v: u64) -> bool {
         // SAFETY: see the type's doc.
         match unsafe { (&mut *self.elems.get()).get_mut(i as usize) } {
             Some(e) => {
@@ -248,6 +265,28 @@ pub struct TableState {
     module: Arc<Module>,
 }
 
+/// [`TableState::owns_func_ref`] for the instance whose vmctx is `vm`
+/// (only null when it has no table state).
+///
+/// # Safety
+///
+/// `vm` is a live vmctx whose `table_state` is null or its live state.
+pub(crate) unsafe fn vm_owns_func_ref(vm: *const VmCtx, bits: u64) -> bool {
+    // SAFETY: per the contract.
+    let state = unsafe { (*vm).table_state.cast::<TableState>().as_ref() };
+    bits == 0 || state.is_some_and(|s| s.owns_func_ref(bits))
+}
+
+/// Bit `i` set when `types[i]` is `funcref` (for the first 32 values).
+pub(crate) fn func_ref_mask(types: &[ValType]) -> u32 {
+    types
+        .iter()
+        .take(32)
+        .enumerate()
+        .filter(|(_, t)| **t == ValType::FuncRef)
+        .fold(0, |m, (i, _)| m | 1 << i)
+}
+
 /// Whether instances of `module` need a [`TableState`].
 pub(crate) fn needed(module: &Module) -> bool {
     let md = module.metadata();
@@ -303,6 +342,23 @@ impl TableState {
                 .get(d)
                 .map_or(0, |r| r as *const FuncRef as u64),
         }
+    }
+
+    /// Whether `bits` is a funcref value this instance may be handed by
+    /// the host: null, or the address of one of its own function records
+    /// (an imported function's record in the vmctx or a defined
+    /// function's in `func_refs`). Anything else would let safe embedder
+    /// code forge a code pointer for `call_indirect`.
+    pub fn owns_func_ref(&self, bits: u64) -> bool {
+        const SIZE: usize = std::mem::size_of::<FuncRef>();
+        let within = |base: usize, count: usize| {
+            (bits as usize)
+                .checked_sub(base)
+                .is_some_and(|off| off % SIZE == 0 && off / SIZE < count)
+        };
+        bits == 0
+            || within(self.import_refs, self.imported_funcs)
+            || within(self.func_refs.as_ptr() as usize, self.func_refs.len())
     }
 
     /// Mark element segment `e` dropped.

@@ -128,8 +128,10 @@ pub struct VmCtx {
     /// Non-zero when the slot lives in a guard-mode region (memory.grow
     /// must open the new pages).
     pub guard_mode: u32,
-    /// Padding; keeps `values` 8-byte aligned.
-    pub _pad: u32,
+    /// While a host function call is in progress or parked: bit `i` set
+    /// when its result `i` is a `funcref` (checked by `Instance::unpark`).
+    /// Also keeps `values` 8-byte aligned.
+    pub host_ref_results: u32,
     /// The instance's `table::TableState` (owned by the `Instance`), or null.
     pub table_state: *mut std::ffi::c_void,
     /// The vmctx whose heap fields describe this instance's memory: this
