@@ -6,18 +6,25 @@
 //! `Linker::resolve` + `Instance::instantiate_with` → `Instance::call` +
 //! `resume`. Every script starts with a `spectest` instance (compiled from
 //! WAT here) registered in its linker; `register` adds an instance's
-//! exports under a name. Files listed in
-//! `tests/spec/skip.txt` are out of scope; their directives count as
-//! skipped. Every directive of an in-scope file counts as passed or failed.
-//! `tests/spec/expected-failures.txt` is a ratchet: the test fails if a file
-//! has more failures than listed there.
+//! exports under a name.
+//!
+//! Scope: files listed in `tests/spec/skip.txt` are out of scope; their
+//! directives count as skipped. Single modules of in-scope files that need
+//! an out-of-scope feature are listed by line in
+//! `tests/spec/skip-modules.txt`: such a module must be refused by the
+//! compiler as `unsupported: …` (else the directive fails), and it, the
+//! directives that use it and modules importing from a name it was
+//! registered under count as skipped. Every other directive counts as
+//! passed or failed. `tests/spec/expected-failures.txt` is a ratchet: the
+//! test fails if a file has more failures than listed there.
 //!
 //! Environment: `MYRIAD_SPEC_FILE=i32.wast` runs only matching files
 //! (comma-separated, matched against the path relative to the testsuite);
-//! `MYRIAD_SPEC_VERBOSE=1` prints every failure with its line;
+//! `MYRIAD_SPEC_VERBOSE=1` prints every failure and skip with its line;
 //! `MYRIAD_SPEC_TRACE=1` prints each directive's line to stderr before
 //! running it (to find a crash);
-//! `MYRIAD_SPEC_BLESS=1` prints the lines of a new expected-failures list.
+//! `MYRIAD_SPEC_BLESS=1` prints the lines of a new skip-modules list and a
+//! new expected-failures list.
 //! See docs/CONFORMANCE.md.
 
 use myriad_codegen::{CompileConfig, CompileError};
@@ -26,7 +33,7 @@ use myriad_runtime::{
     Extern, Instance, InstantiateError, LinkError, Linker, Module, Outcome, Region, RegionConfig,
     Val, ValType,
 };
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -42,6 +49,10 @@ const HEAP_CAP: u64 = 64 << 20;
 const STACK_SIZE: usize = 512 << 10;
 /// Wall-clock budget per file (override: `MYRIAD_SPEC_FILE_TIMEOUT` secs).
 const FILE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The failure of a listed module that the compiler accepts.
+const LISTED_BUT_COMPILES: &str =
+    "skip-modules.txt lists this module as out of scope but it compiles; remove the line";
 
 /// The `spectest` module every script may import from (what the reference
 /// interpreter provides; the `print*` functions do nothing here).
@@ -69,12 +80,22 @@ fn spec_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/spec")
 }
 
-/// `<file> <reason>` lines.
-fn read_skip_list() -> BTreeMap<String, String> {
-    let text = std::fs::read_to_string(spec_dir().join("skip.txt")).expect("tests/spec/skip.txt");
+/// The non-empty, non-comment lines of a list in `tests/spec`.
+fn list_lines(name: &str) -> Vec<String> {
+    let path = spec_dir().join(name);
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
     text.lines()
         .map(str::trim)
         .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `skip.txt`: `<file> <reason>` lines.
+fn read_skip_list() -> BTreeMap<String, String> {
+    list_lines("skip.txt")
+        .iter()
         .map(|l| {
             let (f, r) = l.split_once(' ').unwrap_or((l, ""));
             (f.to_owned(), r.trim().to_owned())
@@ -82,13 +103,43 @@ fn read_skip_list() -> BTreeMap<String, String> {
         .collect()
 }
 
-/// `<file> <count> <reason>` lines.
+/// `skip-modules.txt`: `<file>:<line> <reason>` lines, as file → line →
+/// reason. Panics on a malformed or duplicate line or an empty reason.
+fn read_module_skips() -> BTreeMap<String, BTreeMap<usize, String>> {
+    let mut out: BTreeMap<String, BTreeMap<usize, String>> = BTreeMap::new();
+    for l in list_lines("skip-modules.txt") {
+        let (loc, reason) = l.split_once(char::is_whitespace).unwrap_or((&l, ""));
+        let reason = reason.trim();
+        if reason.is_empty() {
+            bad_skip_line(&l, "no reason given");
+        }
+        let Some((file, line)) = loc.rsplit_once(':') else {
+            bad_skip_line(&l, "expected <file>:<line> <reason>")
+        };
+        let Ok(line) = line.parse::<usize>() else {
+            bad_skip_line(&l, "the line number is not a number")
+        };
+        if out
+            .entry(file.to_owned())
+            .or_default()
+            .insert(line, reason.to_owned())
+            .is_some()
+        {
+            bad_skip_line(&l, "listed twice");
+        }
+    }
+    out
+}
+
+/// Reject a malformed line of skip-modules.txt.
+fn bad_skip_line(line: &str, why: &str) -> ! {
+    panic!("skip-modules.txt: {why}: {line:?}")
+}
+
+/// `expected-failures.txt`: `<file> <count> <reason>` lines.
 fn read_expected() -> BTreeMap<String, usize> {
-    let text =
-        std::fs::read_to_string(spec_dir().join("expected-failures.txt")).unwrap_or_default();
-    text.lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    list_lines("expected-failures.txt")
+        .iter()
         .filter_map(|l| {
             let mut it = l.split_whitespace();
             let f = it.next()?;
@@ -128,6 +179,14 @@ struct FileResult {
     skipped: usize,
     /// (line, reason) of each failure.
     failures: Vec<(usize, String)>,
+    /// (line, reason) of each skipped directive (in-scope files only).
+    skips: Vec<(usize, String)>,
+    /// Lines of skip-modules.txt for this file that are not a directive's.
+    stale: Vec<usize>,
+    /// Candidate skip-modules.txt lines: listed lines still refused as
+    /// unsupported (with their reason), and unlisted directives whose
+    /// module the compiler refused as unsupported (with its message).
+    unsupported: BTreeMap<usize, String>,
     note: Option<String>,
 }
 
@@ -149,6 +208,72 @@ fn count_forms(text: &str) -> usize {
     }
 }
 
+/// Why a directive did not pass.
+#[derive(Debug)]
+enum Miss {
+    /// It failed, for this reason.
+    Failed(String),
+    /// It is out of scope (skip-modules.txt), for this reason.
+    Skipped(String),
+}
+
+impl From<String> for Miss {
+    fn from(reason: String) -> Self {
+        Miss::Failed(reason)
+    }
+}
+
+impl From<&str> for Miss {
+    fn from(reason: &str) -> Self {
+        Miss::Failed(reason.to_owned())
+    }
+}
+
+/// A directive's result: `Ok` passed.
+type Step<T = ()> = Result<T, Miss>;
+
+/// What a module directive left for the directives that use it: an
+/// instance handle, a module definition.
+#[derive(Clone)]
+enum Slot<T> {
+    Ready(T),
+    /// It failed (compile, link, instantiation): its users fail.
+    Failed(String),
+    /// It is out of scope: its users count as skipped.
+    Skipped(String),
+}
+
+impl<T: Clone> Slot<T> {
+    /// The defining directive's own result.
+    fn outcome(&self) -> Step {
+        match self {
+            Slot::Ready(_) => Ok(()),
+            Slot::Failed(e) => Err(Miss::Failed(e.clone())),
+            Slot::Skipped(r) => Err(Miss::Skipped(r.clone())),
+        }
+    }
+
+    /// The value, for a directive that uses it.
+    fn get(&self) -> Step<T> {
+        match self {
+            Slot::Ready(t) => Ok(t.clone()),
+            Slot::Failed(e) => Err(Miss::Failed(format!("module unavailable ({e})"))),
+            Slot::Skipped(r) => Err(Miss::Skipped(r.clone())),
+        }
+    }
+}
+
+impl Slot<usize> {
+    /// The slot an instantiation attempt leaves.
+    fn from_inst(r: Result<usize, InstErr>) -> Self {
+        match r {
+            Ok(h) => Slot::Ready(h),
+            Err(InstErr::Skipped(r)) => Slot::Skipped(r),
+            Err(e) => Slot::Failed(e.describe()),
+        }
+    }
+}
+
 struct Runner {
     cache: PathBuf,
     deadline: Instant,
@@ -156,12 +281,19 @@ struct Runner {
     timed_out: bool,
     /// Every instance created (index = handle).
     instances: Vec<Instance>,
-    /// Why the most recent module could not be instantiated, or its handle.
-    current: Result<usize, String>,
-    named: HashMap<String, Result<usize, String>>,
-    definitions: HashMap<String, Result<Arc<Module>, String>>,
+    /// The most recent module instance.
+    current: Slot<usize>,
+    named: HashMap<String, Slot<usize>>,
+    definitions: HashMap<String, Slot<Arc<Module>>>,
     /// `spectest` plus every `register`ed instance.
     linker: Linker,
+    /// Names a skipped module was `register`ed under, with the reason.
+    skipped_names: HashMap<String, String>,
+    /// Line of the directive being run.
+    line: usize,
+    /// Lines whose module the compiler refused as unsupported, with the
+    /// message.
+    unsupported: BTreeMap<usize, String>,
 }
 
 /// Why a module could not be instantiated.
@@ -171,6 +303,8 @@ enum InstErr {
     Trap(String),
     /// The spec's link error: `assert_unlinkable`.
     Unlinkable(String),
+    /// It imports from a name a skipped module was registered under.
+    Skipped(String),
     /// The runner or runtime could not try (resource limits, time, bugs).
     Other(String),
 }
@@ -181,6 +315,7 @@ impl InstErr {
         match self {
             InstErr::Trap(t) => format!("instantiation trapped: {t}"),
             InstErr::Unlinkable(e) => format!("unlinkable: {e}"),
+            InstErr::Skipped(r) => format!("skipped: {r}"),
             InstErr::Other(e) => e,
         }
     }
@@ -192,8 +327,39 @@ enum Compiled {
     Text(String),
     /// The compiler refused it as invalid/malformed.
     Invalid(String),
-    /// Anything else: unsupported feature, codegen bug, link error, load error.
+    /// The compiler refused it as using an unsupported feature
+    /// (`CompileError::Unsupported`, "unsupported: …").
+    Unsupported(String),
+    /// Anything else: codegen bug, link error, load error.
     Other(String),
+}
+
+impl Compiled {
+    /// The module, or why there is none (as a failure reason).
+    fn module(self) -> Result<Arc<Module>, String> {
+        match self {
+            Compiled::Ok(m) => Ok(m),
+            Compiled::Text(e) => Err(format!("text format: {e}")),
+            Compiled::Invalid(e) | Compiled::Unsupported(e) | Compiled::Other(e) => {
+                Err(normalize(&e))
+            }
+        }
+    }
+
+    /// For a module listed in skip-modules.txt: `None` if the compiler
+    /// refused it as unsupported (it is out of scope, as listed), else the
+    /// failure to report.
+    fn listed_mismatch(&self) -> Option<String> {
+        match self {
+            Compiled::Unsupported(_) => None,
+            Compiled::Ok(_) => Some(LISTED_BUT_COMPILES.into()),
+            Compiled::Text(e) | Compiled::Invalid(e) | Compiled::Other(e) => Some(format!(
+                "skip-modules.txt lists this module as out of scope but it is refused for \
+                 another reason ({}); fix the line",
+                normalize(e)
+            )),
+        }
+    }
 }
 
 fn normalize(msg: &str) -> String {
@@ -202,41 +368,62 @@ fn normalize(msg: &str) -> String {
 }
 
 impl Runner {
-    fn compile_bytes(&self, wasm: &[u8]) -> Compiled {
+    fn compile_bytes(&mut self, wasm: &[u8]) -> Compiled {
         match myriad_codegen::compile(wasm, &CompileConfig::default()) {
             Ok(bytes) => match Module::from_artifact_bytes(&bytes, &self.cache) {
                 Ok(m) => Compiled::Ok(Arc::new(m)),
                 Err(e) => Compiled::Other(format!("load: {e}")),
             },
             Err(CompileError::Invalid(m)) => Compiled::Invalid(m),
+            Err(CompileError::Unsupported(m)) => {
+                self.unsupported
+                    .entry(self.line)
+                    .or_insert_with(|| normalize(&m));
+                Compiled::Unsupported(m)
+            }
             Err(e) => Compiled::Other(e.to_string()),
         }
     }
 
-    fn compile_quote(&self, module: &mut QuoteWat) -> Compiled {
+    fn compile_quote(&mut self, module: &mut QuoteWat) -> Compiled {
         match module.encode() {
             Ok(wasm) => self.compile_bytes(&wasm),
             Err(e) => Compiled::Text(e.message()),
         }
     }
 
-    fn compile_wat(&self, module: &mut Wat) -> Compiled {
+    fn compile_wat(&mut self, module: &mut Wat) -> Compiled {
         match module.encode() {
             Ok(wasm) => self.compile_bytes(&wasm),
             Err(e) => Compiled::Text(e.message()),
+        }
+    }
+
+    /// Resolve a module's imports through the linker. An unknown import
+    /// from a name a skipped module was registered under makes the module
+    /// skipped too.
+    fn resolve(&self, module: &Arc<Module>) -> Result<Vec<Extern>, InstErr> {
+        match self.linker.resolve(module) {
+            Ok(i) => Ok(i),
+            Err(LinkError::UnknownImport { module: from, .. })
+                if self.skipped_names.contains_key(&from) =>
+            {
+                Err(InstErr::Skipped(format!(
+                    "imports from {from:?}, registered by a skipped module: {}",
+                    self.skipped_names[&from]
+                )))
+            }
+            Err(e @ LinkError::UnknownImport { .. }) => {
+                Err(InstErr::Unlinkable(format!("unknown import ({e})")))
+            }
+            Err(e) => Err(InstErr::Other(format!("link: {e}"))),
         }
     }
 
     /// Fresh region sized for the module, imports resolved through the
     /// linker, instance, start function run.
     fn instantiate(&mut self, module: &Arc<Module>) -> Result<usize, InstErr> {
-        let imports = match self.linker.resolve(module) {
-            Ok(i) => i,
-            Err(e @ LinkError::UnknownImport { .. }) => {
-                return Err(InstErr::Unlinkable(format!("unknown import ({e})")))
-            }
-            Err(e) => return Err(InstErr::Other(format!("link: {e}"))),
-        };
+        let imports = self.resolve(module)?;
         let md = module.metadata();
         let (needed, cap) = match &md.memory {
             None => (0, 64 << 10),
@@ -297,45 +484,78 @@ impl Runner {
         Ok(handle)
     }
 
-    fn define(&mut self, mut module: QuoteWat) -> Result<(), String> {
-        let name = module.name().map(|id| id.name().to_owned());
-        let result = match self.compile_quote(&mut module) {
-            Compiled::Ok(m) => self.instantiate(&m).map_err(InstErr::describe),
-            Compiled::Text(e) => Err(format!("text format: {e}")),
-            Compiled::Invalid(e) => Err(normalize(&e)),
-            Compiled::Other(e) => Err(normalize(&e)),
-        };
-        self.current = result.clone();
+    /// Make `slot` the current module instance (and `$name`'s).
+    fn bind(&mut self, name: Option<String>, slot: Slot<usize>) -> Step {
+        let out = slot.outcome();
         if let Some(n) = name {
-            self.named.insert(n, result.clone());
+            self.named.insert(n, slot.clone());
         }
-        result.map(|_| ())
+        self.current = slot;
+        out
+    }
+
+    /// `(module …)`: compile, instantiate, make it current.
+    fn define(&mut self, mut module: QuoteWat) -> Step {
+        let name = module.name().map(|id| id.name().to_owned());
+        let slot = match self.compile_quote(&mut module).module() {
+            Ok(m) => Slot::from_inst(self.instantiate(&m)),
+            Err(e) => Slot::Failed(e),
+        };
+        self.bind(name, slot)
+    }
+
+    /// `(module definition …)`: compile and keep it under its name.
+    fn define_only(&mut self, mut module: QuoteWat) -> Step {
+        let name = module.name().map(|id| id.name().to_owned());
+        let slot = match self.compile_quote(&mut module).module() {
+            Ok(m) => Slot::Ready(m),
+            Err(e) => Slot::Failed(e),
+        };
+        let out = slot.outcome();
+        if let Some(n) = name {
+            self.definitions.insert(n, slot);
+        }
+        out
     }
 
     /// Instantiate the `spectest` module and register it.
     fn add_spectest(&mut self) -> Result<(), String> {
         let wasm = wat::parse_str(SPECTEST_WAT).map_err(|e| e.to_string())?;
-        let m = match self.compile_bytes(&wasm) {
-            Compiled::Ok(m) => m,
-            Compiled::Text(e) | Compiled::Invalid(e) | Compiled::Other(e) => return Err(e),
-        };
+        let m = self.compile_bytes(&wasm).module()?;
         let h = self.instantiate(&m).map_err(InstErr::describe)?;
         self.linker.instance("spectest", &self.instances[h]);
         Ok(())
     }
 
-    fn instance_for(&self, module: Option<wast::token::Id>) -> Result<usize, String> {
-        let r = match module {
-            None => &self.current,
+    fn instance_for(&self, module: Option<wast::token::Id>) -> Step<usize> {
+        match module {
+            None => self.current.get(),
             Some(id) => self
                 .named
                 .get(id.name())
-                .ok_or_else(|| format!("no module named ${}", id.name()))?,
-        };
-        r.clone().map_err(|e| format!("module unavailable ({e})"))
+                .ok_or_else(|| Miss::Failed(format!("no module named ${}", id.name())))?
+                .get(),
+        }
     }
 
-    fn invoke(&mut self, inv: &WastInvoke) -> Result<Outcome, String> {
+    /// `register "name" $M`: add `$M`'s exports to the linker under
+    /// `name`. Registering a skipped module records `name` as skipped.
+    fn register(&mut self, name: &str, module: Option<wast::token::Id>) -> Step {
+        match self.instance_for(module) {
+            Ok(handle) => {
+                self.linker.instance(name, &self.instances[handle]);
+                self.skipped_names.remove(name);
+                Ok(())
+            }
+            Err(Miss::Skipped(reason)) => {
+                self.skipped_names.insert(name.to_owned(), reason.clone());
+                Err(Miss::Skipped(reason))
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn invoke(&mut self, inv: &WastInvoke) -> Step<Outcome> {
         let handle = self.instance_for(inv.module)?;
         let params = self.instances[handle]
             .module()
@@ -369,10 +589,10 @@ impl Runner {
         let inst = &mut self.instances[handle];
         inst.call(inv.name, &args)
             .map_err(|e| format!("call: {e}"))?;
-        run_inst(inst, self.deadline_tsc, &mut self.timed_out)
+        Ok(run_inst(inst, self.deadline_tsc, &mut self.timed_out)?)
     }
 
-    fn execute(&mut self, exec: WastExecute) -> Result<Outcome, String> {
+    fn execute(&mut self, exec: WastExecute) -> Step<Outcome> {
         match exec {
             WastExecute::Invoke(inv) => self.invoke(&inv),
             WastExecute::Get { module, global, .. } => {
@@ -380,68 +600,110 @@ impl Runner {
                 match self.instances[handle].export(global) {
                     Some(Extern::Global(g)) => Ok(Outcome::Finished(vec![g.get()])),
                     Some(other) => {
-                        Err(format!("get {global:?}: export is a {}", other.kind_name()))
+                        Err(format!("get {global:?}: export is a {}", other.kind_name()).into())
                     }
-                    None => Err(format!("get {global:?}: no such export")),
+                    None => Err(format!("get {global:?}: no such export").into()),
                 }
             }
-            WastExecute::Wat(mut w) => match self.compile_wat(&mut w) {
-                Compiled::Ok(m) => match self.instantiate(&m) {
+            WastExecute::Wat(mut w) => {
+                let m = self.compile_wat(&mut w).module()?;
+                match self.instantiate(&m) {
                     Ok(_) => Ok(Outcome::Finished(vec![])),
-                    Err(InstErr::Trap(trap)) => Err(format!("TRAP:{trap}")),
-                    Err(e) => Err(e.describe()),
-                },
-                Compiled::Text(e) => Err(format!("text format: {e}")),
-                Compiled::Invalid(e) | Compiled::Other(e) => Err(normalize(&e)),
-            },
+                    Err(InstErr::Trap(trap)) => Err(format!("TRAP:{trap}").into()),
+                    Err(InstErr::Skipped(r)) => Err(Miss::Skipped(r)),
+                    Err(e) => Err(e.describe().into()),
+                }
+            }
         }
     }
 
-    /// Run one directive: Ok(()) passed, Err(reason) failed.
-    fn directive(&mut self, d: WastDirective) -> Result<(), String> {
+    /// Run a directive listed in skip-modules.txt: it counts as skipped.
+    /// A module it defines must be refused as unsupported (else it fails
+    /// and the module is used as usual); a skipped `module` leaves a
+    /// skipped current instance, a skipped `module definition` a skipped
+    /// definition. Inline modules of `assert_invalid`/`assert_malformed`
+    /// are not checked (a refusal is what they test).
+    fn skip_listed(&mut self, d: WastDirective, reason: &str) -> Step {
+        let skipped = || -> Step { Err(Miss::Skipped(reason.to_owned())) };
         match d {
-            WastDirective::Module(m) => self.define(m),
+            WastDirective::Module(mut m) => {
+                let name = m.name().map(|id| id.name().to_owned());
+                let compiled = self.compile_quote(&mut m);
+                let Some(mismatch) = compiled.listed_mismatch() else {
+                    return self.bind(name, Slot::Skipped(reason.to_owned()));
+                };
+                let slot = match compiled.module() {
+                    Ok(m) => Slot::from_inst(self.instantiate(&m)),
+                    Err(e) => Slot::Failed(e),
+                };
+                let _ = self.bind(name, slot);
+                Err(mismatch.into())
+            }
             WastDirective::ModuleDefinition(mut m) => {
                 let name = m.name().map(|id| id.name().to_owned());
-                let r = match self.compile_quote(&mut m) {
-                    Compiled::Ok(m) => Ok(m),
-                    Compiled::Text(e) => Err(format!("text format: {e}")),
-                    Compiled::Invalid(e) | Compiled::Other(e) => Err(normalize(&e)),
+                let compiled = self.compile_quote(&mut m);
+                let mismatch = compiled.listed_mismatch();
+                let slot = match (&mismatch, compiled.module()) {
+                    (None, _) => Slot::Skipped(reason.to_owned()),
+                    (Some(_), Ok(m)) => Slot::Ready(m),
+                    (Some(_), Err(e)) => Slot::Failed(e),
                 };
                 if let Some(n) = name {
-                    self.definitions.insert(n, r.clone());
+                    self.definitions.insert(n, slot);
                 }
-                r.map(|_| ())
+                mismatch.map_or_else(skipped, |e| Err(e.into()))
             }
+            WastDirective::AssertTrap {
+                exec: WastExecute::Wat(mut m),
+                ..
+            }
+            | WastDirective::AssertUnlinkable { module: mut m, .. } => {
+                match self.compile_wat(&mut m).listed_mismatch() {
+                    None => skipped(),
+                    Some(e) => Err(e.into()),
+                }
+            }
+            WastDirective::AssertInvalid { .. } | WastDirective::AssertMalformed { .. } => {
+                skipped()
+            }
+            _ => Err(
+                "skip-modules.txt lists a directive that defines no module; list the \
+                      module it uses instead"
+                    .into(),
+            ),
+        }
+    }
+
+    /// Run one directive: Ok(()) passed.
+    fn directive(&mut self, d: WastDirective) -> Step {
+        match d {
+            WastDirective::Module(m) => self.define(m),
+            WastDirective::ModuleDefinition(m) => self.define_only(m),
             WastDirective::ModuleInstance {
                 instance, module, ..
             } => {
                 let def = module
                     .and_then(|id| self.definitions.get(id.name()).cloned())
-                    .unwrap_or_else(|| Err("unknown module definition".into()));
-                let r = def.and_then(|m| self.instantiate(&m).map_err(InstErr::describe));
-                self.current = r.clone();
-                if let Some(id) = instance {
-                    self.named.insert(id.name().to_owned(), r.clone());
-                }
-                r.map(|_| ())
+                    .unwrap_or_else(|| Slot::Failed("unknown module definition".into()));
+                let slot = match def {
+                    Slot::Ready(m) => Slot::from_inst(self.instantiate(&m)),
+                    Slot::Failed(e) => Slot::Failed(e),
+                    Slot::Skipped(r) => Slot::Skipped(r),
+                };
+                self.bind(instance.map(|id| id.name().to_owned()), slot)
             }
-            WastDirective::Register { name, module, .. } => {
-                let handle = self.instance_for(module)?;
-                self.linker.instance(name, &self.instances[handle]);
-                Ok(())
-            }
+            WastDirective::Register { name, module, .. } => self.register(name, module),
             WastDirective::Invoke(inv) => match self.invoke(&inv)? {
                 Outcome::Finished(_) => Ok(()),
-                o => Err(format!("invoke {:?}: {o:?}", inv.name)),
+                o => Err(format!("invoke {:?}: {o:?}", inv.name).into()),
             },
             WastDirective::AssertReturn { exec, results, .. } => {
                 let got = match self.execute(exec)? {
                     Outcome::Finished(v) => v,
-                    o => return Err(format!("expected results, got {o:?}")),
+                    o => return Err(format!("expected results, got {o:?}").into()),
                 };
                 if got.len() != results.len() {
-                    return Err(format!("expected {} results, got {got:?}", results.len()));
+                    return Err(format!("expected {} results, got {got:?}", results.len()).into());
                 }
                 for (g, e) in got.iter().zip(&results) {
                     match e {
@@ -454,39 +716,43 @@ impl Runner {
             WastDirective::AssertTrap { exec, message, .. } => {
                 let is_module = matches!(exec, WastExecute::Wat(_));
                 match self.execute(exec) {
-                    Ok(Outcome::Trapped(k)) => msg_match(k.message(), message),
-                    Ok(o) => Err(format!("expected trap {message:?}, got {o:?}")),
-                    Err(e) if is_module && e.starts_with("TRAP:") => msg_match(&e[5..], message),
+                    Ok(Outcome::Trapped(k)) => Ok(msg_match(k.message(), message)?),
+                    Ok(o) => Err(format!("expected trap {message:?}, got {o:?}").into()),
+                    Err(Miss::Failed(e)) if is_module && e.starts_with("TRAP:") => {
+                        Ok(msg_match(&e[5..], message)?)
+                    }
                     Err(e) => Err(e),
                 }
             }
             WastDirective::AssertExhaustion { call, message, .. } => match self.invoke(&call)? {
-                Outcome::Trapped(k) => msg_match(k.message(), message),
-                o => Err(format!("expected exhaustion, got {o:?}")),
+                Outcome::Trapped(k) => Ok(msg_match(k.message(), message)?),
+                o => Err(format!("expected exhaustion, got {o:?}").into()),
             },
             WastDirective::AssertMalformed { mut module, .. }
-            | WastDirective::AssertInvalid { mut module, .. } => match self
-                .compile_quote(&mut module)
-            {
-                Compiled::Text(_) | Compiled::Invalid(_) => Ok(()),
-                Compiled::Ok(_) => Err("module accepted, expected it to be refused".into()),
-                Compiled::Other(e) => Err(format!("refused for another reason: {}", normalize(&e))),
-            },
+            | WastDirective::AssertInvalid { mut module, .. } => {
+                match self.compile_quote(&mut module) {
+                    Compiled::Text(_) | Compiled::Invalid(_) => Ok(()),
+                    Compiled::Ok(_) => Err("module accepted, expected it to be refused".into()),
+                    Compiled::Unsupported(e) | Compiled::Other(e) => {
+                        Err(format!("refused for another reason: {}", normalize(&e)).into())
+                    }
+                }
+            }
             WastDirective::AssertUnlinkable {
                 mut module,
                 message,
                 ..
-            } => match self.compile_wat(&mut module) {
-                Compiled::Ok(m) => match self.instantiate(&m) {
+            } => {
+                let m = self.compile_wat(&mut module).module()?;
+                match self.instantiate(&m) {
                     Ok(_) => Err("module linked, expected unlinkable".into()),
                     Err(InstErr::Unlinkable(e)) => msg_match(&e, message)
-                        .map_err(|_| format!("link error {e:?}, expected {message:?}")),
-                    Err(e) => Err(format!("expected unlinkable, got {}", e.describe())),
-                },
-                Compiled::Text(e) => Err(format!("text format: {e}")),
-                Compiled::Invalid(e) | Compiled::Other(e) => Err(normalize(&e)),
-            },
-            other => Err(format!("unsupported directive at {:?}", other.span())),
+                        .map_err(|_| format!("link error {e:?}, expected {message:?}").into()),
+                    Err(InstErr::Skipped(r)) => Err(Miss::Skipped(r)),
+                    Err(e) => Err(format!("expected unlinkable, got {}", e.describe()).into()),
+                }
+            }
+            other => Err(format!("unsupported directive at {:?}", other.span()).into()),
         }
     }
 }
@@ -562,37 +828,52 @@ fn match_ret(got: &Val, exp: &WastRetCore) -> Result<(), String> {
     }
 }
 
-fn run_file(root: &Path, rel: &str, cache: &Path, timeout: Duration) -> FileResult {
+/// Run one in-scope file. `listed` holds its skip-modules.txt lines.
+fn run_file(
+    root: &Path,
+    rel: &str,
+    cache: &Path,
+    timeout: Duration,
+    listed: &BTreeMap<usize, String>,
+) -> FileResult {
     let mut res = FileResult::default();
     let text = match std::fs::read_to_string(root.join(rel)) {
         Ok(t) => t,
         Err(e) => {
             res.failed = 1;
             res.failures.push((0, format!("cannot read: {e}")));
+            res.stale = listed.keys().copied().collect();
             return res;
         }
     };
     let mut lexer = wast::lexer::Lexer::new(&text);
     // names.wast deliberately uses bidi control characters in names.
     lexer.allow_confusing_unicode(true);
-    let buf = match ParseBuffer::new_with_lexer(lexer) {
-        Ok(b) => b,
+    let parsed = ParseBuffer::new_with_lexer(lexer)
+        .map_err(|e| format!("wast lexer: {}", e.message()))
+        .and_then(|buf| run_script(&buf, &text, rel, cache, timeout, listed));
+    match parsed {
+        Ok(r) => r,
         Err(e) => {
             res.failed = count_forms(&text).max(1);
-            res.failures
-                .push((0, format!("wast lexer: {}", e.message())));
-            return res;
+            res.failures.push((0, e));
+            res.stale = listed.keys().copied().collect();
+            res
         }
-    };
-    let wast = match parser::parse::<Wast>(&buf) {
-        Ok(w) => w,
-        Err(e) => {
-            res.failed = count_forms(&text).max(1);
-            res.failures
-                .push((0, format!("wast parse: {}", e.message())));
-            return res;
-        }
-    };
+    }
+}
+
+/// Parse and run a script; `Err` if it does not parse.
+fn run_script(
+    buf: &ParseBuffer,
+    text: &str,
+    rel: &str,
+    cache: &Path,
+    timeout: Duration,
+    listed: &BTreeMap<usize, String>,
+) -> Result<FileResult, String> {
+    let wast = parser::parse::<Wast>(buf).map_err(|e| format!("wast parse: {}", e.message()))?;
+    let mut res = FileResult::default();
     let start = Instant::now();
     let mut r = Runner {
         cache: cache.to_path_buf(),
@@ -600,45 +881,79 @@ fn run_file(root: &Path, rel: &str, cache: &Path, timeout: Duration) -> FileResu
         deadline_tsc: rdtsc() + ns_to_tsc(timeout.as_nanos() as u64),
         timed_out: false,
         instances: Vec::new(),
-        current: Err("no module defined yet".into()),
+        current: Slot::Failed("no module defined yet".into()),
         named: HashMap::new(),
         definitions: HashMap::new(),
         linker: Linker::new(),
+        skipped_names: HashMap::new(),
+        line: 0,
+        unsupported: BTreeMap::new(),
     };
     if let Err(e) = r.add_spectest() {
         res.failed = wast.directives.len().max(1);
         res.failures.push((0, format!("spectest: {e}")));
-        return res;
+        res.stale = listed.keys().copied().collect();
+        return Ok(res);
     }
     let trace = std::env::var("MYRIAD_SPEC_TRACE").is_ok_and(|v| v != "0");
+    let mut reached = BTreeSet::new();
     for d in wast.directives {
-        let line = d.span().linecol_in(&text).0 + 1;
+        let line = d.span().linecol_in(text).0 + 1;
+        r.line = line;
         if trace {
             eprintln!("{rel}:{line}");
+        }
+        let skip_reason = listed.get(&line);
+        if skip_reason.is_some() {
+            reached.insert(line);
         }
         let out = if r.timed_out || Instant::now() > r.deadline {
             r.timed_out = true;
             Err("file time limit exceeded".into())
         } else {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| r.directive(d)))
-                .unwrap_or_else(|p| {
-                    let msg = p
-                        .downcast_ref::<String>()
-                        .cloned()
-                        .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
-                        .unwrap_or_default();
-                    Err(format!("runner panic: {msg}"))
-                })
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| match skip_reason {
+                Some(reason) => r.skip_listed(d, reason),
+                None => r.directive(d),
+            }))
+            .unwrap_or_else(|p| {
+                let msg = p
+                    .downcast_ref::<String>()
+                    .cloned()
+                    .or_else(|| p.downcast_ref::<&str>().map(|s| s.to_string()))
+                    .unwrap_or_default();
+                Err(format!("runner panic: {msg}").into())
+            })
         };
+        // A listed line stays a bless candidate (with its reason) only
+        // while it is still out of scope.
+        match (skip_reason, &out) {
+            (Some(reason), Err(Miss::Skipped(_))) => {
+                r.unsupported.insert(line, reason.clone());
+            }
+            (Some(_), _) => {
+                r.unsupported.remove(&line);
+            }
+            (None, _) => {}
+        }
         match out {
             Ok(()) => res.passed += 1,
-            Err(e) => {
+            Err(Miss::Failed(e)) => {
                 res.failed += 1;
                 res.failures.push((line, e));
             }
+            Err(Miss::Skipped(reason)) => {
+                res.skipped += 1;
+                res.skips.push((line, reason));
+            }
         }
     }
-    res
+    res.stale = listed
+        .keys()
+        .filter(|l| !reached.contains(l))
+        .copied()
+        .collect();
+    res.unsupported = r.unsupported;
+    Ok(res)
 }
 
 /// Bucket a failure reason for the summary.
@@ -663,6 +978,30 @@ fn cause(reason: &str) -> String {
     r.trim_end_matches(')').to_owned()
 }
 
+/// Check that the two skip lists name testsuite files and do not overlap.
+fn check_lists(
+    all: &[String],
+    skip: &BTreeMap<String, String>,
+    module_skips: &BTreeMap<String, BTreeMap<usize, String>>,
+) {
+    for s in skip.keys() {
+        assert!(
+            all.contains(s),
+            "skip.txt names {s}, which is not a testsuite file"
+        );
+    }
+    for s in module_skips.keys() {
+        assert!(
+            all.contains(s),
+            "skip-modules.txt names {s}, which is not a testsuite file"
+        );
+        assert!(
+            !skip.contains_key(s),
+            "skip-modules.txt names {s}, which skip.txt skips as a whole; remove its lines"
+        );
+    }
+}
+
 #[test]
 fn spec_testsuite() {
     let root = testsuite_dir();
@@ -670,6 +1009,7 @@ fn spec_testsuite() {
         panic!("spec testsuite not found at {}", root.display());
     }
     let skip = read_skip_list();
+    let module_skips = read_module_skips();
     let expected = read_expected();
     let filter: Option<Vec<String>> = std::env::var("MYRIAD_SPEC_FILE")
         .ok()
@@ -683,12 +1023,7 @@ fn spec_testsuite() {
         .map_or(FILE_TIMEOUT, Duration::from_secs);
 
     let all = list_files(&root);
-    for s in skip.keys() {
-        assert!(
-            all.contains(s),
-            "skip.txt names {s}, which is not a testsuite file"
-        );
-    }
+    check_lists(&all, &skip, &module_skips);
     let files: Vec<String> = all
         .into_iter()
         .filter(|f| {
@@ -703,8 +1038,9 @@ fn spec_testsuite() {
     );
 
     let cache = std::env::temp_dir().join(format!("myriad-spec-{}", std::process::id()));
-    std::fs::create_dir_all(&cache).unwrap();
+    std::fs::create_dir_all(&cache).expect("create the module cache directory");
 
+    let no_lines = BTreeMap::new();
     let queue = Mutex::new(files.clone());
     let results: Mutex<BTreeMap<String, FileResult>> = Mutex::new(BTreeMap::new());
     let threads = std::thread::available_parallelism()
@@ -713,7 +1049,7 @@ fn spec_testsuite() {
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| loop {
-                let Some(f) = queue.lock().unwrap().pop() else {
+                let Some(f) = queue.lock().expect("queue lock").pop() else {
                     break;
                 };
                 let r = if skip.contains_key(&f) {
@@ -724,31 +1060,35 @@ fn spec_testsuite() {
                     }
                 } else {
                     let t0 = Instant::now();
-                    let mut r = run_file(&root, &f, &cache, timeout);
+                    let listed = module_skips.get(&f).unwrap_or(&no_lines);
+                    let mut r = run_file(&root, &f, &cache, timeout, listed);
                     if t0.elapsed() > Duration::from_secs(10) {
                         r.note = Some(format!("took {:.1}s", t0.elapsed().as_secs_f64()));
                     }
                     r
                 };
-                results.lock().unwrap().insert(f, r);
+                results.lock().expect("results lock").insert(f, r);
             });
         }
     });
     let _ = std::fs::remove_dir_all(&cache);
-    let results = results.into_inner().unwrap();
+    let results = results.into_inner().expect("results lock");
 
     let (mut p, mut f, mut sk) = (0, 0, 0);
     let mut causes: BTreeMap<String, usize> = BTreeMap::new();
     let mut regressions = Vec::new();
     let mut improvements = Vec::new();
+    let mut stale = Vec::new();
     let mut bless_lines = Vec::new();
+    let mut bless_skips = Vec::new();
     for (name, r) in &results {
         p += r.passed;
         f += r.failed;
         sk += r.skipped;
-        let tag = match skip.get(name) {
-            Some(reason) => format!("  (skipped: {reason})"),
-            None => String::new(),
+        let tag = match (skip.get(name), module_skips.get(name)) {
+            (Some(reason), _) => format!("  (skipped: {reason})"),
+            (None, Some(lines)) => format!("  ({} listed in skip-modules.txt)", lines.len()),
+            (None, None) => String::new(),
         };
         println!(
             "  {name:<48} passed {:>5}  failed {:>5}  skipped {:>5}{tag}{}",
@@ -767,6 +1107,20 @@ fn spec_testsuite() {
             }
             *causes.entry(cause(reason)).or_default() += 1;
             *file_causes.entry(cause(reason)).or_default() += 1;
+        }
+        if verbose {
+            for (line, reason) in &r.skips {
+                println!("    {name}:{line}: skipped: {reason}");
+            }
+        }
+        for line in &r.stale {
+            stale.push(format!(
+                "skip-modules.txt lists {name}:{line}, which is not the line of a directive \
+                 the runner reached; remove or fix it"
+            ));
+        }
+        for (line, reason) in &r.unsupported {
+            bless_skips.push(format!("{name}:{line} {reason}"));
         }
         if skip.contains_key(name) {
             continue;
@@ -801,6 +1155,10 @@ fn spec_testsuite() {
         }
     }
     if bless {
+        println!("--- skip-modules.txt (candidates: check each reason) ---");
+        for l in &bless_skips {
+            println!("{l}");
+        }
         println!("--- expected-failures.txt ---");
         for l in &bless_lines {
             println!("{l}");
@@ -813,7 +1171,16 @@ fn spec_testsuite() {
     for r in &regressions {
         println!("REGRESSION: {r}");
     }
+    for s in &stale {
+        println!("STALE: {s}");
+    }
     println!("spec: {p} passed, {f} failed, {sk} skipped");
+    assert!(
+        stale.is_empty(),
+        "{} stale line(s) in tests/spec/skip-modules.txt:\n{}",
+        stale.len(),
+        stale.join("\n")
+    );
     assert!(
         regressions.is_empty(),
         "{} file(s) have more spec failures than tests/spec/expected-failures.txt allows:\n{}",
