@@ -1,7 +1,7 @@
 //! `myriad inspect`: verify an artifact exactly as loading does, then
 //! describe it.
 
-use crate::values::{signature, type_name};
+use crate::values::{signature, tag_signature, type_name};
 use anyhow::{Context, Result};
 use myriad_codegen::abi::{ExportKind, GlobalDecl, ImportKind, TrapKind, ValType};
 use myriad_runtime::Module;
@@ -80,6 +80,12 @@ pub fn inspect(path: &Path) -> Result<ExitCode> {
     }
     let _ = writeln!(w, "functions:     {}", md.func_types.len());
     let _ = writeln!(w, "globals:       {}", md.globals.len());
+    let _ = writeln!(
+        w,
+        "tags:          {} defined, {} imported (inert: no exception handling yet)",
+        md.tags.len(),
+        md.num_imported_tags()
+    );
     for (i, g) in md.globals.iter().enumerate() {
         let _ = writeln!(
             w,
@@ -106,6 +112,9 @@ pub fn inspect(path: &Path) -> Result<ExitCode> {
             ExportKind::Global => format!("global {}", e.index),
             ExportKind::Memory => "memory".to_string(),
             ExportKind::Table => format!("table {}", e.index),
+            ExportKind::Tag => md
+                .tag_type(e.index)
+                .map_or_else(|| "?".to_string(), tag_signature),
         };
         let _ = writeln!(w, "  {}: {what}", e.name);
     }
@@ -136,6 +145,10 @@ pub fn inspect(path: &Path) -> Result<ExitCode> {
                     .map_or_else(|| "none".to_string(), |p| p.to_string())
             ),
             ImportKind::Table(t) => format!("table of {} min {}", type_name(t.ty), t.min),
+            ImportKind::Tag(t) => md
+                .types
+                .get(*t as usize)
+                .map_or_else(|| "?".to_string(), tag_signature),
         };
         let _ = writeln!(w, "  {}.{}: {what}", i.module, i.name);
     }

@@ -32,6 +32,12 @@ pub fn signature(ty: &FuncType) -> String {
     format!("({}) -> {results}", list(&ty.params))
 }
 
+/// A tag's type as `tag (i32, f64)` (tags have parameters only).
+pub fn tag_signature(ty: &FuncType) -> String {
+    let params: Vec<&str> = ty.params.iter().map(|t| type_name(*t)).collect();
+    format!("tag ({})", params.join(", "))
+}
+
 /// Parse an integer: decimal or `0x` hex, optionally negative, into i128.
 fn parse_int(s: &str) -> Option<i128> {
     let (neg, body) = match s.strip_prefix('-') {

@@ -46,7 +46,7 @@ use std::fmt;
 
 /// Version of this ABI. Bump on any change to vmctx layout, builtin
 /// signatures, symbol naming, trap kinds or the metadata encoding.
-pub const ABI_VERSION: u32 = 3;
+pub const ABI_VERSION: u32 = 4;
 
 /// Byte offsets of the vmctx fields that compiled code touches.
 pub mod vmctx {
@@ -521,6 +521,9 @@ pub enum ImportKind {
     Memory(MemoryDecl),
     /// A table of at least this type (`init` unused).
     Table(TableDecl),
+    /// An exception tag whose signature is type index `.0` (no results).
+    /// Tags are inert: nothing in compiled code refers to them yet.
+    Tag(u32),
 }
 
 /// One import, in module order. Each kind's imports take the first
@@ -546,6 +549,8 @@ pub enum ExportKind {
     Memory,
     /// A global.
     Global,
+    /// An exception tag (index in the tag index space).
+    Tag,
 }
 
 /// An export.
@@ -598,6 +603,9 @@ pub struct Metadata {
     pub tables: Vec<TableDecl>,
     /// Element segments in module order.
     pub elems: Vec<ElemSegment>,
+    /// Type index of each defined exception tag, in index order (after
+    /// the imported ones). Each type has no results.
+    pub tags: Vec<u32>,
     /// Whether compiled code or globals use `FUNC_REFS` (`ref.func`), so
     /// instances need the `FuncRef` array even without tables.
     pub func_refs: bool,
@@ -650,6 +658,33 @@ impl Metadata {
             ImportKind::Memory(m) => Some(m),
             _ => None,
         })
+    }
+
+    /// Imported tags' type indices, in import order.
+    pub fn imported_tags(&self) -> impl Iterator<Item = u32> + '_ {
+        self.imports.iter().filter_map(|i| match i.kind {
+            ImportKind::Tag(t) => Some(t),
+            _ => None,
+        })
+    }
+
+    /// Number of imported tags (the first tag indices).
+    pub fn num_imported_tags(&self) -> usize {
+        self.imported_tags().count()
+    }
+
+    /// Type index of tag `index` (imports first).
+    pub fn tag_type_index(&self, index: u32) -> Option<u32> {
+        let imported = self.num_imported_tags();
+        match (index as usize).checked_sub(imported) {
+            None => self.imported_tags().nth(index as usize),
+            Some(d) => self.tags.get(d).copied(),
+        }
+    }
+
+    /// Signature of tag `index` (imports first).
+    pub fn tag_type(&self, index: u32) -> Option<&FuncType> {
+        self.types.get(self.tag_type_index(index)? as usize)
     }
 
     /// Type index of function `index` (imports first).
@@ -775,6 +810,10 @@ impl Metadata {
                     w.u8(3);
                     w.table(t);
                 }
+                ImportKind::Tag(t) => {
+                    w.u8(4);
+                    w.u32(*t);
+                }
             }
         }
         w.u32(self.func_types.len() as u32);
@@ -830,6 +869,10 @@ impl Metadata {
                 }
             }
         }
+        w.u32(self.tags.len() as u32);
+        for t in &self.tags {
+            w.u32(*t);
+        }
         w.u8(self.func_refs as u8);
         w.u32(self.exports.len() as u32);
         for e in &self.exports {
@@ -839,6 +882,7 @@ impl Metadata {
                 ExportKind::Table => 1,
                 ExportKind::Memory => 2,
                 ExportKind::Global => 3,
+                ExportKind::Tag => 4,
             });
             w.u32(e.index);
         }
@@ -915,6 +959,7 @@ impl Metadata {
                 },
                 2 => ImportKind::Memory(r.memory()?),
                 3 => ImportKind::Table(r.table()?),
+                4 => ImportKind::Tag(type_index(r.u32()?)?),
                 _ => return Err(MetadataError::Malformed("import kind")),
             };
             imports.push(Import { module, name, kind });
@@ -972,6 +1017,10 @@ impl Metadata {
             }
             elems.push(ElemSegment { mode, items });
         }
+        let mut tags = Vec::new();
+        for _ in 0..r.count()? {
+            tags.push(type_index(r.u32()?)?);
+        }
         let func_refs = r.flag()?;
         let mut exports = Vec::new();
         for _ in 0..r.count()? {
@@ -981,6 +1030,7 @@ impl Metadata {
                 1 => ExportKind::Table,
                 2 => ExportKind::Memory,
                 3 => ExportKind::Global,
+                4 => ExportKind::Tag,
                 _ => return Err(MetadataError::Malformed("export kind")),
             };
             let index = r.u32()?;
@@ -1017,6 +1067,7 @@ impl Metadata {
             data,
             tables,
             elems,
+            tags,
             func_refs,
             exports,
             start,
@@ -1032,6 +1083,7 @@ impl Metadata {
         let funcs = self.num_imported_funcs() + self.func_types.len();
         let globals = self.num_imported_globals() + self.globals.len();
         let tables = self.imported_tables().count() + self.tables.len();
+        let tags = self.num_imported_tags() + self.tags.len();
         let has_memory = self.memory.is_some() || self.imported_memory().is_some();
         if self.memory.is_some() && self.imported_memory().is_some() {
             return Err(MetadataError::Malformed("more than one memory"));
@@ -1044,6 +1096,20 @@ impl Metadata {
             })
         };
         let bad = |what| Err(MetadataError::Malformed(what));
+        // Type indices were range-checked while reading; a tag's type must
+        // have no results.
+        let tag_type_ok = |t: u32| {
+            self.types
+                .get(t as usize)
+                .is_some_and(|ty| ty.results.is_empty())
+        };
+        if !self
+            .imported_tags()
+            .chain(self.tags.iter().copied())
+            .all(tag_type_ok)
+        {
+            return bad("tag type has results or is out of range");
+        }
         if !self.globals.iter().all(|g| expr_ok(&g.init)) {
             return bad("global initialiser index out of range");
         }
@@ -1076,6 +1142,7 @@ impl Metadata {
                 ExportKind::Global => (e.index as usize) < globals,
                 ExportKind::Table => (e.index as usize) < tables,
                 ExportKind::Memory => e.index == 0 && has_memory,
+                ExportKind::Tag => (e.index as usize) < tags,
             };
             if !ok {
                 return bad("export index out of range");
@@ -1319,10 +1386,16 @@ mod tests {
             abi_version: ABI_VERSION,
             fingerprint: 0x1234,
             guard_bytes: 0,
-            types: vec![FuncType {
-                params: vec![ValType::I32, ValType::I64],
-                results: vec![ValType::I64],
-            }],
+            types: vec![
+                FuncType {
+                    params: vec![ValType::I32, ValType::I64],
+                    results: vec![ValType::I64],
+                },
+                FuncType {
+                    params: vec![ValType::F32],
+                    results: vec![],
+                },
+            ],
             imports: vec![
                 Import {
                     module: "env".into(),
@@ -1336,6 +1409,11 @@ mod tests {
                         ty: ValType::I32,
                         mutable: false,
                     },
+                },
+                Import {
+                    module: "env".into(),
+                    name: "t".into(),
+                    kind: ImportKind::Tag(1),
                 },
             ],
             func_types: vec![0, 0],
@@ -1389,6 +1467,7 @@ mod tests {
                     items: vec![],
                 },
             ],
+            tags: vec![1, 1],
             func_refs: true,
             exports: vec![
                 Export {
@@ -1400,6 +1479,11 @@ mod tests {
                     name: "mem".into(),
                     kind: ExportKind::Memory,
                     index: 0,
+                },
+                Export {
+                    name: "tag".into(),
+                    kind: ExportKind::Tag,
+                    index: 2,
                 },
             ],
             start: None,
@@ -1432,6 +1516,45 @@ mod tests {
         let mut m = sample();
         m.elems[1].items[0] = ElemItem::Func(4);
         assert!(Metadata::decode(&m.encode()).is_err());
+        // Tags: one imported + two defined, so index 3 is out of range.
+        let mut m = sample();
+        m.exports[2].index = 3;
+        assert!(Metadata::decode(&m.encode()).is_err());
+        let mut m = sample();
+        m.tags.push(2);
+        assert!(Metadata::decode(&m.encode()).is_err());
+        let mut m = sample();
+        m.imports[2].kind = ImportKind::Tag(5);
+        assert!(Metadata::decode(&m.encode()).is_err());
+    }
+
+    #[test]
+    fn tag_types_with_results_are_refused() {
+        // Type 0 has a result: not a valid tag type.
+        let mut m = sample();
+        m.tags[1] = 0;
+        assert_eq!(
+            Metadata::decode(&m.encode()),
+            Err(MetadataError::Malformed(
+                "tag type has results or is out of range"
+            ))
+        );
+        let mut m = sample();
+        m.imports[2].kind = ImportKind::Tag(0);
+        assert!(Metadata::decode(&m.encode()).is_err());
+    }
+
+    #[test]
+    fn tag_index_space_puts_imports_first() {
+        let m = sample();
+        assert_eq!(m.num_imported_tags(), 1);
+        assert_eq!(m.tag_type_index(0), Some(1));
+        assert_eq!(m.tag_type_index(2), Some(1));
+        assert_eq!(m.tag_type_index(3), None);
+        assert_eq!(
+            m.tag_type(1).map(|t| t.params.clone()),
+            Some(vec![ValType::F32])
+        );
     }
 
     #[test]

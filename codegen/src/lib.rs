@@ -134,6 +134,7 @@ fn emit_artifact(
         data: module.data.clone(),
         tables: module.tables.clone(),
         elems: module.elems.clone(),
+        tags: module.tags.clone(),
         func_refs: module.uses_ref_func.get()
             || !module.tables.is_empty()
             || !module.elems.is_empty()

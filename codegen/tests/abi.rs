@@ -230,6 +230,105 @@ fn unsupported_features_are_named() {
 }
 
 #[test]
+fn exception_instructions_are_refused() {
+    let cases = [
+        (
+            r#"(module (tag $e) (func (throw $e)))"#,
+            "unsupported: throw",
+        ),
+        (
+            r#"(module (tag $e (param i32)) (func (param i32) (throw $e (local.get 0))))"#,
+            "unsupported: throw",
+        ),
+        (
+            r#"(module (func unreachable throw_ref))"#,
+            "unsupported: throw_ref",
+        ),
+        (
+            r#"(module (func (block $h (try_table (catch_all $h) nop))))"#,
+            "unsupported: try_table",
+        ),
+        (
+            r#"(module (tag $e) (func (block $h (try_table (catch $e $h)))))"#,
+            "unsupported: try_table",
+        ),
+        // Dead code is no escape: the block structure would be miscounted.
+        (
+            r#"(module (func unreachable (block $h (try_table (catch_all $h)))))"#,
+            "unsupported: try_table",
+        ),
+        (
+            r#"(module (tag $e) (func return (throw $e)))"#,
+            "unsupported: throw",
+        ),
+    ];
+    for (wat, want) in cases {
+        match compile_wat(wat) {
+            Err(e @ CompileError::Unsupported(_)) => assert_eq!(e.to_string(), want, "{wat}"),
+            other => panic!("{wat}: expected {want}, got {other:?}"),
+        }
+    }
+    // Legacy exception handling (`try`/`catch`/`rethrow`/`delegate`) is not
+    // a validator feature Myriad enables: refused as invalid before the
+    // translator (which would refuse it as unsupported) sees it.
+    for wat in [
+        r#"(module (tag $e) (func try nop catch $e end))"#,
+        r#"(module (func try nop catch_all end))"#,
+        r#"(module (func try $l nop catch_all rethrow $l end))"#,
+        r#"(module (func block try nop delegate 0 end))"#,
+    ] {
+        match compile_wat(wat) {
+            Err(CompileError::Invalid(e)) => {
+                assert!(
+                    e.contains("legacy_exceptions feature required"),
+                    "{wat}: {e}"
+                )
+            }
+            other => panic!("{wat}: expected a refusal, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn tags_are_recorded() {
+    let so = compile_wat(
+        r#"(module
+             (type $t (func (param i32 f64)))
+             (import "env" "f" (func))
+             (import "env" "e" (tag $e (param i64)))
+             (tag $d (type $t))
+             (tag $z)
+             (export "e" (tag $e))
+             (export "d" (tag $d))
+             (export "z" (tag $z)))"#,
+    )
+    .expect("tags are accepted");
+    let meta = metadata(&so);
+    let e_ty = match meta.imports[1].kind {
+        abi::ImportKind::Tag(t) => t,
+        ref other => panic!("expected a tag import, got {other:?}"),
+    };
+    assert_eq!(meta.types[e_ty as usize].params, vec![ValType::I64]);
+    assert_eq!(meta.num_imported_tags(), 1);
+    assert_eq!(meta.tags.len(), 2);
+    assert_eq!(
+        meta.tag_type(1).map(|t| t.params.clone()),
+        Some(vec![ValType::I32, ValType::F64])
+    );
+    assert_eq!(meta.tag_type(2).map(|t| t.params.is_empty()), Some(true));
+    let tags: Vec<(String, u32)> = meta
+        .exports
+        .iter()
+        .filter(|e| e.kind == abi::ExportKind::Tag)
+        .map(|e| (e.name.clone(), e.index))
+        .collect();
+    assert_eq!(
+        tags,
+        vec![("e".into(), 0), ("d".into(), 1), ("z".into(), 2)]
+    );
+}
+
+#[test]
 fn tables_and_elements_are_recorded() {
     let so = compile_wat(
         r#"(module

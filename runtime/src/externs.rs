@@ -1,5 +1,6 @@
 //! Values that satisfy imports: functions (host or another instance's),
-//! globals, memories and tables, with what keeps their owner alive.
+//! globals, memories, tables and (inert) exception tags, with what keeps
+//! their owner alive.
 //!
 //! An export taken from an instance ([`crate::Instance::export`]) holds a
 //! reference to that instance's slot, so the slot (and its vmctx, memory
@@ -30,6 +31,8 @@ pub enum Extern {
     Memory(Memory),
     /// A table.
     Table(Arc<Table>),
+    /// An exception tag (declared and linked only; see [`Tag`]).
+    Tag(Tag),
 }
 
 impl Extern {
@@ -40,6 +43,7 @@ impl Extern {
             Extern::Global(_) => "global",
             Extern::Memory(_) => "memory",
             Extern::Table(_) => "table",
+            Extern::Tag(_) => "tag",
         }
     }
 }
@@ -191,6 +195,85 @@ impl std::fmt::Debug for Memory {
         f.debug_struct("Memory")
             .field("decl", &self.decl)
             .field("len", &self.len())
+            .finish()
+    }
+}
+
+/// An exception tag: an identity and a function type (parameters only).
+///
+/// Tags are inert until exception handling lands: modules may declare,
+/// import, export and re-export them, and linking checks their types, but
+/// no instruction throws or catches yet (the compiler refuses `throw`,
+/// `throw_ref`, `try_table` and the legacy `try` family).
+///
+/// Identity follows the WebAssembly spec: each instance gets a fresh tag
+/// per tag it defines, an imported tag is the very tag supplied, and each
+/// [`Tag::new`] makes a new one. Clones share the identity. `==` compares
+/// identity, not types: two tags of the same type from different
+/// instances are different tags.
+#[derive(Clone)]
+pub struct Tag(Arc<TagIdentity>);
+
+/// What a [`Tag`] points to; its address is the tag's identity.
+struct TagIdentity {
+    ty: FuncType,
+}
+
+/// Why a host [`Tag`] could not be made.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum TagError {
+    /// A tag's function type must have no results.
+    #[error("a tag's function type must have no results, got {0:?}")]
+    HasResults(Vec<ValType>),
+}
+
+impl Tag {
+    /// A new host tag of type `ty` (distinct from every other tag). Inert
+    /// until exception handling lands; useful to satisfy tag imports.
+    /// Fails if `ty` has results.
+    pub fn new(ty: FuncType) -> Result<Tag, TagError> {
+        if !ty.results.is_empty() {
+            return Err(TagError::HasResults(ty.results));
+        }
+        Ok(Tag::fresh(ty))
+    }
+
+    /// A new tag without checking `ty` (a module's tag types were checked
+    /// when its metadata was read).
+    pub(crate) fn fresh(ty: FuncType) -> Tag {
+        Tag(Arc::new(TagIdentity { ty }))
+    }
+
+    /// The tag's function type (its parameters are the exception's
+    /// payload; it has no results).
+    pub fn ty(&self) -> &FuncType {
+        &self.0.ty
+    }
+
+    /// Whether `self` and `other` are the same tag (same identity).
+    pub fn same(&self, other: &Tag) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+
+    /// Something that keeps this tag alive (its identity).
+    pub(crate) fn keep_alive(&self) -> KeepAlive {
+        self.0.clone()
+    }
+}
+
+impl PartialEq for Tag {
+    fn eq(&self, other: &Tag) -> bool {
+        self.same(other)
+    }
+}
+
+impl Eq for Tag {}
+
+impl std::fmt::Debug for Tag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tag")
+            .field("id", &Arc::as_ptr(&self.0))
+            .field("ty", &self.0.ty)
             .finish()
     }
 }

@@ -13,7 +13,7 @@
 //! Dropping an instance (or [`Instance::teardown`]) zeroes the heap pages
 //! the guest dirtied and returns the slot.
 
-use crate::externs::{Extern, Func, Global, KeepAlive, Memory, WasmFunc};
+use crate::externs::{Extern, Func, Global, KeepAlive, Memory, Tag, WasmFunc};
 use crate::fuel;
 use crate::host::HostState;
 use crate::host_call;
@@ -231,6 +231,10 @@ pub struct Instance {
     results: Box<[ValType]>,
     /// The start function has not been armed yet.
     start_pending: bool,
+    /// Exception tags, imports first: the supplied ones, then one fresh
+    /// identity per defined tag. Inert (nothing throws yet); kept for
+    /// [`Instance::export`].
+    tags: Box<[Tag]>,
 }
 
 /// What owns an instance's slot: shared by the [`Instance`] and by every
@@ -512,6 +516,7 @@ impl Instance {
         // Import records.
         let (mut fi, mut gi) = (0u32, 0u32);
         let mut imported_tables: Vec<Arc<Table>> = Vec::new();
+        let mut tags: Vec<Tag> = Vec::new();
         for (imp, ext) in md.imports.iter().zip(imports) {
             // SAFETY (all writes below): the record offsets come from the
             // module's layout, inside the vmctx area checked at load.
@@ -559,6 +564,7 @@ impl Instance {
                         .write(m.vmctx)
                 },
                 (ImportKind::Table(_), Extern::Table(t)) => imported_tables.push(t.clone()),
+                (ImportKind::Tag(_), Extern::Tag(t)) => tags.push(t.clone()),
                 _ => unreachable!("check_imports matched kinds"),
             }
         }
@@ -702,11 +708,19 @@ impl Instance {
             }
             return Err(e);
         }
+        // Defined tags: a fresh identity each, per instance. Their types
+        // were checked at load (in range, no results).
+        tags.extend(
+            md.tags
+                .iter()
+                .map(|&t| Tag::fresh(md.types[t as usize].clone())),
+        );
         Ok(Instance {
             vm: core.vm,
             results: Box::new([]),
             start_pending: module.start_addr() != 0,
             core: Arc::new(core),
+            tags: tags.into_boxed_slice(),
         })
     }
 
@@ -788,6 +802,7 @@ impl Instance {
                 .as_ref()
                 .and_then(|t| t.tables.get(e.index as usize))
                 .map(|t| Extern::Table(t.clone())),
+            ExportKind::Tag => self.tags.get(e.index as usize).cloned().map(Extern::Tag),
         }
     }
 
@@ -825,11 +840,13 @@ impl Instance {
             }
             let refs = (*vm).host_ref_results;
             let bits: Vec<u64> = bits.take(want).collect();
-            self.check_func_refs(
-                bits.iter()
-                    .enumerate()
-                    .map(|(i, b)| if i < 32 && refs >> i & 1 == 1 { *b } else { 0 }),
-            )?;
+            self.check_func_refs(bits.iter().enumerate().map(|(i, b)| {
+                if i < 32 && refs >> i & 1 == 1 {
+                    *b
+                } else {
+                    0
+                }
+            }))?;
             let buf = (*vm).host_values;
             for (i, r) in bits.into_iter().enumerate() {
                 buf.add(i).write(r);
@@ -1239,6 +1256,7 @@ fn keep_alive(e: &Extern) -> KeepAlive {
         Extern::Global(g) => g._keep.clone(),
         Extern::Memory(m) => m._keep.clone(),
         Extern::Table(t) => t.clone(),
+        Extern::Tag(t) => t.keep_alive(),
     }
 }
 
@@ -1308,12 +1326,23 @@ fn check_imports(module: &Module, imports: &[Extern]) -> Result<(), InstantiateE
                     )));
                 }
             }
+            (ImportKind::Tag(t), Extern::Tag(tag)) => {
+                // Tag types match exactly (params and results).
+                let want = &md.types[*t as usize];
+                if tag.ty() != want {
+                    return Err(bad(format!(
+                        "expected a tag {want:?}, got one of {:?}",
+                        tag.ty()
+                    )));
+                }
+            }
             (kind, ext) => {
                 let want = match kind {
                     ImportKind::Func(_) => "function",
                     ImportKind::Global { .. } => "global",
                     ImportKind::Memory(_) => "memory",
                     ImportKind::Table(_) => "table",
+                    ImportKind::Tag(_) => "tag",
                 };
                 return Err(bad(format!("expected a {want}, got a {}", ext.kind_name())));
             }

@@ -79,7 +79,7 @@ impl std::fmt::Display for Limit {
 pub use myriad_codegen::CompileConfig;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub use {
-    externs::{Extern, Func, Global, Memory, WasmFunc},
+    externs::{Extern, Func, Global, Memory, Tag, TagError, WasmFunc},
     fuel::{rdtsc, tsc_hz},
     host::{Caller, HostAction, HostFunc},
     instance::{Instance, InstantiateError, Outcome, Val},

@@ -1,5 +1,5 @@
 //! Resolving a module's imports by name: host functions (typed Rust
-//! closures or raw ones), other instances' exports, host globals.
+//! closures or raw ones), other instances' exports, host globals and tags.
 //!
 //! ```ignore
 //! let mut linker = Linker::new();
@@ -131,6 +131,7 @@ impl Linker {
                             ImportKind::Global { .. } => "global",
                             ImportKind::Memory(_) => "memory",
                             ImportKind::Table(_) => "table",
+                            ImportKind::Tag(_) => "tag",
                         },
                     })
             })

@@ -142,9 +142,7 @@ fn host_function_results_and_unpark_values_are_checked() {
     );
     linker.func("env", "wait", sig(vec![]), |_, _| HostAction::Park);
     let region = region_with(1, 64 << 10);
-    let mut inst = linker
-        .instantiate(&region, &m, None)
-        .expect("instantiate");
+    let mut inst = linker.instantiate(&region, &m, None).expect("instantiate");
 
     // A forged result traps the instance with a host trap, not a jump.
     assert_eq!(

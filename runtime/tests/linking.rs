@@ -1,7 +1,8 @@
 //! Imports and linking: host functions (typed and raw, memory access,
 //! park/unpark, yield, exit, trap, panic), calls into another instance
 //! (its memory, globals and tables, preemption and traps inside its code),
-//! import type checks, and the fuel and memory limits.
+//! import type checks, exception tags (declared, exported, imported and
+//! type-checked; inert), and the fuel and memory limits.
 
 mod compiled;
 
@@ -9,7 +10,7 @@ use compiled::{compile_wat, region_with};
 use myriad_codegen::CompileConfig;
 use myriad_runtime::{
     Caller, Extern, FuncType, Global, HostAction, Instance, InstantiateError, Limit, LinkError,
-    Linker, Outcome, TrapKind, Val, ValType,
+    Linker, Outcome, Tag, TagError, TrapKind, Val, ValType,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -395,4 +396,172 @@ fn fuel_and_memory_limits_end_the_instance() {
         Outcome::Limited(Limit::Memory)
     );
     assert_eq!(inst.memory().len(), 2 * 65536);
+}
+
+/// Defines three tags (one exported twice) and re-exports an imported one
+/// in [`TAG_USER`].
+const TAG_OWNER: &str = r#"(module
+  (tag $t (export "t") (param i32))
+  (tag (export "u") (param i32))
+  (tag (export "none"))
+  (export "t-again" (tag $t)))"#;
+
+/// Imports a tag, re-exports it and defines its own of the same type.
+const TAG_USER: &str = r#"(module
+  (import "a" "t" (tag $i (param i32)))
+  (tag (export "own") (param i32))
+  (export "re" (tag $i))
+  (func (export "f") (result i32) (i32.const 7)))"#;
+
+fn tag(e: Option<Extern>) -> Tag {
+    match e {
+        Some(Extern::Tag(t)) => t,
+        other => panic!("expected a tag, got {other:?}"),
+    }
+}
+
+fn i32_tag_type() -> FuncType {
+    FuncType {
+        params: vec![ValType::I32],
+        results: vec![],
+    }
+}
+
+#[test]
+fn defined_tags_get_a_fresh_identity_per_instance() {
+    let owner = compile_wat(TAG_OWNER, &CompileConfig::default());
+    let region = region_with(2, 65536);
+    let a1 = Instance::instantiate(&region, &owner).unwrap();
+    let a2 = Instance::instantiate(&region, &owner).unwrap();
+    let t1 = tag(a1.export("t"));
+    assert_eq!(t1.ty(), &i32_tag_type());
+    assert_eq!(tag(a1.export("none")).ty(), &FuncType::default());
+    // The same declaration in the same instance is the same tag, under
+    // any export name and on every lookup.
+    assert!(t1.same(&tag(a1.export("t"))));
+    assert_eq!(t1, tag(a1.export("t-again")));
+    // Another declaration of the same type, or the same declaration in
+    // another instance, is another tag.
+    assert_ne!(t1, tag(a1.export("u")));
+    assert_ne!(t1, tag(a2.export("t")));
+    assert_eq!(Extern::Tag(t1.clone()).kind_name(), "tag");
+    assert!(a1.export("missing").is_none());
+}
+
+#[test]
+fn tag_imports_keep_the_supplied_identity() {
+    let owner = compile_wat(TAG_OWNER, &CompileConfig::default());
+    let user = compile_wat(TAG_USER, &CompileConfig::default());
+    let region = region_with(4, 65536);
+    let a = Instance::instantiate(&region, &owner).unwrap();
+    let mut linker = Linker::new();
+    linker.instance("a", &a);
+    let mut b = linker.instantiate(&region, &user, None).unwrap();
+    let re = tag(b.export("re"));
+    assert_eq!(re, tag(a.export("t")));
+    assert_ne!(re, tag(b.export("own")));
+    // Instances linked through tags still run.
+    assert_eq!(call(&mut b, "f", &[]), Outcome::Finished(vec![Val::I32(7)]));
+
+    // A host tag satisfies the import and is passed through as itself.
+    let host = Tag::new(i32_tag_type()).unwrap();
+    let mut linker = Linker::new();
+    linker.define("a", "t", Extern::Tag(host.clone()));
+    let c = linker.instantiate(&region, &user, None).unwrap();
+    assert_eq!(tag(c.export("re")), host);
+    assert_ne!(host, Tag::new(i32_tag_type()).unwrap());
+    // Tag types have no results.
+    assert_eq!(
+        Tag::new(FuncType {
+            params: vec![],
+            results: vec![ValType::I64],
+        }),
+        Err(TagError::HasResults(vec![ValType::I64]))
+    );
+}
+
+#[test]
+fn tag_type_mismatches_are_incompatible_imports() {
+    let user = compile_wat(TAG_USER, &CompileConfig::default());
+    let region = region_with(2, 65536);
+    match Linker::new().instantiate(&region, &user, None) {
+        Err(LinkError::UnknownImport { module, name, kind }) => {
+            assert_eq!((module.as_str(), name.as_str(), kind), ("a", "t", "tag"))
+        }
+        other => panic!("{other:?}"),
+    }
+    for ty in [
+        FuncType::default(),
+        FuncType {
+            params: vec![ValType::F32],
+            results: vec![],
+        },
+        FuncType {
+            params: vec![ValType::I32, ValType::I32],
+            results: vec![],
+        },
+    ] {
+        let mut linker = Linker::new();
+        linker.define("a", "t", Extern::Tag(Tag::new(ty.clone()).unwrap()));
+        match linker.instantiate(&region, &user, None) {
+            Err(LinkError::Instantiate(e @ InstantiateError::IncompatibleImport { .. })) => {
+                assert!(
+                    e.to_string()
+                        .starts_with("incompatible import type for a.t"),
+                    "{e}"
+                )
+            }
+            other => panic!("{ty:?}: {other:?}"),
+        }
+    }
+    assert_eq!(
+        region.free_slots(),
+        2,
+        "failed instantiations free their slots"
+    );
+}
+
+#[test]
+fn tag_kind_mismatches_are_incompatible_imports() {
+    let user = compile_wat(TAG_USER, &CompileConfig::default());
+    let wants_func = compile_wat(
+        r#"(module (import "a" "t" (func (param i32))))"#,
+        &CompileConfig::default(),
+    );
+    let owner = compile_wat(TAG_OWNER, &CompileConfig::default());
+    let region = region_with(2, 65536);
+    // A function where a tag is imported.
+    let mut linker = Linker::new();
+    linker.func_wrap("a", "t", |_: &mut Caller<'_>, _: i32| {});
+    match linker.instantiate(&region, &user, None) {
+        Err(LinkError::Instantiate(e @ InstantiateError::IncompatibleImport { .. })) => {
+            assert!(
+                e.to_string().contains("expected a tag, got a function"),
+                "{e}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // A tag where a function is imported (same signature, wrong kind).
+    let a = Instance::instantiate(&region, &owner).unwrap();
+    let mut linker = Linker::new();
+    linker.instance("a", &a);
+    match linker.instantiate(&region, &wants_func, None) {
+        Err(LinkError::Instantiate(e @ InstantiateError::IncompatibleImport { .. })) => {
+            assert!(
+                e.to_string().contains("expected a function, got a tag"),
+                "{e}"
+            )
+        }
+        other => panic!("{other:?}"),
+    }
+    // A global where a tag is imported.
+    let mut linker = Linker::new();
+    linker.define("a", "t", Extern::Global(Global::new(Val::I32(0), false)));
+    assert!(matches!(
+        linker.instantiate(&region, &user, None),
+        Err(LinkError::Instantiate(
+            InstantiateError::IncompatibleImport { .. }
+        ))
+    ));
 }

@@ -366,6 +366,22 @@ impl FuncTranslator<'_, '_> {
     }
 
     fn translate_op(&mut self, op: Operator<'_>) -> Result<(), CompileError> {
+        // Exception handling: tags are declared and linked but nothing
+        // throws or catches yet. Refused even in unreachable code, where
+        // `try_table`/`try` would otherwise upset the block count.
+        if matches!(
+            op,
+            Operator::Throw { .. }
+                | Operator::ThrowRef
+                | Operator::TryTable { .. }
+                | Operator::Try { .. }
+                | Operator::Catch { .. }
+                | Operator::CatchAll
+                | Operator::Rethrow { .. }
+                | Operator::Delegate { .. }
+        ) {
+            return Err(CompileError::unsupported(op_name(&op)));
+        }
         if !self.reachable {
             return self.translate_unreachable_op(&op);
         }

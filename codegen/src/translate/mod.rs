@@ -51,6 +51,9 @@ pub(crate) struct ModuleInfo<'a> {
     pub tables: Vec<abi::TableDecl>,
     /// Element segments.
     pub elems: Vec<abi::ElemSegment>,
+    /// Type index of each defined exception tag (declared, linkable, but
+    /// never thrown: the translator refuses exception instructions).
+    pub tags: Vec<u32>,
     /// Set by the translator when a body uses `ref.func`.
     pub uses_ref_func: std::cell::Cell<bool>,
     /// Exports.
@@ -136,6 +139,7 @@ pub(crate) fn parse_module(wasm: &[u8]) -> Result<ModuleInfo<'_>, CompileError> 
         data: Vec::new(),
         tables: Vec::new(),
         elems: Vec::new(),
+        tags: Vec::new(),
         uses_ref_func: std::cell::Cell::new(false),
         exports: Vec::new(),
         start: None,
@@ -192,7 +196,7 @@ pub(crate) fn parse_module(wasm: &[u8]) -> Result<ModuleInfo<'_>, CompileError> 
                             info.imported_tables += 1;
                             abi::ImportKind::Table(table_decl(&t, abi::ConstExpr::null())?)
                         }
-                        TypeRef::Tag(_) => return Err(CompileError::unsupported("tag imports")),
+                        TypeRef::Tag(t) => abi::ImportKind::Tag(tag_type(&info, &t)?),
                     };
                     info.imports.push(abi::Import {
                         module: import.module.to_string(),
@@ -225,7 +229,12 @@ pub(crate) fn parse_module(wasm: &[u8]) -> Result<ModuleInfo<'_>, CompileError> 
                     info.memory = Some(memory_decl(&mem)?);
                 }
             }
-            Payload::TagSection(_) => return Err(CompileError::unsupported("tag section")),
+            Payload::TagSection(reader) => {
+                for tag in reader {
+                    let t = tag_type(&info, &tag?)?;
+                    info.tags.push(t);
+                }
+            }
             Payload::GlobalSection(reader) => {
                 for global in reader {
                     let global = global?;
@@ -247,7 +256,7 @@ pub(crate) fn parse_module(wasm: &[u8]) -> Result<ModuleInfo<'_>, CompileError> 
                         ExternalKind::Memory => abi::ExportKind::Memory,
                         ExternalKind::Global => abi::ExportKind::Global,
                         ExternalKind::Table => abi::ExportKind::Table,
-                        ExternalKind::Tag => return Err(CompileError::unsupported("tag exports")),
+                        ExternalKind::Tag => abi::ExportKind::Tag,
                     };
                     info.exports.push(abi::Export {
                         name: export.name.to_string(),
@@ -381,6 +390,16 @@ fn memory_decl(mem: &wasmparser::MemoryType) -> Result<abi::MemoryDecl, CompileE
         max_pages: mem.maximum,
         page_size_log2,
     })
+}
+
+/// The type index of a tag. Validation guarantees an exception tag whose
+/// function type has no results; checked again here since the runtime
+/// relies on it.
+fn tag_type(info: &ModuleInfo<'_>, tag: &wasmparser::TagType) -> Result<u32, CompileError> {
+    if !info.type_at(tag.func_type_idx)?.results.is_empty() {
+        return Err(CompileError::codegen("tag type has results"));
+    }
+    Ok(tag.func_type_idx)
 }
 
 /// Convert a table type with its initial element.

@@ -168,6 +168,7 @@ pub fn metadata(
         data: vec![],
         tables: vec![],
         elems: vec![],
+        tags: vec![],
         func_refs: false,
         exports: funcs
             .iter()
