@@ -3,19 +3,21 @@
 //! their owner alive.
 //!
 //! An export taken from an instance ([`crate::Instance::export`]) holds a
-//! reference to that instance's slot, so the slot (and its vmctx, memory
-//! and globals) outlives every instance that imported from it. Instances
+//! handle to that instance's link group ([`crate::group`]), so the slot
+//! (and its vmctx, memory and globals) outlives every instance that
+//! imported from it. Instances
 //! linked this way share state the way the WebAssembly spec says; they
 //! must be run from one thread at a time (run them as one green thread,
 //! or one after another), as a module's own state is not synchronised.
 
+use crate::group::{GroupHandle, Node, Shared};
 use crate::host::HostFunc;
 use crate::table::Table;
 use crate::vmctx::VmCtx;
 use crate::Val;
 use myriad_codegen::abi::{FuncType, MemoryDecl, ValType};
 use std::any::Any;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, Weak};
 
 /// Something that keeps an export's owner alive.
 pub type KeepAlive = Arc<dyn Any + Send + Sync>;
@@ -36,6 +38,20 @@ pub enum Extern {
 }
 
 impl Extern {
+    /// The group of the instance this came from (none for host-made
+    /// items and tables, which point at their group weakly).
+    pub(crate) fn group(&self) -> Option<&GroupHandle> {
+        match self {
+            Extern::Func(Func::Wasm(w)) => Some(&w.owner),
+            Extern::Global(Global {
+                owner: GlobalOwner::Instance(h),
+                ..
+            }) => Some(h),
+            Extern::Memory(m) => m.owner.as_ref(),
+            _ => None,
+        }
+    }
+
     /// What kind of item this is, for error messages.
     pub fn kind_name(&self) -> &'static str {
         match self {
@@ -75,7 +91,8 @@ pub struct WasmFunc {
     pub(crate) vmctx: usize,
     pub(crate) type_id: u64,
     pub(crate) ty: FuncType,
-    pub(crate) _keep: KeepAlive,
+    /// The exporting instance's group.
+    pub(crate) owner: GroupHandle,
 }
 
 impl WasmFunc {
@@ -98,25 +115,52 @@ pub struct Global {
     pub(crate) cell: *mut u64,
     pub(crate) ty: ValType,
     pub(crate) mutable: bool,
-    pub(crate) _keep: KeepAlive,
+    pub(crate) owner: GlobalOwner,
 }
 
-// SAFETY: the cell stays valid while `_keep` lives; access follows the
+/// What keeps a global's cell alive.
+#[derive(Clone)]
+pub(crate) enum GlobalOwner {
+    /// A cell in the vmctx of an instance of this group.
+    Instance(GroupHandle),
+    /// A host-made cell.
+    Host(Arc<HostCell>),
+}
+
+/// Why a host-made extern could not be made.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ExternError {
+    /// The host cannot make function references: a non-null `funcref`
+    /// would be a forged code pointer.
+    #[error("a host-made global can hold only a null function reference")]
+    FuncRefNotNull,
+}
+
+// SAFETY: the cell stays valid while `owner` lives; access follows the
 // linking contract (one thread at a time).
 unsafe impl Send for Global {}
 // SAFETY: as above.
 unsafe impl Sync for Global {}
 
 impl Global {
-    /// A host-made global of type `ty` holding `value` (of that type).
-    pub fn new(value: Val, mutable: bool) -> Global {
-        let cell = Arc::new(HostCell(std::cell::UnsafeCell::new(value.to_bits())));
-        Global {
-            cell: cell.0.get(),
+    /// A host-made global holding `value` (its type is the value's). A
+    /// `funcref` global must start null: the host cannot make function
+    /// references.
+    pub fn new(value: Val, mutable: bool) -> Result<Global, ExternError> {
+        if matches!(value, Val::FuncRef(bits) if bits != 0) {
+            return Err(ExternError::FuncRefNotNull);
+        }
+        let cell = Arc::new(HostCell {
+            value: std::cell::UnsafeCell::new(value.to_bits()),
+            ty: value.ty(),
+            group: Mutex::new(Weak::new()),
+        });
+        Ok(Global {
+            cell: cell.value.get(),
             ty: value.ty(),
             mutable,
-            _keep: cell,
-        }
+            owner: GlobalOwner::Host(cell),
+        })
     }
 
     /// The value type.
@@ -131,7 +175,7 @@ impl Global {
 
     /// The current value. No guest using the global may run meanwhile.
     pub fn get(&self) -> Val {
-        // SAFETY: the cell is valid while _keep lives (we hold it).
+        // SAFETY: the cell is valid while `owner` lives (we hold it).
         Val::from_bits(self.ty, unsafe { self.cell.read() })
     }
 }
@@ -146,8 +190,28 @@ impl std::fmt::Debug for Global {
     }
 }
 
-/// Owns a host-made global's cell.
-struct HostCell(std::cell::UnsafeCell<u64>);
+/// Owns a host-made global's cell. A mutable `funcref` cell joins the link
+/// group of the instances that import it (they may store references in
+/// it) and is scrubbed when that group dies.
+pub(crate) struct HostCell {
+    value: std::cell::UnsafeCell<u64>,
+    ty: ValType,
+    group: Mutex<Weak<Node>>,
+}
+
+impl Shared for HostCell {
+    fn group_slot(&self) -> &Mutex<Weak<Node>> {
+        &self.group
+    }
+
+    fn scrub(&self) {
+        if self.ty == ValType::FuncRef {
+            // SAFETY: no instance of the group is alive (see Shared::scrub)
+            // and the host reads the cell only under the linking contract.
+            unsafe { *self.value.get() = 0 };
+        }
+    }
+}
 // SAFETY: the cell is only accessed under the linking contract.
 unsafe impl Send for HostCell {}
 // SAFETY: as above.
@@ -159,7 +223,9 @@ unsafe impl Sync for HostCell {}
 pub struct Memory {
     pub(crate) vmctx: *mut VmCtx,
     pub(crate) decl: MemoryDecl,
-    pub(crate) _keep: KeepAlive,
+    /// The defining instance's group; `None` only for the copy an
+    /// importing instance keeps (its link to the group is held apart).
+    pub(crate) owner: Option<GroupHandle>,
 }
 
 // SAFETY: as for Global.
@@ -170,7 +236,7 @@ unsafe impl Sync for Memory {}
 impl Memory {
     /// Current size in bytes.
     pub fn len(&self) -> u64 {
-        // SAFETY: the owner's vmctx is valid while _keep lives.
+        // SAFETY: the owner's vmctx is valid while `owner` (or the importing instance's link) lives.
         unsafe { (*self.vmctx).heap_len }
     }
 

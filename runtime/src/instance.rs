@@ -13,8 +13,9 @@
 //! Dropping an instance (or [`Instance::teardown`]) zeroes the heap pages
 //! the guest dirtied and returns the slot.
 
-use crate::externs::{Extern, Func, Global, KeepAlive, Memory, Tag, WasmFunc};
+use crate::externs::{Extern, Func, Global, GlobalOwner, KeepAlive, Memory, Tag, WasmFunc};
 use crate::fuel;
+use crate::group::{GroupHandle, Member, Shared};
 use crate::host::HostState;
 use crate::host_call;
 use crate::module::Module;
@@ -27,7 +28,7 @@ use myriad_codegen::abi::{self, ElemItem, ElemMode, ExportKind, ImportKind, Trap
 use std::any::Any;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 /// Bytes at the bottom of each instance stack kept below `stack_limit` for
 /// the frames of builtin trampolines and context switches (and the
@@ -235,12 +236,16 @@ pub struct Instance {
     /// identity per defined tag. Inert (nothing throws yet); kept for
     /// [`Instance::export`].
     tags: Box<[Tag]>,
+    /// The instance's link group ([`crate::group`]): made when it links
+    /// (imports through a channel that lets its function references flow
+    /// out) or when an export is taken. Unlinked instances have none.
+    group: OnceLock<GroupHandle>,
 }
 
-/// What owns an instance's slot: shared by the [`Instance`] and by every
-/// export taken from it, so the slot is torn down (heap zeroed, slot
-/// returned) only when the last of them is gone.
-struct Core {
+/// What owns an instance's slot: held by the [`Instance`] and, once it is
+/// linked, by its link group, so the slot is torn down (heap zeroed, slot
+/// returned) only when the instance and its group are gone.
+pub(crate) struct Core {
     vm: NonNull<VmCtx>,
     slot: u32,
     region: Arc<Region>,
@@ -250,10 +255,22 @@ struct Core {
     tables: Option<Box<TableState>>,
     /// Host functions and embedder data (pointed to by the vmctx).
     host: Option<Box<HostState>>,
-    /// The imported memory, if any.
+    /// The imported memory, if any (without its owner handle: that is
+    /// in `links`).
     memory_import: Option<Memory>,
-    /// Owners of what was imported, kept alive as long as this instance.
+    /// Host-made imports (cells, tables, tags), kept alive as long as
+    /// this instance.
     _imports: Vec<KeepAlive>,
+    /// Handles to the groups of the instances this one imports from: they
+    /// live at least as long as it does. Never a handle to its own group
+    /// (see `GroupHandle::prune_links`).
+    links: Mutex<Vec<GroupHandle>>,
+}
+
+impl Member for Core {
+    fn links(&self) -> &Mutex<Vec<GroupHandle>> {
+        &self.links
+    }
 }
 
 // SAFETY: the Core only hands out raw pointers; the vmctx is mutated only
@@ -431,7 +448,11 @@ impl Instance {
         let stack_bottom = region.slot_base(slot) as usize;
         let trap_table = module.trap_table();
         let memory_import = imports.iter().find_map(|e| match e {
-            Extern::Memory(m) => Some(m.clone()),
+            Extern::Memory(m) => Some(Memory {
+                vmctx: m.vmctx,
+                decl: m.decl,
+                owner: None,
+            }),
             _ => None,
         });
         // SAFETY: the slot is ours alone until released; its vmctx area is
@@ -496,7 +517,8 @@ impl Instance {
             tables: None,
             host: None,
             memory_import,
-            _imports: imports.iter().map(keep_alive).collect(),
+            _imports: imports.iter().filter_map(keep_alive).collect(),
+            links: Mutex::new(imports.iter().filter_map(Extern::group).cloned().collect()),
         };
         let needs_host = imports
             .iter()
@@ -635,12 +657,8 @@ impl Instance {
             }
         }
         core.tables = tables;
-        // Active element segments, in order. Imported tables that receive
-        // references to this instance's functions are noted: if a later
-        // segment fails, those references stay (spec semantics), so the
-        // failed instance must stay alive for them.
-        let n_imported_tables = md.imported_tables().count();
-        let mut foreign: Vec<Arc<Table>> = Vec::new();
+        // Active element segments, in order. If one fails, what earlier
+        // ones stored (also in imported tables) stays: spec semantics.
         let mut failed = None;
         if let Some(t) = core.tables.as_mut() {
             for (i, e) in md.elems.iter().enumerate() {
@@ -656,9 +674,6 @@ impl Instance {
                         if !ok {
                             failed = Some(InstantiateError::ElemSegmentOutOfBounds { index: i });
                             break;
-                        }
-                        if (*table as usize) < n_imported_tables && !t.elem_values[i].is_empty() {
-                            foreign.push(t.tables[*table as usize].clone());
                         }
                         t.drop_elem(i);
                     }
@@ -697,15 +712,14 @@ impl Instance {
                 )
             };
         }
+        let core = Arc::new(core);
+        // Join the groups this instance's function references can flow
+        // into. On failure, element segments may already have stored them
+        // in imported tables (spec semantics: they stay), so the group
+        // keeps the failed instance alive as long as it needs to.
+        let group = link_group(&core, imports);
         if let Some(e) = failed {
-            if !foreign.is_empty() {
-                // The tables keep the failed instance (its slot, vmctx and
-                // FuncRef records) alive as long as they live.
-                let owner: KeepAlive = Arc::new(core);
-                for t in &foreign {
-                    t.retain(owner.clone());
-                }
-            }
+            drop(group);
             return Err(e);
         }
         // Defined tags: a fresh identity each, per instance. Their types
@@ -715,12 +729,18 @@ impl Instance {
                 .iter()
                 .map(|&t| Tag::fresh(md.types[t as usize].clone())),
         );
+        let cell = OnceLock::new();
+        if let Some(g) = group {
+            // Fresh: nothing else can have set it.
+            let _ = cell.set(g);
+        }
         Ok(Instance {
             vm: core.vm,
             results: Box::new([]),
             start_pending: module.start_addr() != 0,
-            core: Arc::new(core),
+            core,
             tags: tags.into_boxed_slice(),
+            group: cell,
         })
     }
 
@@ -732,7 +752,7 @@ impl Instance {
         let e = md.exports.iter().find(|e| e.name == name)?;
         let vm_addr = self.vm.as_ptr().cast::<u8>();
         let layout = module.layout();
-        let keep: KeepAlive = self.core.clone();
+        let group = self.group();
         match e.kind {
             ExportKind::Func => {
                 let ty = md.func_type(e.index)?.clone();
@@ -762,7 +782,7 @@ impl Instance {
                     vmctx,
                     type_id,
                     ty,
-                    _keep: keep,
+                    owner: group.clone(),
                 })))
             }
             ExportKind::Global => {
@@ -784,24 +804,31 @@ impl Instance {
                     cell,
                     ty,
                     mutable,
-                    _keep: keep,
+                    owner: GlobalOwner::Instance(group.clone()),
                 }))
             }
             ExportKind::Memory => match (&self.core.memory_import, md.memory) {
-                (Some(m), _) => Some(Extern::Memory(m.clone())),
+                // Re-exported: this instance's group keeps its link to
+                // the defining instance's.
+                (Some(m), _) => Some(Extern::Memory(Memory {
+                    vmctx: m.vmctx,
+                    decl: m.decl,
+                    owner: Some(group.clone()),
+                })),
                 (None, Some(decl)) => Some(Extern::Memory(Memory {
                     vmctx: self.vm.as_ptr(),
                     decl,
-                    _keep: keep,
+                    owner: Some(group.clone()),
                 })),
                 (None, None) => None,
             },
-            ExportKind::Table => self
-                .core
-                .tables
-                .as_ref()
-                .and_then(|t| t.tables.get(e.index as usize))
-                .map(|t| Extern::Table(t.clone())),
+            ExportKind::Table => {
+                let t = self.core.tables.as_ref()?.tables.get(e.index as usize)?;
+                // It may outlive this instance in the host's hands: it
+                // belongs to this group, which scrubs it when it dies.
+                group.join(t.clone());
+                Some(Extern::Table(t.clone()))
+            }
             ExportKind::Tag => self.tags.get(e.index as usize).cloned().map(Extern::Tag),
         }
     }
@@ -870,6 +897,13 @@ impl Instance {
             }
         }
         Ok(())
+    }
+
+    /// This instance's link group, made (with the instance as its only
+    /// member) on first use.
+    fn group(&self) -> &GroupHandle {
+        self.group
+            .get_or_init(|| GroupHandle::new(self.core.clone()))
     }
 
     /// Whether a host function parked the instance.
@@ -1249,15 +1283,49 @@ fn is_done_status(st: u32) -> bool {
     )
 }
 
-fn keep_alive(e: &Extern) -> KeepAlive {
+/// What an importer keeps of a host-made import (imports from instances
+/// are kept through `Core::links` instead).
+fn keep_alive(e: &Extern) -> Option<KeepAlive> {
     match e {
-        Extern::Func(Func::Host(_)) => Arc::new(()),
-        Extern::Func(Func::Wasm(w)) => w._keep.clone(),
-        Extern::Global(g) => g._keep.clone(),
-        Extern::Memory(m) => m._keep.clone(),
-        Extern::Table(t) => t.clone(),
-        Extern::Tag(t) => t.keep_alive(),
+        Extern::Func(_) | Extern::Memory(_) => None,
+        Extern::Global(g) => match &g.owner {
+            GlobalOwner::Host(cell) => Some(cell.clone()),
+            GlobalOwner::Instance(_) => None,
+        },
+        Extern::Table(t) => Some(t.clone()),
+        Extern::Tag(t) => Some(t.keep_alive()),
     }
+}
+
+/// The link group of a new instance, if its imports let its function
+/// references flow into what it imports from: an imported table, an
+/// imported mutable `funcref` global, or an imported wasm function with a
+/// `funcref` parameter. It joins (merges with) the groups of those. `None`
+/// for every other instance (no group, no cost).
+fn link_group(core: &Arc<Core>, imports: &[Extern]) -> Option<GroupHandle> {
+    let outward = |e: &Extern| match e {
+        Extern::Table(_) => true,
+        Extern::Global(g) => g.mutable && g.ty == ValType::FuncRef,
+        Extern::Func(Func::Wasm(w)) => w.ty.params.contains(&ValType::FuncRef),
+        Extern::Func(Func::Host(_)) | Extern::Memory(_) | Extern::Tag(_) => false,
+    };
+    if !imports.iter().any(outward) {
+        return None;
+    }
+    let group = GroupHandle::new(core.clone());
+    for e in imports.iter().filter(|e| outward(e)) {
+        match e {
+            Extern::Table(t) => group.join(t.clone() as Arc<dyn Shared>),
+            Extern::Global(g) => match &g.owner {
+                GlobalOwner::Instance(h) => group.merge(h),
+                GlobalOwner::Host(cell) => group.join(cell.clone() as Arc<dyn Shared>),
+            },
+            Extern::Func(Func::Wasm(w)) => group.merge(&w.owner),
+            _ => {}
+        }
+    }
+    group.prune_links();
+    Some(group)
 }
 
 /// Check `imports` against `module`'s import types (the spec's import

@@ -21,6 +21,8 @@ compile_error!("myriad-runtime supports only x86_64 Linux");
 pub mod externs;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub mod fuel;
+/// Link groups: lifetime of instances that share function references.
+pub(crate) mod group;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub mod host;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
@@ -79,7 +81,7 @@ impl std::fmt::Display for Limit {
 pub use myriad_codegen::CompileConfig;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub use {
-    externs::{Extern, Func, Global, Memory, Tag, TagError, WasmFunc},
+    externs::{Extern, ExternError, Func, Global, Memory, Tag, TagError, WasmFunc},
     fuel::{rdtsc, tsc_hz},
     host::{Caller, HostAction, HostFunc},
     instance::{Instance, InstantiateError, Outcome, Val},

@@ -58,11 +58,22 @@ pub struct Table {
     ty: ValType,
     max: u64,
     declared_max: Option<u64>,
-    /// Instances whose instantiation failed after their element segments
-    /// stored references to their functions here; kept alive for them.
-    /// (Such an instance also holds this table: the pair is never freed,
-    /// a leak confined to that failure.)
-    retained: std::sync::Mutex<Vec<crate::externs::KeepAlive>>,
+    /// The link group whose instances may have stored function references
+    /// here (see [`crate::group`]); weak, so a table the host holds does
+    /// not keep instances alive.
+    group: std::sync::Mutex<std::sync::Weak<crate::group::Node>>,
+}
+
+impl crate::group::Shared for Table {
+    fn group_slot(&self) -> &std::sync::Mutex<std::sync::Weak<crate::group::Node>> {
+        &self.group
+    }
+
+    fn scrub(&self) {
+        if self.ty == ValType::FuncRef {
+            self.elems_mut().fill(0);
+        }
+    }
 }
 
 // SAFETY: see the type's doc: access is confined to one green thread at a
@@ -93,16 +104,8 @@ impl Table {
             ty,
             max: max.unwrap_or(u64::MAX).min(MAX_TABLE_ELEMENTS).max(len),
             declared_max: max,
-            retained: std::sync::Mutex::new(Vec::new()),
+            group: std::sync::Mutex::new(std::sync::Weak::new()),
         })
-    }
-
-    /// Keep `owner` alive as long as this table (see `retained`).
-    pub(crate) fn retain(&self, owner: crate::externs::KeepAlive) {
-        self.retained
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(owner);
     }
 
     /// Element type.

@@ -181,3 +181,176 @@ fn host_made_tables_take_only_null_function_references() {
     assert!(externs.set(0, 0x1234_5678), "externrefs are opaque handles");
     assert_eq!(externs.get(0), Some(0x1234_5678));
 }
+
+// ---------------------------------------------------------------------------
+// Lifetime of references that cross instances (link groups).
+
+/// `A`: a table it exports and calls through, and a function that stores
+/// a reference it is given into a private table.
+const OWNER: &str = r#"(module
+     (type $r (func (result i32)))
+     (table $shared (export "t") 2 funcref)
+     (table $private 1 funcref)
+     (func (export "call0") (result i32)
+       (call_indirect $shared (type $r) (i32.const 0)))
+     (func (export "store") (param funcref)
+       (table.set $private (i32.const 0) (local.get 0)))
+     (func (export "call_stored") (result i32)
+       (call_indirect $private (type $r) (i32.const 0)))
+     (func (export "answer") (result i32) (i32.const 42)))"#;
+
+fn linker_for(a: &Instance) -> Linker {
+    let mut linker = Linker::new();
+    linker.instance("a", a);
+    linker
+}
+
+#[test]
+fn an_instance_whose_reference_sits_in_an_imported_table_outlives_its_handle() {
+    let region = region_with(2, 64 << 10);
+    let owner = compile_wat(OWNER, &CompileConfig::default());
+    let writer = compile_wat(
+        r#"(module
+             (type $r (func (result i32)))
+             (import "a" "t" (table 2 funcref))
+             (func $five (type $r) (i32.const 5))
+             (elem (i32.const 0) func $five))"#,
+        &CompileConfig::default(),
+    );
+    let mut a = Instance::instantiate(&region, &owner).expect("a");
+    let b = linker_for(&a)
+        .instantiate(&region, &writer, None)
+        .expect("b");
+    assert_eq!(region.free_slots(), 0);
+    drop(b);
+    // B's function is still in A's table: B stays (same group as A).
+    assert_eq!(region.free_slots(), 0);
+    assert_eq!(
+        call(&mut a, "call0", &[]),
+        Outcome::Finished(vec![Val::I32(5)])
+    );
+    drop(a);
+    assert_eq!(
+        region.free_slots(),
+        2,
+        "the group died with its last handle"
+    );
+}
+
+#[test]
+fn a_reference_passed_to_an_imported_function_keeps_its_instance() {
+    let region = region_with(2, 64 << 10);
+    let owner = compile_wat(OWNER, &CompileConfig::default());
+    let caller = compile_wat(
+        r#"(module
+             (type $r (func (result i32)))
+             (import "a" "store" (func $store (param funcref)))
+             (func $six (type $r) (i32.const 6))
+             (elem declare func $six)
+             (func (export "give") (call $store (ref.func $six))))"#,
+        &CompileConfig::default(),
+    );
+    let mut a = Instance::instantiate(&region, &owner).expect("a");
+    let mut b = linker_for(&a)
+        .instantiate(&region, &caller, None)
+        .expect("b");
+    assert_eq!(call(&mut b, "give", &[]), Outcome::Finished(vec![]));
+    drop(b);
+    assert_eq!(
+        call(&mut a, "call_stored", &[]),
+        Outcome::Finished(vec![Val::I32(6)])
+    );
+    drop(a);
+    assert_eq!(region.free_slots(), 2);
+}
+
+#[test]
+fn a_plain_import_does_not_tie_the_importer_to_the_exporter() {
+    let region = region_with(2, 64 << 10);
+    let owner = compile_wat(OWNER, &CompileConfig::default());
+    let user = compile_wat(
+        r#"(module
+             (import "a" "answer" (func $answer (result i32)))
+             (func (export "ask") (result i32) (call $answer)))"#,
+        &CompileConfig::default(),
+    );
+    let a = Instance::instantiate(&region, &owner).expect("a");
+    let linker = linker_for(&a);
+    let b = linker.instantiate(&region, &user, None).expect("b");
+    // The importer goes as soon as its handle does.
+    drop(b);
+    assert_eq!(region.free_slots(), 1);
+    // The exporter lives as long as an importer (or the linker) needs it.
+    let mut b = linker.instantiate(&region, &user, None).expect("b again");
+    drop(linker);
+    drop(a);
+    assert_eq!(region.free_slots(), 0);
+    assert_eq!(
+        call(&mut b, "ask", &[]),
+        Outcome::Finished(vec![Val::I32(42)])
+    );
+    drop(b);
+    assert_eq!(region.free_slots(), 2);
+}
+
+#[test]
+fn a_table_the_host_keeps_is_scrubbed_when_its_instances_are_gone() {
+    let region = region_with(2, 64 << 10);
+    let writer = compile_wat(
+        r#"(module
+             (type $r (func (result i32)))
+             (import "host" "t" (table 2 funcref))
+             (import "host" "g" (global (mut funcref)))
+             (func $five (type $r) (i32.const 5))
+             (elem (i32.const 1) func $five)
+             (func (export "fill")
+               (global.set 0 (ref.func $five))))"#,
+        &CompileConfig::default(),
+    );
+    let table = Table::new(ValType::FuncRef, 2, None);
+    let global = myriad_runtime::Global::new(Val::FuncRef(0), true).expect("null funcref");
+    assert!(myriad_runtime::Global::new(Val::FuncRef(0x1000), true).is_err());
+    let mut linker = Linker::new();
+    linker.define("host", "t", myriad_runtime::Extern::Table(table.clone()));
+    linker.define("host", "g", myriad_runtime::Extern::Global(global.clone()));
+    let mut b = linker.instantiate(&region, &writer, None).expect("b");
+    assert_eq!(call(&mut b, "fill", &[]), Outcome::Finished(vec![]));
+    assert_ne!(table.get(1), Some(0));
+    assert_ne!(global.get(), Val::FuncRef(0));
+    // The host's table and global do not keep B alive; B's references
+    // in them die with it.
+    drop(b);
+    assert_eq!(region.free_slots(), 2);
+    assert_eq!(table.get(1), Some(0));
+    assert_eq!(global.get(), Val::FuncRef(0));
+    // They can be used again by a new instance.
+    let mut c = linker.instantiate(&region, &writer, None).expect("c");
+    assert_ne!(table.get(1), Some(0));
+    assert_eq!(call(&mut c, "fill", &[]), Outcome::Finished(vec![]));
+}
+
+#[test]
+fn a_failed_instantiation_leaves_its_references_alive_and_loses_no_slot() {
+    let region = region_with(2, 64 << 10);
+    let owner = compile_wat(OWNER, &CompileConfig::default());
+    let failing = compile_wat(
+        r#"(module
+             (type $r (func (result i32)))
+             (import "a" "t" (table 2 funcref))
+             (func $seven (type $r) (i32.const 7))
+             (elem (i32.const 0) func $seven)
+             (elem (i32.const 5) func $seven))"#,
+        &CompileConfig::default(),
+    );
+    let mut a = Instance::instantiate(&region, &owner).expect("a");
+    let linker = linker_for(&a);
+    assert!(linker.instantiate(&region, &failing, None).is_err());
+    // The first segment's reference stays in A's table, and works.
+    assert_eq!(
+        call(&mut a, "call0", &[]),
+        Outcome::Finished(vec![Val::I32(7)])
+    );
+    drop(linker);
+    drop(a);
+    assert_eq!(region.free_slots(), 2);
+}

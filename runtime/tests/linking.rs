@@ -349,7 +349,11 @@ fn import_mismatches_are_refused_by_name() {
     let mut linker = Linker::new();
     linker.instance("p", &p);
     // An immutable host global where a mutable one is imported.
-    linker.define("p", "g", Extern::Global(Global::new(Val::I32(1), false)));
+    linker.define(
+        "p",
+        "g",
+        Extern::Global(Global::new(Val::I32(1), false).expect("i32 global")),
+    );
     match linker.instantiate(&region, &consumer, None) {
         Err(LinkError::Instantiate(InstantiateError::IncompatibleImport { name, .. })) => {
             assert_eq!(name, "g")
@@ -557,7 +561,11 @@ fn tag_kind_mismatches_are_incompatible_imports() {
     }
     // A global where a tag is imported.
     let mut linker = Linker::new();
-    linker.define("a", "t", Extern::Global(Global::new(Val::I32(0), false)));
+    linker.define(
+        "a",
+        "t",
+        Extern::Global(Global::new(Val::I32(0), false).expect("i32 global")),
+    );
     assert!(matches!(
         linker.instantiate(&region, &user, None),
         Err(LinkError::Instantiate(
