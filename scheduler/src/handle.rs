@@ -199,6 +199,15 @@ pub struct InstanceHandle {
     pub(crate) shared: Arc<HandleShared>,
 }
 
+impl std::fmt::Debug for InstanceHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InstanceHandle")
+            .field("id", &self.id())
+            .field("state", &self.state())
+            .finish()
+    }
+}
+
 impl InstanceHandle {
     /// Block until the instance ends and return its results or why it ended.
     pub fn join(&self) -> InstanceResult {

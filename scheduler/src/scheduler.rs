@@ -7,8 +7,8 @@ use crate::metrics::{Metrics, TscToNs};
 use crate::worker::{self, Shared, Task, REGISTRY_SHARDS};
 use crossbeam_deque::{Injector, Worker};
 use myriad_runtime::{
-    rdtsc, tsc_hz, Instance, InstantiateError, LinkError, Linker, Module, Region, RegionConfig,
-    RegionError, Val,
+    rdtsc, tsc_hz, Extern, Func, Instance, InstantiateError, LinkError, Linker, Module, Region,
+    RegionConfig, RegionError, Val,
 };
 use std::any::Any;
 use std::collections::HashMap;
@@ -49,6 +49,45 @@ pub enum SpawnError {
     /// An import has no definition in the linker.
     #[error(transparent)]
     Link(LinkError),
+    /// An import is state another instance or the host shares without
+    /// synchronisation (a table, a memory, a mutable global, or another
+    /// instance's function, which runs on that instance's state). Instances
+    /// on the scheduler run concurrently on several workers, so they may
+    /// import only host functions, immutable globals and tags; run linked
+    /// instances with `myriad_runtime::Instance` on one thread instead.
+    #[error(
+        "import {module}.{name} is a {kind} shared with other instances or the host; \
+         instances on the scheduler run concurrently and may import only host functions, \
+         immutable globals and tags"
+    )]
+    SharedImport {
+        /// Import module name.
+        module: String,
+        /// Import field name.
+        name: String,
+        /// What it is ("table", "memory", "mutable global", "wasm function").
+        kind: &'static str,
+    },
+}
+
+/// Refuse imports that would let instances on different workers use the
+/// same unsynchronised state at once (see [`SpawnError::SharedImport`]).
+fn check_unshared(module: &Module, imports: &[Extern]) -> Result<(), SpawnError> {
+    for (imp, ext) in module.imports().iter().zip(imports) {
+        let kind = match ext {
+            Extern::Table(_) => "table",
+            Extern::Memory(_) => "memory",
+            Extern::Global(g) if g.is_mutable() => "mutable global",
+            Extern::Func(Func::Wasm(_)) => "wasm function",
+            Extern::Global(_) | Extern::Func(Func::Host(_)) | Extern::Tag(_) => continue,
+        };
+        return Err(SpawnError::SharedImport {
+            module: imp.module.clone(),
+            name: imp.name.clone(),
+            kind,
+        });
+    }
+    Ok(())
 }
 
 /// Options for [`Scheduler::spawn_with`]: imports, embedder data and
@@ -300,6 +339,7 @@ impl Scheduler {
                 Some(l) => l.resolve(module).map_err(SpawnError::Link)?,
                 None => Vec::new(),
             };
+            check_unshared(module, &imports)?;
             let mut inst = Instance::instantiate_with(&self.shared.region, module, &imports, data)
                 .map_err(map)?;
             inst.call(export, args).map_err(map)?;

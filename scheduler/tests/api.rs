@@ -135,6 +135,81 @@ fn spawn_with_linker_and_data() {
 }
 
 #[test]
+fn shared_state_imports_are_refused_with_a_clear_error() {
+    use myriad_runtime::{Extern, Global, Instance, Region, RegionConfig, Table, ValType};
+    // A library instance whose table, memory, mutable global and function
+    // instances on several workers would use at once.
+    let lib = module(
+        r#"(module
+             (table (export "t") 1 funcref)
+             (memory (export "m") 1)
+             (global (export "g") (mut i32) (i32.const 0))
+             (global (export "c") i32 (i32.const 7))
+             (func (export "f") (result i32) (i32.const 1)))"#,
+    );
+    let region = Arc::new(
+        Region::new(RegionConfig {
+            slots: 1,
+            stack_size: 16 * 1024,
+            heap_capacity: 128 * 1024,
+            guard_size: 0,
+            guard_mode: false,
+        })
+        .unwrap(),
+    );
+    let lib = Instance::instantiate(&region, &lib).unwrap();
+    let s = Scheduler::new(config(2, 4)).unwrap();
+    let cases = [
+        ("(import \"lib\" \"t\" (table 1 funcref))", "table"),
+        ("(import \"lib\" \"m\" (memory 1))", "memory"),
+        (
+            "(import \"lib\" \"g\" (global (mut i32)))",
+            "mutable global",
+        ),
+        (
+            "(import \"lib\" \"f\" (func (result i32)))",
+            "wasm function",
+        ),
+        ("(import \"host\" \"t\" (table 1 funcref))", "table"),
+        (
+            "(import \"host\" \"g\" (global (mut i32)))",
+            "mutable global",
+        ),
+    ];
+    let mut l = Linker::new();
+    l.instance("lib", &lib);
+    l.define(
+        "host",
+        "t",
+        Extern::Table(Table::new(ValType::FuncRef, 1, None)),
+    );
+    l.define(
+        "host",
+        "g",
+        Extern::Global(Global::new(Val::I32(0), true).unwrap()),
+    );
+    let l = Arc::new(l);
+    for (import, kind) in cases {
+        let m = module(&format!("(module {import} (func (export \"run\")))"));
+        match s.spawn_with(&m, "run", &[], SpawnOptions::new().linker(&l)) {
+            Err(SpawnError::SharedImport { kind: k, .. }) => assert_eq!(k, kind, "{import}"),
+            other => panic!("{import}: expected SharedImport, got {other:?}"),
+        }
+    }
+    // An immutable global is fine: nothing can change it.
+    let m = module(
+        r#"(module (import "lib" "c" (global i32))
+             (func (export "run") (result i32) (global.get 0)))"#,
+    );
+    let h = s
+        .spawn_with(&m, "run", &[], SpawnOptions::new().linker(&l))
+        .unwrap();
+    assert_eq!(h.join(), Ok(vec![Val::I32(7)]));
+    assert!(s.wait_idle(Duration::from_secs(5)));
+    assert_eq!(s.free_slots(), 4, "refused spawns took no slot");
+}
+
+#[test]
 fn handle_api_on_parked_instance() {
     let m = module(PARKER);
     let l = park_linker();
