@@ -3,7 +3,7 @@
 //! their owner alive.
 //!
 //! An export taken from an instance ([`crate::Instance::export`]) holds a
-//! handle to that instance's link group ([`crate::group`]), so the slot
+//! handle to that instance's link group (see `runtime/src/group.rs`), so the slot
 //! (and its vmctx, memory and globals) outlives every instance that
 //! imported from it. Instances
 //! linked this way share state the way the WebAssembly spec says; they
@@ -19,7 +19,8 @@ use myriad_codegen::abi::{FuncType, MemoryDecl, ValType};
 use std::any::Any;
 use std::sync::{Arc, Mutex, Weak};
 
-/// Something that keeps an export's owner alive.
+/// Something that keeps a host-made import alive (an importer holds one
+/// per host-made global or tag it imports).
 pub type KeepAlive = Arc<dyn Any + Send + Sync>;
 
 /// A value for one import.
@@ -50,6 +51,12 @@ impl Extern {
             Extern::Memory(m) => m.owner.as_ref(),
             _ => None,
         }
+    }
+
+    /// Whether this is an export of an instance (using it links the
+    /// importer to that instance), rather than something the host made.
+    pub fn is_from_instance(&self) -> bool {
+        self.group().is_some()
     }
 
     /// What kind of item this is, for error messages.
@@ -96,8 +103,7 @@ pub struct WasmFunc {
 }
 
 impl WasmFunc {
-    /// The raw funcref bits of this function as its owner represents it
-    /// is not exposed; the signature is.
+    /// The function's signature. (Its funcref bits are not exposed.)
     pub fn ty(&self) -> &FuncType {
         &self.ty
     }

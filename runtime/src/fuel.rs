@@ -4,7 +4,7 @@
 //! compiled code never reads it on its own. Instead it decrements a fuel
 //! counter by one at every function entry and loop header and calls the
 //! `fuel_exhausted` builtin when the counter goes negative. The builtin's
-//! slow path ([`fuel_slow_path`]) reads the TSC once and either
+//! slow path (`fuel_slow_path`) reads the TSC once and either
 //!
 //! * yields, when the slice's deadline is at most [`EARLY_YIELD_CYCLES`]
 //!   away (or already past) or a cancel was requested, recording the TSC in

@@ -1,23 +1,20 @@
-//! Link groups: the unit of lifetime of instances that may hold each
-//! other's function references.
+//! Link groups: the unit of lifetime of instances linked to each other.
 //!
 //! A function reference is a pointer to a record in its instance's vmctx or
-//! table state. Once instance B's reference sits in storage that another
+//! table state. Once instance B's reference sits in storage another
 //! instance A (or the host) can reach, B must live as long as A can use
-//! it. References flow "upward", from an importer into what it imports
-//! from, through three channels only: an imported table (B stores into
-//! it), an imported mutable `funcref` global, and an imported wasm function
-//! with a `funcref` parameter (A's code may store the argument). Importing
-//! any of these merges B into the exporter's group; the members of a group
-//! live until the last handle to the group is gone, like a Wasmtime store.
+//! it. References travel along every link: through imported tables and
+//! globals, as arguments and results of calls between instances, through
+//! references to functions that store their argument, and onward to
+//! whatever those instances link to. Rather than chase each path, an
+//! instance that imports anything from another instance (or imports a
+//! table or a mutable host `funcref` global) joins the groups of all of
+//! them: the members of a group live until the last handle to the group is
+//! gone, like a Wasmtime store. Members hold no handle to any group, so
+//! groups cannot keep each other (or themselves) alive.
 //!
-//! Handles ([`GroupHandle`]) are what keeps a group alive: the
-//! [`crate::Instance`] of a grouped instance, every export taken from an
-//! instance, and the "downward" link of an importer that is not merged
-//! (B imports A's function without a `funcref` parameter: B keeps A's
-//! group alive, A keeps nothing of B). Members never hold a handle to
-//! their own group: merging prunes those links, so groups cannot keep
-//! themselves alive.
+//! Handles ([`GroupHandle`]) are the [`crate::Instance`] of a grouped
+//! instance and every export taken from an instance.
 //!
 //! Tables and host-made `funcref` cells are [`Shared`]: they point back at
 //! their group weakly, so a table the host still holds does not keep its
@@ -27,9 +24,11 @@
 //! pointer.
 //!
 //! Instances that never link (the million tiny instances of the stress
-//! job) have no group and pay nothing. All structure changes take one
-//! process-wide lock; they happen at instantiation, export and teardown of
-//! linked instances only.
+//! job, and everything the scheduler runs: it refuses imports from other
+//! instances) have no group and pay nothing. All structure changes take
+//! one process-wide lock; they happen at instantiation, export and
+//! teardown of linked instances only. Merges are by size with path
+//! compression, so forwarding chains stay short.
 
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
@@ -44,12 +43,8 @@ fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A member of a group: an instance's core, which may hold downward links
-/// to other groups.
-pub(crate) trait Member: Send + Sync {
-    /// Handles this member holds to the groups it imports from.
-    fn links(&self) -> &Mutex<Vec<GroupHandle>>;
-}
+/// A member of a group: an instance's core, freed when the group dies.
+pub(crate) type Member = Arc<dyn std::any::Any + Send + Sync>;
 
 /// Storage that can hold function references and outlive its instances:
 /// a table or a host-made global cell.
@@ -75,12 +70,14 @@ enum State {
 /// The members of a live group and its handle count.
 struct Root {
     handles: usize,
-    members: Vec<Arc<dyn Member>>,
+    members: Vec<Member>,
     shared: Vec<Arc<dyn Shared>>,
 }
 
-/// The root `node` forwards to. Caller holds the link lock.
+/// The root `node` forwards to; points the nodes on the way straight at
+/// it. Caller holds the link lock.
 fn root_of(node: &Arc<Node>) -> Arc<Node> {
+    let mut path = Vec::new();
     let mut n = node.clone();
     loop {
         let next = {
@@ -90,7 +87,10 @@ fn root_of(node: &Arc<Node>) -> Arc<Node> {
                 _ => break,
             }
         };
-        n = next;
+        path.push(std::mem::replace(&mut n, next));
+    }
+    for p in path {
+        *lock(&p.state) = State::Forward(n.clone());
     }
     n
 }
@@ -99,17 +99,26 @@ fn is_live(root: &Arc<Node>) -> bool {
     matches!(&*lock(&root.state), State::Root(_))
 }
 
-/// Merge `b`'s group into `a`'s. Caller holds the link lock; both live.
+fn size(root: &Arc<Node>) -> usize {
+    match &*lock(&root.state) {
+        State::Root(r) => r.members.len() + r.shared.len(),
+        _ => 0,
+    }
+}
+
+/// Merge the groups of `a` and `b` (the smaller into the larger). Caller
+/// holds the link lock. Does nothing if either is dead.
 fn merge_locked(a: &Arc<Node>, b: &Arc<Node>) {
-    let (ra, rb) = (root_of(a), root_of(b));
-    if Arc::ptr_eq(&ra, &rb) {
+    let (mut ra, mut rb) = (root_of(a), root_of(b));
+    if Arc::ptr_eq(&ra, &rb) || !is_live(&ra) || !is_live(&rb) {
         return;
     }
-    let moved = std::mem::replace(&mut *lock(&rb.state), State::Forward(ra.clone()));
-    let State::Root(moved) = moved else {
-        // Not live: put it back as it was.
-        *lock(&rb.state) = moved;
-        return;
+    if size(&rb) > size(&ra) {
+        std::mem::swap(&mut ra, &mut rb);
+    }
+    let State::Root(moved) = std::mem::replace(&mut *lock(&rb.state), State::Forward(ra.clone()))
+    else {
+        unreachable!("checked live above");
     };
     for s in &moved.shared {
         *lock(s.group_slot()) = Arc::downgrade(&ra);
@@ -127,7 +136,7 @@ pub(crate) struct GroupHandle(Arc<Node>);
 
 impl GroupHandle {
     /// A new group whose only member is `member`; this is its one handle.
-    pub(crate) fn new(member: Arc<dyn Member>) -> GroupHandle {
+    pub(crate) fn new(member: Member) -> GroupHandle {
         GroupHandle(Arc::new(Node {
             state: Mutex::new(State::Root(Root {
                 handles: 1,
@@ -163,34 +172,6 @@ impl GroupHandle {
         if let State::Root(r) = &mut *state {
             r.shared.push(shared);
         }
-    }
-
-    /// Drop every member's links into this very group: after a merge they
-    /// would keep the group alive from inside.
-    pub(crate) fn prune_links(&self) {
-        let mut pruned = Vec::new();
-        {
-            let _g = link_lock();
-            let root = root_of(&self.0);
-            let members: Vec<Arc<dyn Member>> = match &*lock(&root.state) {
-                State::Root(r) => r.members.clone(),
-                _ => Vec::new(),
-            };
-            for m in members {
-                let mut links = lock(m.links());
-                let mut i = 0;
-                while i < links.len() {
-                    if Arc::ptr_eq(&root_of(&links[i].0), &root) {
-                        pruned.push(links.swap_remove(i));
-                    } else {
-                        i += 1;
-                    }
-                }
-            }
-        }
-        // Dropped outside the lock (a drop takes it); the caller's own
-        // handle keeps the count above zero.
-        drop(pruned);
     }
 }
 
@@ -235,8 +216,8 @@ impl Drop for GroupHandle {
             }
             r
         };
-        // Freeing members may drop their links (handles to other groups),
-        // which takes the lock again.
+        // Freed outside the lock: a member's teardown may drop handles of
+        // host-made imports that take it.
         drop(dead);
     }
 }

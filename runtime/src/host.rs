@@ -4,8 +4,8 @@
 //! A function import bound to a host function points (in the importing
 //! instance's vmctx) at the artifact's stub for that import; the stub stores
 //! the arguments in a buffer on the guest stack and calls the `host_call`
-//! builtin, which runs [`host_import_impl`] on the worker stack. That looks
-//! up the instance's [`HostState`], hands the closure a [`Caller`] (the
+//! builtin, which runs `host_import_impl` on the worker stack. That looks
+//! up the instance's `HostState`, hands the closure a [`Caller`] (the
 //! calling instance's memory and embedder data) and the value buffer, and
 //! acts on the [`HostAction`] it returns: return to the guest, yield the
 //! slice, park until [`crate::Instance::unpark`], exit, or trap.
@@ -48,8 +48,10 @@ pub type HostFnBody = dyn Fn(&mut Caller<'_>, &mut [u64]) -> HostAction + Send +
 pub struct HostFunc {
     ty: FuncType,
     body: Arc<HostFnBody>,
-    /// Bit `i` set when result `i` is a `funcref`.
-    ref_results: u32,
+    /// Bit `i` set when result `i` is a `funcref`; `None` when a result
+    /// past the 32nd is one (not supported: such a call traps, since the
+    /// mask that lets `unpark` check the values has 32 bits).
+    ref_results: Option<u32>,
 }
 
 impl HostFunc {
@@ -178,7 +180,15 @@ pub(crate) extern "C" fn host_import_impl(
         let body: *const HostFnBody = Arc::as_ptr(&func.body);
         ex.host_values = values as *mut u64;
         ex.host_results = ty.results.len() as u32;
-        ex.host_ref_results = func.ref_results;
+        let Some(ref_results) = func.ref_results else {
+            trap(
+                ex,
+                state,
+                "host functions with a funcref result past the 32nd are not supported".into(),
+            );
+            return 0;
+        };
+        ex.host_ref_results = ref_results;
         let mut caller = Caller {
             vmctx,
             state,
@@ -190,11 +200,9 @@ pub(crate) extern "C" fn host_import_impl(
         // A funcref result must be null or the calling instance's own
         // function reference: anything else is a forged code pointer.
         let returns = matches!(action, Ok(HostAction::Return | HostAction::Yield));
-        if returns && func.ref_results != 0 {
+        if returns && ref_results != 0 {
             let forged = vals.iter().enumerate().any(|(i, b)| {
-                i < 32
-                    && func.ref_results >> i & 1 == 1
-                    && !crate::table::vm_owns_func_ref(vmctx, *b)
+                i < 32 && ref_results >> i & 1 == 1 && !crate::table::vm_owns_func_ref(vmctx, *b)
             });
             if forged {
                 trap(

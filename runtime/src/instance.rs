@@ -15,7 +15,7 @@
 
 use crate::externs::{Extern, Func, Global, GlobalOwner, KeepAlive, Memory, Tag, WasmFunc};
 use crate::fuel;
-use crate::group::{GroupHandle, Member, Shared};
+use crate::group::{GroupHandle, Shared};
 use crate::host::HostState;
 use crate::host_call;
 use crate::module::Module;
@@ -28,7 +28,7 @@ use myriad_codegen::abi::{self, ElemItem, ElemMode, ExportKind, ImportKind, Trap
 use std::any::Any;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 /// Bytes at the bottom of each instance stack kept below `stack_limit` for
 /// the frames of builtin trampolines and context switches (and the
@@ -236,7 +236,7 @@ pub struct Instance {
     /// identity per defined tag. Inert (nothing throws yet); kept for
     /// [`Instance::export`].
     tags: Box<[Tag]>,
-    /// The instance's link group ([`crate::group`]): made when it links
+    /// The instance's link group (`crate::group`): made when it links
     /// (imports through a channel that lets its function references flow
     /// out) or when an export is taken. Unlinked instances have none.
     group: OnceLock<GroupHandle>,
@@ -255,22 +255,13 @@ pub(crate) struct Core {
     tables: Option<Box<TableState>>,
     /// Host functions and embedder data (pointed to by the vmctx).
     host: Option<Box<HostState>>,
-    /// The imported memory, if any (without its owner handle: that is
-    /// in `links`).
+    /// The imported memory, if any (without an owner handle: the
+    /// defining instance is in this instance's link group).
     memory_import: Option<Memory>,
-    /// Host-made imports (cells, tables, tags), kept alive as long as
-    /// this instance.
+    /// Host-made global cells and tags it imports, kept alive as long as
+    /// this instance. (Tables are held by `tables`; what comes from other
+    /// instances is kept alive by the link group both belong to.)
     _imports: Vec<KeepAlive>,
-    /// Handles to the groups of the instances this one imports from: they
-    /// live at least as long as it does. Never a handle to its own group
-    /// (see `GroupHandle::prune_links`).
-    links: Mutex<Vec<GroupHandle>>,
-}
-
-impl Member for Core {
-    fn links(&self) -> &Mutex<Vec<GroupHandle>> {
-        &self.links
-    }
 }
 
 // SAFETY: the Core only hands out raw pointers; the vmctx is mutated only
@@ -360,8 +351,8 @@ impl Instance {
     /// are built, and the active element and data segments are applied in
     /// order (a segment out of bounds fails the instantiation; writes of
     /// earlier segments to imported tables and memories stay, as the spec
-    /// says; imported tables that got references to the failed instance's
-    /// functions keep its slot alive for them). `data` is what host functions see through
+    /// says; the failed instance stays alive in its link group as long as
+    /// those references can be used). `data` is what host functions see through
     /// [`crate::Caller::data`]. Arm calls with [`Instance::call`]; the
     /// instance's memory and globals persist across calls (and across
     /// traps) until it is dropped.
@@ -518,7 +509,6 @@ impl Instance {
             host: None,
             memory_import,
             _imports: imports.iter().filter_map(keep_alive).collect(),
-            links: Mutex::new(imports.iter().filter_map(Extern::group).cloned().collect()),
         };
         let needs_host = imports
             .iter()
@@ -840,8 +830,8 @@ impl Instance {
         self.unpark_with(results.len(), results.iter().map(|v| v.to_bits()))
     }
 
-    /// Like [`Instance::unpark`] with raw cell bits (only the count is
-    /// checked).
+    /// Like [`Instance::unpark`] with raw cell bits (the count is checked,
+    /// and `funcref` results must be null or this instance's own).
     pub fn unpark_bits(&mut self, results: &[u64]) -> Result<(), InstantiateError> {
         self.unpark_with(results.len(), results.iter().copied())
     }
@@ -1262,7 +1252,8 @@ impl Drop for Core {
     fn drop(&mut self) {
         let vm = self.vm.as_ptr();
         // SAFETY: no guest runs this instance's code any more (the Instance
-        // and every export are gone); the slot is ours until released.
+        // is gone and so is its link group, with every export and every
+        // instance linked to it); the slot is ours until released.
         unsafe {
             let len = (*vm).heap_len;
             if (*vm).guard_mode != 0 {
@@ -1283,48 +1274,53 @@ fn is_done_status(st: u32) -> bool {
     )
 }
 
-/// What an importer keeps of a host-made import (imports from instances
-/// are kept through `Core::links` instead).
+/// What an importer keeps of a host-made import (host functions live in
+/// its host state, tables in its table state; imports from instances are
+/// kept alive by the link group).
 fn keep_alive(e: &Extern) -> Option<KeepAlive> {
     match e {
-        Extern::Func(_) | Extern::Memory(_) => None,
-        Extern::Global(g) => match &g.owner {
-            GlobalOwner::Host(cell) => Some(cell.clone()),
-            GlobalOwner::Instance(_) => None,
-        },
-        Extern::Table(t) => Some(t.clone()),
+        Extern::Global(Global {
+            owner: GlobalOwner::Host(cell),
+            ..
+        }) => Some(cell.clone()),
         Extern::Tag(t) => Some(t.keep_alive()),
+        _ => None,
     }
 }
 
-/// The link group of a new instance, if its imports let its function
-/// references flow into what it imports from: an imported table, an
-/// imported mutable `funcref` global, or an imported wasm function with a
-/// `funcref` parameter. It joins (merges with) the groups of those. `None`
-/// for every other instance (no group, no cost).
+/// The link group of a new instance: it joins the groups of every
+/// instance it imports from, of every table it imports, and of every
+/// mutable host `funcref` global it imports (see `crate::group` for why
+/// every link counts). `None`, and no cost, for an instance that imports
+/// only host functions, immutable host globals, tags or nothing.
 fn link_group(core: &Arc<Core>, imports: &[Extern]) -> Option<GroupHandle> {
-    let outward = |e: &Extern| match e {
-        Extern::Table(_) => true,
-        Extern::Global(g) => g.mutable && g.ty == ValType::FuncRef,
-        Extern::Func(Func::Wasm(w)) => w.ty.params.contains(&ValType::FuncRef),
-        Extern::Func(Func::Host(_)) | Extern::Memory(_) | Extern::Tag(_) => false,
+    let host_ref_cell = |g: &Global| match &g.owner {
+        GlobalOwner::Host(cell) if g.mutable && g.ty == ValType::FuncRef => Some(cell.clone()),
+        _ => None,
     };
-    if !imports.iter().any(outward) {
+    let links = |e: &Extern| match e {
+        Extern::Table(_) => true,
+        Extern::Global(g) => host_ref_cell(g).is_some() || e.group().is_some(),
+        _ => e.group().is_some(),
+    };
+    if !imports.iter().any(links) {
         return None;
     }
     let group = GroupHandle::new(core.clone());
-    for e in imports.iter().filter(|e| outward(e)) {
+    for e in imports {
+        if let Some(h) = e.group() {
+            group.merge(h);
+        }
         match e {
             Extern::Table(t) => group.join(t.clone() as Arc<dyn Shared>),
-            Extern::Global(g) => match &g.owner {
-                GlobalOwner::Instance(h) => group.merge(h),
-                GlobalOwner::Host(cell) => group.join(cell.clone() as Arc<dyn Shared>),
-            },
-            Extern::Func(Func::Wasm(w)) => group.merge(&w.owner),
+            Extern::Global(g) => {
+                if let Some(cell) = host_ref_cell(g) {
+                    group.join(cell as Arc<dyn Shared>);
+                }
+            }
             _ => {}
         }
     }
-    group.prune_links();
     Some(group)
 }
 

@@ -22,6 +22,7 @@ pub mod externs;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub mod fuel;
 /// Link groups: lifetime of instances that share function references.
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub(crate) mod group;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub mod host;

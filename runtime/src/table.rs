@@ -59,7 +59,7 @@ pub struct Table {
     max: u64,
     declared_max: Option<u64>,
     /// The link group whose instances may have stored function references
-    /// here (see [`crate::group`]); weak, so a table the host holds does
+    /// here (see `crate::group`); weak, so a table the host holds does
     /// not keep instances alive.
     group: std::sync::Mutex<std::sync::Weak<crate::group::Node>>,
 }
@@ -248,8 +248,9 @@ impl std::fmt::Debug for Table {
 /// `FuncRef` records, its element segments' values and which segments are
 /// dropped.
 pub struct TableState {
-    /// Tables, imports first.
-    pub tables: Vec<Arc<Table>>,
+    /// Tables, imports first. Crate-private: a table handed out must join
+    /// the instance's link group (see `Instance::export`).
+    pub(crate) tables: Vec<Arc<Table>>,
     /// Descriptor pointers (`abi::vmctx::TABLES`), parallel to `tables`.
     pub desc_ptrs: Box<[*mut TableDesc]>,
     /// One record per defined function.
@@ -280,14 +281,14 @@ pub(crate) unsafe fn vm_owns_func_ref(vm: *const VmCtx, bits: u64) -> bool {
     bits == 0 || state.is_some_and(|s| s.owns_func_ref(bits))
 }
 
-/// Bit `i` set when `types[i]` is `funcref` (for the first 32 values).
-pub(crate) fn func_ref_mask(types: &[ValType]) -> u32 {
+/// Bit `i` set when `types[i]` is `funcref`; `None` if one past the 32nd
+/// is.
+pub(crate) fn func_ref_mask(types: &[ValType]) -> Option<u32> {
     types
         .iter()
-        .take(32)
         .enumerate()
         .filter(|(_, t)| **t == ValType::FuncRef)
-        .fold(0, |m, (i, _)| m | 1 << i)
+        .try_fold(0u32, |m, (i, _)| (i < 32).then(|| m | 1 << i))
 }
 
 /// Whether instances of `module` need a [`TableState`].
@@ -371,10 +372,13 @@ impl TableState {
         }
     }
 
-    /// Table `t`'s elements (tests, embedders).
-    pub fn table(&self, t: usize) -> Option<&[u64]> {
-        // SAFETY: the instance is not running while its owner holds &self.
-        self.tables.get(t).map(|t| unsafe { t.elements() })
+    /// A copy of table `t`'s elements (tests, embedders). A copy, not a
+    /// borrow: a shared table may be grown (reallocated) by another
+    /// instance while the caller holds the result.
+    pub fn table(&self, t: usize) -> Option<Vec<u64>> {
+        // SAFETY: under the linking contract no instance using the table
+        // runs while this (brief) copy is taken.
+        self.tables.get(t).map(|t| unsafe { t.elements() }.to_vec())
     }
 
     fn grow(&mut self, t: usize, delta: u64, init: u64) -> i64 {

@@ -265,7 +265,7 @@ fn a_reference_passed_to_an_imported_function_keeps_its_instance() {
 }
 
 #[test]
-fn a_plain_import_does_not_tie_the_importer_to_the_exporter() {
+fn linked_instances_live_and_die_together() {
     let region = region_with(2, 64 << 10);
     let owner = compile_wat(OWNER, &CompileConfig::default());
     let user = compile_wat(
@@ -276,12 +276,8 @@ fn a_plain_import_does_not_tie_the_importer_to_the_exporter() {
     );
     let a = Instance::instantiate(&region, &owner).expect("a");
     let linker = linker_for(&a);
-    let b = linker.instantiate(&region, &user, None).expect("b");
-    // The importer goes as soon as its handle does.
-    drop(b);
-    assert_eq!(region.free_slots(), 1);
-    // The exporter lives as long as an importer (or the linker) needs it.
-    let mut b = linker.instantiate(&region, &user, None).expect("b again");
+    let mut b = linker.instantiate(&region, &user, None).expect("b");
+    // The exporter lives as long as an importer needs it...
     drop(linker);
     drop(a);
     assert_eq!(region.free_slots(), 0);
@@ -289,8 +285,138 @@ fn a_plain_import_does_not_tie_the_importer_to_the_exporter() {
         call(&mut b, "ask", &[]),
         Outcome::Finished(vec![Val::I32(42)])
     );
+    // ...and both go with the group's last handle.
     drop(b);
     assert_eq!(region.free_slots(), 2);
+    // An instance that links to nothing has no group: it goes at once.
+    let solo = Instance::instantiate(&region, &owner).expect("solo");
+    assert_eq!(region.free_slots(), 1);
+    drop(solo);
+    assert_eq!(region.free_slots(), 2);
+}
+
+#[test]
+fn a_reference_to_a_storing_function_reached_through_a_global_keeps_the_caller() {
+    // P hands out (through an immutable global) a reference to a function
+    // that stores its argument; Q calls it with its own reference.
+    let region = region_with(2, 64 << 10);
+    let p = compile_wat(
+        r#"(module
+             (type $v (func (result i32)))
+             (type $s (func (param funcref)))
+             (table $pt 1 funcref)
+             (func $store (type $s) (table.set $pt (i32.const 0) (local.get 0)))
+             (elem declare func $store)
+             (global (export "store") funcref (ref.func $store))
+             (func (export "call0") (result i32)
+               (call_indirect $pt (type $v) (i32.const 0))))"#,
+        &CompileConfig::default(),
+    );
+    let q = compile_wat(
+        r#"(module
+             (type $v (func (result i32)))
+             (type $s (func (param funcref)))
+             (import "p" "store" (global $g funcref))
+             (table $qt 1 funcref)
+             (func $mine (type $v) (i32.const 11))
+             (elem declare func $mine)
+             (func (export "go")
+               (table.set $qt (i32.const 0) (global.get $g))
+               (call_indirect $qt (type $s) (ref.func $mine) (i32.const 0))))"#,
+        &CompileConfig::default(),
+    );
+    let mut pi = Instance::instantiate(&region, &p).expect("p");
+    let mut linker = Linker::new();
+    linker.instance("p", &pi);
+    let mut qi = linker.instantiate(&region, &q, None).expect("q");
+    drop(linker);
+    assert_eq!(call(&mut qi, "go", &[]), Outcome::Finished(vec![]));
+    drop(qi);
+    assert_eq!(
+        call(&mut pi, "call0", &[]),
+        Outcome::Finished(vec![Val::I32(11)])
+    );
+    drop(pi);
+    assert_eq!(region.free_slots(), 2);
+}
+
+#[test]
+fn groups_joined_through_a_third_instance_are_freed() {
+    // Y imports Z's function; X imports Y's function and Z's table: all
+    // three end up in one group, and it dies with the last handle.
+    let region = region_with(3, 64 << 10);
+    let z = compile_wat(
+        r#"(module (table (export "t") 1 funcref)
+             (func (export "f") (result i32) (i32.const 1)))"#,
+        &CompileConfig::default(),
+    );
+    let y = compile_wat(
+        r#"(module (import "z" "f" (func $f (result i32)))
+             (func (export "g") (result i32) (call $f)))"#,
+        &CompileConfig::default(),
+    );
+    let x = compile_wat(
+        r#"(module (import "y" "g" (func (result i32)))
+             (import "z" "t" (table 1 funcref)))"#,
+        &CompileConfig::default(),
+    );
+    let zi = Instance::instantiate(&region, &z).expect("z");
+    let mut linker = Linker::new();
+    linker.instance("z", &zi);
+    let yi = linker.instantiate(&region, &y, None).expect("y");
+    linker.instance("y", &yi);
+    let xi = linker.instantiate(&region, &x, None).expect("x");
+    assert_eq!(region.free_slots(), 0);
+    drop((zi, yi, xi, linker));
+    assert_eq!(region.free_slots(), 3);
+}
+
+#[test]
+fn a_host_function_with_a_funcref_result_past_the_32nd_traps() {
+    let mut results = vec![ValType::I32; 32];
+    results.push(ValType::FuncRef);
+    let text: String = results
+        .iter()
+        .map(|t| {
+            if *t == ValType::I32 {
+                " i32"
+            } else {
+                " funcref"
+            }
+        })
+        .collect();
+    let m = compile_wat(
+        &format!(
+            r#"(module
+                 (import "env" "many" (func $many (result{text})))
+                 (func (export "run") (call $many) (drop) (drop)
+                   {drops}))"#,
+            drops = "(drop) ".repeat(31)
+        ),
+        &CompileConfig::default(),
+    );
+    let mut linker = Linker::new();
+    linker.func(
+        "env",
+        "many",
+        FuncType {
+            params: vec![],
+            results,
+        },
+        |_, cells: &mut [u64]| {
+            cells[32] = 0x4141_4141;
+            HostAction::Return
+        },
+    );
+    let region = region_with(1, 64 << 10);
+    let mut inst = linker.instantiate(&region, &m, None).expect("instantiate");
+    assert_eq!(
+        call(&mut inst, "run", &[]),
+        Outcome::Trapped(TrapKind::HostTrap)
+    );
+    assert!(inst
+        .host_trap_message()
+        .is_some_and(|m| m.contains("past the 32nd")));
 }
 
 #[test]

@@ -50,22 +50,25 @@ pub enum SpawnError {
     #[error(transparent)]
     Link(LinkError),
     /// An import is state another instance or the host shares without
-    /// synchronisation (a table, a memory, a mutable global, or another
-    /// instance's function, which runs on that instance's state). Instances
-    /// on the scheduler run concurrently on several workers, so they may
-    /// import only host functions, immutable globals and tags; run linked
-    /// instances with `myriad_runtime::Instance` on one thread instead.
+    /// synchronisation: a table, a memory, a mutable global, or anything
+    /// exported by another instance (its functions run on its state, and
+    /// even an immutable `funcref` global of it leads to its code).
+    /// Instances on the scheduler run concurrently on several workers, so
+    /// they may import only host functions, immutable host-made globals and
+    /// tags; run linked instances with `myriad_runtime::Instance` on one
+    /// thread instead.
     #[error(
         "import {module}.{name} is a {kind} shared with other instances or the host; \
          instances on the scheduler run concurrently and may import only host functions, \
-         immutable globals and tags"
+         immutable host-made globals and tags"
     )]
     SharedImport {
         /// Import module name.
         module: String,
         /// Import field name.
         name: String,
-        /// What it is ("table", "memory", "mutable global", "wasm function").
+        /// What it is ("table", "memory", "mutable global", "wasm function",
+        /// "global of another instance").
         kind: &'static str,
     },
 }
@@ -79,6 +82,7 @@ fn check_unshared(module: &Module, imports: &[Extern]) -> Result<(), SpawnError>
             Extern::Memory(_) => "memory",
             Extern::Global(g) if g.is_mutable() => "mutable global",
             Extern::Func(Func::Wasm(_)) => "wasm function",
+            Extern::Global(_) if ext.is_from_instance() => "global of another instance",
             Extern::Global(_) | Extern::Func(Func::Host(_)) | Extern::Tag(_) => continue,
         };
         return Err(SpawnError::SharedImport {

@@ -175,6 +175,10 @@ fn shared_state_imports_are_refused_with_a_clear_error() {
             "(import \"host\" \"g\" (global (mut i32)))",
             "mutable global",
         ),
+        (
+            "(import \"lib\" \"c\" (global i32))",
+            "global of another instance",
+        ),
     ];
     let mut l = Linker::new();
     l.instance("lib", &lib);
@@ -188,6 +192,11 @@ fn shared_state_imports_are_refused_with_a_clear_error() {
         "g",
         Extern::Global(Global::new(Val::I32(0), true).unwrap()),
     );
+    l.define(
+        "host",
+        "c",
+        Extern::Global(Global::new(Val::I32(7), false).unwrap()),
+    );
     let l = Arc::new(l);
     for (import, kind) in cases {
         let m = module(&format!("(module {import} (func (export \"run\")))"));
@@ -196,9 +205,9 @@ fn shared_state_imports_are_refused_with_a_clear_error() {
             other => panic!("{import}: expected SharedImport, got {other:?}"),
         }
     }
-    // An immutable global is fine: nothing can change it.
+    // An immutable host-made global is fine: nothing can change it.
     let m = module(
-        r#"(module (import "lib" "c" (global i32))
+        r#"(module (import "host" "c" (global i32))
              (func (export "run") (result i32) (global.get 0)))"#,
     );
     let h = s
