@@ -297,6 +297,7 @@ fn run(args: RunArgs, verbose: bool) -> Result<ExitCode> {
     let config = SchedulerConfig {
         workers: 1,
         quantum: Duration::from_micros(args.quantum_us),
+        fuel_per_slice: None,
         capacity: 1,
         stack_size: (args.stack_kib * 1024) as usize,
         heap_capacity: heap_capacity(&module),

@@ -120,6 +120,7 @@ pub fn begin_slice(vm: &mut VmCtx, now: u64, deadline: u64) {
 /// Like [`begin_slice`] but with an explicit first refill.
 #[inline]
 pub fn begin_slice_with_fuel(vm: &mut VmCtx, now: u64, deadline: u64, fuel: i64) {
+    vm.fuel_sliced = 0;
     vm.deadline_tsc = deadline;
     vm.last_check_tsc = now;
     vm.fuel = fuel;
@@ -136,9 +137,7 @@ pub(crate) extern "C" fn fuel_slow_path(exec: *mut VmCtx) -> u32 {
     // thread's exec; nothing else accesses it mutably while the guest runs
     // (other threads touch only the atomic `cancel`).
     let vm = unsafe { &mut *exec };
-    let now = rdtsc();
     vm.slow_path_calls += 1;
-    // Update the rate from the interval since the last refill.
     let consumed = (vm.fuel_granted.saturating_sub(vm.fuel)).max(1) as u64;
     vm.fuel_used = vm.fuel_used.saturating_add(consumed);
     if vm.fuel_used >= vm.fuel_limit {
@@ -146,6 +145,14 @@ pub(crate) extern "C" fn fuel_slow_path(exec: *mut VmCtx) -> u32 {
         vm.status = status::LIMITED;
         return 1;
     }
+    if vm.fuel_sliced != 0 {
+        // A fuel slice ends when its fuel does; no clock involved.
+        vm.yield_tsc = rdtsc();
+        vm.status = status::YIELDED;
+        return 1;
+    }
+    let now = rdtsc();
+    // Update the rate from the interval since the last refill.
     let elapsed = now.saturating_sub(vm.last_check_tsc).max(1);
     let sample = ((consumed as u128) << RATE_SHIFT) / elapsed as u128;
     let sample = (sample.min(MAX_RATE as u128) as u64).max(MIN_RATE);

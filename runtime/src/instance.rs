@@ -496,6 +496,8 @@ impl Instance {
                 fuel_used: 0,
                 fuel_limit: u64::MAX,
                 values: [0u64; MAX_VALUES],
+                fuel_sliced: 0,
+                _pad2: 0,
             });
         }
         // From here on the Core owns the slot: an error drops it, which
@@ -1049,6 +1051,22 @@ impl Instance {
         let vm = unsafe { &mut *self.vm.as_ptr() };
         if vm.status == status::YIELDED {
             fuel::begin_slice(vm, now_tsc, deadline_tsc);
+        }
+        self.run()
+    }
+
+    /// Run one *fuel slice*: the guest runs until it has spent `units` of
+    /// fuel (one unit per function entry and loop iteration), then yields,
+    /// whatever the time. The deterministic alternative to a time slice:
+    /// the same guest takes the same slices on any machine. A cancel
+    /// request is seen at the end of the slice. Fuel limits apply as usual.
+    pub fn resume_fuel(&mut self, units: u64) -> Outcome {
+        // SAFETY: we own the vmctx (&mut self).
+        let vm = unsafe { &mut *self.vm.as_ptr() };
+        if vm.status == status::YIELDED {
+            let units = units.clamp(1, fuel::MAX_FUEL as u64) as i64;
+            fuel::begin_slice_with_fuel(vm, fuel::rdtsc(), u64::MAX, units);
+            vm.fuel_sliced = 1;
         }
         self.run()
     }

@@ -156,6 +156,12 @@ pub struct VmCtx {
     pub fuel_limit: u64,
     /// Arguments in, results out, for the entry export.
     pub values: [u64; MAX_VALUES],
+    /// Non-zero while the slice is a fuel slice ([`crate::Instance::resume_fuel`]):
+    /// running out of fuel ends the slice instead of refilling, and the TSC
+    /// deadline is not consulted.
+    pub fuel_sliced: u32,
+    /// Padding.
+    pub _pad2: u32,
 }
 
 // The header must match the ABI exactly; the private part must fit below

@@ -11,6 +11,13 @@ pub struct SchedulerConfig {
     /// Length of a time slice. The guest's fuel-gated deadline check ends
     /// the slice soon after it passes.
     pub quantum: Duration,
+    /// Fuel mode. `None` (the default): time slices of `quantum`, fuel only
+    /// gates the clock check. `Some(n)`: deterministic *fuel slices*: a
+    /// slice ends after the guest spends `n` units of fuel (one per
+    /// function entry and loop iteration), whatever the time, so a guest
+    /// takes the same number of slices on any machine; `quantum` is then
+    /// unused. See `myriad_runtime::Instance::resume_fuel`.
+    pub fuel_per_slice: Option<u64>,
     /// Most instances alive at once (slots in the region).
     pub capacity: usize,
     /// Bytes of native stack per instance (wasm frames only; host code runs
@@ -37,6 +44,7 @@ impl Default for SchedulerConfig {
                 .map(|n| n.get())
                 .unwrap_or(1),
             quantum: Duration::from_micros(100),
+            fuel_per_slice: None,
             capacity: 1024,
             stack_size: 16 * 1024,
             heap_capacity: 64 * 1024,

@@ -225,6 +225,7 @@ impl Scheduler {
             all_done_lock: Mutex::new(()),
             all_done_cv: Condvar::new(),
             quantum_tsc,
+            fuel_per_slice: config.fuel_per_slice,
             conv: TscToNs::new(hz),
             spawn_metrics: Mutex::new(Metrics::default()),
             registry: (0..REGISTRY_SHARDS)

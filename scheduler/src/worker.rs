@@ -82,6 +82,8 @@ pub(crate) struct Shared {
     pub(crate) all_done_lock: Mutex<()>,
     pub(crate) all_done_cv: Condvar,
     pub(crate) quantum_tsc: u64,
+    /// `SchedulerConfig::fuel_per_slice`.
+    pub(crate) fuel_per_slice: Option<u64>,
     pub(crate) conv: TscToNs,
     /// Instantiate times recorded by spawning threads (and retirements
     /// done off the workers).
@@ -319,8 +321,15 @@ fn run_slice(mut task: Box<Task>, local: &Worker<Box<Task>>, shared: &Shared, m:
         m.gap
             .saturating_record(conv.ns(t0.saturating_sub(task.last_end)));
     }
-    let deadline = t0.saturating_add(shared.quantum_tsc);
-    let outcome = task.instance.resume_from(t0, deadline);
+    // Time slices have a deadline (its overrun is recorded); fuel slices
+    // end when their fuel does.
+    let (deadline, outcome) = match shared.fuel_per_slice {
+        None => {
+            let deadline = t0.saturating_add(shared.quantum_tsc);
+            (Some(deadline), task.instance.resume_from(t0, deadline))
+        }
+        Some(units) => (None, task.instance.resume_fuel(units)),
+    };
     let t1 = rdtsc();
     CURRENT.with(|c| c.set(std::ptr::null()));
     let slice = t1.saturating_sub(t0);
@@ -332,8 +341,10 @@ fn run_slice(mut task: Box<Task>, local: &Worker<Box<Task>>, shared: &Shared, m:
     match outcome {
         Outcome::Yielded => {
             let decided = task.instance.yield_tsc();
-            m.overrun
-                .saturating_record(conv.ns(t1.saturating_sub(deadline)));
+            if let Some(deadline) = deadline {
+                m.overrun
+                    .saturating_record(conv.ns(t1.saturating_sub(deadline)));
+            }
             m.switch
                 .saturating_record(conv.ns(t1.saturating_sub(decided)));
             m.guest_ns += conv.ns(decided.saturating_sub(t0));

@@ -294,3 +294,30 @@ fn a_huge_quantum_is_harmless() {
     let h = s.spawn(&sum, "sum", &[Val::I64(100_000)]).unwrap();
     assert_eq!(h.join(), Ok(vec![Val::I64(sum_to(100_000))]));
 }
+
+#[test]
+fn fuel_mode_gives_every_run_the_same_slices() {
+    let m = module(SUM);
+    let run = || {
+        let s = Scheduler::new(SchedulerConfig {
+            fuel_per_slice: Some(10_000),
+            ..config(2, 8, 1)
+        })
+        .unwrap();
+        let handles: Vec<_> = (0..4)
+            .map(|_| s.spawn(&m, "sum", &[Val::I64(200_000)]).unwrap())
+            .collect();
+        handles
+            .iter()
+            .map(|h| {
+                assert_eq!(h.join(), Ok(vec![Val::I64(sum_to(200_000))]));
+                h.stats().slices
+            })
+            .collect::<Vec<u64>>()
+    };
+    let first = run();
+    // 200,001 loop iterations + entry, one slice per 10,001 checks.
+    assert!(first.iter().all(|&n| (20..=22).contains(&n)), "{first:?}");
+    assert!(first.iter().all(|&n| n == first[0]), "{first:?}");
+    assert_eq!(run(), first, "same slices on every run");
+}

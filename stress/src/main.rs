@@ -27,6 +27,11 @@ struct Args {
     /// Time slice in microseconds.
     #[arg(long, default_value_t = 1)]
     quantum_us: u64,
+    /// Fuel mode: deterministic slices of this many fuel units instead of
+    /// time slices (`--quantum-us` is then unused; the overrun histogram
+    /// stays empty).
+    #[arg(long)]
+    fuel_per_slice: Option<u64>,
     /// How long to run after spawning, in seconds.
     #[arg(long, default_value_t = 10.0)]
     duration_s: f64,
@@ -133,6 +138,7 @@ fn main() -> Result<()> {
     let sched = Scheduler::new(SchedulerConfig {
         workers,
         quantum: Duration::from_micros(args.quantum_us),
+        fuel_per_slice: args.fuel_per_slice,
         capacity: args.instances,
         stack_size: args.stack_kib * 1024,
         heap_capacity: heap_bytes as usize,

@@ -1,0 +1,89 @@
+//! Fuel slices (`Instance::resume_fuel`): deterministic preemption by fuel
+//! spent instead of time.
+
+mod compiled;
+
+use compiled::{compile_wat, region_with};
+use myriad_codegen::CompileConfig;
+use myriad_runtime::{Instance, Limit, Outcome, Val};
+
+/// Counts to its argument in a loop: one fuel check per iteration plus
+/// one at function entry.
+const COUNT: &str = r#"(module
+     (func (export "count") (param $n i64) (result i64) (local $i i64)
+       (loop $l
+         (local.set $i (i64.add (local.get $i) (i64.const 1)))
+         (br_if $l (i64.lt_u (local.get $i) (local.get $n))))
+       (local.get $i)))"#;
+
+/// Run `count(n)` in fuel slices of `units`; the number of slices taken.
+fn slices(units: u64, n: i64) -> u64 {
+    let m = compile_wat(COUNT, &CompileConfig::default());
+    let region = region_with(1, 64 << 10);
+    let mut inst = Instance::new(&region, &m, "count", &[Val::I64(n)]).expect("instance");
+    let mut slices = 0;
+    loop {
+        slices += 1;
+        match inst.resume_fuel(units) {
+            Outcome::Yielded => continue,
+            Outcome::Finished(v) => {
+                assert_eq!(v, vec![Val::I64(n)]);
+                return slices;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn fuel_slices_are_deterministic() {
+    let n = 1_000_000;
+    let units = 10_000;
+    let first = slices(units, n);
+    // About one slice per `units + 1` checks (the check that runs out
+    // ends it), whatever the machine's speed.
+    let checks = n as u64 + 1;
+    let expected = checks.div_ceil(units + 1);
+    assert!(
+        (expected..=expected + 1).contains(&first),
+        "{first} slices, expected about {expected}"
+    );
+    for _ in 0..3 {
+        assert_eq!(slices(units, n), first, "same guest, same slices");
+    }
+    // A budget larger than the work finishes in one slice.
+    assert_eq!(slices(10 * n as u64, n), 1);
+}
+
+#[test]
+fn fuel_limit_applies_in_fuel_slices() {
+    let m = compile_wat(COUNT, &CompileConfig::default());
+    let region = region_with(1, 64 << 10);
+    let mut inst = Instance::new(&region, &m, "count", &[Val::I64(1_000_000)]).expect("instance");
+    inst.set_fuel_limit(50_000);
+    let mut slices = 0;
+    let outcome = loop {
+        slices += 1;
+        match inst.resume_fuel(1_000) {
+            Outcome::Yielded => continue,
+            other => break other,
+        }
+    };
+    assert_eq!(outcome, Outcome::Limited(Limit::Fuel));
+    assert!((45..=55).contains(&slices), "{slices} slices of 1000 units");
+}
+
+#[test]
+fn time_slices_after_fuel_slices_use_the_clock_again() {
+    let m = compile_wat(COUNT, &CompileConfig::default());
+    let region = region_with(1, 64 << 10);
+    let mut inst = Instance::new(&region, &m, "count", &[Val::I64(50_000_000)]).expect("instance");
+    assert_eq!(inst.resume_fuel(1_000), Outcome::Yielded);
+    // A time slice with a far deadline is not cut short by the last fuel
+    // slice's budget: it runs to the end.
+    let far = myriad_runtime::rdtsc() + myriad_runtime::fuel::ns_to_tsc(60_000_000_000);
+    assert_eq!(
+        inst.resume(far),
+        Outcome::Finished(vec![Val::I64(50_000_000)])
+    );
+}
