@@ -92,6 +92,9 @@ fn main() -> Result<()> {
     if args.quantum_us == 0 {
         bail!("--quantum-us must be at least 1");
     }
+    if args.fuel_per_slice == Some(0) {
+        bail!("--fuel-per-slice must be at least 1");
+    }
     let workers = args.workers.unwrap_or_else(|| {
         std::thread::available_parallelism()
             .map(|n| n.get())
@@ -265,6 +268,7 @@ fn main() -> Result<()> {
         instances: args.instances,
         workers: report.workers,
         quantum_ns: args.quantum_us * 1000,
+        fuel_per_slice: args.fuel_per_slice,
         duration_s: run_s,
         guest: guest_name,
         spawn_s,

@@ -10,6 +10,8 @@ pub struct StressReport {
     pub instances: usize,
     pub workers: usize,
     pub quantum_ns: u64,
+    /// Fuel mode: units per slice (time slices of `quantum_ns` if `None`).
+    pub fuel_per_slice: Option<u64>,
     pub duration_s: f64,
     pub guest: String,
     pub spawn_s: f64,
@@ -39,10 +41,14 @@ impl StressReport {
     /// The human-readable report.
     pub fn text(&self) -> String {
         let mut s = String::new();
+        let slicing = match self.fuel_per_slice {
+            Some(units) => format!("fuel slices of {units} units"),
+            None => format!("quantum {} ns", self.quantum_ns),
+        };
         let _ = writeln!(
             s,
-            "== myriad stress: {} x {} guest, {} workers, quantum {} ns, {:.2} s ==",
-            self.instances, self.guest, self.workers, self.quantum_ns, self.duration_s
+            "== myriad stress: {} x {} guest, {} workers, {slicing}, {:.2} s ==",
+            self.instances, self.guest, self.workers, self.duration_s
         );
         let _ = writeln!(
             s,
@@ -94,6 +100,14 @@ impl StressReport {
         let _ = writeln!(s, "  \"instances\": {},", self.instances);
         let _ = writeln!(s, "  \"workers\": {},", self.workers);
         let _ = writeln!(s, "  \"quantum_ns\": {},", self.quantum_ns);
+        match self.fuel_per_slice {
+            Some(units) => {
+                let _ = writeln!(s, "  \"fuel_per_slice\": {units},");
+            }
+            None => {
+                let _ = writeln!(s, "  \"fuel_per_slice\": null,");
+            }
+        }
         let _ = writeln!(s, "  \"duration_s\": {:.6},", self.duration_s);
         let _ = writeln!(s, "  \"guest\": \"{}\",", escape(&self.guest));
         let _ = writeln!(s, "  \"spawn_s\": {:.6},", self.spawn_s);
