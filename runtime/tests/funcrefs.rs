@@ -6,28 +6,13 @@
 
 mod compiled;
 
-use compiled::{compile_wat, region_with};
+use compiled::{call, compile_wat, region_with, run};
 use myriad_codegen::CompileConfig;
 use myriad_runtime::{
     FuncType, HostAction, Instance, InstantiateError, Linker, Outcome, Table, TrapKind, Val,
     ValType,
 };
 use std::sync::Arc;
-
-fn run(inst: &mut Instance) -> Outcome {
-    loop {
-        let now = myriad_runtime::rdtsc();
-        match inst.resume(now + 2_000_000) {
-            Outcome::Yielded => continue,
-            other => return other,
-        }
-    }
-}
-
-fn call(inst: &mut Instance, name: &str, args: &[Val]) -> Outcome {
-    inst.call(name, args).expect("arm call");
-    run(inst)
-}
 
 /// `get` returns a reference to `$seven` or `$eight`; `call` stores its
 /// argument in a table and calls it through `call_indirect`.

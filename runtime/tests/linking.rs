@@ -6,7 +6,7 @@
 
 mod compiled;
 
-use compiled::{compile_wat, region_with};
+use compiled::{call, compile_wat, region_with, run};
 use myriad_codegen::CompileConfig;
 use myriad_runtime::{
     Caller, Extern, FuncType, Global, HostAction, Instance, InstantiateError, Limit, LinkError,
@@ -14,21 +14,6 @@ use myriad_runtime::{
 };
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-
-fn run(inst: &mut Instance) -> Outcome {
-    loop {
-        let now = myriad_runtime::rdtsc();
-        match inst.resume(now + 2_000_000) {
-            Outcome::Yielded => continue,
-            other => return other,
-        }
-    }
-}
-
-fn call(inst: &mut Instance, name: &str, args: &[Val]) -> Outcome {
-    inst.call(name, args).expect("arm call");
-    run(inst)
-}
 
 #[test]
 fn typed_host_functions_read_and_write_guest_memory() {

@@ -3,7 +3,7 @@
 #![allow(dead_code)]
 
 use myriad_codegen::CompileConfig;
-use myriad_runtime::{Module, Region, RegionConfig};
+use myriad_runtime::{Instance, Module, Outcome, Region, RegionConfig, Val};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -34,4 +34,21 @@ pub fn region_with(slots: usize, heap_capacity: usize) -> Arc<Region> {
         })
         .expect("region"),
     )
+}
+
+/// Resume `inst` in 2 ms slices until it is no longer merely `Yielded`.
+pub fn run(inst: &mut Instance) -> Outcome {
+    loop {
+        let now = myriad_runtime::rdtsc();
+        match inst.resume(now + 2_000_000) {
+            Outcome::Yielded => continue,
+            other => return other,
+        }
+    }
+}
+
+/// Arm a call of `name` with `args` on `inst` and [`run`] it.
+pub fn call(inst: &mut Instance, name: &str, args: &[Val]) -> Outcome {
+    inst.call(name, args).expect("arm call");
+    run(inst)
 }
