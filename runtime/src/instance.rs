@@ -137,16 +137,6 @@ pub enum InstantiateError {
         /// Given type.
         given: ValType,
     },
-    /// The export passes more values than the vmctx value area holds.
-    #[error("export {export:?} has {count} parameters or results; at most {max} are supported")]
-    TooManyValues {
-        /// The export.
-        export: String,
-        /// Parameters or results.
-        count: usize,
-        /// [`MAX_VALUES`].
-        max: usize,
-    },
     /// No free slot.
     #[error("the region is full (all slots in use)")]
     RegionFull,
@@ -236,6 +226,10 @@ pub struct Instance {
     /// identity per defined tag. Inert (nothing throws yet); kept for
     /// [`Instance::export`].
     tags: Box<[Tag]>,
+    /// The value buffer of the armed call when its export has more than
+    /// [`MAX_VALUES`] parameters or results (`vmctx.values_ptr` points
+    /// here); `None` when the vmctx's own buffer is used.
+    big_values: Option<Box<[u64]>>,
     /// The instance's link group (`crate::group`): made when it links
     /// (imports through a channel that lets its function references flow
     /// out) or when an export is taken. Unlinked instances have none.
@@ -281,15 +275,6 @@ fn check_call<'m>(
         .export(export)
         .ok_or_else(|| InstantiateError::NoSuchExport(export.to_owned()))?;
     let ty = &info.ty;
-    for count in [ty.params.len(), ty.results.len()] {
-        if count > MAX_VALUES {
-            return Err(InstantiateError::TooManyValues {
-                export: export.to_owned(),
-                count,
-                max: MAX_VALUES,
-            });
-        }
-    }
     if args.len() != ty.params.len() {
         return Err(InstantiateError::ArgumentCount {
             export: export.to_owned(),
@@ -498,6 +483,9 @@ impl Instance {
                 values: [0u64; MAX_VALUES],
                 fuel_sliced: 0,
                 _pad2: 0,
+                values_ptr: vm_addr
+                    .add(std::mem::offset_of!(VmCtx, values))
+                    .cast::<u64>(),
             });
         }
         // From here on the Core owns the slot: an error drops it, which
@@ -732,6 +720,7 @@ impl Instance {
             start_pending: module.start_addr() != 0,
             core,
             tags: tags.into_boxed_slice(),
+            big_values: None,
             group: cell,
         })
     }
@@ -969,13 +958,10 @@ impl Instance {
             _ => 0,
         }))?;
         self.ensure_idle()?;
-        let mut values = [0u64; MAX_VALUES];
-        for (v, a) in values.iter_mut().zip(args) {
-            *v = a.to_bits();
-        }
+        let cells = info.ty.params.len().max(info.ty.results.len());
         self.results = info.ty.results.clone().into_boxed_slice();
         let start = self.take_start();
-        self.arm(info.wrapper, start, values);
+        self.arm(info.wrapper, start, args, cells);
         Ok(())
     }
 
@@ -992,7 +978,7 @@ impl Instance {
             return Ok(false);
         }
         self.results = Box::new([]);
-        self.arm(0, start, [0u64; MAX_VALUES]);
+        self.arm(0, start, &[], 0);
         Ok(true)
     }
 
@@ -1019,15 +1005,32 @@ impl Instance {
         }
     }
 
-    fn arm(&mut self, entry: usize, start: usize, values: [u64; MAX_VALUES]) {
+    /// Arm `entry` (a wrapper, or 0) after `start` (or 0) with `args` in a
+    /// value buffer of `cells` cells: the vmctx's own, or a larger one this
+    /// instance owns for an export with more than [`MAX_VALUES`] values.
+    fn arm(&mut self, entry: usize, start: usize, args: &[Val], cells: usize) {
         let vm = self.vm.as_ptr();
         let vm_addr = vm as usize;
+        let buf: *mut u64 = if cells > MAX_VALUES {
+            self.big_values
+                .insert(vec![0u64; cells].into_boxed_slice())
+                .as_mut_ptr()
+        } else {
+            self.big_values = None;
+            // SAFETY: a field of our own vmctx.
+            unsafe { (&raw mut (*vm).values).cast::<u64>() }
+        };
         // SAFETY: we own the vmctx and the slot's stack (&mut self); no call
-        // is in progress, so nothing on the stack is live.
+        // is in progress, so nothing on the stack is live; `buf` holds
+        // max(MAX_VALUES, cells) >= args.len() cells and lives until the
+        // next arm (results are read from it until then).
         unsafe {
+            for (i, a) in args.iter().enumerate() {
+                buf.add(i).write(a.to_bits());
+            }
+            (*vm).values_ptr = buf;
             (*vm).entry = entry;
             (*vm).start = start;
-            (*vm).values = values;
             (*vm).trap_kind = 0;
             (*vm).host_sp = 0;
             (*vm).status = status::YIELDED;
@@ -1114,8 +1117,10 @@ impl Instance {
             status::FINISHED => Outcome::Finished(
                 self.results
                     .iter()
-                    .zip(vm.values.iter())
-                    .map(|(t, b)| Val::from_bits(*t, *b))
+                    .enumerate()
+                    // SAFETY: the armed buffer holds at least one cell per
+                    // result and lives until the next arm.
+                    .map(|(i, t)| Val::from_bits(*t, unsafe { vm.values_ptr.add(i).read() }))
                     .collect(),
             ),
             status::TRAPPED => Outcome::Trapped(

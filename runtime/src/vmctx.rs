@@ -162,6 +162,10 @@ pub struct VmCtx {
     pub fuel_sliced: u32,
     /// Padding.
     pub _pad2: u32,
+    /// The value buffer the entry routine hands the export's wrapper:
+    /// `values` above, or a larger buffer the `Instance` owns for an
+    /// export with more than [`MAX_VALUES`] parameters or results.
+    pub values_ptr: *mut u64,
 }
 
 // The header must match the ABI exactly; the private part must fit below

@@ -199,3 +199,34 @@ fn fresh_instance_has_no_call_and_suspended_call_blocks_new_calls() {
         Outcome::Finished(vec![Val::I32(1)])
     );
 }
+
+#[test]
+fn exports_with_more_values_than_the_vmctx_buffer_holds() {
+    // 20 parameters in, 20 results out (reversed): past MAX_VALUES (16),
+    // so the call uses a buffer the instance owns; a small call after it
+    // goes back to the vmctx's own.
+    let n = 20;
+    let params = " i64".repeat(n);
+    let gets: String = (0..n).rev().map(|i| format!("(local.get {i}) ")).collect();
+    let wat = format!(
+        r#"(module
+             (func (export "rev") (param{params}) (result{params}) {gets})
+             (func (export "one") (param i64) (result i64) (local.get 0)))"#
+    );
+    let (r, m) = (region(), module(&wat));
+    let mut i = Instance::instantiate(&r, &m).unwrap();
+    let args: Vec<Val> = (0..n as i64).map(Val::I64).collect();
+    let expected: Vec<Val> = (0..n as i64).rev().map(Val::I64).collect();
+    assert_eq!(
+        call(&mut i, "rev", &args),
+        Outcome::Finished(expected.clone())
+    );
+    assert_eq!(
+        call(&mut i, "one", &[Val::I64(7)]),
+        Outcome::Finished(vec![Val::I64(7)])
+    );
+    assert_eq!(call(&mut i, "rev", &args), Outcome::Finished(expected));
+    // Through Instance::new too (the scheduler's spawn path).
+    let mut j = Instance::new(&r, &m, "rev", &args).unwrap();
+    assert!(matches!(run(&mut j), Outcome::Finished(v) if v.len() == n));
+}
