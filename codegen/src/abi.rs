@@ -46,7 +46,7 @@ use std::fmt;
 
 /// Version of this ABI. Bump on any change to vmctx layout, builtin
 /// signatures, symbol naming, trap kinds or the metadata encoding.
-pub const ABI_VERSION: u32 = 4;
+pub const ABI_VERSION: u32 = 5;
 
 /// Byte offsets of the vmctx fields that compiled code touches.
 pub mod vmctx {
@@ -481,6 +481,75 @@ pub struct ElemSegment {
     pub items: Vec<ElemItem>,
 }
 
+/// The precise type of a reference-typed global or table. Code uses only
+/// [`ValType::FuncRef`]/[`ValType::ExternRef`]; linking needs more, since
+/// typed function references (Wasm 3.0: `(ref $t)`, `(ref null func)`, ...)
+/// match by subtyping: an immutable global's export type must be a
+/// subtype of the import's, a mutable global's and a table's must equal it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RefPrecise {
+    /// Whether null is a value of the type.
+    pub nullable: bool,
+    /// The heap type.
+    pub heap: RefHeap,
+}
+
+/// The heap type of a [`RefPrecise`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RefHeap {
+    /// Any function.
+    Func,
+    /// Any external reference.
+    Extern,
+    /// The bottom of functions (only null).
+    NoFunc,
+    /// The bottom of external references (only null).
+    NoExtern,
+    /// Functions of this module's type index.
+    Concrete(u32),
+}
+
+impl RefPrecise {
+    /// `funcref`/`externref`: nullable, abstract.
+    pub fn plain(ty: ValType) -> Option<RefPrecise> {
+        let heap = match ty {
+            ValType::FuncRef => RefHeap::Func,
+            ValType::ExternRef => RefHeap::Extern,
+            _ => return None,
+        };
+        Some(RefPrecise {
+            nullable: true,
+            heap,
+        })
+    }
+
+    fn code(self) -> (u8, u32) {
+        let h = match self.heap {
+            RefHeap::Func => (0, 0),
+            RefHeap::Extern => (1, 0),
+            RefHeap::NoFunc => (2, 0),
+            RefHeap::NoExtern => (3, 0),
+            RefHeap::Concrete(t) => (4, t),
+        };
+        (h.0 | (self.nullable as u8) << 7, h.1)
+    }
+
+    fn from_code(tag: u8, index: u32) -> Option<RefPrecise> {
+        let heap = match tag & 0x7f {
+            0 => RefHeap::Func,
+            1 => RefHeap::Extern,
+            2 => RefHeap::NoFunc,
+            3 => RefHeap::NoExtern,
+            4 => RefHeap::Concrete(index),
+            _ => return None,
+        };
+        Some(RefPrecise {
+            nullable: tag & 0x80 != 0,
+            heap,
+        })
+    }
+}
+
 /// A defined global: type, mutability and initial value.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GlobalDecl {
@@ -606,6 +675,11 @@ pub struct Metadata {
     /// Type index of each defined exception tag, in index order (after
     /// the imported ones). Each type has no results.
     pub tags: Vec<u32>,
+    /// Precise reference type of each global (imports first); `None` for
+    /// numeric globals. See [`RefPrecise`].
+    pub global_refs: Vec<Option<RefPrecise>>,
+    /// Precise element type of each table (imports first).
+    pub table_refs: Vec<RefPrecise>,
     /// Whether compiled code or globals use `FUNC_REFS` (`ref.func`), so
     /// instances need the `FuncRef` array even without tables.
     pub func_refs: bool,
@@ -899,6 +973,23 @@ impl Metadata {
             w.u32(t.offset);
             w.u8(t.kind as u8);
         }
+        w.u32(self.global_refs.len() as u32);
+        for g in &self.global_refs {
+            match g {
+                None => w.u8(0x7f),
+                Some(r) => {
+                    let (tag, index) = r.code();
+                    w.u8(tag);
+                    w.u32(index);
+                }
+            }
+        }
+        w.u32(self.table_refs.len() as u32);
+        for t in &self.table_refs {
+            let (tag, index) = t.code();
+            w.u8(tag);
+            w.u32(index);
+        }
         let payload = w.0;
         let mut out = Vec::with_capacity(payload.len() + 8);
         out.extend_from_slice(&hash64(&payload).to_le_bytes());
@@ -1052,6 +1143,24 @@ impl Metadata {
                 kind,
             });
         }
+        let mut global_refs = Vec::new();
+        for _ in 0..r.count()? {
+            global_refs.push(match r.u8()? {
+                0x7f => None,
+                tag => Some(
+                    RefPrecise::from_code(tag, r.u32()?)
+                        .ok_or(MetadataError::Malformed("global reference type"))?,
+                ),
+            });
+        }
+        let mut table_refs = Vec::new();
+        for _ in 0..r.count()? {
+            let tag = r.u8()?;
+            table_refs.push(
+                RefPrecise::from_code(tag, r.u32()?)
+                    .ok_or(MetadataError::Malformed("table reference type"))?,
+            );
+        }
         if !r.0.is_empty() {
             return Err(MetadataError::Malformed("trailing bytes"));
         }
@@ -1068,6 +1177,8 @@ impl Metadata {
             tables,
             elems,
             tags,
+            global_refs,
+            table_refs,
             func_refs,
             exports,
             start,
@@ -1096,6 +1207,36 @@ impl Metadata {
             })
         };
         let bad = |what| Err(MetadataError::Malformed(what));
+        // Precise reference types: one per global and table, a reference
+        // exactly for reference-typed ones, concrete types in range.
+        let ref_ok = |r: &RefPrecise, ty: ValType| match r.heap {
+            RefHeap::Func | RefHeap::NoFunc => ty == ValType::FuncRef,
+            RefHeap::Extern | RefHeap::NoExtern => ty == ValType::ExternRef,
+            RefHeap::Concrete(t) => ty == ValType::FuncRef && (t as usize) < self.types.len(),
+        };
+        let global_types = self
+            .imported_globals()
+            .map(|(t, _)| t)
+            .chain(self.globals.iter().map(|g| g.ty));
+        if self.global_refs.len() != globals
+            || !global_types.zip(&self.global_refs).all(|(ty, r)| match r {
+                None => !matches!(ty, ValType::FuncRef | ValType::ExternRef),
+                Some(r) => ref_ok(r, ty),
+            })
+        {
+            return bad("global reference types");
+        }
+        let table_types = self
+            .imported_tables()
+            .map(|t| t.ty)
+            .chain(self.tables.iter().map(|t| t.ty));
+        if self.table_refs.len() != tables
+            || !table_types
+                .zip(&self.table_refs)
+                .all(|(ty, r)| ref_ok(r, ty))
+        {
+            return bad("table reference types");
+        }
         // Type indices were range-checked while reading; a tag's type must
         // have no results.
         let tag_type_ok = |t: u32| {
@@ -1468,6 +1609,14 @@ mod tests {
                 },
             ],
             tags: vec![1, 1],
+            global_refs: vec![None, None],
+            table_refs: vec![
+                RefPrecise {
+                    nullable: false,
+                    heap: RefHeap::Concrete(0),
+                },
+                RefPrecise::plain(ValType::ExternRef).expect("a reference type"),
+            ],
             func_refs: true,
             exports: vec![
                 Export {

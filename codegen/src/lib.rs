@@ -135,6 +135,8 @@ fn emit_artifact(
         tables: module.tables.clone(),
         elems: module.elems.clone(),
         tags: module.tags.clone(),
+        global_refs: module.global_refs.clone(),
+        table_refs: module.table_refs.clone(),
         func_refs: module.uses_ref_func.get()
             || !module.tables.is_empty()
             || !module.elems.is_empty()

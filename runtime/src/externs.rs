@@ -23,6 +23,53 @@ use std::sync::{Arc, Mutex, Weak};
 /// per host-made global or tag it imports).
 pub type KeepAlive = Arc<dyn Any + Send + Sync>;
 
+/// The precise type of a reference-typed global or table, with concrete
+/// function types as process-wide canonical type ids (so types of
+/// different modules compare). See `myriad_codegen::abi::RefPrecise`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct CanonRef {
+    pub(crate) nullable: bool,
+    pub(crate) heap: CanonHeap,
+}
+
+/// The heap type of a [`CanonRef`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CanonHeap {
+    Func,
+    Extern,
+    NoFunc,
+    NoExtern,
+    /// Canonical type id.
+    Concrete(u32),
+}
+
+impl CanonRef {
+    /// `funcref`/`externref` (nullable, abstract); `None` for numbers.
+    pub(crate) fn plain(ty: ValType) -> Option<CanonRef> {
+        let heap = match ty {
+            ValType::FuncRef => CanonHeap::Func,
+            ValType::ExternRef => CanonHeap::Extern,
+            _ => return None,
+        };
+        Some(CanonRef {
+            nullable: true,
+            heap,
+        })
+    }
+
+    /// Whether every value of `self` is a value of `other` (reference
+    /// subtyping without GC: concrete function types match by identity).
+    pub(crate) fn is_subtype_of(self, other: CanonRef) -> bool {
+        use CanonHeap::*;
+        let heap = match (self.heap, other.heap) {
+            (a, b) if a == b => true,
+            (Concrete(_) | NoFunc, Func) | (NoFunc, Concrete(_)) | (NoExtern, Extern) => true,
+            _ => false,
+        };
+        heap && (other.nullable || !self.nullable)
+    }
+}
+
 /// A value for one import.
 #[derive(Clone, Debug)]
 pub enum Extern {
@@ -120,6 +167,8 @@ impl std::fmt::Debug for WasmFunc {
 pub struct Global {
     pub(crate) cell: *mut u64,
     pub(crate) ty: ValType,
+    /// The precise reference type, for reference-typed globals.
+    pub(crate) precise: Option<CanonRef>,
     pub(crate) mutable: bool,
     pub(crate) owner: GlobalOwner,
 }
@@ -164,6 +213,7 @@ impl Global {
         Ok(Global {
             cell: cell.value.get(),
             ty: value.ty(),
+            precise: CanonRef::plain(value.ty()),
             mutable,
             owner: GlobalOwner::Host(cell),
         })

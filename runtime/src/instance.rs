@@ -607,12 +607,17 @@ impl Instance {
         }
         if let Some(t) = tables.as_mut() {
             let mut all = imported_tables;
-            for decl in &md.tables {
+            let n_imported = all.len();
+            for (i, decl) in md.tables.iter().enumerate() {
                 let init = decl
                     .init
                     .eval(read_global, |f| t.func_ref_bits(f))
                     .unwrap_or(0);
-                all.push(Table::with_init(decl.ty, decl.min, decl.max, init));
+                let precise = md
+                    .table_refs
+                    .get(n_imported + i)
+                    .map(|r| module.canon_ref(*r));
+                all.push(Table::with_init(decl.ty, decl.min, decl.max, init, precise));
             }
             t.set_tables(all);
             t.elem_values = md
@@ -781,9 +786,16 @@ impl Instance {
                             .read(),
                     }
                 };
+                let precise = md
+                    .global_refs
+                    .get(e.index as usize)
+                    .copied()
+                    .flatten()
+                    .map(|r| module.canon_ref(r));
                 Some(Extern::Global(Global {
                     cell,
                     ty,
+                    precise,
                     mutable,
                     owner: GlobalOwner::Instance(group.clone()),
                 }))
@@ -1357,6 +1369,8 @@ fn check_imports(module: &Module, imports: &[Extern]) -> Result<(), InstantiateE
             given: imports.len(),
         });
     }
+    // Global and table indices of the imports seen so far.
+    let (mut gi, mut ti) = (0usize, 0usize);
     for (imp, ext) in md.imports.iter().zip(imports) {
         let bad = |reason: String| InstantiateError::IncompatibleImport {
             module: imp.module.clone(),
@@ -1381,6 +1395,21 @@ fn check_imports(module: &Module, imports: &[Extern]) -> Result<(), InstantiateE
                 }
             }
             (ImportKind::Global { ty, mutable }, Extern::Global(g)) => {
+                let want = md.global_refs.get(gi).copied().flatten();
+                gi += 1;
+                // Typed references: a mutable global's type must equal the
+                // import's, an immutable one's must be a subtype of it.
+                let refs_ok = match (g.precise, want.map(|w| module.canon_ref(w))) {
+                    (Some(have), Some(want)) if *mutable => have == want,
+                    (Some(have), Some(want)) => have.is_subtype_of(want),
+                    _ => true,
+                };
+                if !refs_ok {
+                    return Err(bad(format!(
+                        "expected a global of reference type {:?}, got one of {:?}",
+                        want, g.precise
+                    )));
+                }
                 if g.ty != *ty || g.mutable != *mutable {
                     return Err(bad(format!(
                         "expected a {}global of type {ty:?}, got a {}global of type {:?}",
@@ -1402,6 +1431,15 @@ fn check_imports(module: &Module, imports: &[Extern]) -> Result<(), InstantiateE
                 }
             }
             (ImportKind::Table(want), Extern::Table(t)) => {
+                let want_ref = md.table_refs.get(ti).map(|w| module.canon_ref(*w));
+                ti += 1;
+                // Table element types are invariant.
+                if want_ref.is_some_and(|w| w != t.precise()) {
+                    return Err(bad(format!(
+                        "expected a table of {want_ref:?}, got one of {:?}",
+                        t.precise()
+                    )));
+                }
                 if t.ty() != want.ty || !limits_ok(t.len(), t.declared_max(), want.min, want.max) {
                     return Err(bad(format!(
                         "expected a table of {:?} (min {}, max {:?}), got one of {} elements (max {:?})",

@@ -576,6 +576,24 @@ impl Module {
         &self.globals_dynamic
     }
 
+    /// `r` with its concrete type index replaced by the canonical type id.
+    pub(crate) fn canon_ref(&self, r: abi::RefPrecise) -> crate::externs::CanonRef {
+        use crate::externs::CanonHeap;
+        let heap = match r.heap {
+            abi::RefHeap::Func => CanonHeap::Func,
+            abi::RefHeap::Extern => CanonHeap::Extern,
+            abi::RefHeap::NoFunc => CanonHeap::NoFunc,
+            abi::RefHeap::NoExtern => CanonHeap::NoExtern,
+            abi::RefHeap::Concrete(t) => {
+                CanonHeap::Concrete(self.type_ids().get(t as usize).copied().unwrap_or(u32::MAX))
+            }
+        };
+        crate::externs::CanonRef {
+            nullable: r.nullable,
+            heap,
+        }
+    }
+
     /// Canonical (process-wide) type id of each type index.
     pub fn type_ids(&self) -> &[u32] {
         &self.type_ids

@@ -56,6 +56,8 @@ pub struct Table {
     desc: UnsafeCell<TableDesc>,
     elems: UnsafeCell<Vec<u64>>,
     ty: ValType,
+    /// The precise element type (typed function references).
+    precise: crate::externs::CanonRef,
     max: u64,
     declared_max: Option<u64>,
     /// The link group whose instances may have stored function references
@@ -87,12 +89,25 @@ impl Table {
     /// A host-made table of `ty` with `len` null elements, growable to
     /// `max` (clamped to [`MAX_TABLE_ELEMENTS`]), for instances to import.
     pub fn new(ty: ValType, len: u64, max: Option<u64>) -> Arc<Table> {
-        Table::with_init(ty, len, max, 0)
+        Table::with_init(ty, len, max, 0, None)
     }
 
     /// A table of `ty` with `len` elements of value `init` (raw bits the
     /// instantiation computed: null or the instance's own funcref).
-    pub(crate) fn with_init(ty: ValType, len: u64, max: Option<u64>, init: u64) -> Arc<Table> {
+    /// `precise` is its precise element type (plain `ty` if `None`).
+    pub(crate) fn with_init(
+        ty: ValType,
+        len: u64,
+        max: Option<u64>,
+        init: u64,
+        precise: Option<crate::externs::CanonRef>,
+    ) -> Arc<Table> {
+        let precise = precise
+            .or_else(|| crate::externs::CanonRef::plain(ty))
+            .unwrap_or(crate::externs::CanonRef {
+                nullable: true,
+                heap: crate::externs::CanonHeap::Func,
+            });
         let mut elems = vec![init; len as usize];
         let desc = TableDesc {
             base: elems.as_mut_ptr(),
@@ -102,10 +117,16 @@ impl Table {
             desc: UnsafeCell::new(desc),
             elems: UnsafeCell::new(elems),
             ty,
+            precise,
             max: max.unwrap_or(u64::MAX).min(MAX_TABLE_ELEMENTS).max(len),
             declared_max: max,
             group: std::sync::Mutex::new(std::sync::Weak::new()),
         })
+    }
+
+    /// Precise element type (for link-time matching).
+    pub(crate) fn precise(&self) -> crate::externs::CanonRef {
+        self.precise
     }
 
     /// Element type.

@@ -558,3 +558,53 @@ fn tag_kind_mismatches_are_incompatible_imports() {
         ))
     ));
 }
+
+#[test]
+fn typed_reference_globals_and_tables_link_by_subtyping() {
+    let exporter = compile_wat(
+        r#"(module
+             (type $t (func))
+             (func $f (type $t))
+             (global (export "g") (ref $t) (ref.func $f))
+             (table (export "tab") 1 (ref null $t)))"#,
+        &CompileConfig::default(),
+    );
+    let region = region_with(4, 64 << 10);
+    let e = Instance::instantiate(&region, &exporter).expect("exporter");
+    let mut linker = Linker::new();
+    linker.instance("e", &e);
+    let links = |wat: &str| {
+        let m = compile_wat(wat, &CompileConfig::default());
+        match linker.instantiate(&region, &m, None) {
+            Ok(_) => Ok(()),
+            Err(LinkError::Instantiate(InstantiateError::IncompatibleImport { .. })) => {
+                Err("incompatible")
+            }
+            Err(other) => panic!("{wat}: {other}"),
+        }
+    };
+    // An immutable global may be imported at a supertype...
+    assert_eq!(
+        links(r#"(module (global (import "e" "g") (ref null func)))"#),
+        Ok(())
+    );
+    assert_eq!(
+        links(r#"(module (type $u (func)) (global (import "e" "g") (ref $u)))"#),
+        Ok(()),
+        "structurally equal function types are the same type"
+    );
+    // ...but not at an unrelated one.
+    assert_eq!(
+        links(r#"(module (type $u (func (param i32))) (global (import "e" "g") (ref $u)))"#),
+        Err("incompatible")
+    );
+    // Table element types are invariant.
+    assert_eq!(
+        links(r#"(module (type $t (func)) (table (import "e" "tab") 1 (ref null $t)))"#),
+        Ok(())
+    );
+    assert_eq!(
+        links(r#"(module (table (import "e" "tab") 1 funcref))"#),
+        Err("incompatible")
+    );
+}

@@ -54,6 +54,11 @@ pub(crate) struct ModuleInfo<'a> {
     /// Type index of each defined exception tag (declared, linkable, but
     /// never thrown: the translator refuses exception instructions).
     pub tags: Vec<u32>,
+    /// Precise reference type of each global, imports first (`None` for
+    /// numeric ones).
+    pub global_refs: Vec<Option<abi::RefPrecise>>,
+    /// Precise element type of each table, imports first.
+    pub table_refs: Vec<abi::RefPrecise>,
     /// Set by the translator when a body uses `ref.func`.
     pub uses_ref_func: std::cell::Cell<bool>,
     /// Exports.
@@ -140,6 +145,8 @@ pub(crate) fn parse_module(wasm: &[u8]) -> Result<ModuleInfo<'_>, CompileError> 
         tables: Vec::new(),
         elems: Vec::new(),
         tags: Vec::new(),
+        global_refs: Vec::new(),
+        table_refs: Vec::new(),
         uses_ref_func: std::cell::Cell::new(false),
         exports: Vec::new(),
         start: None,
@@ -179,6 +186,7 @@ pub(crate) fn parse_module(wasm: &[u8]) -> Result<ModuleInfo<'_>, CompileError> 
                             }
                             let ty = val_type(g.content_type)?;
                             info.imported_globals.push((ty, g.mutable));
+                            info.global_refs.push(ref_precise(g.content_type));
                             abi::ImportKind::Global {
                                 ty,
                                 mutable: g.mutable,
@@ -194,6 +202,7 @@ pub(crate) fn parse_module(wasm: &[u8]) -> Result<ModuleInfo<'_>, CompileError> 
                         }
                         TypeRef::Table(t) => {
                             info.imported_tables += 1;
+                            info.table_refs.push(ref_precise_of(t.element_type));
                             abi::ImportKind::Table(table_decl(&t, abi::ConstExpr::null())?)
                         }
                         TypeRef::Tag(t) => abi::ImportKind::Tag(tag_type(&info, &t)?),
@@ -218,6 +227,7 @@ pub(crate) fn parse_module(wasm: &[u8]) -> Result<ModuleInfo<'_>, CompileError> 
                         TableInit::Expr(e) => const_expr(e)?,
                     };
                     info.tables.push(table_decl(&table.ty, init)?);
+                    info.table_refs.push(ref_precise_of(table.ty.element_type));
                 }
             }
             Payload::MemorySection(reader) => {
@@ -241,6 +251,7 @@ pub(crate) fn parse_module(wasm: &[u8]) -> Result<ModuleInfo<'_>, CompileError> 
                     if global.ty.shared {
                         return Err(CompileError::unsupported("shared globals"));
                     }
+                    info.global_refs.push(ref_precise(global.ty.content_type));
                     info.globals.push(abi::GlobalDecl {
                         ty: val_type(global.ty.content_type)?,
                         mutable: global.ty.mutable,
@@ -369,6 +380,36 @@ pub(crate) fn ref_type(ty: RefType) -> Result<abi::ValType, CompileError> {
             ty: A::Extern | A::NoExtern,
         } => Ok(abi::ValType::ExternRef),
         _ => Err(CompileError::unsupported("GC reference types")),
+    }
+}
+
+/// The precise reference type of a value type (`None` if numeric), for
+/// link-time matching; call after [`val_type`] accepted it.
+fn ref_precise(ty: wasmparser::ValType) -> Option<abi::RefPrecise> {
+    match ty {
+        wasmparser::ValType::Ref(r) => Some(ref_precise_of(r)),
+        _ => None,
+    }
+}
+
+/// The precise form of a reference type [`ref_type`] accepted.
+fn ref_precise_of(ty: RefType) -> abi::RefPrecise {
+    use wasmparser::{AbstractHeapType as A, HeapType as H};
+    let heap = match ty.heap_type() {
+        H::Concrete(i) | H::Exact(i) => match i.as_module_index() {
+            Some(t) => abi::RefHeap::Concrete(t),
+            None => abi::RefHeap::Func,
+        },
+        H::Abstract { ty: A::NoFunc, .. } => abi::RefHeap::NoFunc,
+        H::Abstract {
+            ty: A::NoExtern, ..
+        } => abi::RefHeap::NoExtern,
+        H::Abstract { ty: A::Extern, .. } => abi::RefHeap::Extern,
+        _ => abi::RefHeap::Func,
+    };
+    abi::RefPrecise {
+        nullable: ty.is_nullable(),
+        heap,
     }
 }
 

@@ -169,6 +169,8 @@ pub fn metadata(
         tables: vec![],
         elems: vec![],
         tags: vec![],
+        global_refs: vec![],
+        table_refs: vec![],
         func_refs: false,
         exports: funcs
             .iter()
