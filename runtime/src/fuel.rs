@@ -16,6 +16,11 @@
 //!   checks close in geometrically; within [`CLOSE_CYCLES`] it aims at the
 //!   deadline itself. A 1 µs slice typically sees 2–4 slow-path calls.
 //!
+//! A *fuel slice* (`Instance::resume_fuel`, `vmctx.fuel_sliced`) skips the
+//! clock: the slow path yields as soon as the slice's fuel is spent.
+//! Whatever ends a slice, the fuel spent counts against the instance's
+//! fuel budget ([`settle`]).
+//!
 //! The resumer picks the first refill of a slice with [`begin_slice`]
 //! (from the instance's rate, or a conservative default for an instance
 //! that has never run) or sets it explicitly.
@@ -117,9 +122,28 @@ pub fn begin_slice(vm: &mut VmCtx, now: u64, deadline: u64) {
     begin_slice_with_fuel(vm, now, deadline, fuel);
 }
 
-/// Like [`begin_slice`] but with an explicit first refill.
+/// Count the fuel spent since the last grant into `fuel_used` and close the
+/// grant. The slow path does this when fuel runs out; a slice can also end
+/// without it (the guest finished, or a host function yielded or parked),
+/// and that fuel must count against the budget too.
+#[inline]
+pub(crate) fn settle(vm: &mut VmCtx) {
+    let spent = vm.fuel_granted.saturating_sub(vm.fuel).max(0) as u64;
+    vm.fuel_used = vm.fuel_used.saturating_add(spent);
+    vm.fuel_granted = vm.fuel;
+}
+
+/// Like [`begin_slice`] but with an explicit first refill. If the fuel
+/// budget is already spent (by a slice that ended in a host function), the
+/// instance ends here with `Limit::Fuel` (status `LIMITED`) instead.
 #[inline]
 pub fn begin_slice_with_fuel(vm: &mut VmCtx, now: u64, deadline: u64, fuel: i64) {
+    settle(vm);
+    if vm.fuel_used >= vm.fuel_limit {
+        vm.trap_kind = crate::Limit::Fuel as u32;
+        vm.status = status::LIMITED;
+        return;
+    }
     vm.fuel_sliced = 0;
     vm.deadline_tsc = deadline;
     vm.last_check_tsc = now;
@@ -140,6 +164,8 @@ pub(crate) extern "C" fn fuel_slow_path(exec: *mut VmCtx) -> u32 {
     vm.slow_path_calls += 1;
     let consumed = (vm.fuel_granted.saturating_sub(vm.fuel)).max(1) as u64;
     vm.fuel_used = vm.fuel_used.saturating_add(consumed);
+    // Counted: a slice that ends here must not count it again (`settle`).
+    vm.fuel_granted = vm.fuel;
     if vm.fuel_used >= vm.fuel_limit {
         vm.trap_kind = crate::Limit::Fuel as u32;
         vm.status = status::LIMITED;

@@ -230,6 +230,10 @@ pub struct Instance {
     /// [`MAX_VALUES`] parameters or results (`vmctx.values_ptr` points
     /// here); `None` when the vmctx's own buffer is used.
     big_values: Option<Box<[u64]>>,
+    /// Precise types of the globals supplied for the global imports (a
+    /// re-export has the global's own type, not the import's declared
+    /// one). Empty for modules without global imports.
+    imported_global_types: Box<[Option<crate::externs::CanonRef>]>,
     /// The instance's link group (`crate::group`): made when it links
     /// (imports through a channel that lets its function references flow
     /// out) or when an export is taken. Unlinked instances have none.
@@ -726,6 +730,13 @@ impl Instance {
             core,
             tags: tags.into_boxed_slice(),
             big_values: None,
+            imported_global_types: imports
+                .iter()
+                .filter_map(|e| match e {
+                    Extern::Global(g) => Some(g.precise),
+                    _ => None,
+                })
+                .collect(),
             group: cell,
         })
     }
@@ -786,12 +797,15 @@ impl Instance {
                             .read(),
                     }
                 };
-                let precise = md
-                    .global_refs
-                    .get(e.index as usize)
-                    .copied()
-                    .flatten()
-                    .map(|r| module.canon_ref(r));
+                let precise = match self.imported_global_types.get(e.index as usize) {
+                    Some(own) => *own,
+                    None => md
+                        .global_refs
+                        .get(e.index as usize)
+                        .copied()
+                        .flatten()
+                        .map(|r| module.canon_ref(r)),
+                };
                 Some(Extern::Global(Global {
                     cell,
                     ty,
@@ -1079,7 +1093,11 @@ impl Instance {
         // SAFETY: we own the vmctx (&mut self).
         let vm = unsafe { &mut *self.vm.as_ptr() };
         if vm.status == status::YIELDED {
-            let units = units.clamp(1, fuel::MAX_FUEL as u64) as i64;
+            // Never grant past the fuel budget: a limit ends the instance
+            // where it would in small slices, whatever `units` is.
+            fuel::settle(vm);
+            let left = vm.fuel_limit.saturating_sub(vm.fuel_used);
+            let units = units.min(left).clamp(1, fuel::MAX_FUEL as u64) as i64;
             fuel::begin_slice_with_fuel(vm, fuel::rdtsc(), u64::MAX, units);
             vm.fuel_sliced = 1;
         }
@@ -1160,7 +1178,7 @@ impl Instance {
         unsafe { (*self.vm.as_ptr()).yield_tsc }
     }
 
-    /// The deadline of the last slice.
+    /// The deadline of the last slice (`u64::MAX` after a fuel slice).
     pub fn deadline_tsc(&self) -> u64 {
         // SAFETY: as above.
         unsafe { (*self.vm.as_ptr()).deadline_tsc }

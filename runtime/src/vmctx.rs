@@ -15,7 +15,9 @@
 use myriad_codegen::abi;
 use std::sync::atomic::AtomicU32;
 
-/// Most values an export may take or return through [`VmCtx::values`].
+/// Values the vmctx's own buffer ([`VmCtx::values`]) holds; a call with
+/// more parameters or results uses a buffer its `Instance` allocates
+/// (`VmCtx::values_ptr` points at the one in use).
 pub const MAX_VALUES: usize = 16;
 
 /// One entry of a module's trap table: an absolute code address and the
@@ -35,7 +37,7 @@ pub mod status {
     pub const RUNNING: u32 = 0;
     /// Suspended at a preemption point; can be resumed.
     pub const YIELDED: u32 = 1;
-    /// The entry function returned; results are in `values`.
+    /// The entry function returned; results are in `*values_ptr`.
     pub const FINISHED: u32 = 2;
     /// A trap ended the instance; the kind is in `trap_kind`.
     pub const TRAPPED: u32 = 3;
@@ -154,7 +156,8 @@ pub struct VmCtx {
     /// Fuel budget: when `fuel_used` passes it the instance ends with
     /// `Limit::Fuel` (`u64::MAX`: none).
     pub fuel_limit: u64,
-    /// Arguments in, results out, for the entry export.
+    /// Arguments in, results out, for an entry export of at most
+    /// [`MAX_VALUES`] values (see `values_ptr`).
     pub values: [u64; MAX_VALUES],
     /// Non-zero while the slice is a fuel slice ([`crate::Instance::resume_fuel`]):
     /// running out of fuel ends the slice instead of refilling, and the TSC

@@ -87,3 +87,60 @@ fn time_slices_after_fuel_slices_use_the_clock_again() {
         Outcome::Finished(vec![Val::I64(50_000_000)])
     );
 }
+
+#[test]
+fn a_fuel_slice_never_grants_past_the_budget() {
+    let m = compile_wat(COUNT, &CompileConfig::default());
+    let region = region_with(1, 64 << 10);
+    let mut inst = Instance::new(&region, &m, "count", &[Val::I64(1_000_000)]).expect("instance");
+    inst.set_fuel_limit(1_000);
+    assert_eq!(
+        inst.resume_fuel(1_000_000_000),
+        Outcome::Limited(Limit::Fuel)
+    );
+    assert!(inst.fuel_used() <= 1_002, "used {}", inst.fuel_used());
+}
+
+#[test]
+fn fuel_spent_before_a_host_yield_counts_against_the_budget() {
+    // Each iteration spends a few units and then yields through a host
+    // function, so the slice never runs out of fuel on its own.
+    let m = compile_wat(
+        r#"(module
+             (import "env" "yield" (func $yield))
+             (func (export "run")
+               (loop $l (call $yield) (br $l))))"#,
+        &CompileConfig::default(),
+    );
+    let mut linker = myriad_runtime::Linker::new();
+    linker.func(
+        "env",
+        "yield",
+        myriad_runtime::FuncType {
+            params: vec![],
+            results: vec![],
+        },
+        |_, _| myriad_runtime::HostAction::Yield,
+    );
+    let region = region_with(1, 64 << 10);
+    for time_slices in [false, true] {
+        let mut inst = linker.instantiate(&region, &m, None).expect("instance");
+        inst.call("run", &[]).expect("arm");
+        inst.set_fuel_limit(500);
+        let mut slices = 0;
+        let outcome = loop {
+            slices += 1;
+            assert!(slices < 10_000, "the budget never ran out");
+            let o = if time_slices {
+                inst.resume(myriad_runtime::rdtsc() + 10_000_000)
+            } else {
+                inst.resume_fuel(100_000)
+            };
+            match o {
+                Outcome::Yielded => continue,
+                other => break other,
+            }
+        };
+        assert_eq!(outcome, Outcome::Limited(Limit::Fuel));
+    }
+}

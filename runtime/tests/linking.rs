@@ -569,11 +569,13 @@ fn typed_reference_globals_and_tables_link_by_subtyping() {
              (table (export "tab") 1 (ref null $t)))"#,
         &CompileConfig::default(),
     );
-    let region = region_with(4, 64 << 10);
+    // Every instance linked to `e` lives as long as its group (the linker
+    // holds `e`'s exports), so give each one a slot.
+    let region = region_with(10, 64 << 10);
     let e = Instance::instantiate(&region, &exporter).expect("exporter");
     let mut linker = Linker::new();
     linker.instance("e", &e);
-    let links = |wat: &str| {
+    let links = |linker: &Linker, wat: &str| {
         let m = compile_wat(wat, &CompileConfig::default());
         match linker.instantiate(&region, &m, None) {
             Ok(_) => Ok(()),
@@ -585,26 +587,55 @@ fn typed_reference_globals_and_tables_link_by_subtyping() {
     };
     // An immutable global may be imported at a supertype...
     assert_eq!(
-        links(r#"(module (global (import "e" "g") (ref null func)))"#),
+        links(
+            &linker,
+            r#"(module (global (import "e" "g") (ref null func)))"#
+        ),
         Ok(())
     );
     assert_eq!(
-        links(r#"(module (type $u (func)) (global (import "e" "g") (ref $u)))"#),
+        links(
+            &linker,
+            r#"(module (type $u (func)) (global (import "e" "g") (ref $u)))"#
+        ),
         Ok(()),
         "structurally equal function types are the same type"
     );
     // ...but not at an unrelated one.
     assert_eq!(
-        links(r#"(module (type $u (func (param i32))) (global (import "e" "g") (ref $u)))"#),
+        links(
+            &linker,
+            r#"(module (type $u (func (param i32))) (global (import "e" "g") (ref $u)))"#
+        ),
         Err("incompatible")
     );
     // Table element types are invariant.
     assert_eq!(
-        links(r#"(module (type $t (func)) (table (import "e" "tab") 1 (ref null $t)))"#),
+        links(
+            &linker,
+            r#"(module (type $t (func)) (table (import "e" "tab") 1 (ref null $t)))"#
+        ),
         Ok(())
     );
     assert_eq!(
-        links(r#"(module (table (import "e" "tab") 1 funcref))"#),
+        links(&linker, r#"(module (table (import "e" "tab") 1 funcref))"#),
         Err("incompatible")
+    );
+    // A re-exported global keeps its own type, not the one its importer
+    // declared.
+    let reexporter = compile_wat(
+        r#"(module (global (import "e" "g") funcref) (export "g2" (global 0)))"#,
+        &CompileConfig::default(),
+    );
+    let b = linker
+        .instantiate(&region, &reexporter, None)
+        .expect("re-exporter");
+    linker.instance("b", &b);
+    assert_eq!(
+        links(
+            &linker,
+            r#"(module (type $t (func)) (global (import "b" "g2") (ref null $t)))"#
+        ),
+        Ok(())
     );
 }

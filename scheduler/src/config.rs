@@ -16,7 +16,11 @@ pub struct SchedulerConfig {
     /// slice ends after the guest spends `n` units of fuel (one per
     /// function entry and loop iteration), whatever the time, so a guest
     /// takes the same number of slices on any machine; `quantum` is then
-    /// unused. See `myriad_runtime::Instance::resume_fuel`.
+    /// unused. See `myriad_runtime::Instance::resume_fuel`. Cancels,
+    /// deadlines, CPU-time limits and shutdown act at slice boundaries, so
+    /// in fuel mode they wait for the slice's fuel to run out: choose `n`
+    /// small enough for the latency you need (a table builtin costs a few
+    /// units but may take milliseconds on a huge table).
     pub fuel_per_slice: Option<u64>,
     /// Most instances alive at once (slots in the region).
     pub capacity: usize,

@@ -194,6 +194,11 @@ impl Scheduler {
         if config.workers == 0 {
             return Err(SchedulerError::Config("workers must be at least 1".into()));
         }
+        if config.fuel_per_slice == Some(0) {
+            return Err(SchedulerError::Config(
+                "fuel_per_slice must be at least 1".into(),
+            ));
+        }
         if config.quantum.is_zero() {
             return Err(SchedulerError::Config("quantum must be positive".into()));
         }
