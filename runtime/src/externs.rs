@@ -15,7 +15,7 @@ use crate::host::HostFunc;
 use crate::table::Table;
 use crate::vmctx::VmCtx;
 use crate::Val;
-use myriad_codegen::abi::{FuncType, MemoryDecl, ValType};
+use myriad_codegen::abi::{FuncType, MemoryDecl, RefHeap, RefPrecise, ValType};
 use std::any::Any;
 use std::sync::{Arc, Mutex, Weak};
 
@@ -23,50 +23,30 @@ use std::sync::{Arc, Mutex, Weak};
 /// per host-made global or tag it imports).
 pub type KeepAlive = Arc<dyn Any + Send + Sync>;
 
-/// The precise type of a reference-typed global or table, with concrete
-/// function types as process-wide canonical type ids (so types of
-/// different modules compare). See `myriad_codegen::abi::RefPrecise`.
+/// The precise type of a reference-typed global or table as the runtime
+/// compares it: a [`RefPrecise`] whose `Concrete` heap type holds the
+/// process-wide canonical type id instead of a module's type index (so
+/// types of different modules compare). Made by `Module::canon_ref`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct CanonRef {
-    pub(crate) nullable: bool,
-    pub(crate) heap: CanonHeap,
-}
-
-/// The heap type of a [`CanonRef`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum CanonHeap {
-    Func,
-    Extern,
-    NoFunc,
-    NoExtern,
-    /// Canonical type id.
-    Concrete(u32),
-}
+pub(crate) struct CanonRef(pub(crate) RefPrecise);
 
 impl CanonRef {
     /// `funcref`/`externref` (nullable, abstract); `None` for numbers.
     pub(crate) fn plain(ty: ValType) -> Option<CanonRef> {
-        let heap = match ty {
-            ValType::FuncRef => CanonHeap::Func,
-            ValType::ExternRef => CanonHeap::Extern,
-            _ => return None,
-        };
-        Some(CanonRef {
-            nullable: true,
-            heap,
-        })
+        RefPrecise::plain(ty).map(CanonRef)
     }
 
     /// Whether every value of `self` is a value of `other` (reference
     /// subtyping without GC: concrete function types match by identity).
     pub(crate) fn is_subtype_of(self, other: CanonRef) -> bool {
-        use CanonHeap::*;
-        let heap = match (self.heap, other.heap) {
-            (a, b) if a == b => true,
+        use RefHeap::*;
+        let (a, b) = (self.0, other.0);
+        let heap = match (a.heap, b.heap) {
+            (x, y) if x == y => true,
             (Concrete(_) | NoFunc, Func) | (NoFunc, Concrete(_)) | (NoExtern, Extern) => true,
             _ => false,
         };
-        heap && (other.nullable || !self.nullable)
+        heap && (b.nullable || !a.nullable)
     }
 }
 

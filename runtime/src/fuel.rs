@@ -19,7 +19,7 @@
 //! A *fuel slice* (`Instance::resume_fuel`, `vmctx.fuel_sliced`) skips the
 //! clock: the slow path yields as soon as the slice's fuel is spent.
 //! Whatever ends a slice, the fuel spent counts against the instance's
-//! fuel budget ([`settle`]).
+//! fuel budget (`settle`).
 //!
 //! The resumer picks the first refill of a slice with [`begin_slice`]
 //! (from the instance's rate, or a conservative default for an instance

@@ -856,7 +856,7 @@ impl Instance {
     fn unpark_with(
         &mut self,
         count: usize,
-        bits: impl Iterator<Item = u64>,
+        bits: impl Iterator<Item = u64> + Clone,
     ) -> Result<(), InstantiateError> {
         let vm = self.vm.as_ptr();
         // SAFETY: we own the vmctx (&mut self); the guest is suspended, and
@@ -872,17 +872,17 @@ impl Instance {
                     "the parked host function returns {want} values, {count} given"
                 )));
             }
+            // Check first (a refusal leaves the instance parked), then write.
             let refs = (*vm).host_ref_results;
-            let bits: Vec<u64> = bits.take(want).collect();
-            self.check_func_refs(bits.iter().enumerate().map(|(i, b)| {
+            self.check_func_refs(bits.clone().enumerate().map(|(i, b)| {
                 if i < 32 && refs >> i & 1 == 1 {
-                    *b
+                    b
                 } else {
                     0
                 }
             }))?;
             let buf = (*vm).host_values;
-            for (i, r) in bits.into_iter().enumerate() {
+            for (i, r) in bits.take(want).enumerate() {
                 buf.add(i).write(r);
             }
             (*vm).status = status::YIELDED;

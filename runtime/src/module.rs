@@ -578,20 +578,13 @@ impl Module {
 
     /// `r` with its concrete type index replaced by the canonical type id.
     pub(crate) fn canon_ref(&self, r: abi::RefPrecise) -> crate::externs::CanonRef {
-        use crate::externs::CanonHeap;
         let heap = match r.heap {
-            abi::RefHeap::Func => CanonHeap::Func,
-            abi::RefHeap::Extern => CanonHeap::Extern,
-            abi::RefHeap::NoFunc => CanonHeap::NoFunc,
-            abi::RefHeap::NoExtern => CanonHeap::NoExtern,
             abi::RefHeap::Concrete(t) => {
-                CanonHeap::Concrete(self.type_ids().get(t as usize).copied().unwrap_or(u32::MAX))
+                abi::RefHeap::Concrete(self.type_ids().get(t as usize).copied().unwrap_or(u32::MAX))
             }
+            abstract_heap => abstract_heap,
         };
-        crate::externs::CanonRef {
-            nullable: r.nullable,
-            heap,
-        }
+        crate::externs::CanonRef(abi::RefPrecise { heap, ..r })
     }
 
     /// Canonical (process-wide) type id of each type index.

@@ -102,12 +102,16 @@ impl Table {
         init: u64,
         precise: Option<crate::externs::CanonRef>,
     ) -> Arc<Table> {
-        let precise = precise
-            .or_else(|| crate::externs::CanonRef::plain(ty))
-            .unwrap_or(crate::externs::CanonRef {
-                nullable: true,
-                heap: crate::externs::CanonHeap::Func,
-            });
+        // Element types are always references (checked at load).
+        let plain = || {
+            crate::externs::CanonRef::plain(ty).unwrap_or(crate::externs::CanonRef(
+                myriad_codegen::abi::RefPrecise {
+                    nullable: true,
+                    heap: myriad_codegen::abi::RefHeap::Func,
+                },
+            ))
+        };
+        let precise = precise.unwrap_or_else(plain);
         let mut elems = vec![init; len as usize];
         let desc = TableDesc {
             base: elems.as_mut_ptr(),
@@ -174,11 +178,6 @@ impl Table {
         if self.ty == ValType::FuncRef && v != 0 {
             return false;
         }
-        self.set_raw(i, v)
-    }
-
-    /// Set element `i` to raw bits; false if out of bounds.
-    pub(crate) fn set_raw(&self, i: u64, v: u64) -> bool {
         // SAFETY: see the type's doc.
         match unsafe { (&mut *self.elems.get()).get_mut(i as usize) } {
             Some(e) => {
