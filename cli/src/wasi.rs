@@ -76,6 +76,12 @@ pub fn run_command(module: &Arc<Module>, cmd: &Command<'_>) -> Result<ExitCode> 
                 let now = myriad_runtime::rdtsc();
                 match inst.resume(now.saturating_add(slice)) {
                     Outcome::Yielded => continue,
+                    // One program on its own thread: sleeping the thread
+                    // is the sleep.
+                    Outcome::Sleeping(at) => {
+                        std::thread::sleep(at.saturating_duration_since(std::time::Instant::now()));
+                        continue;
+                    }
                     other => {
                         let msg = inst.host_trap_message().map(str::to_owned);
                         return Ok((other, msg));
@@ -100,6 +106,8 @@ pub fn run_command(module: &Arc<Module>, cmd: &Command<'_>) -> Result<ExitCode> 
             Ok(ExitCode::from(crate::EXIT_TRAP))
         }
         Outcome::Limited(l) => bail!("the program stopped: {l}"),
-        Outcome::Parked | Outcome::Yielded => bail!("the program parked with nothing to resume it"),
+        Outcome::Parked | Outcome::Yielded | Outcome::Sleeping(_) => {
+            bail!("the program parked with nothing to resume it")
+        }
     }
 }

@@ -126,3 +126,16 @@ fn compute_kernel_and_trap() {
     assert_eq!(text(&o.stdout), expected("trap"));
     assert!(text(&o.stderr).contains("trap: unreachable"));
 }
+
+#[test]
+fn sleeping_program_sleeps() {
+    let d = dir("sleep");
+    let Some(p) = program("sleep", &d) else {
+        return;
+    };
+    let t = std::time::Instant::now();
+    let o = run(&d, &["run", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout), expected("sleep"));
+    assert!(t.elapsed() >= std::time::Duration::from_millis(100));
+}

@@ -8,7 +8,7 @@
 //! up the instance's `HostState`, hands the closure a [`Caller`] (the
 //! calling instance's memory and embedder data) and the value buffer, and
 //! acts on the [`HostAction`] it returns: return to the guest, yield the
-//! slice, park until [`crate::Instance::unpark`], exit, or trap.
+//! slice, sleep, park until [`crate::Instance::unpark`], exit, or trap.
 //!
 //! A panicking host function traps its instance (the panic never unwinds
 //! through guest frames).
@@ -28,6 +28,12 @@ pub enum HostAction {
     /// Return the results, but first end the slice: the instance goes back
     /// to its scheduler's queue (WASI `sched_yield`).
     Yield,
+    /// Return the results, but first end the slice, and do not run the
+    /// instance again for this long (WASI `poll_oneoff` on a clock). The
+    /// slice ends in [`crate::Outcome::Sleeping`] with the wake-up instant;
+    /// a scheduler keeps the instance off its queues until then, so a
+    /// sleeping instance costs no CPU and blocks no worker.
+    Sleep(std::time::Duration),
     /// Suspend the instance until the embedder calls
     /// [`crate::Instance::unpark`] with the results. A parked instance uses
     /// no CPU and sits in no queue.
@@ -87,6 +93,22 @@ pub(crate) struct HostState {
     pub funcs: Vec<Option<HostFunc>>,
     pub data: Option<Box<dyn Any + Send>>,
     pub message: Option<String>,
+}
+
+thread_local! {
+    /// The wake-up instant of a [`HostAction::Sleep`] returned on this
+    /// thread since the running green thread was switched in. Kept per
+    /// thread rather than in a host state because the sleeping host
+    /// function may belong to a linked instance that the resumed one
+    /// called: the request belongs to the green thread, which runs on this
+    /// thread until it switches back.
+    static SLEEP_REQUEST: std::cell::Cell<Option<std::time::Instant>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Take (and clear) this thread's pending sleep request.
+pub(crate) fn take_sleep_request() -> Option<std::time::Instant> {
+    SLEEP_REQUEST.with(|c| c.take())
 }
 
 /// What a host function sees of the instance that called it.
@@ -199,7 +221,10 @@ pub(crate) extern "C" fn host_import_impl(
         let action = catch_unwind(AssertUnwindSafe(|| (*body)(&mut caller, vals)));
         // A funcref result must be null or the calling instance's own
         // function reference: anything else is a forged code pointer.
-        let returns = matches!(action, Ok(HostAction::Return | HostAction::Yield));
+        let returns = matches!(
+            action,
+            Ok(HostAction::Return | HostAction::Yield | HostAction::Sleep(_))
+        );
         if returns && ref_results != 0 {
             let forged = vals.iter().enumerate().any(|(i, b)| {
                 i < 32 && ref_results >> i & 1 == 1 && !crate::table::vm_owns_func_ref(vmctx, *b)
@@ -218,6 +243,18 @@ pub(crate) extern "C" fn host_import_impl(
         match action {
             Ok(HostAction::Return) => {}
             Ok(HostAction::Yield) => {
+                ex.yield_tsc = crate::fuel::rdtsc();
+                ex.status = status::YIELDED;
+            }
+            Ok(HostAction::Sleep(d)) => {
+                let now = std::time::Instant::now();
+                // A duration past what `Instant` can hold sleeps "forever"
+                // (a century).
+                let at = now
+                    .checked_add(d)
+                    .or_else(|| now.checked_add(std::time::Duration::from_secs(100 * 365 * 86_400)))
+                    .unwrap_or(now);
+                SLEEP_REQUEST.with(|c| c.set(Some(at)));
                 ex.yield_tsc = crate::fuel::rdtsc();
                 ex.status = status::YIELDED;
             }

@@ -103,6 +103,11 @@ pub enum Outcome {
     /// A host function parked the instance; it runs again after
     /// [`Instance::unpark`].
     Parked,
+    /// A host function ended the slice asking not to run again before
+    /// this instant ([`crate::HostAction::Sleep`]). Resume it as after
+    /// `Yielded`, once the instant has passed: the runtime does not hold a
+    /// resume that comes earlier, which ends the guest's sleep early.
+    Sleeping(std::time::Instant),
     /// A host function ended the instance with this exit code.
     Exited(i32),
     /// A resource limit ended the instance.
@@ -238,6 +243,10 @@ pub struct Instance {
     /// (imports through a channel that lets its function references flow
     /// out) or when an export is taken. Unlinked instances have none.
     group: OnceLock<GroupHandle>,
+    /// The wake-up instant a host function's [`crate::HostAction::Sleep`]
+    /// set in the last slice (reported as [`Outcome::Sleeping`]); `None`
+    /// after any other slice.
+    wake_at: Option<std::time::Instant>,
 }
 
 /// What owns an instance's slot: held by the [`Instance`] and, once it is
@@ -738,6 +747,7 @@ impl Instance {
                 })
                 .collect(),
             group: cell,
+            wake_at: None,
         })
     }
 
@@ -1135,6 +1145,10 @@ impl Instance {
                 switch::myriad_switch(&raw mut (*vm).host_sp, (*vm).guest_sp);
             }
             CURRENT.with(|c| c.set(prev));
+            // Every slice takes the request its host calls left on this
+            // thread (a sleep whose host call then ended the instance some
+            // other way is dropped with it).
+            self.wake_at = crate::host::take_sleep_request();
         }
         self.outcome()
     }
@@ -1161,7 +1175,10 @@ impl Instance {
             status::LIMITED => Outcome::Limited(
                 crate::Limit::from_code(vm.trap_kind).unwrap_or(crate::Limit::CpuTime),
             ),
-            _ => Outcome::Yielded,
+            _ => match self.wake_at {
+                Some(at) => Outcome::Sleeping(at),
+                None => Outcome::Yielded,
+            },
         }
     }
 

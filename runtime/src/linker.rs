@@ -259,8 +259,9 @@ impl<A: WasmTy, B: WasmTy> HostReturn for (A, B) {
     }
 }
 
-/// `Err(action)` parks, yields, exits or traps instead of returning. With
-/// `Err(HostAction::Yield)` the results are left as they are (zero).
+/// `Err(action)` parks, yields, sleeps, exits or traps instead of
+/// returning. With `Err(HostAction::Yield)` or `Err(HostAction::Sleep(_))`
+/// the results are left as they are (zero).
 impl<R: HostReturn> HostReturn for Result<R, HostAction> {
     fn types() -> Vec<ValType> {
         R::types()

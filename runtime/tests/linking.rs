@@ -639,3 +639,57 @@ fn typed_reference_globals_and_tables_link_by_subtyping() {
         Ok(())
     );
 }
+
+#[test]
+fn sleep_ends_the_slice_with_its_wake_up_time_even_through_a_linked_call() {
+    let sleeper = compile_wat(
+        r#"(module
+             (import "env" "sleep_ms" (func $sleep (param i64)))
+             (func (export "nap") (param i64) (result i32)
+               (call $sleep (local.get 0))
+               (i32.const 5)))"#,
+        &CompileConfig::default(),
+    );
+    let caller = compile_wat(
+        r#"(module
+             (import "s" "nap" (func $nap (param i64) (result i32)))
+             (func (export "run") (result i32)
+               (i32.add (call $nap (i64.const 30)) (i32.const 1))))"#,
+        &CompileConfig::default(),
+    );
+    let mut linker = Linker::new();
+    linker.func_wrap(
+        "env",
+        "sleep_ms",
+        |_: &mut Caller<'_>, ms: i64| -> Result<(), HostAction> {
+            Err(HostAction::Sleep(std::time::Duration::from_millis(
+                ms as u64,
+            )))
+        },
+    );
+    let region = region_with(2, 0);
+    let mut s = linker.instantiate(&region, &sleeper, None).unwrap();
+
+    s.call("nap", &[Val::I64(20)]).unwrap();
+    let before = std::time::Instant::now();
+    let Outcome::Sleeping(at) = s.resume(u64::MAX) else {
+        panic!("expected Sleeping, got {:?}", s.outcome());
+    };
+    assert!(at >= before + std::time::Duration::from_millis(20));
+    assert!(at <= std::time::Instant::now() + std::time::Duration::from_millis(20));
+    // The outcome stays until the next slice; that slice (here, early:
+    // the runtime leaves timing to the driver) returns the results.
+    assert_eq!(s.outcome(), Outcome::Sleeping(at));
+    assert_eq!(s.resume(u64::MAX), Outcome::Finished(vec![Val::I32(5)]));
+
+    // The sleep belongs to the resumed instance, not to the linked one
+    // whose host import asked for it.
+    let mut l2 = Linker::new();
+    l2.instance("s", &s);
+    let mut c = l2.instantiate(&region, &caller, None).unwrap();
+    c.call("run", &[]).unwrap();
+    assert!(matches!(c.resume(u64::MAX), Outcome::Sleeping(_)));
+    assert_eq!(c.resume(u64::MAX), Outcome::Finished(vec![Val::I32(6)]));
+    // The linked instance's own outcome is untouched.
+    assert_eq!(s.outcome(), Outcome::Finished(vec![Val::I32(5)]));
+}

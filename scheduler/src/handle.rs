@@ -29,6 +29,11 @@ pub enum InstanceState {
     /// [`InstanceHandle::resume`] or a message, using no CPU and no queue
     /// slot.
     Parked,
+    /// A host function put it to sleep ([`myriad_runtime::HostAction::Sleep`],
+    /// WASI `poll_oneoff` on a clock); the scheduler's timer queues it
+    /// again when the time comes. Like a parked instance it uses no CPU
+    /// and no queue slot, but [`InstanceHandle::resume`] does not wake it.
+    Sleeping,
 }
 
 impl InstanceState {
@@ -41,7 +46,8 @@ impl InstanceState {
             4 => InstanceState::Cancelled,
             5 => InstanceState::Exited,
             6 => InstanceState::Limited,
-            _ => InstanceState::Parked,
+            7 => InstanceState::Parked,
+            _ => InstanceState::Sleeping,
         }
     }
 
@@ -90,7 +96,7 @@ pub struct InstanceStats {
 /// Why [`InstanceHandle::resume`] failed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ResumeError {
-    /// The instance is queued to run, not parked.
+    /// The instance is queued to run or sleeping, not parked.
     #[error("instance is not parked")]
     NotParked,
     /// The instance has ended.
@@ -118,8 +124,12 @@ pub type Message = Vec<u8>;
 /// What a parked instance's slot holds, guarded by one mutex per instance.
 #[derive(Default)]
 pub(crate) struct ParkSlot {
-    /// The parked task (Some only while state is `Parked`).
+    /// The parked or sleeping task (Some only while state is `Parked` or
+    /// `Sleeping`).
     pub(crate) task: Option<Box<Task>>,
+    /// `task` sleeps until the timer wakes it: it waits for no values, so
+    /// `resume` and messages leave it where it is.
+    pub(crate) sleeping: bool,
     /// Results of a resume that arrived while the instance ran; consumed by
     /// its next park.
     pub(crate) pending: Option<Vec<Val>>,
@@ -127,6 +137,15 @@ pub(crate) struct ParkSlot {
     pub(crate) mailbox: VecDeque<Message>,
     /// `(ptr, cap)` of the `myriad.recv` the instance is blocked in.
     pub(crate) recv_wait: Option<(u32, u32)>,
+}
+
+impl ParkSlot {
+    /// Take the parked or sleeping task out of the slot (to run or retire
+    /// it).
+    pub(crate) fn take_task(&mut self) -> Option<Box<Task>> {
+        self.sleeping = false;
+        self.task.take()
+    }
 }
 
 /// State shared between a handle and the worker running the instance.
@@ -260,7 +279,7 @@ impl InstanceHandle {
     /// free when this returns).
     pub fn cancel(&self) {
         self.shared.cancel.store(true, Ordering::Release);
-        let task = self.shared.lock_slot().task.take();
+        let task = self.shared.lock_slot().take_task();
         if let Some(task) = task {
             match self.shared.sched.upgrade() {
                 Some(sched) => sched.retire_off_worker(*task, Err(InstanceError::Cancelled)),
@@ -286,10 +305,13 @@ impl InstanceHandle {
     ///
     /// If the instance is running (a host function may be about to park
     /// it), the resume is remembered and applied when it parks (at most one
-    /// such pending resume). Fails if the instance is queued to run
-    /// ([`ResumeError::NotParked`]) or has ended.
+    /// such pending resume). Fails if the instance is queued to run or
+    /// sleeping ([`ResumeError::NotParked`]) or has ended.
     pub fn resume(&self, values: &[Val]) -> Result<(), ResumeError> {
         let mut slot = self.shared.lock_slot();
+        if slot.sleeping {
+            return Err(ResumeError::NotParked);
+        }
         if let Some(mut task) = slot.task.take() {
             if task.instance.unpark(values).is_err() {
                 slot.task = Some(task);

@@ -15,7 +15,8 @@ use crate::metrics::{Metrics, TscToNs};
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use myriad_runtime::{rdtsc, Instance, Limit, Outcome, Region};
 use std::cell::Cell;
-use std::collections::HashMap;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -98,6 +99,14 @@ pub(crate) struct Shared {
     pub(crate) next_deadline: AtomicU64,
     /// Time origin for `next_deadline`.
     pub(crate) epoch: Instant,
+    /// Sleeping instances by wake-up time, as `(when, id)`; an entry whose
+    /// instance has ended is dropped when due (or by the purge in
+    /// [`Shared::add_timer`]).
+    pub(crate) timers: Mutex<BinaryHeap<Reverse<(Instant, u64)>>>,
+    /// TSC value of the earliest entry of `timers` (`u64::MAX`: none), so
+    /// a worker can check after every slice, with one relaxed load and no
+    /// clock read, whether a sleeper is due.
+    pub(crate) next_timer_tsc: AtomicU64,
 }
 
 impl Shared {
@@ -162,12 +171,82 @@ impl Shared {
             self.next_deadline.store(next, Ordering::Release);
         }
         for h in expired.iter().filter_map(Weak::upgrade) {
-            let task = h.lock_slot().task.take();
+            let task = h.lock_slot().take_task();
             if let Some(mut task) = task {
                 task.instance.set_limited(Limit::Deadline);
                 self.retire_off_worker(*task, Err(InstanceError::Limit(Limit::Deadline)));
             }
         }
+    }
+
+    /// Wake instance `id` at `at` (it sleeps in its handle's slot).
+    fn add_timer(&self, at: Instant, id: u64) {
+        let mut t = self.timers.lock().unwrap_or_else(|e| e.into_inner());
+        // Entries of instances cancelled in their sleep stay until due:
+        // purge them once they could outnumber the live instances, so a
+        // stream of cancelled long sleeps cannot grow the heap unboundedly.
+        let live = self.live.load(Ordering::Relaxed);
+        if t.len() >= 1024 && t.len() > 2 * live {
+            t.retain(|Reverse((_, id))| self.lookup(*id).is_some());
+        }
+        t.push(Reverse((at, id)));
+        let tsc = rdtsc().saturating_add(myriad_runtime::fuel::ns_to_tsc(
+            at.saturating_duration_since(Instant::now()).as_nanos() as u64,
+        ));
+        self.next_timer_tsc.fetch_min(tsc, Ordering::AcqRel);
+    }
+
+    /// Queue every sleeping instance whose wake-up time has come.
+    pub(crate) fn sweep_timers(&self) {
+        if rdtsc() < self.next_timer_tsc.load(Ordering::Relaxed) {
+            return;
+        }
+        let now = Instant::now();
+        let mut due = Vec::new();
+        {
+            let mut t = self.timers.lock().unwrap_or_else(|e| e.into_inner());
+            while let Some(Reverse((at, id))) = t.peek().copied() {
+                if at > now {
+                    break;
+                }
+                t.pop();
+                due.push(id);
+            }
+            let next = t.peek().map_or(u64::MAX, |Reverse((at, _))| {
+                rdtsc().saturating_add(myriad_runtime::fuel::ns_to_tsc(
+                    at.saturating_duration_since(now).as_nanos() as u64,
+                ))
+            });
+            self.next_timer_tsc.store(next, Ordering::Release);
+        }
+        let mut woke = false;
+        for id in due {
+            let Some(h) = self.lookup(id) else { continue };
+            let mut slot = h.lock_slot();
+            if !slot.sleeping {
+                continue;
+            }
+            if let Some(task) = slot.take_task() {
+                h.set_state(InstanceState::Runnable);
+                drop(slot);
+                self.injector.push(task);
+                woke = true;
+            }
+        }
+        if woke {
+            self.wake_one();
+        }
+    }
+
+    /// How long an idle worker may wait before the next timer is due
+    /// (at most `cap`).
+    fn idle_timeout(&self, cap: Duration) -> Duration {
+        let next = self.next_timer_tsc.load(Ordering::Relaxed);
+        if next == u64::MAX {
+            return cap;
+        }
+        let ns = self.conv.ns(next.saturating_sub(rdtsc()));
+        cap.min(Duration::from_nanos(ns))
     }
 
     /// Wake every sleeping worker.
@@ -213,6 +292,7 @@ pub(crate) fn run(index: usize, local: Worker<Box<Task>>, shared: Arc<Shared>) -
         // newly spawned instances do not wait behind a long local queue.
         let from_global = if tick.is_multiple_of(GLOBAL_CHECK_INTERVAL) {
             shared.sweep_deadlines();
+            shared.sweep_timers();
             steal_from_injector(&local, &shared)
         } else {
             None
@@ -223,6 +303,7 @@ pub(crate) fn run(index: usize, local: Worker<Box<Task>>, shared: Arc<Shared>) -
                 Some(t) => t,
                 None => {
                     shared.sweep_deadlines();
+                    shared.sweep_timers();
                     idle_wait(&shared);
                     continue;
                 }
@@ -294,7 +375,7 @@ fn idle_wait(shared: &Shared) {
     if shared.injector.is_empty() && !shared.shutdown.load(Ordering::SeqCst) {
         let _ = shared
             .idle_cv
-            .wait_timeout(guard, Duration::from_micros(500))
+            .wait_timeout(guard, shared.idle_timeout(Duration::from_micros(500)))
             .unwrap_or_else(|e| e.into_inner());
     }
     shared.sleepers.fetch_sub(1, Ordering::SeqCst);
@@ -332,6 +413,9 @@ fn run_slice(mut task: Box<Task>, local: &Worker<Box<Task>>, shared: &Shared, m:
     };
     let t1 = rdtsc();
     CURRENT.with(|c| c.set(std::ptr::null()));
+    if t1 >= shared.next_timer_tsc.load(Ordering::Relaxed) {
+        shared.sweep_timers();
+    }
     let slice = t1.saturating_sub(t0);
     m.slices += 1;
     m.slice.saturating_record(conv.ns(slice));
@@ -373,6 +457,17 @@ fn run_slice(mut task: Box<Task>, local: &Worker<Box<Task>>, shared: &Shared, m:
         Outcome::Limited(limit) => {
             m.guest_ns += conv.ns(slice);
             retire(*task, Err(InstanceError::Limit(limit)), shared, m);
+        }
+        Outcome::Sleeping(at) => {
+            m.guest_ns += conv.ns(slice);
+            task.handle
+                .publish_stats(task.slices, conv.ns(task.cpu_cycles));
+            if let Some(limit) = over_budget(&task) {
+                task.instance.set_limited(limit);
+                retire(*task, Err(InstanceError::Limit(limit)), shared, m);
+                return;
+            }
+            sleep(task, at, local, shared, m);
         }
         Outcome::Parked => {
             m.guest_ns += conv.ns(slice);
@@ -432,6 +527,40 @@ fn park(mut task: Box<Task>, local: &Worker<Box<Task>>, shared: &Shared, m: &mut
     drop(slot);
     handle.set_state(InstanceState::Runnable);
     local.push(task);
+}
+
+/// Put a task whose slice ended in `Outcome::Sleeping(at)` to sleep in its
+/// handle's slot until the timer wakes it (or run it again at once if `at`
+/// has passed), unless it was cancelled meanwhile. A wall-clock deadline
+/// that comes first is watched as for a parked instance.
+fn sleep(
+    task: Box<Task>,
+    at: Instant,
+    local: &Worker<Box<Task>>,
+    shared: &Shared,
+    m: &mut Metrics,
+) {
+    if at <= Instant::now() {
+        task.handle.set_state(InstanceState::Runnable);
+        local.push(task);
+        return;
+    }
+    let handle = Arc::clone(&task.handle);
+    let mut slot = handle.lock_slot();
+    if handle.cancel.load(Ordering::Acquire) || shared.shutdown.load(Ordering::Acquire) {
+        drop(slot);
+        retire(*task, Err(InstanceError::Cancelled), shared, m);
+        return;
+    }
+    let deadline = task.deadline;
+    slot.task = Some(task);
+    slot.sleeping = true;
+    handle.set_state(InstanceState::Sleeping);
+    drop(slot);
+    shared.add_timer(at, handle.id);
+    if let Some(d) = deadline.filter(|d| *d < at) {
+        shared.watch_deadline(d, &handle);
+    }
 }
 
 /// Queue a resumed task (from any thread) and wake a worker; cancel it if
@@ -505,7 +634,7 @@ pub(crate) fn cancel_stranded(shared: &Shared) -> Metrics {
         })
         .collect();
     for h in live {
-        let task = h.lock_slot().task.take();
+        let task = h.lock_slot().take_task();
         if let Some(t) = task {
             retire(*t, Err(InstanceError::Cancelled), shared, &mut m);
         }

@@ -73,6 +73,48 @@ fn park_linker() -> Arc<Linker> {
     Arc::new(l)
 }
 
+/// Sleeps `n` times for `ms` milliseconds each through `env.sleep_ms`,
+/// then returns 7.
+const SLEEPER: &str = r#"(module
+  (import "env" "sleep_ms" (func $sleep (param i64)))
+  (func (export "run") (param $ms i64) (param $n i32) (result i32)
+    (block $done
+      (loop $l
+        (br_if $done (i32.eqz (local.get $n)))
+        (call $sleep (local.get $ms))
+        (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+        (br $l)))
+    (i32.const 7)))"#;
+
+fn sleep_linker() -> Arc<Linker> {
+    let mut l = Linker::new();
+    l.func_wrap(
+        "env",
+        "sleep_ms",
+        |_: &mut Caller<'_>, ms: i64| -> Result<(), HostAction> {
+            Err(HostAction::Sleep(Duration::from_millis(ms as u64)))
+        },
+    );
+    Arc::new(l)
+}
+
+fn spawn_sleeper(
+    s: &Scheduler,
+    l: &Arc<Linker>,
+    ms: i64,
+    n: i32,
+    opts: SpawnOptions,
+) -> InstanceHandle {
+    static SLEEPER_MODULE: std::sync::OnceLock<Arc<Module>> = std::sync::OnceLock::new();
+    s.spawn_with(
+        SLEEPER_MODULE.get_or_init(|| module(SLEEPER)),
+        "run",
+        &[Val::I64(ms), Val::I32(n)],
+        opts.linker(l),
+    )
+    .unwrap()
+}
+
 fn wait_state(h: &InstanceHandle, s: InstanceState) {
     let t = Instant::now();
     while h.state() != s {
@@ -582,4 +624,112 @@ fn scheduler_and_handles_are_send_sync() {
     check::<InstanceHandle>();
     fn send<T: Send>() {}
     send::<SpawnOptions>();
+}
+
+#[test]
+fn a_sleeping_instance_frees_its_worker_and_is_not_resumable() {
+    // One worker: if a sleep blocked it, the spinner could not finish.
+    let s = Scheduler::new(config(1, 4)).unwrap();
+    let l = sleep_linker();
+    let long = spawn_sleeper(&s, &l, 3_600_000, 1, SpawnOptions::new());
+    wait_state(&long, InstanceState::Sleeping);
+    let busy = s
+        .spawn(
+            &module(
+                r#"(module (func (export "run") (result i32) (local $i i32)
+                (loop $l (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                  (br_if $l (i32.lt_u (local.get $i) (i32.const 10000000))))
+                (local.get $i)))"#,
+            ),
+            "run",
+            &[],
+        )
+        .unwrap();
+    assert_eq!(busy.join(), Ok(vec![Val::I32(10_000_000)]));
+    assert_eq!(long.state(), InstanceState::Sleeping);
+    // It waits for the clock, not for values or messages.
+    assert_eq!(long.resume(&[]), Err(ResumeError::NotParked));
+    long.send(b"hi".to_vec()).unwrap();
+    assert_eq!(long.state(), InstanceState::Sleeping);
+    // Cancel ends the hour-long sleep now and frees the slot.
+    long.cancel();
+    assert_eq!(
+        long.join_timeout(Duration::from_secs(10)),
+        Some(Err(InstanceError::Cancelled))
+    );
+    assert!(s.wait_idle(Duration::from_secs(10)));
+    assert_eq!(s.free_slots(), 4);
+}
+
+#[test]
+fn sleeps_last_at_least_their_time_and_end_with_results() {
+    let s = Scheduler::new(config(2, 8)).unwrap();
+    let l = sleep_linker();
+    let t = Instant::now();
+    let h = spawn_sleeper(&s, &l, 15, 3, SpawnOptions::new());
+    assert_eq!(h.join(), Ok(vec![Val::I32(7)]));
+    assert!(
+        t.elapsed() >= Duration::from_millis(45),
+        "{:?}",
+        t.elapsed()
+    );
+    // A zero sleep is a yield.
+    let h = spawn_sleeper(&s, &l, 0, 100, SpawnOptions::new());
+    assert_eq!(h.join(), Ok(vec![Val::I32(7)]));
+    assert_eq!(h.stats().slices, 101);
+}
+
+#[test]
+fn deadline_and_shutdown_end_sleepers() {
+    let s = Scheduler::new(config(2, 8)).unwrap();
+    let l = sleep_linker();
+    let t = Instant::now();
+    let limited = spawn_sleeper(
+        &s,
+        &l,
+        3_600_000,
+        1,
+        SpawnOptions::new().timeout(Duration::from_millis(30)),
+    );
+    assert_eq!(
+        limited.join_timeout(Duration::from_secs(30)),
+        Some(Err(InstanceError::Limit(Limit::Deadline)))
+    );
+    assert!(t.elapsed() >= Duration::from_millis(30));
+    // A deadline after the wake-up is checked when it wakes.
+    let woke = spawn_sleeper(
+        &s,
+        &l,
+        10,
+        1,
+        SpawnOptions::new().timeout(Duration::from_secs(3600)),
+    );
+    assert_eq!(woke.join(), Ok(vec![Val::I32(7)]));
+    let stranded = spawn_sleeper(&s, &l, 3_600_000, 1, SpawnOptions::new());
+    wait_state(&stranded, InstanceState::Sleeping);
+    drop(s.shutdown());
+    assert_eq!(
+        stranded.join_timeout(Duration::from_secs(10)),
+        Some(Err(InstanceError::Cancelled))
+    );
+}
+
+#[test]
+fn thousands_of_sleepers_overlap_on_two_workers() {
+    // 2,000 instances sleeping 3 x 20 ms: blocking sleeps would take
+    // 2000 * 60 ms / 2 workers = 60 s; timer sleeps overlap.
+    let s = Scheduler::new(config(2, 2000)).unwrap();
+    let l = sleep_linker();
+    let t = Instant::now();
+    let hs: Vec<_> = (0..2000)
+        .map(|_| spawn_sleeper(&s, &l, 20, 3, SpawnOptions::new()))
+        .collect();
+    for h in &hs {
+        assert_eq!(h.join(), Ok(vec![Val::I32(7)]));
+    }
+    let e = t.elapsed();
+    assert!(e >= Duration::from_millis(60), "{e:?}");
+    assert!(e < Duration::from_secs(30), "sleeps did not overlap: {e:?}");
+    assert!(s.wait_idle(Duration::from_secs(10)));
+    assert_eq!(s.free_slots(), 2000);
 }

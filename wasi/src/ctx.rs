@@ -17,6 +17,12 @@ pub enum WasiOutcome {
     /// `sched_yield` was called: give up the rest of the time slice, then
     /// return errno 0 to the guest.
     Yield,
+    /// `poll_oneoff` waits for clocks only: its events are written; the
+    /// guest must not run again for this long, then gets errno 0. Under
+    /// the runtime this becomes [`myriad_runtime::HostAction::Sleep`], so a
+    /// scheduler runs other instances meanwhile; a caller driving
+    /// [`WasiCtx::call`] itself sleeps the thread.
+    Sleep(std::time::Duration),
 }
 
 /// One guest's WASI state: arguments, environment and descriptor table.
@@ -65,8 +71,9 @@ impl WasiCtx {
     /// zero-extended); there must be exactly `func.params().len()` of them
     /// (otherwise `EINVAL`). `memory` is the calling instance's whole linear
     /// memory. Guest pointers are checked: an access outside `memory`
-    /// returns `EFAULT`. Blocking calls (`poll_oneoff` sleeps, reads of
-    /// inherited stdin) block the calling thread.
+    /// returns `EFAULT`. A `poll_oneoff` that waits for clocks only does
+    /// not block: it returns [`WasiOutcome::Sleep`]. Reads of an inherited
+    /// stdin block the calling thread.
     pub fn call(&mut self, func: WasiFunc, memory: &mut [u8], args: &[u64]) -> WasiOutcome {
         if args.len() != func.params().len() {
             return WasiOutcome::Return(u32::from(Errno::INVAL.raw()));
@@ -86,7 +93,11 @@ impl WasiCtx {
             F::ClockResGet => crate::clock::res_get(m, p(0), p(1)),
             F::ClockTimeGet => crate::clock::time_get(m, p(0), q(1), p(2)),
             F::RandomGet => random_get(m, p(0), p(1)),
-            F::PollOneoff => self.poll_oneoff(m, p(0), p(1), p(2), p(3)),
+            F::PollOneoff => match self.poll_oneoff(m, p(0), p(1), p(2), p(3)) {
+                Ok(Some(wait)) => return WasiOutcome::Sleep(wait),
+                Ok(None) => Ok(()),
+                Err(e) => Err(e),
+            },
             F::FdAdvise => self.fd_advise(p(0), q(1), q(2), p(3)),
             F::FdAllocate => self.fd_allocate(p(0), q(1), q(2)),
             F::FdClose => self.fd_close(p(0)),

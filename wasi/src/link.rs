@@ -39,6 +39,12 @@ pub fn add_to_linker(linker: &mut Linker) {
                     }
                     HostAction::Yield
                 }
+                WasiOutcome::Sleep(wait) => {
+                    if let Some(c) = cells.first_mut() {
+                        *c = 0;
+                    }
+                    HostAction::Sleep(wait)
+                }
             }
         });
     }

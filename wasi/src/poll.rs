@@ -2,9 +2,10 @@
 //! subscriptions, which are always ready (stdio, files).
 //!
 //! If any descriptor subscription is present the call returns at once with
-//! those events (and any clock already due). Otherwise it sleeps the calling
-//! thread until the earliest clock deadline and reports every clock due by
-//! then. Sleeping blocks the worker thread that runs the guest.
+//! those events (and any clock already due). Otherwise it reports every
+//! clock due by the earliest deadline and asks the caller to sleep until
+//! then ([`crate::WasiOutcome::Sleep`]): under a scheduler the instance
+//! sleeps off the run queues and its worker runs others.
 
 use crate::clock;
 use crate::ctx::WasiCtx;
@@ -37,7 +38,9 @@ struct ClockSub {
 }
 
 impl WasiCtx {
-    /// `poll_oneoff(in, out, nsubscriptions, nevents_ptr)`.
+    /// `poll_oneoff(in, out, nsubscriptions, nevents_ptr)`. Returns how
+    /// long the guest must sleep before it sees the events (`None`: no
+    /// wait).
     pub(crate) fn poll_oneoff(
         &mut self,
         mem: &mut GuestMemory<'_>,
@@ -45,7 +48,7 @@ impl WasiCtx {
         out: u32,
         nsubs: u32,
         nevents: u32,
-    ) -> WasiResult<()> {
+    ) -> WasiResult<Option<Duration>> {
         if nsubs == 0 {
             return Err(Errno::INVAL);
         }
@@ -105,11 +108,12 @@ impl WasiCtx {
             }
         }
 
+        let mut wait = None;
         if events.is_empty() {
-            // Only clocks: sleep until the first is due.
+            // Only clocks: the guest sleeps until the first is due.
             let first = clocks.iter().map(|c| c.remaining).min().unwrap_or(0);
             if first > 0 {
-                std::thread::sleep(Duration::from_nanos(first));
+                wait = Some(Duration::from_nanos(first));
             }
             for c in clocks.iter().filter(|c| c.remaining <= first) {
                 events.push(Event {
@@ -139,7 +143,8 @@ impl WasiCtx {
             // At most nsubs events; the out range was checked.
             mem.write_bytes(out + i as u32 * EVENT_SIZE, &b)?;
         }
-        mem.write_u32(nevents, events.len() as u32)
+        mem.write_u32(nevents, events.len() as u32)?;
+        Ok(wait)
     }
 
     /// Readiness of `fd` for reading or writing: the bytes available (a

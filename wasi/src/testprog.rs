@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Names of the C programs (`<name>.c` in [`source_dir`]).
-pub const PROGRAMS: &[&str] = &["hello", "args_env", "copy", "compute", "trap"];
+pub const PROGRAMS: &[&str] = &["hello", "args_env", "copy", "compute", "trap", "sleep"];
 
 /// The Debian packages that provide the wasm C toolchain.
 pub const INSTALL_HINT: &str = "apt-get install -y clang lld wasi-libc libclang-rt-14-dev-wasm32";

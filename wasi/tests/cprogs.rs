@@ -194,6 +194,15 @@ fn trap_imports() {
 }
 
 #[test]
+fn sleep_imports() {
+    if let Some(w) = compile("sleep") {
+        let used = check_imports("sleep", &w);
+        assert!(used.contains("poll_oneoff"), "{used:?}");
+        assert!(used.contains("clock_time_get"), "{used:?}");
+    }
+}
+
+#[test]
 fn every_program_is_listed() {
     let mut on_disk: Vec<String> = std::fs::read_dir(testprog::source_dir())
         .unwrap()
