@@ -255,6 +255,7 @@ pub(crate) extern "C" fn host_import_impl(
                     .or_else(|| now.checked_add(std::time::Duration::from_secs(100 * 365 * 86_400)))
                     .unwrap_or(now);
                 SLEEP_REQUEST.with(|c| c.set(Some(at)));
+                ex.sleep_requested = 1;
                 ex.yield_tsc = crate::fuel::rdtsc();
                 ex.status = status::YIELDED;
             }

@@ -495,7 +495,7 @@ impl Instance {
                 fuel_limit: u64::MAX,
                 values: [0u64; MAX_VALUES],
                 fuel_sliced: 0,
-                _pad2: 0,
+                sleep_requested: 0,
                 values_ptr: vm_addr
                     .add(std::mem::offset_of!(VmCtx, values))
                     .cast::<u64>(),
@@ -1145,10 +1145,18 @@ impl Instance {
                 switch::myriad_switch(&raw mut (*vm).host_sp, (*vm).guest_sp);
             }
             CURRENT.with(|c| c.set(prev));
-            // Every slice takes the request its host calls left on this
-            // thread (a sleep whose host call then ended the instance some
-            // other way is dropped with it).
-            self.wake_at = crate::host::take_sleep_request();
+            // A slice whose host call asked for a sleep takes the wake-up
+            // instant it left on this thread (dropped with the instance if
+            // that call then ended it some other way).
+            // SAFETY: the guest has switched back; we own the vmctx.
+            self.wake_at = unsafe {
+                if (*vm).sleep_requested != 0 {
+                    (*vm).sleep_requested = 0;
+                    crate::host::take_sleep_request()
+                } else {
+                    None
+                }
+            };
         }
         self.outcome()
     }

@@ -163,8 +163,11 @@ pub struct VmCtx {
     /// running out of fuel ends the slice instead of refilling, and the TSC
     /// deadline is not consulted.
     pub fuel_sliced: u32,
-    /// Padding.
-    pub _pad2: u32,
+    /// Non-zero when a host function of the running green thread returned
+    /// `HostAction::Sleep` (its wake-up instant waits in the thread's sleep
+    /// request, `host::take_sleep_request`). Lets the end of every slice
+    /// skip the thread-local unless a sleep was asked for.
+    pub sleep_requested: u32,
     /// The value buffer the entry routine hands the export's wrapper:
     /// `values` above, or a larger buffer the `Instance` owns for an
     /// export with more than [`MAX_VALUES`] parameters or results.
