@@ -9,8 +9,15 @@ use myriad_runtime::{Instance, LoadError, Module, Outcome, Val};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+/// A fresh, empty directory for one test (under Cargo's per-target
+/// scratch directory; emptied first in case a run with the same process id
+/// left one behind).
 fn tmp() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("myriad-runtime-module-{}", std::process::id()));
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let d = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("runtime-module-{}-{n}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
 }

@@ -47,8 +47,10 @@ const HEAP_CAP: u64 = 64 << 20;
 /// Instance stack per module (wasm frames only; `assert_exhaustion` needs
 /// recursion to hit the limit, other tests need a few hundred frames).
 const STACK_SIZE: usize = 512 << 10;
-/// Wall-clock budget per file (override: `MYRIAD_SPEC_FILE_TIMEOUT` secs).
-const FILE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Wall-clock budget per file (override: `MYRIAD_SPEC_FILE_TIMEOUT` secs):
+/// a hang guard only. The slowest file takes a few seconds; a loaded CI
+/// machine must not turn slowness into counted failures.
+const FILE_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// The failure of a listed module that the compiler accepts.
 const LISTED_BUT_COMPILES: &str =
@@ -1037,7 +1039,8 @@ fn spec_testsuite() {
         "MYRIAD_SPEC_FILE matches no testsuite file"
     );
 
-    let cache = std::env::temp_dir().join(format!("myriad-spec-{}", std::process::id()));
+    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("spec-{}", std::process::id()));
     std::fs::create_dir_all(&cache).expect("create the module cache directory");
 
     let no_lines = BTreeMap::new();

@@ -10,7 +10,8 @@ use std::sync::Arc;
 /// This test process's artifact cache (artifacts are named by content
 /// hash, so test binaries running in parallel may share nothing but names).
 pub fn cache_dir() -> PathBuf {
-    let d = std::env::temp_dir().join(format!("myriad-runtime-tests-{}", std::process::id()));
+    let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("runtime-tests-{}", std::process::id()));
     std::fs::create_dir_all(&d).expect("create the artifact cache");
     d
 }
