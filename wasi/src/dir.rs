@@ -82,9 +82,19 @@ fn read_entries(fd: OwnedFd) -> WasiResult<Listing> {
                 CStr::from_ptr(e.d_name.as_ptr()).to_bytes().to_vec(),
             )
         };
+        let filetype = if dtype == libc::DT_UNKNOWN {
+            // Some file systems (XFS without ftype, some network ones) do
+            // not fill d_type: ask the inode. `name` is one component
+            // and the link itself is examined, so this cannot leave the
+            // directory.
+            // SAFETY: `stream` is valid, so dirfd returns its open fd.
+            lstat_at(unsafe { libc::dirfd(stream) }, &name)
+        } else {
+            filetype::from_dtype(dtype)
+        };
         out.push(DirEntry {
             ino,
-            filetype: filetype::from_dtype(dtype),
+            filetype,
             name,
         });
     };
@@ -110,4 +120,44 @@ pub fn serialize(listing: &[DirEntry], cookie: u64, buf_len: usize) -> Vec<u8> {
     }
     out.truncate(buf_len);
     out
+}
+
+/// The WASI file type of entry `name` of directory `dir`, without
+/// following a symbolic link; `UNKNOWN` if it cannot be examined.
+fn lstat_at(dir: libc::c_int, name: &[u8]) -> u8 {
+    let Ok(c) = std::ffi::CString::new(name) else {
+        return filetype::UNKNOWN;
+    };
+    let mut st = std::mem::MaybeUninit::<libc::stat64>::uninit();
+    // SAFETY: `dir` is an open directory descriptor, `c` a NUL-terminated
+    // name and `st` a buffer fstatat64 fills on success.
+    let rc =
+        unsafe { libc::fstatat64(dir, c.as_ptr(), st.as_mut_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+    if rc != 0 {
+        return filetype::UNKNOWN;
+    }
+    // SAFETY: fstatat64 succeeded, so `st` is initialised.
+    filetype::from_mode(unsafe { st.assume_init() }.st_mode)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lstat_at_reads_the_type_from_the_inode_without_following_links() {
+        let d = std::env::temp_dir().join(format!("myriad-dir-lstat-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(d.join("sub")).unwrap();
+        std::fs::write(d.join("file"), b"x").unwrap();
+        std::os::unix::fs::symlink("sub", d.join("link")).unwrap();
+        let dir = std::fs::File::open(&d).unwrap();
+        let fd = dir.as_raw_fd();
+        assert_eq!(lstat_at(fd, b"file"), filetype::REGULAR_FILE);
+        assert_eq!(lstat_at(fd, b"sub"), filetype::DIRECTORY);
+        assert_eq!(lstat_at(fd, b"link"), filetype::SYMBOLIC_LINK);
+        assert_eq!(lstat_at(fd, b"missing"), filetype::UNKNOWN);
+        assert_eq!(lstat_at(fd, b"nul\0inside"), filetype::UNKNOWN);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
 }
