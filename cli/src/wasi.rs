@@ -11,9 +11,9 @@ use std::sync::Arc;
 
 /// What `myriad run` needs to run a command.
 pub struct Command<'a> {
-    /// The program's name as argv[0].
+    /// The program's name as `argv[0]`.
     pub argv0: String,
-    /// Program arguments after argv[0].
+    /// Program arguments after `argv[0]`.
     pub args: &'a [String],
     /// `KEY=VALUE` pairs.
     pub env: &'a [String],

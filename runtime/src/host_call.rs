@@ -261,8 +261,9 @@ pub fn host_stack_call_addr() -> usize {
 /// memory pages within `vmctx.heap_capacity`; returns the old size in
 /// pages or -1. New bytes are already zero (teardown zeroes what a guest
 /// dirtied); in guard mode the newly valid pages are made accessible.
-/// Growing past the memory limit (`heap_limit`) ends the running green
-/// thread with `Limit::Memory`.
+/// Growing past the memory limit (`heap_limit`, which counts the
+/// instance's table storage too) ends the running green thread with
+/// `Limit::Memory`.
 extern "C" fn memory_grow_impl(
     vmctx: *mut VmCtx,
     exec: *mut VmCtx,
@@ -289,7 +290,14 @@ fn memory_grow(vmctx: *mut VmCtx, exec: *mut VmCtx, delta_pages: u64) -> i64 {
     let Some(new_len) = old_len.checked_add(delta_bytes) else {
         return -1;
     };
-    if new_len > vm.heap_limit {
+    // The limit covers the tables the instance defines too. SAFETY: the
+    // table state is the instance's own, not borrowed while this runs.
+    let table_bytes = if vm.heap_limit == u64::MAX {
+        0
+    } else {
+        unsafe { crate::table::vm_table_bytes(vmctx) }
+    };
+    if new_len.saturating_add(table_bytes) > vm.heap_limit {
         // SAFETY: exec is the running green thread's live context.
         let ex = unsafe { &mut *exec };
         ex.status = status::LIMITED;

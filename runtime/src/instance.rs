@@ -174,8 +174,9 @@ pub enum InstantiateError {
         /// Segment index.
         index: usize,
     },
-    /// A table's initial size is larger than the runtime allows.
-    #[error("a table of {0} elements is larger than the runtime allows")]
+    /// The module's tables together start with more elements than the
+    /// runtime allows ([`crate::table::MAX_TABLE_ELEMENTS`]).
+    #[error("tables of {0} elements in all are larger than the runtime allows (10,000,000)")]
     TableTooLarge(u64),
     /// Guard-mode protection change failed.
     #[error("cannot open heap pages: {0}")]
@@ -416,8 +417,12 @@ impl Instance {
                 ));
             }
         }
-        if let Some(t) = md.tables.iter().find(|t| t.min > MAX_TABLE_ELEMENTS) {
-            return Err(InstantiateError::TableTooLarge(t.min));
+        let table_elements = md
+            .tables
+            .iter()
+            .fold(0u64, |sum, t| sum.saturating_add(t.min));
+        if table_elements > MAX_TABLE_ELEMENTS {
+            return Err(InstantiateError::TableTooLarge(table_elements));
         }
         let slot = region.alloc().ok_or(InstantiateError::RegionFull)?;
         let heap_base = region.heap_base(slot);
@@ -959,7 +964,8 @@ impl Instance {
     }
 
     /// End the instance with [`crate::Limit::Memory`] if it grows its
-    /// memory past `bytes`.
+    /// linear memory plus the storage of the tables it defines (8 bytes per
+    /// element) past `bytes`.
     pub fn set_memory_limit(&mut self, bytes: u64) {
         // SAFETY: we own the vmctx.
         unsafe { (*self.vm.as_ptr()).heap_limit = bytes }

@@ -15,8 +15,14 @@ use myriad_codegen::abi::ValType;
 use std::cell::UnsafeCell;
 use std::sync::Arc;
 
-/// Most elements a table may hold (initial size or after `table.grow`).
+/// Most elements the tables an instance defines may hold together
+/// (initial sizes, and after every `table.grow`): 80 MB of table storage.
+/// A memory limit ([`crate::Instance::set_memory_limit`]) counts table
+/// storage too, so an embedder can bound it per instance far below this.
 pub const MAX_TABLE_ELEMENTS: u64 = 10_000_000;
+
+/// Bytes of table storage per element (what a memory limit counts).
+pub const TABLE_ELEMENT_BYTES: u64 = 8;
 
 /// A table descriptor as compiled code reads it (`abi::vmctx::TABLES`).
 #[repr(C)]
@@ -278,6 +284,9 @@ pub struct TableState {
     /// Address of imported function 0's record in vmctx.
     import_refs: usize,
     imported_funcs: usize,
+    /// Tables `imported_tables..` are the instance's own (counted against
+    /// its memory limit and [`MAX_TABLE_ELEMENTS`]).
+    imported_tables: usize,
     /// Each element segment's values (evaluated at instantiation).
     pub(crate) elem_values: Vec<Box<[u64]>>,
     /// Element segments dropped so far (active and declarative ones are
@@ -287,6 +296,19 @@ pub struct TableState {
     /// instantiation).
     data_dropped: Vec<bool>,
     module: Arc<Module>,
+}
+
+/// Bytes of table storage the instance whose vmctx is `vm` defines (what
+/// its memory limit counts besides linear memory).
+///
+/// # Safety
+///
+/// `vm` is a live vmctx whose `table_state` is null or its live state,
+/// not borrowed mutably elsewhere.
+pub(crate) unsafe fn vm_table_bytes(vm: *const VmCtx) -> u64 {
+    // SAFETY: per the contract.
+    let state = unsafe { (*vm).table_state.cast::<TableState>().as_ref() };
+    state.map_or(0, |s| s.defined_elements() * TABLE_ELEMENT_BYTES)
 }
 
 /// [`TableState::owns_func_ref`] for the instance whose vmctx is `vm`
@@ -342,6 +364,11 @@ impl TableState {
             func_refs,
             import_refs: vmctx + module.layout().func_imports as usize,
             imported_funcs: md.num_imported_funcs(),
+            imported_tables: md
+                .imports
+                .iter()
+                .filter(|i| matches!(i.kind, myriad_codegen::abi::ImportKind::Table(_)))
+                .count(),
             elem_values: Vec::new(),
             dropped: vec![false; md.elems.len()],
             data_dropped: md.data.iter().map(|d| !d.passive).collect(),
@@ -401,11 +428,47 @@ impl TableState {
         self.tables.get(t).map(|t| unsafe { t.elements() }.to_vec())
     }
 
-    fn grow(&mut self, t: usize, delta: u64, init: u64) -> i64 {
-        match self.tables.get(t) {
-            Some(t) => t.grow(delta, init),
-            None => -1,
+    /// Elements of the tables the instance defines (not imports).
+    pub(crate) fn defined_elements(&self) -> u64 {
+        self.tables
+            .iter()
+            .skip(self.imported_tables)
+            .map(|t| t.len())
+            .sum()
+    }
+
+    /// `table.grow` of table `t` by `delta`: the old length or -1. Growing
+    /// a table the instance defines counts against [`MAX_TABLE_ELEMENTS`]
+    /// (-1 past it) and against the memory limit together with the linear
+    /// memory's `heap_bytes` (`Err(())` past it: the instance ends with
+    /// `Limit::Memory`, as for `memory.grow`).
+    fn grow(
+        &mut self,
+        t: usize,
+        delta: u64,
+        init: u64,
+        heap_bytes: u64,
+        limit: u64,
+    ) -> Result<i64, ()> {
+        let Some(table) = self.tables.get(t) else {
+            return Ok(-1);
+        };
+        if t >= self.imported_tables {
+            let Some(total) = self.defined_elements().checked_add(delta) else {
+                return Ok(-1);
+            };
+            if total > MAX_TABLE_ELEMENTS {
+                return Ok(-1);
+            }
+            if total
+                .saturating_mul(TABLE_ELEMENT_BYTES)
+                .saturating_add(heap_bytes)
+                > limit
+            {
+                return Err(());
+            }
         }
+        Ok(table.grow(delta, init))
     }
 
     fn fill(&mut self, t: usize, d: u64, val: u64, n: u64) -> u64 {
@@ -559,15 +622,30 @@ unsafe fn with_state<const N: usize>(
 
 pub(crate) extern "C" fn table_grow_impl(
     vmctx: *mut VmCtx,
-    _exec: *mut VmCtx,
+    exec: *mut VmCtx,
     args: u64,
     _: u64,
 ) -> u64 {
     // SAFETY: called by compiled code through the trampoline with a
-    // 3-value buffer.
+    // 3-value buffer; vmctx is the live vmctx of the instance whose code
+    // grows the table and exec the running green thread's.
     unsafe {
+        let heap_bytes = if (*vmctx).memory_vmctx == vmctx {
+            (*vmctx).heap_len
+        } else {
+            0 // an imported memory counts against its owner
+        };
+        let limit = (*vmctx).heap_limit;
         with_state(vmctx, args, |st, [t, d, init]| {
-            st.grow(t as usize, d, init) as u64
+            match st.grow(t as usize, d, init, heap_bytes, limit) {
+                Ok(old) => old as u64,
+                Err(()) => {
+                    let ex = &mut *exec;
+                    ex.status = crate::vmctx::status::LIMITED;
+                    ex.trap_kind = crate::Limit::Memory as u32;
+                    u64::MAX
+                }
+            }
         })
     }
 }

@@ -387,6 +387,87 @@ fn fuel_and_memory_limits_end_the_instance() {
     assert_eq!(inst.memory().len(), 2 * 65536);
 }
 
+#[test]
+fn the_memory_limit_counts_table_storage() {
+    let m = compile_wat(
+        r#"(module (memory 1) (table $t 10 funcref) (table $u 0 externref)
+             (func (export "grow_t") (param i32) (result i32)
+               (table.grow $t (ref.null func) (local.get 0)))
+             (func (export "grow_u") (param i32) (result i32)
+               (table.grow $u (ref.null extern) (local.get 0)))
+             (func (export "grow_mem") (param i32) (result i32)
+               (memory.grow (local.get 0))))"#,
+        &CompileConfig::default(),
+    );
+    let region = region_with(1, 4 * 65536);
+    // 1 page of memory (65,536 bytes) + 10 elements (80 bytes) in use;
+    // the limit leaves room for 1,000 more elements in all.
+    let limit = 65536 + 8 * 1010;
+    let mut inst = Instance::instantiate(&region, &m).unwrap();
+    inst.set_memory_limit(limit);
+    assert_eq!(
+        call(&mut inst, "grow_t", &[Val::I32(600)]),
+        Outcome::Finished(vec![Val::I32(10)])
+    );
+    // Both tables count: 400 more fit, 401 do not.
+    assert_eq!(
+        call(&mut inst, "grow_u", &[Val::I32(400)]),
+        Outcome::Finished(vec![Val::I32(0)])
+    );
+    assert_eq!(
+        call(&mut inst, "grow_u", &[Val::I32(1)]),
+        Outcome::Limited(Limit::Memory)
+    );
+    drop(inst);
+    // memory.grow counts the tables too: with the 10 initial elements a
+    // second page just fits; it no longer does once the tables hold 8 KiB.
+    let mut inst = Instance::instantiate(&region, &m).unwrap();
+    inst.set_memory_limit(2 * 65536 + 80);
+    assert_eq!(
+        call(&mut inst, "grow_mem", &[Val::I32(1)]),
+        Outcome::Finished(vec![Val::I32(1)])
+    );
+    drop(inst);
+    let mut inst = Instance::instantiate(&region, &m).unwrap();
+    inst.set_memory_limit(2 * 65536 + 80);
+    assert_eq!(
+        call(&mut inst, "grow_t", &[Val::I32(1024)]),
+        Outcome::Finished(vec![Val::I32(10)])
+    );
+    assert_eq!(
+        call(&mut inst, "grow_mem", &[Val::I32(1)]),
+        Outcome::Limited(Limit::Memory)
+    );
+    drop(inst);
+    // Without a limit, the tables' total is capped: -1 past 10 million.
+    let mut inst = Instance::instantiate(&region, &m).unwrap();
+    assert_eq!(
+        call(&mut inst, "grow_t", &[Val::I32(6_000_000)]),
+        Outcome::Finished(vec![Val::I32(10)])
+    );
+    assert_eq!(
+        call(&mut inst, "grow_u", &[Val::I32(4_000_000)]),
+        Outcome::Finished(vec![Val::I32(-1)])
+    );
+    assert_eq!(
+        call(&mut inst, "grow_u", &[Val::I32(3_999_990)]),
+        Outcome::Finished(vec![Val::I32(0)])
+    );
+}
+
+#[test]
+fn many_tables_cannot_multiply_the_table_cap() {
+    let m = compile_wat(
+        r#"(module (table 6000000 funcref) (table 6000000 funcref))"#,
+        &CompileConfig::default(),
+    );
+    let region = region_with(1, 0);
+    assert_eq!(
+        Instance::instantiate(&region, &m).err(),
+        Some(InstantiateError::TableTooLarge(12_000_000))
+    );
+}
+
 /// Defines three tags (one exported twice) and re-exports an imported one
 /// in [`TAG_USER`].
 const TAG_OWNER: &str = r#"(module

@@ -112,8 +112,9 @@ pub struct SpawnOptions {
     /// Wall-clock deadline, checked at slice boundaries and, while parked,
     /// by the workers' deadline sweep; ends it with `Limit::Deadline`.
     pub deadline: Option<Instant>,
-    /// Most bytes of linear memory; growing past it ends the instance with
-    /// `Limit::Memory`.
+    /// Most bytes of linear memory plus table storage (8 bytes per element
+    /// of the tables the module defines); `memory.grow` or `table.grow`
+    /// past it ends the instance with `Limit::Memory`.
     pub memory: Option<u64>,
 }
 
@@ -159,7 +160,7 @@ impl SpawnOptions {
         self
     }
 
-    /// Set a memory limit in bytes.
+    /// Set a memory limit in bytes (linear memory plus table storage).
     pub fn memory(mut self, bytes: u64) -> Self {
         self.memory = Some(bytes);
         self

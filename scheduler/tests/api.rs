@@ -548,6 +548,20 @@ fn memory_limit() {
         .spawn_with(&m, "run", &[], SpawnOptions::new().memory(2 * 65536))
         .unwrap();
     assert_eq!(ok.join(), Ok(vec![Val::I32(1)]));
+    // Table storage counts too: a guest cannot dodge the limit by growing
+    // a table instead of its memory.
+    let t = module(
+        r#"(module (table 0 externref)
+      (func (export "run") (result i32) (table.grow (ref.null extern) (i32.const 100000))))"#,
+    );
+    let h = s
+        .spawn_with(&t, "run", &[], SpawnOptions::new().memory(64 * 1024))
+        .unwrap();
+    assert_eq!(h.join(), Err(InstanceError::Limit(Limit::Memory)));
+    let ok = s
+        .spawn_with(&t, "run", &[], SpawnOptions::new().memory(1 << 20))
+        .unwrap();
+    assert_eq!(ok.join(), Ok(vec![Val::I32(0)]));
 }
 
 #[test]
