@@ -957,10 +957,13 @@ impl Instance {
         unsafe { (*self.vm.as_ptr()).fuel_limit = fuel }
     }
 
-    /// Fuel consumed so far (per completed refill).
+    /// Fuel consumed so far, including what the last slice spent of its
+    /// current grant.
     pub fn fuel_used(&self) -> u64 {
         // SAFETY: read of our own vmctx while the guest is not running.
-        unsafe { (*self.vm.as_ptr()).fuel_used }
+        let vm = unsafe { &*self.vm.as_ptr() };
+        let open = vm.fuel_granted.saturating_sub(vm.fuel).max(0) as u64;
+        vm.fuel_used.saturating_add(open)
     }
 
     /// End the instance with [`crate::Limit::Memory`] if it grows its

@@ -549,7 +549,7 @@ fn memory_init(vm: &mut VmCtx, st: Option<&TableState>, seg: u64, d: u64, s: u64
 
 pub(crate) extern "C" fn memory_init_impl(
     vmctx: *mut VmCtx,
-    _exec: *mut VmCtx,
+    exec: *mut VmCtx,
     args: u64,
     _: u64,
 ) -> u64 {
@@ -562,7 +562,11 @@ pub(crate) extern "C" fn memory_init_impl(
         let vm = &mut *vmctx;
         let st = vm.table_state.cast::<TableState>();
         let st = if st.is_null() { None } else { Some(&*st) };
-        memory_init(vm, st, seg, d, s, n)
+        let r = memory_init(vm, st, seg, d, s, n);
+        if r == 0 {
+            charge_fuel(exec, n / 8);
+        }
+        r
     }
 }
 
@@ -584,6 +588,24 @@ pub(crate) extern "C" fn data_drop_impl(
         }
         0
     }
+}
+
+/// Charge the running green thread `units` of fuel for a bulk builtin's
+/// work: one unit per table element, one per 8 bytes for `memory.init`
+/// (the rate of the compiled `memory.fill`/`memory.copy` loops). Fuel
+/// budgets and fuel slices thereby meter bulk operations like any loop; an
+/// overdrawn counter sends the next fuel check to the slow path, which
+/// counts the overdraft as used (see `fuel::settle`).
+///
+/// # Safety
+///
+/// `exec` is the running green thread's live context.
+unsafe fn charge_fuel(exec: *mut VmCtx, units: u64) {
+    // SAFETY: per the contract.
+    let ex = unsafe { &mut *exec };
+    ex.fuel = ex
+        .fuel
+        .saturating_sub(i64::try_from(units).unwrap_or(i64::MAX));
 }
 
 /// `start..start+n` if it lies within `0..len`.
@@ -638,7 +660,12 @@ pub(crate) extern "C" fn table_grow_impl(
         let limit = (*vmctx).heap_limit;
         with_state(vmctx, args, |st, [t, d, init]| {
             match st.grow(t as usize, d, init, heap_bytes, limit) {
-                Ok(old) => old as u64,
+                Ok(old) => {
+                    if old >= 0 {
+                        charge_fuel(exec, d);
+                    }
+                    old as u64
+                }
                 Err(()) => {
                     let ex = &mut *exec;
                     ex.status = crate::vmctx::status::LIMITED;
@@ -652,40 +679,58 @@ pub(crate) extern "C" fn table_grow_impl(
 
 pub(crate) extern "C" fn table_fill_impl(
     vmctx: *mut VmCtx,
-    _exec: *mut VmCtx,
+    exec: *mut VmCtx,
     args: u64,
     _: u64,
 ) -> u64 {
     // SAFETY: as above, 4 values.
-    unsafe { with_state(vmctx, args, |st, [t, d, v, n]| st.fill(t as usize, d, v, n)) }
+    unsafe {
+        with_state(vmctx, args, |st, [t, d, v, n]| {
+            charged(exec, n, st.fill(t as usize, d, v, n))
+        })
+    }
 }
 
 pub(crate) extern "C" fn table_copy_impl(
     vmctx: *mut VmCtx,
-    _exec: *mut VmCtx,
+    exec: *mut VmCtx,
     args: u64,
     _: u64,
 ) -> u64 {
     // SAFETY: as above, 5 values.
     unsafe {
         with_state(vmctx, args, |st, [dt, stb, d, s, n]| {
-            st.copy(dt as usize, stb as usize, d, s, n)
+            charged(exec, n, st.copy(dt as usize, stb as usize, d, s, n))
         })
     }
 }
 
 pub(crate) extern "C" fn table_init_impl(
     vmctx: *mut VmCtx,
-    _exec: *mut VmCtx,
+    exec: *mut VmCtx,
     args: u64,
     _: u64,
 ) -> u64 {
     // SAFETY: as above, 5 values.
     unsafe {
         with_state(vmctx, args, |st, [t, e, d, s, n]| {
-            st.init(t as usize, e as usize, d, s, n)
+            charged(exec, n, st.init(t as usize, e as usize, d, s, n))
         })
     }
+}
+
+/// `result` of a bulk table builtin over `n` elements, after charging
+/// their fuel if it succeeded (0).
+///
+/// # Safety
+///
+/// As [`charge_fuel`].
+unsafe fn charged(exec: *mut VmCtx, n: u64, result: u64) -> u64 {
+    if result == 0 {
+        // SAFETY: per the contract.
+        unsafe { charge_fuel(exec, n) };
+    }
+    result
 }
 
 pub(crate) extern "C" fn elem_drop_impl(

@@ -144,3 +144,59 @@ fn fuel_spent_before_a_host_yield_counts_against_the_budget() {
         assert_eq!(outcome, Outcome::Limited(Limit::Fuel));
     }
 }
+
+/// Bulk builtins cost fuel for their work: `fill(k, n)` runs `k`
+/// `table.fill`s of `n` elements (one loop iteration each).
+const FILLS: &str = r#"(module (table $t 100000 externref) (memory 1)
+     (data $d "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef")
+     (func (export "fill") (param $k i32) (param $n i32)
+       (loop $l
+         (table.fill $t (i32.const 0) (ref.null extern) (local.get $n))
+         (local.set $k (i32.sub (local.get $k) (i32.const 1)))
+         (br_if $l (local.get $k))))
+     (func (export "init") (param $k i32)
+       (loop $l
+         (memory.init $d (i32.const 0) (i32.const 0) (i32.const 64))
+         (local.set $k (i32.sub (local.get $k) (i32.const 1)))
+         (br_if $l (local.get $k)))))"#;
+
+#[test]
+fn bulk_builtins_are_metered_by_fuel() {
+    let m = compile_wat(FILLS, &CompileConfig::default());
+    let region = region_with(1, 64 << 10);
+    // Ten fills of 100,000 elements spend at least a million units.
+    let mut inst = Instance::new(&region, &m, "fill", &[Val::I32(10), Val::I32(100_000)]).unwrap();
+    assert_eq!(inst.resume_fuel(u64::MAX / 4), Outcome::Finished(vec![]));
+    assert!(inst.fuel_used() >= 1_000_000, "{}", inst.fuel_used());
+    drop(inst);
+    // So a budget of 500,000 units ends the instance after the fifth fill
+    // (it is not overdrawn by more than one fill).
+    let mut inst =
+        Instance::new(&region, &m, "fill", &[Val::I32(1000), Val::I32(100_000)]).unwrap();
+    inst.set_fuel_limit(500_000);
+    assert_eq!(
+        inst.resume_fuel(u64::MAX / 4),
+        Outcome::Limited(Limit::Fuel)
+    );
+    assert!(
+        (500_000..700_000).contains(&inst.fuel_used()),
+        "{}",
+        inst.fuel_used()
+    );
+    drop(inst);
+    // And a fuel slice of 150,000 units ends after the fill that overdraws
+    // it: two fills per slice.
+    let mut inst = Instance::new(&region, &m, "fill", &[Val::I32(10), Val::I32(100_000)]).unwrap();
+    let mut slices = 1;
+    while inst.resume_fuel(150_000) == Outcome::Yielded {
+        slices += 1;
+    }
+    assert_eq!(inst.outcome(), Outcome::Finished(vec![]));
+    assert_eq!(slices, 5, "two fills per slice (the second overdraws it)");
+    drop(inst);
+    // memory.init: one unit per 8 bytes, so 10,000 inits of 64 bytes cost
+    // 80,000 units besides the loop's own 10,000.
+    let mut inst = Instance::new(&region, &m, "init", &[Val::I32(10_000)]).unwrap();
+    assert_eq!(inst.resume_fuel(u64::MAX / 4), Outcome::Finished(vec![]));
+    assert!(inst.fuel_used() >= 90_000, "{}", inst.fuel_used());
+}
