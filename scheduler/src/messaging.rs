@@ -12,6 +12,9 @@
 //!   `cap` stays queued and `recv` returns `-len`; `i32::MIN` means the
 //!   buffer is out of bounds.
 //! * `myriad.self() -> i64` returns the caller's own id.
+//! * `myriad.sleep(ns: i64)` ends the slice and keeps the instance off the
+//!   run queues for `ns` nanoseconds (at least; 0 or less is a yield), see
+//!   [`myriad_runtime::HostAction::Sleep`].
 //!
 //! The host functions find "which instance am I" without touching the
 //! embedder data: the worker records the handle of the instance whose slice
@@ -28,7 +31,8 @@ pub fn current() -> Option<InstanceHandle> {
     crate::worker::current().map(|shared| InstanceHandle { shared })
 }
 
-/// Define `myriad.send`, `myriad.recv` and `myriad.self` in `linker`.
+/// Define `myriad.send`, `myriad.recv`, `myriad.self` and `myriad.sleep`
+/// in `linker`.
 pub fn add_to_linker(linker: &mut Linker) -> &mut Linker {
     linker.func_wrap(
         "myriad",
@@ -75,5 +79,14 @@ pub fn add_to_linker(linker: &mut Linker) -> &mut Linker {
     linker.func_wrap("myriad", "self", |_: &mut Caller<'_>| -> i64 {
         crate::worker::current().map_or(-1, |h| h.id as i64)
     });
+    linker.func_wrap(
+        "myriad",
+        "sleep",
+        |_: &mut Caller<'_>, ns: i64| -> Result<(), HostAction> {
+            Err(HostAction::Sleep(std::time::Duration::from_nanos(
+                ns.max(0) as u64,
+            )))
+        },
+    );
     linker
 }

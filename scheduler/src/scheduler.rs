@@ -11,7 +11,7 @@ use myriad_runtime::{
     RegionConfig, RegionError, Val,
 };
 use std::any::Any;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -241,8 +241,7 @@ impl Scheduler {
             deadlines: Mutex::new(Vec::new()),
             next_deadline: AtomicU64::new(u64::MAX),
             epoch: Instant::now(),
-            timers: Mutex::new(BinaryHeap::new()),
-            next_timer_tsc: AtomicU64::new(u64::MAX),
+            timers: crate::timers::TimerQueue::new(),
         });
         let cores = if config.pin_workers {
             core_affinity::get_core_ids().unwrap_or_default()

@@ -12,11 +12,11 @@
 
 use crate::handle::{complete_recv, HandleShared, InstanceError, InstanceResult, InstanceState};
 use crate::metrics::{Metrics, TscToNs};
+use crate::timers::TimerQueue;
 use crossbeam_deque::{Injector, Steal, Stealer, Worker};
 use myriad_runtime::{rdtsc, Instance, Limit, Outcome, Region};
 use std::cell::Cell;
-use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -99,14 +99,10 @@ pub(crate) struct Shared {
     pub(crate) next_deadline: AtomicU64,
     /// Time origin for `next_deadline`.
     pub(crate) epoch: Instant,
-    /// Sleeping instances by wake-up time, as `(when, id)`; an entry whose
-    /// instance has ended is dropped when due (or by the purge in
-    /// [`Shared::add_timer`]).
-    pub(crate) timers: Mutex<BinaryHeap<Reverse<(Instant, u64)>>>,
-    /// TSC value of the earliest entry of `timers` (`u64::MAX`: none), so
-    /// a worker can check after every slice, with one relaxed load and no
-    /// clock read, whether a sleeper is due.
-    pub(crate) next_timer_tsc: AtomicU64,
+    /// Sleeping instances by wake-up time (TSC). An entry whose instance
+    /// has ended is skipped when due, or dropped earlier by the purge in
+    /// [`Shared::add_timer`].
+    pub(crate) timers: TimerQueue<Weak<HandleShared>>,
 }
 
 impl Shared {
@@ -179,49 +175,28 @@ impl Shared {
         }
     }
 
-    /// Wake instance `id` at `at` (it sleeps in its handle's slot).
-    fn add_timer(&self, at: Instant, id: u64) {
-        let mut t = self.timers.lock().unwrap_or_else(|e| e.into_inner());
+    /// Wake `handle`'s instance at TSC `at` (it sleeps in its slot).
+    fn add_timer(&self, at: u64, handle: &Arc<HandleShared>) {
         // Entries of instances cancelled in their sleep stay until due:
         // purge them once they could outnumber the live instances, so a
-        // stream of cancelled long sleeps cannot grow the heap unboundedly.
-        let live = self.live.load(Ordering::Relaxed);
-        if t.len() >= 1024 && t.len() > 2 * live {
-            t.retain(|Reverse((_, id))| self.lookup(*id).is_some());
+        // stream of cancelled long sleeps cannot grow the queue unboundedly.
+        let n = self.timers.len();
+        if n >= 1024 && n > 2 * self.live.load(Ordering::Relaxed) {
+            self.timers
+                .retain(|h| h.upgrade().is_some_and(|h| !h.state().is_done()));
         }
-        t.push(Reverse((at, id)));
-        let tsc = rdtsc().saturating_add(myriad_runtime::fuel::ns_to_tsc(
-            at.saturating_duration_since(Instant::now()).as_nanos() as u64,
-        ));
-        self.next_timer_tsc.fetch_min(tsc, Ordering::AcqRel);
+        self.timers.insert(at, Arc::downgrade(handle));
     }
 
     /// Queue every sleeping instance whose wake-up time has come.
     pub(crate) fn sweep_timers(&self) {
-        if rdtsc() < self.next_timer_tsc.load(Ordering::Relaxed) {
+        if rdtsc() < self.timers.next_due() {
             return;
         }
-        let now = Instant::now();
         let mut due = Vec::new();
-        {
-            let mut t = self.timers.lock().unwrap_or_else(|e| e.into_inner());
-            while let Some(Reverse((at, id))) = t.peek().copied() {
-                if at > now {
-                    break;
-                }
-                t.pop();
-                due.push(id);
-            }
-            let next = t.peek().map_or(u64::MAX, |Reverse((at, _))| {
-                rdtsc().saturating_add(myriad_runtime::fuel::ns_to_tsc(
-                    at.saturating_duration_since(now).as_nanos() as u64,
-                ))
-            });
-            self.next_timer_tsc.store(next, Ordering::Release);
-        }
+        self.timers.take_due(rdtsc(), &mut due);
         let mut woke = false;
-        for id in due {
-            let Some(h) = self.lookup(id) else { continue };
+        for h in due.iter().filter_map(Weak::upgrade) {
             let mut slot = h.lock_slot();
             if !slot.sleeping {
                 continue;
@@ -241,7 +216,7 @@ impl Shared {
     /// How long an idle worker may wait before the next timer is due
     /// (at most `cap`).
     fn idle_timeout(&self, cap: Duration) -> Duration {
-        let next = self.next_timer_tsc.load(Ordering::Relaxed);
+        let next = self.timers.next_due();
         if next == u64::MAX {
             return cap;
         }
@@ -413,7 +388,7 @@ fn run_slice(mut task: Box<Task>, local: &Worker<Box<Task>>, shared: &Shared, m:
     };
     let t1 = rdtsc();
     CURRENT.with(|c| c.set(std::ptr::null()));
-    if t1 >= shared.next_timer_tsc.load(Ordering::Relaxed) {
+    if t1 >= shared.timers.next_due() {
         shared.sweep_timers();
     }
     let slice = t1.saturating_sub(t0);
@@ -540,11 +515,15 @@ fn sleep(
     shared: &Shared,
     m: &mut Metrics,
 ) {
-    if at <= Instant::now() {
+    let left = at.saturating_duration_since(Instant::now());
+    if left.is_zero() {
         task.handle.set_state(InstanceState::Runnable);
         local.push(task);
         return;
     }
+    let at_tsc = rdtsc().saturating_add(myriad_runtime::fuel::ns_to_tsc(
+        u64::try_from(left.as_nanos()).unwrap_or(u64::MAX),
+    ));
     let handle = Arc::clone(&task.handle);
     let mut slot = handle.lock_slot();
     if handle.cancel.load(Ordering::Acquire) || shared.shutdown.load(Ordering::Acquire) {
@@ -557,7 +536,7 @@ fn sleep(
     slot.sleeping = true;
     handle.set_state(InstanceState::Sleeping);
     drop(slot);
-    shared.add_timer(at, handle.id);
+    shared.add_timer(at_tsc, &handle);
     if let Some(d) = deadline.filter(|d| *d < at) {
         shared.watch_deadline(d, &handle);
     }

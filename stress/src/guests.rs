@@ -12,6 +12,9 @@ pub enum Guest {
     Touch,
     /// A mixed arithmetic and memory kernel whose result is checked.
     Compute,
+    /// A little work, then `myriad.sleep(ns)`, forever: exercises the
+    /// scheduler's timers (`--sleep-us`).
+    Sleep,
 }
 
 impl Guest {
@@ -21,6 +24,7 @@ impl Guest {
             Guest::Spin => "spin",
             Guest::Touch => "touch",
             Guest::Compute => "compute",
+            Guest::Sleep => "sleep",
         }
     }
 
@@ -45,6 +49,20 @@ impl Guest {
         (local.set $n (i32.add (local.get $n) (i32.const 1)))
         (local.set $p (i32.add (local.get $p) (i32.const 4096)))
         (br_if $pages (i32.lt_u (local.get $p) (i32.const {heap_bytes}))))
+      (br $forever))))"#
+            ),
+            Guest::Sleep => format!(
+                r#"(module
+  (import "myriad" "sleep" (func $sleep (param i64)))
+  (memory (export "memory") {heap_bytes} {heap_bytes} (pagesize 1))
+  (func (export "run") (param $ns i64)
+    (local $i i32)
+    (loop $forever
+      (local.set $i (i32.const 0))
+      (loop $work
+        (local.set $i (i32.add (local.get $i) (i32.const 1)))
+        (br_if $work (i32.lt_u (local.get $i) (i32.const 100))))
+      (call $sleep (local.get $ns))
       (br $forever))))"#
             ),
             Guest::Compute => format!(

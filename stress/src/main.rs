@@ -9,7 +9,7 @@ use anyhow::{bail, Context, Result};
 use clap::Parser;
 use guests::{compute_reference, Guest};
 use myriad_runtime::{CompileConfig, Module, Val};
-use myriad_scheduler::{InstanceHandle, Scheduler, SchedulerConfig};
+use myriad_scheduler::{messaging, InstanceHandle, Scheduler, SchedulerConfig, SpawnOptions};
 use report::StressReport;
 use std::io::Write as _;
 use std::path::PathBuf;
@@ -61,6 +61,9 @@ struct Args {
     /// Rounds of the compute kernel per instance.
     #[arg(long, default_value_t = 4)]
     compute_rounds: i32,
+    /// Sleep of the sleep guest between bursts of work, microseconds.
+    #[arg(long, default_value_t = 1_000_000)]
+    sleep_us: u64,
     /// Write summary.json and .hgrm files here.
     #[arg(long)]
     out: Option<PathBuf>,
@@ -153,6 +156,12 @@ fn main() -> Result<()> {
     .context("building the scheduler")?;
 
     let compute = args.wasm.is_none() && args.guest == Guest::Compute;
+    let sleeper = args.wasm.is_none() && args.guest == Guest::Sleep;
+    // `myriad.*` (messages, sleep) for the sleep guest and `--wasm` modules.
+    let mut linker = myriad_runtime::Linker::new();
+    messaging::add_to_linker(&mut linker);
+    let linker = Arc::new(linker);
+    let sleep_ns = i64::try_from(args.sleep_us.saturating_mul(1000)).unwrap_or(i64::MAX);
     let rss_baseline = rss_bytes();
     let spawn_start = Instant::now();
     // Spawn from one thread per worker: the workers are paused, so the
@@ -170,7 +179,7 @@ fn main() -> Result<()> {
     let parts: Vec<Result<Vec<InstanceHandle>>> = std::thread::scope(|scope| {
         let joins: Vec<_> = (0..threads)
             .map(|t| {
-                let (sched, module, spawned) = (&sched, &module, &spawned);
+                let (sched, module, spawned, linker) = (&sched, &module, &spawned, &linker);
                 let range = t * chunk..((t + 1) * chunk).min(args.instances);
                 let rounds = args.compute_rounds;
                 scope.spawn(move || -> Result<Vec<InstanceHandle>> {
@@ -178,11 +187,13 @@ fn main() -> Result<()> {
                     for i in range {
                         let params: Vec<Val> = if compute {
                             vec![Val::I64(i as i64), Val::I32(rounds)]
+                        } else if sleeper {
+                            vec![Val::I64(sleep_ns)]
                         } else {
                             Vec::new()
                         };
                         let h = sched
-                            .spawn(module, export, &params)
+                            .spawn_with(module, export, &params, SpawnOptions::new().linker(linker))
                             .with_context(|| format!("spawning instance {i}"))?;
                         out.push(h);
                         spawned.fetch_add(1, Ordering::Relaxed);
