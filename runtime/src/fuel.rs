@@ -86,14 +86,14 @@ pub fn tsc_hz() -> u64 {
     })
 }
 
-/// Convert nanoseconds to TSC ticks.
+/// Convert nanoseconds to TSC ticks (saturating).
 pub fn ns_to_tsc(ns: u64) -> u64 {
-    (ns as u128 * tsc_hz() as u128 / 1_000_000_000) as u64
+    u64::try_from(ns as u128 * tsc_hz() as u128 / 1_000_000_000).unwrap_or(u64::MAX)
 }
 
-/// Convert TSC ticks to nanoseconds.
+/// Convert TSC ticks to nanoseconds (saturating).
 pub fn tsc_to_ns(ticks: u64) -> u64 {
-    (ticks as u128 * 1_000_000_000 / tsc_hz() as u128) as u64
+    u64::try_from(ticks as u128 * 1_000_000_000 / tsc_hz() as u128).unwrap_or(u64::MAX)
 }
 
 /// Fuel to hand out for `remaining` cycles at `rate` (16.16 units/cycle).

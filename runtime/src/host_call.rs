@@ -290,8 +290,13 @@ fn memory_grow(vmctx: *mut VmCtx, exec: *mut VmCtx, delta_pages: u64) -> i64 {
     let Some(new_len) = old_len.checked_add(delta_bytes) else {
         return -1;
     };
-    // The limit covers the tables the instance defines too. SAFETY: the
-    // table state is the instance's own, not borrowed while this runs.
+    // A grow the memory itself refuses (past its maximum or the slot)
+    // fails as the spec says, whatever the limit.
+    if new_len > vm.heap_capacity {
+        return -1;
+    }
+    // The limit covers the instance's tables too. SAFETY: the table state
+    // is the instance's own, not borrowed while this runs.
     let table_bytes = if vm.heap_limit == u64::MAX {
         0
     } else {
@@ -302,9 +307,6 @@ fn memory_grow(vmctx: *mut VmCtx, exec: *mut VmCtx, delta_pages: u64) -> i64 {
         let ex = unsafe { &mut *exec };
         ex.status = status::LIMITED;
         ex.trap_kind = crate::Limit::Memory as u32;
-        return -1;
-    }
-    if new_len > vm.heap_capacity {
         return -1;
     }
     if vm.guard_mode != 0 && new_len > vm.heap_open {

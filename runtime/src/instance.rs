@@ -969,9 +969,24 @@ impl Instance {
     /// End the instance with [`crate::Limit::Memory`] if it grows its
     /// linear memory plus the storage of the tables it defines (8 bytes per
     /// element) past `bytes`.
+    /// An instance already past it (a large initial memory or table) ends
+    /// at once, with `Limited(Memory)` as its outcome.
     pub fn set_memory_limit(&mut self, bytes: u64) {
-        // SAFETY: we own the vmctx.
-        unsafe { (*self.vm.as_ptr()).heap_limit = bytes }
+        let vm = self.vm.as_ptr();
+        // SAFETY: we own the vmctx and the guest is not running (&mut
+        // self), so its table state is not borrowed.
+        let in_use = unsafe {
+            (*vm).heap_limit = bytes;
+            let own_heap = if (*vm).memory_vmctx == vm {
+                (*vm).heap_len
+            } else {
+                0
+            };
+            own_heap.saturating_add(crate::table::vm_table_bytes(vm))
+        };
+        if in_use > bytes && !self.is_done() {
+            self.set_limited(crate::Limit::Memory);
+        }
     }
 
     /// End the instance now with `limit` (for limits the embedder
@@ -1054,6 +1069,7 @@ impl Instance {
     /// value buffer of `cells` cells: the vmctx's own, or a larger one this
     /// instance owns for an export with more than [`MAX_VALUES`] values.
     fn arm(&mut self, entry: usize, start: usize, args: &[Val], cells: usize) {
+        self.wake_at = None;
         let vm = self.vm.as_ptr();
         let vm_addr = vm as usize;
         let buf: *mut u64 = if cells > MAX_VALUES {

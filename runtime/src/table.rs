@@ -287,6 +287,9 @@ pub struct TableState {
     /// Tables `imported_tables..` are the instance's own (counted against
     /// its memory limit and [`MAX_TABLE_ELEMENTS`]).
     imported_tables: usize,
+    /// Elements this instance added to imported tables with `table.grow`:
+    /// charged to it like its own tables.
+    imported_growth: u64,
     /// Each element segment's values (evaluated at instantiation).
     pub(crate) elem_values: Vec<Box<[u64]>>,
     /// Element segments dropped so far (active and declarative ones are
@@ -298,8 +301,9 @@ pub struct TableState {
     module: Arc<Module>,
 }
 
-/// Bytes of table storage the instance whose vmctx is `vm` defines (what
-/// its memory limit counts besides linear memory).
+/// Bytes of table storage charged to the instance whose vmctx is `vm`
+/// (its own tables and its growth of imported ones: what its memory limit
+/// counts besides linear memory).
 ///
 /// # Safety
 ///
@@ -308,7 +312,7 @@ pub struct TableState {
 pub(crate) unsafe fn vm_table_bytes(vm: *const VmCtx) -> u64 {
     // SAFETY: per the contract.
     let state = unsafe { (*vm).table_state.cast::<TableState>().as_ref() };
-    state.map_or(0, |s| s.defined_elements() * TABLE_ELEMENT_BYTES)
+    state.map_or(0, |s| s.charged_elements() * TABLE_ELEMENT_BYTES)
 }
 
 /// [`TableState::owns_func_ref`] for the instance whose vmctx is `vm`
@@ -369,6 +373,7 @@ impl TableState {
                 .iter()
                 .filter(|i| matches!(i.kind, myriad_codegen::abi::ImportKind::Table(_)))
                 .count(),
+            imported_growth: 0,
             elem_values: Vec::new(),
             dropped: vec![false; md.elems.len()],
             data_dropped: md.data.iter().map(|d| !d.passive).collect(),
@@ -428,6 +433,12 @@ impl TableState {
         self.tables.get(t).map(|t| unsafe { t.elements() }.to_vec())
     }
 
+    /// Table elements charged to the instance: its own tables' and what
+    /// it grew imported tables by.
+    pub(crate) fn charged_elements(&self) -> u64 {
+        self.defined_elements().saturating_add(self.imported_growth)
+    }
+
     /// Elements of the tables the instance defines (not imports).
     pub(crate) fn defined_elements(&self) -> u64 {
         self.tables
@@ -453,22 +464,32 @@ impl TableState {
         let Some(table) = self.tables.get(t) else {
             return Ok(-1);
         };
-        if t >= self.imported_tables {
-            let Some(total) = self.defined_elements().checked_add(delta) else {
-                return Ok(-1);
-            };
-            if total > MAX_TABLE_ELEMENTS {
-                return Ok(-1);
-            }
-            if total
-                .saturating_mul(TABLE_ELEMENT_BYTES)
-                .saturating_add(heap_bytes)
-                > limit
-            {
-                return Err(());
-            }
+        // A grow the table itself refuses fails as the spec says (-1),
+        // whatever the limits.
+        if table.len().checked_add(delta).is_none_or(|n| n > table.max) {
+            return Ok(-1);
         }
-        Ok(table.grow(delta, init))
+        // The instance that grows a table pays for it: its own tables
+        // count fully, and growth it made of imported tables counts too,
+        // so linking cannot multiply what one instance may allocate.
+        let Some(total) = self.charged_elements().checked_add(delta) else {
+            return Ok(-1);
+        };
+        if total > MAX_TABLE_ELEMENTS {
+            return Ok(-1);
+        }
+        if total
+            .saturating_mul(TABLE_ELEMENT_BYTES)
+            .saturating_add(heap_bytes)
+            > limit
+        {
+            return Err(());
+        }
+        let old = table.grow(delta, init);
+        if old >= 0 && t < self.imported_tables {
+            self.imported_growth += delta;
+        }
+        Ok(old)
     }
 
     fn fill(&mut self, t: usize, d: u64, val: u64, n: u64) -> u64 {
@@ -564,7 +585,7 @@ pub(crate) extern "C" fn memory_init_impl(
         let st = if st.is_null() { None } else { Some(&*st) };
         let r = memory_init(vm, st, seg, d, s, n);
         if r == 0 {
-            charge_fuel(exec, n / 8);
+            charge_fuel(exec, n.div_ceil(8));
         }
         r
     }
@@ -591,11 +612,13 @@ pub(crate) extern "C" fn data_drop_impl(
 }
 
 /// Charge the running green thread `units` of fuel for a bulk builtin's
-/// work: one unit per table element, one per 8 bytes for `memory.init`
-/// (the rate of the compiled `memory.fill`/`memory.copy` loops). Fuel
-/// budgets and fuel slices thereby meter bulk operations like any loop; an
-/// overdrawn counter sends the next fuel check to the slow path, which
-/// counts the overdraft as used (see `fuel::settle`).
+/// work: one unit per table element, one per 8 bytes (rounded up) for
+/// `memory.init` (the rate of the compiled `memory.fill`/`memory.copy`
+/// loops). Fuel budgets and fuel slices thereby meter bulk operations like
+/// any loop: in a fuel slice the counter is overdrawn, so the next check
+/// ends the slice and counts the overdraft as used (see `fuel::settle`);
+/// in a time slice the units go straight to `fuel_used`, and the budget is
+/// checked at the next slow path or slice start.
 ///
 /// # Safety
 ///
@@ -603,9 +626,28 @@ pub(crate) extern "C" fn data_drop_impl(
 unsafe fn charge_fuel(exec: *mut VmCtx, units: u64) {
     // SAFETY: per the contract.
     let ex = unsafe { &mut *exec };
-    ex.fuel = ex
-        .fuel
-        .saturating_sub(i64::try_from(units).unwrap_or(i64::MAX));
+    if ex.fuel_sliced != 0 {
+        // A fuel slice must end after this work: overdraw the counter
+        // (bounded well above i64::MIN, so compiled code's decrement never
+        // wraps it).
+        let units = i64::try_from(units).unwrap_or(i64::MAX).min(1 << 61);
+        ex.fuel = ex.fuel.saturating_sub(units).max(-(1 << 62));
+    } else {
+        // A time slice: count it against the budget only. Leaving the
+        // counter alone keeps bulk work out of the slow path's rate sample,
+        // which would otherwise believe the guest's ordinary code runs as
+        // fast as a memcpy and grant far too much fuel per check (slices
+        // overran by about 7x in a review's measurement). The time the
+        // work took still lowers the next sample, so checks come sooner.
+        ex.fuel_used = ex.fuel_used.saturating_add(units);
+        if ex.fuel_used >= ex.fuel_limit && ex.fuel > 0 {
+            // Budget spent: send the next check to the slow path, which
+            // ends the instance. Shrinking the grant by what is left keeps
+            // its accounting exact (the unspent units are not counted).
+            ex.fuel_granted = ex.fuel_granted.saturating_sub(ex.fuel);
+            ex.fuel = 0;
+        }
+    }
 }
 
 /// `start..start+n` if it lies within `0..len`.

@@ -194,6 +194,16 @@ fn bulk_builtins_are_metered_by_fuel() {
     assert_eq!(inst.outcome(), Outcome::Finished(vec![]));
     assert_eq!(slices, 5, "two fills per slice (the second overdraws it)");
     drop(inst);
+    // In time slices the work counts against the budget the same way.
+    let mut inst = Instance::new(&region, &m, "fill", &[Val::I32(10), Val::I32(100_000)]).unwrap();
+    assert_eq!(inst.resume(u64::MAX / 4), Outcome::Finished(vec![]));
+    assert!(inst.fuel_used() >= 1_000_000, "{}", inst.fuel_used());
+    drop(inst);
+    let mut inst =
+        Instance::new(&region, &m, "fill", &[Val::I32(1000), Val::I32(100_000)]).unwrap();
+    inst.set_fuel_limit(500_000);
+    assert_eq!(inst.resume(u64::MAX / 4), Outcome::Limited(Limit::Fuel));
+    drop(inst);
     // memory.init: one unit per 8 bytes, so 10,000 inits of 64 bytes cost
     // 80,000 units besides the loop's own 10,000.
     let mut inst = Instance::new(&region, &m, "init", &[Val::I32(10_000)]).unwrap();

@@ -456,6 +456,93 @@ fn the_memory_limit_counts_table_storage() {
 }
 
 #[test]
+fn growing_imported_tables_is_charged_to_the_grower() {
+    let owner = compile_wat(
+        r#"(module (table (export "a") 0 externref) (table (export "b") 0 externref))"#,
+        &CompileConfig::default(),
+    );
+    let grower = compile_wat(
+        r#"(module
+             (import "o" "a" (table $a 0 externref))
+             (import "o" "b" (table $b 0 externref))
+             (func (export "grow") (param i32 i32) (result i32 i32)
+               (table.grow $a (ref.null extern) (local.get 0))
+               (table.grow $b (ref.null extern) (local.get 1))))"#,
+        &CompileConfig::default(),
+    );
+    let region = region_with(4, 0);
+    let o = Instance::instantiate(&region, &owner).unwrap();
+    let mut linker = Linker::new();
+    linker.instance("o", &o);
+    // Without a limit, what one instance grows is capped in all: two
+    // 6-million-element grows do not both succeed.
+    let mut g = linker.instantiate(&region, &grower, None).unwrap();
+    assert_eq!(
+        call(&mut g, "grow", &[Val::I32(6_000_000), Val::I32(6_000_000)]),
+        Outcome::Finished(vec![Val::I32(0), Val::I32(-1)])
+    );
+    drop(g);
+    // With a limit, the grower pays for the imported tables it grows.
+    let mut g = linker.instantiate(&region, &grower, None).unwrap();
+    g.set_memory_limit(64 * 1024);
+    assert_eq!(
+        call(&mut g, "grow", &[Val::I32(1000), Val::I32(10_000)]),
+        Outcome::Limited(Limit::Memory)
+    );
+}
+
+#[test]
+fn a_grow_the_table_refuses_fails_with_minus_one_even_under_a_limit() {
+    let m = compile_wat(
+        r#"(module (table $t 0 10 externref) (memory 1 2)
+             (func (export "grow_t") (param i32) (result i32)
+               (table.grow $t (ref.null extern) (local.get 0)))
+             (func (export "grow_mem") (param i32) (result i32)
+               (memory.grow (local.get 0))))"#,
+        &CompileConfig::default(),
+    );
+    let region = region_with(1, 4 * 65536);
+    let mut inst = Instance::instantiate(&region, &m).unwrap();
+    inst.set_memory_limit(65536 + 64);
+    assert_eq!(
+        call(&mut inst, "grow_t", &[Val::I32(100_000)]),
+        Outcome::Finished(vec![Val::I32(-1)])
+    );
+    assert_eq!(
+        call(&mut inst, "grow_mem", &[Val::I32(5)]),
+        Outcome::Finished(vec![Val::I32(-1)])
+    );
+    // Within the table's maximum but past the limit: the limit ends it.
+    assert_eq!(
+        call(&mut inst, "grow_t", &[Val::I32(10)]),
+        Outcome::Limited(Limit::Memory)
+    );
+}
+
+#[test]
+fn an_instance_already_past_its_memory_limit_ends_at_once() {
+    let m = compile_wat(
+        r#"(module (table 100000 externref) (func (export "run") (result i32) (i32.const 1)))"#,
+        &CompileConfig::default(),
+    );
+    let region = region_with(1, 0);
+    let mut inst = Instance::instantiate(&region, &m).unwrap();
+    inst.call("run", &[]).unwrap();
+    inst.set_memory_limit(64 * 1024);
+    // The armed call ends before it runs.
+    assert_eq!(inst.resume(u64::MAX), Outcome::Limited(Limit::Memory));
+    let mut inst2 = {
+        drop(inst);
+        Instance::instantiate(&region, &m).unwrap()
+    };
+    inst2.set_memory_limit(1 << 20);
+    assert_eq!(
+        call(&mut inst2, "run", &[]),
+        Outcome::Finished(vec![Val::I32(1)])
+    );
+}
+
+#[test]
 fn many_tables_cannot_multiply_the_table_cap() {
     let m = compile_wat(
         r#"(module (table 6000000 funcref) (table 6000000 funcref))"#,

@@ -19,8 +19,10 @@ pub struct SchedulerConfig {
     /// unused. See `myriad_runtime::Instance::resume_fuel`. Cancels,
     /// deadlines, CPU-time limits and shutdown act at slice boundaries, so
     /// in fuel mode they wait for the slice's fuel to run out: choose `n`
-    /// small enough for the latency you need (a table builtin costs a few
-    /// units but may take milliseconds on a huge table).
+    /// small enough for the latency you need (bulk builtins are charged by
+    /// the element, so they end a fuel slice soon after they overdraw it;
+    /// one `table.fill` of a 10-million-element table still runs whole,
+    /// about 15 ms).
     pub fuel_per_slice: Option<u64>,
     /// Most instances alive at once (slots in the region).
     pub capacity: usize,

@@ -364,7 +364,7 @@ pub(crate) fn deliver(target: &HandleShared, message: Message) -> Result<(), Sen
     let mut slot = target.lock_slot();
     slot.mailbox.push_back(message);
     if slot.recv_wait.is_some() {
-        if let Some(mut task) = slot.task.take() {
+        if let Some(mut task) = slot.take_task() {
             complete_recv(&mut slot, &mut task);
             target.set_state(InstanceState::Runnable);
             drop(slot);

@@ -391,6 +391,7 @@ impl Scheduler {
             cpu_cycles: 0,
             cpu_budget,
             deadline,
+            wake_at: None,
         }));
         self.shared.wake_one();
         Ok(InstanceHandle { shared: handle })

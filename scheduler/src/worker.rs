@@ -63,6 +63,10 @@ pub(crate) struct Task {
     pub(crate) cpu_budget: u64,
     /// Wall-clock deadline.
     pub(crate) deadline: Option<Instant>,
+    /// While sleeping: when it may run again. The timer queue works in
+    /// TSC ticks; this is checked when it fires, so a TSC rate estimate
+    /// that is slightly off can make a sleep late, never early.
+    pub(crate) wake_at: Option<Instant>,
 }
 
 /// State shared by the scheduler front end and all workers.
@@ -195,18 +199,35 @@ impl Shared {
         }
         let mut due = Vec::new();
         self.timers.take_due(rdtsc(), &mut due);
+        let now = Instant::now();
         let mut woke = false;
+        let mut early = Vec::new();
         for h in due.iter().filter_map(Weak::upgrade) {
             let mut slot = h.lock_slot();
             if !slot.sleeping {
                 continue;
             }
-            if let Some(task) = slot.take_task() {
+            let left = slot
+                .task
+                .as_ref()
+                .and_then(|t| t.wake_at)
+                .map_or(Duration::ZERO, |at| at.saturating_duration_since(now));
+            if !left.is_zero() {
+                drop(slot);
+                early.push((left, h));
+                continue;
+            }
+            if let Some(mut task) = slot.take_task() {
+                task.wake_at = None;
                 h.set_state(InstanceState::Runnable);
                 drop(slot);
                 self.injector.push(task);
                 woke = true;
             }
+        }
+        // Fired before its instant (TSC estimate): sleep the rest.
+        for (left, h) in early {
+            self.add_timer(rdtsc().saturating_add(ns_to_tsc(left)), &h);
         }
         if woke {
             self.wake_one();
@@ -521,9 +542,7 @@ fn sleep(
         local.push(task);
         return;
     }
-    let at_tsc = rdtsc().saturating_add(myriad_runtime::fuel::ns_to_tsc(
-        u64::try_from(left.as_nanos()).unwrap_or(u64::MAX),
-    ));
+    let at_tsc = rdtsc().saturating_add(ns_to_tsc(left));
     let handle = Arc::clone(&task.handle);
     let mut slot = handle.lock_slot();
     if handle.cancel.load(Ordering::Acquire) || shared.shutdown.load(Ordering::Acquire) {
@@ -532,6 +551,8 @@ fn sleep(
         return;
     }
     let deadline = task.deadline;
+    let mut task = task;
+    task.wake_at = Some(at);
     slot.task = Some(task);
     slot.sleeping = true;
     handle.set_state(InstanceState::Sleeping);
@@ -540,6 +561,11 @@ fn sleep(
     if let Some(d) = deadline.filter(|d| *d < at) {
         shared.watch_deadline(d, &handle);
     }
+}
+
+/// `d` in TSC ticks (saturating).
+fn ns_to_tsc(d: Duration) -> u64 {
+    myriad_runtime::fuel::ns_to_tsc(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// Queue a resumed task (from any thread) and wake a worker; cancel it if

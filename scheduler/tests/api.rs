@@ -562,6 +562,17 @@ fn memory_limit() {
         .spawn_with(&t, "run", &[], SpawnOptions::new().memory(1 << 20))
         .unwrap();
     assert_eq!(ok.join(), Ok(vec![Val::I32(0)]));
+    // A module whose initial table is already past the limit ends before
+    // it runs.
+    let big = module(
+        r#"(module (table 1000000 externref)
+      (func (export "run") (result i32) (table.size)))"#,
+    );
+    let h = s
+        .spawn_with(&big, "run", &[], SpawnOptions::new().memory(64 * 1024))
+        .unwrap();
+    assert_eq!(h.join(), Err(InstanceError::Limit(Limit::Memory)));
+    assert_eq!(h.stats().slices, 1);
 }
 
 #[test]
