@@ -161,11 +161,41 @@ fn fuel_check(c: &mut Criterion) {
     g.finish();
 }
 
+/// Bulk builtins on a large table: `table.fill` and `table.copy` of 1M
+/// elements (chunked into preemptible steps since ABI 6), run to the end
+/// with a far deadline, on an instance that stays warm across iterations.
+fn bulk_table(c: &mut Criterion) {
+    let m = module(
+        r#"(module (table $t 1000000 externref)
+          (func (export "fill") (param i32)
+            (table.fill $t (i32.const 0) (ref.null extern) (local.get 0)))
+          (func (export "copy") (param i32)
+            (table.copy $t $t (i32.const 0) (i32.const 1) (local.get 0))))"#,
+    );
+    let r = region(1);
+    myriad_runtime::thread_init().expect("thread init");
+    const N: i32 = 999_999;
+    let mut inst = Instance::new(&r, &m, "fill", &[Val::I32(N)]).expect("instantiates");
+    assert_eq!(inst.resume(u64::MAX), Outcome::Finished(vec![]));
+    let mut g = c.benchmark_group("bulk");
+    g.throughput(Throughput::Elements(N as u64));
+    for op in ["fill", "copy"] {
+        g.bench_function(BenchmarkId::new("table_1M", op), |b| {
+            b.iter(|| {
+                inst.call(op, &[Val::I32(N)]).expect("arms");
+                let o = inst.resume(u64::MAX);
+                assert_eq!(o, Outcome::Finished(vec![]));
+            })
+        });
+    }
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = raw_switch, guest_yield_resume, instantiate_teardown, fuel_check
+    targets = raw_switch, guest_yield_resume, instantiate_teardown, fuel_check, bulk_table
 }
 criterion_main!(benches);

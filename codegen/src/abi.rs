@@ -46,7 +46,18 @@ use std::fmt;
 
 /// Version of this ABI. Bump on any change to vmctx layout, builtin
 /// signatures, symbol naming, trap kinds or the metadata encoding.
-pub const ABI_VERSION: u32 = 5;
+pub const ABI_VERSION: u32 = 6;
+
+/// Result of a chunked bulk builtin (`table.fill/copy/init`,
+/// `memory.init`): the whole operation is done.
+pub const BULK_DONE: i64 = 0;
+/// Result of a chunked bulk builtin: out of bounds, nothing was written;
+/// compiled code traps.
+pub const BULK_TRAP: i64 = 1;
+/// Result of a chunked bulk builtin: one chunk is done and the argument
+/// buffer now describes the rest; compiled code passes a fuel check (a
+/// preemption point) and calls again with the same buffer.
+pub const BULK_MORE: i64 = 2;
 
 /// Byte offsets of the vmctx fields that compiled code touches.
 pub mod vmctx {
@@ -84,17 +95,20 @@ pub mod vmctx {
     /// arguments (each zero-extended to u64) in a buffer on the caller's
     /// stack. `table.grow`: `[table, delta, init]` -> old size or -1.
     pub const FN_TABLE_GROW: i32 = 72;
-    /// `table.fill`: `[table, dst, value, len]` -> 0, or non-zero: trap
-    /// `TableAccessOutOfBounds`.
+    /// `table.fill`: `[table, dst, value, len]` -> a [`super::BULK_DONE`],
+    /// [`super::BULK_TRAP`] (`TableAccessOutOfBounds`) or
+    /// [`super::BULK_MORE`] chunk result.
     pub const FN_TABLE_FILL: i32 = 80;
-    /// `table.copy`: `[dst_table, src_table, dst, src, len]` -> 0 or trap.
+    /// `table.copy`: `[dst_table, src_table, dst, src, len]` -> a chunk
+    /// result, as `table.fill`.
     pub const FN_TABLE_COPY: i32 = 88;
-    /// `table.init`: `[table, segment, dst, src, len]` -> 0 or trap.
+    /// `table.init`: `[table, segment, dst, src, len]` -> a chunk result,
+    /// as `table.fill`.
     pub const FN_TABLE_INIT: i32 = 96;
     /// `elem.drop`: `[segment]` -> 0.
     pub const FN_ELEM_DROP: i32 = 104;
-    /// `memory.init`: `[segment, dst, src, len]` -> 0, or non-zero: trap
-    /// `HeapOutOfBounds`.
+    /// `memory.init`: `[segment, dst, src, len]` -> a chunk result, as
+    /// `table.fill` (the trap is `HeapOutOfBounds`).
     pub const FN_MEMORY_INIT: i32 = 112;
     /// `data.drop`: `[segment]` -> 0.
     pub const FN_DATA_DROP: i32 = 120;

@@ -11,7 +11,7 @@
 
 use crate::module::Module;
 use crate::vmctx::VmCtx;
-use myriad_codegen::abi::ValType;
+use myriad_codegen::abi::{ValType, BULK_DONE, BULK_MORE, BULK_TRAP};
 use std::cell::UnsafeCell;
 use std::sync::Arc;
 
@@ -236,11 +236,14 @@ impl Table {
         old as i64
     }
 
-    fn fill(&self, d: u64, val: u64, n: u64) -> u64 {
+    /// Check `n` elements from `d`, then set the first `k` of them to
+    /// `val`. 0, or 1 for out of bounds (nothing written).
+    fn fill(&self, d: u64, val: u64, k: u64, n: u64) -> u64 {
         let v = self.elems_mut();
         match range(d, n, v.len()) {
             Some(r) => {
-                v[r].fill(val);
+                let k = k.min(n) as usize;
+                v[r.start..r.start + k].fill(val);
                 0
             }
             None => 1,
@@ -492,14 +495,17 @@ impl TableState {
         Ok(old)
     }
 
-    fn fill(&mut self, t: usize, d: u64, val: u64, n: u64) -> u64 {
+    /// `table.fill` bounds check of `n` elements from `d`, then fill the
+    /// first `k` of them. 0, or 1 for out of bounds (nothing written);
+    /// the same shape for `copy` and `init`.
+    fn fill(&mut self, t: usize, d: u64, val: u64, k: u64, n: u64) -> u64 {
         match self.tables.get(t) {
-            Some(t) => t.fill(d, val, n),
+            Some(t) => t.fill(d, val, k, n),
             None => 1,
         }
     }
 
-    fn copy(&mut self, dt: usize, st: usize, d: u64, s: u64, n: u64) -> u64 {
+    fn copy(&mut self, dt: usize, st: usize, d: u64, s: u64, k: u64, n: u64) -> u64 {
         let (Some(dtab), Some(stab)) = (self.tables.get(dt), self.tables.get(st)) else {
             return 1;
         };
@@ -509,16 +515,22 @@ impl TableState {
         ) else {
             return 1;
         };
+        let k = k.min(n) as usize;
+        let sr = sr.start..sr.start + k;
         if Arc::ptr_eq(dtab, stab) {
             dtab.elems_mut().copy_within(sr, dr.start);
         } else {
-            let src: Vec<u64> = stab.elems_mut()[sr].to_vec();
-            dtab.elems_mut()[dr].copy_from_slice(&src);
+            // Distinct tables: their element vectors do not overlap.
+            let src = stab.elems_mut()[sr].as_ptr();
+            let dst = &mut dtab.elems_mut()[dr.start..dr.start + k];
+            // SAFETY: `src` points at k initialised elements of another
+            // table, alive and not written while this copy runs.
+            dst.copy_from_slice(unsafe { std::slice::from_raw_parts(src, k) });
         }
         0
     }
 
-    fn init(&mut self, t: usize, e: usize, d: u64, s: u64, n: u64) -> u64 {
+    fn init(&mut self, t: usize, e: usize, d: u64, s: u64, k: u64, n: u64) -> u64 {
         let Some(seg) = self.elem_values.get(e) else {
             return 1;
         };
@@ -536,15 +548,25 @@ impl TableState {
         let Some(dr) = range(d, n, tab.len() as usize) else {
             return 1;
         };
-        tab.elems_mut()[dr].copy_from_slice(&seg[sr]);
+        let k = k.min(n) as usize;
+        tab.elems_mut()[dr.start..dr.start + k].copy_from_slice(&seg[sr.start..sr.start + k]);
         0
     }
 }
 
-/// `memory.init`: copy `n` bytes of data segment `seg` from `s` to heap
-/// offset `d`. Without a table state every segment is active, hence
-/// dropped (length 0). Returns 0, or 1 for out of bounds.
-fn memory_init(vm: &mut VmCtx, st: Option<&TableState>, seg: u64, d: u64, s: u64, n: u64) -> u64 {
+/// `memory.init`: check that `n` bytes of data segment `seg` from `s`
+/// fit at heap offset `d`, and copy the first `copy` (at most `n`) of
+/// them. Without a table state every segment is active, hence dropped
+/// (length 0). Returns 0, or 1 for out of bounds (nothing copied).
+fn memory_init(
+    vm: &mut VmCtx,
+    st: Option<&TableState>,
+    seg: u64,
+    d: u64,
+    s: u64,
+    copy: u64,
+    n: u64,
+) -> u64 {
     let bytes: &[u8] = match st {
         Some(st) => match (
             st.module.metadata().data.get(seg as usize),
@@ -564,7 +586,8 @@ fn memory_init(vm: &mut VmCtx, st: Option<&TableState>, seg: u64, d: u64, s: u64
     // SAFETY: heap_base..heap_base+heap_len is the memory's accessible
     // heap (dr lies within it); the guest is suspended in this builtin.
     let heap = unsafe { std::slice::from_raw_parts_mut(mem.heap_base, mem.heap_len as usize) };
-    heap[dr].copy_from_slice(&bytes[sr]);
+    let copy = copy.min(n) as usize;
+    heap[dr.start..dr.start + copy].copy_from_slice(&bytes[sr.start..sr.start + copy]);
     0
 }
 
@@ -579,15 +602,29 @@ pub(crate) extern "C" fn memory_init_impl(
     // table state (if any) is owned by the instance and not otherwise
     // accessed while the guest runs.
     unsafe {
-        let [seg, d, s, n] = (args as *const [u64; 4]).read_unaligned();
+        let buf = args as *mut [u64; 4];
+        let [seg, d, s, n] = buf.read_unaligned();
         let vm = &mut *vmctx;
         let st = vm.table_state.cast::<TableState>();
         let st = if st.is_null() { None } else { Some(&*st) };
-        let r = memory_init(vm, st, seg, d, s, n);
-        if r == 0 {
-            charge_fuel(exec, n.div_ceil(8));
+        // The whole rest first: out of bounds writes nothing.
+        if memory_init(vm, st, seg, d, s, 0, n) != 0 {
+            return BULK_TRAP as u64;
         }
-        r
+        let mut rest = Some((d, s, n));
+        while let Some((d, s, n)) = rest {
+            let now;
+            (now, rest) = split(d, s, n, MEMORY_CHUNK, false);
+            memory_init(vm, st, seg, now.0, now.1, now.2, now.2);
+            charge_fuel(exec, now.2.div_ceil(8));
+            if let Some((d, s, n)) = rest {
+                if slice_over(exec) {
+                    buf.write_unaligned([seg, d, s, n]);
+                    return BULK_MORE as u64;
+                }
+            }
+        }
+        BULK_DONE as u64
     }
 }
 
@@ -684,6 +721,28 @@ unsafe fn with_state<const N: usize>(
     }
 }
 
+/// Like [`with_state`], but `f` may rewrite the arguments (what is left of
+/// a chunked operation).
+///
+/// # Safety
+///
+/// As [`with_state`]; the `N` values are also writable.
+unsafe fn with_state_mut<const N: usize>(
+    vmctx: *mut VmCtx,
+    args: u64,
+    f: impl FnOnce(&mut TableState, &mut [u64; N]) -> u64,
+) -> u64 {
+    // SAFETY: per the contract (the buffer is the compiled code's own
+    // stack slot, 8-byte aligned, not otherwise referenced during the call).
+    unsafe {
+        let st = (*vmctx).table_state.cast::<TableState>();
+        if st.is_null() {
+            return BULK_TRAP as u64;
+        }
+        f(&mut *st, &mut *(args as *mut [u64; N]))
+    }
+}
+
 pub(crate) extern "C" fn table_grow_impl(
     vmctx: *mut VmCtx,
     exec: *mut VmCtx,
@@ -727,8 +786,25 @@ pub(crate) extern "C" fn table_fill_impl(
 ) -> u64 {
     // SAFETY: as above, 4 values.
     unsafe {
-        with_state(vmctx, args, |st, [t, d, v, n]| {
-            charged(exec, n, st.fill(t as usize, d, v, n))
+        with_state_mut(vmctx, args, |st, a: &mut [u64; 4]| {
+            let [t, d, v, n] = *a;
+            if st.fill(t as usize, d, v, 0, n) != 0 {
+                return BULK_TRAP as u64;
+            }
+            let mut rest = Some((d, 0, n));
+            while let Some((d, _, n)) = rest {
+                let now;
+                (now, rest) = split(d, 0, n, TABLE_CHUNK, false);
+                st.fill(t as usize, now.0, v, now.2, now.2);
+                charge_fuel(exec, now.2);
+                if let Some((d, _, n)) = rest {
+                    if slice_over(exec) {
+                        *a = [t, d, v, n];
+                        return BULK_MORE as u64;
+                    }
+                }
+            }
+            BULK_DONE as u64
         })
     }
 }
@@ -741,8 +817,31 @@ pub(crate) extern "C" fn table_copy_impl(
 ) -> u64 {
     // SAFETY: as above, 5 values.
     unsafe {
-        with_state(vmctx, args, |st, [dt, stb, d, s, n]| {
-            charged(exec, n, st.copy(dt as usize, stb as usize, d, s, n))
+        with_state_mut(vmctx, args, |st, a: &mut [u64; 5]| {
+            let [dt, stb, d, s, n] = *a;
+            let (dt, stb) = (dt as usize, stb as usize);
+            if st.copy(dt, stb, d, s, 0, n) != 0 {
+                return BULK_TRAP as u64;
+            }
+            // Overlapping copies within one table stay correct chunk by
+            // chunk if each chunk moves away from the data still to copy:
+            // forward when the destination is below the source, backward
+            // otherwise.
+            let backward = d > s;
+            let mut rest = Some((d, s, n));
+            while let Some((d, s, n)) = rest {
+                let now;
+                (now, rest) = split(d, s, n, TABLE_CHUNK, backward);
+                st.copy(dt, stb, now.0, now.1, now.2, now.2);
+                charge_fuel(exec, now.2);
+                if let Some((d, s, n)) = rest {
+                    if slice_over(exec) {
+                        a[2..].copy_from_slice(&[d, s, n]);
+                        return BULK_MORE as u64;
+                    }
+                }
+            }
+            BULK_DONE as u64
         })
     }
 }
@@ -755,24 +854,83 @@ pub(crate) extern "C" fn table_init_impl(
 ) -> u64 {
     // SAFETY: as above, 5 values.
     unsafe {
-        with_state(vmctx, args, |st, [t, e, d, s, n]| {
-            charged(exec, n, st.init(t as usize, e as usize, d, s, n))
+        with_state_mut(vmctx, args, |st, a: &mut [u64; 5]| {
+            let [t, e, d, s, n] = *a;
+            let (t, e) = (t as usize, e as usize);
+            if st.init(t, e, d, s, 0, n) != 0 {
+                return BULK_TRAP as u64;
+            }
+            let mut rest = Some((d, s, n));
+            while let Some((d, s, n)) = rest {
+                let now;
+                (now, rest) = split(d, s, n, TABLE_CHUNK, false);
+                st.init(t, e, now.0, now.1, now.2, now.2);
+                charge_fuel(exec, now.2);
+                if let Some((d, s, n)) = rest {
+                    if slice_over(exec) {
+                        a[2..].copy_from_slice(&[d, s, n]);
+                        return BULK_MORE as u64;
+                    }
+                }
+            }
+            BULK_DONE as u64
         })
     }
 }
 
-/// `result` of a bulk table builtin over `n` elements, after charging
-/// their fuel if it succeeded (0).
+/// Elements a chunked table builtin (`table.fill/copy/init`) handles
+/// between two looks at the slice (about a microsecond of work), so these
+/// operations are preemptible at the quantum's granularity.
+pub const TABLE_CHUNK: u64 = 4096;
+
+/// Bytes `memory.init` copies between two looks at the slice (a few
+/// microseconds of `memcpy`).
+pub const MEMORY_CHUNK: u64 = 64 * 1024;
+
+/// Part of a bulk operation: destination start, source start, length.
+type Span = (u64, u64, u64);
+
+/// Split the rest of a bulk operation, `n` items from `d` (destination)
+/// and `s` (source), into the chunk to do now and what is left (`None`:
+/// nothing). Forward takes the first `chunk` items; `backward` takes the
+/// last ones.
+fn split(d: u64, s: u64, n: u64, chunk: u64, backward: bool) -> (Span, Option<Span>) {
+    let k = n.min(chunk);
+    let left = n - k;
+    if backward {
+        ((d + left, s + left, k), (left > 0).then_some((d, s, left)))
+    } else {
+        ((d, s, k), (left > 0).then_some((d + k, s + k, left)))
+    }
+}
+
+/// Between two chunks of a bulk builtin: must the builtin stop here and
+/// let compiled code pass a fuel check (`BULK_MORE`)? In a fuel slice,
+/// when the chunk's charge spent the counter (the check then ends the
+/// slice); in a time slice, when the deadline is as near as the slow path
+/// would yield at, a cancel is asked for, or the fuel budget is spent. In
+/// a time slice the counter is then zeroed (shrinking the grant by what
+/// was left keeps its accounting exact) so the check takes the slow path,
+/// which yields or ends the instance. Otherwise the builtin goes on with
+/// the next chunk: one call does as many chunks as the slice allows.
 ///
 /// # Safety
 ///
-/// As [`charge_fuel`].
-unsafe fn charged(exec: *mut VmCtx, n: u64, result: u64) -> u64 {
-    if result == 0 {
-        // SAFETY: per the contract.
-        unsafe { charge_fuel(exec, n) };
+/// `exec` is the running green thread's live context.
+unsafe fn slice_over(exec: *mut VmCtx) -> bool {
+    // SAFETY: per the contract.
+    let ex = unsafe { &mut *exec };
+    if ex.fuel_sliced != 0 {
+        return ex.fuel <= 0;
     }
-    result
+    let over = ex.fuel <= 0
+        || crate::fuel::rdtsc().saturating_add(crate::fuel::EARLY_YIELD_CYCLES) >= ex.deadline_tsc
+        || ex.cancel.load(std::sync::atomic::Ordering::Relaxed) != 0;
+    if over && ex.fuel > 0 {
+        ex.fuel_granted = ex.fuel_granted.saturating_sub(ex.fuel);
+        ex.fuel = 0;
+    }
+    over
 }
 
 pub(crate) extern "C" fn elem_drop_impl(

@@ -184,15 +184,16 @@ fn bulk_builtins_are_metered_by_fuel() {
         inst.fuel_used()
     );
     drop(inst);
-    // And a fuel slice of 150,000 units ends after the fill that overdraws
-    // it: two fills per slice.
+    // And a fuel slice of 150,000 units ends at the first chunk boundary
+    // (4,096 elements) after it is spent, inside a fill: about a million
+    // units in slices of 150,000 to 154,096 take 7 slices.
     let mut inst = Instance::new(&region, &m, "fill", &[Val::I32(10), Val::I32(100_000)]).unwrap();
     let mut slices = 1;
     while inst.resume_fuel(150_000) == Outcome::Yielded {
         slices += 1;
     }
     assert_eq!(inst.outcome(), Outcome::Finished(vec![]));
-    assert_eq!(slices, 5, "two fills per slice (the second overdraws it)");
+    assert_eq!(slices, 7, "slices end mid-fill, at chunk boundaries");
     drop(inst);
     // In time slices the work counts against the budget the same way.
     let mut inst = Instance::new(&region, &m, "fill", &[Val::I32(10), Val::I32(100_000)]).unwrap();

@@ -291,3 +291,129 @@ fn memory_init_without_table_state() {
         trap(TrapKind::HeapOutOfBounds)
     );
 }
+
+/// A module whose bulk operations span many chunks
+/// (`myriad_runtime::table::TABLE_CHUNK`, `MEMORY_CHUNK`): a 20,000-element
+/// externref table filled with distinct handles by `setup`, and a
+/// 200,000-byte passive data segment.
+fn chunky() -> (Arc<Module>, Vec<u8>) {
+    let seg: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let text: String = seg.iter().map(|b| format!("\\{b:02x}")).collect();
+    let wat = format!(
+        r#"(module
+  (import "env" "ext" (func $ext (param i32) (result externref)))
+  (table $x 20000 externref)
+  (memory 4)
+  (data $d "{text}")
+  (func (export "setup") (local $i i32)
+    (loop $l
+      (table.set $x (local.get $i) (call $ext (local.get $i)))
+      (local.set $i (i32.add (local.get $i) (i32.const 1)))
+      (br_if $l (i32.lt_u (local.get $i) (i32.const 20000)))))
+  (func (export "copy") (param i32 i32 i32)
+    (table.copy $x $x (local.get 0) (local.get 1) (local.get 2)))
+  (func (export "get") (param i32) (result externref) (table.get $x (local.get 0)))
+  (func (export "init") (param i32 i32 i32)
+    (memory.init $d (local.get 0) (local.get 1) (local.get 2))))"#
+    );
+    (module(&wat), seg)
+}
+
+fn chunky_instance(region: &Arc<Region>, m: &Arc<Module>) -> Instance {
+    let mut linker = myriad_runtime::Linker::new();
+    linker.func(
+        "env",
+        "ext",
+        myriad_runtime::FuncType {
+            params: vec![myriad_runtime::ValType::I32],
+            results: vec![myriad_runtime::ValType::ExternRef],
+        },
+        |_, cells| {
+            cells[0] = (cells[0] as u32 as u64) + 1;
+            myriad_runtime::HostAction::Return
+        },
+    );
+    linker.instantiate(region, m, None).unwrap()
+}
+
+#[test]
+fn chunked_table_copies_overlap_correctly_both_ways() {
+    let (m, _) = chunky();
+    let region = region_with(1, 4 * 65536);
+    // (dst, src, len): overlapping forward and backward, each over
+    // several chunks, and one reaching the table's end exactly.
+    for (d, s, n) in [
+        (100u32, 5000u32, 12000u32),
+        (5000, 100, 12000),
+        (0, 7999, 12001),
+    ] {
+        let mut inst = chunky_instance(&region, &m);
+        assert_eq!(call(&mut inst, "setup", &[]), Outcome::Finished(vec![]));
+        let args = [Val::I32(d as i32), Val::I32(s as i32), Val::I32(n as i32)];
+        assert_eq!(call(&mut inst, "copy", &args), Outcome::Finished(vec![]));
+        let mut want: Vec<u64> = (1..=20000).collect();
+        want.copy_within(s as usize..(s + n) as usize, d as usize);
+        for (i, w) in want.iter().enumerate() {
+            assert_eq!(
+                call(&mut inst, "get", &[Val::I32(i as i32)]),
+                Outcome::Finished(vec![Val::ExternRef(*w)]),
+                "copy({d}, {s}, {n}): element {i}"
+            );
+        }
+    }
+    // Out of bounds anywhere in the range: trap, nothing written.
+    let mut inst = chunky_instance(&region, &m);
+    assert_eq!(call(&mut inst, "setup", &[]), Outcome::Finished(vec![]));
+    let args = [Val::I32(0), Val::I32(10000), Val::I32(10001)];
+    assert_eq!(
+        call(&mut inst, "copy", &args),
+        trap(TrapKind::TableAccessOutOfBounds)
+    );
+    assert_eq!(
+        call(&mut inst, "get", &[Val::I32(0)]),
+        Outcome::Finished(vec![Val::ExternRef(1)])
+    );
+}
+
+#[test]
+fn chunked_memory_init_copies_everything_or_nothing() {
+    let (m, seg) = chunky();
+    let region = region_with(1, 4 * 65536);
+    let mut inst = chunky_instance(&region, &m);
+    let args = [Val::I32(1000), Val::I32(50), Val::I32(190_000)];
+    assert_eq!(call(&mut inst, "init", &args), Outcome::Finished(vec![]));
+    assert_eq!(&inst.memory()[1000..191_000], &seg[50..190_050]);
+    assert!(inst.memory()[..1000].iter().all(|b| *b == 0));
+    // Past the memory's end: trap, and not one byte changes.
+    let before = inst.memory().to_vec();
+    let args = [Val::I32(100_000), Val::I32(0), Val::I32(190_000)];
+    assert_eq!(
+        call(&mut inst, "init", &args),
+        trap(TrapKind::HeapOutOfBounds)
+    );
+    assert_eq!(inst.memory(), &before[..]);
+}
+
+#[test]
+fn a_huge_table_fill_is_preempted_between_chunks() {
+    let m = module(
+        r#"(module (table $t 2000000 externref)
+             (func (export "fill") (param i32)
+               (table.fill $t (i32.const 0) (ref.null extern) (local.get 0))))"#,
+    );
+    let region = region_with(1, 0);
+    let mut inst = Instance::new(&region, &m, "fill", &[Val::I32(2_000_000)]).unwrap();
+    // 2 million elements are 16 MB of stores: far more than 20 µs.
+    let mut yields = 0;
+    loop {
+        match inst.resume(rdtsc() + ns_to_tsc(20_000)) {
+            Outcome::Yielded => yields += 1,
+            Outcome::Finished(v) => {
+                assert!(v.is_empty());
+                break;
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(yields >= 5, "only {yields} yields: not preempted mid-fill");
+}

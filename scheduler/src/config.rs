@@ -20,9 +20,9 @@ pub struct SchedulerConfig {
     /// deadlines, CPU-time limits and shutdown act at slice boundaries, so
     /// in fuel mode they wait for the slice's fuel to run out: choose `n`
     /// small enough for the latency you need (bulk builtins are charged by
-    /// the element, so they end a fuel slice soon after they overdraw it;
-    /// one `table.fill` of a 10-million-element table still runs whole,
-    /// about 15 ms).
+    /// the element and stop at the next 4,096-element chunk once the
+    /// slice's fuel is spent; only a `table.grow` runs whole, up to about
+    /// 15 ms for 10 million elements).
     pub fuel_per_slice: Option<u64>,
     /// Most instances alive at once (slots in the region).
     pub capacity: usize,

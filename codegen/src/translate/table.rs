@@ -71,10 +71,11 @@ impl FuncTranslator<'_, '_> {
                 let t = self.b.ins().iconst(I64, i64::from(table));
                 let d = self.b.ins().uextend(I64, d);
                 let n = self.b.ins().uextend(I64, n);
-                let r = self.table_builtin(vmctx::FN_TABLE_FILL, &[t, d, val, n]);
-                self.b
-                    .ins()
-                    .trapnz(r, trap_code(TrapKind::TableAccessOutOfBounds));
+                self.bulk_builtin(
+                    vmctx::FN_TABLE_FILL,
+                    &[t, d, val, n],
+                    TrapKind::TableAccessOutOfBounds,
+                );
             }
             Operator::TableCopy {
                 dst_table,
@@ -83,21 +84,21 @@ impl FuncTranslator<'_, '_> {
                 let args = self.pop_u32s(3)?;
                 let dt = self.b.ins().iconst(I64, i64::from(dst_table));
                 let st = self.b.ins().iconst(I64, i64::from(src_table));
-                let r =
-                    self.table_builtin(vmctx::FN_TABLE_COPY, &[dt, st, args[0], args[1], args[2]]);
-                self.b
-                    .ins()
-                    .trapnz(r, trap_code(TrapKind::TableAccessOutOfBounds));
+                self.bulk_builtin(
+                    vmctx::FN_TABLE_COPY,
+                    &[dt, st, args[0], args[1], args[2]],
+                    TrapKind::TableAccessOutOfBounds,
+                );
             }
             Operator::TableInit { elem_index, table } => {
                 let args = self.pop_u32s(3)?;
                 let t = self.b.ins().iconst(I64, i64::from(table));
                 let e = self.b.ins().iconst(I64, i64::from(elem_index));
-                let r =
-                    self.table_builtin(vmctx::FN_TABLE_INIT, &[t, e, args[0], args[1], args[2]]);
-                self.b
-                    .ins()
-                    .trapnz(r, trap_code(TrapKind::TableAccessOutOfBounds));
+                self.bulk_builtin(
+                    vmctx::FN_TABLE_INIT,
+                    &[t, e, args[0], args[1], args[2]],
+                    TrapKind::TableAccessOutOfBounds,
+                );
             }
             Operator::MemoryInit { data_index, mem } => {
                 if mem != 0 {
@@ -105,9 +106,11 @@ impl FuncTranslator<'_, '_> {
                 }
                 let args = self.pop_u32s(3)?;
                 let seg = self.b.ins().iconst(I64, i64::from(data_index));
-                let r =
-                    self.table_builtin(vmctx::FN_MEMORY_INIT, &[seg, args[0], args[1], args[2]]);
-                self.b.ins().trapnz(r, trap_code(TrapKind::HeapOutOfBounds));
+                self.bulk_builtin(
+                    vmctx::FN_MEMORY_INIT,
+                    &[seg, args[0], args[1], args[2]],
+                    TrapKind::HeapOutOfBounds,
+                );
             }
             Operator::DataDrop { data_index } => {
                 let seg = self.b.ins().iconst(I64, i64::from(data_index));
@@ -196,6 +199,12 @@ impl FuncTranslator<'_, '_> {
     /// Call the table builtin at vmctx offset `field` with `args` (i64
     /// values) passed in a stack buffer; returns its i64 result.
     fn table_builtin(&mut self, field: i32, args: &[Value]) -> Value {
+        let buf = self.builtin_args(args);
+        self.call_builtin(field, buf)
+    }
+
+    /// A stack buffer holding `args`; its address.
+    fn builtin_args(&mut self, args: &[Value]) -> Value {
         let slot = self.b.create_sized_stack_slot(StackSlotData::new(
             StackSlotKind::ExplicitSlot,
             8 * args.len() as u32,
@@ -207,6 +216,12 @@ impl FuncTranslator<'_, '_> {
                 .ins()
                 .store(MemFlagsData::trusted(), *a, buf, 8 * i as i32);
         }
+        buf
+    }
+
+    /// Call the builtin at vmctx offset `field` with the argument buffer
+    /// `buf`; its i64 result.
+    fn call_builtin(&mut self, field: i32, buf: Value) -> Value {
         let sig = self.grow_sig();
         let callee = self.b.ins().load(I64, self.vmctx_flags, self.vmctx, field);
         self.spill_fuel();
@@ -217,6 +232,29 @@ impl FuncTranslator<'_, '_> {
         let r = self.b.inst_results(inst)[0];
         self.reload_fuel();
         r
+    }
+
+    /// A chunked bulk builtin: call it until it is done, with a fuel check
+    /// (a preemption point) before every chunk, and trap `kind` if it
+    /// reports out of bounds. The builtin rewrites the argument buffer to
+    /// describe what is left after each chunk (`abi::BULK_MORE`).
+    fn bulk_builtin(&mut self, field: i32, args: &[Value], kind: TrapKind) {
+        let buf = self.builtin_args(args);
+        let header = self.b.create_block();
+        let exit = self.b.create_block();
+        self.b.ins().jump(header, &[]);
+        self.b.switch_to_block(header);
+        self.fuel_check();
+        let r = self.call_builtin(field, buf);
+        let more = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::Equal, r, crate::abi::BULK_MORE);
+        self.b.ins().brif(more, header, &[], exit, &[]);
+        self.b.seal_block(header);
+        self.b.switch_to_block(exit);
+        self.b.seal_block(exit);
+        self.b.ins().trapnz(r, trap_code(kind));
     }
 
     fn call_indirect(&mut self, type_index: u32, table: u32) -> Result<(), CompileError> {
