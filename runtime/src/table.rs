@@ -558,8 +558,17 @@ impl TableState {
 /// fit at heap offset `d`, and copy the first `copy` (at most `n`) of
 /// them. Without a table state every segment is active, hence dropped
 /// (length 0). Returns 0, or 1 for out of bounds (nothing copied).
-fn memory_init(
-    vm: &mut VmCtx,
+///
+/// `mem` is the vmctx describing the memory (`memory_vmctx`), read through
+/// the raw pointer: it may be the running green thread's own vmctx, which
+/// the fuel bookkeeping between chunks borrows mutably.
+///
+/// # Safety
+///
+/// `mem` is a live vmctx whose `heap_base..heap_base + heap_len` is the
+/// memory's accessible heap, not otherwise borrowed during the call.
+unsafe fn memory_init(
+    mem: *const VmCtx,
     st: Option<&TableState>,
     seg: u64,
     d: u64,
@@ -577,15 +586,14 @@ fn memory_init(
         },
         None => &[],
     };
-    // SAFETY: memory_vmctx is this vmctx or the live exporter of its memory.
-    let mem = unsafe { &*vm.memory_vmctx };
-    let (Some(sr), Some(dr)) = (range(s, n, bytes.len()), range(d, n, mem.heap_len as usize))
-    else {
+    // SAFETY: per the contract (plain reads of two fields).
+    let (base, len) = unsafe { ((*mem).heap_base, (*mem).heap_len as usize) };
+    let (Some(sr), Some(dr)) = (range(s, n, bytes.len()), range(d, n, len)) else {
         return 1;
     };
     // SAFETY: heap_base..heap_base+heap_len is the memory's accessible
     // heap (dr lies within it); the guest is suspended in this builtin.
-    let heap = unsafe { std::slice::from_raw_parts_mut(mem.heap_base, mem.heap_len as usize) };
+    let heap = unsafe { std::slice::from_raw_parts_mut(base, len) };
     let copy = copy.min(n) as usize;
     heap[dr.start..dr.start + copy].copy_from_slice(&bytes[sr.start..sr.start + copy]);
     0
@@ -604,27 +612,24 @@ pub(crate) extern "C" fn memory_init_impl(
     unsafe {
         let buf = args as *mut [u64; 4];
         let [seg, d, s, n] = buf.read_unaligned();
-        let vm = &mut *vmctx;
-        let st = vm.table_state.cast::<TableState>();
+        let mem = (*vmctx).memory_vmctx.cast_const();
+        let st = (*vmctx).table_state.cast::<TableState>();
         let st = if st.is_null() { None } else { Some(&*st) };
         // The whole rest first: out of bounds writes nothing.
-        if memory_init(vm, st, seg, d, s, 0, n) != 0 {
+        if memory_init(mem, st, seg, d, s, 0, n) != 0 {
             return BULK_TRAP as u64;
         }
-        let mut rest = Some((d, s, n));
-        while let Some((d, s, n)) = rest {
-            let now;
-            (now, rest) = split(d, s, n, MEMORY_CHUNK, false);
-            memory_init(vm, st, seg, now.0, now.1, now.2, now.2);
-            charge_fuel(exec, now.2.div_ceil(8));
-            if let Some((d, s, n)) = rest {
-                if slice_over(exec) {
-                    buf.write_unaligned([seg, d, s, n]);
-                    return BULK_MORE as u64;
-                }
+        let done = in_chunks(exec, (d, s, n), MEMORY_CHUNK, false, |(d, s, k)| {
+            memory_init(mem, st, seg, d, s, k, k);
+            k.div_ceil(8)
+        });
+        match done {
+            Ok(()) => BULK_DONE as u64,
+            Err((d, s, n)) => {
+                buf.write_unaligned([seg, d, s, n]);
+                BULK_MORE as u64
             }
         }
-        BULK_DONE as u64
     }
 }
 
@@ -791,20 +796,17 @@ pub(crate) extern "C" fn table_fill_impl(
             if st.fill(t as usize, d, v, 0, n) != 0 {
                 return BULK_TRAP as u64;
             }
-            let mut rest = Some((d, 0, n));
-            while let Some((d, _, n)) = rest {
-                let now;
-                (now, rest) = split(d, 0, n, TABLE_CHUNK, false);
-                st.fill(t as usize, now.0, v, now.2, now.2);
-                charge_fuel(exec, now.2);
-                if let Some((d, _, n)) = rest {
-                    if slice_over(exec) {
-                        *a = [t, d, v, n];
-                        return BULK_MORE as u64;
-                    }
+            let done = in_chunks(exec, (d, 0, n), TABLE_CHUNK, false, |(d, _, k)| {
+                st.fill(t as usize, d, v, k, k);
+                k
+            });
+            match done {
+                Ok(()) => BULK_DONE as u64,
+                Err((d, _, n)) => {
+                    *a = [t, d, v, n];
+                    BULK_MORE as u64
                 }
             }
-            BULK_DONE as u64
         })
     }
 }
@@ -827,21 +829,11 @@ pub(crate) extern "C" fn table_copy_impl(
             // chunk if each chunk moves away from the data still to copy:
             // forward when the destination is below the source, backward
             // otherwise.
-            let backward = d > s;
-            let mut rest = Some((d, s, n));
-            while let Some((d, s, n)) = rest {
-                let now;
-                (now, rest) = split(d, s, n, TABLE_CHUNK, backward);
-                st.copy(dt, stb, now.0, now.1, now.2, now.2);
-                charge_fuel(exec, now.2);
-                if let Some((d, s, n)) = rest {
-                    if slice_over(exec) {
-                        a[2..].copy_from_slice(&[d, s, n]);
-                        return BULK_MORE as u64;
-                    }
-                }
-            }
-            BULK_DONE as u64
+            let done = in_chunks(exec, (d, s, n), TABLE_CHUNK, d > s, |(d, s, k)| {
+                st.copy(dt, stb, d, s, k, k);
+                k
+            });
+            more_at(done, &mut a[2..])
         })
     }
 }
@@ -860,20 +852,11 @@ pub(crate) extern "C" fn table_init_impl(
             if st.init(t, e, d, s, 0, n) != 0 {
                 return BULK_TRAP as u64;
             }
-            let mut rest = Some((d, s, n));
-            while let Some((d, s, n)) = rest {
-                let now;
-                (now, rest) = split(d, s, n, TABLE_CHUNK, false);
-                st.init(t, e, now.0, now.1, now.2, now.2);
-                charge_fuel(exec, now.2);
-                if let Some((d, s, n)) = rest {
-                    if slice_over(exec) {
-                        a[2..].copy_from_slice(&[d, s, n]);
-                        return BULK_MORE as u64;
-                    }
-                }
-            }
-            BULK_DONE as u64
+            let done = in_chunks(exec, (d, s, n), TABLE_CHUNK, false, |(d, s, k)| {
+                st.init(t, e, d, s, k, k);
+                k
+            });
+            more_at(done, &mut a[2..])
         })
     }
 }
@@ -901,6 +884,51 @@ fn split(d: u64, s: u64, n: u64, chunk: u64, backward: bool) -> (Span, Option<Sp
         ((d + left, s + left, k), (left > 0).then_some((d, s, left)))
     } else {
         ((d, s, k), (left > 0).then_some((d + k, s + k, left)))
+    }
+}
+
+/// Do the bulk operation `span` (destination, source, length; already
+/// bounds-checked) in chunks of at most `chunk` items with `op`, which
+/// returns the fuel units a chunk costs. `Err(rest)` when the slice ended
+/// first ([`slice_over`]): the caller hands `rest` back to compiled code
+/// with `BULK_MORE`.
+///
+/// # Safety
+///
+/// `exec` is the running green thread's live context.
+unsafe fn in_chunks(
+    exec: *mut VmCtx,
+    span: Span,
+    chunk: u64,
+    backward: bool,
+    mut op: impl FnMut(Span) -> u64,
+) -> Result<(), Span> {
+    let mut rest = Some(span);
+    while let Some((d, s, n)) = rest {
+        let now;
+        (now, rest) = split(d, s, n, chunk, backward);
+        let units = op(now);
+        // SAFETY: per the contract.
+        unsafe { charge_fuel(exec, units) };
+        if let Some(left) = rest {
+            // SAFETY: per the contract.
+            if unsafe { slice_over(exec) } {
+                return Err(left);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The builtin result for `done`, writing what is left into `args`
+/// (`[dst, src, len]`) when the slice ended first.
+fn more_at(done: Result<(), Span>, args: &mut [u64]) -> u64 {
+    match done {
+        Ok(()) => BULK_DONE as u64,
+        Err((d, s, n)) => {
+            args.copy_from_slice(&[d, s, n]);
+            BULK_MORE as u64
+        }
     }
 }
 

@@ -456,26 +456,31 @@ fn run_slice(mut task: Box<Task>, local: &Worker<Box<Task>>, shared: &Shared, m:
         }
         Outcome::Sleeping(at) => {
             m.guest_ns += conv.ns(slice);
-            task.handle
-                .publish_stats(task.slices, conv.ns(task.cpu_cycles));
-            if let Some(limit) = over_budget(&task) {
-                task.instance.set_limited(limit);
-                retire(*task, Err(InstanceError::Limit(limit)), shared, m);
-                return;
+            if let Some(task) = within_budget(task, shared, m) {
+                sleep(task, at, local, shared, m);
             }
-            sleep(task, at, local, shared, m);
         }
         Outcome::Parked => {
             m.guest_ns += conv.ns(slice);
-            task.handle
-                .publish_stats(task.slices, conv.ns(task.cpu_cycles));
-            if let Some(limit) = over_budget(&task) {
-                task.instance.set_limited(limit);
-                retire(*task, Err(InstanceError::Limit(limit)), shared, m);
-                return;
+            if let Some(task) = within_budget(task, shared, m) {
+                park(task, local, shared, m);
             }
-            park(task, local, shared, m);
         }
+    }
+}
+
+/// After a slice that ended in a host function (park, sleep): publish the
+/// task's counters, and retire it if it went past a limit (`None`).
+fn within_budget(mut task: Box<Task>, shared: &Shared, m: &mut Metrics) -> Option<Box<Task>> {
+    task.handle
+        .publish_stats(task.slices, shared.conv.ns(task.cpu_cycles));
+    match over_budget(&task) {
+        Some(limit) => {
+            task.instance.set_limited(limit);
+            retire(*task, Err(InstanceError::Limit(limit)), shared, m);
+            None
+        }
+        None => Some(task),
     }
 }
 
@@ -490,13 +495,19 @@ fn over_budget(task: &Task) -> Option<Limit> {
     }
 }
 
+/// Whether the instance was cancelled or the scheduler is shutting down:
+/// a task about to park or sleep is retired instead.
+fn stop_requested(handle: &HandleShared, shared: &Shared) -> bool {
+    handle.cancel.load(Ordering::Acquire) || shared.shutdown.load(Ordering::Acquire)
+}
+
 /// Park a task whose slice ended in `Outcome::Parked`: publish it in its
 /// handle's slot, unless a cancel, a pending resume or a message for its
 /// `recv` arrived while it was parking, which are applied at once.
 fn park(mut task: Box<Task>, local: &Worker<Box<Task>>, shared: &Shared, m: &mut Metrics) {
     let handle = Arc::clone(&task.handle);
     let mut slot = handle.lock_slot();
-    if handle.cancel.load(Ordering::Acquire) || shared.shutdown.load(Ordering::Acquire) {
+    if stop_requested(&handle, shared) {
         drop(slot);
         retire(*task, Err(InstanceError::Cancelled), shared, m);
         return;
@@ -545,7 +556,7 @@ fn sleep(
     let at_tsc = rdtsc().saturating_add(ns_to_tsc(left));
     let handle = Arc::clone(&task.handle);
     let mut slot = handle.lock_slot();
-    if handle.cancel.load(Ordering::Acquire) || shared.shutdown.load(Ordering::Acquire) {
+    if stop_requested(&handle, shared) {
         drop(slot);
         retire(*task, Err(InstanceError::Cancelled), shared, m);
         return;
