@@ -970,7 +970,10 @@ impl Instance {
     /// linear memory plus the storage of the tables it defines (8 bytes per
     /// element) past `bytes`.
     /// An instance already past it (a large initial memory or table) ends
-    /// at once, with `Limited(Memory)` as its outcome.
+    /// its armed call at once, with `Limited(Memory)` as the outcome (a
+    /// scheduler's instance has one call, so it ends; a later
+    /// [`Instance::call`] on a bare instance runs, with the limit in
+    /// force for every grow).
     pub fn set_memory_limit(&mut self, bytes: u64) {
         let vm = self.vm.as_ptr();
         // SAFETY: we own the vmctx and the guest is not running (&mut

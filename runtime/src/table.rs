@@ -70,6 +70,9 @@ pub struct Table {
     /// here (see `crate::group`); weak, so a table the host holds does
     /// not keep instances alive.
     group: std::sync::Mutex<std::sync::Weak<crate::group::Node>>,
+    /// Elements that instances importing this table added with
+    /// `table.grow`: charged to them, so not to the table's owner.
+    grown_by_importers: std::sync::atomic::AtomicU64,
 }
 
 impl crate::group::Shared for Table {
@@ -131,6 +134,7 @@ impl Table {
             max: max.unwrap_or(u64::MAX).min(MAX_TABLE_ELEMENTS).max(len),
             declared_max: max,
             group: std::sync::Mutex::new(std::sync::Weak::new()),
+            grown_by_importers: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
@@ -442,12 +446,18 @@ impl TableState {
         self.defined_elements().saturating_add(self.imported_growth)
     }
 
-    /// Elements of the tables the instance defines (not imports).
+    /// Elements of the tables the instance defines (not imports), less
+    /// what importers grew them by (charged to those importers).
     pub(crate) fn defined_elements(&self) -> u64 {
         self.tables
             .iter()
             .skip(self.imported_tables)
-            .map(|t| t.len())
+            .map(|t| {
+                t.len().saturating_sub(
+                    t.grown_by_importers
+                        .load(std::sync::atomic::Ordering::Relaxed),
+                )
+            })
             .sum()
     }
 
@@ -491,6 +501,9 @@ impl TableState {
         let old = table.grow(delta, init);
         if old >= 0 && t < self.imported_tables {
             self.imported_growth += delta;
+            table
+                .grown_by_importers
+                .fetch_add(delta, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(old)
     }
@@ -675,12 +688,12 @@ unsafe fn charge_fuel(exec: *mut VmCtx, units: u64) {
         let units = i64::try_from(units).unwrap_or(i64::MAX).min(1 << 61);
         ex.fuel = ex.fuel.saturating_sub(units).max(-(1 << 62));
     } else {
-        // A time slice: count it against the budget only. Leaving the
-        // counter alone keeps bulk work out of the slow path's rate sample,
-        // which would otherwise believe the guest's ordinary code runs as
-        // fast as a memcpy and grant far too much fuel per check (slices
-        // overran by about 7x in a review's measurement). The time the
-        // work took still lowers the next sample, so checks come sooner.
+        // A time slice: count it against the budget only. Taking these
+        // units from the counter would put bulk work into the slow path's
+        // rate sample, which would then believe the guest's ordinary code
+        // runs as fast as a memcpy and grant far too much fuel per check
+        // (slices overran by about 7x in a review's measurement). The
+        // counter is charged for the work's *time* instead (`charge_time`).
         ex.fuel_used = ex.fuel_used.saturating_add(units);
         if ex.fuel_used >= ex.fuel_limit && ex.fuel > 0 {
             // Budget spent: send the next check to the slow path, which
@@ -764,11 +777,15 @@ pub(crate) extern "C" fn table_grow_impl(
             0 // an imported memory counts against its owner
         };
         let limit = (*vmctx).heap_limit;
+        let t0 = time_sliced(exec).then(crate::fuel::rdtsc);
         with_state(vmctx, args, |st, [t, d, init]| {
             match st.grow(t as usize, d, init, heap_bytes, limit) {
                 Ok(old) => {
                     if old >= 0 {
                         charge_fuel(exec, d);
+                    }
+                    if let Some(t0) = t0 {
+                        charge_time(exec, crate::fuel::rdtsc().saturating_sub(t0));
                     }
                     old as u64
                 }
@@ -903,21 +920,61 @@ unsafe fn in_chunks(
     backward: bool,
     mut op: impl FnMut(Span) -> u64,
 ) -> Result<(), Span> {
+    // SAFETY (all blocks): per the contract.
+    let t0 = unsafe { time_sliced(exec) }.then(crate::fuel::rdtsc);
     let mut rest = Some(span);
+    let mut result = Ok(());
     while let Some((d, s, n)) = rest {
         let now;
         (now, rest) = split(d, s, n, chunk, backward);
         let units = op(now);
-        // SAFETY: per the contract.
         unsafe { charge_fuel(exec, units) };
         if let Some(left) = rest {
-            // SAFETY: per the contract.
             if unsafe { slice_over(exec) } {
-                return Err(left);
+                result = Err(left);
+                break;
             }
         }
     }
-    Ok(())
+    if let Some(t0) = t0 {
+        unsafe { charge_time(exec, crate::fuel::rdtsc().saturating_sub(t0)) };
+    }
+    result
+}
+
+/// Whether the running green thread is in a time slice (not a fuel
+/// slice).
+///
+/// # Safety
+///
+/// `exec` is the running green thread's live context.
+unsafe fn time_sliced(exec: *const VmCtx) -> bool {
+    // SAFETY: per the contract.
+    unsafe { (*exec).fuel_sliced == 0 }
+}
+
+/// In a time slice, take from the fuel counter what `cycles` of bulk work
+/// are worth at the rate the slow path measured for this guest, so the
+/// next fuel check comes when the grant's time is used up, however much
+/// of it went to builtins. The grant shrinks by as much: these units are
+/// not fuel the guest spent (its budget was charged by the element), and
+/// the rate sample does not take them for guest code either.
+///
+/// # Safety
+///
+/// `exec` is the running green thread's live context.
+unsafe fn charge_time(exec: *mut VmCtx, cycles: u64) {
+    // SAFETY: per the contract.
+    let ex = unsafe { &mut *exec };
+    let rate = if ex.fuel_rate == 0 {
+        crate::fuel::DEFAULT_RATE
+    } else {
+        ex.fuel_rate
+    };
+    let units =
+        ((u128::from(cycles) * u128::from(rate)) >> crate::fuel::RATE_SHIFT).min(1 << 61) as i64;
+    ex.fuel = ex.fuel.saturating_sub(units).max(-(1 << 62));
+    ex.fuel_granted = ex.fuel_granted.saturating_sub(units);
 }
 
 /// The builtin result for `done`, writing what is left into `args`

@@ -458,7 +458,8 @@ fn the_memory_limit_counts_table_storage() {
 #[test]
 fn growing_imported_tables_is_charged_to_the_grower() {
     let owner = compile_wat(
-        r#"(module (table (export "a") 0 externref) (table (export "b") 0 externref))"#,
+        r#"(module (memory 1) (table (export "a") 0 externref) (table (export "b") 0 externref)
+             (func (export "grow_mem") (param i32) (result i32) (memory.grow (local.get 0))))"#,
         &CompileConfig::default(),
     );
     let grower = compile_wat(
@@ -470,8 +471,8 @@ fn growing_imported_tables_is_charged_to_the_grower() {
                (table.grow $b (ref.null extern) (local.get 1))))"#,
         &CompileConfig::default(),
     );
-    let region = region_with(4, 0);
-    let o = Instance::instantiate(&region, &owner).unwrap();
+    let region = region_with(4, 2 * 65536);
+    let mut o = Instance::instantiate(&region, &owner).unwrap();
     let mut linker = Linker::new();
     linker.instance("o", &o);
     // Without a limit, what one instance grows is capped in all: two
@@ -488,6 +489,13 @@ fn growing_imported_tables_is_charged_to_the_grower() {
     assert_eq!(
         call(&mut g, "grow", &[Val::I32(1000), Val::I32(10_000)]),
         Outcome::Limited(Limit::Memory)
+    );
+    // ...and the owner does not pay again: the 6,001,000 elements the
+    // growers added do not count against its own limit.
+    o.set_memory_limit(65536 + 1024);
+    assert_eq!(
+        call(&mut o, "grow_mem", &[Val::I32(0)]),
+        Outcome::Finished(vec![Val::I32(1)])
     );
 }
 

@@ -342,15 +342,28 @@ fn chunked_table_copies_overlap_correctly_both_ways() {
     let region = region_with(1, 4 * 65536);
     // (dst, src, len): overlapping forward and backward, each over
     // several chunks, and one reaching the table's end exactly.
-    for (d, s, n) in [
+    // Each runs twice: in one far-deadline slice, and in fuel slices of
+    // one unit, which stop after every chunk (every resume path runs).
+    let cases = [
         (100u32, 5000u32, 12000u32),
         (5000, 100, 12000),
         (0, 7999, 12001),
-    ] {
+    ];
+    for ((d, s, n), sliced) in cases.into_iter().flat_map(|c| [(c, false), (c, true)]) {
         let mut inst = chunky_instance(&region, &m);
         assert_eq!(call(&mut inst, "setup", &[]), Outcome::Finished(vec![]));
         let args = [Val::I32(d as i32), Val::I32(s as i32), Val::I32(n as i32)];
-        assert_eq!(call(&mut inst, "copy", &args), Outcome::Finished(vec![]));
+        if sliced {
+            inst.call("copy", &args).unwrap();
+            let mut slices = 1;
+            while inst.resume_fuel(1) == Outcome::Yielded {
+                slices += 1;
+            }
+            assert_eq!(inst.outcome(), Outcome::Finished(vec![]));
+            assert!(slices >= 3, "{slices} slices for {n} elements");
+        } else {
+            assert_eq!(call(&mut inst, "copy", &args), Outcome::Finished(vec![]));
+        }
         let mut want: Vec<u64> = (1..=20000).collect();
         want.copy_within(s as usize..(s + n) as usize, d as usize);
         for (i, w) in want.iter().enumerate() {
@@ -416,4 +429,43 @@ fn a_huge_table_fill_is_preempted_between_chunks() {
         }
     }
     assert!(yields >= 5, "only {yields} yields: not preempted mid-fill");
+}
+
+#[test]
+fn a_loop_of_small_bulk_ops_still_ends_its_time_slices() {
+    // Each memory.init is one 64 KiB chunk (a few µs): no chunk boundary
+    // inside it looks at the clock, so the fuel counter must account for
+    // its time. Otherwise, once the slow path has learnt the rate of plain
+    // code (`spin` first), a grant sized for 100 µs of plain code lasts
+    // through thousands of these copies.
+    let seg = "\\00".repeat(65536);
+    let m = module(&format!(
+        r#"(module (memory 2) (data $d "{seg}")
+             (func (export "spin") (param $n i32) (local $i i32)
+               (loop $l
+                 (local.set $i (i32.add (local.get $i) (i32.const 1)))
+                 (br_if $l (i32.lt_u (local.get $i) (local.get $n)))))
+             (func (export "run") (param $k i32)
+               (loop $l
+                 (memory.init $d (i32.const 0) (i32.const 0) (i32.const 65536))
+                 (local.set $k (i32.sub (local.get $k) (i32.const 1)))
+                 (br_if $l (local.get $k)))))"#
+    ));
+    let region = region_with(1, 2 * 65536);
+    let slices = |inst: &mut Instance| {
+        let mut yields = 0;
+        loop {
+            match inst.resume(rdtsc() + ns_to_tsc(100_000)) {
+                Outcome::Yielded => yields += 1,
+                Outcome::Finished(_) => return yields,
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    };
+    let mut inst = Instance::new(&region, &m, "spin", &[Val::I32(20_000_000)]).unwrap();
+    slices(&mut inst);
+    // 5,000 copies of 64 KiB: tens of milliseconds of memcpy in all.
+    inst.call("run", &[Val::I32(5000)]).unwrap();
+    let yields = slices(&mut inst);
+    assert!(yields >= 20, "only {yields} yields in 5,000 x 64 KiB");
 }
