@@ -967,8 +967,9 @@ impl Instance {
     }
 
     /// End the instance with [`crate::Limit::Memory`] if it grows its
-    /// linear memory plus the storage of the tables it defines (8 bytes per
-    /// element) past `bytes`.
+    /// linear memory plus the table storage charged to it (8 bytes per
+    /// element of its own tables and of its growth of imported ones) past
+    /// `bytes`.
     /// An instance already past it (a large initial memory or table) ends
     /// its armed call at once, with `Limited(Memory)` as the outcome (a
     /// scheduler's instance has one call, so it ends; a later
@@ -980,12 +981,7 @@ impl Instance {
         // self), so its table state is not borrowed.
         let in_use = unsafe {
             (*vm).heap_limit = bytes;
-            let own_heap = if (*vm).memory_vmctx == vm {
-                (*vm).heap_len
-            } else {
-                0
-            };
-            own_heap.saturating_add(crate::table::vm_table_bytes(vm))
+            crate::table::vm_own_heap_len(vm).saturating_add(crate::table::vm_table_bytes(vm))
         };
         if in_use > bytes && !self.is_done() {
             self.set_limited(crate::Limit::Memory);

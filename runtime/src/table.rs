@@ -322,6 +322,23 @@ pub(crate) unsafe fn vm_table_bytes(vm: *const VmCtx) -> u64 {
     state.map_or(0, |s| s.charged_elements() * TABLE_ELEMENT_BYTES)
 }
 
+/// Bytes of linear memory charged to the instance whose vmctx is `vm`: its
+/// own memory's length, 0 for an imported memory (charged to its owner).
+///
+/// # Safety
+///
+/// `vm` is a live vmctx.
+pub(crate) unsafe fn vm_own_heap_len(vm: *const VmCtx) -> u64 {
+    // SAFETY: per the contract (plain field reads).
+    unsafe {
+        if (*vm).memory_vmctx.cast_const() == vm {
+            (*vm).heap_len
+        } else {
+            0
+        }
+    }
+}
+
 /// [`TableState::owns_func_ref`] for the instance whose vmctx is `vm`
 /// (only null when it has no table state).
 ///
@@ -448,7 +465,7 @@ impl TableState {
 
     /// Elements of the tables the instance defines (not imports), less
     /// what importers grew them by (charged to those importers).
-    pub(crate) fn defined_elements(&self) -> u64 {
+    fn defined_elements(&self) -> u64 {
         self.tables
             .iter()
             .skip(self.imported_tables)
@@ -461,11 +478,11 @@ impl TableState {
             .sum()
     }
 
-    /// `table.grow` of table `t` by `delta`: the old length or -1. Growing
-    /// a table the instance defines counts against [`MAX_TABLE_ELEMENTS`]
-    /// (-1 past it) and against the memory limit together with the linear
-    /// memory's `heap_bytes` (`Err(())` past it: the instance ends with
-    /// `Limit::Memory`, as for `memory.grow`).
+    /// `table.grow` of table `t` by `delta`: the old length or -1. The
+    /// growth is charged to this instance, whoever owns the table: against
+    /// [`MAX_TABLE_ELEMENTS`] (-1 past it) and against the memory limit
+    /// together with the linear memory's `heap_bytes` (`Err(())` past it:
+    /// the instance ends with `Limit::Memory`, as for `memory.grow`).
     fn grow(
         &mut self,
         t: usize,
@@ -623,8 +640,10 @@ pub(crate) extern "C" fn memory_init_impl(
     // table state (if any) is owned by the instance and not otherwise
     // accessed while the guest runs.
     unsafe {
-        let buf = args as *mut [u64; 4];
-        let [seg, d, s, n] = buf.read_unaligned();
+        // The buffer is the compiled code's own 8-byte aligned stack slot,
+        // not otherwise referenced during the call.
+        let buf = &mut *(args as *mut [u64; 4]);
+        let [seg, d, s, n] = *buf;
         let mem = (*vmctx).memory_vmctx.cast_const();
         let st = (*vmctx).table_state.cast::<TableState>();
         let st = if st.is_null() { None } else { Some(&*st) };
@@ -636,13 +655,7 @@ pub(crate) extern "C" fn memory_init_impl(
             memory_init(mem, st, seg, d, s, k, k);
             k.div_ceil(8)
         });
-        match done {
-            Ok(()) => BULK_DONE as u64,
-            Err((d, s, n)) => {
-                buf.write_unaligned([seg, d, s, n]);
-                BULK_MORE as u64
-            }
-        }
+        more_at(done, &mut buf[1..])
     }
 }
 
@@ -771,11 +784,7 @@ pub(crate) extern "C" fn table_grow_impl(
     // 3-value buffer; vmctx is the live vmctx of the instance whose code
     // grows the table and exec the running green thread's.
     unsafe {
-        let heap_bytes = if (*vmctx).memory_vmctx == vmctx {
-            (*vmctx).heap_len
-        } else {
-            0 // an imported memory counts against its owner
-        };
+        let heap_bytes = vm_own_heap_len(vmctx);
         let limit = (*vmctx).heap_limit;
         let t0 = time_sliced(exec).then(crate::fuel::rdtsc);
         with_state(vmctx, args, |st, [t, d, init]| {

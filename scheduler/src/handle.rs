@@ -127,9 +127,6 @@ pub(crate) struct ParkSlot {
     /// The parked or sleeping task (Some only while state is `Parked` or
     /// `Sleeping`).
     pub(crate) task: Option<Box<Task>>,
-    /// `task` sleeps until the timer wakes it: it waits for no values, so
-    /// `resume` and messages leave it where it is.
-    pub(crate) sleeping: bool,
     /// Results of a resume that arrived while the instance ran; consumed by
     /// its next park.
     pub(crate) pending: Option<Vec<Val>>,
@@ -140,11 +137,11 @@ pub(crate) struct ParkSlot {
 }
 
 impl ParkSlot {
-    /// Take the parked or sleeping task out of the slot (to run or retire
-    /// it).
-    pub(crate) fn take_task(&mut self) -> Option<Box<Task>> {
-        self.sleeping = false;
-        self.task.take()
+    /// Whether the task in the slot sleeps until the timer wakes it (its
+    /// `wake_at` is set): it waits for no values, so `resume` and messages
+    /// leave it where it is.
+    pub(crate) fn is_sleeping(&self) -> bool {
+        self.task.as_ref().is_some_and(|t| t.wake_at.is_some())
     }
 }
 
@@ -279,7 +276,7 @@ impl InstanceHandle {
     /// free when this returns).
     pub fn cancel(&self) {
         self.shared.cancel.store(true, Ordering::Release);
-        let task = self.shared.lock_slot().take_task();
+        let task = self.shared.lock_slot().task.take();
         if let Some(task) = task {
             match self.shared.sched.upgrade() {
                 Some(sched) => sched.retire_off_worker(*task, Err(InstanceError::Cancelled)),
@@ -309,7 +306,7 @@ impl InstanceHandle {
     /// sleeping ([`ResumeError::NotParked`]) or has ended.
     pub fn resume(&self, values: &[Val]) -> Result<(), ResumeError> {
         let mut slot = self.shared.lock_slot();
-        if slot.sleeping {
+        if slot.is_sleeping() {
             return Err(ResumeError::NotParked);
         }
         if let Some(mut task) = slot.task.take() {
@@ -364,7 +361,7 @@ pub(crate) fn deliver(target: &HandleShared, message: Message) -> Result<(), Sen
     let mut slot = target.lock_slot();
     slot.mailbox.push_back(message);
     if slot.recv_wait.is_some() {
-        if let Some(mut task) = slot.take_task() {
+        if let Some(mut task) = slot.task.take() {
             complete_recv(&mut slot, &mut task);
             target.set_state(InstanceState::Runnable);
             drop(slot);

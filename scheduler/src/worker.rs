@@ -63,9 +63,10 @@ pub(crate) struct Task {
     pub(crate) cpu_budget: u64,
     /// Wall-clock deadline.
     pub(crate) deadline: Option<Instant>,
-    /// While sleeping: when it may run again. The timer queue works in
-    /// TSC ticks; this is checked when it fires, so a TSC rate estimate
-    /// that is slightly off can make a sleep late, never early.
+    /// While sleeping (and only then: `ParkSlot::is_sleeping`): when it
+    /// may run again. The timer queue works in TSC ticks; this is checked
+    /// when it fires, so a TSC rate estimate that is slightly off can make
+    /// a sleep late, never early.
     pub(crate) wake_at: Option<Instant>,
 }
 
@@ -171,7 +172,7 @@ impl Shared {
             self.next_deadline.store(next, Ordering::Release);
         }
         for h in expired.iter().filter_map(Weak::upgrade) {
-            let task = h.lock_slot().take_task();
+            let task = h.lock_slot().task.take();
             if let Some(mut task) = task {
                 task.instance.set_limited(Limit::Deadline);
                 self.retire_off_worker(*task, Err(InstanceError::Limit(Limit::Deadline)));
@@ -194,30 +195,27 @@ impl Shared {
 
     /// Queue every sleeping instance whose wake-up time has come.
     pub(crate) fn sweep_timers(&self) {
-        if rdtsc() < self.timers.next_due() {
-            return;
-        }
         let mut due = Vec::new();
         self.timers.take_due(rdtsc(), &mut due);
+        if due.is_empty() {
+            return;
+        }
         let now = Instant::now();
         let mut woke = false;
         let mut early = Vec::new();
         for h in due.iter().filter_map(Weak::upgrade) {
             let mut slot = h.lock_slot();
-            if !slot.sleeping {
+            // Not sleeping any more: ended (cancel, deadline, shutdown).
+            let Some(at) = slot.task.as_ref().and_then(|t| t.wake_at) else {
                 continue;
-            }
-            let left = slot
-                .task
-                .as_ref()
-                .and_then(|t| t.wake_at)
-                .map_or(Duration::ZERO, |at| at.saturating_duration_since(now));
+            };
+            let left = at.saturating_duration_since(now);
             if !left.is_zero() {
                 drop(slot);
                 early.push((left, h));
                 continue;
             }
-            if let Some(mut task) = slot.take_task() {
+            if let Some(mut task) = slot.task.take() {
                 task.wake_at = None;
                 h.set_state(InstanceState::Runnable);
                 drop(slot);
@@ -541,7 +539,7 @@ fn park(mut task: Box<Task>, local: &Worker<Box<Task>>, shared: &Shared, m: &mut
 /// has passed), unless it was cancelled meanwhile. A wall-clock deadline
 /// that comes first is watched as for a parked instance.
 fn sleep(
-    task: Box<Task>,
+    mut task: Box<Task>,
     at: Instant,
     local: &Worker<Box<Task>>,
     shared: &Shared,
@@ -562,10 +560,8 @@ fn sleep(
         return;
     }
     let deadline = task.deadline;
-    let mut task = task;
     task.wake_at = Some(at);
     slot.task = Some(task);
-    slot.sleeping = true;
     handle.set_state(InstanceState::Sleeping);
     drop(slot);
     shared.add_timer(at_tsc, &handle);
@@ -650,7 +646,7 @@ pub(crate) fn cancel_stranded(shared: &Shared) -> Metrics {
         })
         .collect();
     for h in live {
-        let task = h.lock_slot().take_task();
+        let task = h.lock_slot().task.take();
         if let Some(t) = task {
             retire(*t, Err(InstanceError::Cancelled), shared, &mut m);
         }

@@ -125,19 +125,10 @@ pub fn serialize(listing: &[DirEntry], cookie: u64, buf_len: usize) -> Vec<u8> {
 /// The WASI file type of entry `name` of directory `dir`, without
 /// following a symbolic link; `UNKNOWN` if it cannot be examined.
 fn lstat_at(dir: libc::c_int, name: &[u8]) -> u8 {
-    let Ok(c) = std::ffi::CString::new(name) else {
-        return filetype::UNKNOWN;
-    };
-    let mut st = std::mem::MaybeUninit::<libc::stat64>::uninit();
-    // SAFETY: `dir` is an open directory descriptor, `c` a NUL-terminated
-    // name and `st` a buffer fstatat64 fills on success.
-    let rc =
-        unsafe { libc::fstatat64(dir, c.as_ptr(), st.as_mut_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
-    if rc != 0 {
-        return filetype::UNKNOWN;
-    }
-    // SAFETY: fstatat64 succeeded, so `st` is initialised.
-    filetype::from_mode(unsafe { st.assume_init() }.st_mode)
+    std::ffi::CString::new(name)
+        .ok()
+        .and_then(|c| crate::fd::lstat_in(dir, &c).ok())
+        .map_or(filetype::UNKNOWN, |st| filetype::from_mode(st.st_mode))
 }
 
 #[cfg(test)]

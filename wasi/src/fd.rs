@@ -39,6 +39,19 @@ pub(crate) fn fstat(fd: RawFd) -> WasiResult<libc::stat> {
     Ok(st)
 }
 
+/// `fstatat(dir, name, AT_SYMLINK_NOFOLLOW)`: the entry `name` of host
+/// directory `dir` itself, never a symbolic link's target.
+pub(crate) fn lstat_in(dir: RawFd, name: &std::ffi::CStr) -> WasiResult<libc::stat> {
+    // SAFETY: all-zero is a valid `stat`; fstatat overwrites it.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: `name` is NUL-terminated and `st` a valid out pointer; an
+    // invalid fd only yields EBADF.
+    if unsafe { libc::fstatat(dir, name.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) } != 0 {
+        return Err(Errno::last_host());
+    }
+    Ok(st)
+}
+
 /// Turns preview1 `*_set_times` arguments into the `utimensat` pair.
 pub(crate) fn timespecs(atim: u64, mtim: u64, flags: u32) -> WasiResult<[libc::timespec; 2]> {
     let flags = u16::try_from(flags).map_err(|_| Errno::INVAL)?;

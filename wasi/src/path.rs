@@ -31,18 +31,7 @@ fn check(ret: libc::c_int) -> WasiResult<()> {
 
 /// `fstatat(parent, name, AT_SYMLINK_NOFOLLOW)`.
 fn lstat_at(parent: &Parent<'_>, split: &SplitPath) -> WasiResult<libc::stat> {
-    // SAFETY: all-zero is a valid `stat`; fstatat overwrites it.
-    let mut st: libc::stat = unsafe { std::mem::zeroed() };
-    // SAFETY: `name` is NUL-terminated and `st` a valid out pointer.
-    check(unsafe {
-        libc::fstatat(
-            parent.raw(),
-            split.name.as_ptr(),
-            &mut st,
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    })?;
-    Ok(st)
+    crate::fd::lstat_in(parent.raw(), &split.name)
 }
 
 fn is_dir(st: &libc::stat) -> bool {
