@@ -46,7 +46,7 @@ use std::fmt;
 
 /// Version of this ABI. Bump on any change to vmctx layout, builtin
 /// signatures, symbol naming, trap kinds or the metadata encoding.
-pub const ABI_VERSION: u32 = 6;
+pub const ABI_VERSION: u32 = 7;
 
 /// Result of a chunked bulk builtin (`table.fill/copy/init`,
 /// `memory.init`): the whole operation is done.
@@ -659,6 +659,20 @@ pub struct TrapSite {
     pub kind: TrapKind,
 }
 
+/// What the runtime must know of a compiler-made function that runs on an
+/// instance stack besides the defined functions: an export wrapper or an
+/// import stub. Their frames grow with the signature.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct HelperCode {
+    /// Bytes of its frame on the instance stack: return address, saved
+    /// frame pointer, saved registers, spill slots and outgoing arguments
+    /// (the callee's stack-returned results included).
+    pub frame_bytes: u32,
+    /// Its trap sites, `(byte offset from the helper's start, kind)`: the
+    /// prologue's stack-limit check.
+    pub traps: Vec<(u32, TrapKind)>,
+}
+
 /// Everything the runtime needs to know about an artifact besides its code.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Metadata {
@@ -703,6 +717,11 @@ pub struct Metadata {
     pub start: Option<u32>,
     /// Trap sites, sorted by (func_index, offset).
     pub traps: Vec<TrapSite>,
+    /// The export wrappers, one per function of [`Metadata::wrapped_funcs`]
+    /// in that order.
+    pub wrappers: Vec<HelperCode>,
+    /// The host stubs, one per function import in import order.
+    pub stubs: Vec<HelperCode>,
 }
 
 impl Metadata {
@@ -1004,6 +1023,17 @@ impl Metadata {
             w.u8(tag);
             w.u32(index);
         }
+        for list in [&self.wrappers, &self.stubs] {
+            w.u32(list.len() as u32);
+            for h in list {
+                w.u32(h.frame_bytes);
+                w.u32(h.traps.len() as u32);
+                for (offset, kind) in &h.traps {
+                    w.u32(*offset);
+                    w.u8(*kind as u8);
+                }
+            }
+        }
         let payload = w.0;
         let mut out = Vec::with_capacity(payload.len() + 8);
         out.extend_from_slice(&hash64(&payload).to_le_bytes());
@@ -1175,6 +1205,21 @@ impl Metadata {
                     .ok_or(MetadataError::Malformed("table reference type"))?,
             );
         }
+        let mut helpers = [Vec::new(), Vec::new()];
+        for list in &mut helpers {
+            for _ in 0..r.count()? {
+                let frame_bytes = r.u32()?;
+                let mut traps = Vec::new();
+                for _ in 0..r.count()? {
+                    let offset = r.u32()?;
+                    let kind = TrapKind::from_code(r.u8()?)
+                        .ok_or(MetadataError::Malformed("helper trap kind"))?;
+                    traps.push((offset, kind));
+                }
+                list.push(HelperCode { frame_bytes, traps });
+            }
+        }
+        let [wrappers, stubs] = helpers;
         if !r.0.is_empty() {
             return Err(MetadataError::Malformed("trailing bytes"));
         }
@@ -1197,6 +1242,8 @@ impl Metadata {
             exports,
             start,
             traps,
+            wrappers,
+            stubs,
         };
         m.check_indices()?;
         Ok(m)
@@ -1312,6 +1359,11 @@ impl Metadata {
             .any(|t| t.func_index as usize >= self.func_types.len())
         {
             return bad("trap site function out of range");
+        }
+        if self.wrappers.len() != self.wrapped_funcs().len()
+            || self.stubs.len() != self.num_imported_funcs()
+        {
+            return bad("wrapper or stub count");
         }
         Ok(())
     }
@@ -1654,6 +1706,14 @@ mod tests {
                 func_index: 0,
                 offset: 12,
                 kind: TrapKind::Unreachable,
+            }],
+            wrappers: vec![HelperCode {
+                frame_bytes: 48,
+                traps: vec![(4, TrapKind::StackOverflow)],
+            }],
+            stubs: vec![HelperCode {
+                frame_bytes: 16,
+                traps: vec![],
             }],
         }
     }

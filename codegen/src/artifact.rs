@@ -12,7 +12,7 @@ use cranelift_codegen::Context;
 use cranelift_module::{default_libcall_names, DataDescription, FuncId, Linkage, Module};
 use cranelift_object::{ObjectBuilder, ObjectModule};
 
-use crate::abi::{self, TrapKind, TrapSite};
+use crate::abi::{self, HelperCode, TrapKind, TrapSite};
 use crate::error::CompileError;
 
 /// Collects compiled functions and writes the shared object.
@@ -91,11 +91,34 @@ impl ArtifactBuilder {
         Ok(sites)
     }
 
-    /// Compile and define the helper with id `id` (from [`Self::declare_helper`]).
-    pub fn define_helper(&mut self, id: u32, func: ir::Function) -> Result<(), CompileError> {
+    /// Compile and define the helper with id `id` (from
+    /// [`Self::declare_helper`]); returns its frame size and trap sites.
+    pub fn define_helper(
+        &mut self,
+        id: u32,
+        func: ir::Function,
+    ) -> Result<HelperCode, CompileError> {
         self.define(FuncId::from_u32(id), func)?;
+        let compiled = self
+            .ctx
+            .compiled_code()
+            .ok_or_else(|| CompileError::codegen("no compiled code"))?;
+        let below_fp = compiled
+            .buffer
+            .frame_layout()
+            .ok_or_else(|| CompileError::codegen("no frame layout"))?
+            .frame_to_fp_offset;
+        // Return address and saved frame pointer, then everything below
+        // the frame pointer.
+        let frame_bytes = below_fp
+            .checked_add(16)
+            .ok_or_else(|| CompileError::codegen("frame too large"))?;
+        let mut traps = Vec::new();
+        for trap in compiled.buffer.traps() {
+            traps.push((trap.offset, trap_kind(trap.code)?));
+        }
         self.ctx.clear();
-        Ok(())
+        Ok(HelperCode { frame_bytes, traps })
     }
 
     fn define(&mut self, id: FuncId, func: ir::Function) -> Result<(), CompileError> {

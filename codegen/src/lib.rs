@@ -106,19 +106,21 @@ fn emit_artifact(
         w.dedup();
         w
     };
+    let mut wrappers = Vec::with_capacity(wrapped.len());
     for index in wrapped {
         let sig = wrapper::wrapper_signature(env.call_conv);
         let id = out.declare_helper(&abi::export_wrapper_symbol(index), &sig)?;
         let func = wrapper::build_wrapper(env, index, id, &mut fctx)?;
-        out.define_helper(id, func)?;
+        wrappers.push(out.define_helper(id, func)?);
     }
     // A host stub per function import.
+    let mut stubs = Vec::with_capacity(module.imported_funcs.len());
     for (import, ty) in module.imported_funcs.iter().enumerate() {
         let import = import as u32;
         let sig = wasm_signature(env.call_conv, module.type_at(*ty)?);
         let id = out.declare_helper(&abi::import_stub_symbol(import), &sig)?;
         let func = wrapper::build_import_stub(env, import, id, &mut fctx)?;
-        out.define_helper(id, func)?;
+        stubs.push(out.define_helper(id, func)?);
     }
 
     traps.sort_by_key(|t| (t.func_index, t.offset));
@@ -144,6 +146,8 @@ fn emit_artifact(
         exports: module.exports.clone(),
         start: module.start,
         traps,
+        wrappers,
+        stubs,
     };
     out.finish(&metadata.encode())
 }

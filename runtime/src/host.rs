@@ -199,6 +199,11 @@ pub(crate) extern "C" fn host_import_impl(
         let ty = &func.ty;
         let cells = ty.params.len().max(ty.results.len()).max(1);
         let vals = std::slice::from_raw_parts_mut(values as *mut u64, cells);
+        // The buffer is on the instance stack: cells past the parameters
+        // hold whatever an earlier frame (or the slot's previous tenant)
+        // left there. A host function that does not write a result must
+        // hand the guest zero, not that.
+        vals[ty.params.len()..].fill(0);
         let body: *const HostFnBody = Arc::as_ptr(&func.body);
         ex.host_values = values as *mut u64;
         ex.host_results = ty.results.len() as u32;

@@ -30,10 +30,34 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
-/// Bytes at the bottom of each instance stack kept below `stack_limit` for
-/// the frames of builtin trampolines and context switches (and the
-/// overshoot of a frame-less leaf function past the limit check).
+/// Bytes at the bottom of each instance stack kept below `stack_limit`.
+///
+/// Every compiled frame (wasm functions, export wrappers, import stubs)
+/// passes Cranelift's prologue check before it writes below the return
+/// address and saved frame pointer, and that check already covers the
+/// return address and saved frame pointer of whatever the frame calls.
+/// So after the last check only the runtime's assembly runs below the
+/// limit, and the reserve must hold its largest frame:
+///
+/// * the host-call trampoline: `push rbp`, `push rbx`, then on a suspend
+///   two pushes of the result, a `call` and the switch's six pushes:
+///   16 + 16 + 8 + 48 = 88 bytes (the return address into it is the
+///   caller's checked setup area);
+/// * the fuel trampoline: 16 + 8 + 48 = 72 bytes;
+/// * signal delivery: none. Synchronous faults run their handler on the
+///   thread's alternate signal stack (`SA_ONSTACK`), and threads that run
+///   guests block asynchronous signals (see [`crate::signals`]).
+///
+/// [`TRAMPOLINE_FRAME_MAX`] is that bound; a compile-time assertion keeps
+/// the reserve above it, and the `attacks` test suite measures the deepest
+/// byte written below the limit.
 pub const STACK_RESERVE: usize = 1024;
+
+/// The largest number of bytes the runtime's trampolines write below an
+/// instance's `stack_limit` (see [`STACK_RESERVE`]).
+pub const TRAMPOLINE_FRAME_MAX: usize = 88;
+
+const _: () = assert!(TRAMPOLINE_FRAME_MAX < STACK_RESERVE);
 
 /// A WebAssembly value passed to or returned from an export.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -211,6 +235,23 @@ pub enum InstantiateError {
         /// What differs.
         reason: String,
     },
+    /// An export wrapper or a host-import stub has a frame (it grows with
+    /// the function's parameters and results) that cannot fit the slot's
+    /// stack even when nothing else is on it, so every call of it would
+    /// overflow.
+    #[error(
+        "{what} needs {needed} bytes of stack for its parameters and results, but a slot's \
+         stack has {available} usable bytes; use a larger stack size"
+    )]
+    StackTooSmall {
+        /// The export or import.
+        what: String,
+        /// Bytes its frame needs.
+        needed: usize,
+        /// Usable bytes of the slot's stack (the stack size less
+        /// [`STACK_RESERVE`]).
+        available: usize,
+    },
     /// [`Instance::unpark`] on an instance that is not parked.
     #[error("the instance is not parked")]
     NotParked,
@@ -279,6 +320,28 @@ unsafe impl Send for Core {}
 // SAFETY: as above.
 unsafe impl Sync for Core {}
 
+/// Refuse a compiled helper (export wrapper, import stub) whose frame of
+/// `frame_bytes` cannot fit `region`'s stacks: it needs its frame plus the
+/// return address and saved frame pointer of its callee above the stack
+/// limit, and the smallest stack top (colour 0) is `stack_size` above the
+/// slot base, `STACK_RESERVE` below the limit.
+fn check_frame_fits(
+    region: &Region,
+    frame_bytes: u32,
+    what: impl FnOnce() -> String,
+) -> Result<(), InstantiateError> {
+    let needed = frame_bytes as usize + 16;
+    let available = region.stack_size().saturating_sub(STACK_RESERVE);
+    if needed > available {
+        return Err(InstantiateError::StackTooSmall {
+            what: what(),
+            needed,
+            available,
+        });
+    }
+    Ok(())
+}
+
 /// Look up `export` and check `args` against its signature.
 fn check_call<'m>(
     module: &'m Module,
@@ -327,7 +390,8 @@ impl Instance {
     ) -> Result<Instance, InstantiateError> {
         // Check the export and arguments before taking a slot, so a bad
         // request fails without touching the region.
-        check_call(module, export, args)?;
+        let info = check_call(module, export, args)?;
+        check_frame_fits(region, info.wrapper_frame, || format!("export {export:?}"))?;
         let mut inst = Instance::instantiate(region, module)?;
         inst.call(export, args)?;
         Ok(inst)
@@ -370,6 +434,20 @@ impl Instance {
     ) -> Result<Instance, InstantiateError> {
         let md = module.metadata();
         check_imports(module, imports)?;
+        // A host function runs behind its import's stub, whose frame holds
+        // the parameters and results.
+        let func_imports = md
+            .imports
+            .iter()
+            .zip(imports)
+            .filter(|(imp, _)| matches!(imp.kind, ImportKind::Func(_)));
+        for ((imp, ext), stub) in func_imports.zip(&md.stubs) {
+            if matches!(ext, Extern::Func(Func::Host(_))) {
+                check_frame_fits(region, stub.frame_bytes, || {
+                    format!("import {}.{}", imp.module, imp.name)
+                })?;
+            }
+        }
         let capacity = region.heap_capacity() as u64;
         let (heap_len, heap_max, page_log2) = match (&md.memory, md.imported_memory()) {
             (None, Some(m)) => (0, 0, m.page_size_log2 as u32),
@@ -1012,6 +1090,9 @@ impl Instance {
     pub fn call(&mut self, export: &str, args: &[Val]) -> Result<(), InstantiateError> {
         let module = self.core.module.clone();
         let info = check_call(&module, export, args)?;
+        check_frame_fits(&self.core.region, info.wrapper_frame, || {
+            format!("export {export:?}")
+        })?;
         self.check_func_refs(args.iter().map(|a| match a {
             Val::FuncRef(bits) => *bits,
             _ => 0,

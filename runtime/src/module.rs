@@ -126,6 +126,8 @@ pub enum LoadError {
 pub(crate) struct ExportInfo {
     /// Address of the array-call wrapper.
     pub wrapper: usize,
+    /// Bytes of the wrapper's frame on the instance stack.
+    pub wrapper_frame: u32,
     /// Signature.
     pub ty: FuncType,
     /// Function index (imports first).
@@ -389,6 +391,13 @@ impl Module {
                 .and_then(|i| wrappers.get(i).copied())
                 .unwrap_or(0)
         };
+        let wrapper_frame_of = |f: u32| -> u32 {
+            wrapped
+                .binary_search(&f)
+                .ok()
+                .and_then(|i| metadata.wrappers.get(i))
+                .map_or(0, |h| h.frame_bytes)
+        };
         let mut exports = HashMap::new();
         for e in &metadata.exports {
             if e.kind != abi::ExportKind::Func {
@@ -402,6 +411,7 @@ impl Module {
                 e.name.clone(),
                 ExportInfo {
                     wrapper: wrapper_of(e.index),
+                    wrapper_frame: wrapper_frame_of(e.index),
                     ty,
                     index: e.index,
                 },
@@ -416,6 +426,19 @@ impl Module {
                 pc: f + t.offset as usize,
                 kind: t.kind as u8,
             });
+        }
+        // The wrappers' and stubs' prologue stack checks.
+        let helpers = wrappers
+            .iter()
+            .zip(&metadata.wrappers)
+            .chain(stubs.iter().zip(&metadata.stubs));
+        for (&at, code) in helpers {
+            for &(offset, kind) in &code.traps {
+                trap_table.push(TrapEntry {
+                    pc: at + offset as usize,
+                    kind: kind as u8,
+                });
+            }
         }
         trap_table.sort_by_key(|e| e.pc);
         let trap_table = trap_table.into_boxed_slice();

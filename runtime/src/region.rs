@@ -2,9 +2,10 @@
 //! heap.
 //!
 //! A [`Region`] is ONE `mmap(PROT_READ|PROT_WRITE, MAP_PRIVATE |
-//! MAP_ANONYMOUS | MAP_NORESERVE)` of `slots * stride` bytes (plus a
-//! leading guard in guard mode), so the mapping count stays constant however
-//! many instances run, and untouched pages cost nothing. Transparent huge
+//! MAP_ANONYMOUS | MAP_NORESERVE)` of `slots * stride` bytes plus a
+//! leading `PROT_NONE` guard (two mappings in all in default mode), so the
+//! mapping count stays constant however many instances run, and untouched
+//! pages cost nothing. Transparent huge
 //! pages are disabled on it (`MADV_NOHUGEPAGE`): one touched byte must cost
 //! one 4 KiB page, not 2 MiB.
 //!
@@ -220,10 +221,14 @@ impl Region {
         let heap_capacity = round_up(config.heap_capacity, page);
         let guard_size = round_up(config.guard_size, page);
         let stride = stack_size + CTX_AREA + heap_capacity + guard_size;
+        // A leading guard below slot 0's stack in both modes: compiled
+        // frames never write below their stack limit, and if that ever
+        // failed, slot 0 would fault instead of writing into whatever is
+        // mapped below the region. One extra mapping.
         let lead = if config.guard_mode {
             guard_size.max(page)
         } else {
-            0
+            page
         };
         let len = stride
             .checked_mul(config.slots)
@@ -287,8 +292,8 @@ impl Region {
             free: Mutex::new((0..config.slots as u32).rev().collect()),
             state,
         };
+        region.protect(base, lead)?;
         if config.guard_mode {
-            region.protect(base, lead)?;
             for slot in 0..config.slots as u32 {
                 let heap = region.heap_base(slot);
                 region.protect(heap, heap_capacity + guard_size)?;

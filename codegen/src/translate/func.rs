@@ -65,6 +65,36 @@ pub(crate) fn import_callee(
     }))
 }
 
+/// Give `func` Cranelift's prologue stack-limit check against
+/// `exec.stack_limit` (the running green thread's stack, whichever
+/// instance's code this is). `func`'s signature must carry `exec` as its
+/// `VMContext` parameter.
+///
+/// Every function that runs on an instance stack gets this check
+/// (translated functions, export wrappers, import stubs): below the slot's
+/// stack lies the previous slot's heap, so a frame that writes before a
+/// check is a cross-tenant write. The check covers the whole frame
+/// (saved registers, spill slots, outgoing arguments, return areas) plus
+/// the return address and saved frame pointer of a callee; only the
+/// runtime's trampolines run below the limit, within
+/// `runtime::instance::STACK_RESERVE`.
+pub(crate) fn set_stack_limit(func: &mut ir::Function) -> Result<(), CompileError> {
+    let vmctx_gv = func.create_global_value(ir::GlobalValueData::VMContext);
+    let limit_flags = func
+        .dfg
+        .mem_flags
+        .insert(MemFlagsData::trusted())
+        .map_err(|_| CompileError::codegen("too many memory flag sets"))?;
+    let limit = func.create_global_value(ir::GlobalValueData::Load {
+        base: vmctx_gv,
+        offset: vmctx::STACK_LIMIT.into(),
+        global_type: types::I64,
+        flags: limit_flags,
+    });
+    func.stack_limit = Some(limit);
+    Ok(())
+}
+
 /// Translate defined function `index` to Cranelift IR.
 pub(crate) fn translate_function(
     env: &FuncEnv<'_>,
@@ -80,21 +110,7 @@ pub(crate) fn translate_function(
     let sig = wasm_signature(env.call_conv, &ty);
     let mut func = ir::Function::with_name_signature(UserFuncName::user(0, index), sig);
 
-    // Stack-limit check in the prologue against exec.stack_limit (the
-    // running green thread's stack, whichever instance's code this is).
-    let vmctx_gv = func.create_global_value(ir::GlobalValueData::VMContext);
-    let limit_flags = func
-        .dfg
-        .mem_flags
-        .insert(MemFlagsData::trusted())
-        .map_err(|_| CompileError::codegen("too many memory flag sets"))?;
-    let limit = func.create_global_value(ir::GlobalValueData::Load {
-        base: vmctx_gv,
-        offset: vmctx::STACK_LIMIT.into(),
-        global_type: types::I64,
-        flags: limit_flags,
-    });
-    func.stack_limit = Some(limit);
+    set_stack_limit(&mut func)?;
 
     let region = |func: &mut ir::Function, id: u32, name: &'static str| {
         func.dfg.alias_regions.insert(AliasRegionData {

@@ -12,22 +12,24 @@
 //! the host wrote back into the buffer.
 
 use cranelift_codegen::ir::{
-    self, types, AbiParam, InstBuilder, MemFlagsData, StackSlotData, StackSlotKind, UserFuncName,
-    Value,
+    self, types, AbiParam, ArgumentPurpose, InstBuilder, MemFlagsData, StackSlotData,
+    StackSlotKind, UserFuncName, Value,
 };
 use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
-use super::func::{import_callee, FuncEnv};
+use super::func::{import_callee, set_stack_limit, FuncEnv};
 use super::{ir_type, wasm_signature};
 use crate::abi::{self, vmctx};
 use crate::error::CompileError;
 
-/// Signature of every export wrapper.
+/// Signature of every export wrapper: `(vmctx, exec, values)`, with
+/// `exec` as the `VMContext` parameter its stack-limit check reads.
 pub(crate) fn wrapper_signature(call_conv: CallConv) -> ir::Signature {
     let mut sig = ir::Signature::new(call_conv);
     sig.params.push(AbiParam::new(types::I64));
-    sig.params.push(AbiParam::new(types::I64));
+    sig.params
+        .push(AbiParam::special(types::I64, ArgumentPurpose::VMContext));
     sig.params.push(AbiParam::new(types::I64));
     sig
 }
@@ -46,6 +48,9 @@ pub(crate) fn build_wrapper(
         UserFuncName::user(0, name_index),
         wrapper_signature(env.call_conv),
     );
+    // The wrapper's frame grows with the signature (outgoing arguments,
+    // the callee's return area): it is checked like any function's.
+    set_stack_limit(&mut func)?;
     let imported = module.imported_funcs.len() as u32;
     let direct = match index.checked_sub(imported) {
         Some(defined) => Some(import_callee(&mut func, env.call_conv, module, defined)?),
@@ -106,6 +111,8 @@ pub(crate) fn build_import_stub(
         UserFuncName::user(0, name_index),
         wasm_signature(env.call_conv, &ty),
     );
+    // The stub's value buffer grows with the signature: checked too.
+    set_stack_limit(&mut func)?;
     let mut b = FunctionBuilder::new(&mut func, fctx);
     let entry = b.create_block();
     b.append_block_params_for_function_params(entry);

@@ -4,7 +4,8 @@
 #![allow(dead_code)]
 
 use myriad_codegen::abi::{
-    Export, ExportKind, FuncType, MemoryDecl, Metadata, TrapKind, TrapSite, ValType, ABI_VERSION,
+    Export, ExportKind, FuncType, HelperCode, MemoryDecl, Metadata, TrapKind, TrapSite, ValType,
+    ABI_VERSION,
 };
 use myriad_runtime::vmctx::VmCtx;
 use myriad_runtime::{Module, Region, RegionConfig};
@@ -183,6 +184,8 @@ pub fn metadata(
             .collect(),
         start: None,
         traps,
+        wrappers: vec![HelperCode::default(); funcs.len()],
+        stubs: vec![],
     }
 }
 
