@@ -31,11 +31,13 @@
 //! Asynchronous signals must not be delivered while a worker runs on a
 //! guest stack: the kernel would push a signal frame (1–4 KiB of xsave
 //! state + ucontext) and run the handler below the guest's stack-limit
-//! reserve, into the neighbouring slot. Worker threads therefore call
-//! [`block_async_signals`] once at thread start, and embedder threads that
-//! call `Instance::resume` directly must do the same (only SIGILL, SIGSEGV,
-//! SIGBUS and SIGFPE stay deliverable, and those run on the alternate
-//! stack).
+//! reserve, into the neighbouring slot. [`thread_init`], which runs on
+//! every thread before its first guest (workers call it at start,
+//! `Instance::resume` lazily), therefore blocks them on that thread for
+//! good with [`block_async_signals`]: only SIGILL, SIGSEGV, SIGBUS and
+//! SIGFPE stay deliverable, and those run on the alternate stack. Signals
+//! sent to the process go to another thread; signals sent to that thread
+//! stay pending.
 
 use crate::switch;
 use crate::vmctx::{status, TrapEntry, VmCtx};
@@ -103,15 +105,19 @@ impl Drop for AltStack {
     }
 }
 
-/// Install the process-wide fault handler (once) and give the calling
-/// thread an alternate signal stack. Call on every worker thread before it
-/// runs guests; [`crate::Instance`] calls it lazily too. Idempotent.
-/// Fails only if the signal stack cannot be mapped or installed.
+/// Prepare the calling thread to run guests: install the process-wide
+/// fault handler (once), block asynchronous signals on this thread
+/// ([`block_async_signals`]) and give it an alternate signal stack. Call on
+/// every worker thread before it runs guests; [`crate::Instance`] calls it
+/// lazily the first time a thread resumes a guest, so no thread ever runs
+/// one with asynchronous signals open. Idempotent. Fails only if the mask
+/// or the signal stack cannot be set.
 pub fn thread_init() -> std::io::Result<()> {
     if ALT_READY.with(|r| r.get()) {
         return Ok(());
     }
     INSTALL.call_once(install_handlers);
+    block_async_signals()?;
     let page = crate::region::page_size();
     // SAFETY: a fresh private anonymous mapping; the lowest page is made
     // inaccessible as a guard; the rest becomes this thread's signal stack
@@ -195,8 +201,7 @@ fn install_handlers() {
 /// pending for (or are delivered to) other threads. The four fault signals
 /// stay open; Myriad's handler for them runs on the alternate stack.
 ///
-/// Workers call this once at thread start; an embedder thread that calls
-/// `Instance::resume` directly must call it too. glibc keeps its internal
+/// [`thread_init`] calls this on every thread that runs guests. glibc keeps its internal
 /// signals (thread cancellation, `setxid`) deliverable whatever the mask.
 pub fn block_async_signals() -> std::io::Result<()> {
     // SAFETY: `set` is a valid sigset_t, initialised by sigfillset before

@@ -10,5 +10,6 @@
 
 mod harness;
 
+mod async_signals;
 mod host_results;
 mod stack_frames;
