@@ -8,7 +8,8 @@
 //! up the instance's `HostState`, hands the closure a [`Caller`] (the
 //! calling instance's memory and embedder data) and the value buffer, and
 //! acts on the [`HostAction`] it returns: return to the guest, yield the
-//! slice, sleep, park until [`crate::Instance::unpark`], exit, or trap.
+//! slice, sleep, continue in the next slice, park until
+//! [`crate::Instance::unpark`], exit, or trap.
 //!
 //! A panicking host function traps its instance (the panic never unwinds
 //! through guest frames).
@@ -34,6 +35,15 @@ pub enum HostAction {
     /// a scheduler keeps the instance off its queues until then, so a
     /// sleeping instance costs no CPU and blocks no worker.
     Sleep(std::time::Duration),
+    /// End the slice without returning to the guest, and call this host
+    /// function again, with the same arguments, when the instance next
+    /// runs. For work too long for one slice: do a part, keep the progress
+    /// in the host function's own state (e.g. the embedder data), and
+    /// return `Continue` until the rest fits (check
+    /// [`Caller::slice_over`] between parts). The guest sees one call.
+    /// The results are read only from the call that returns something
+    /// else.
+    Continue,
     /// Suspend the instance until the embedder calls
     /// [`crate::Instance::unpark`] with the results. A parked instance uses
     /// no CPU and sits in no queue.
@@ -114,11 +124,27 @@ pub(crate) fn take_sleep_request() -> Option<std::time::Instant> {
 /// What a host function sees of the instance that called it.
 pub struct Caller<'a> {
     vmctx: *mut VmCtx,
+    exec: *const VmCtx,
     state: *mut HostState,
     _life: PhantomData<&'a mut VmCtx>,
 }
 
 impl Caller<'_> {
+    /// Whether the running slice is over: its deadline is near, a cancel
+    /// is pending, or (in a fuel slice) its fuel is spent. A host function
+    /// doing long work checks this between parts and returns
+    /// [`HostAction::Continue`] when it is true, so it never holds a
+    /// worker much past the slice.
+    pub fn slice_over(&self) -> bool {
+        // SAFETY: exec is the running green thread's live context.
+        let ex = unsafe { &*self.exec };
+        if ex.fuel_sliced != 0 {
+            return ex.fuel <= 0;
+        }
+        crate::fuel::rdtsc().saturating_add(crate::fuel::EARLY_YIELD_CYCLES) >= ex.deadline_tsc
+            || ex.cancel.load(std::sync::atomic::Ordering::Relaxed) != 0
+    }
+
     /// The calling instance's linear memory (empty without one).
     pub fn memory(&self) -> &[u8] {
         // SAFETY: vmctx is the live vmctx of the calling instance, whose
@@ -218,6 +244,7 @@ pub(crate) extern "C" fn host_import_impl(
         ex.host_ref_results = ref_results;
         let mut caller = Caller {
             vmctx,
+            exec,
             state,
             _life: PhantomData,
         };
@@ -261,6 +288,14 @@ pub(crate) extern "C" fn host_import_impl(
                     .unwrap_or(now);
                 SLEEP_REQUEST.with(|c| c.set(Some(at)));
                 ex.sleep_requested = 1;
+                ex.yield_tsc = crate::fuel::rdtsc();
+                ex.status = status::YIELDED;
+            }
+            Ok(HostAction::Continue) => {
+                ex.again_fn = host_import_impl as *const () as usize;
+                ex.again_vmctx = vmctx;
+                ex.again_arg = import;
+                ex.again_arg2 = values;
                 ex.yield_tsc = crate::fuel::rdtsc();
                 ex.status = status::YIELDED;
             }

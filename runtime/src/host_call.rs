@@ -17,7 +17,9 @@
 //!   If `f` left `exec.status` other than `RUNNING` (a host function parked
 //!   or yielded, a trap, an exit, a limit), the trampoline suspends the
 //!   green thread right there; if it is resumed (park and yield only) it
-//!   returns `f`'s result to the guest.
+//!   returns `f`'s result to the guest, or, when `f` left a repeated call
+//!   in `exec.again_fn` (`HostAction::Continue`), calls it again first
+//!   with the arguments it left there, as often as it asks.
 //!   - `memory_grow(memory_vmctx, exec, delta_pages) -> old pages or -1`;
 //!   - `table_grow/fill/copy/init`, `elem_drop`, `memory_init`,
 //!     `data_drop(vmctx, exec, args) -> i64`: see [`crate::table`];
@@ -42,6 +44,7 @@ core::arch::global_asm!(
     "myriad_rt_host_call:",
     "push rbp",
     "push rbx",
+    "3:",
     "mov rbp, rsp",
     "mov rbx, rsi",            // exec
     "mov rax, qword ptr [rsi + {host_sp}]",
@@ -65,12 +68,25 @@ core::arch::global_asm!(
     "lea rdi, [rbx + {guest_sp}]",
     "mov rsi, qword ptr [rbx + {host_sp}]",
     "call myriad_rt_switch",
-    // Resumed (parked or yielded): return f's result to the guest.
+    // Resumed (parked or yielded): return f's result to the guest, unless
+    // f asked to be called again (exec.again_fn, HostAction::Continue).
     "pop rax",
     "pop rax",
+    "mov rcx, qword ptr [rbx + {again_fn}]",
+    "test rcx, rcx",
+    "jnz 4f",
     "pop rbx",
     "pop rbp",
     "ret",
+    "4:",
+    // The stack is as it was after the entry pushes: call f again with
+    // the arguments it left in exec.
+    "mov qword ptr [rbx + {again_fn}], 0",
+    "mov rdi, qword ptr [rbx + {again_vmctx}]",
+    "mov rsi, rbx",
+    "mov rdx, qword ptr [rbx + {again_arg}]",
+    "mov r8, qword ptr [rbx + {again_arg2}]",
+    "jmp 3b",
     ".size myriad_rt_host_call, . - myriad_rt_host_call",
     // ---- myriad_rt_memory_grow(memory_vmctx, exec, delta_pages) -> i64
     ".p2align 4",
@@ -181,6 +197,10 @@ core::arch::global_asm!(
     ".size myriad_rt_fuel_exhausted, . - myriad_rt_fuel_exhausted",
     host_sp = const offset_of!(VmCtx, host_sp),
     guest_sp = const offset_of!(VmCtx, guest_sp),
+    again_fn = const offset_of!(VmCtx, again_fn),
+    again_vmctx = const offset_of!(VmCtx, again_vmctx),
+    again_arg = const offset_of!(VmCtx, again_arg),
+    again_arg2 = const offset_of!(VmCtx, again_arg2),
     status = const offset_of!(VmCtx, status),
     running = const status::RUNNING,
     red = const HOST_RED_ZONE,

@@ -579,6 +579,10 @@ impl Instance {
                 values: [0u64; MAX_VALUES],
                 fuel_sliced: 0,
                 sleep_requested: 0,
+                again_fn: 0,
+                again_vmctx: std::ptr::null_mut(),
+                again_arg: 0,
+                again_arg2: 0,
                 values_ptr: vm_addr
                     .add(std::mem::offset_of!(VmCtx, values))
                     .cast::<u64>(),

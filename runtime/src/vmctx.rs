@@ -168,6 +168,17 @@ pub struct VmCtx {
     /// request, `host::take_sleep_request`). Lets the end of every slice
     /// skip the thread-local unless a sleep was asked for.
     pub sleep_requested: u32,
+    /// A host function asked to be called again ([`crate::HostAction::Continue`]):
+    /// the function the host-call trampoline calls again, with the
+    /// arguments below, when the green thread is next resumed; 0 when
+    /// nothing is pending.
+    pub again_fn: usize,
+    /// First argument (`vmctx`) of the pending repeated call.
+    pub again_vmctx: *mut VmCtx,
+    /// Third argument of the pending repeated call.
+    pub again_arg: u64,
+    /// Fifth argument of the pending repeated call.
+    pub again_arg2: u64,
     /// The value buffer the entry routine hands the export's wrapper:
     /// `values` above, or a larger buffer the `Instance` owns for an
     /// export with more than [`MAX_VALUES`] parameters or results.
