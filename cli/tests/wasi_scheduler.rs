@@ -8,27 +8,17 @@ use myriad_wasi::{Output, WasiCtx};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// `wasi/tests/c/<name>.c` compiled and loaded; `None` when skipping.
-fn program(name: &str) -> Option<Arc<Module>> {
-    if myriad_wasi::testprog::skip_requested() {
-        eprintln!("MYRIAD_SKIP_C=1: skipping the C program {name}");
-        return None;
-    }
+/// The checked-in `wasi/tests/c/<name>.wasm`, compiled and loaded.
+fn program(name: &str) -> Arc<Module> {
     let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasi-sched");
     std::fs::create_dir_all(&out).unwrap();
-    let wasm_path = myriad_wasi::testprog::compile_program(name, &out)
-        .unwrap_or_else(|e| panic!("cannot build {name}.c: {e}"));
-    let wasm = std::fs::read(wasm_path).unwrap();
-    Some(Arc::new(
-        Module::compile(&wasm, &CompileConfig::default(), &out).expect("compiles"),
-    ))
+    let wasm = myriad_wasi::testprog::load(name).unwrap_or_else(|e| panic!("{e}"));
+    Arc::new(Module::compile(&wasm, &CompileConfig::default(), &out).expect("compiles"))
 }
 
 #[test]
 fn a_hundred_sleeping_programs_share_one_worker() {
-    let Some(module) = program("sleep") else {
-        return;
-    };
+    let module = program("sleep");
     let expected = std::fs::read(
         myriad_wasi::testprog::source_dir()
             .join("expected")

@@ -1,90 +1,62 @@
-//! The crate's C test programs (`wasi/tests/c/*.c`) and a helper that
-//! compiles them to wasm with `clang --target=wasm32-wasi -O2` against
-//! Debian's wasi-libc. Used by this crate's tests and meant for the
-//! runtime's end-to-end tests; the expected output of each program is in
-//! `wasi/tests/c/expected/` (see `wasi/tests/c/README.md`).
+//! The crate's C test programs (`wasi/tests/c/*.c`) and their checked-in
+//! WebAssembly builds (`wasi/tests/c/*.wasm`, next to each source). Used by
+//! this crate's tests and the runtime's end-to-end tests; the expected output
+//! of each program is in `wasi/tests/c/expected/` (see
+//! `wasi/tests/c/README.md`).
+//!
+//! The tests load the checked-in `.wasm` files and need no wasm toolchain.
+//! [`REBUILD_SCRIPT`] rebuilds them from the sources with
+//! `clang --target=wasm32-wasi -O2` against Debian's wasi-libc (the packages
+//! in [`INSTALL_HINT`]); run it after changing a `.c` file and commit both.
+//! `.ci/run` rebuilds them into a temporary directory and compares bytes, so
+//! a stale build fails CI.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
-/// Names of the C programs (`<name>.c` in [`source_dir`]).
+/// Names of the C programs the tests run (`<name>.c` in [`source_dir`]).
+/// `imports.c` is built too but not run (see `wasi/tests/c/README.md`).
 pub const PROGRAMS: &[&str] = &["hello", "args_env", "copy", "compute", "trap", "sleep"];
 
-/// The Debian packages that provide the wasm C toolchain.
+/// The script, relative to the workspace root, that rebuilds every
+/// `wasi/tests/c/<name>.wasm` from its `<name>.c`.
+pub const REBUILD_SCRIPT: &str = "scripts/build-test-guests.sh";
+
+/// The Debian packages that provide the wasm C toolchain (needed only to
+/// rebuild the programs, never to run the tests).
 pub const INSTALL_HINT: &str = "apt-get install -y clang lld wasi-libc libclang-rt-14-dev-wasm32";
 
-/// Environment variable that, set to `1`, lets tests skip instead of fail
-/// when clang or wasi-libc is missing.
-pub const SKIP_ENV: &str = "MYRIAD_SKIP_C";
-
-/// Why a C program could not be compiled.
+/// Why a checked-in test program could not be loaded.
 #[derive(Debug, thiserror::Error)]
-pub enum CompileError {
-    /// `clang` could not be run at all.
-    #[error("clang not found ({0}); install the wasm C toolchain with `{INSTALL_HINT}` (or set {SKIP_ENV}=1 to skip these tests)")]
-    ClangMissing(String),
-    /// clang ran and failed.
-    #[error("clang failed on {source_file}: {stderr}\n(if headers, crt1 or libclang_rt.builtins-wasm32.a are missing: `{INSTALL_HINT}`)")]
-    Failed {
-        /// The C file.
-        source_file: PathBuf,
-        /// clang's error output.
-        stderr: String,
+pub enum LoadError {
+    /// The `.wasm` file could not be read.
+    #[error(
+        "cannot read the checked-in test program {path}: {source} (it is committed next to \
+         its .c source; rebuild it with {REBUILD_SCRIPT}, which needs `{INSTALL_HINT}`)"
+    )]
+    Read {
+        /// The `.wasm` file.
+        path: PathBuf,
+        /// Why reading it failed.
+        source: std::io::Error,
     },
-    /// Writing the output failed.
-    #[error("cannot write {0}: {1}")]
-    Io(PathBuf, std::io::Error),
 }
 
-/// Directory of the C sources.
+/// Directory of the C sources and their `.wasm` builds.
 pub fn source_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests")
         .join("c")
 }
 
-/// The clang command: `$MYRIAD_CLANG` or `clang`.
-fn clang() -> String {
-    std::env::var("MYRIAD_CLANG").unwrap_or_else(|_| "clang".to_string())
+/// Path of the checked-in build of program `name`:
+/// `<source_dir>/<name>.wasm`.
+pub fn wasm_path(name: &str) -> PathBuf {
+    source_dir().join(format!("{name}.wasm"))
 }
 
-/// True when `MYRIAD_SKIP_C=1`.
-pub fn skip_requested() -> bool {
-    std::env::var(SKIP_ENV).is_ok_and(|v| v == "1")
-}
-
-/// Compiles C file `source` to `<out_dir>/<stem>.wasm` and returns that
-/// path. Safe to call concurrently for the same file (each build writes a
-/// private temporary file, then renames it into place).
-pub fn compile(source: &Path, out_dir: &Path) -> Result<PathBuf, CompileError> {
-    std::fs::create_dir_all(out_dir).map_err(|e| CompileError::Io(out_dir.to_path_buf(), e))?;
-    let stem = source
-        .file_stem()
-        .map_or_else(|| "prog".into(), |s| s.to_string_lossy().into_owned());
-    let out = out_dir.join(format!("{stem}.wasm"));
-    let tmp = out_dir.join(format!(
-        "{stem}.{}.{:?}.tmp.wasm",
-        std::process::id(),
-        std::thread::current().id()
-    ));
-    let result = Command::new(clang())
-        .args(["--target=wasm32-wasi", "-O2", "-Wall", "-Werror", "-o"])
-        .arg(&tmp)
-        .arg(source)
-        .output()
-        .map_err(|e| CompileError::ClangMissing(e.to_string()))?;
-    if !result.status.success() {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(CompileError::Failed {
-            source_file: source.to_path_buf(),
-            stderr: String::from_utf8_lossy(&result.stderr).into_owned(),
-        });
-    }
-    std::fs::rename(&tmp, &out).map_err(|e| CompileError::Io(out.clone(), e))?;
-    Ok(out)
-}
-
-/// Compiles the program `name` (one of [`PROGRAMS`]) into `out_dir`.
-pub fn compile_program(name: &str, out_dir: &Path) -> Result<PathBuf, CompileError> {
-    compile(&source_dir().join(format!("{name}.c")), out_dir)
+/// The bytes of the checked-in build of program `name` (one of
+/// [`PROGRAMS`], or `imports`).
+pub fn load(name: &str) -> Result<Vec<u8>, LoadError> {
+    let path = wasm_path(name);
+    std::fs::read(&path).map_err(|source| LoadError::Read { path, source })
 }

@@ -1,33 +1,16 @@
-//! Compiles the C test programs with `clang --target=wasm32-wasi` and
-//! checks that every import they have is a preview1 function this crate
-//! knows, with the signature it declares. Fails (with the install command)
-//! when clang or wasi-libc is missing, unless `MYRIAD_SKIP_C=1`.
+//! Checks that every import of the C test programs' checked-in wasm builds
+//! (`tests/c/<name>.wasm`, rebuilt from `tests/c/<name>.c` by
+//! `scripts/build-test-guests.sh`) is a preview1 function this crate knows,
+//! with the signature it declares, and that every source has its build.
 
 use myriad_codegen::abi::ValType;
-use myriad_wasi::testprog::{self, CompileError};
+use myriad_wasi::testprog;
 use myriad_wasi::{WasiFunc, MODULE};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 
-fn out_dir() -> PathBuf {
-    Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasi-c")
-}
-
-/// Compiles `name` (`tests/c/<name>.c`); `None` if skipping is allowed.
-fn compile(name: &str) -> Option<Vec<u8>> {
-    match testprog::compile(
-        &testprog::source_dir().join(format!("{name}.c")),
-        &out_dir(),
-    ) {
-        Ok(path) => Some(std::fs::read(path).unwrap()),
-        Err(err @ CompileError::ClangMissing(_)) | Err(err @ CompileError::Failed { .. })
-            if testprog::skip_requested() =>
-        {
-            eprintln!("skipping {name}.c ({}=1): {err}", testprog::SKIP_ENV);
-            None
-        }
-        Err(err) => panic!("{err}"),
-    }
+/// The checked-in build of `tests/c/<name>.c`.
+fn load(name: &str) -> Vec<u8> {
+    testprog::load(name).unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// One import of a module: field name and wasm signature.
@@ -129,90 +112,89 @@ fn check_imports(name: &str, wasm: &[u8]) -> BTreeSet<&'static str> {
 
 #[test]
 fn hello_imports() {
-    if let Some(w) = compile("hello") {
-        let used = check_imports("hello", &w);
-        assert!(
-            used.contains("fd_write") && used.contains("proc_exit"),
-            "{used:?}"
-        );
-    }
+    let w = load("hello");
+    let used = check_imports("hello", &w);
+    assert!(
+        used.contains("fd_write") && used.contains("proc_exit"),
+        "{used:?}"
+    );
 }
 
 #[test]
 fn args_env_imports() {
-    if let Some(w) = compile("args_env") {
-        let used = check_imports("args_env", &w);
-        for f in [
-            "args_get",
-            "args_sizes_get",
-            "environ_get",
-            "environ_sizes_get",
-        ] {
-            assert!(used.contains(f), "{f} not imported: {used:?}");
-        }
+    let w = load("args_env");
+    let used = check_imports("args_env", &w);
+    for f in [
+        "args_get",
+        "args_sizes_get",
+        "environ_get",
+        "environ_sizes_get",
+    ] {
+        assert!(used.contains(f), "{f} not imported: {used:?}");
     }
 }
 
 #[test]
 fn copy_imports() {
-    if let Some(w) = compile("copy") {
-        let used = check_imports("copy", &w);
-        for f in [
-            "path_open",
-            "fd_read",
-            "fd_write",
-            "fd_readdir",
-            "path_filestat_get",
-            "path_create_directory",
-            "path_remove_directory",
-            "path_unlink_file",
-            "path_rename",
-            "path_symlink",
-            "path_readlink",
-            "fd_prestat_get",
-            "fd_prestat_dir_name",
-            "fd_seek",
-            "fd_pread",
-        ] {
-            assert!(used.contains(f), "{f} not imported: {used:?}");
-        }
+    let w = load("copy");
+    let used = check_imports("copy", &w);
+    for f in [
+        "path_open",
+        "fd_read",
+        "fd_write",
+        "fd_readdir",
+        "path_filestat_get",
+        "path_create_directory",
+        "path_remove_directory",
+        "path_unlink_file",
+        "path_rename",
+        "path_symlink",
+        "path_readlink",
+        "fd_prestat_get",
+        "fd_prestat_dir_name",
+        "fd_seek",
+        "fd_pread",
+    ] {
+        assert!(used.contains(f), "{f} not imported: {used:?}");
     }
 }
 
 #[test]
 fn compute_imports() {
-    if let Some(w) = compile("compute") {
-        check_imports("compute", &w);
-    }
+    let w = load("compute");
+    check_imports("compute", &w);
 }
 
 #[test]
 fn trap_imports() {
-    if let Some(w) = compile("trap") {
-        check_imports("trap", &w);
-    }
+    let w = load("trap");
+    check_imports("trap", &w);
 }
 
 #[test]
 fn sleep_imports() {
-    if let Some(w) = compile("sleep") {
-        let used = check_imports("sleep", &w);
-        assert!(used.contains("poll_oneoff"), "{used:?}");
-        assert!(used.contains("clock_time_get"), "{used:?}");
-    }
+    let w = load("sleep");
+    let used = check_imports("sleep", &w);
+    assert!(used.contains("poll_oneoff"), "{used:?}");
+    assert!(used.contains("clock_time_get"), "{used:?}");
+}
+
+/// The stems of the files in `tests/c` with extension `ext`, sorted.
+fn stems(ext: &str) -> Vec<String> {
+    let mut out: Vec<String> = std::fs::read_dir(testprog::source_dir())
+        .expect("read tests/c")
+        .filter_map(|e| {
+            let p = e.expect("read a tests/c entry").path();
+            (p.extension()? == ext).then(|| p.file_stem().unwrap().to_string_lossy().into_owned())
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 #[test]
 fn every_program_is_listed() {
-    let mut on_disk: Vec<String> = std::fs::read_dir(testprog::source_dir())
-        .unwrap()
-        .filter_map(|e| {
-            let p = e.unwrap().path();
-            (p.extension()? == "c").then(|| p.file_stem().unwrap().to_string_lossy().into_owned())
-        })
-        .filter(|n| n != "imports")
-        .collect();
-    on_disk.sort();
+    let on_disk: Vec<String> = stems("c").into_iter().filter(|n| n != "imports").collect();
     let mut listed: Vec<String> = testprog::PROGRAMS.iter().map(|s| s.to_string()).collect();
     listed.sort();
     assert_eq!(on_disk, listed);
@@ -227,17 +209,33 @@ fn every_program_is_listed() {
     }
 }
 
+/// Every `.c` has its checked-in `.wasm` beside it and every `.wasm` its
+/// source, and each is a wasm binary (magic and version 1).
+#[test]
+fn every_source_has_its_build() {
+    let sources = stems("c");
+    assert_eq!(
+        sources,
+        stems("wasm"),
+        "tests/c/*.c and tests/c/*.wasm differ; run {}",
+        testprog::REBUILD_SCRIPT
+    );
+    for name in &sources {
+        let w = load(name);
+        assert_eq!(w.get(..8), Some(&b"\0asm\x01\0\0\0"[..]), "{name}.wasm");
+    }
+}
+
 /// Every function wasi-libc's `<wasi/api.h>` declares links against this
 /// crate: `imports.c` calls them all.
 #[test]
 fn whole_wasi_libc_surface_matches() {
-    if let Some(w) = compile("imports") {
-        let used = check_imports("imports", &w);
-        // 45 functions in this wasi-libc's api.h; proc_raise is the one
-        // preview1 function it no longer declares.
-        assert_eq!(used.len(), 45, "{used:?}");
-        let all: BTreeSet<_> = WasiFunc::ALL.iter().map(|f| f.name()).collect();
-        let missing: Vec<_> = all.difference(&used).collect();
-        assert_eq!(missing, [&"proc_raise"]);
-    }
+    let w = load("imports");
+    let used = check_imports("imports", &w);
+    // 45 functions in this wasi-libc's api.h; proc_raise is the one
+    // preview1 function it no longer declares.
+    assert_eq!(used.len(), 45, "{used:?}");
+    let all: BTreeSet<_> = WasiFunc::ALL.iter().map(|f| f.name()).collect();
+    let missing: Vec<_> = all.difference(&used).collect();
+    assert_eq!(missing, [&"proc_raise"]);
 }
