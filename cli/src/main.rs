@@ -303,6 +303,10 @@ fn run(args: RunArgs, verbose: bool) -> Result<ExitCode> {
         heap_capacity: heap_capacity(&module),
         guard_size: md.guard_bytes as usize,
         guard_mode: md.guard_bytes > 0,
+        // The default: the heap plus as much again for tables.
+        memory_limit: None,
+        mailbox_messages: SchedulerConfig::default().mailbox_messages,
+        mailbox_bytes: SchedulerConfig::default().mailbox_bytes,
         pin_workers: false,
         start_paused: false,
     };

@@ -60,6 +60,7 @@ pub fn run_command(module: &Arc<Module>, cmd: &Command<'_>) -> Result<ExitCode> 
     let mut linker = Linker::new();
     myriad_wasi::link::add_to_linker(&mut linker);
     let module = module.clone();
+    let heap_capacity = cmd.heap_capacity;
     // Guests run on a thread that blocks asynchronous signals (a signal
     // frame must never land on a guest stack).
     let worker = std::thread::Builder::new()
@@ -70,6 +71,10 @@ pub fn run_command(module: &Arc<Module>, cmd: &Command<'_>) -> Result<ExitCode> 
             let mut inst: Instance = linker
                 .instantiate(&region, &module, Some(Box::new(ctx)))
                 .map_err(anyhow::Error::new)?;
+            // The scheduler's default bound on memory and table storage.
+            inst.set_memory_limit(myriad_scheduler::SchedulerConfig::default_memory_limit(
+                heap_capacity,
+            ));
             inst.call("_start", &[]).map_err(anyhow::Error::new)?;
             let slice = myriad_runtime::fuel::ns_to_tsc(1_000_000);
             loop {

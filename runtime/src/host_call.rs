@@ -322,7 +322,9 @@ fn memory_grow(vmctx: *mut VmCtx, exec: *mut VmCtx, delta_pages: u64) -> i64 {
     } else {
         unsafe { crate::table::vm_table_bytes(vmctx) }
     };
-    if new_len.saturating_add(table_bytes) > vm.heap_limit {
+    // SAFETY: vm's account is null or kept alive by its core.
+    let external = unsafe { crate::account::vm_external(vmctx) };
+    if new_len.saturating_add(table_bytes).saturating_add(external) > vm.heap_limit {
         // SAFETY: exec is the running green thread's live context.
         let ex = unsafe { &mut *exec };
         ex.status = status::LIMITED;
@@ -348,6 +350,8 @@ fn memory_grow(vmctx: *mut VmCtx, exec: *mut VmCtx, delta_pages: u64) -> i64 {
         vm.heap_open = new_open;
     }
     vm.heap_len = new_len;
+    // SAFETY: as above; the table state is not borrowed here.
+    unsafe { crate::account::vm_publish(vmctx) };
     old_pages as i64
 }
 

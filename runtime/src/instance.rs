@@ -311,6 +311,9 @@ pub(crate) struct Core {
     /// this instance. (Tables are held by `tables`; what comes from other
     /// instances is kept alive by the link group both belong to.)
     _imports: Vec<KeepAlive>,
+    /// The memory account the vmctx points to, if one was set
+    /// ([`Instance::set_memory_account`]): kept as long as the vmctx.
+    account: OnceLock<Arc<dyn crate::account::HasMemoryAccount>>,
 }
 
 // SAFETY: the Core only hands out raw pointers; the vmctx is mutated only
@@ -583,6 +586,7 @@ impl Instance {
                 again_vmctx: std::ptr::null_mut(),
                 again_arg: 0,
                 again_arg2: 0,
+                account: std::ptr::null(),
                 values_ptr: vm_addr
                     .add(std::mem::offset_of!(VmCtx, values))
                     .cast::<u64>(),
@@ -599,6 +603,7 @@ impl Instance {
             host: None,
             memory_import,
             _imports: imports.iter().filter_map(keep_alive).collect(),
+            account: OnceLock::new(),
         };
         let needs_host = imports
             .iter()
@@ -1063,11 +1068,37 @@ impl Instance {
         // self), so its table state is not borrowed.
         let in_use = unsafe {
             (*vm).heap_limit = bytes;
-            crate::table::vm_own_heap_len(vm).saturating_add(crate::table::vm_table_bytes(vm))
+            crate::account::vm_publish(vm);
+            crate::table::vm_own_heap_len(vm)
+                .saturating_add(crate::table::vm_table_bytes(vm))
+                .saturating_add(crate::account::vm_external(vm))
         };
         if in_use > bytes && !self.is_done() {
             self.set_limited(crate::Limit::Memory);
         }
+    }
+
+    /// Share `account` with the embedder: from now on the memory limit
+    /// also counts the bytes the embedder charges to it (a mailbox, say),
+    /// and the instance's own use (memory and tables) is published there
+    /// at every growth. Set once; a second account is refused (returns
+    /// `false`).
+    pub fn set_memory_account(
+        &mut self,
+        account: Arc<dyn crate::account::HasMemoryAccount>,
+    ) -> bool {
+        let ptr: *const crate::account::MemoryAccount = account.memory_account();
+        if self.core.account.set(account).is_err() {
+            return false;
+        }
+        let vm = self.vm.as_ptr();
+        // SAFETY: we own the vmctx and the guest is not running; the
+        // account is kept alive by the core as long as the vmctx.
+        unsafe {
+            (*vm).account = ptr;
+            crate::account::vm_publish(vm);
+        }
+        true
     }
 
     /// End the instance now with `limit` (for limits the embedder

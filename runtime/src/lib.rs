@@ -17,6 +17,7 @@
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 compile_error!("myriad-runtime supports only x86_64 Linux");
 
+pub mod account;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub mod externs;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
@@ -82,6 +83,7 @@ impl std::fmt::Display for Limit {
 pub use myriad_codegen::CompileConfig;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub use {
+    account::{HasMemoryAccount, MemoryAccount},
     externs::{Extern, ExternError, Func, Global, Memory, Tag, TagError, WasmFunc},
     fuel::{rdtsc, tsc_hz},
     host::{Caller, HostAction, HostFunc},

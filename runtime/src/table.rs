@@ -785,9 +785,12 @@ pub(crate) extern "C" fn table_grow_impl(
     // grows the table and exec the running green thread's.
     unsafe {
         let heap_bytes = vm_own_heap_len(vmctx);
-        let limit = (*vmctx).heap_limit;
+        // Memory the embedder holds for the instance counts too.
+        let limit = (*vmctx)
+            .heap_limit
+            .saturating_sub(crate::account::vm_external(vmctx));
         let t0 = time_sliced(exec).then(crate::fuel::rdtsc);
-        with_state(vmctx, args, |st, [t, d, init]| {
+        let grown = with_state(vmctx, args, |st, [t, d, init]| {
             match st.grow(t as usize, d, init, heap_bytes, limit) {
                 Ok(old) => {
                     if old >= 0 {
@@ -805,7 +808,9 @@ pub(crate) extern "C" fn table_grow_impl(
                     u64::MAX
                 }
             }
-        })
+        });
+        crate::account::vm_publish(vmctx);
+        grown
     }
 }
 

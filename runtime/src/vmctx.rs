@@ -179,6 +179,11 @@ pub struct VmCtx {
     pub again_arg: u64,
     /// Fifth argument of the pending repeated call.
     pub again_arg2: u64,
+    /// The instance's [`crate::MemoryAccount`], or null: memory the
+    /// embedder holds for the instance counts against `heap_limit`, and
+    /// growth publishes the instance's own use there. Kept alive by the
+    /// instance's core.
+    pub account: *const crate::account::MemoryAccount,
     /// The value buffer the entry routine hands the export's wrapper:
     /// `values` above, or a larger buffer the `Instance` owns for an
     /// export with more than [`MAX_VALUES`] parameters or results.

@@ -2,7 +2,7 @@
 //! park/resume and mailboxes.
 
 use crate::worker::{Shared, Task};
-use myriad_runtime::{Limit, TrapKind, Val};
+use myriad_runtime::{HasMemoryAccount, Limit, MemoryAccount, TrapKind, Val};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
@@ -116,10 +116,36 @@ pub enum SendError {
     /// No live instance has this id (it never existed or has ended).
     #[error("no live instance with id {0}")]
     NoSuchInstance(u64),
+    /// The receiver's mailbox holds as many messages or bytes as it may
+    /// ([`crate::SchedulerConfig::mailbox_messages`],
+    /// [`crate::SchedulerConfig::mailbox_bytes`]), or the message would
+    /// take the receiver past its memory limit. Nothing was queued; the
+    /// sender may retry after the receiver has read some.
+    #[error("the mailbox of instance {0} is full")]
+    MailboxFull(u64),
 }
 
 /// A message in an instance's mailbox: a byte string.
 pub type Message = Vec<u8>;
+
+/// Bytes a waiting message is charged besides its contents (its queue
+/// entry and allocation header), so a flood of empty messages is bounded
+/// too.
+pub const MESSAGE_OVERHEAD: u64 = 32;
+
+/// What one instance's mailbox may hold.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct MailboxLimits {
+    /// Most messages.
+    pub(crate) messages: usize,
+    /// Most bytes, counting [`MESSAGE_OVERHEAD`] per message.
+    pub(crate) bytes: u64,
+}
+
+/// The bytes `message` is charged while it waits.
+fn message_cost(message: &Message) -> u64 {
+    message.len() as u64 + MESSAGE_OVERHEAD
+}
 
 /// What a parked instance's slot holds, guarded by one mutex per instance.
 #[derive(Default)]
@@ -132,6 +158,8 @@ pub(crate) struct ParkSlot {
     pub(crate) pending: Option<Vec<Val>>,
     /// Messages not yet received.
     pub(crate) mailbox: VecDeque<Message>,
+    /// What the messages in `mailbox` are charged ([`message_cost`]).
+    pub(crate) mailbox_bytes: u64,
     /// `(ptr, cap)` of the `myriad.recv` the instance is blocked in.
     pub(crate) recv_wait: Option<(u32, u32)>,
 }
@@ -149,6 +177,9 @@ impl ParkSlot {
 pub(crate) struct HandleShared {
     pub(crate) id: u64,
     pub(crate) sched: Weak<Shared>,
+    /// The instance's memory account: its mailbox is charged there.
+    pub(crate) account: MemoryAccount,
+    pub(crate) mailbox_limits: MailboxLimits,
     pub(crate) slot: Mutex<ParkSlot>,
     state: AtomicU8,
     pub(crate) cancel: AtomicBool,
@@ -159,10 +190,16 @@ pub(crate) struct HandleShared {
 }
 
 impl HandleShared {
-    pub(crate) fn new(id: u64, sched: Weak<Shared>) -> Arc<HandleShared> {
+    pub(crate) fn new(
+        id: u64,
+        sched: Weak<Shared>,
+        mailbox_limits: MailboxLimits,
+    ) -> Arc<HandleShared> {
         Arc::new(HandleShared {
             id,
             sched,
+            account: MemoryAccount::new(),
+            mailbox_limits,
             slot: Mutex::new(ParkSlot::default()),
             state: AtomicU8::new(InstanceState::Runnable as u8),
             cancel: AtomicBool::new(false),
@@ -353,12 +390,29 @@ impl InstanceHandle {
     }
 }
 
+impl HasMemoryAccount for HandleShared {
+    fn memory_account(&self) -> &MemoryAccount {
+        &self.account
+    }
+}
+
 /// Queue `message` for `target`, waking it if it is parked in `recv`.
+/// Refused when the mailbox is full or the message would take the
+/// receiver past its memory limit.
 pub(crate) fn deliver(target: &HandleShared, message: Message) -> Result<(), SendError> {
     if target.state().is_done() {
         return Err(SendError::NoSuchInstance(target.id));
     }
+    let cost = message_cost(&message);
     let mut slot = target.lock_slot();
+    let limits = target.mailbox_limits;
+    if slot.mailbox.len() >= limits.messages
+        || slot.mailbox_bytes.saturating_add(cost) > limits.bytes
+        || !target.account.try_charge(cost)
+    {
+        return Err(SendError::MailboxFull(target.id));
+    }
+    slot.mailbox_bytes += cost;
     slot.mailbox.push_back(message);
     if slot.recv_wait.is_some() {
         if let Some(mut task) = slot.task.take() {
@@ -379,20 +433,29 @@ pub(crate) fn complete_recv(slot: &mut ParkSlot, task: &mut Task) {
     let Some((ptr, cap)) = slot.recv_wait.take() else {
         return;
     };
-    let result = recv_into(&mut slot.mailbox, task.instance.memory_mut(), ptr, cap);
+    let result = recv_into(
+        slot,
+        &task.handle.account,
+        task.instance.memory_mut(),
+        ptr,
+        cap,
+    );
     // The parked host function has one i32 result, so this cannot fail.
     let _ = task.instance.unpark(&[Val::I32(result)]);
 }
 
-/// Move the first message of `mailbox` to `memory[ptr..ptr+cap]`; returns
-/// its length, `-len` if it is longer than `cap` (it stays queued), or
-/// `i32::MIN` if the buffer is out of bounds. The mailbox must not be empty.
+/// Move the first message of `slot`'s mailbox to `memory[ptr..ptr+cap]`
+/// and give its charge back to `account`; returns its length, `-len` if it
+/// is longer than `cap` (it stays queued), or `i32::MIN` if the buffer is
+/// out of bounds. The mailbox must not be empty.
 pub(crate) fn recv_into(
-    mailbox: &mut VecDeque<Message>,
+    slot: &mut ParkSlot,
+    account: &MemoryAccount,
     memory: &mut [u8],
     ptr: u32,
     cap: u32,
 ) -> i32 {
+    let mailbox = &mut slot.mailbox;
     let Some(len) = mailbox.front().map(|m| m.len()) else {
         return -1;
     };
@@ -405,5 +468,8 @@ pub(crate) fn recv_into(
     };
     let msg = mailbox.pop_front().unwrap_or_default();
     dst.copy_from_slice(&msg);
+    let cost = message_cost(&msg);
+    slot.mailbox_bytes = slot.mailbox_bytes.saturating_sub(cost);
+    account.release(cost);
     len as i32
 }

@@ -1,11 +1,15 @@
 //! Erlang-style messages between instances, on top of park/resume.
 //!
 //! Every spawned instance has an id ([`crate::InstanceHandle::id`]) and a
-//! mailbox of byte strings. [`add_to_linker`] defines two host functions:
+//! bounded mailbox of byte strings. [`add_to_linker`] defines these host
+//! functions:
 //!
 //! * `myriad.send(dest: i64, ptr: i32, len: i32) -> i32` copies
 //!   `len` bytes at `ptr` into the mailbox of instance `dest`; returns 0,
-//!   -1 if no live instance has that id, -2 if the buffer is out of bounds.
+//!   -1 if no live instance has that id, -2 if the buffer is out of bounds,
+//!   -3 if the receiver's mailbox is full (its message or byte bound, or
+//!   its memory limit, which the mailbox is charged to; nothing is queued,
+//!   the sender may yield and retry).
 //! * `myriad.recv(ptr: i32, cap: i32) -> i32` moves the oldest message
 //!   into `ptr..ptr+cap` and returns its length; with an empty mailbox it
 //!   parks the instance until a message arrives. A message longer than
@@ -22,7 +26,7 @@
 //! `SpawnOptions::data` (WASI contexts included). They only work for
 //! instances run by a [`crate::Scheduler`].
 
-use crate::handle::{deliver, recv_into, InstanceHandle};
+use crate::handle::{deliver, recv_into, InstanceHandle, SendError};
 use myriad_runtime::{Caller, HostAction, Linker};
 
 /// The handle of the instance whose slice is running on this thread:
@@ -53,7 +57,8 @@ pub fn add_to_linker(linker: &mut Linker) -> &mut Linker {
             };
             match deliver(&target, bytes.to_vec()) {
                 Ok(()) => 0,
-                Err(_) => -1,
+                Err(SendError::NoSuchInstance(_)) => -1,
+                Err(SendError::MailboxFull(_)) => -3,
             }
         },
     );
@@ -73,7 +78,13 @@ pub fn add_to_linker(linker: &mut Linker) -> &mut Linker {
                 slot.recv_wait = Some((ptr, cap));
                 return Err(HostAction::Park);
             }
-            Ok(recv_into(&mut slot.mailbox, caller.memory_mut(), ptr, cap))
+            Ok(recv_into(
+                &mut slot,
+                &me.account,
+                caller.memory_mut(),
+                ptr,
+                cap,
+            ))
         },
     );
     linker.func_wrap("myriad", "self", |_: &mut Caller<'_>| -> i64 {

@@ -112,9 +112,12 @@ pub struct SpawnOptions {
     /// Wall-clock deadline, checked at slice boundaries and, while parked,
     /// by the workers' deadline sweep; ends it with `Limit::Deadline`.
     pub deadline: Option<Instant>,
-    /// Most bytes of linear memory plus table storage (8 bytes per element
-    /// of the tables the module defines); `memory.grow` or `table.grow`
-    /// past it ends the instance with `Limit::Memory`.
+    /// Most bytes of linear memory, table storage (8 bytes per element of
+    /// the tables the module defines) and waiting messages together;
+    /// `memory.grow` or `table.grow` past it ends the instance with
+    /// `Limit::Memory`, and a message that would pass it is refused
+    /// ([`crate::SendError::MailboxFull`]). `None`: the scheduler's
+    /// [`crate::SchedulerConfig::memory_limit`].
     pub memory: Option<u64>,
 }
 
@@ -241,6 +244,11 @@ impl Scheduler {
             deadlines: Mutex::new(Vec::new()),
             next_deadline: AtomicU64::new(u64::MAX),
             epoch: Instant::now(),
+            memory_limit: config.instance_memory_limit(),
+            mailbox_limits: crate::handle::MailboxLimits {
+                messages: config.mailbox_messages,
+                bytes: config.mailbox_bytes,
+            },
             timers: crate::timers::TimerQueue::new(),
         });
         let cores = if config.pin_workers {
@@ -360,8 +368,14 @@ impl Scheduler {
         if let Some(f) = fuel {
             instance.set_fuel_limit(f);
         }
-        if let Some(b) = memory {
-            instance.set_memory_limit(b);
+        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
+        let handle =
+            HandleShared::new(id, Arc::downgrade(&self.shared), self.shared.mailbox_limits);
+        // The mailbox is charged to the instance's memory limit: the
+        // handle holds the account the instance publishes its use to.
+        if u64::MAX != memory.unwrap_or(self.shared.memory_limit) {
+            instance.set_memory_account(handle.clone());
+            instance.set_memory_limit(memory.unwrap_or(self.shared.memory_limit));
         }
         let cpu_budget = cpu_time
             .map(|d| {
@@ -376,8 +390,6 @@ impl Scheduler {
             .unwrap_or_else(|e| e.into_inner())
             .instantiate
             .saturating_record(self.shared.conv.ns(elapsed));
-        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let handle = HandleShared::new(id, Arc::downgrade(&self.shared));
         self.shared.registry[(id % REGISTRY_SHARDS as u64) as usize]
             .lock()
             .unwrap_or_else(|e| e.into_inner())

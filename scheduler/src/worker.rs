@@ -104,6 +104,11 @@ pub(crate) struct Shared {
     pub(crate) next_deadline: AtomicU64,
     /// Time origin for `next_deadline`.
     pub(crate) epoch: Instant,
+    /// Memory limit of instances spawned without one
+    /// (`SchedulerConfig::instance_memory_limit`).
+    pub(crate) memory_limit: u64,
+    /// Mailbox bounds per instance: messages, bytes.
+    pub(crate) mailbox_limits: crate::handle::MailboxLimits,
     /// Sleeping instances by wake-up time (TSC). An entry whose instance
     /// has ended is skipped when due, or dropped earlier by the purge in
     /// [`Shared::add_timer`].

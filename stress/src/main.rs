@@ -150,6 +150,11 @@ fn main() -> Result<()> {
         heap_capacity: heap_bytes as usize,
         guard_size: guard_bytes,
         guard_mode: guard_bytes > 0,
+        // The default: the heap plus as much again (at least 64 KiB) for
+        // tables and mailboxes, per instance.
+        memory_limit: None,
+        mailbox_messages: SchedulerConfig::default().mailbox_messages,
+        mailbox_bytes: SchedulerConfig::default().mailbox_bytes,
         pin_workers: true,
         start_paused: true,
     })
