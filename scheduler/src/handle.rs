@@ -1,7 +1,7 @@
 //! Handles to spawned instances: join, cancel, state, statistics,
 //! park/resume and mailboxes.
 
-use crate::worker::{Shared, Task};
+use crate::shared::{Shared, Task};
 use myriad_runtime::{HasMemoryAccount, Limit, MemoryAccount, TrapKind, Val};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
@@ -354,7 +354,7 @@ impl InstanceHandle {
             slot.recv_wait = None;
             self.shared.set_state(InstanceState::Runnable);
             drop(slot);
-            crate::worker::requeue(task);
+            crate::shared::requeue(task);
             return Ok(());
         }
         match self.shared.state() {
@@ -419,7 +419,7 @@ pub(crate) fn deliver(target: &HandleShared, message: Message) -> Result<(), Sen
             complete_recv(&mut slot, &mut task);
             target.set_state(InstanceState::Runnable);
             drop(slot);
-            crate::worker::requeue(task);
+            crate::shared::requeue(task);
         }
     }
     Ok(())

@@ -19,6 +19,7 @@ mod handle;
 pub mod messaging;
 pub mod metrics;
 mod scheduler;
+mod shared;
 mod timers;
 mod worker;
 

@@ -4,8 +4,9 @@
 use crate::config::SchedulerConfig;
 use crate::handle::{deliver, HandleShared, InstanceHandle, Message, SendError};
 use crate::metrics::{Metrics, TscToNs};
-use crate::worker::{self, Shared, Task, REGISTRY_SHARDS};
-use crossbeam_deque::{Injector, Worker};
+use crate::shared::{self, Shared, Task, REGISTRY_SHARDS};
+use crate::worker::Worker;
+use crossbeam_deque::{Injector, Worker as Queue};
 use myriad_runtime::{
     rdtsc, tsc_hz, Extern, Func, Instance, InstantiateError, LinkError, Linker, Module, Region,
     RegionConfig, RegionError, Val,
@@ -218,8 +219,8 @@ impl Scheduler {
         // "practically never preempt", not a deadline in the past.
         let quantum_tsc = ((config.quantum.as_nanos() * u128::from(hz)) / 1_000_000_000)
             .clamp(1, u128::from(u64::MAX / 4)) as u64;
-        let locals: Vec<Worker<Box<Task>>> =
-            (0..config.workers).map(|_| Worker::new_fifo()).collect();
+        let locals: Vec<Queue<Box<Task>>> =
+            (0..config.workers).map(|_| Queue::new_fifo()).collect();
         let shared = Arc::new(Shared {
             region,
             injector: Injector::new(),
@@ -266,7 +267,7 @@ impl Scheduler {
                     if let Some(core) = core {
                         core_affinity::set_for_current(core);
                     }
-                    worker::run(index, local, shared2)
+                    Worker::new(index, local, shared2).run()
                 });
             match spawned {
                 Ok(t) => threads.push(t),
@@ -493,7 +494,7 @@ impl Scheduler {
                 Err(_) => per_worker.push(Metrics::default()),
             }
         }
-        let stranded = worker::cancel_stranded(&self.shared);
+        let stranded = shared::cancel_stranded(&self.shared);
         let mut metrics = self
             .shared
             .spawn_metrics

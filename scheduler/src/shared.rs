@@ -1,0 +1,343 @@
+//! State shared by the scheduler front end and all workers, and what any
+//! thread does to it: the run queues' injector and stealers, the start
+//! gate, idle workers, the id registry, deadlines and timers, and the end
+//! of an instance ([`retire`]).
+//!
+//! # Shutdown protocol
+//!
+//! [`crate::Scheduler::shutdown`] (or dropping the scheduler) stops every
+//! instance and every worker, and no handle's `join` waits forever:
+//!
+//! 1. The front end sets [`Shared::shutdown`], opens the start gate (a
+//!    paused scheduler's workers must wake to drain) and wakes every idle
+//!    worker.
+//! 2. Each worker sees the flag at the top of its loop, before starting
+//!    another slice, and *drains*: it retires its held task, its local
+//!    queue and whatever is in the injector as `Cancelled`, then exits. A
+//!    slice already running ends at its deadline first.
+//! 3. Tasks that would leave a worker's hands re-check the flag where they
+//!    are handed over, under the lock that publishes them: a task about to
+//!    park or sleep is retired instead (`stop_requested`, under its
+//!    handle's slot lock), and a task resumed or woken from another thread
+//!    ([`requeue`]) is retired instead of queued. So after step 1 no task
+//!    enters a queue or a slot that nobody will drain.
+//! 4. After joining every worker, the front end retires what is left
+//!    ([`cancel_stranded`]): tasks in the injector or a queue whose worker
+//!    died or never started, and parked or sleeping tasks, found through
+//!    the registry. Then it merges the metrics.
+//!
+//! [`retire`] tears the instance down (its slot back to the region) before
+//! it publishes the result, so a joiner that wakes finds the slot free.
+
+use crate::handle::{HandleShared, InstanceError, InstanceResult, InstanceState, MailboxLimits};
+use crate::metrics::{Metrics, TscToNs};
+use crate::timers::TimerQueue;
+use crossbeam_deque::{Injector, Steal, Stealer};
+use myriad_runtime::{rdtsc, Instance, Limit, Region};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+/// Shards of the id -> instance registry.
+pub(crate) const REGISTRY_SHARDS: usize = 64;
+
+/// A runnable instance and its bookkeeping, boxed so queue entries stay one
+/// pointer wide.
+pub(crate) struct Task {
+    pub(crate) instance: Instance,
+    pub(crate) handle: Arc<HandleShared>,
+    /// TSC at the end of the last slice (0 before the first).
+    pub(crate) last_end: u64,
+    pub(crate) slices: u64,
+    pub(crate) cpu_cycles: u64,
+    /// CPU-time budget in TSC cycles (`u64::MAX`: none).
+    pub(crate) cpu_budget: u64,
+    /// Wall-clock deadline.
+    pub(crate) deadline: Option<Instant>,
+    /// While sleeping (and only then: `ParkSlot::is_sleeping`): when it
+    /// may run again. The timer queue works in TSC ticks; this is checked
+    /// when it fires, so a TSC rate estimate that is slightly off can make
+    /// a sleep late, never early.
+    pub(crate) wake_at: Option<Instant>,
+}
+
+/// State shared by the scheduler front end and all workers.
+pub(crate) struct Shared {
+    pub(crate) region: Arc<Region>,
+    pub(crate) injector: Injector<Box<Task>>,
+    pub(crate) stealers: Vec<Stealer<Box<Task>>>,
+    pub(crate) shutdown: AtomicBool,
+    /// Start gate: workers wait until this is true.
+    pub(crate) started: Mutex<bool>,
+    pub(crate) start_cv: Condvar,
+    /// Idle workers sleep here; spawn wakes one.
+    pub(crate) sleepers: AtomicUsize,
+    pub(crate) idle_lock: Mutex<()>,
+    pub(crate) idle_cv: Condvar,
+    /// Instances spawned and not yet ended.
+    pub(crate) live: AtomicUsize,
+    pub(crate) all_done_lock: Mutex<()>,
+    pub(crate) all_done_cv: Condvar,
+    pub(crate) quantum_tsc: u64,
+    /// `SchedulerConfig::fuel_per_slice`.
+    pub(crate) fuel_per_slice: Option<u64>,
+    pub(crate) conv: TscToNs,
+    /// Instantiate times recorded by spawning threads (and retirements
+    /// done off the workers).
+    pub(crate) spawn_metrics: Mutex<Metrics>,
+    /// Live instances by id, sharded by `id % REGISTRY_SHARDS`.
+    pub(crate) registry: Vec<Mutex<HashMap<u64, Arc<HandleShared>>>>,
+    /// Next instance id.
+    pub(crate) next_id: AtomicU64,
+    /// Parked instances with a deadline, for the deadline sweep.
+    pub(crate) deadlines: Mutex<Vec<(Instant, Weak<HandleShared>)>>,
+    /// Earliest entry of `deadlines`, in ns since `epoch` (`u64::MAX`: none).
+    pub(crate) next_deadline: AtomicU64,
+    /// Time origin for `next_deadline`.
+    pub(crate) epoch: Instant,
+    /// Memory limit of instances spawned without one
+    /// (`SchedulerConfig::instance_memory_limit`).
+    pub(crate) memory_limit: u64,
+    /// Mailbox bounds per instance: messages, bytes.
+    pub(crate) mailbox_limits: MailboxLimits,
+    /// Sleeping instances by wake-up time (TSC). An entry whose instance
+    /// has ended is skipped when due, or dropped earlier by the purge in
+    /// [`Shared::add_timer`].
+    pub(crate) timers: TimerQueue<Weak<HandleShared>>,
+}
+
+impl Shared {
+    /// Wake one sleeping worker, if any.
+    pub(crate) fn wake_one(&self) {
+        if self.sleepers.load(Ordering::SeqCst) > 0 {
+            let _g = self.idle_lock.lock().unwrap_or_else(|e| e.into_inner());
+            self.idle_cv.notify_one();
+        }
+    }
+
+    /// The live instance with id `id`.
+    pub(crate) fn lookup(&self, id: u64) -> Option<Arc<HandleShared>> {
+        self.registry[(id % REGISTRY_SHARDS as u64) as usize]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&id)
+            .cloned()
+    }
+
+    /// Retire a task from a thread that is not a worker (cancel of a parked
+    /// instance, the deadline sweep, shutdown).
+    pub(crate) fn retire_off_worker(&self, task: Task, result: InstanceResult) {
+        let mut m = Metrics::default();
+        retire(task, result, self, &mut m);
+        self.spawn_metrics
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .merge(&m);
+    }
+
+    /// Remember that `handle` parked with deadline `at`.
+    pub(crate) fn watch_deadline(&self, at: Instant, handle: &Arc<HandleShared>) {
+        let mut d = self.deadlines.lock().unwrap_or_else(|e| e.into_inner());
+        d.push((at, Arc::downgrade(handle)));
+        let ns = at.saturating_duration_since(self.epoch).as_nanos() as u64;
+        self.next_deadline.fetch_min(ns, Ordering::AcqRel);
+    }
+
+    /// End every parked instance whose deadline has passed, if one may have.
+    pub(crate) fn sweep_deadlines(&self) {
+        let now = Instant::now();
+        let now_ns = now.saturating_duration_since(self.epoch).as_nanos() as u64;
+        if now_ns < self.next_deadline.load(Ordering::Acquire) {
+            return;
+        }
+        let mut expired = Vec::new();
+        {
+            let mut d = self.deadlines.lock().unwrap_or_else(|e| e.into_inner());
+            let mut next = u64::MAX;
+            d.retain(|(at, h)| {
+                if *at <= now {
+                    expired.push(h.clone());
+                    false
+                } else if h.strong_count() == 0 {
+                    false
+                } else {
+                    next = next.min(at.saturating_duration_since(self.epoch).as_nanos() as u64);
+                    true
+                }
+            });
+            self.next_deadline.store(next, Ordering::Release);
+        }
+        for h in expired.iter().filter_map(Weak::upgrade) {
+            let task = h.lock_slot().task.take();
+            if let Some(mut task) = task {
+                task.instance.set_limited(Limit::Deadline);
+                self.retire_off_worker(*task, Err(InstanceError::Limit(Limit::Deadline)));
+            }
+        }
+    }
+
+    /// Wake `handle`'s instance at TSC `at` (it sleeps in its slot).
+    pub(crate) fn add_timer(&self, at: u64, handle: &Arc<HandleShared>) {
+        // Entries of instances cancelled in their sleep stay until due:
+        // purge them once they could outnumber the live instances, so a
+        // stream of cancelled long sleeps cannot grow the queue unboundedly.
+        let n = self.timers.len();
+        if n >= 1024 && n > 2 * self.live.load(Ordering::Relaxed) {
+            self.timers
+                .retain(|h| h.upgrade().is_some_and(|h| !h.state().is_done()));
+        }
+        self.timers.insert(at, Arc::downgrade(handle));
+    }
+
+    /// Queue every sleeping instance whose wake-up time has come.
+    pub(crate) fn sweep_timers(&self) {
+        let mut due = Vec::new();
+        self.timers.take_due(rdtsc(), &mut due);
+        if due.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        let mut woke = false;
+        let mut early = Vec::new();
+        for h in due.iter().filter_map(Weak::upgrade) {
+            let mut slot = h.lock_slot();
+            // Not sleeping any more: ended (cancel, deadline, shutdown).
+            let Some(at) = slot.task.as_ref().and_then(|t| t.wake_at) else {
+                continue;
+            };
+            let left = at.saturating_duration_since(now);
+            if !left.is_zero() {
+                drop(slot);
+                early.push((left, h));
+                continue;
+            }
+            if let Some(mut task) = slot.task.take() {
+                task.wake_at = None;
+                h.set_state(InstanceState::Runnable);
+                drop(slot);
+                self.injector.push(task);
+                woke = true;
+            }
+        }
+        // Fired before its instant (TSC estimate): sleep the rest.
+        for (left, h) in early {
+            self.add_timer(rdtsc().saturating_add(ns_to_tsc(left)), &h);
+        }
+        if woke {
+            self.wake_one();
+        }
+    }
+
+    /// How long an idle worker may wait before the next timer is due
+    /// (at most `cap`).
+    pub(crate) fn idle_timeout(&self, cap: Duration) -> Duration {
+        let next = self.timers.next_due();
+        if next == u64::MAX {
+            return cap;
+        }
+        let ns = self.conv.ns(next.saturating_sub(rdtsc()));
+        cap.min(Duration::from_nanos(ns))
+    }
+
+    /// Wake every sleeping worker.
+    pub(crate) fn wake_all(&self) {
+        let _g = self.idle_lock.lock().unwrap_or_else(|e| e.into_inner());
+        self.idle_cv.notify_all();
+    }
+}
+
+/// `d` in TSC ticks (saturating).
+pub(crate) fn ns_to_tsc(d: Duration) -> u64 {
+    myriad_runtime::fuel::ns_to_tsc(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+/// Queue a resumed task (from any thread) and wake a worker; cancel it if
+/// the scheduler is shutting down.
+pub(crate) fn requeue(task: Box<Task>) {
+    let Some(shared) = task.handle.sched.upgrade() else {
+        return;
+    };
+    if shared.shutdown.load(Ordering::Acquire) {
+        shared.retire_off_worker(*task, Err(InstanceError::Cancelled));
+        return;
+    }
+    shared.injector.push(task);
+    shared.wake_one();
+}
+
+/// End a task: tear the instance down (slot back to the region), then
+/// publish the result so a joiner sees the slot already free.
+pub(crate) fn retire(task: Task, result: InstanceResult, shared: &Shared, m: &mut Metrics) {
+    let Task {
+        instance,
+        handle,
+        slices,
+        cpu_cycles,
+        ..
+    } = task;
+    let t = rdtsc();
+    drop(instance);
+    m.teardown
+        .saturating_record(shared.conv.ns(rdtsc().saturating_sub(t)));
+    m.finished += 1;
+    match &result {
+        Err(InstanceError::Trap(_)) => m.trapped += 1,
+        Err(InstanceError::Cancelled) => m.cancelled += 1,
+        Err(_) | Ok(_) => {}
+    }
+    handle.publish_stats(slices, shared.conv.ns(cpu_cycles));
+    shared.registry[(handle.id % REGISTRY_SHARDS as u64) as usize]
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&handle.id);
+    handle.complete(result);
+    if shared.live.fetch_sub(1, Ordering::AcqRel) == 1 {
+        let _g = shared
+            .all_done_lock
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        shared.all_done_cv.notify_all();
+    }
+}
+
+/// After every worker has stopped: cancel tasks nobody drained (a worker
+/// that could not initialise or that panicked leaves its queue behind), so
+/// no handle's `join` waits forever.
+pub(crate) fn cancel_stranded(shared: &Shared) -> Metrics {
+    let mut m = Metrics::default();
+    cancel_all(|| shared.injector.steal(), shared, &mut m);
+    for stealer in &shared.stealers {
+        cancel_all(|| stealer.steal(), shared, &mut m);
+    }
+    // Parked instances sit in no queue: find them through the registry.
+    let live: Vec<Arc<HandleShared>> = shared
+        .registry
+        .iter()
+        .flat_map(|r| {
+            r.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .values()
+                .cloned()
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for h in live {
+        let task = h.lock_slot().task.take();
+        if let Some(t) = task {
+            retire(*t, Err(InstanceError::Cancelled), shared, &mut m);
+        }
+    }
+    m
+}
+
+/// Retire as cancelled every task `steal` yields until it is empty.
+pub(crate) fn cancel_all(steal: impl Fn() -> Steal<Box<Task>>, shared: &Shared, m: &mut Metrics) {
+    loop {
+        match steal() {
+            Steal::Success(t) => retire(*t, Err(InstanceError::Cancelled), shared, m),
+            Steal::Retry => continue,
+            Steal::Empty => break,
+        }
+    }
+}
