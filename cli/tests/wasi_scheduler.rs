@@ -15,7 +15,10 @@ fn program(name: &str) -> Option<Arc<Module>> {
         return None;
     }
     let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasi-sched");
-    std::fs::create_dir_all(&out).unwrap();
+    // Private (0700): a cache directory others could write to is refused.
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&out)
+        .expect("create the artifact cache");
     let wasm_path = myriad_wasi::testprog::compile_program(name, &out)
         .unwrap_or_else(|e| panic!("cannot build {name}.c: {e}"));
     let wasm = std::fs::read(wasm_path).unwrap();
