@@ -669,10 +669,10 @@ pub struct Metadata {
     pub abi_version: u32,
     /// Fingerprint of target and CPU features the code was compiled for.
     pub fingerprint: u64,
-    /// What the compiler recorded it compiled: `crate::source_key` of the
-    /// wasm bytes and compile settings (which covers the ABI version and
-    /// fingerprint too). All zero when no wasm source is recorded (e.g.
-    /// hand-built artifacts). A cache uses an entry only when this equals
+    /// The source key the compiler recorded: [`crate::source_key`] of the
+    /// wasm bytes and compile settings it compiled (the key covers the ABI
+    /// version and fingerprint too). All zero when no wasm source is
+    /// recorded (e.g. hand-built artifacts). A cache uses an entry only when this equals
     /// the key of the request; it proves nothing about who wrote the file.
     pub source_key: [u8; 32],
     /// Guard bytes after the heap that compiled code relies on to elide the
@@ -1531,8 +1531,9 @@ pub fn find_marker(file: &[u8], marker: &[u8; 16]) -> Option<usize> {
 
 /// SHA-256 of an artifact file with its [`HASH_LEN`] hash bytes (after
 /// the hash marker at `hash_at`) taken as zero. It shows the file is intact;
-/// being unkeyed, it cannot show who produced it. A file too short to hold
-/// the cell hashes as if zero-padded.
+/// being unkeyed, it cannot show who produced it. (A file that ends inside
+/// the cell is hashed as if the cell were complete; loading refuses such a
+/// file before hashing.)
 pub fn artifact_hash(file: &[u8], hash_at: usize) -> [u8; HASH_LEN] {
     use sha2::Digest;
     let cell = (hash_at + HASH_MARKER.len()).min(file.len());
