@@ -12,8 +12,7 @@ use std::time::{Duration, Instant};
 
 fn module(wat: &str) -> Arc<Module> {
     let wasm = wat::parse_str(wat).expect("bench WAT assembles");
-    let cache = std::env::temp_dir().join("myriad-bench-artifacts");
-    std::fs::create_dir_all(&cache).expect("cache dir");
+    let cache = myriad_runtime::default_cache_dir();
     Arc::new(Module::compile(&wasm, &CompileConfig::default(), &cache).expect("compiles"))
 }
 

@@ -1,18 +1,22 @@
 //! The compile cache: running a `.wasm`/`.wat` again loads the artifact
 //! compiled the first time.
 //!
-//! Key: `abi::hash64` over the wasm binary followed by the guard bytes (u64
-//! LE), `abi::ABI_VERSION` (u32 LE) and `host_fingerprint()` (u64 LE); the
-//! entry is `<cache>/<key:016x>.so`. A new ABI version or another CPU gets
-//! new keys, so stale entries are never loaded. An entry that fails to load
-//! (corrupt, truncated, ...) is removed and recompiled with a warning.
-//! Entries are written to a temporary name and renamed, so a concurrent
-//! run never sees a partial file.
+//! The cache is the runtime's ([`myriad_runtime::cache`]): the directory is
+//! [`myriad_runtime::default_cache_dir`] (`$MYRIAD_CACHE_DIR`, else
+//! `$XDG_CACHE_HOME/myriad`, else `$HOME/.cache/myriad`, else
+//! `<temp>/myriad-<uid>`), created `0700` and refused when another user
+//! owns it or group or others may write to it. An entry is
+//! `<source key>.so`, the key being the SHA-256 of the wasm bytes, the
+//! compile settings, the ABI version and this CPU's fingerprint; an entry is
+//! used only when it passes the artifact checks and records that key.
+//! Anything else (corrupt, planted, stale) is reported with a warning,
+//! recompiled and replaced atomically.
 
-use crate::{compile_wasm, read_wasm, write_atomic};
+use crate::compile_error;
 use anyhow::{Context, Result};
-use myriad_codegen::abi;
-use myriad_runtime::Module;
+use myriad_codegen::CompileConfig;
+use myriad_runtime::{CacheDir, CacheOutcome, LoadError, Module};
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
 /// How `load_wasm` compiles and caches.
@@ -25,98 +29,90 @@ pub struct Options {
     pub verbose: bool,
 }
 
-/// The cache directory: `$MYRIAD_CACHE_DIR`, else `$XDG_CACHE_HOME/myriad`,
-/// else `$HOME/.cache/myriad`, else `<temp>/myriad-cache`.
+/// The cache directory (see the module docs).
 pub fn cache_dir() -> PathBuf {
-    crate::absolute(&cache_dir_setting())
-}
-
-fn cache_dir_setting() -> PathBuf {
-    let var = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty());
-    if let Some(d) = var("MYRIAD_CACHE_DIR") {
-        return PathBuf::from(d);
-    }
-    if let Some(d) = var("XDG_CACHE_HOME") {
-        return PathBuf::from(d).join("myriad");
-    }
-    if let Some(h) = var("HOME") {
-        return PathBuf::from(h).join(".cache").join("myriad");
-    }
-    std::env::temp_dir().join("myriad-cache")
-}
-
-/// The cache key of `wasm` compiled with `guard_bytes` on this host.
-pub fn key(wasm: &[u8], guard_bytes: u64) -> u64 {
-    let mut buf = Vec::with_capacity(wasm.len() + 20);
-    buf.extend_from_slice(wasm);
-    buf.extend_from_slice(&guard_bytes.to_le_bytes());
-    buf.extend_from_slice(&abi::ABI_VERSION.to_le_bytes());
-    buf.extend_from_slice(&myriad_codegen::host_fingerprint().to_le_bytes());
-    abi::hash64(&buf)
+    myriad_runtime::default_cache_dir()
 }
 
 /// Load the module at `path` (.wasm or .wat), compiling it unless the cache
 /// holds it.
 pub fn load_wasm(path: &Path, opts: &Options) -> Result<Module> {
-    let wasm = read_wasm(path)?;
+    let wasm = crate::read_wasm(path)?;
+    let config = CompileConfig {
+        guard_bytes: opts.guard_bytes,
+    };
     if !opts.use_cache {
-        return load_uncached(&wasm, path, opts);
+        return load_uncached(&wasm, &config, path, opts);
     }
     let dir = cache_dir();
-    let entry = dir.join(format!("{:016x}.so", key(&wasm, opts.guard_bytes)));
-    if entry.exists() {
-        match Module::from_file(&entry) {
-            Ok(m) => {
-                if opts.verbose {
-                    eprintln!("myriad: cache hit: {}", entry.display());
-                }
-                return Ok(m);
+    let cache = CacheDir::open(&dir).map_err(anyhow::Error::new).context(
+        "the compile cache is unusable (fix it, set MYRIAD_CACHE_DIR, or pass --no-cache)",
+    )?;
+    let (module, outcome) =
+        Module::compile_cached(&wasm, &config, &cache).map_err(|e| load_error(e, path))?;
+    match outcome {
+        CacheOutcome::Hit => {
+            if opts.verbose {
+                eprintln!("myriad: cache hit: {}", module.path().display());
             }
-            Err(e) => {
-                eprintln!("warning: discarding unusable cache entry: {e}; recompiling");
-                if let Err(e) = std::fs::remove_file(&entry) {
-                    eprintln!("warning: cannot remove {}: {e}", entry.display());
-                }
+        }
+        CacheOutcome::Miss => {
+            if opts.verbose {
+                eprintln!(
+                    "myriad: cache miss: compiled {} to {}",
+                    path.display(),
+                    module.path().display()
+                );
+            }
+        }
+        CacheOutcome::Replaced(why) => {
+            eprintln!("warning: discarding unusable cache entry: {why}; recompiled");
+            if opts.verbose {
+                eprintln!(
+                    "myriad: cache miss: compiled {} to {}",
+                    path.display(),
+                    module.path().display()
+                );
             }
         }
     }
-    if opts.verbose {
-        eprintln!(
-            "myriad: cache miss: compiling {} to {}",
-            path.display(),
-            entry.display()
-        );
-    }
-    let so = compile_wasm(&wasm, opts.guard_bytes, path)?;
-    let stored = std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create cache directory {}", dir.display()))
-        .and_then(|()| write_atomic(&entry, &so));
-    match stored {
-        Ok(()) => Module::from_file(&entry).map_err(anyhow::Error::new),
-        Err(e) => {
-            eprintln!("warning: not caching the compiled module: {e:#}");
-            load_artifact_bytes(&so)
-        }
+    Ok(module)
+}
+
+/// A compile error named after the module file; other load errors as they
+/// are.
+fn load_error(e: LoadError, path: &Path) -> anyhow::Error {
+    match e {
+        LoadError::Compile(e) => compile_error(&*e, path),
+        e => anyhow::Error::new(e),
     }
 }
 
-fn load_uncached(wasm: &[u8], path: &Path, opts: &Options) -> Result<Module> {
+fn load_uncached(
+    wasm: &[u8],
+    config: &CompileConfig,
+    path: &Path,
+    opts: &Options,
+) -> Result<Module> {
     if opts.verbose {
         eprintln!("myriad: compiling {} (cache bypassed)", path.display());
     }
-    let so = compile_wasm(wasm, opts.guard_bytes, path)?;
+    let so = myriad_codegen::compile(wasm, config).map_err(|e| compile_error(&e, path))?;
     load_artifact_bytes(&so)
 }
 
-/// Load artifact bytes through a private temporary directory that is
-/// removed once the library is mapped.
+/// Load artifact bytes through a private (`0700`) temporary directory that
+/// is removed once the library is mapped.
 fn load_artifact_bytes(so: &[u8]) -> Result<Module> {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.subsec_nanos());
     let dir = crate::absolute(&std::env::temp_dir())
         .join(format!("myriad-run-{}-{nanos}", std::process::id()));
-    std::fs::create_dir(&dir)
+    // `create` (not `create_all`) fails on a name someone else planted.
+    std::fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&dir)
         .with_context(|| format!("cannot create temporary directory {}", dir.display()))?;
     let loaded = Module::from_artifact_bytes(so, &dir).map_err(anyhow::Error::new);
     // The mapping outlives the file: remove it whether or not loading worked.

@@ -1,9 +1,10 @@
 //! `myriad inspect`: verify an artifact exactly as loading does, then
-//! describe it.
+//! describe it, saying what the checks do and do not establish.
 
 use crate::values::{signature, tag_signature, type_name};
 use anyhow::{Context, Result};
 use myriad_codegen::abi::{ExportKind, GlobalDecl, ImportKind, TrapKind, ValType};
+use myriad_codegen::hex;
 use myriad_runtime::Module;
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -27,8 +28,10 @@ fn plural(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// Describe the artifact at `path`; a load failure is the error.
-pub fn inspect(path: &Path) -> Result<ExitCode> {
+/// Describe the artifact at `path`; a load failure is the error. With
+/// `source`, also compare the recorded source key with that module's
+/// (exit status 1 when they differ).
+pub fn inspect(path: &Path, source: Option<&Path>) -> Result<ExitCode> {
     let module = Module::from_file(&crate::absolute(path)).map_err(anyhow::Error::new)?;
     let size = std::fs::metadata(path)
         .with_context(|| format!("cannot read {}", path.display()))?
@@ -40,8 +43,12 @@ pub fn inspect(path: &Path) -> Result<ExitCode> {
     // Writing to a String cannot fail.
     let _ = writeln!(w, "file:          {}", path.display());
     let _ = writeln!(w, "size:          {size} bytes");
-    let _ = writeln!(w, "artifact hash: {:016x} (verified)", module.hash());
-    let _ = writeln!(w, "ABI version:   {}", md.abi_version);
+    let _ = writeln!(
+        w,
+        "artifact hash: {} (SHA-256, matches the file)",
+        hex(module.hash())
+    );
+    let _ = writeln!(w, "ABI version:   {} (this runtime's)", md.abi_version);
     let _ = writeln!(
         w,
         "fingerprint:   {:016x} ({})",
@@ -51,6 +58,49 @@ pub fn inspect(path: &Path) -> Result<ExitCode> {
         } else {
             format!("this host is {host:016x}")
         }
+    );
+    let recorded = md.source_key != [0; 32];
+    let _ = writeln!(
+        w,
+        "source key:    {}{}",
+        hex(&md.source_key),
+        if recorded {
+            " (recorded: SHA-256 of the wasm bytes,\n               \
+             compile settings, compiler and ABI version, and fingerprint)"
+        } else {
+            " (none recorded)"
+        }
+    );
+    let mut status = ExitCode::SUCCESS;
+    if let Some(src) = source {
+        let wasm = crate::read_wasm(src)?;
+        let config = myriad_codegen::CompileConfig {
+            guard_bytes: md.guard_bytes,
+        };
+        let key = myriad_codegen::source_key(&wasm, &config);
+        if key == md.source_key {
+            let _ = writeln!(w, "source:        matches {}", src.display());
+        } else {
+            let _ = writeln!(
+                w,
+                "source:        DOES NOT MATCH {} (its key is {})",
+                src.display(),
+                hex(&key)
+            );
+            status = ExitCode::FAILURE;
+        }
+    }
+    let _ = writeln!(
+        w,
+        "verified:      integrity: the file is intact (its SHA-256 matches) and was\n\
+         \x20              built for this ABI version and CPU"
+    );
+    let _ = writeln!(
+        w,
+        "not verified:  authenticity: anyone able to write this file could have\n\
+         \x20              produced a consistent one, with other code and any recorded\n\
+         \x20              source key; run only artifacts this host compiled or that\n\
+         \x20              you trust as you would a shared library"
     );
     let _ = writeln!(
         w,
@@ -162,5 +212,5 @@ pub fn inspect(path: &Path) -> Result<ExitCode> {
     let mut out = std::io::stdout().lock();
     out.write_all(s.as_bytes())?;
     out.flush()?;
-    Ok(ExitCode::SUCCESS)
+    Ok(status)
 }

@@ -77,9 +77,18 @@ enum Cmd {
         guard_kib: u64,
     },
     /// Verify an artifact as loading does and describe it.
+    ///
+    /// The checks show the file is intact and built for this ABI and CPU,
+    /// not who produced it: run only artifacts you compiled or trust as you
+    /// would a shared library.
     Inspect {
         /// The artifact.
         file: PathBuf,
+        /// Also check that the artifact records the source key of this
+        /// module (.wasm or .wat) compiled with the artifact's settings
+        /// (exit status 1 if not).
+        #[arg(long, value_name = "MODULE")]
+        source: Option<PathBuf>,
     },
     /// Run a module's `_start`, or the export given by --invoke.
     ///
@@ -147,7 +156,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
             compile(&input, &output, guard_bytes(guard_kib)?)?;
             Ok(ExitCode::SUCCESS)
         }
-        Cmd::Inspect { file } => inspect::inspect(&file),
+        Cmd::Inspect { file, source } => inspect::inspect(&file, source.as_deref()),
         Cmd::Run(args) => run(args, cli.verbose),
     }
 }
@@ -170,15 +179,18 @@ pub(crate) fn read_wasm(path: &Path) -> Result<Vec<u8>> {
 /// Compile `wasm` with `guard_bytes`, naming `path` in errors.
 pub(crate) fn compile_wasm(wasm: &[u8], guard_bytes: u64, path: &Path) -> Result<Vec<u8>> {
     let config = myriad_codegen::CompileConfig { guard_bytes };
-    myriad_codegen::compile(wasm, &config).map_err(|e| {
-        let msg = e.to_string();
-        let msg = if msg.starts_with("unsupported:") && msg.contains("imports") {
-            format!("{msg} (WASI and host imports are not implemented yet)")
-        } else {
-            msg
-        };
-        anyhow::anyhow!("cannot compile {}: {msg}", path.display())
-    })
+    myriad_codegen::compile(wasm, &config).map_err(|e| compile_error(&e, path))
+}
+
+/// The error for a module at `path` that did not compile.
+pub(crate) fn compile_error(e: &dyn std::fmt::Display, path: &Path) -> anyhow::Error {
+    let msg = e.to_string();
+    let msg = if msg.starts_with("unsupported:") && msg.contains("imports") {
+        format!("{msg} (WASI and host imports are not implemented yet)")
+    } else {
+        msg
+    };
+    anyhow::anyhow!("cannot compile {}: {msg}", path.display())
 }
 
 /// Write `bytes` to `path` via a temporary file in the same directory and

@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 /// The checked-in `wasi/tests/c/<name>.wasm`, compiled and loaded.
 fn program(name: &str) -> Arc<Module> {
     let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("wasi-sched");
-    std::fs::create_dir_all(&out).unwrap();
+    // Private (0700): a cache directory others could write to is refused.
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&out)
+        .expect("create the artifact cache");
     let wasm = myriad_wasi::testprog::load(name).unwrap_or_else(|e| panic!("{e}"));
     Arc::new(Module::compile(&wasm, &CompileConfig::default(), &out).expect("compiles"))
 }

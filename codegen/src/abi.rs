@@ -205,11 +205,14 @@ pub fn export_wrapper_symbol(index: u32) -> String {
 
 /// Marker that starts the metadata blob inside an artifact file.
 pub const METADATA_MARKER: [u8; 16] = *b"MYRIAD-METADATA\0";
-/// Marker that starts the artifact hash cell (marker, then 8 hash bytes).
+/// Marker that starts the artifact hash cell (marker, then [`HASH_LEN`]
+/// hash bytes).
 pub const HASH_MARKER: [u8; 16] = *b"MYRIAD-ART-HASH\0";
+/// Length of the artifact hash (SHA-256) stored after [`HASH_MARKER`].
+pub const HASH_LEN: usize = 32;
 /// Symbol naming the metadata data object (marker + u32 length + blob).
 pub const METADATA_SYMBOL: &str = "myriad_metadata";
-/// Symbol naming the hash cell (marker + u64 hash).
+/// Symbol naming the hash cell (marker + [`HASH_LEN`] hash bytes).
 pub const HASH_SYMBOL: &str = "myriad_artifact_hash";
 
 /// Why an instance stopped with a trap. Values are stable within an ABI
@@ -680,6 +683,12 @@ pub struct Metadata {
     pub abi_version: u32,
     /// Fingerprint of target and CPU features the code was compiled for.
     pub fingerprint: u64,
+    /// The source key the compiler recorded: [`crate::source_key`] of the
+    /// wasm bytes and compile settings it compiled (the key covers the ABI
+    /// version and fingerprint too). All zero when no wasm source is
+    /// recorded (e.g. hand-built artifacts). A cache uses an entry only when this equals
+    /// the key of the request; it proves nothing about who wrote the file.
+    pub source_key: [u8; 32],
     /// Guard bytes after the heap that compiled code relies on to elide the
     /// constant part of bounds checks (0: every check is complete).
     pub guard_bytes: u64,
@@ -865,8 +874,8 @@ pub enum MetadataError {
     },
 }
 
-/// 64-bit FNV-1a hash. Used for metadata checksums and artifact integrity
-/// (it detects corruption, not deliberate forgery).
+/// 64-bit FNV-1a hash. Used for the metadata checksum and the target
+/// fingerprint (it detects corruption, not deliberate forgery).
 pub fn hash64(bytes: &[u8]) -> u64 {
     let mut h: u64 = 0xcbf2_9ce4_8422_2325;
     for &b in bytes {
@@ -883,6 +892,7 @@ impl Metadata {
         let mut w = Writer(Vec::with_capacity(256));
         w.u32(self.abi_version);
         w.u64(self.fingerprint);
+        w.0.extend_from_slice(&self.source_key);
         w.u64(self.guard_bytes);
         w.u32(self.types.len() as u32);
         for t in &self.types {
@@ -1062,6 +1072,8 @@ impl Metadata {
             });
         }
         let fingerprint = r.u64()?;
+        let mut source_key = [0u8; 32];
+        source_key.copy_from_slice(r.take(32)?);
         let guard_bytes = r.u64()?;
         let mut types = Vec::new();
         for _ in 0..r.count()? {
@@ -1226,6 +1238,7 @@ impl Metadata {
         let m = Metadata {
             abi_version,
             fingerprint,
+            source_key,
             guard_bytes,
             types,
             imports,
@@ -1568,20 +1581,20 @@ pub fn find_marker(file: &[u8], marker: &[u8; 16]) -> Option<usize> {
     found
 }
 
-/// Hash of an artifact file with its 8 hash bytes (after the hash marker at
-/// `hash_at`) taken as zero.
-pub fn artifact_hash(file: &[u8], hash_at: usize) -> u64 {
-    let cell = hash_at + HASH_MARKER.len();
-    let mut h = hash64(&file[..cell]);
-    // Continue FNV over 8 zero bytes, then the rest.
-    for _ in 0..8 {
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    for &b in &file[cell + 8..] {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
+/// SHA-256 of an artifact file with its [`HASH_LEN`] hash bytes (after
+/// the hash marker at `hash_at`) taken as zero. It shows the file is intact;
+/// being unkeyed, it cannot show who produced it. (A file that ends inside
+/// the cell is hashed as if the cell were complete; loading refuses such a
+/// file before hashing.)
+pub fn artifact_hash(file: &[u8], hash_at: usize) -> [u8; HASH_LEN] {
+    use sha2::Digest;
+    let cell = (hash_at + HASH_MARKER.len()).min(file.len());
+    let rest = (cell + HASH_LEN).min(file.len());
+    let mut h = sha2::Sha256::new();
+    h.update(&file[..cell]);
+    h.update([0u8; HASH_LEN]);
+    h.update(&file[rest..]);
+    h.finalize().into()
 }
 
 #[cfg(test)]
@@ -1592,6 +1605,7 @@ mod tests {
         Metadata {
             abi_version: ABI_VERSION,
             fingerprint: 0x1234,
+            source_key: [0x5a; 32],
             guard_bytes: 0,
             types: vec![
                 FuncType {
@@ -1819,13 +1833,14 @@ mod tests {
 
     #[test]
     fn artifact_hash_ignores_only_the_hash_cell() {
-        let mut file = vec![1u8; 40];
+        let mut file = vec![1u8; 64];
         file[8..24].copy_from_slice(&HASH_MARKER);
         let at = find_marker(&file, &HASH_MARKER).unwrap();
         let h = artifact_hash(&file, at);
         file[24] = 99; // inside the hash cell
+        file[55] = 98; // still inside
         assert_eq!(artifact_hash(&file, at), h);
-        file[39] = 2; // outside
+        file[56] = 2; // outside
         assert_ne!(artifact_hash(&file, at), h);
     }
 

@@ -148,7 +148,7 @@ impl ArtifactBuilder {
         blob.extend_from_slice(metadata);
         self.data_object(abi::METADATA_SYMBOL, blob)?;
         let mut cell = abi::HASH_MARKER.to_vec();
-        cell.extend_from_slice(&[0u8; 8]);
+        cell.extend_from_slice(&[0u8; abi::HASH_LEN]);
         self.data_object(abi::HASH_SYMBOL, cell)?;
 
         let object = self
@@ -206,9 +206,9 @@ fn patch_hash(so: &mut [u8]) -> Result<(), CompileError> {
     })?;
     let hash = abi::artifact_hash(so, at);
     let cell = at + abi::HASH_MARKER.len();
-    so.get_mut(cell..cell + 8)
+    so.get_mut(cell..cell + abi::HASH_LEN)
         .ok_or_else(|| CompileError::Link("hash cell truncated".into()))?
-        .copy_from_slice(&hash.to_le_bytes());
+        .copy_from_slice(&hash);
     Ok(())
 }
 
@@ -224,7 +224,11 @@ impl TempDir {
         if path.exists() {
             std::fs::remove_dir_all(&path)?;
         }
-        std::fs::create_dir(&path)?;
+        // Private (0700): the linked `.so` is read back from here, so no
+        // other user may write into it. `create_dir` fails on a name
+        // another user planted meanwhile rather than using it.
+        std::os::unix::fs::DirBuilderExt::mode(&mut std::fs::DirBuilder::new(), 0o700)
+            .create(&path)?;
         Ok(TempDir(path))
     }
 

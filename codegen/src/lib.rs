@@ -4,6 +4,8 @@
 //! [`compile`] turns a wasm binary into the bytes of a shared object that
 //! follows [`abi`]: one symbol per defined function, an array-call wrapper
 //! per exported function, the metadata blob and the artifact hash.
+//! [`source_key`] names what was compiled; artifact caches compare it with
+//! the key of the wasm they are asked for.
 
 #![warn(missing_docs)]
 
@@ -11,6 +13,7 @@ pub mod abi;
 mod artifact;
 mod error;
 mod isa;
+mod key;
 mod translate;
 
 use cranelift_codegen::ir::Function;
@@ -18,11 +21,12 @@ use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_frontend::FunctionBuilderContext;
 
 pub use error::CompileError;
+pub use key::{hex, source_key};
 
 use translate::func::{translate_function, FuncEnv};
 use translate::{wasm_signature, wrapper};
 
-/// Compile settings.
+/// Compile settings. Every field is part of [`source_key`].
 #[derive(Clone, Debug, Default)]
 pub struct CompileConfig {
     /// Inaccessible bytes the runtime guarantees after the heap's current
@@ -35,7 +39,10 @@ pub struct CompileConfig {
 /// Compile a wasm binary to a linked shared object; returns the `.so` file
 /// bytes with the artifact hash patched in.
 pub fn compile(wasm: &[u8], config: &CompileConfig) -> Result<Vec<u8>, CompileError> {
-    with_front_end(wasm, config, |isa, env| emit_artifact(isa, env, config))
+    with_front_end(wasm, config, |isa, env| {
+        let key = key::source_key_for(wasm, config, isa::fingerprint(isa));
+        emit_artifact(isa, env, config, key)
+    })
 }
 
 /// Parse and validate `wasm`, then run `f` with the host ISA and the
@@ -76,6 +83,7 @@ fn emit_artifact(
     isa: &OwnedTargetIsa,
     env: &FuncEnv,
     config: &CompileConfig,
+    source_key: [u8; 32],
 ) -> Result<Vec<u8>, CompileError> {
     let module = env.module;
     let sigs = module
@@ -127,6 +135,7 @@ fn emit_artifact(
     let metadata = abi::Metadata {
         abi_version: abi::ABI_VERSION,
         fingerprint: isa::fingerprint(isa),
+        source_key,
         guard_bytes: config.guard_bytes,
         types: module.types.clone(),
         imports: module.imports.clone(),

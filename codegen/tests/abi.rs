@@ -127,17 +127,25 @@ fn trap_sites_are_recorded() {
 
 #[test]
 fn artifact_symbols_metadata_and_hash() {
-    let so = build(
-        r#"(module
+    let wat = r#"(module
           (memory (export "memory") 2 5)
           (func $init)
           (func $f (export "f") (export "g") (param i32 i64) (result i64) (local.get 1))
-          (start $init))"#,
-        &CompileConfig::default(),
-    );
+          (start $init))"#;
+    let so = build(wat, &CompileConfig::default());
     let meta = metadata(&so);
     assert_eq!(meta.abi_version, abi::ABI_VERSION);
     assert_eq!(meta.fingerprint, host_fingerprint());
+    // The metadata records the key of exactly these bytes and settings.
+    let wasm = wat::parse_str(wat).unwrap();
+    assert_eq!(
+        meta.source_key,
+        myriad_codegen::source_key(&wasm, &CompileConfig::default())
+    );
+    assert_ne!(
+        meta.source_key,
+        myriad_codegen::source_key(&wasm, &CompileConfig { guard_bytes: 4096 })
+    );
     assert_eq!(meta.start, Some(0));
     assert!(
         so.windows(16).any(|w| w == b"myriad_export_0\0"),
@@ -156,8 +164,8 @@ fn artifact_symbols_metadata_and_hash() {
 
     let at = abi::find_marker(&so, &abi::HASH_MARKER).expect("one hash marker");
     let cell = at + abi::HASH_MARKER.len();
-    let stored = u64::from_le_bytes(so[cell..cell + 8].try_into().unwrap());
-    assert_ne!(stored, 0);
+    let stored: [u8; abi::HASH_LEN] = so[cell..cell + abi::HASH_LEN].try_into().unwrap();
+    assert_ne!(stored, [0; abi::HASH_LEN]);
     assert_eq!(stored, abi::artifact_hash(&so, at));
 
     let mut inst = Instance::load(&so);

@@ -5,6 +5,7 @@
 //!
 //! * [`region`]: one mapping holding every instance slot (stack, vmctx, heap).
 //! * [`module`]: loading and checking compiled artifacts.
+//! * [`cache`]: the checked, per-user artifact cache directory.
 //! * [`instance`]: instantiate, resume in slices, tear down.
 //! * [`switch`]: the register-only context switch and instance entry.
 //! * [`host_call`]: builtins (fuel, memory.grow) run on the worker stack.
@@ -18,6 +19,8 @@
 compile_error!("myriad-runtime supports only x86_64 Linux");
 
 pub mod account;
+#[cfg(all(target_arch = "x86_64", target_os = "linux"))]
+pub mod cache;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub mod externs;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
@@ -84,6 +87,7 @@ pub use myriad_codegen::CompileConfig;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub use {
     account::{HasMemoryAccount, MemoryAccount},
+    cache::{default_cache_dir, CacheDir, CacheError, CacheOutcome},
     externs::{Extern, ExternError, Func, Global, Memory, Tag, TagError, WasmFunc},
     fuel::{rdtsc, tsc_hz},
     host::{Caller, HostAction, HostFunc},

@@ -20,14 +20,25 @@
 //! swapped in between the read and `dlopen` would still have run: keep
 //! artifact directories writable by the runtime only.)
 //!
-//! Because of that path reuse, artifacts are stored by content hash
-//! ([`Module::from_artifact_bytes`]) and a file is never rewritten once
-//! written.
+//! Because of that path reuse, cached artifacts are stored under names
+//! that determine their content: the source key for [`Module::compile`]
+//! (the wasm bytes and settings they were compiled from), the artifact's
+//! SHA-256 for [`Module::from_artifact_bytes`]. Both go through a checked
+//! [`CacheDir`] (see [`crate::cache`]), verify a cached entry against the
+//! request before using it, and replace an unusable entry atomically.
+//!
+//! The integrity hash is unkeyed: it shows a file is intact, not who wrote
+//! it. Loading an artifact runs its code; load only artifacts this host
+//! compiled or that you trust as you would a shared library.
 
+use crate::cache::{CacheDir, CacheError, CacheOutcome};
 use crate::vmctx::TrapEntry;
 use myriad_codegen::abi::{self, FuncType, Metadata, MetadataError};
+use myriad_codegen::hex;
 use std::collections::HashMap;
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 /// Why an artifact was refused.
 #[derive(Debug, thiserror::Error)]
@@ -49,15 +60,38 @@ pub enum LoadError {
         reason: &'static str,
     },
     /// The artifact hash does not match its contents.
-    #[error("artifact {path} is corrupt or was modified: hash is {found:016x}, the artifact says {expected:016x}")]
+    #[error(
+        "artifact {path} is corrupt or was modified: its SHA-256 is {}, the artifact says {}",
+        hex(.found),
+        hex(.expected)
+    )]
     Corrupt {
         /// The file.
         path: PathBuf,
         /// Hash stored in the file.
-        expected: u64,
+        expected: [u8; abi::HASH_LEN],
         /// Hash computed over the file.
-        found: u64,
+        found: [u8; abi::HASH_LEN],
     },
+    /// A cache entry is a valid artifact, but compiled from other wasm
+    /// bytes or settings than the request (its recorded source key differs).
+    #[error(
+        "cache entry {path} was compiled from other wasm bytes or settings \
+         (source key {}, the request's is {})",
+        hex(.recorded),
+        hex(.expected)
+    )]
+    SourceMismatch {
+        /// The entry.
+        path: PathBuf,
+        /// Source key recorded in the entry's metadata.
+        recorded: [u8; 32],
+        /// Source key of the request.
+        expected: [u8; 32],
+    },
+    /// The cache directory was refused or an entry could not be used.
+    #[error(transparent)]
+    Cache(#[from] CacheError),
     /// The metadata blob was refused.
     #[error("artifact {path} has unusable metadata: {source}")]
     Metadata {
@@ -138,7 +172,7 @@ pub(crate) struct ExportInfo {
 /// A loaded artifact. `Send + Sync`; share it as `Arc<Module>`.
 pub struct Module {
     path: PathBuf,
-    hash: u64,
+    hash: [u8; abi::HASH_LEN],
     metadata: Metadata,
     funcs: Vec<usize>,
     exports: HashMap<String, ExportInfo>,
@@ -153,8 +187,12 @@ pub struct Module {
     layout: abi::vmctx::Layout,
     // Dropped before the trap table and the library it points into.
     _registration: Option<crate::signals::Registration>,
-    // Last: unloaded after everything that points into it.
+    // Unloaded after everything that points into it.
     _lib: Option<libloading::os::unix::Library>,
+    // The cache directory the library was opened through (as
+    // `/proc/self/fd/<fd>/...`), closed only after the library is unloaded
+    // so that the name cannot meanwhile denote another directory.
+    _dir: Option<Arc<OwnedFd>>,
 }
 
 // SAFETY: after loading, a Module is immutable; the addresses it holds point
@@ -170,7 +208,7 @@ pub fn host_fingerprint() -> u64 {
 
 /// The checked parts of an artifact file.
 struct Checked {
-    hash: u64,
+    hash: [u8; abi::HASH_LEN],
     metadata: Metadata,
 }
 
@@ -184,9 +222,9 @@ fn check_bytes(path: &Path, file: &[u8], host_fp: u64) -> Result<Checked, LoadEr
     let meta_at = abi::find_marker(file, &abi::METADATA_MARKER)
         .ok_or_else(|| not("metadata marker missing or duplicated"))?;
     let cell = hash_at + abi::HASH_MARKER.len();
-    let stored = file
-        .get(cell..cell + 8)
-        .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])))
+    let stored: [u8; abi::HASH_LEN] = file
+        .get(cell..cell + abi::HASH_LEN)
+        .and_then(|b| b.try_into().ok())
         .ok_or_else(|| not("hash cell truncated"))?;
     let found = abi::artifact_hash(file, hash_at);
     if found != stored {
@@ -225,17 +263,17 @@ fn check_bytes(path: &Path, file: &[u8], host_fp: u64) -> Result<Checked, LoadEr
 }
 
 /// Check that the object `dlopen` returned carries the hash verified from
-/// the file's bytes: `abi::HASH_SYMBOL` must be an object of at least 24
-/// bytes holding `abi::HASH_MARKER` followed by `hash` (LE).
+/// the file's bytes: `abi::HASH_SYMBOL` must be an object of at least 48
+/// bytes holding `abi::HASH_MARKER` followed by `hash`.
 fn check_loaded_hash(
     path: &Path,
     lib: &libloading::os::unix::Library,
-    hash: u64,
+    hash: &[u8; abi::HASH_LEN],
 ) -> Result<(), LoadError> {
     let changed = || LoadError::ChangedOnDisk {
         path: path.to_owned(),
     };
-    const CELL: usize = abi::HASH_MARKER.len() + 8;
+    const CELL: usize = abi::HASH_MARKER.len() + abi::HASH_LEN;
     // SAFETY: we only take the symbol's address; nothing is called.
     let addr = match unsafe { lib.get::<*const u8>(abi::HASH_SYMBOL.as_bytes()) } {
         Ok(s) => s.into_raw().cast::<u8>(),
@@ -263,7 +301,7 @@ fn check_loaded_hash(
     // loaded library (size checked above), mapped while `lib` lives.
     let cell = unsafe { std::slice::from_raw_parts(addr, CELL) };
     let (marker, stored) = cell.split_at(abi::HASH_MARKER.len());
-    if marker != abi::HASH_MARKER || stored != hash.to_le_bytes() {
+    if marker != abi::HASH_MARKER || stored != hash {
         return Err(changed());
     }
     Ok(())
@@ -282,14 +320,30 @@ impl Module {
             path: path.to_owned(),
             source,
         })?;
-        let Checked { hash, metadata } = check_bytes(path, &file, host_fp)?;
+        let checked = check_bytes(path, &file, host_fp)?;
         drop(file);
-        // SAFETY: loading runs the library's initialisers; Myriad artifacts
-        // are produced by our compiler (integrity-checked above) and have
-        // none beyond the linker's defaults.
+        Self::load_checked(path, &dlopen_path(path), checked, None)
+    }
+
+    /// `dlopen` the artifact at `open_path` whose bytes passed `check_bytes`
+    /// as `checked` (`path` names it in errors and [`Module::path`]), check
+    /// the loaded object is that artifact, resolve its symbols and assemble
+    /// the module. `dir` is kept open while the module lives.
+    fn load_checked(
+        path: &Path,
+        open_path: &Path,
+        checked: Checked,
+        dir: Option<Arc<OwnedFd>>,
+    ) -> Result<Module, LoadError> {
+        let Checked { hash, metadata } = checked;
+        // SAFETY: loading runs the library's initialisers. The bytes were
+        // checked above; callers load either a file the user chose to trust
+        // (`from_file`) or an entry of a checked private cache directory.
+        // Myriad's compiler emits no initialisers beyond the linker's
+        // defaults.
         let lib = unsafe {
             libloading::os::unix::Library::open(
-                Some(dlopen_path(path).as_os_str()),
+                Some(open_path.as_os_str()),
                 libc::RTLD_NOW | libc::RTLD_LOCAL,
             )
         }
@@ -297,7 +351,7 @@ impl Module {
             path: path.to_owned(),
             source,
         })?;
-        check_loaded_hash(path, &lib, hash)?;
+        check_loaded_hash(path, &lib, &hash)?;
         let sym = |name: String| -> Result<usize, LoadError> {
             // SAFETY: we only take the address; nothing is called here.
             match unsafe { lib.get::<*const u8>(name.as_str()) } {
@@ -321,7 +375,7 @@ impl Module {
         for i in 0..metadata.num_imported_funcs() as u32 {
             stubs.push(sym(abi::import_stub_symbol(i))?);
         }
-        Self::assemble(
+        let mut module = Self::assemble(
             path.to_owned(),
             hash,
             metadata,
@@ -329,7 +383,9 @@ impl Module {
             wrappers,
             stubs,
             Some(lib),
-        )
+        )?;
+        module._dir = dir;
+        Ok(module)
     }
 
     /// Build a module from code that is already in memory (hand-written
@@ -357,12 +413,20 @@ impl Module {
                 reason: "function or wrapper count differs from the metadata".into(),
             });
         }
-        Self::assemble(path, 0, metadata, funcs, wrappers, Vec::new(), None)
+        Self::assemble(
+            path,
+            [0; abi::HASH_LEN],
+            metadata,
+            funcs,
+            wrappers,
+            Vec::new(),
+            None,
+        )
     }
 
     fn assemble(
         path: PathBuf,
-        hash: u64,
+        hash: [u8; abi::HASH_LEN],
         metadata: Metadata,
         funcs: Vec<usize>,
         wrappers: Vec<usize>,
@@ -478,11 +542,15 @@ impl Module {
             layout,
             _registration: Some(registration),
             _lib: lib,
+            _dir: None,
         })
     }
 
-    /// Store `bytes` as `<cache_dir>/<hash>.so` (atomically, only if absent)
-    /// and load it. The bytes are checked before anything is written.
+    /// Load artifact `bytes` through the cache directory `cache_dir`
+    /// (opened and checked with [`CacheDir::open`]): the bytes are checked
+    /// first, then stored as `<cache_dir>/<SHA-256 hex>.so` unless that
+    /// entry already holds exactly these bytes (an entry with any other
+    /// content is replaced atomically), and that entry is loaded.
     pub fn from_artifact_bytes(bytes: &[u8], cache_dir: &Path) -> Result<Module, LoadError> {
         Self::from_artifact_bytes_with_fingerprint(bytes, cache_dir, host_fingerprint())
     }
@@ -494,41 +562,90 @@ impl Module {
         host_fp: u64,
     ) -> Result<Module, LoadError> {
         let checked = check_bytes(Path::new("<artifact bytes>"), bytes, host_fp)?;
-        let path = cache_dir.join(format!("{:016x}.so", checked.hash));
-        let io = |source| LoadError::Io {
-            path: path.clone(),
-            source,
-        };
-        if !path.exists() {
-            std::fs::create_dir_all(cache_dir).map_err(io)?;
-            static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-            let n = COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let tmp = cache_dir.join(format!(
-                ".{:016x}.{}.{}.tmp",
-                checked.hash,
-                std::process::id(),
-                n
-            ));
-            std::fs::write(&tmp, bytes).map_err(io)?;
-            // rename replaces the directory entry only; a library already
-            // mapped from an older file of the same name is untouched.
-            if let Err(e) = std::fs::rename(&tmp, &path) {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(io(e));
-            }
+        let cache = CacheDir::open(cache_dir)?;
+        let name = format!("{}.so", hex(&checked.hash));
+        // Use the entry only if it is byte for byte what we were given.
+        match cache.read_entry(&name) {
+            Ok(Some(existing)) if existing == bytes => {}
+            _ => cache.write_entry(&name, bytes)?,
         }
-        Self::from_file_with_fingerprint(&path, host_fp)
+        Self::load_checked(
+            &cache.entry_path(&name),
+            &cache.load_path(&name),
+            checked,
+            Some(cache.keep_open()),
+        )
     }
 
-    /// Compile `wasm` and load the result through the cache directory.
+    /// Compile `wasm` with `config` through the cache directory `cache_dir`
+    /// (opened and checked with [`CacheDir::open`]; see
+    /// [`Module::compile_cached`]).
     pub fn compile(
         wasm: &[u8],
         config: &myriad_codegen::CompileConfig,
         cache_dir: &Path,
     ) -> Result<Module, LoadError> {
+        let cache = CacheDir::open(cache_dir)?;
+        Self::compile_cached(wasm, config, &cache).map(|(module, _)| module)
+    }
+
+    /// Load `wasm` compiled with `config` from `cache`, compiling it only
+    /// if needed. The entry is `<source key hex>.so`, with the key from
+    /// [`myriad_codegen::source_key`] (wasm bytes, settings, ABI version,
+    /// this host's fingerprint). It is used only if it is a regular file of
+    /// this user's, passes the artifact checks (integrity, ABI version,
+    /// fingerprint) and its metadata records exactly that key; otherwise
+    /// the module is compiled and the entry replaced atomically. Says which
+    /// happened.
+    pub fn compile_cached(
+        wasm: &[u8],
+        config: &myriad_codegen::CompileConfig,
+        cache: &CacheDir,
+    ) -> Result<(Module, CacheOutcome), LoadError> {
+        let host_fp = host_fingerprint();
+        let key = myriad_codegen::source_key(wasm, config);
+        let name = format!("{}.so", hex(&key));
+        let path = cache.entry_path(&name);
+        let outcome = match cache.read_entry(&name) {
+            Ok(None) => CacheOutcome::Miss,
+            Ok(Some(bytes)) => match check_bytes(&path, &bytes, host_fp) {
+                Ok(checked) if checked.metadata.source_key == key => {
+                    let module = Self::load_checked(
+                        &path,
+                        &cache.load_path(&name),
+                        checked,
+                        Some(cache.keep_open()),
+                    )?;
+                    return Ok((module, CacheOutcome::Hit));
+                }
+                Ok(checked) => CacheOutcome::Replaced(LoadError::SourceMismatch {
+                    path: path.clone(),
+                    recorded: checked.metadata.source_key,
+                    expected: key,
+                }),
+                Err(e) => CacheOutcome::Replaced(e),
+            },
+            Err(e) => CacheOutcome::Replaced(LoadError::Cache(e)),
+        };
         let bytes =
             myriad_codegen::compile(wasm, config).map_err(|e| LoadError::Compile(Box::new(e)))?;
-        Self::from_artifact_bytes(&bytes, cache_dir)
+        let checked = check_bytes(&path, &bytes, host_fp)?;
+        if checked.metadata.source_key != key {
+            // The compiler records the same key; anything else is a bug.
+            return Err(LoadError::SourceMismatch {
+                path,
+                recorded: checked.metadata.source_key,
+                expected: key,
+            });
+        }
+        cache.write_entry(&name, &bytes)?;
+        let module = Self::load_checked(
+            &path,
+            &cache.load_path(&name),
+            checked,
+            Some(cache.keep_open()),
+        )?;
+        Ok((module, outcome))
     }
 
     /// The artifact's metadata.
@@ -566,9 +683,10 @@ impl Module {
         &self.path
     }
 
-    /// The artifact's content hash.
-    pub fn hash(&self) -> u64 {
-        self.hash
+    /// The artifact's integrity hash (SHA-256 of the file with the hash
+    /// cell zeroed; all zero for [`Module::from_raw_parts`]).
+    pub fn hash(&self) -> &[u8; abi::HASH_LEN] {
+        &self.hash
     }
 
     /// Absolute addresses of the defined functions.
@@ -638,7 +756,7 @@ impl std::fmt::Debug for Module {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Module")
             .field("path", &self.path)
-            .field("hash", &format_args!("{:016x}", self.hash))
+            .field("hash", &format_args!("{}", hex(&self.hash)))
             .field("functions", &self.funcs.len())
             .field("exports", &self.exports.len())
             .finish()

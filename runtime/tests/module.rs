@@ -29,7 +29,7 @@ fn fake_artifact(fingerprint: u64) -> Vec<u8> {
     let blob = md.encode();
     let mut f = b"\x7fELF not really".to_vec();
     f.extend_from_slice(&abi::HASH_MARKER);
-    f.extend_from_slice(&[0; 8]);
+    f.extend_from_slice(&[0; abi::HASH_LEN]);
     f.extend_from_slice(&abi::METADATA_MARKER);
     f.extend_from_slice(&(blob.len() as u32).to_le_bytes());
     f.extend_from_slice(&blob);
@@ -41,7 +41,7 @@ fn fake_artifact(fingerprint: u64) -> Vec<u8> {
 fn patch_hash(f: &mut [u8]) {
     let at = abi::find_marker(f, &abi::HASH_MARKER).unwrap();
     let h = abi::artifact_hash(f, at);
-    f[at + 16..at + 24].copy_from_slice(&h.to_le_bytes());
+    f[at + 16..at + 16 + abi::HASH_LEN].copy_from_slice(&h);
 }
 
 fn write(name: &str, bytes: &[u8]) -> PathBuf {
@@ -78,7 +78,7 @@ fn refuses_every_flipped_byte_outside_the_hash_cell() {
         Err(LoadError::Dlopen { .. })
     ));
     for i in 0..good.len() {
-        if (hash_at + 16..hash_at + 24).contains(&i) {
+        if (hash_at + 16..hash_at + 16 + abi::HASH_LEN).contains(&i) {
             continue;
         }
         let mut bad = good.clone();
@@ -129,7 +129,7 @@ fn refuses_bad_metadata() {
     md.abi_version = abi::ABI_VERSION + 1;
     let blob = md.encode();
     let mut f = abi::HASH_MARKER.to_vec();
-    f.extend_from_slice(&[0; 8]);
+    f.extend_from_slice(&[0; abi::HASH_LEN]);
     f.extend_from_slice(&abi::METADATA_MARKER);
     f.extend_from_slice(&(blob.len() as u32).to_le_bytes());
     f.extend_from_slice(&blob);
@@ -161,7 +161,7 @@ fn c_artifact(dir: &Path, fingerprint: u64, tag: &str, bias: i64) -> Vec<u8> {
     meta.extend_from_slice(&(blob.len() as u32).to_le_bytes());
     meta.extend_from_slice(&blob);
     let mut hash = abi::HASH_MARKER.to_vec();
-    hash.extend_from_slice(&[0; 8]);
+    hash.extend_from_slice(&[0; abi::HASH_LEN]);
     let arr = |b: &[u8]| {
         b.iter()
             .map(|x| x.to_string())

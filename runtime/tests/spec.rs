@@ -1050,7 +1050,10 @@ fn spec_testsuite() {
 
     let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("spec-{}", std::process::id()));
-    std::fs::create_dir_all(&cache).expect("create the module cache directory");
+    // Private (0700): a cache directory others could write to is refused.
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&cache)
+        .expect("create the artifact cache");
 
     let no_lines = BTreeMap::new();
     let queue = Mutex::new(files.clone());

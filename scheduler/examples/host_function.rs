@@ -27,8 +27,8 @@ struct Ctx {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let cache = std::env::temp_dir().join("myriad-examples");
-    std::fs::create_dir_all(&cache)?;
+    // The per-user cache (created 0700; refused if others can write to it).
+    let cache = myriad_runtime::default_cache_dir();
     let module = Arc::new(Module::compile(
         &wat::parse_str(GUEST)?,
         &CompileConfig::default(),

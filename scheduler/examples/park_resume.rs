@@ -15,8 +15,8 @@ const GUEST: &str = r#"(module
     (i32.add (call $ask (i32.const 1)) (call $ask (i32.const 2)))))"#;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let cache = std::env::temp_dir().join("myriad-examples");
-    std::fs::create_dir_all(&cache)?;
+    // The per-user cache (created 0700; refused if others can write to it).
+    let cache = myriad_runtime::default_cache_dir();
     let module = Arc::new(Module::compile(
         &wat::parse_str(GUEST)?,
         &CompileConfig::default(),

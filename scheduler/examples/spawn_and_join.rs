@@ -16,8 +16,8 @@ const FIB: &str = r#"(module
                      (call $fib (i64.sub (local.get $n) (i64.const 2))))))))"#;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let cache = std::env::temp_dir().join("myriad-examples");
-    std::fs::create_dir_all(&cache)?;
+    // The per-user cache (created 0700; refused if others can write to it).
+    let cache = myriad_runtime::default_cache_dir();
     let wasm = wat::parse_str(FIB)?;
     let t = Instant::now();
     let module = Arc::new(Module::compile(&wasm, &CompileConfig::default(), &cache)?);

@@ -36,8 +36,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .transpose()?
         .unwrap_or(100_000);
     let rounds: i32 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(10);
-    let cache = std::env::temp_dir().join("myriad-examples");
-    std::fs::create_dir_all(&cache)?;
+    // The per-user cache (created 0700; refused if others can write to it).
+    let cache = myriad_runtime::default_cache_dir();
     let module = Arc::new(Module::compile(
         &wat::parse_str(RING)?,
         &CompileConfig::default(),

@@ -7,7 +7,10 @@
 //! use std::sync::Arc;
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let wasm = std::fs::read("fib.wasm")?;
-//! let module = Arc::new(Module::compile(&wasm, &Default::default(), &std::env::temp_dir())?);
+//! // A per-user cache directory; Module::compile creates it 0700 and refuses
+//! // one that another user owns or could write to (such as /tmp itself).
+//! let cache = myriad_runtime::default_cache_dir();
+//! let module = Arc::new(Module::compile(&wasm, &Default::default(), &cache)?);
 //! let sched = Scheduler::new(SchedulerConfig::default())?;
 //! let h = sched.spawn(&module, "fib", &[Val::I32(20)])?;
 //! println!("{:?}", h.join());

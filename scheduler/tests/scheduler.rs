@@ -11,7 +11,10 @@ use std::time::{Duration, Instant};
 fn module(wat: &str) -> Arc<Module> {
     let wasm = wat::parse_str(wat).expect("test WAT assembles");
     let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("artifacts");
-    std::fs::create_dir_all(&cache).expect("cache dir");
+    // Private (0700): a cache directory others could write to is refused.
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&cache)
+        .expect("create the artifact cache");
     Arc::new(Module::compile(&wasm, &CompileConfig::default(), &cache).expect("compiles"))
 }
 

@@ -123,8 +123,9 @@ fn main() -> Result<()> {
             args.guest.name().to_string(),
         ),
     };
-    let cache = std::env::temp_dir().join("myriad-artifacts");
-    std::fs::create_dir_all(&cache).context("creating the artifact cache")?;
+    // The per-user cache shared with `myriad` (created 0700, refused if
+    // another user could write to it).
+    let cache = myriad_runtime::default_cache_dir();
     let t = Instant::now();
     let module = Arc::new(
         Module::compile(

@@ -160,6 +160,7 @@ pub fn metadata(
     Metadata {
         abi_version: ABI_VERSION,
         fingerprint: 0x5eed,
+        source_key: [0; 32],
         guard_bytes: 0,
         types: funcs.iter().map(|(_, t)| t.clone()).collect(),
         imports: vec![],

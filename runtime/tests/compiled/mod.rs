@@ -12,7 +12,10 @@ use std::sync::Arc;
 pub fn cache_dir() -> PathBuf {
     let d = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
         .join(format!("runtime-tests-{}", std::process::id()));
-    std::fs::create_dir_all(&d).expect("create the artifact cache");
+    // Private (0700): a cache directory others could write to is refused.
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+        .create(&d)
+        .expect("create the artifact cache");
     d
 }
 
