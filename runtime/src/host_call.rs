@@ -315,11 +315,12 @@ fn memory_grow(vmctx: *mut VmCtx, exec: *mut VmCtx, delta_pages: u64) -> i64 {
     if new_len > vm.heap_capacity {
         return -1;
     }
-    // The limit covers the instance's tables too. SAFETY: the table state
-    // is the instance's own, not borrowed while this runs.
+    // The limit covers the instance's tables too.
     let table_bytes = if vm.heap_limit == u64::MAX {
         0
     } else {
+        // SAFETY: the table state is the instance's own, not borrowed
+        // while this runs.
         unsafe { crate::table::vm_table_bytes(vmctx) }
     };
     // SAFETY: vm's account is null or kept alive by its core.

@@ -647,6 +647,8 @@ impl Instance {
                             type_id: w.type_id,
                         },
                     };
+                    // SAFETY: the record lies in the vmctx area at the
+                    // layout's offset for import `fi` (checked at load).
                     unsafe {
                         vm_addr
                             .add(layout.func_import(fi) as usize)
@@ -656,6 +658,8 @@ impl Instance {
                     fi += 1;
                 }
                 (ImportKind::Global { .. }, Extern::Global(g)) => {
+                    // SAFETY: as above, the cell pointer of global import
+                    // `gi`.
                     unsafe {
                         vm_addr
                             .add(layout.global_import(gi) as usize)
@@ -664,6 +668,7 @@ impl Instance {
                     };
                     gi += 1;
                 }
+                // SAFETY: as above, the memory import's vmctx pointer.
                 (ImportKind::Memory(_), Extern::Memory(m)) => unsafe {
                     vm_addr
                         .add(layout.memory_import as usize)
@@ -1028,10 +1033,10 @@ impl Instance {
 
     /// The embedder data given at instantiation, if it is a `T`.
     pub fn data<T: 'static>(&mut self) -> Option<&mut T> {
-        // SAFETY: the host state is only touched by host functions while
-        // the guest runs; we hold &mut self, so it does not.
         let host = self.core.host.as_ref()?;
         let p = &**host as *const HostState as *mut HostState;
+        // SAFETY: the host state is only touched by host functions while
+        // the guest runs; we hold &mut self, so it does not.
         unsafe { (*p).data.as_mut()?.downcast_mut::<T>() }
     }
 

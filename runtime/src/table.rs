@@ -934,7 +934,7 @@ unsafe fn in_chunks(
     backward: bool,
     mut op: impl FnMut(Span) -> u64,
 ) -> Result<(), Span> {
-    // SAFETY (all blocks): per the contract.
+    // SAFETY: per the contract (exec is the running green thread's).
     let t0 = unsafe { time_sliced(exec) }.then(crate::fuel::rdtsc);
     let mut rest = Some(span);
     let mut result = Ok(());
@@ -942,8 +942,10 @@ unsafe fn in_chunks(
         let now;
         (now, rest) = split(d, s, n, chunk, backward);
         let units = op(now);
+        // SAFETY: as above.
         unsafe { charge_fuel(exec, units) };
         if let Some(left) = rest {
+            // SAFETY: as above.
             if unsafe { slice_over(exec) } {
                 result = Err(left);
                 break;
@@ -951,6 +953,7 @@ unsafe fn in_chunks(
         }
     }
     if let Some(t0) = t0 {
+        // SAFETY: as above.
         unsafe { charge_time(exec, crate::fuel::rdtsc().saturating_sub(t0)) };
     }
     result

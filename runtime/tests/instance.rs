@@ -183,10 +183,8 @@ fn memory_grow_within_max() {
 fn resident(p: *const u8, pages: usize) -> Vec<bool> {
     let mut v = vec![0u8; pages];
     // SAFETY: p is page aligned and the range is mapped (our region).
-    assert_eq!(
-        unsafe { libc::mincore(p as *mut _, pages * 4096, v.as_mut_ptr()) },
-        0
-    );
+    let rc = unsafe { libc::mincore(p as *mut _, pages * 4096, v.as_mut_ptr()) };
+    assert_eq!(rc, 0);
     v.iter().map(|b| b & 1 != 0).collect()
 }
 

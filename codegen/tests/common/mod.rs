@@ -29,6 +29,8 @@ pub fn metadata(so: &[u8]) -> Metadata {
 }
 
 unsafe extern "C" fn fuel_exhausted(vmctx: *mut u8) {
+    // SAFETY: compiled code passes the harness's vmctx, whose private
+    // counters lie at these offsets.
     unsafe {
         let calls = vmctx.add(PRIV_FUEL_CALLS) as *mut u64;
         *calls += 1;
@@ -38,6 +40,8 @@ unsafe extern "C" fn fuel_exhausted(vmctx: *mut u8) {
 }
 
 unsafe extern "C" fn memory_grow(vmctx: *mut u8, _exec: *mut u8, delta: u64) -> i64 {
+    // SAFETY: as for fuel_exhausted; the heap fields describe the
+    // harness's own heap buffer.
     unsafe {
         let log2 = *(vmctx.add(PRIV_PAGE_LOG2) as *const u64);
         let cap = *(vmctx.add(PRIV_HEAP_CAP) as *const u64);
@@ -86,6 +90,7 @@ impl Instance {
         let path: PathBuf =
             std::env::temp_dir().join(format!("myriad-test-{}-{n}.so", std::process::id()));
         std::fs::write(&path, so).unwrap();
+        // SAFETY: an artifact the compiler just produced (no initialisers).
         let lib = unsafe { libloading::Library::new(&path) }.expect("dlopen artifact");
         std::fs::remove_file(&path).unwrap();
 
@@ -145,11 +150,13 @@ impl Instance {
 
     /// Read a u64 vmctx field.
     pub fn get_u64(&mut self, offset: usize) -> u64 {
+        // SAFETY: the tests pass offsets inside the harness's vmctx.
         unsafe { *(self.vmctx_ptr().add(offset) as *const u64) }
     }
 
     /// Write a u64 vmctx field.
     pub fn set_u64(&mut self, offset: usize, v: u64) {
+        // SAFETY: as for get_u64.
         unsafe { *(self.vmctx_ptr().add(offset) as *mut u64) = v }
     }
 
@@ -205,6 +212,8 @@ impl Instance {
         values[..args.len()].copy_from_slice(args);
         let symbol = abi::export_wrapper_symbol(export.index);
         let vmctx = self.vmctx_ptr();
+        // SAFETY: the wrapper follows the array-call ABI; `values` holds
+        // max(params, results) cells; the harness's vmctx is complete.
         unsafe {
             let f = self
                 .lib

@@ -12,7 +12,7 @@ use myriad_codegen::abi::{FuncType, ValType};
 use myriad_runtime::{HostAction, Instance, Linker, Outcome, Region, RegionConfig, Val};
 use std::sync::Arc;
 
-const SECRET: i64 = 0x5EC2_E7_5EC2_E7_00;
+const SECRET: i64 = 0x5EC2_E75E_C2E7_0000;
 
 /// A tenant that fills its stack with `SECRET`-derived values: recursion
 /// through frames holding 32 spilled copies of the secret.
