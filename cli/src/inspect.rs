@@ -51,12 +51,22 @@ pub fn inspect(path: &Path, source: Option<&Path>) -> Result<ExitCode> {
     let _ = writeln!(w, "ABI version:   {} (this runtime's)", md.abi_version);
     let _ = writeln!(
         w,
+        "target:        {} (this host's; CPU features it needs, all present: {})",
+        md.target,
+        if md.cpu_features.is_empty() {
+            "none".to_string()
+        } else {
+            md.cpu_features.join(" ")
+        }
+    );
+    let _ = writeln!(
+        w,
         "fingerprint:   {:016x} ({})",
         md.fingerprint,
         if md.fingerprint == host {
-            "matches this host".to_string()
+            "the compiler's settings on this host".to_string()
         } else {
-            format!("this host is {host:016x}")
+            format!("compiled with other settings: this host's compiler gives {host:016x}")
         }
     );
     let recorded = md.source_key != [0; 32];

@@ -101,7 +101,9 @@ fn compile_then_inspect() {
     let abi_line = format!("ABI version:   {}", myriad_codegen::abi::ABI_VERSION);
     for want in [
         abi_line.as_str(),
-        "(matches this host)",
+        "target:        x86_64-linux (this host's; CPU features it needs, all present: ",
+        "has_sse3",
+        "(the compiler's settings on this host)",
         "guard bytes:   0",
         "memory:        min 1 pages, max 4 pages, page size 65536 bytes",
         "global 0: mut i32 = 7",

@@ -71,6 +71,20 @@ pub(crate) fn fingerprint_text(isa: &OwnedTargetIsa) -> String {
     text
 }
 
+/// The CPU features `isa` lets compiled code use: the names of its x86-64
+/// settings that are on (`has_sse41`, `has_avx2`, ...), sorted. The runtime
+/// loads the code only where the CPU has all of them.
+pub(crate) fn cpu_features(isa: &OwnedTargetIsa) -> Vec<String> {
+    let mut names: Vec<String> = isa
+        .isa_flags()
+        .into_iter()
+        .filter(|v| v.name.starts_with("has_") && v.as_bool() == Some(true))
+        .map(|v| v.name.to_string())
+        .collect();
+    names.sort_unstable();
+    names
+}
+
 /// Fingerprint of `isa` as recorded in artifact metadata.
 pub(crate) fn fingerprint(isa: &OwnedTargetIsa) -> u64 {
     abi::hash64(fingerprint_text(isa).as_bytes())
@@ -79,6 +93,20 @@ pub(crate) fn fingerprint(isa: &OwnedTargetIsa) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_cpu_feature_the_compiler_uses_is_known_to_the_loader() {
+        let isa = host_isa().expect("host ISA");
+        let features = cpu_features(&isa);
+        assert!(!features.is_empty());
+        for f in &features {
+            assert_eq!(
+                myriad_abi::target::host_has(f),
+                Some(true),
+                "{f}: the loader must know every feature the compiler turns on"
+            );
+        }
+    }
 
     #[test]
     fn fingerprint_covers_triple_features_and_flags() {

@@ -36,17 +36,7 @@ pub(crate) fn source_key_for(wasm: &[u8], config: &CompileConfig, fingerprint: u
     h.finalize().into()
 }
 
-/// Lower-case hexadecimal of `bytes` (for keys and hashes in names and
-/// messages).
-pub fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for &b in bytes {
-        s.push(char::from(DIGITS[usize::from(b >> 4)]));
-        s.push(char::from(DIGITS[usize::from(b & 15)]));
-    }
-    s
-}
+pub use myriad_abi::hex;
 
 #[cfg(test)]
 mod tests {
@@ -75,10 +65,5 @@ mod tests {
             source_key(b"x", &CompileConfig::default()),
             source_key_for(b"x", &CompileConfig::default(), crate::host_fingerprint())
         );
-    }
-
-    #[test]
-    fn hex_is_lower_case_and_padded() {
-        assert_eq!(hex(&[0x00, 0x0f, 0xa5, 0xff]), "000fa5ff");
     }
 }

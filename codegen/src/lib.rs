@@ -9,7 +9,9 @@
 
 #![warn(missing_docs)]
 
-pub mod abi;
+/// The instance ABI ([`myriad_abi`]), re-exported for the compiler's own
+/// use and for callers that already depend on the compiler.
+pub use myriad_abi as abi;
 mod artifact;
 mod error;
 mod isa;
@@ -135,6 +137,8 @@ fn emit_artifact(
     let metadata = abi::Metadata {
         abi_version: abi::ABI_VERSION,
         fingerprint: isa::fingerprint(isa),
+        target: abi::target::HOST_TARGET.into(),
+        cpu_features: isa::cpu_features(isa),
         source_key,
         guard_bytes: config.guard_bytes,
         types: module.types.clone(),

@@ -37,8 +37,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use crate::module::LoadError;
-
 /// Why a cache directory or entry was refused or could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum CacheError {
@@ -107,19 +105,6 @@ pub enum CacheError {
         /// What is wrong with it.
         reason: String,
     },
-}
-
-/// What [`crate::Module::compile_cached`] found in the cache.
-#[derive(Debug)]
-pub enum CacheOutcome {
-    /// An entry for exactly this request was loaded; nothing was compiled.
-    Hit,
-    /// There was no entry: the module was compiled and stored.
-    Miss,
-    /// An entry existed but was not used, for the reason given (corrupt,
-    /// another ABI or CPU, compiled from other wasm or settings, not
-    /// trusted): the module was compiled and the entry replaced.
-    Replaced(LoadError),
 }
 
 /// A cache directory that passed the ownership and permission checks, held

@@ -15,7 +15,7 @@ use crate::host::HostFunc;
 use crate::table::Table;
 use crate::vmctx::VmCtx;
 use crate::Val;
-use myriad_codegen::abi::{FuncType, MemoryDecl, RefHeap, RefPrecise, ValType};
+use myriad_abi::{FuncType, MemoryDecl, RefHeap, RefPrecise, ValType};
 use std::any::Any;
 use std::sync::{Arc, Mutex, Weak};
 

@@ -15,7 +15,7 @@
 //! through guest frames).
 
 use crate::vmctx::{status, VmCtx};
-use myriad_codegen::abi::{FuncType, TrapKind};
+use myriad_abi::{FuncType, TrapKind};
 use std::any::Any;
 use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};

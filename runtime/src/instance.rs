@@ -24,7 +24,7 @@ use crate::signals::{self, CURRENT};
 use crate::switch;
 use crate::table::{FuncRef, Table, TableState, MAX_TABLE_ELEMENTS};
 use crate::vmctx::{status, VmCtx, MAX_VALUES};
-use myriad_codegen::abi::{self, ElemItem, ElemMode, ExportKind, ImportKind, TrapKind, ValType};
+use myriad_abi::{self as abi, ElemItem, ElemMode, ExportKind, ImportKind, TrapKind, ValType};
 use std::any::Any;
 use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -1453,7 +1453,7 @@ impl Instance {
                 self.vm
                     .as_ptr()
                     .cast::<u8>()
-                    .add(myriad_codegen::abi::vmctx::GLOBALS as usize + 8 * index)
+                    .add(myriad_abi::vmctx::GLOBALS as usize + 8 * index)
                     .cast::<u64>()
                     .read(),
             )

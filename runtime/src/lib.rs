@@ -48,7 +48,7 @@ pub mod switch;
 pub mod table;
 pub mod vmctx;
 
-pub use myriad_codegen::abi::{FuncType, TrapKind, ValType};
+pub use myriad_abi::{FuncType, TrapKind, ValType};
 
 /// A resource limit that ended an instance.
 #[repr(u32)]
@@ -83,11 +83,10 @@ impl std::fmt::Display for Limit {
         })
     }
 }
-pub use myriad_codegen::CompileConfig;
 #[cfg(all(target_arch = "x86_64", target_os = "linux"))]
 pub use {
     account::{HasMemoryAccount, MemoryAccount},
-    cache::{default_cache_dir, CacheDir, CacheError, CacheOutcome},
+    cache::{default_cache_dir, CacheDir, CacheError},
     externs::{Extern, ExternError, Func, Global, Memory, Tag, TagError, WasmFunc},
     fuel::{rdtsc, tsc_hz},
     host::{Caller, HostAction, HostFunc},
@@ -98,3 +97,5 @@ pub use {
     signals::thread_init,
     table::Table,
 };
+#[cfg(feature = "compiler")]
+pub use {module::CacheOutcome, myriad_codegen::CompileConfig};

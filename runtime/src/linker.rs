@@ -16,7 +16,7 @@ use crate::host::{Caller, HostAction, HostFunc};
 use crate::instance::{Instance, InstantiateError};
 use crate::module::Module;
 use crate::region::Region;
-use myriad_codegen::abi::{FuncType, ImportKind, ValType};
+use myriad_abi::{FuncType, ImportKind, ValType};
 use std::any::Any;
 use std::collections::HashMap;
 use std::sync::Arc;

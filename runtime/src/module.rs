@@ -31,10 +31,10 @@
 //! it. Loading an artifact runs its code; load only artifacts this host
 //! compiled or that you trust as you would a shared library.
 
-use crate::cache::{CacheDir, CacheError, CacheOutcome};
+use crate::cache::{CacheDir, CacheError};
 use crate::vmctx::TrapEntry;
-use myriad_codegen::abi::{self, FuncType, Metadata, MetadataError};
-use myriad_codegen::hex;
+use myriad_abi::hex;
+use myriad_abi::{self as abi, FuncType, Metadata, MetadataError};
 use std::collections::HashMap;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
@@ -100,17 +100,13 @@ pub enum LoadError {
         /// Why.
         source: MetadataError,
     },
-    /// Compiled for another CPU or target.
-    #[error(
-        "artifact {path} was compiled for another CPU/target (fingerprint {artifact:016x}, this host is {host:016x}); recompile it here"
-    )]
-    Fingerprint {
+    /// Compiled for another target, or for CPU features this CPU lacks.
+    #[error("artifact {path} cannot run here: {reason}; recompile it on this host")]
+    Target {
         /// The file.
         path: PathBuf,
-        /// Fingerprint recorded in the artifact.
-        artifact: u64,
-        /// This host's fingerprint.
-        host: u64,
+        /// What differs (the target, or the first missing CPU feature).
+        reason: String,
     },
     /// `dlopen` failed.
     #[error("cannot load artifact {path}: {source}")]
@@ -201,9 +197,18 @@ unsafe impl Send for Module {}
 // SAFETY: as above; no interior mutability.
 unsafe impl Sync for Module {}
 
-/// The fingerprint this host's compiler produces.
-pub fn host_fingerprint() -> u64 {
-    myriad_codegen::host_fingerprint()
+#[cfg(feature = "compiler")]
+/// What [`crate::Module::compile_cached`] found in the cache.
+#[derive(Debug)]
+pub enum CacheOutcome {
+    /// An entry for exactly this request was loaded; nothing was compiled.
+    Hit,
+    /// There was no entry: the module was compiled and stored.
+    Miss,
+    /// An entry existed but was not used, for the reason given (corrupt,
+    /// another ABI or CPU, compiled from other wasm or settings, not
+    /// trusted): the module was compiled and the entry replaced.
+    Replaced(LoadError),
 }
 
 /// The checked parts of an artifact file.
@@ -212,7 +217,7 @@ struct Checked {
     metadata: Metadata,
 }
 
-fn check_bytes(path: &Path, file: &[u8], host_fp: u64) -> Result<Checked, LoadError> {
+fn check_bytes(path: &Path, file: &[u8]) -> Result<Checked, LoadError> {
     let not = |reason| LoadError::NotAnArtifact {
         path: path.to_owned(),
         reason,
@@ -249,12 +254,21 @@ fn check_bytes(path: &Path, file: &[u8], host_fp: u64) -> Result<Checked, LoadEr
         path: path.to_owned(),
         source,
     })?;
-    if metadata.fingerprint != host_fp {
-        return Err(LoadError::Fingerprint {
-            path: path.to_owned(),
-            artifact: metadata.fingerprint,
-            host: host_fp,
-        });
+    let target = |reason: String| LoadError::Target {
+        path: path.to_owned(),
+        reason,
+    };
+    if metadata.target != abi::target::HOST_TARGET {
+        return Err(target(format!(
+            "it was compiled for {:?}, this host is {:?}",
+            metadata.target,
+            abi::target::HOST_TARGET
+        )));
+    }
+    if let Some(f) = abi::target::first_missing(metadata.cpu_features.iter().map(String::as_str)) {
+        return Err(target(format!(
+            "its code uses the CPU feature {f}, which this CPU lacks (or this runtime does not know)"
+        )));
     }
     Ok(Checked {
         hash: stored,
@@ -310,17 +324,11 @@ fn check_loaded_hash(
 impl Module {
     /// Load and check an artifact file (see the module docs for the checks).
     pub fn from_file(path: &Path) -> Result<Module, LoadError> {
-        Self::from_file_with_fingerprint(path, host_fingerprint())
-    }
-
-    /// [`Module::from_file`] against an explicit host fingerprint (tests,
-    /// cross-checking tools).
-    pub fn from_file_with_fingerprint(path: &Path, host_fp: u64) -> Result<Module, LoadError> {
         let file = std::fs::read(path).map_err(|source| LoadError::Io {
             path: path.to_owned(),
             source,
         })?;
-        let checked = check_bytes(path, &file, host_fp)?;
+        let checked = check_bytes(path, &file)?;
         drop(file);
         Self::load_checked(path, &dlopen_path(path), checked, None)
     }
@@ -552,16 +560,7 @@ impl Module {
     /// entry already holds exactly these bytes (an entry with any other
     /// content is replaced atomically), and that entry is loaded.
     pub fn from_artifact_bytes(bytes: &[u8], cache_dir: &Path) -> Result<Module, LoadError> {
-        Self::from_artifact_bytes_with_fingerprint(bytes, cache_dir, host_fingerprint())
-    }
-
-    /// [`Module::from_artifact_bytes`] against an explicit host fingerprint.
-    pub fn from_artifact_bytes_with_fingerprint(
-        bytes: &[u8],
-        cache_dir: &Path,
-        host_fp: u64,
-    ) -> Result<Module, LoadError> {
-        let checked = check_bytes(Path::new("<artifact bytes>"), bytes, host_fp)?;
+        let checked = check_bytes(Path::new("<artifact bytes>"), bytes)?;
         let cache = CacheDir::open(cache_dir)?;
         let name = format!("{}.so", hex(&checked.hash));
         // Use the entry only if it is byte for byte what we were given.
@@ -580,6 +579,7 @@ impl Module {
     /// Compile `wasm` with `config` through the cache directory `cache_dir`
     /// (opened and checked with [`CacheDir::open`]; see
     /// [`Module::compile_cached`]).
+    #[cfg(feature = "compiler")]
     pub fn compile(
         wasm: &[u8],
         config: &myriad_codegen::CompileConfig,
@@ -597,18 +597,18 @@ impl Module {
     /// fingerprint) and its metadata records exactly that key; otherwise
     /// the module is compiled and the entry replaced atomically. Says which
     /// happened.
+    #[cfg(feature = "compiler")]
     pub fn compile_cached(
         wasm: &[u8],
         config: &myriad_codegen::CompileConfig,
         cache: &CacheDir,
     ) -> Result<(Module, CacheOutcome), LoadError> {
-        let host_fp = host_fingerprint();
         let key = myriad_codegen::source_key(wasm, config);
         let name = format!("{}.so", hex(&key));
         let path = cache.entry_path(&name);
         let outcome = match cache.read_entry(&name) {
             Ok(None) => CacheOutcome::Miss,
-            Ok(Some(bytes)) => match check_bytes(&path, &bytes, host_fp) {
+            Ok(Some(bytes)) => match check_bytes(&path, &bytes) {
                 Ok(checked) if checked.metadata.source_key == key => {
                     let module = Self::load_checked(
                         &path,
@@ -629,7 +629,7 @@ impl Module {
         };
         let bytes =
             myriad_codegen::compile(wasm, config).map_err(|e| LoadError::Compile(Box::new(e)))?;
-        let checked = check_bytes(&path, &bytes, host_fp)?;
+        let checked = check_bytes(&path, &bytes)?;
         if checked.metadata.source_key != key {
             // The compiler records the same key; anything else is a bug.
             return Err(LoadError::SourceMismatch {

@@ -11,7 +11,7 @@
 
 use crate::module::Module;
 use crate::vmctx::VmCtx;
-use myriad_codegen::abi::{ValType, BULK_DONE, BULK_MORE, BULK_TRAP};
+use myriad_abi::{ValType, BULK_DONE, BULK_MORE, BULK_TRAP};
 use std::cell::UnsafeCell;
 use std::sync::Arc;
 
@@ -47,10 +47,8 @@ pub struct FuncRef {
 }
 
 const _: () = {
-    assert!(std::mem::size_of::<FuncRef>() == myriad_codegen::abi::vmctx::FUNC_REF_SIZE as usize);
-    assert!(
-        std::mem::size_of::<TableDesc>() == myriad_codegen::abi::vmctx::TABLE_DESC_SIZE as usize
-    );
+    assert!(std::mem::size_of::<FuncRef>() == myriad_abi::vmctx::FUNC_REF_SIZE as usize);
+    assert!(std::mem::size_of::<TableDesc>() == myriad_abi::vmctx::TABLE_DESC_SIZE as usize);
 };
 
 /// One table: its descriptor (what compiled code reads) and its element
@@ -114,9 +112,9 @@ impl Table {
         // Element types are always references (checked at load).
         let plain = || {
             crate::externs::CanonRef::plain(ty).unwrap_or(crate::externs::CanonRef(
-                myriad_codegen::abi::RefPrecise {
+                myriad_abi::RefPrecise {
                     nullable: true,
-                    heap: myriad_codegen::abi::RefHeap::Func,
+                    heap: myriad_abi::RefHeap::Func,
                 },
             ))
         };
@@ -395,7 +393,7 @@ impl TableState {
             imported_tables: md
                 .imports
                 .iter()
-                .filter(|i| matches!(i.kind, myriad_codegen::abi::ImportKind::Table(_)))
+                .filter(|i| matches!(i.kind, myriad_abi::ImportKind::Table(_)))
                 .count(),
             imported_growth: 0,
             elem_values: Vec::new(),

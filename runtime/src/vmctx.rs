@@ -12,7 +12,7 @@
 //! called from it (through an import or a shared table) runs with this
 //! `exec` and its own vmctx.
 
-use myriad_codegen::abi;
+use myriad_abi as abi;
 use std::sync::atomic::AtomicU32;
 
 /// Values the vmctx's own buffer ([`VmCtx::values`]) holds; a call with

@@ -22,10 +22,12 @@ fn tmp() -> PathBuf {
     d
 }
 
-/// Bytes shaped like an artifact (not an ELF): filler, hash cell, metadata.
-fn fake_artifact(fingerprint: u64) -> Vec<u8> {
+/// Bytes shaped like an artifact (not an ELF): filler, hash cell,
+/// metadata recording `target` and `features`.
+fn fake_artifact(target: &str, features: &[&str]) -> Vec<u8> {
     let mut md = metadata(&[("add", ft(&[I64, I64], &[I64]))], None, vec![]);
-    md.fingerprint = fingerprint;
+    md.target = target.into();
+    md.cpu_features = features.iter().map(|f| f.to_string()).collect();
     let blob = md.encode();
     let mut f = b"\x7fELF not really".to_vec();
     f.extend_from_slice(&abi::HASH_MARKER);
@@ -69,12 +71,12 @@ fn refuses_missing_file() {
 
 #[test]
 fn refuses_every_flipped_byte_outside_the_hash_cell() {
-    let good = fake_artifact(0x77);
+    let good = fake_artifact(abi::target::HOST_TARGET, &["has_sse3"]);
     let hash_at = abi::find_marker(&good, &abi::HASH_MARKER).unwrap();
     // Sanity: the good file passes the checks and fails only at dlopen.
     let p = write("good.so", &good);
     assert!(matches!(
-        Module::from_file_with_fingerprint(&p, 0x77),
+        Module::from_file(&p),
         Err(LoadError::Dlopen { .. })
     ));
     for i in 0..good.len() {
@@ -84,7 +86,7 @@ fn refuses_every_flipped_byte_outside_the_hash_cell() {
         let mut bad = good.clone();
         bad[i] ^= 0x01;
         let p = write("bad.so", &bad);
-        match Module::from_file_with_fingerprint(&p, 0x77) {
+        match Module::from_file(&p) {
             Err(LoadError::Corrupt { .. }) | Err(LoadError::NotAnArtifact { .. }) => {}
             other => panic!("flip at {i}: {other:?}"),
         }
@@ -94,33 +96,28 @@ fn refuses_every_flipped_byte_outside_the_hash_cell() {
     bad[hash_at + 16] ^= 1;
     let p = write("bad2.so", &bad);
     assert!(matches!(
-        Module::from_file_with_fingerprint(&p, 0x77),
+        Module::from_file(&p),
         Err(LoadError::Corrupt { .. })
     ));
 }
 
 #[test]
-fn refuses_wrong_fingerprint_naming_both() {
-    let p = write("fp.so", &fake_artifact(0xabc));
-    let e = Module::from_file_with_fingerprint(&p, 0xdef).unwrap_err();
-    assert!(matches!(
-        e,
-        LoadError::Fingerprint {
-            artifact: 0xabc,
-            host: 0xdef,
-            ..
-        }
-    ));
+fn refuses_another_target_or_a_missing_cpu_feature_naming_it() {
+    let p = write("target.so", &fake_artifact("riscv64-linux", &[]));
+    let e = Module::from_file(&p).unwrap_err();
+    assert!(matches!(e, LoadError::Target { .. }), "{e:?}");
     let msg = e.to_string();
     assert!(
-        msg.contains("0000000000000abc") && msg.contains("0000000000000def"),
+        msg.contains("riscv64-linux") && msg.contains(abi::target::HOST_TARGET),
         "{msg}"
     );
-    // And against the real host fingerprint.
-    assert!(matches!(
-        Module::from_file(&p),
-        Err(LoadError::Fingerprint { .. })
-    ));
+    let p = write(
+        "feature.so",
+        &fake_artifact(abi::target::HOST_TARGET, &["has_sse3", "has_warp_drive"]),
+    );
+    let e = Module::from_file(&p).unwrap_err();
+    assert!(matches!(e, LoadError::Target { .. }), "{e:?}");
+    assert!(e.to_string().contains("has_warp_drive"), "{e}");
 }
 
 #[test]
@@ -146,8 +143,8 @@ fn refuses_bad_metadata() {
 
 /// Build a real artifact from C: `add` (plus `bias`) and a fuel-checking
 /// `spin`. `tag` names the build files (tests run in parallel).
-fn c_artifact(dir: &Path, fingerprint: u64, tag: &str, bias: i64) -> Vec<u8> {
-    let mut md = metadata(
+fn c_artifact(dir: &Path, tag: &str, bias: i64) -> Vec<u8> {
+    let md = metadata(
         &[
             ("add", ft(&[I64, I64], &[I64])),
             ("spin", ft(&[I64], &[I64])),
@@ -155,7 +152,6 @@ fn c_artifact(dir: &Path, fingerprint: u64, tag: &str, bias: i64) -> Vec<u8> {
         mem_pages(1, None, 16),
         vec![],
     );
-    md.fingerprint = fingerprint;
     let blob = md.encode();
     let mut meta = abi::METADATA_MARKER.to_vec();
     meta.extend_from_slice(&(blob.len() as u32).to_le_bytes());
@@ -208,15 +204,13 @@ void myriad_export_1(char *vm, char *exec, uint64_t *v) {{ v[0] = myriad_func_1(
 #[test]
 fn c_built_artifact_loads_through_the_cache_and_runs() {
     let dir = tmp();
-    let bytes = c_artifact(&dir, 0x1234_5678, "cache", 0);
+    let bytes = c_artifact(&dir, "cache", 0);
     let cache = dir.join("cache");
-    let m = Arc::new(
-        Module::from_artifact_bytes_with_fingerprint(&bytes, &cache, 0x1234_5678).unwrap(),
-    );
+    let m = Arc::new(Module::from_artifact_bytes(&bytes, &cache).unwrap());
     assert!(m.path().starts_with(&cache));
     assert_eq!(m.export_type("add").unwrap().results, vec![I64]);
     // Second load of the same bytes reuses the cached file.
-    let m2 = Module::from_artifact_bytes_with_fingerprint(&bytes, &cache, 0x1234_5678).unwrap();
+    let m2 = Module::from_artifact_bytes(&bytes, &cache).unwrap();
     assert_eq!(m2.path(), m.path());
     assert_eq!(std::fs::read_dir(&cache).unwrap().count(), 1);
 
@@ -242,7 +236,7 @@ fn c_built_artifact_loads_through_the_cache_and_runs() {
     bad[n] ^= 0xff;
     let p = write("c_bad.so", &bad);
     assert!(matches!(
-        Module::from_file_with_fingerprint(&p, 0x1234_5678),
+        Module::from_file(&p),
         Err(LoadError::Corrupt { .. })
     ));
 }
@@ -252,19 +246,18 @@ fn c_built_artifact_loads_through_the_cache_and_runs() {
 #[test]
 fn replaced_file_at_a_loaded_path_is_refused() {
     let dir = tmp();
-    let fp = 0x0bad_cafe;
-    let a = c_artifact(&dir, fp, "swap_a", 0);
-    let b = c_artifact(&dir, fp, "swap_b", 100);
+    let a = c_artifact(&dir, "swap_a", 0);
+    let b = c_artifact(&dir, "swap_b", 100);
     assert_ne!(a, b);
     let p = dir.join("swapped.so");
     std::fs::write(&p, &a).unwrap();
-    let ma = Arc::new(Module::from_file_with_fingerprint(&p, fp).unwrap());
+    let ma = Arc::new(Module::from_file(&p).unwrap());
     // Replace the file (new inode: the mapped one is left alone) with a
     // different, valid artifact while A stays loaded.
     let tmp_b = dir.join("swapped.so.tmp");
     std::fs::write(&tmp_b, &b).unwrap();
     std::fs::rename(&tmp_b, &p).unwrap();
-    let e = Module::from_file_with_fingerprint(&p, fp).unwrap_err();
+    let e = Module::from_file(&p).unwrap_err();
     assert!(matches!(e, LoadError::ChangedOnDisk { .. }), "{e:?}");
     let msg = e.to_string();
     assert!(
@@ -278,7 +271,7 @@ fn replaced_file_at_a_loaded_path_is_refused() {
     drop(i);
     drop(ma);
     // Once A is unloaded, the path loads B.
-    let mb = Arc::new(Module::from_file_with_fingerprint(&p, fp).unwrap());
+    let mb = Arc::new(Module::from_file(&p).unwrap());
     let mut i = Instance::new(&region, &mb, "add", &[Val::I64(2), Val::I64(3)]).unwrap();
     assert_eq!(
         i.resume(u64::MAX / 2),

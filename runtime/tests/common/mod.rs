@@ -160,6 +160,8 @@ pub fn metadata(
     Metadata {
         abi_version: ABI_VERSION,
         fingerprint: 0x5eed,
+        target: myriad_codegen::abi::target::HOST_TARGET.into(),
+        cpu_features: vec![],
         source_key: [0; 32],
         guard_bytes: 0,
         types: funcs.iter().map(|(_, t)| t.clone()).collect(),

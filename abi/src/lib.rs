@@ -1,0 +1,90 @@
+//! The instance ABI shared by compiled code and the runtime: `myriad-abi`.
+//!
+//! A crate of its own, so the runtime, the WASI layer and the command line
+//! depend on the ABI without depending on the compiler, and an embedder can
+//! load precompiled artifacts without linking Cranelift.
+//!
+//! Everything that both sides must agree on lives here and nowhere else:
+//! the vmctx field offsets, the builtin table, trap kinds, the symbol names
+//! in an artifact, and the artifact metadata format with its version.
+//!
+//! # vmctx and exec
+//!
+//! Every compiled function takes two context pointers before its wasm
+//! parameters: `vmctx`, the instance whose code it is (memory, globals,
+//! tables, imports), and `exec`, the execution context of the green thread
+//! running it (fuel, stack limit, the host stack to run builtins on). When
+//! an instance runs its own code, `exec == vmctx`: the execution fields are
+//! the first bytes of every vmctx. A call into another instance (a function
+//! import bound to another instance's export, or a `call_indirect` through
+//! a shared table) passes the callee's vmctx and the caller's `exec`, so
+//! fuel, the stack-limit check and preemption stay with the running green
+//! thread.
+//!
+//! The first [`vmctx::ABI_HEADER_SIZE`] bytes of a vmctx are read and
+//! written by compiled code at the offsets below; bytes up to
+//! [`vmctx::GLOBALS`] belong to the runtime; defined globals follow, one
+//! 8-byte cell each (i32 and f32 in the low 4 bytes, little endian), then
+//! the import records (see [`vmctx::Layout`]).
+//!
+//! # Calling convention
+//!
+//! Functions use the platform C convention (System V on x86_64):
+//! `fn(vmctx, exec, params...) -> results`. Each exported function (and
+//! the start function) also gets an "array call" wrapper
+//! `fn(vmctx, exec, values: *mut u64)` that reads its parameters from
+//! `values[..params]` and writes its results to `values[..results]`, so the
+//! runtime calls every export the same way. Each function import gets a
+//! host stub `fn(vmctx, exec, params...) -> results` (symbol
+//! [`import_stub_symbol`]) that stores its parameters in a buffer and calls
+//! the `host_call` builtin; the runtime points the import record at the
+//! stub for host functions and at the exporter's code for wasm functions.
+//!
+//! # Builtins
+//!
+//! Compiled code calls out of wasm only through function pointers held in
+//! vmctx. Before such a call it stores its fuel counter to
+//! `exec + FUEL` and reloads it afterwards.
+//!
+//! # Modules
+//!
+//! * [`vmctx`]: the vmctx field offsets and the layout of globals and
+//!   import records.
+//! * [`types`]: value, function and reference types, trap kinds.
+//! * [`decls`]: what a module declares (memory, tables, globals, segments,
+//!   imports, exports, trap sites, compiler-made helpers).
+//! * [`metadata`]: the artifact metadata as a whole, and its errors.
+//! * [`encoding`]: the metadata's binary encoding.
+//! * [`artifact`]: symbol names, markers and hashes of an artifact file.
+//! * [`target`]: the CPU features compiled code may rely on.
+
+pub mod artifact;
+pub mod decls;
+pub mod encoding;
+pub mod metadata;
+pub mod target;
+pub mod types;
+pub mod vmctx;
+
+pub use artifact::*;
+pub use decls::*;
+pub use metadata::*;
+pub use types::*;
+
+/// Version of this ABI. Bump on any change to vmctx layout, builtin
+/// signatures, symbol naming, trap kinds or the metadata encoding.
+pub const ABI_VERSION: u32 = 7;
+
+/// Result of a chunked bulk builtin (`table.fill/copy/init`,
+/// `memory.init`): the whole operation is done.
+pub const BULK_DONE: i64 = 0;
+/// Result of a chunked bulk builtin: out of bounds, nothing was written;
+/// compiled code traps.
+pub const BULK_TRAP: i64 = 1;
+/// Result of a chunked bulk builtin: one chunk is done and the argument
+/// buffer now describes the rest; compiled code passes a fuel check (a
+/// preemption point) and calls again with the same buffer.
+pub const BULK_MORE: i64 = 2;
+
+#[cfg(test)]
+mod tests;
