@@ -3,8 +3,8 @@
 
 use crate::values::{signature, tag_signature, type_name};
 use anyhow::{Context, Result};
-use myriad_codegen::abi::{ExportKind, GlobalDecl, ImportKind, TrapKind, ValType};
-use myriad_codegen::hex;
+use myriad_abi::hex;
+use myriad_abi::{ExportKind, GlobalDecl, ImportKind, TrapKind, ValType};
 use myriad_runtime::Module;
 use std::fmt::Write as _;
 use std::io::Write as _;

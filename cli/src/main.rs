@@ -4,7 +4,9 @@
 //! Exit status: 0 on success; 1 when something fails (I/O, compilation,
 //! loading an artifact, the instance was cancelled); 2 when the command
 //! line does not fit (unknown flag, unknown export, wrong argument count or
-//! type); [`EXIT_TRAP`] (134) when the instance traps.
+//! type); [`EXIT_TRAP`] (134) when the instance traps; a WASI program's
+//! own status when it calls `proc_exit` (1 for a status outside 0..=255,
+//! see [`exit_status`]).
 
 mod cache;
 mod inspect;
@@ -26,6 +28,26 @@ use std::time::Duration;
 pub const EXIT_TRAP: u8 = 134;
 /// Exit status when the command line does not fit the program.
 pub const EXIT_USAGE: u8 = 2;
+
+/// The process exit status for a guest's `proc_exit(code)` (the wasm
+/// `i32`, so a code of 2^31 or more shows as negative). 0..=255 is used as
+/// it is. Anything else cannot be an exit status (a Unix status is 8
+/// bits) and cutting it to its low byte could make a failing program look
+/// successful (`proc_exit(256)` would exit 0), so it exits 1, the generic
+/// failure, with a note on stderr.
+pub fn exit_status(code: i32) -> ExitCode {
+    match u8::try_from(code) {
+        Ok(status) => ExitCode::from(status),
+        Err(_) => {
+            eprintln!(
+                "error: the program exited with status {} (as unsigned {}), which is not \
+                 in 0..=255; exiting with 1",
+                code, code as u32
+            );
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// An error in how the command was invoked (exit status 2).
 #[derive(Debug)]
@@ -52,7 +74,7 @@ pub(crate) use usage;
     name = "myriad",
     version,
     about = "Compile, inspect and run WebAssembly modules with Myriad",
-    after_help = "Exit status: 0 success, 1 failure, 2 bad command line or arguments, 134 the instance trapped."
+    after_help = "Exit status: 0 success, 1 failure, 2 bad command line or arguments, 134 the instance trapped; a WASI program exits with its proc_exit status (1 if that is outside 0..=255)."
 )]
 struct Cli {
     /// Say what happens (cache hits and misses, artifact paths) on stderr.
@@ -351,7 +373,7 @@ fn run(args: RunArgs, verbose: bool) -> Result<ExitCode> {
             eprintln!("error: trap: {kind}");
             Ok(ExitCode::from(EXIT_TRAP))
         }
-        Err(InstanceError::Exited(code)) => Ok(ExitCode::from(code as u8)),
+        Err(InstanceError::Exited(code)) => Ok(exit_status(code)),
         Err(InstanceError::Limit(l)) => bail!("the instance stopped: {l}"),
         Err(InstanceError::Cancelled) => bail!("the instance was cancelled"),
     }

@@ -26,7 +26,9 @@ pub struct Command<'a> {
 }
 
 /// Run `module`'s `_start` as a WASI command; the exit status is the
-/// program's (`proc_exit` code, 0 when `_start` returns, 134 on a trap).
+/// program's (`proc_exit` code, 0 when `_start` returns, 134 on a trap;
+/// a `proc_exit` code outside 0..=255 exits 1, see
+/// [`crate::exit_status`]).
 pub fn run_command(module: &Arc<Module>, cmd: &Command<'_>) -> Result<ExitCode> {
     let mut b = WasiCtx::builder()
         .args(std::iter::once(cmd.argv0.clone()).chain(cmd.args.iter().cloned()))
@@ -100,7 +102,7 @@ pub fn run_command(module: &Arc<Module>, cmd: &Command<'_>) -> Result<ExitCode> 
         .map_err(|_| anyhow::anyhow!("the run thread panicked"))??;
     match outcome {
         Outcome::Finished(_) => Ok(ExitCode::SUCCESS),
-        Outcome::Exited(code) => Ok(ExitCode::from(code as u8)),
+        Outcome::Exited(code) => Ok(crate::exit_status(code)),
         Outcome::Trapped(kind) => {
             match msg {
                 Some(m) if kind == myriad_runtime::TrapKind::HostTrap => {

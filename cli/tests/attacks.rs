@@ -76,3 +76,46 @@ fn a_thousand_parameters_and_results() {
     assert_eq!(results, expected);
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// `proc_exit(256)`: the status was cut to its low byte, so `myriad run`
+/// exited 0 and a failing program looked successful (and -1 became 255).
+/// Now a status outside 0..=255 exits 1 with a note on stderr; 0..=255
+/// are passed on as they are.
+#[test]
+fn proc_exit_outside_a_byte_never_looks_like_success() {
+    let dir = workdir("exit");
+    let wat = |code: i32| {
+        format!(
+            "(module
+               (import \"wasi_snapshot_preview1\" \"proc_exit\" (func $exit (param i32)))
+               (memory (export \"memory\") 1)
+               (func (export \"_start\") (call $exit (i32.const {code}))))"
+        )
+    };
+    for (code, status) in [
+        (256, 1),
+        (-1, 1),
+        (512, 1),
+        (0x1_0000 + 7, 1),
+        (i32::MIN, 1),
+        (i32::MAX, 1),
+        (0, 0),
+        (3, 3),
+        (255, 255),
+    ] {
+        let file = format!("exit{}.wat", code as u32);
+        std::fs::write(dir.join(&file), wat(code)).expect("write module");
+        let o = myriad(&dir, &["run".into(), file.clone()]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(status), "proc_exit({code}): {err}");
+        if status == 1 {
+            assert!(
+                err.contains(&format!("exited with status {code}")) && err.contains("0..=255"),
+                "proc_exit({code}): {err}"
+            );
+        } else {
+            assert!(err.is_empty(), "proc_exit({code}): {err}");
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -103,6 +103,35 @@ fn file_io_in_a_preopened_dir_and_escapes_are_refused() {
     );
 }
 
+/// Reads and writes far larger than the host moves in one call (256 KiB):
+/// stdio loops on the short counts, so the program sees every byte.
+#[test]
+fn large_reads_and_writes_go_through_in_short_parts() {
+    let d = dir("bigio");
+    let p = program("bigio", &d);
+    let sandbox = d.join("box");
+    std::fs::create_dir_all(&sandbox).unwrap();
+    let o = run(&sandbox, &["run", "--dir", ".", p.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stdout));
+    assert_eq!(text(&o.stdout), expected("bigio"));
+    // 1 MiB to stderr with one fwrite: 'a'..'z' lines of 63 characters.
+    assert_eq!(o.stderr.len(), 1 << 20);
+    assert!(o.stderr.iter().enumerate().all(|(i, &b)| b
+        == if i % 64 == 63 {
+            b'\n'
+        } else {
+            b'a' + (i % 26) as u8
+        }));
+    assert_eq!(
+        std::fs::metadata(sandbox.join("big.bin")).unwrap().len(),
+        3 * 1024 * 1024 + 17
+    );
+    assert_eq!(
+        std::fs::metadata(sandbox.join("raw.bin")).unwrap().len(),
+        256 * 1024
+    );
+}
+
 #[test]
 fn compute_kernel_and_trap() {
     let d = dir("compute");

@@ -1214,6 +1214,11 @@ impl Instance {
             (*vm).start = start;
             (*vm).trap_kind = 0;
             (*vm).host_sp = 0;
+            // A host call the previous call left continuing
+            // (`HostAction::Continue`, then ended from outside) is dead
+            // with it: the trampoline must not repeat it at this call's
+            // first resume after a yield.
+            (*vm).again_fn = 0;
             (*vm).status = status::YIELDED;
             (*vm).guest_sp = switch::init_frame(vm_addr, vm);
         }

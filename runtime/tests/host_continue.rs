@@ -113,3 +113,59 @@ fn slice_over_tells_a_long_host_function_when_to_stop() {
     assert_eq!(slices, 5);
     assert!(matches!(end, Outcome::Finished(_)), "{end:?}");
 }
+
+/// A call ended from outside while a host function was continuing
+/// (`set_limited` between slices) must not leave that repeated call
+/// pending: the next armed call's first yield would otherwise resume into
+/// the stale host function, with arguments from the dead call's stack.
+#[test]
+fn an_abandoned_continue_is_not_repeated_by_the_next_call() {
+    let module = compile_wat(
+        "(module
+           (import \"env\" \"slow\" (func $slow (result i64)))
+           (import \"env\" \"pause\" (func $pause (result i64)))
+           (func (export \"slow\") (result i64) (call $slow))
+           (func (export \"pause\") (result i64) (call $pause)))",
+        &CompileConfig::default(),
+    );
+    let mut linker = Linker::new();
+    let ty = FuncType {
+        params: vec![],
+        results: vec![ValType::I64],
+    };
+    linker.func("env", "slow", ty.clone(), |caller, cells| {
+        let p = caller.data::<Progress>().expect("progress");
+        p.parts += 1;
+        if p.parts < 1000 {
+            return HostAction::Continue;
+        }
+        cells[0] = 1;
+        HostAction::Return
+    });
+    linker.func("env", "pause", ty, |_, cells| {
+        cells[0] = 7;
+        HostAction::Yield
+    });
+    let region = region_with(2, 0);
+    let mut inst = linker
+        .instantiate(&region, &module, Some(Box::new(Progress::default())))
+        .expect("instantiate");
+    inst.call("slow", &[]).expect("arm");
+    let deadline = || myriad_runtime::rdtsc() + 10_000_000;
+    assert_eq!(inst.resume(deadline()), Outcome::Yielded);
+    assert_eq!(inst.resume(deadline()), Outcome::Yielded);
+    inst.set_limited(myriad_runtime::Limit::CpuTime);
+    let parts = inst.data::<Progress>().expect("progress").parts;
+    assert_eq!(parts, 2);
+    inst.call("pause", &[]).expect("arm");
+    assert_eq!(inst.resume(deadline()), Outcome::Yielded);
+    assert_eq!(
+        inst.resume(deadline()),
+        Outcome::Finished(vec![Val::I64(7)])
+    );
+    assert_eq!(
+        inst.data::<Progress>().expect("progress").parts,
+        parts,
+        "the abandoned host call ran again"
+    );
+}

@@ -186,7 +186,7 @@ impl WasiBuilder {
                 kind: Kind::Dir {
                     fd: Arc::clone(fd),
                     preopen: Some(guest.clone()),
-                    listing: None,
+                    cursor: crate::dir::DirCursor::default(),
                 },
                 rights_base: rights::DIR,
                 rights_inheriting: rights::DIR | rights::FILE,

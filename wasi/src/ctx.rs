@@ -5,6 +5,7 @@ use crate::errno::{Errno, WasiResult};
 use crate::fdtable::FdTable;
 use crate::func::WasiFunc;
 use crate::memory::GuestMemory;
+use std::num::NonZeroU32;
 
 /// What the runtime must do after a WASI call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,7 +24,65 @@ pub enum WasiOutcome {
     /// scheduler runs other instances meanwhile; a caller driving
     /// [`WasiCtx::call`] itself sleeps the thread.
     Sleep(std::time::Duration),
+    /// The call did a bounded part of its work (a long `random_get`, a
+    /// long `fd_readdir`) and is not finished: call
+    /// [`WasiCtx::call_again`] with the same function, memory, arguments
+    /// and this [`Continuation`] to do the next part, until it returns
+    /// something else. The guest sees one call. Under the runtime this
+    /// becomes [`myriad_runtime::HostAction::Continue`] once the slice is
+    /// over, so no single host call holds a worker for long.
+    Continue(Continuation),
 }
+
+/// Names a call that returned [`WasiOutcome::Continue`], so that only that
+/// call, continued, picks up its progress: [`WasiCtx::call_again`] with
+/// any other continuation (or after any other call on the context)
+/// starts the call afresh.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Continuation(NonZeroU32);
+
+impl Continuation {
+    /// The continuation as a non-zero `u32` (to keep it where only an
+    /// integer fits, e.g. the upper half of the call's first argument
+    /// cell).
+    pub fn to_raw(self) -> u32 {
+        self.0.get()
+    }
+
+    /// The continuation from [`to_raw`](Self::to_raw); `None` for 0.
+    pub fn from_raw(raw: u32) -> Option<Continuation> {
+        NonZeroU32::new(raw).map(Continuation)
+    }
+}
+
+/// Most parameters of a WASI preview1 function (`path_open` has 9).
+const MAX_ARGS: usize = 16;
+
+/// A call that returned [`WasiOutcome::Continue`]: which call it is (the
+/// function, its arguments with `i32`s cut to 32 bits, and its ticket) and
+/// how far it got (the meaning of `done` is the function's).
+#[derive(Debug)]
+struct Pending {
+    func: WasiFunc,
+    args: [u64; MAX_ARGS],
+    ticket: Continuation,
+    done: u64,
+}
+
+/// How far a call that works in parts got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Finished.
+    Done,
+    /// Not finished: this much is done (the function's measure).
+    More(u64),
+}
+
+/// Bytes `random_get` fills per part (16 KiB). `getrandom(2)` runs at a
+/// few hundred MB/s here (330 MB/s measured, flat from 4 KiB to 1 MiB
+/// requests), so a part takes about 50 µs: half the scheduler's default
+/// 100 µs quantum, with throughput no lower than one big call's.
+pub const RANDOM_PART: usize = 16 << 10;
 
 /// One guest's WASI state: arguments, environment and descriptor table.
 /// Each instance needs its own (build many from one [`WasiBuilder`]).
@@ -33,6 +92,11 @@ pub struct WasiCtx {
     /// `KEY=VALUE` strings.
     pub(crate) env: Vec<Vec<u8>>,
     pub(crate) fds: FdTable,
+    /// The call that returned [`WasiOutcome::Continue`], if the last call
+    /// did.
+    pending: Option<Pending>,
+    /// The last [`Continuation`] handed out.
+    last_ticket: u32,
 }
 
 const _: () = {
@@ -57,7 +121,13 @@ impl WasiCtx {
     }
 
     pub(crate) fn from_parts(args: Vec<Vec<u8>>, env: Vec<Vec<u8>>, fds: FdTable) -> WasiCtx {
-        WasiCtx { args, env, fds }
+        WasiCtx {
+            args,
+            env,
+            fds,
+            pending: None,
+            last_ticket: 0,
+        }
     }
 
     /// Number of open guest descriptors (stdio and preopens included).
@@ -74,7 +144,57 @@ impl WasiCtx {
     /// returns `EFAULT`. A `poll_oneoff` that waits for clocks only does
     /// not block: it returns [`WasiOutcome::Sleep`]. Reads of an inherited
     /// stdin block the calling thread.
+    ///
+    /// The work of one call is bounded whatever the arguments (see the
+    /// crate's documentation for each bound): reads and writes move at
+    /// most [`MAX_IO`](crate::memory::MAX_IO) bytes, and a call that needs
+    /// more (a long `random_get` or `fd_readdir`) does a part and returns
+    /// [`WasiOutcome::Continue`]; continue it with
+    /// [`call_again`](Self::call_again). `call` always starts a new call:
+    /// the progress of an unfinished one is dropped.
     pub fn call(&mut self, func: WasiFunc, memory: &mut [u8], args: &[u64]) -> WasiOutcome {
+        self.pending = None;
+        self.run(func, memory, args, 0)
+    }
+
+    /// Continues the call that returned [`WasiOutcome::Continue`]`(cont)`:
+    /// `func`, `memory` and `args` must be those of that call. If `cont`
+    /// does not name the unfinished call (another call came between, or
+    /// the function or arguments differ), the call starts afresh, as with
+    /// [`call`](Self::call): progress is never taken over by a different
+    /// call.
+    pub fn call_again(
+        &mut self,
+        func: WasiFunc,
+        memory: &mut [u8],
+        args: &[u64],
+        cont: Continuation,
+    ) -> WasiOutcome {
+        let done = match self.pending.take() {
+            Some(p) if p.ticket == cont && p.func == func && p.args == key(func, args) => p.done,
+            _ => 0,
+        };
+        self.run(func, memory, args, done)
+    }
+
+    /// Remembers that `func(args)` got as far as `done` and hands out the
+    /// continuation that picks it up.
+    fn suspend(&mut self, func: WasiFunc, args: &[u64], done: u64) -> WasiOutcome {
+        self.last_ticket = self.last_ticket.wrapping_add(1);
+        let raw = NonZeroU32::new(self.last_ticket).unwrap_or(NonZeroU32::MIN);
+        self.last_ticket = raw.get();
+        let ticket = Continuation(raw);
+        self.pending = Some(Pending {
+            func,
+            args: key(func, args),
+            ticket,
+            done,
+        });
+        WasiOutcome::Continue(ticket)
+    }
+
+    /// One call, or one part of a call, from `done` on (0 for a new call).
+    fn run(&mut self, func: WasiFunc, memory: &mut [u8], args: &[u64], done: u64) -> WasiOutcome {
         if args.len() != func.params().len() {
             return WasiOutcome::Return(u32::from(Errno::INVAL.raw()));
         }
@@ -92,7 +212,11 @@ impl WasiCtx {
             F::EnvironSizesGet => strings_sizes_get(m, &self.env, p(0), p(1)),
             F::ClockResGet => crate::clock::res_get(m, p(0), p(1)),
             F::ClockTimeGet => crate::clock::time_get(m, p(0), q(1), p(2)),
-            F::RandomGet => random_get(m, p(0), p(1)),
+            F::RandomGet => match random_get(m, p(0), p(1), done) {
+                Ok(Step::More(d)) => return self.suspend(func, args, d),
+                Ok(Step::Done) => Ok(()),
+                Err(e) => Err(e),
+            },
             F::PollOneoff => match self.poll_oneoff(m, p(0), p(1), p(2), p(3)) {
                 Ok(Some(wait)) => return WasiOutcome::Sleep(wait),
                 Ok(None) => Ok(()),
@@ -115,7 +239,11 @@ impl WasiCtx {
             F::FdWrite => self.fd_write(m, p(0), p(1), p(2), p(3)),
             F::FdPrestatGet => self.fd_prestat_get(m, p(0), p(1)),
             F::FdPrestatDirName => self.fd_prestat_dir_name(m, p(0), p(1), p(2)),
-            F::FdReaddir => self.fd_readdir(m, p(0), p(1), p(2), q(3), p(4)),
+            F::FdReaddir => match self.fd_readdir(m, p(0), p(1), p(2), q(3), p(4), done) {
+                Ok(Step::More(d)) => return self.suspend(func, args, d),
+                Ok(Step::Done) => Ok(()),
+                Err(e) => Err(e),
+            },
             F::FdRenumber => self.fds.renumber(p(0), p(1)),
             F::FdSeek => self.fd_seek(m, p(0), q(1), p(2), p(3)),
             F::FdTell => self.fd_tell(m, p(0), p(1)),
@@ -175,9 +303,35 @@ fn strings_get(
     Ok(())
 }
 
-/// `random_get`: `len` bytes from the kernel's `getrandom(2)`.
-fn random_get(mem: &mut GuestMemory<'_>, ptr: u32, len: u32) -> WasiResult<()> {
+/// The arguments of `func` as they identify a call: `i32`s cut to their
+/// low 32 bits (the rest of the cell is not part of the value).
+fn key(func: WasiFunc, args: &[u64]) -> [u64; MAX_ARGS] {
+    let mut out = [0u64; MAX_ARGS];
+    for ((o, &a), t) in out.iter_mut().zip(args).zip(func.params()) {
+        *o = match t {
+            myriad_abi::ValType::I32 => u64::from(a as u32),
+            _ => a,
+        };
+    }
+    out
+}
+
+/// `random_get`: `len` bytes from the kernel's `getrandom(2)`, filled
+/// [`RANDOM_PART`] bytes per part from `done` on.
+fn random_get(mem: &mut GuestMemory<'_>, ptr: u32, len: u32, done: u64) -> WasiResult<Step> {
     let buf = mem.slice_mut(ptr, len)?;
+    let start = usize::try_from(done).unwrap_or(usize::MAX).min(buf.len());
+    let end = start.saturating_add(RANDOM_PART).min(buf.len());
+    fill_random(&mut buf[start..end])?;
+    Ok(if end < buf.len() {
+        Step::More(end as u64)
+    } else {
+        Step::Done
+    })
+}
+
+/// Fills `buf` from `getrandom(2)`.
+fn fill_random(buf: &mut [u8]) -> WasiResult<()> {
     let mut done = 0;
     while done < buf.len() {
         let rest = &mut buf[done..];

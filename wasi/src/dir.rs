@@ -1,33 +1,141 @@
-//! Directory listings for `fd_readdir`.
+//! Directory listings for `fd_readdir`, read a bounded part at a time.
 //!
-//! A listing is read whole from a fresh open file description of the
-//! directory (`openat(fd, ".")`, so the guest's descriptor offset is never
-//! shared) when the guest asks from cookie 0, and kept until the next
-//! cookie-0 call. An entry's cookie is its index in the listing plus one,
-//! so later calls continue exactly where the guest's buffer ran out.
+//! An entry's cookie is its index in the directory plus one, so a call
+//! from cookie `k` lists entries `k, k+1, ...`. Nothing of the directory is
+//! kept on the host between calls but a [`DirCursor`] per guest
+//! descriptor: the index of the next entry and the host position (the
+//! `d_off` of the entry before it) where it starts. Each part opens a
+//! fresh open file description of the directory (`openat(fd, ".")`, so
+//! the guest's descriptor offset is never shared and nothing stays open
+//! between calls), seeks to the cursor, and reads at most
+//! [`ENTRIES_PER_PART`] entries with `getdents64` into one
+//! [`HOST_BUF`]-byte buffer, writing them straight into the guest's
+//! buffer. A cookie behind the cursor rewinds to the start (cookie 0
+//! always does, and so sees the directory as it is now); one ahead is
+//! reached by skipping entries, part by part. The usual walk (each call
+//! from the cookie where the last one stopped) never rewinds or skips.
+//!
+//! So a call's host memory is one small buffer whatever the directory's
+//! size or the guest's buffer length, and its work comes in parts of
+//! bounded size ([`crate::WasiOutcome::Continue`]).
 
 use crate::errno::{Errno, WasiResult};
-use crate::types::{dirent_header, filetype};
-use std::ffi::CStr;
+use crate::types::{dirent_header, filetype, DIRENT_SIZE};
 use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 
-/// One directory entry.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DirEntry {
-    /// Inode number.
-    pub ino: u64,
-    /// A [`filetype`] value.
-    pub filetype: u8,
-    /// Name bytes (no NUL).
-    pub name: Vec<u8>,
+/// Most directory entries (skipped or listed) one part reads.
+pub const ENTRIES_PER_PART: u32 = 256;
+
+/// Bytes of the host buffer `getdents64` fills (8 KiB: at least 29
+/// entries of the longest names, about 300 of short ones).
+pub const HOST_BUF: usize = 8 << 10;
+
+/// Where the next `fd_readdir` of a descriptor goes on from.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct DirCursor {
+    /// Index of the next entry (the cookie that continues there).
+    pub index: u64,
+    /// Host position where that entry starts (0 at the start).
+    pub pos: i64,
 }
 
-/// The entries of one directory, in the order the host returned them
-/// (including `.` and `..`).
-pub type Listing = Vec<DirEntry>;
+/// How far one part of a listing got.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Part {
+    /// The listing is done: the guest buffer holds this many bytes (less
+    /// than its length only at the end of the directory).
+    Done(usize),
+    /// Not done; this many bytes of the guest buffer are written.
+    More(usize),
+}
 
-/// Reads every entry of the directory `dir`.
-pub fn read_listing(dir: BorrowedFd<'_>) -> WasiResult<Listing> {
+/// One part of `fd_readdir(cookie)` on directory `dir`: preview1
+/// `dirent`s (24-byte header, then the name) for the entries from
+/// `cookie` on, written into `out` after the first `written` bytes (the
+/// earlier parts' work). The last entry may be cut short: a full buffer
+/// tells the guest to retry with a larger one. `cursor` is the
+/// descriptor's; `written` is 0 on a call's first part.
+pub fn read_part(
+    dir: BorrowedFd<'_>,
+    cursor: &mut DirCursor,
+    cookie: u64,
+    out: &mut [u8],
+    mut written: usize,
+) -> WasiResult<Part> {
+    if written >= out.len() {
+        return Ok(Part::Done(out.len()));
+    }
+    // Nothing is written until the cookie is reached, so with `written`
+    // 0 this is a first part, or a later one still skipping (which never
+    // passes the cookie).
+    if written == 0 && cookie < cursor.index {
+        *cursor = DirCursor::default();
+    }
+    let fd = open_fresh(dir)?;
+    if cursor.pos != 0 {
+        // SAFETY: lseek only takes integers; `fd` is ours.
+        if unsafe { libc::lseek(fd.as_raw_fd(), cursor.pos, libc::SEEK_SET) } < 0 {
+            return Err(Errno::last_host());
+        }
+    }
+    let mut host = vec![0u8; HOST_BUF];
+    let mut budget = ENTRIES_PER_PART;
+    loop {
+        let n = getdents(&fd, &mut host)?;
+        if n == 0 {
+            return Ok(Part::Done(written));
+        }
+        let mut at = 0;
+        while at < n {
+            let ent = parse(&host[at..n])?;
+            if cursor.index >= cookie {
+                let ft = if ent.dtype == libc::DT_UNKNOWN {
+                    // Some file systems (XFS without ftype, some network
+                    // ones) do not fill d_type: ask the inode. `name` is
+                    // one component and the link itself is examined, so
+                    // this cannot leave the directory.
+                    lstat_at(fd.as_raw_fd(), ent.name)
+                } else {
+                    filetype::from_dtype(ent.dtype)
+                };
+                // A name is at most 255 bytes.
+                let namlen = ent.name.len() as u32;
+                let header = dirent_header(cursor.index + 1, ent.ino, namlen, ft);
+                let room = out.len() - written;
+                let put = |dst: &mut [u8]| {
+                    let h = DIRENT_SIZE.min(dst.len());
+                    dst[..h].copy_from_slice(&header[..h]);
+                    let rest = &mut dst[h..];
+                    let m = rest.len().min(ent.name.len());
+                    rest[..m].copy_from_slice(&ent.name[..m]);
+                };
+                let need = DIRENT_SIZE + ent.name.len();
+                if need > room {
+                    // Cut short; the cursor stays on this entry, where the
+                    // guest's next call (from the last whole entry's
+                    // cookie) starts.
+                    put(&mut out[written..]);
+                    return Ok(Part::Done(out.len()));
+                }
+                put(&mut out[written..written + need]);
+                written += need;
+            }
+            cursor.index += 1;
+            cursor.pos = ent.next;
+            at += ent.reclen;
+            budget -= 1;
+            if written == out.len() {
+                return Ok(Part::Done(written));
+            }
+            if budget == 0 {
+                return Ok(Part::More(written));
+            }
+        }
+    }
+}
+
+/// A new open file description of directory `dir`.
+fn open_fresh(dir: BorrowedFd<'_>) -> WasiResult<OwnedFd> {
     // SAFETY: "." is a valid NUL-terminated string; `dir` is a live
     // descriptor for the duration of the call.
     let raw = unsafe {
@@ -41,85 +149,66 @@ pub fn read_listing(dir: BorrowedFd<'_>) -> WasiResult<Listing> {
         return Err(Errno::last_host());
     }
     // SAFETY: `raw` is a descriptor we just opened and own.
-    let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-    read_entries(fd)
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
 }
 
-fn read_entries(fd: OwnedFd) -> WasiResult<Listing> {
-    use std::os::fd::IntoRawFd;
-    let raw = fd.into_raw_fd();
-    // SAFETY: `raw` is an open directory descriptor we own; on success the
-    // DIR stream takes it over (closedir closes it).
-    let stream = unsafe { libc::fdopendir(raw) };
-    if stream.is_null() {
-        let err = Errno::last_host();
-        // SAFETY: fdopendir failed, so we still own `raw`.
-        unsafe { libc::close(raw) };
-        return Err(err);
-    }
-    let mut out = Vec::new();
-    let result = loop {
-        // SAFETY: errno is thread local; clearing it lets us tell the end of
-        // the stream from an error.
-        unsafe { *libc::__errno_location() = 0 };
-        // SAFETY: `stream` is a valid DIR stream until closedir below.
-        let ent = unsafe { libc::readdir64(stream) };
-        if ent.is_null() {
-            let code = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
-            break if code == 0 {
-                Ok(())
-            } else {
-                Err(Errno::from_host(code))
-            };
-        }
-        // SAFETY: readdir64 returned a valid entry whose d_name is a
-        // NUL-terminated string; we copy what we need before the next call.
-        let (ino, dtype, name) = unsafe {
-            let e = &*ent;
-            (
-                e.d_ino,
-                e.d_type,
-                CStr::from_ptr(e.d_name.as_ptr()).to_bytes().to_vec(),
+/// `getdents64` into `buf`: the bytes filled, 0 at the end.
+fn getdents(fd: &OwnedFd, buf: &mut [u8]) -> WasiResult<usize> {
+    loop {
+        // SAFETY: `buf` is writable for its whole length; `fd` is an open
+        // directory we own.
+        let n = unsafe {
+            libc::syscall(
+                libc::SYS_getdents64,
+                fd.as_raw_fd(),
+                buf.as_mut_ptr(),
+                buf.len(),
             )
         };
-        let filetype = if dtype == libc::DT_UNKNOWN {
-            // Some file systems (XFS without ftype, some network ones) do
-            // not fill d_type: ask the inode. `name` is one component
-            // and the link itself is examined, so this cannot leave the
-            // directory.
-            // SAFETY: `stream` is valid, so dirfd returns its open fd.
-            lstat_at(unsafe { libc::dirfd(stream) }, &name)
-        } else {
-            filetype::from_dtype(dtype)
-        };
-        out.push(DirEntry {
-            ino,
-            filetype,
-            name,
-        });
-    };
-    // SAFETY: `stream` is valid and closed exactly once.
-    unsafe { libc::closedir(stream) };
-    result.map(|()| out)
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(Errno::from_io(&e));
+        }
+    }
 }
 
-/// Serializes `listing[cookie..]` as preview1 `dirent`s (24-byte header,
-/// then the name) into at most `buf_len` bytes. The last entry may be cut
-/// short: a full buffer tells the guest to retry with a larger one.
-pub fn serialize(listing: &[DirEntry], cookie: u64, buf_len: usize) -> Vec<u8> {
-    let mut out = Vec::new();
-    let start = usize::try_from(cookie).unwrap_or(usize::MAX);
-    for (i, e) in listing.iter().enumerate().skip(start) {
-        if out.len() >= buf_len {
-            break;
-        }
-        let namlen = u32::try_from(e.name.len()).unwrap_or(u32::MAX);
-        let header = dirent_header(i as u64 + 1, e.ino, namlen, e.filetype);
-        out.extend_from_slice(&header);
-        out.extend_from_slice(&e.name);
+/// One `linux_dirent64` record.
+struct RawEntry<'a> {
+    ino: u64,
+    /// Position of the next entry (`d_off`).
+    next: i64,
+    reclen: usize,
+    dtype: u8,
+    name: &'a [u8],
+}
+
+/// The record at the start of `b` (the kernel's `linux_dirent64`:
+/// `d_ino` u64, `d_off` i64, `d_reclen` u16, `d_type` u8, then the
+/// NUL-terminated name, padded); `EIO` if it does not fit.
+fn parse(b: &[u8]) -> WasiResult<RawEntry<'_>> {
+    const NAME: usize = 19;
+    let field = |r: std::ops::Range<usize>| b.get(r).ok_or(Errno::IO);
+    let ino = u64::from_ne_bytes(field(0..8)?.try_into().map_err(|_| Errno::IO)?);
+    let next = i64::from_ne_bytes(field(8..16)?.try_into().map_err(|_| Errno::IO)?);
+    let reclen = usize::from(u16::from_ne_bytes(
+        field(16..18)?.try_into().map_err(|_| Errno::IO)?,
+    ));
+    let dtype = *b.get(18).ok_or(Errno::IO)?;
+    if reclen <= NAME {
+        return Err(Errno::IO);
     }
-    out.truncate(buf_len);
-    out
+    let raw = field(NAME..reclen)?;
+    let len = raw.iter().position(|&c| c == 0).unwrap_or(raw.len());
+    Ok(RawEntry {
+        ino,
+        next,
+        reclen,
+        dtype,
+        name: &raw[..len],
+    })
 }
 
 /// The WASI file type of entry `name` of directory `dir`, without

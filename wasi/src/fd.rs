@@ -5,18 +5,17 @@
 // lists them.
 #![allow(clippy::too_many_arguments)]
 
-use crate::ctx::WasiCtx;
+use crate::ctx::{Step, WasiCtx};
 use crate::dir;
 use crate::errno::{Errno, WasiResult};
 use crate::fdtable::{Entry, HostStream, InputStream, Kind, Output};
-use crate::memory::{iovecs_len, GuestMemory};
+use crate::memory::{iovecs_len, GuestIovec, GuestMemory};
 use crate::types::{
     fdflags, filetype, fstflags, rights, whence, write_fdstat, Filestat, FDSTAT_SIZE, FILESTAT_SIZE,
 };
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::fs::FileExt;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 
 /// Retries `f` while it fails with `EINTR`.
 pub(crate) fn retry<T>(mut f: impl FnMut() -> std::io::Result<T>) -> WasiResult<T> {
@@ -25,6 +24,15 @@ pub(crate) fn retry<T>(mut f: impl FnMut() -> std::io::Result<T>) -> WasiResult<
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
             other => return other.map_err(|e| Errno::from_io(&e)),
         }
+    }
+}
+
+/// Turns a libc `-1` return into the mapped host errno.
+fn check_ret(ret: libc::c_int) -> WasiResult<()> {
+    if ret < 0 {
+        Err(Errno::last_host())
+    } else {
+        Ok(())
     }
 }
 
@@ -98,39 +106,137 @@ fn file_of(entry: &mut Entry) -> WasiResult<&mut File> {
     }
 }
 
-fn read_input(stream: &mut InputStream, buf: &mut [u8]) -> WasiResult<usize> {
+/// Retries a `readv`-style call while it fails with `EINTR`; its count on
+/// success.
+fn retry_count(mut f: impl FnMut() -> isize) -> WasiResult<usize> {
+    loop {
+        let n = f();
+        if n >= 0 {
+            return Ok(n as usize);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(Errno::from_io(&e));
+        }
+    }
+}
+
+/// `readv` (or `preadv` at `offset`) from host descriptor `fd` straight
+/// into the guest buffers `iovs`, at most [`MAX_IO`](crate::memory::MAX_IO)
+/// bytes.
+fn read_into_guest(
+    fd: RawFd,
+    mem: &mut GuestMemory<'_>,
+    iovs: &[GuestIovec],
+    offset: Option<i64>,
+) -> WasiResult<usize> {
+    mem.with_host_iovecs_mut(iovs, |host| {
+        // At most MAX_IOVS entries.
+        let count = host.len() as libc::c_int;
+        retry_count(|| match offset {
+            // SAFETY: every iovec points into guest memory, which stays
+            // mutably borrowed for the call and is writable for each
+            // buffer's whole length (checked by `iovecs`).
+            None => unsafe { libc::readv(fd, host.as_ptr(), count) },
+            // SAFETY: as above.
+            Some(off) => unsafe { libc::preadv(fd, host.as_ptr(), count, off) },
+        })
+    })?
+}
+
+/// `writev` (or `pwritev` at `offset`) of the guest buffers `iovs` to host
+/// descriptor `fd`, at most [`MAX_IO`](crate::memory::MAX_IO) bytes.
+fn write_from_guest(
+    fd: RawFd,
+    mem: &GuestMemory<'_>,
+    iovs: &[GuestIovec],
+    offset: Option<i64>,
+) -> WasiResult<usize> {
+    let host: Vec<libc::iovec> = mem
+        .io_slices(iovs)?
+        .into_iter()
+        .map(|s| libc::iovec {
+            // writev only reads through it.
+            iov_base: s.as_ptr().cast_mut().cast(),
+            iov_len: s.len(),
+        })
+        .collect();
+    // At most MAX_IOVS entries.
+    let count = host.len() as libc::c_int;
+    retry_count(|| match offset {
+        // SAFETY: every iovec points into guest memory, borrowed for the
+        // call and readable for each buffer's whole length.
+        None => unsafe { libc::writev(fd, host.as_ptr(), count) },
+        // SAFETY: as above.
+        Some(off) => unsafe { libc::pwritev(fd, host.as_ptr(), count, off) },
+    })
+}
+
+/// A read of stdin into the guest buffers `iovs`: in-memory bytes are
+/// spread over them; the host's stdin fills the first non-empty one (a
+/// short read), at most [`MAX_IO`](crate::memory::MAX_IO) bytes.
+fn read_input(
+    stream: &mut InputStream,
+    mem: &mut GuestMemory<'_>,
+    iovs: &[GuestIovec],
+) -> WasiResult<usize> {
     match stream {
         InputStream::Null => Ok(0),
         InputStream::Bytes(bytes, pos) => {
             let rest = bytes.get(*pos..).unwrap_or(&[]);
-            let n = rest.len().min(buf.len());
-            buf[..n].copy_from_slice(&rest[..n]);
+            let n = rest.len().min(iovecs_len(iovs));
+            mem.scatter(iovs, &rest[..n])?;
             *pos += n;
             Ok(n)
         }
-        InputStream::Inherit => retry(|| std::io::stdin().lock().read(buf)),
+        InputStream::Inherit => {
+            let Some(v) = iovs.iter().find(|v| v.len > 0) else {
+                return Ok(0);
+            };
+            // MAX_IO fits in a u32.
+            let len = v.len.min(crate::memory::MAX_IO as u32);
+            let buf = mem.slice_mut(v.ptr, len)?;
+            retry(|| std::io::stdin().lock().read(buf))
+        }
     }
 }
 
-fn write_output(out: &Output, stream: HostStream, data: &[u8]) -> WasiResult<usize> {
+/// A write of the guest buffers `iovs` to stdout or stderr, at most
+/// [`MAX_IO`](crate::memory::MAX_IO) bytes, with no intermediate copy.
+fn write_output(
+    out: &Output,
+    stream: HostStream,
+    mem: &GuestMemory<'_>,
+    iovs: &[GuestIovec],
+) -> WasiResult<usize> {
+    let slices = mem.io_slices(iovs)?;
+    let total = slices.iter().map(|s| s.len()).sum();
     match out {
         Output::Null => {}
         Output::Capture(buf) => {
             let mut buf = buf.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            buf.extend_from_slice(data);
+            for s in &slices {
+                buf.extend_from_slice(s);
+            }
         }
         Output::Inherit => {
             let r = match stream {
                 HostStream::Stdout => {
                     let mut s = std::io::stdout().lock();
-                    s.write_all(data).and_then(|()| s.flush())
+                    slices
+                        .iter()
+                        .try_for_each(|d| s.write_all(d))
+                        .and_then(|()| s.flush())
                 }
-                HostStream::Stderr => std::io::stderr().lock().write_all(data),
+                HostStream::Stderr => {
+                    let mut s = std::io::stderr().lock();
+                    slices.iter().try_for_each(|d| s.write_all(d))
+                }
             };
             r.map_err(|e| Errno::from_io(&e))?;
         }
     }
-    Ok(data.len())
+    Ok(total)
 }
 
 /// Host `fcntl(F_GETFL)` flags as preview1 `fdflags`.
@@ -189,7 +295,8 @@ impl WasiCtx {
         Ok(())
     }
 
-    /// `fd_allocate`: `posix_fallocate` for files.
+    /// `fd_allocate`: `fallocate` (mode 0) for files; `ENOTSUP` where the
+    /// file system has no allocation call.
     pub(crate) fn fd_allocate(&mut self, fd: u32, offset: u64, len: u64) -> WasiResult<()> {
         let entry = self.fds.get_mut(fd)?;
         file_of(entry)?;
@@ -199,12 +306,12 @@ impl WasiCtx {
         if off < 0 || len <= 0 {
             return Err(Errno::INVAL);
         }
-        // SAFETY: posix_fallocate only takes integers; it returns an errno.
-        let r = unsafe { libc::posix_fallocate(raw, off, len) };
-        if r != 0 {
-            return Err(Errno::from_host(r));
-        }
-        Ok(())
+        // fallocate(2), not posix_fallocate(3): on a file system without
+        // it, glibc's posix_fallocate falls back to writing every block of
+        // the range, which for a guest-chosen length holds the thread for
+        // as long as the guest likes. Here that is ENOTSUP at once.
+        // SAFETY: fallocate only takes integers.
+        check_ret(unsafe { libc::fallocate(raw, 0, off, len) })
     }
 
     /// `fd_close`: closes the host descriptor too (preopens and stdio may
@@ -379,7 +486,8 @@ impl WasiCtx {
         Ok(())
     }
 
-    /// `fd_read`: scatter read from stdin or a file.
+    /// `fd_read`: scatter read from stdin or a file, straight into guest
+    /// memory, at most [`MAX_IO`](crate::memory::MAX_IO) bytes.
     pub(crate) fn fd_read(
         &mut self,
         mem: &mut GuestMemory<'_>,
@@ -395,18 +503,18 @@ impl WasiCtx {
             return Err(Errno::BADF);
         }
         entry.require(rights::FD_READ)?;
-        let mut buf = vec![0u8; iovecs_len(&iovs)];
         let n = match &mut entry.kind {
-            Kind::Input(stream) => read_input(stream, &mut buf)?,
-            Kind::File(f) => retry(|| f.read(&mut buf))?,
+            Kind::Input(stream) => read_input(stream, mem, &iovs)?,
+            Kind::File(f) => read_into_guest(f.as_raw_fd(), mem, &iovs, None)?,
             Kind::Dir { .. } => return Err(Errno::ISDIR),
             Kind::Output(..) => return Err(Errno::BADF),
         };
-        mem.scatter(&iovs, &buf[..n])?;
+        // n <= MAX_IO.
         mem.write_u32(nread, n as u32)
     }
 
-    /// `fd_pread`: scatter read at `offset` without moving the file offset.
+    /// `fd_pread`: scatter read at `offset` without moving the file offset,
+    /// at most [`MAX_IO`](crate::memory::MAX_IO) bytes.
     pub(crate) fn fd_pread(
         &mut self,
         mem: &mut GuestMemory<'_>,
@@ -422,16 +530,13 @@ impl WasiCtx {
         file_of(entry)?;
         entry.require(rights::FD_READ | rights::FD_SEEK)?;
         let file = file_of(entry)?;
-        if offset > i64::MAX as u64 {
-            return Err(Errno::INVAL);
-        }
-        let mut buf = vec![0u8; iovecs_len(&iovs)];
-        let n = retry(|| file.read_at(&mut buf, offset))?;
-        mem.scatter(&iovs, &buf[..n])?;
+        let offset = i64::try_from(offset).map_err(|_| Errno::INVAL)?;
+        let n = read_into_guest(file.as_raw_fd(), mem, &iovs, Some(offset))?;
         mem.write_u32(nread, n as u32)
     }
 
-    /// `fd_write`: gather write to stdout/stderr or a file.
+    /// `fd_write`: gather write to stdout/stderr or a file, straight from
+    /// guest memory, at most [`MAX_IO`](crate::memory::MAX_IO) bytes.
     pub(crate) fn fd_write(
         &mut self,
         mem: &mut GuestMemory<'_>,
@@ -447,17 +552,18 @@ impl WasiCtx {
             return Err(Errno::BADF);
         }
         entry.require(rights::FD_WRITE)?;
-        let data = mem.gather(&iovs)?;
         let n = match &mut entry.kind {
-            Kind::Output(out, stream) => write_output(out, *stream, &data)?,
-            Kind::File(f) => retry(|| f.write(&data))?,
+            Kind::Output(out, stream) => write_output(out, *stream, mem, &iovs)?,
+            Kind::File(f) => write_from_guest(f.as_raw_fd(), mem, &iovs, None)?,
             Kind::Dir { .. } => return Err(Errno::ISDIR),
             Kind::Input(_) => return Err(Errno::BADF),
         };
+        // n <= MAX_IO.
         mem.write_u32(nwritten, n as u32)
     }
 
-    /// `fd_pwrite`: gather write at `offset` without moving the file offset.
+    /// `fd_pwrite`: gather write at `offset` without moving the file
+    /// offset, at most [`MAX_IO`](crate::memory::MAX_IO) bytes.
     pub(crate) fn fd_pwrite(
         &mut self,
         mem: &mut GuestMemory<'_>,
@@ -473,11 +579,8 @@ impl WasiCtx {
         file_of(entry)?;
         entry.require(rights::FD_WRITE | rights::FD_SEEK)?;
         let file = file_of(entry)?;
-        if offset > i64::MAX as u64 {
-            return Err(Errno::INVAL);
-        }
-        let data = mem.gather(&iovs)?;
-        let n = retry(|| file.write_at(&data, offset))?;
+        let offset = i64::try_from(offset).map_err(|_| Errno::INVAL)?;
+        let n = write_from_guest(file.as_raw_fd(), mem, &iovs, Some(offset))?;
         mem.write_u32(nwritten, n as u32)
     }
 
@@ -572,7 +675,9 @@ impl WasiCtx {
         }
     }
 
-    /// `fd_readdir`: entries from `cookie` on (see [`dir`]).
+    /// `fd_readdir`: entries from `cookie` on (see [`dir`]), one part of
+    /// at most [`dir::ENTRIES_PER_PART`] entries per call; `done` is the
+    /// bytes of `buf` earlier parts wrote.
     pub(crate) fn fd_readdir(
         &mut self,
         mem: &mut GuestMemory<'_>,
@@ -581,22 +686,27 @@ impl WasiCtx {
         buf_len: u32,
         cookie: u64,
         bufused: u32,
-    ) -> WasiResult<()> {
+        done: u64,
+    ) -> WasiResult<Step> {
         mem.slice(buf, buf_len)?;
         mem.slice(bufused, 4)?;
         let entry = self.fds.get_mut(fd)?;
         entry.require(rights::FD_READDIR)?;
         let Kind::Dir {
-            fd: dirfd, listing, ..
+            fd: dirfd, cursor, ..
         } = &mut entry.kind
         else {
             return Err(Errno::NOTDIR);
         };
-        if cookie == 0 || listing.is_none() {
-            *listing = Some(dir::read_listing(std::os::fd::AsFd::as_fd(&**dirfd))?);
+        let out = mem.slice_mut(buf, buf_len)?;
+        let written = usize::try_from(done).unwrap_or(usize::MAX).min(out.len());
+        match dir::read_part(dirfd.as_fd(), cursor, cookie, out, written)? {
+            dir::Part::More(w) => Ok(Step::More(w as u64)),
+            dir::Part::Done(w) => {
+                // w <= buf_len, a u32.
+                mem.write_u32(bufused, w as u32)?;
+                Ok(Step::Done)
+            }
         }
-        let bytes = dir::serialize(listing.as_deref().unwrap_or(&[]), cookie, buf_len as usize);
-        mem.write_bytes(buf, &bytes)?;
-        mem.write_u32(bufused, bytes.len() as u32)
     }
 }

@@ -6,7 +6,7 @@
 //! are owned (`OwnedFd`/`File`), so closing an entry or dropping the table
 //! closes them.
 
-use crate::dir::Listing;
+use crate::dir::DirCursor;
 use crate::errno::{Errno, WasiResult};
 use std::fs::File;
 use std::os::fd::OwnedFd;
@@ -76,8 +76,8 @@ pub(crate) enum Kind {
         fd: Arc<OwnedFd>,
         /// The guest path for `fd_prestat_*`, for preopens only.
         preopen: Option<Vec<u8>>,
-        /// Entries read by the last `fd_readdir` with cookie 0.
-        listing: Option<Listing>,
+        /// Where the next `fd_readdir` goes on from.
+        cursor: DirCursor,
     },
 }
 

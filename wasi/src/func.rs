@@ -1,6 +1,6 @@
 //! The preview1 function list: names and wasm signatures.
 
-use myriad_codegen::abi::ValType;
+use myriad_abi::ValType;
 
 /// The import module name of every function here.
 pub const MODULE: &str = "wasi_snapshot_preview1";

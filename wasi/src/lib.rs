@@ -29,7 +29,38 @@
 //!
 //! Preopened directories are sandboxed with `openat2(RESOLVE_BENEATH)`; see
 //! [`sandbox`]. Errors returned to guests are [`Errno`] values; escapes from
-//! a preopen are `ENOTCAPABLE` (76).
+//! a preopen are `ENOTCAPABLE` (76), and so is `path_symlink` with an
+//! absolute target.
+//!
+//! # Bounded host work
+//!
+//! No guest-chosen count or length makes one call do unbounded work or
+//! allocate host memory in proportion to it:
+//!
+//! - `fd_read`, `fd_write`, `fd_pread`, `fd_pwrite`: at most
+//!   [`memory::MAX_IOVS`] (1024) iovecs (`EINVAL` above) and at most
+//!   [`memory::MAX_IO`] (256 KiB) moved per call (a short read or write),
+//!   straight between guest memory and the host descriptor.
+//! - `random_get`: [`RANDOM_PART`] (16 KiB) per part; a longer buffer
+//!   returns [`WasiOutcome::Continue`] and is finished by
+//!   [`WasiCtx::call_again`] (under the runtime, in later slices).
+//! - `fd_readdir`: nothing of the directory is kept on the host; at most
+//!   [`dir::ENTRIES_PER_PART`] (256) entries per part, then
+//!   [`WasiOutcome::Continue`] while the guest's buffer has room.
+//! - `poll_oneoff`: at most [`MAX_SUBSCRIPTIONS`] (4096) subscriptions
+//!   (`EINVAL` above); each clock read and each descriptor asked about
+//!   once per call.
+//! - Path arguments: at most [`memory::MAX_PATH`] (4096) bytes
+//!   (`ENAMETOOLONG` above, before anything is copied).
+//! - `path_readlink` reads into a fixed 4096-byte buffer; `fd_allocate`
+//!   uses `fallocate(2)` (`ENOTSUP` where the file system lacks it, never
+//!   glibc's block-by-block emulation); at most [`MAX_FDS`] (1024) open
+//!   descriptors (`EMFILE`).
+//!
+//! What still blocks the calling thread: reads of [`Stdin::Inherit`], and
+//! writes to [`Output::Inherit`] while the host's stdout or stderr is not
+//! being drained. [`Output::Capture`] keeps everything a guest writes:
+//! each call adds at most 256 KiB, but the total is the embedder's to cap.
 //!
 //! Functions that always return `ENOSYS` (52): `proc_raise`,
 //! `sock_accept`, `sock_recv`, `sock_send`, `sock_shutdown`.
@@ -54,8 +85,9 @@ pub mod testprog;
 pub mod types;
 
 pub use builder::WasiBuilder;
-pub use ctx::{WasiCtx, WasiOutcome};
+pub use ctx::{Continuation, WasiCtx, WasiOutcome, RANDOM_PART};
 pub use errno::Errno;
 pub use error::WasiError;
 pub use fdtable::{Output, Stdin, MAX_FDS};
 pub use func::{WasiFunc, MODULE};
+pub use poll::MAX_SUBSCRIPTIONS;

@@ -111,9 +111,15 @@ impl<'a> GuestMemory<'a> {
 
     /// Reads an array of `count` iovecs (8 bytes each: `buf`, `buf_len`) at
     /// `ptr` and checks that every buffer lies inside memory, so a later
-    /// gather or scatter cannot fail half way.
+    /// read or write cannot fail half way. The array must lie inside
+    /// memory (`EFAULT`) and hold at most [`MAX_IOVS`] entries (`EINVAL`,
+    /// as Linux's `readv`/`writev` say above `IOV_MAX`): the host work and
+    /// the vector returned are bounded by that, not by the guest's count.
     pub fn iovecs(&self, ptr: u32, count: u32) -> WasiResult<Vec<GuestIovec>> {
         self.range(ptr, u64::from(count) * 8)?;
+        if count as usize > MAX_IOVS {
+            return Err(Errno::INVAL);
+        }
         let mut out = Vec::with_capacity(count as usize);
         for i in 0..u64::from(count) {
             let at = u32::try_from(u64::from(ptr) + i * 8).map_err(|_| Errno::FAULT)?;
@@ -128,21 +134,63 @@ impl<'a> GuestMemory<'a> {
         Ok(out)
     }
 
-    /// Concatenates the guest buffers of `iovs` (checked by
-    /// [`iovecs`](Self::iovecs)), at most [`MAX_IO`] bytes: a longer write
-    /// becomes a short write, as POSIX allows.
-    pub fn gather(&self, iovs: &[GuestIovec]) -> WasiResult<Vec<u8>> {
-        let total = iovecs_len(iovs);
-        let mut out = Vec::with_capacity(total);
+    /// The guest buffers of `iovs` (checked by [`iovecs`](Self::iovecs)) in
+    /// order, cut so that they hold at most [`MAX_IO`] bytes together:
+    /// what one write moves (a longer write is a short write, as POSIX
+    /// allows). Empty buffers are left out. Borrows guest memory, copies
+    /// nothing.
+    pub fn io_slices(&self, iovs: &[GuestIovec]) -> WasiResult<Vec<&[u8]>> {
+        let mut out = Vec::with_capacity(iovs.len());
+        let mut room = MAX_IO;
         for v in iovs {
-            let room = total - out.len();
             if room == 0 {
                 break;
             }
-            let n = (v.len as usize).min(room) as u32;
-            out.extend_from_slice(self.slice(v.ptr, n)?);
+            let n = (v.len as usize).min(room);
+            if n == 0 {
+                continue;
+            }
+            // n <= v.len, which is a u32.
+            out.push(self.slice(v.ptr, n as u32)?);
+            room -= n;
         }
         Ok(out)
+    }
+
+    /// Like [`io_slices`](Self::io_slices), for a read into guest memory:
+    /// host `iovec`s that point into this memory (at most [`MAX_IO`]
+    /// bytes in all), for `readv`/`preadv`. Guest buffers may overlap, so
+    /// these are raw pointers rather than `&mut` slices; they are valid
+    /// while this `GuestMemory` is mutably borrowed, which the closure
+    /// `io` receives them under. Returns what `io` returns.
+    pub(crate) fn with_host_iovecs_mut<T>(
+        &mut self,
+        iovs: &[GuestIovec],
+        io: impl FnOnce(&[libc::iovec]) -> T,
+    ) -> WasiResult<T> {
+        let mut host = Vec::with_capacity(iovs.len());
+        let mut room = MAX_IO;
+        // One base pointer for all of them: the buffers may overlap, so no
+        // `&mut` sub-slice is made per buffer.
+        let base = self.bytes.as_mut_ptr();
+        for v in iovs {
+            if room == 0 {
+                break;
+            }
+            let n = (v.len as usize).min(room);
+            if n == 0 {
+                continue;
+            }
+            let r = self.range(v.ptr, n as u64)?;
+            // In bounds (checked just above); `self.bytes` stays mutably
+            // borrowed (by `&mut self`) until `io` returns.
+            host.push(libc::iovec {
+                iov_base: base.wrapping_add(r.start).cast(),
+                iov_len: n,
+            });
+            room -= n;
+        }
+        Ok(io(&host))
     }
 
     /// Spreads `data` over the guest buffers of `iovs` in order; stops when
@@ -160,10 +208,14 @@ impl<'a> GuestMemory<'a> {
         Ok(())
     }
 
-    /// A path argument: `len` bytes at `ptr`, which must hold no NUL byte
-    /// (`EILSEQ` otherwise; the host could not represent it).
+    /// A path argument: `len` bytes at `ptr`, at most [`MAX_PATH`]
+    /// (`ENAMETOOLONG` above, before anything is copied), which must hold
+    /// no NUL byte (`EILSEQ` otherwise; the host could not represent it).
     pub fn path(&self, ptr: u32, len: u32) -> WasiResult<Vec<u8>> {
         let bytes = self.slice(ptr, len)?;
+        if bytes.len() > MAX_PATH {
+            return Err(Errno::NAMETOOLONG);
+        }
         if bytes.contains(&0) {
             return Err(Errno::ILSEQ);
         }
@@ -171,10 +223,23 @@ impl<'a> GuestMemory<'a> {
     }
 }
 
-/// Most bytes one read or write call moves (16 MiB). Iovecs may name the
-/// same memory many times over; this bounds the host buffer, and a guest
-/// sees a short read or write, which it must handle anyway.
-pub const MAX_IO: usize = 16 << 20;
+/// Most bytes one read or write call moves (256 KiB). A longer request
+/// is a short read or write, which POSIX and WASI allow and which every
+/// libc loops on. The bytes move straight between guest memory and the
+/// host descriptor (`readv`/`writev` on buffers inside guest memory), so
+/// the host allocates nothing in proportion; the cap bounds the time one
+/// call holds a worker (tens of microseconds to the page cache) while
+/// leaving throughput where larger buffers get it (coreutils settled on
+/// 128–256 KiB buffers for the same trade).
+pub const MAX_IO: usize = 256 << 10;
+
+/// Most iovecs one read or write call takes (1024, Linux's `IOV_MAX`);
+/// more is `EINVAL`.
+pub const MAX_IOVS: usize = 1024;
+
+/// Longest path argument, in bytes (4096, Linux's `PATH_MAX`); longer is
+/// `ENAMETOOLONG`.
+pub const MAX_PATH: usize = 4096;
 
 /// Total length of `iovs`, capped at [`MAX_IO`].
 pub fn iovecs_len(iovs: &[GuestIovec]) -> usize {

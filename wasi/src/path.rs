@@ -128,7 +128,7 @@ impl WasiCtx {
                 kind: Kind::Dir {
                     fd: Arc::new(host),
                     preopen: None,
-                    listing: None,
+                    cursor: crate::dir::DirCursor::default(),
                 },
                 rights_base: base & rights::DIR,
                 rights_inheriting: inheriting,
@@ -353,9 +353,16 @@ impl WasiCtx {
         mem.write_u32(bufused, n as u32)
     }
 
-    /// `path_symlink`: creates `new` holding `old`. Any target text is
-    /// allowed: following it later is confined like every other lookup, so
-    /// a link to `/etc/passwd` or `../..` simply fails with `ENOTCAPABLE`.
+    /// `path_symlink`: creates `new` holding `old`. An absolute target is
+    /// refused with `ENOTCAPABLE`, like an absolute path: it names
+    /// something outside every preopen by construction, and while the
+    /// guest could never follow it (lookups are confined), a host tool
+    /// working on the directory could. A relative target may still climb
+    /// out with `..` (and a later rename can make any relative target do
+    /// so), so it is allowed: following it is confined like every other
+    /// lookup, and fails with `ENOTCAPABLE` if it leads outside. Host tools
+    /// must not follow symbolic links in a preopened directory (see
+    /// `docs/SECURITY.md`).
     pub(crate) fn path_symlink(
         &mut self,
         mem: &mut GuestMemory<'_>,
@@ -368,6 +375,9 @@ impl WasiCtx {
         let old = mem.path(old, old_len)?;
         if old.is_empty() {
             return Err(Errno::NOENT);
+        }
+        if old.first() == Some(&b'/') {
+            return Err(Errno::NOTCAPABLE);
         }
         let target = CString::new(old).map_err(|_| Errno::ILSEQ)?;
         let new = mem.path(new, new_len)?;

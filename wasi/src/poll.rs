@@ -6,6 +6,11 @@
 //! clock due by the earliest deadline and asks the caller to sleep until
 //! then ([`crate::WasiOutcome::Sleep`]): under a scheduler the instance
 //! sleeps off the run queues and its worker runs others.
+//!
+//! One call takes at most [`MAX_SUBSCRIPTIONS`] subscriptions (`EINVAL`
+//! above), reads each clock at most once and asks the host about each
+//! descriptor at most once, so its work and its host memory (a few
+//! hundred KiB at most) are bounded whatever the guest passes.
 
 use crate::clock;
 use crate::ctx::WasiCtx;
@@ -15,6 +20,14 @@ use crate::memory::GuestMemory;
 use crate::types::rights;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
+
+/// Most subscriptions one `poll_oneoff` takes (4096); more is `EINVAL`.
+/// wasi-libc's `poll()` makes at most two subscriptions per `pollfd`
+/// (read and write) plus one clock for the timeout, so this covers a poll
+/// of every descriptor a guest can hold (twice [`MAX_FDS`](crate::MAX_FDS)
+/// plus one: 2049) with room to spare, while one call's work stays well
+/// under a millisecond.
+pub const MAX_SUBSCRIPTIONS: u32 = 4096;
 
 const SUBSCRIPTION_SIZE: u32 = 48;
 const EVENT_SIZE: u32 = 32;
@@ -58,9 +71,18 @@ impl WasiCtx {
         )?;
         mem.slice(out, nsubs.checked_mul(EVENT_SIZE).ok_or(Errno::FAULT)?)?;
         mem.slice(nevents, 4)?;
+        if nsubs > MAX_SUBSCRIPTIONS {
+            return Err(Errno::INVAL);
+        }
 
-        let mut events = Vec::new();
-        let mut clocks = Vec::new();
+        // At most MAX_SUBSCRIPTIONS of each.
+        let mut events = Vec::with_capacity(nsubs as usize);
+        let mut clocks = Vec::with_capacity(nsubs as usize);
+        // Each clock is read once per call (the same "now" for all its
+        // subscriptions), and each descriptor asked about once.
+        let mut now: [Option<WasiResult<u64>>; 4] = [None; 4];
+        let mut ready: std::collections::HashMap<(u32, bool), WasiResult<u64>> =
+            std::collections::HashMap::new();
         for i in 0..nsubs {
             // In range: input + nsubs*48 was checked above.
             let at = input + i * SUBSCRIPTION_SIZE;
@@ -71,7 +93,11 @@ impl WasiCtx {
                     let id = mem.read_u32(at + 16)?;
                     let timeout = mem.read_u64(at + 24)?;
                     let flags = mem.read_u16(at + 40)?;
-                    match clock::now(id) {
+                    let t = match now.get_mut(id as usize) {
+                        Some(slot) => *slot.get_or_insert_with(|| clock::now(id)),
+                        None => clock::now(id),
+                    };
+                    match t {
                         Ok(now) => {
                             let remaining = if flags & SUBCLOCK_ABSTIME != 0 {
                                 timeout.saturating_sub(now)
@@ -93,7 +119,11 @@ impl WasiCtx {
                 }
                 EVENTTYPE_FD_READ | EVENTTYPE_FD_WRITE => {
                     let fd = mem.read_u32(at + 16)?;
-                    let (error, nbytes) = match self.fd_ready(fd, tag == EVENTTYPE_FD_READ) {
+                    let read = tag == EVENTTYPE_FD_READ;
+                    let r = *ready
+                        .entry((fd, read))
+                        .or_insert_with(|| self.fd_ready(fd, read));
+                    let (error, nbytes) = match r {
                         Ok(n) => (Errno::SUCCESS, n),
                         Err(e) => (e, 0),
                     };

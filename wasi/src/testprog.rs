@@ -15,7 +15,9 @@ use std::path::{Path, PathBuf};
 
 /// Names of the C programs the tests run (`<name>.c` in [`source_dir`]).
 /// `imports.c` is built too but not run (see `wasi/tests/c/README.md`).
-pub const PROGRAMS: &[&str] = &["hello", "args_env", "copy", "compute", "trap", "sleep"];
+pub const PROGRAMS: &[&str] = &[
+    "hello", "args_env", "copy", "compute", "trap", "sleep", "bigio",
+];
 
 /// The script, relative to the workspace root, that rebuilds every
 /// `wasi/tests/c/<name>.wasm` from its `<name>.c`.

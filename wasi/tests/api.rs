@@ -4,7 +4,7 @@
 mod common;
 
 use common::{e, Guest};
-use myriad_codegen::abi::ValType;
+use myriad_abi::ValType;
 use myriad_wasi::{Errno, Output, Stdin, WasiCtx, WasiFunc, WasiOutcome, MODULE};
 use std::sync::{Arc, Mutex};
 

@@ -3,7 +3,7 @@
 //! `scripts/build-test-guests.sh`) is a preview1 function this crate knows,
 //! with the signature it declares, and that every source has its build.
 
-use myriad_codegen::abi::ValType;
+use myriad_abi::ValType;
 use myriad_wasi::testprog;
 use myriad_wasi::{WasiFunc, MODULE};
 use std::collections::BTreeSet;
