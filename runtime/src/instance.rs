@@ -313,7 +313,7 @@ pub(crate) struct Core {
     _imports: Vec<KeepAlive>,
     /// The memory account the vmctx points to, if one was set
     /// ([`Instance::set_memory_account`]): kept as long as the vmctx.
-    account: OnceLock<Arc<dyn crate::account::HasMemoryAccount>>,
+    account: Option<Arc<dyn crate::account::HasMemoryAccount>>,
 }
 
 // SAFETY: the Core only hands out raw pointers; the vmctx is mutated only
@@ -603,7 +603,7 @@ impl Instance {
             host: None,
             memory_import,
             _imports: imports.iter().filter_map(keep_alive).collect(),
-            account: OnceLock::new(),
+            account: None,
         };
         let needs_host = imports
             .iter()
@@ -1086,15 +1086,17 @@ impl Instance {
     /// Share `account` with the embedder: from now on the memory limit
     /// also counts the bytes the embedder charges to it (a mailbox, say),
     /// and the instance's own use (memory and tables) is published there
-    /// at every growth. Set once; a second account is refused (returns
-    /// `false`).
+    /// at every growth. Set once, before the instance links to others; a
+    /// second account, or one for an instance already in a link group, is
+    /// refused (returns `false`).
     pub fn set_memory_account(
         &mut self,
         account: Arc<dyn crate::account::HasMemoryAccount>,
     ) -> bool {
         let ptr: *const crate::account::MemoryAccount = account.memory_account();
-        if self.core.account.set(account).is_err() {
-            return false;
+        match Arc::get_mut(&mut self.core) {
+            Some(core) if core.account.is_none() => core.account = Some(account),
+            _ => return false,
         }
         let vm = self.vm.as_ptr();
         // SAFETY: we own the vmctx and the guest is not running; the

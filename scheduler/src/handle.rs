@@ -156,10 +156,9 @@ pub(crate) struct ParkSlot {
     /// Results of a resume that arrived while the instance ran; consumed by
     /// its next park.
     pub(crate) pending: Option<Vec<Val>>,
-    /// Messages not yet received.
+    /// Messages not yet received (what they are charged is the handle's
+    /// `account.external()`).
     pub(crate) mailbox: VecDeque<Message>,
-    /// What the messages in `mailbox` are charged ([`message_cost`]).
-    pub(crate) mailbox_bytes: u64,
     /// `(ptr, cap)` of the `myriad.recv` the instance is blocked in.
     pub(crate) recv_wait: Option<(u32, u32)>,
 }
@@ -177,9 +176,9 @@ impl ParkSlot {
 pub(crate) struct HandleShared {
     pub(crate) id: u64,
     pub(crate) sched: Weak<Shared>,
-    /// The instance's memory account: its mailbox is charged there.
+    /// The instance's memory account: its mailbox is charged there, and
+    /// nothing else, so `account.external()` is what the mailbox holds.
     pub(crate) account: MemoryAccount,
-    pub(crate) mailbox_limits: MailboxLimits,
     pub(crate) slot: Mutex<ParkSlot>,
     state: AtomicU8,
     pub(crate) cancel: AtomicBool,
@@ -190,16 +189,11 @@ pub(crate) struct HandleShared {
 }
 
 impl HandleShared {
-    pub(crate) fn new(
-        id: u64,
-        sched: Weak<Shared>,
-        mailbox_limits: MailboxLimits,
-    ) -> Arc<HandleShared> {
+    pub(crate) fn new(id: u64, sched: Weak<Shared>) -> Arc<HandleShared> {
         Arc::new(HandleShared {
             id,
             sched,
             account: MemoryAccount::new(),
-            mailbox_limits,
             slot: Mutex::new(ParkSlot::default()),
             state: AtomicU8::new(InstanceState::Runnable as u8),
             cancel: AtomicBool::new(false),
@@ -373,7 +367,10 @@ impl InstanceHandle {
     /// Put `message` in the instance's mailbox; if it is blocked in
     /// `myriad.recv`, the message is copied into its memory and it resumes.
     pub fn send(&self, message: impl Into<Message>) -> Result<(), SendError> {
-        deliver(&self.shared, message.into())
+        let Some(sched) = self.shared.sched.upgrade() else {
+            return Err(SendError::NoSuchInstance(self.shared.id));
+        };
+        deliver(&self.shared, message.into(), sched.mailbox_limits)
     }
 
     /// Messages waiting in the instance's mailbox.
@@ -397,22 +394,24 @@ impl HasMemoryAccount for HandleShared {
 }
 
 /// Queue `message` for `target`, waking it if it is parked in `recv`.
-/// Refused when the mailbox is full or the message would take the
-/// receiver past its memory limit.
-pub(crate) fn deliver(target: &HandleShared, message: Message) -> Result<(), SendError> {
+/// Refused when the mailbox is full (`limits`) or the message would take
+/// the receiver past its memory limit.
+pub(crate) fn deliver(
+    target: &HandleShared,
+    message: Message,
+    limits: MailboxLimits,
+) -> Result<(), SendError> {
     if target.state().is_done() {
         return Err(SendError::NoSuchInstance(target.id));
     }
     let cost = message_cost(&message);
     let mut slot = target.lock_slot();
-    let limits = target.mailbox_limits;
     if slot.mailbox.len() >= limits.messages
-        || slot.mailbox_bytes.saturating_add(cost) > limits.bytes
+        || target.account.external().saturating_add(cost) > limits.bytes
         || !target.account.try_charge(cost)
     {
         return Err(SendError::MailboxFull(target.id));
     }
-    slot.mailbox_bytes += cost;
     slot.mailbox.push_back(message);
     if slot.recv_wait.is_some() {
         if let Some(mut task) = slot.task.take() {
@@ -468,8 +467,6 @@ pub(crate) fn recv_into(
     };
     let msg = mailbox.pop_front().unwrap_or_default();
     dst.copy_from_slice(&msg);
-    let cost = message_cost(&msg);
-    slot.mailbox_bytes = slot.mailbox_bytes.saturating_sub(cost);
-    account.release(cost);
+    account.release(message_cost(&msg));
     len as i32
 }

@@ -55,7 +55,7 @@ pub fn add_to_linker(linker: &mut Linker) -> &mut Linker {
             let Some(target) = sched.lookup(dest as u64) else {
                 return -1;
             };
-            match deliver(&target, bytes.to_vec()) {
+            match deliver(&target, bytes.to_vec(), sched.mailbox_limits) {
                 Ok(()) => 0,
                 Err(SendError::NoSuchInstance(_)) => -1,
                 Err(SendError::MailboxFull(_)) => -3,

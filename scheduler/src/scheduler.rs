@@ -370,8 +370,7 @@ impl Scheduler {
             instance.set_fuel_limit(f);
         }
         let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let handle =
-            HandleShared::new(id, Arc::downgrade(&self.shared), self.shared.mailbox_limits);
+        let handle = HandleShared::new(id, Arc::downgrade(&self.shared));
         // The mailbox is charged to the instance's memory limit: the
         // handle holds the account the instance publishes its use to.
         if u64::MAX != memory.unwrap_or(self.shared.memory_limit) {
@@ -424,7 +423,7 @@ impl Scheduler {
             .shared
             .lookup(id)
             .ok_or(SendError::NoSuchInstance(id))?;
-        deliver(&target, message.into())
+        deliver(&target, message.into(), self.shared.mailbox_limits)
     }
 
     /// Most instances alive at once.
