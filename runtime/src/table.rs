@@ -222,18 +222,35 @@ impl Table {
         }
     }
 
-    fn grow(&self, delta: u64, init: u64) -> i64 {
+    /// Start a grow by `delta`: reserve the room (no element is written and
+    /// the length does not change). False when the table's maximum or the
+    /// allocator refuses.
+    fn grow_reserve(&self, delta: u64) -> bool {
         let v = self.elems_mut();
-        let old = v.len() as u64;
-        match old.checked_add(delta) {
-            Some(new) if new <= self.max => {
-                if v.try_reserve_exact(delta as usize).is_err() {
-                    return -1;
-                }
-                v.resize(new as usize, init);
-            }
-            _ => return -1,
+        (v.len() as u64)
+            .checked_add(delta)
+            .is_some_and(|new| new <= self.max)
+            && v.try_reserve_exact(delta as usize).is_ok()
+    }
+
+    /// Write `init` into elements `from..to` past the current length of a
+    /// grow reserved with [`Table::grow_reserve`]; the length stays the
+    /// same, so the part written is invisible until [`Table::grow_finish`].
+    fn grow_fill(&self, from: u64, to: u64, init: u64) {
+        let spare = self.elems_mut().spare_capacity_mut();
+        for e in &mut spare[from as usize..to as usize] {
+            e.write(init);
         }
+    }
+
+    /// End a grow by `delta` whose new elements are all written: the new
+    /// length becomes visible at once. Returns the old length.
+    fn grow_finish(&self, delta: u64) -> i64 {
+        let v = self.elems_mut();
+        let old = v.len();
+        // SAFETY: `grow_reserve` reserved `delta` elements past `old` and
+        // `grow_fill` initialised all of them.
+        unsafe { v.set_len(old + delta as usize) };
         self.sync();
         old as i64
     }
@@ -275,6 +292,31 @@ impl std::fmt::Debug for Table {
     }
 }
 
+/// A `table.grow` that fills its new elements over several slices: the room
+/// is reserved up front, the elements are written in chunks, and the new
+/// length becomes visible when all are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct PendingGrow {
+    table: usize,
+    delta: u64,
+    init: u64,
+    /// The table's length when the grow began.
+    old_len: u64,
+    /// New elements written so far.
+    written: u64,
+}
+
+/// What one call of the `table.grow` builtin came to.
+enum GrowStep {
+    /// Done: the old length, or -1 (refused by the table or the runtime's
+    /// element cap).
+    Done(i64),
+    /// Past the memory limit: the instance ends with `Limit::Memory`.
+    Limit,
+    /// The slice ended with elements left to write: call again.
+    More,
+}
+
 /// Per-instance table state: the tables it uses (imports first), its
 /// `FuncRef` records, its element segments' values and which segments are
 /// dropped.
@@ -295,6 +337,8 @@ pub struct TableState {
     /// Elements this instance added to imported tables with `table.grow`:
     /// charged to it like its own tables.
     imported_growth: u64,
+    /// A `table.grow` done in parts across slices, in progress.
+    pending_grow: Option<PendingGrow>,
     /// Each element segment's values (evaluated at instantiation).
     pub(crate) elem_values: Vec<Box<[u64]>>,
     /// Element segments dropped so far (active and declarative ones are
@@ -396,6 +440,7 @@ impl TableState {
                 .filter(|i| matches!(i.kind, myriad_abi::ImportKind::Table(_)))
                 .count(),
             imported_growth: 0,
+            pending_grow: None,
             elem_values: Vec::new(),
             dropped: vec![false; md.elems.len()],
             data_dropped: md.data.iter().map(|d| !d.passive).collect(),
@@ -481,46 +526,93 @@ impl TableState {
     /// [`MAX_TABLE_ELEMENTS`] (-1 past it) and against the memory limit
     /// together with the linear memory's `heap_bytes` (`Err(())` past it:
     /// the instance ends with `Limit::Memory`, as for `memory.grow`).
-    fn grow(
+    /// One call of `table.grow` of table `t` by `delta`, in parts: checks
+    /// and reserves on the first call, then writes [`TABLE_CHUNK`]
+    /// elements at a time, charging their fuel, until all are written
+    /// (`Done` with the old length) or the slice is over (`More`: the
+    /// builtin is called again with the same arguments, and the guest
+    /// sees one `table.grow`). The growth is charged to this instance,
+    /// whoever owns the table: against [`MAX_TABLE_ELEMENTS`] (-1 past it)
+    /// and against the memory limit together with the linear memory's
+    /// `heap_bytes` (`Limit` past it: the instance ends with
+    /// `Limit::Memory`, as for `memory.grow`).
+    ///
+    /// # Safety
+    ///
+    /// `exec` is the running green thread's live context.
+    unsafe fn grow_step(
         &mut self,
         t: usize,
         delta: u64,
         init: u64,
         heap_bytes: u64,
         limit: u64,
-    ) -> Result<i64, ()> {
-        let Some(table) = self.tables.get(t) else {
-            return Ok(-1);
+        exec: *mut VmCtx,
+    ) -> GrowStep {
+        let Some(table) = self.tables.get(t).cloned() else {
+            return GrowStep::Done(-1);
         };
-        // A grow the table itself refuses fails as the spec says (-1),
-        // whatever the limits.
-        if table.len().checked_add(delta).is_none_or(|n| n > table.max) {
-            return Ok(-1);
-        }
-        // The instance that grows a table pays for it: its own tables
-        // count fully, and growth it made of imported tables counts too,
-        // so linking cannot multiply what one instance may allocate.
-        let Some(total) = self.charged_elements().checked_add(delta) else {
-            return Ok(-1);
+        let resuming = self.pending_grow.filter(|p| {
+            p.table == t && p.delta == delta && p.init == init && p.old_len == table.len()
+        });
+        let mut pending = match resuming {
+            Some(p) => p,
+            None => {
+                // A grow the table itself refuses fails as the spec says
+                // (-1), whatever the limits.
+                if table.len().checked_add(delta).is_none_or(|n| n > table.max) {
+                    return GrowStep::Done(-1);
+                }
+                // The instance that grows a table pays for it: its own
+                // tables count fully, and growth it made of imported tables
+                // counts too, so linking cannot multiply what one instance
+                // may allocate.
+                let Some(total) = self.charged_elements().checked_add(delta) else {
+                    return GrowStep::Done(-1);
+                };
+                if total > MAX_TABLE_ELEMENTS {
+                    return GrowStep::Done(-1);
+                }
+                if total
+                    .saturating_mul(TABLE_ELEMENT_BYTES)
+                    .saturating_add(heap_bytes)
+                    > limit
+                {
+                    return GrowStep::Limit;
+                }
+                if !table.grow_reserve(delta) {
+                    return GrowStep::Done(-1);
+                }
+                PendingGrow {
+                    table: t,
+                    delta,
+                    init,
+                    old_len: table.len(),
+                    written: 0,
+                }
+            }
         };
-        if total > MAX_TABLE_ELEMENTS {
-            return Ok(-1);
+        while pending.written < delta {
+            let to = pending.written.saturating_add(TABLE_CHUNK).min(delta);
+            table.grow_fill(pending.written, to, init);
+            // SAFETY: per the contract.
+            unsafe { charge_fuel(exec, to - pending.written) };
+            pending.written = to;
+            // SAFETY: per the contract.
+            if pending.written < delta && unsafe { slice_over(exec) } {
+                self.pending_grow = Some(pending);
+                return GrowStep::More;
+            }
         }
-        if total
-            .saturating_mul(TABLE_ELEMENT_BYTES)
-            .saturating_add(heap_bytes)
-            > limit
-        {
-            return Err(());
-        }
-        let old = table.grow(delta, init);
-        if old >= 0 && t < self.imported_tables {
+        self.pending_grow = None;
+        let old = table.grow_finish(delta);
+        if t < self.imported_tables {
             self.imported_growth += delta;
             table
                 .grown_by_importers
                 .fetch_add(delta, std::sync::atomic::Ordering::Relaxed);
         }
-        Ok(old)
+        GrowStep::Done(old)
     }
 
     /// `table.fill` bounds check of `n` elements from `d`, then fill the
@@ -788,27 +880,35 @@ pub(crate) extern "C" fn table_grow_impl(
             .heap_limit
             .saturating_sub(crate::account::vm_external(vmctx));
         let t0 = time_sliced(exec).then(crate::fuel::rdtsc);
-        let grown = with_state(vmctx, args, |st, [t, d, init]| {
-            match st.grow(t as usize, d, init, heap_bytes, limit) {
-                Ok(old) => {
-                    if old >= 0 {
-                        charge_fuel(exec, d);
-                    }
-                    if let Some(t0) = t0 {
-                        charge_time(exec, crate::fuel::rdtsc().saturating_sub(t0));
-                    }
-                    old as u64
-                }
-                Err(()) => {
+        let step = with_state(vmctx, args, |st, [t, d, init]| {
+            match st.grow_step(t as usize, d, init, heap_bytes, limit, exec) {
+                GrowStep::Done(old) => old as u64,
+                GrowStep::Limit => {
                     let ex = &mut *exec;
                     ex.status = crate::vmctx::status::LIMITED;
                     ex.trap_kind = crate::Limit::Memory as u32;
                     u64::MAX
                 }
+                GrowStep::More => {
+                    // End the slice inside the builtin; the host-call
+                    // trampoline calls it again with the same arguments
+                    // when the instance next runs.
+                    let ex = &mut *exec;
+                    ex.again_fn = table_grow_impl as *const () as usize;
+                    ex.again_vmctx = vmctx;
+                    ex.again_arg = args;
+                    ex.again_arg2 = 0;
+                    ex.yield_tsc = crate::fuel::rdtsc();
+                    ex.status = crate::vmctx::status::YIELDED;
+                    0
+                }
             }
         });
+        if let Some(t0) = t0 {
+            charge_time(exec, crate::fuel::rdtsc().saturating_sub(t0));
+        }
         crate::account::vm_publish(vmctx);
-        grown
+        step
     }
 }
 

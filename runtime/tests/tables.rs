@@ -432,6 +432,77 @@ fn a_huge_table_fill_is_preempted_between_chunks() {
 }
 
 #[test]
+fn a_huge_table_grow_is_preempted_and_seen_as_one_grow() {
+    // 4 million externref elements: 32 MB written (and faulted in) by the
+    // grow, far more than a 20 µs slice. The guest must see one grow: the
+    // old size, then the new size and the init value everywhere, also in
+    // 1-unit fuel slices (every chunk boundary a resume point).
+    let m = module(
+        r#"(module
+             (import "env" "ext" (func $ext (result externref)))
+             (table $t 3 externref)
+             (func (export "grow") (param $n i32) (result i32 i32 externref externref)
+               (table.grow $t (call $ext) (local.get $n))
+               (table.size $t)
+               (table.get $t (i32.const 3))
+               (table.get $t (i32.sub (table.size $t) (i32.const 1)))))"#,
+    );
+    let mut linker = myriad_runtime::Linker::new();
+    linker.func(
+        "env",
+        "ext",
+        myriad_runtime::FuncType {
+            params: vec![],
+            results: vec![myriad_runtime::ValType::ExternRef],
+        },
+        |_, cells| {
+            cells[0] = 0xE7;
+            myriad_runtime::HostAction::Return
+        },
+    );
+    let n = 4_000_000;
+    let expected = Outcome::Finished(vec![
+        Val::I32(3),
+        Val::I32(3 + n),
+        Val::ExternRef(0xE7),
+        Val::ExternRef(0xE7),
+    ]);
+    let region = region_with(1, 0);
+    let mut inst = linker.instantiate(&region, &m, None).unwrap();
+    inst.call("grow", &[Val::I32(n)]).unwrap();
+    let mut yields = 0;
+    let end = loop {
+        match inst.resume(rdtsc() + ns_to_tsc(20_000)) {
+            Outcome::Yielded => yields += 1,
+            other => break other,
+        }
+    };
+    assert_eq!(end, expected);
+    assert!(yields >= 5, "only {yields} yields: not preempted mid-grow");
+    drop(inst);
+    let mut inst = linker.instantiate(&region, &m, None).unwrap();
+    inst.call("grow", &[Val::I32(n / 100)]).unwrap();
+    let mut slices = 0;
+    let end = loop {
+        slices += 1;
+        match inst.resume_fuel(1) {
+            Outcome::Yielded => continue,
+            other => break other,
+        }
+    };
+    assert_eq!(
+        end,
+        Outcome::Finished(vec![
+            Val::I32(3),
+            Val::I32(3 + n / 100),
+            Val::ExternRef(0xE7),
+            Val::ExternRef(0xE7),
+        ])
+    );
+    assert!(slices >= 10, "{slices} fuel slices");
+}
+
+#[test]
 fn a_loop_of_small_bulk_ops_still_ends_its_time_slices() {
     // Each memory.init is one 64 KiB chunk (a few µs): no chunk boundary
     // inside it looks at the clock, so the fuel counter must account for

@@ -21,8 +21,7 @@ pub struct SchedulerConfig {
     /// in fuel mode they wait for the slice's fuel to run out: choose `n`
     /// small enough for the latency you need (bulk builtins are charged by
     /// the element and stop at the next 4,096-element chunk once the
-    /// slice's fuel is spent; only a `table.grow` runs whole, up to about
-    /// 15 ms for 10 million elements).
+    /// slice's fuel is spent, `table.grow` included).
     pub fuel_per_slice: Option<u64>,
     /// Most instances alive at once (slots in the region).
     pub capacity: usize,
