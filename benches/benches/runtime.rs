@@ -4,7 +4,7 @@
 //! Run: `cargo bench -p myriad-benches` (figures in docs/PERFORMANCE.md).
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use myriad_runtime::switch::{init_raw_frame, myriad_switch};
+use myriad_runtime::arch::{init_raw_frame, myriad_switch};
 use myriad_runtime::{CompileConfig, Instance, Module, Outcome, Region, RegionConfig, Val};
 use std::hint::black_box;
 use std::sync::Arc;

@@ -108,33 +108,3 @@ impl HasMemoryAccount for MemoryAccount {
         self
     }
 }
-
-/// Bytes the embedder holds for the instance whose vmctx is `vm` (0
-/// without an account).
-///
-/// # Safety
-///
-/// `vm` is a live vmctx whose `account` is null or a live account.
-pub(crate) unsafe fn vm_external(vm: *const crate::vmctx::VmCtx) -> u64 {
-    // SAFETY: per the contract.
-    unsafe { (*vm).account.as_ref() }.map_or(0, MemoryAccount::external)
-}
-
-/// Publish the limit and own use (memory and tables) of the instance
-/// whose vmctx is `vm` to its account, if it has one.
-///
-/// # Safety
-///
-/// As for [`vm_external`], and `vm`'s table state is not borrowed
-/// mutably elsewhere.
-pub(crate) unsafe fn vm_publish(vm: *const crate::vmctx::VmCtx) {
-    // SAFETY: per the contract.
-    unsafe {
-        if let Some(account) = (*vm).account.as_ref() {
-            account.set_limit((*vm).heap_limit);
-            account.set_own(
-                crate::table::vm_own_heap_len(vm).saturating_add(crate::table::vm_table_bytes(vm)),
-            );
-        }
-    }
-}

@@ -13,42 +13,16 @@
 use crate::group::{GroupHandle, Node, Shared};
 use crate::host::HostFunc;
 use crate::table::Table;
+use crate::types::CanonRef;
 use crate::vmctx::VmCtx;
 use crate::Val;
-use myriad_abi::{FuncType, MemoryDecl, RefHeap, RefPrecise, ValType};
+use myriad_abi::{FuncType, MemoryDecl, ValType};
 use std::any::Any;
 use std::sync::{Arc, Mutex, Weak};
 
 /// Something that keeps a host-made import alive (an importer holds one
 /// per host-made global or tag it imports).
 pub type KeepAlive = Arc<dyn Any + Send + Sync>;
-
-/// The precise type of a reference-typed global or table as the runtime
-/// compares it: a [`RefPrecise`] whose `Concrete` heap type holds the
-/// process-wide canonical type id instead of a module's type index (so
-/// types of different modules compare). Made by `Module::canon_ref`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct CanonRef(pub(crate) RefPrecise);
-
-impl CanonRef {
-    /// `funcref`/`externref` (nullable, abstract); `None` for numbers.
-    pub(crate) fn plain(ty: ValType) -> Option<CanonRef> {
-        RefPrecise::plain(ty).map(CanonRef)
-    }
-
-    /// Whether every value of `self` is a value of `other` (reference
-    /// subtyping without GC: concrete function types match by identity).
-    pub(crate) fn is_subtype_of(self, other: CanonRef) -> bool {
-        use RefHeap::*;
-        let (a, b) = (self.0, other.0);
-        let heap = match (a.heap, b.heap) {
-            (x, y) if x == y => true,
-            (Concrete(_) | NoFunc, Func) | (NoFunc, Concrete(_)) | (NoExtern, Extern) => true,
-            _ => false,
-        };
-        heap && (b.nullable || !a.nullable)
-    }
-}
 
 /// A value for one import.
 #[derive(Clone, Debug)]

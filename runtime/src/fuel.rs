@@ -202,3 +202,108 @@ pub(crate) extern "C" fn fuel_slow_path(exec: *mut VmCtx) -> u32 {
     vm.last_check_tsc = now;
     0
 }
+
+// ---- Fuel accounting of bulk builtins and long host functions ----
+
+/// Charge the running green thread `units` of fuel for a bulk builtin's
+/// work: one unit per table element, one per 8 bytes (rounded up) for
+/// `memory.init` (the rate of the compiled `memory.fill`/`memory.copy`
+/// loops). Fuel budgets and fuel slices thereby meter bulk operations like
+/// any loop: in a fuel slice the counter is overdrawn, so the next check
+/// ends the slice and counts the overdraft as used (see `fuel::settle`);
+/// in a time slice the units go straight to `fuel_used`, and the budget is
+/// checked at the next slow path or slice start.
+///
+/// # Safety
+///
+/// `exec` is the running green thread's live context.
+pub(crate) unsafe fn charge_fuel(exec: *mut VmCtx, units: u64) {
+    // SAFETY: per the contract.
+    let ex = unsafe { &mut *exec };
+    if ex.fuel_sliced != 0 {
+        // A fuel slice must end after this work: overdraw the counter
+        // (bounded well above i64::MIN, so compiled code's decrement never
+        // wraps it).
+        let units = i64::try_from(units).unwrap_or(i64::MAX).min(1 << 61);
+        ex.fuel = ex.fuel.saturating_sub(units).max(-(1 << 62));
+    } else {
+        // A time slice: count it against the budget only. Taking these
+        // units from the counter would put bulk work into the slow path's
+        // rate sample, which would then believe the guest's ordinary code
+        // runs as fast as a memcpy and grant far too much fuel per check
+        // (slices overran by about 7x in a review's measurement). The
+        // counter is charged for the work's *time* instead (`charge_time`).
+        ex.fuel_used = ex.fuel_used.saturating_add(units);
+        if ex.fuel_used >= ex.fuel_limit && ex.fuel > 0 {
+            // Budget spent: send the next check to the slow path, which
+            // ends the instance. Shrinking the grant by what is left keeps
+            // its accounting exact (the unspent units are not counted).
+            ex.fuel_granted = ex.fuel_granted.saturating_sub(ex.fuel);
+            ex.fuel = 0;
+        }
+    }
+}
+
+/// Whether the running green thread is in a time slice (not a fuel
+/// slice).
+///
+/// # Safety
+///
+/// `exec` is the running green thread's live context.
+pub(crate) unsafe fn time_sliced(exec: *const VmCtx) -> bool {
+    // SAFETY: per the contract.
+    unsafe { (*exec).fuel_sliced == 0 }
+}
+
+/// In a time slice, take from the fuel counter what `cycles` of bulk work
+/// are worth at the rate the slow path measured for this guest, so the
+/// next fuel check comes when the grant's time is used up, however much
+/// of it went to builtins. The grant shrinks by as much: these units are
+/// not fuel the guest spent (its budget was charged by the element), and
+/// the rate sample does not take them for guest code either.
+///
+/// # Safety
+///
+/// `exec` is the running green thread's live context.
+pub(crate) unsafe fn charge_time(exec: *mut VmCtx, cycles: u64) {
+    // SAFETY: per the contract.
+    let ex = unsafe { &mut *exec };
+    let rate = if ex.fuel_rate == 0 {
+        crate::fuel::DEFAULT_RATE
+    } else {
+        ex.fuel_rate
+    };
+    let units =
+        ((u128::from(cycles) * u128::from(rate)) >> crate::fuel::RATE_SHIFT).min(1 << 61) as i64;
+    ex.fuel = ex.fuel.saturating_sub(units).max(-(1 << 62));
+    ex.fuel_granted = ex.fuel_granted.saturating_sub(units);
+}
+
+/// Between two chunks of a bulk builtin: must the builtin stop here and
+/// let compiled code pass a fuel check (`BULK_MORE`)? In a fuel slice,
+/// when the chunk's charge spent the counter (the check then ends the
+/// slice); in a time slice, when the deadline is as near as the slow path
+/// would yield at, a cancel is asked for, or the fuel budget is spent. In
+/// a time slice the counter is then zeroed (shrinking the grant by what
+/// was left keeps its accounting exact) so the check takes the slow path,
+/// which yields or ends the instance. Otherwise the builtin goes on with
+/// the next chunk: one call does as many chunks as the slice allows.
+///
+/// # Safety
+///
+/// `exec` is the running green thread's live context.
+pub(crate) unsafe fn slice_over(exec: *mut VmCtx) -> bool {
+    // SAFETY: per the contract.
+    let ex = unsafe { &mut *exec };
+    if ex.fuel_sliced != 0 {
+        return ex.fuel <= 0;
+    }
+    let over = ex.fuel <= 0
+        || crate::fuel::rdtsc().saturating_add(crate::fuel::EARLY_YIELD_CYCLES) >= ex.deadline_tsc
+        || ex.cancel.load(std::sync::atomic::Ordering::Relaxed) != 0;
+    if over && ex.fuel > 0 {
+        ex.fuel_granted = ex.fuel_granted.saturating_sub(ex.fuel);
+        ex.fuel = 0;
+    }
+    over
+}

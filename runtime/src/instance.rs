@@ -13,16 +13,16 @@
 //! Dropping an instance (or [`Instance::teardown`]) zeroes the heap pages
 //! the guest dirtied and returns the slot.
 
+use crate::arch;
 use crate::externs::{Extern, Func, Global, GlobalOwner, KeepAlive, Memory, Tag, WasmFunc};
 use crate::fuel;
 use crate::group::{GroupHandle, Shared};
 use crate::host::HostState;
-use crate::host_call;
 use crate::module::Module;
 use crate::region::Region;
 use crate::signals::{self, CURRENT};
-use crate::switch;
 use crate::table::{FuncRef, Table, TableState, MAX_TABLE_ELEMENTS};
+use crate::values::{Outcome, Val};
 use crate::vmctx::{status, VmCtx, MAX_VALUES};
 use myriad_abi::{self as abi, ElemItem, ElemMode, ExportKind, ImportKind, TrapKind, ValType};
 use std::any::Any;
@@ -30,113 +30,7 @@ use std::ptr::NonNull;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
-/// Bytes at the bottom of each instance stack kept below `stack_limit`.
-///
-/// Every compiled frame (wasm functions, export wrappers, import stubs)
-/// passes Cranelift's prologue check before it writes below the return
-/// address and saved frame pointer, and that check already covers the
-/// return address and saved frame pointer of whatever the frame calls.
-/// So after the last check only the runtime's assembly runs below the
-/// limit, and the reserve must hold its largest frame:
-///
-/// * the host-call trampoline: `push rbp`, `push rbx`, then on a suspend
-///   two pushes of the result, a `call` and the switch's six pushes:
-///   16 + 16 + 8 + 48 = 88 bytes (the return address into it is the
-///   caller's checked setup area);
-/// * the fuel trampoline: 16 + 8 + 48 = 72 bytes;
-/// * signal delivery: none. Synchronous faults run their handler on the
-///   thread's alternate signal stack (`SA_ONSTACK`), and threads that run
-///   guests block asynchronous signals (see [`crate::signals`]).
-///
-/// [`TRAMPOLINE_FRAME_MAX`] is that bound; a compile-time assertion keeps
-/// the reserve above it, and the `attacks` test suite measures the deepest
-/// byte written below the limit.
-pub const STACK_RESERVE: usize = 1024;
-
-/// The largest number of bytes the runtime's trampolines write below an
-/// instance's `stack_limit` (see [`STACK_RESERVE`]).
-pub const TRAMPOLINE_FRAME_MAX: usize = 88;
-
-const _: () = assert!(TRAMPOLINE_FRAME_MAX < STACK_RESERVE);
-
-/// A WebAssembly value passed to or returned from an export.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub enum Val {
-    /// `i32`
-    I32(i32),
-    /// `i64`
-    I64(i64),
-    /// `f32`
-    F32(f32),
-    /// `f64`
-    F64(f64),
-    /// `funcref`: raw pointer bits of a `FuncRef` record of this instance
-    /// (0 is null).
-    FuncRef(u64),
-    /// `externref`: opaque host handle (0 is null).
-    ExternRef(u64),
-}
-
-impl Val {
-    /// The value's type.
-    pub fn ty(&self) -> ValType {
-        match self {
-            Val::I32(_) => ValType::I32,
-            Val::I64(_) => ValType::I64,
-            Val::F32(_) => ValType::F32,
-            Val::F64(_) => ValType::F64,
-            Val::FuncRef(_) => ValType::FuncRef,
-            Val::ExternRef(_) => ValType::ExternRef,
-        }
-    }
-
-    /// The value as raw 8-byte cell bits.
-    pub fn to_bits(self) -> u64 {
-        match self {
-            Val::I32(v) => v as u32 as u64,
-            Val::I64(v) => v as u64,
-            Val::F32(v) => v.to_bits() as u64,
-            Val::F64(v) => v.to_bits(),
-            Val::FuncRef(v) | Val::ExternRef(v) => v,
-        }
-    }
-
-    /// A value of type `ty` from raw cell bits.
-    pub fn from_bits(ty: ValType, bits: u64) -> Val {
-        match ty {
-            ValType::I32 => Val::I32(bits as u32 as i32),
-            ValType::I64 => Val::I64(bits as i64),
-            ValType::F32 => Val::F32(f32::from_bits(bits as u32)),
-            ValType::F64 => Val::F64(f64::from_bits(bits)),
-            ValType::FuncRef => Val::FuncRef(bits),
-            ValType::ExternRef => Val::ExternRef(bits),
-        }
-    }
-}
-
-/// How a [`Instance::resume`] call ended.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Outcome {
-    /// Suspended at a preemption point (deadline reached or cancel
-    /// requested); resume again to continue.
-    Yielded,
-    /// The export returned these results. Further resumes return this again.
-    Finished(Vec<Val>),
-    /// A trap ended the instance. Further resumes return this again.
-    Trapped(TrapKind),
-    /// A host function parked the instance; it runs again after
-    /// [`Instance::unpark`].
-    Parked,
-    /// A host function ended the slice asking not to run again before
-    /// this instant ([`crate::HostAction::Sleep`]). Resume it as after
-    /// `Yielded`, once the instant has passed: the runtime does not hold a
-    /// resume that comes earlier, which ends the guest's sleep early.
-    Sleeping(std::time::Instant),
-    /// A host function ended the instance with this exit code.
-    Exited(i32),
-    /// A resource limit ended the instance.
-    Limited(crate::Limit),
-}
+pub use crate::region::{STACK_RESERVE, TRAMPOLINE_FRAME_MAX};
 
 /// Why an instance could not be created.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -280,7 +174,7 @@ pub struct Instance {
     /// Precise types of the globals supplied for the global imports (a
     /// re-export has the global's own type, not the import's declared
     /// one). Empty for modules without global imports.
-    imported_global_types: Box<[Option<crate::externs::CanonRef>]>,
+    imported_global_types: Box<[Option<crate::types::CanonRef>]>,
     /// The instance's link group (`crate::group`): made when it links
     /// (imports through a channel that lets its function references flow
     /// out) or when an export is taken. Unlinked instances have none.
@@ -539,13 +433,13 @@ impl Instance {
                 stack_limit: (stack_bottom + STACK_RESERVE) as u64,
                 heap_base,
                 heap_len,
-                fn_fuel_exhausted: host_call::fuel_exhausted_addr(),
-                fn_memory_grow: host_call::memory_grow_addr(),
+                fn_fuel_exhausted: arch::fuel_exhausted_addr(),
+                fn_memory_grow: arch::memory_grow_addr(),
                 type_ids: module.type_ids().as_ptr(),
                 tables: std::ptr::null(),
                 func_refs: std::ptr::null(),
-                fn_table: host_call::table_builtin_addrs(),
-                fn_host_call: host_call::host_import_addr(),
+                fn_table: arch::table_builtin_addrs(),
+                fn_host_call: arch::host_import_addr(),
                 guest_sp: 0,
                 host_sp: 0,
                 deadline_tsc: 0,
@@ -1073,10 +967,10 @@ impl Instance {
         // self), so its table state is not borrowed.
         let in_use = unsafe {
             (*vm).heap_limit = bytes;
-            crate::account::vm_publish(vm);
+            crate::builtins::memory::vm_publish(vm);
             crate::table::vm_own_heap_len(vm)
                 .saturating_add(crate::table::vm_table_bytes(vm))
-                .saturating_add(crate::account::vm_external(vm))
+                .saturating_add(crate::builtins::memory::vm_external(vm))
         };
         if in_use > bytes && !self.is_done() {
             self.set_limited(crate::Limit::Memory);
@@ -1103,7 +997,7 @@ impl Instance {
         // account is kept alive by the core as long as the vmctx.
         unsafe {
             (*vm).account = ptr;
-            crate::account::vm_publish(vm);
+            crate::builtins::memory::vm_publish(vm);
         }
         true
     }
@@ -1222,7 +1116,7 @@ impl Instance {
             // first resume after a yield.
             (*vm).again_fn = 0;
             (*vm).status = status::YIELDED;
-            (*vm).guest_sp = switch::init_frame(vm_addr, vm);
+            (*vm).guest_sp = arch::init_frame(vm_addr, vm);
         }
     }
 
@@ -1294,7 +1188,7 @@ impl Instance {
             // once (yield, finish, or trap via abandon).
             unsafe {
                 (*vm).status = status::RUNNING;
-                switch::myriad_switch(&raw mut (*vm).host_sp, (*vm).guest_sp);
+                arch::myriad_switch(&raw mut (*vm).host_sp, (*vm).guest_sp);
             }
             CURRENT.with(|c| c.set(prev));
             // A slice whose host call asked for a sleep takes the wake-up
@@ -1396,17 +1290,14 @@ impl Instance {
     /// the saved register frame at `guest_sp`.
     #[inline]
     pub fn prefetch(&self) {
-        use core::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
-        let p = self.vm.as_ptr().cast::<i8>();
-        // SAFETY: prefetch never faults; the addresses are ours anyway.
-        unsafe {
-            _mm_prefetch::<_MM_HINT_T0>(p);
-            _mm_prefetch::<_MM_HINT_T0>(p.add(64));
-            _mm_prefetch::<_MM_HINT_T0>(p.add(128));
-            let sp = (*self.vm.as_ptr()).guest_sp as *const i8;
-            _mm_prefetch::<_MM_HINT_T0>(sp);
-            _mm_prefetch::<_MM_HINT_T0>(sp.add(switch::FRAME_BYTES - 1));
-        }
+        let p = self.vm.as_ptr().cast::<u8>();
+        arch::prefetch(p);
+        arch::prefetch(p.wrapping_add(64));
+        arch::prefetch(p.wrapping_add(128));
+        // SAFETY: a read of our own vmctx's field.
+        let sp = unsafe { (*self.vm.as_ptr()).guest_sp } as *const u8;
+        arch::prefetch(sp);
+        arch::prefetch(sp.wrapping_add(arch::FRAME_BYTES - 1));
     }
 
     /// The slot index.

@@ -32,6 +32,7 @@
 //! compiled or that you trust as you would a shared library.
 
 use crate::cache::{CacheDir, CacheError};
+use crate::types::{canonical_type_id, CanonRef};
 use crate::vmctx::TrapEntry;
 use myriad_abi::hex;
 use myriad_abi::{self as abi, FuncType, Metadata, MetadataError};
@@ -182,7 +183,7 @@ pub struct Module {
     type_ids: Box<[u32]>,
     layout: abi::vmctx::Layout,
     // Dropped before the trap table and the library it points into.
-    _registration: Option<crate::signals::Registration>,
+    _registration: Option<crate::traps::Registration>,
     // Unloaded after everything that points into it.
     _lib: Option<libloading::os::unix::Library>,
     // The cache directory the library was opened through (as
@@ -533,7 +534,7 @@ impl Module {
             .ok_or_else(|| unsupported("too many distinct function types".into()))?;
         // SAFETY: the boxed table is owned by the Module and dropped after
         // the registration (field order).
-        let registration = unsafe { crate::signals::register_trap_table(&trap_table) }
+        let registration = unsafe { crate::traps::register_trap_table(&trap_table) }
             .ok_or_else(|| unsupported("too many modules loaded at once".into()))?;
         Ok(Module {
             path,
@@ -718,38 +719,20 @@ impl Module {
     }
 
     /// `r` with its concrete type index replaced by the canonical type id.
-    pub(crate) fn canon_ref(&self, r: abi::RefPrecise) -> crate::externs::CanonRef {
+    pub(crate) fn canon_ref(&self, r: abi::RefPrecise) -> CanonRef {
         let heap = match r.heap {
             abi::RefHeap::Concrete(t) => {
                 abi::RefHeap::Concrete(self.type_ids().get(t as usize).copied().unwrap_or(u32::MAX))
             }
             abstract_heap => abstract_heap,
         };
-        crate::externs::CanonRef(abi::RefPrecise { heap, ..r })
+        CanonRef(abi::RefPrecise { heap, ..r })
     }
 
     /// Canonical (process-wide) type id of each type index.
     pub fn type_ids(&self) -> &[u32] {
         &self.type_ids
     }
-}
-
-/// The process-wide id of signature `ty`: equal ids mean structurally
-/// equal signatures (the map compares keys exactly; the hash only picks a
-/// bucket). Ids are never reused. `None` when ids run out.
-pub fn canonical_type_id(ty: &FuncType) -> Option<u32> {
-    static INTERNER: std::sync::OnceLock<std::sync::Mutex<HashMap<FuncType, u32>>> =
-        std::sync::OnceLock::new();
-    let mut map = INTERNER
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if let Some(id) = map.get(ty) {
-        return Some(*id);
-    }
-    let id = u32::try_from(map.len()).ok()?;
-    map.insert(ty.clone(), id);
-    Some(id)
 }
 
 impl std::fmt::Debug for Module {

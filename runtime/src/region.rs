@@ -74,6 +74,35 @@ pub const SCAN_MAX_PAGES: usize = 16;
 /// `vm.max_map_count` (libraries, thread stacks, the allocator...).
 pub const MAP_COUNT_SLACK: usize = 4096;
 
+/// Bytes at the bottom of each instance stack kept below `stack_limit`.
+///
+/// Every compiled frame (wasm functions, export wrappers, import stubs)
+/// passes Cranelift's prologue check before it writes below the return
+/// address and saved frame pointer, and that check already covers the
+/// return address and saved frame pointer of whatever the frame calls.
+/// So after the last check only the runtime's assembly runs below the
+/// limit, and the reserve must hold its largest frame:
+///
+/// * the host-call trampoline: `push rbp`, `push rbx`, then on a suspend
+///   two pushes of the result, a `call` and the switch's six pushes:
+///   16 + 16 + 8 + 48 = 88 bytes (the return address into it is the
+///   caller's checked setup area);
+/// * the fuel trampoline: 16 + 8 + 48 = 72 bytes;
+/// * signal delivery: none. Synchronous faults run their handler on the
+///   thread's alternate signal stack (`SA_ONSTACK`), and threads that run
+///   guests block asynchronous signals (see [`crate::signals`]).
+///
+/// [`TRAMPOLINE_FRAME_MAX`] is that bound; a compile-time assertion keeps
+/// the reserve above it, and the `attacks` test suite measures the deepest
+/// byte written below the limit.
+pub const STACK_RESERVE: usize = 1024;
+
+/// The largest number of bytes the runtime's trampolines write below an
+/// instance's `stack_limit` (see [`STACK_RESERVE`]).
+pub const TRAMPOLINE_FRAME_MAX: usize = 88;
+
+const _: () = assert!(TRAMPOLINE_FRAME_MAX < STACK_RESERVE);
+
 /// The system page size (cached).
 pub fn page_size() -> usize {
     static PAGE: AtomicU64 = AtomicU64::new(0);
@@ -211,11 +240,11 @@ impl Region {
             )));
         }
         let stack_size = round_up(config.stack_size.max(1), page);
-        if stack_size < 2 * crate::instance::STACK_RESERVE {
+        if stack_size < 2 * STACK_RESERVE {
             return Err(RegionError::InvalidConfig(format!(
                 "stack_size {} is too small: at least {} bytes",
                 config.stack_size,
-                2 * crate::instance::STACK_RESERVE
+                2 * STACK_RESERVE
             )));
         }
         let heap_capacity = round_up(config.heap_capacity, page);

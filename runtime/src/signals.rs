@@ -39,13 +39,13 @@
 //! sent to the process go to another thread; signals sent to that thread
 //! stay pending.
 
-use crate::switch;
-use crate::vmctx::{status, TrapEntry, VmCtx};
+use crate::arch;
+use crate::traps;
+use crate::vmctx::{status, VmCtx};
 use std::cell::Cell;
 use std::cell::UnsafeCell;
 use std::mem::MaybeUninit;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, Once};
+use std::sync::Once;
 
 thread_local! {
     /// The vmctx of the guest this thread is running, or null.
@@ -223,159 +223,6 @@ pub fn block_async_signals() -> std::io::Result<()> {
     Ok(())
 }
 
-/// Most modules whose trap tables the registry holds at once.
-pub const REGISTRY_SLOTS: usize = 8192;
-
-/// One registered trap table, written under a sequence lock so the signal
-/// handler (which cannot take locks) reads it consistently: `seq` is odd
-/// while the slot is being written.
-struct RegistrySlot {
-    seq: AtomicU64,
-    first_pc: AtomicUsize,
-    last_pc: AtomicUsize,
-    table: AtomicUsize,
-    len: AtomicUsize,
-}
-
-#[allow(clippy::declare_interior_mutable_const)]
-const EMPTY_SLOT: RegistrySlot = RegistrySlot {
-    seq: AtomicU64::new(0),
-    first_pc: AtomicUsize::new(0),
-    last_pc: AtomicUsize::new(0),
-    table: AtomicUsize::new(0),
-    len: AtomicUsize::new(0),
-};
-
-/// Trap tables of every loaded module, for faults in code another
-/// instance's green thread runs (a call through an import or a shared
-/// table): the running exec's own table does not cover that code.
-static REGISTRY: [RegistrySlot; REGISTRY_SLOTS] = [EMPTY_SLOT; REGISTRY_SLOTS];
-/// Slots in use are below this index.
-static REGISTRY_HIGH: AtomicUsize = AtomicUsize::new(0);
-/// Free slot indices and the writer lock (never taken by the handler).
-static REGISTRY_FREE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
-
-/// A trap table registered with [`register_trap_table`]; unregisters on drop.
-#[derive(Debug)]
-pub struct Registration(usize);
-
-/// Make a module's sorted trap table visible to the handler for faults in
-/// any green thread. `None` if every registry slot is taken.
-///
-/// # Safety
-///
-/// `table` must stay valid (and unchanged) until the registration drops.
-pub unsafe fn register_trap_table(table: &[TrapEntry]) -> Option<Registration> {
-    let (Some(first), Some(last)) = (table.first(), table.last()) else {
-        return Some(Registration(usize::MAX));
-    };
-    let mut free = REGISTRY_FREE.lock().unwrap_or_else(|e| e.into_inner());
-    let index = match free.pop() {
-        Some(i) => i,
-        None => {
-            let i = REGISTRY_HIGH.load(Ordering::Relaxed);
-            if i >= REGISTRY_SLOTS {
-                return None;
-            }
-            REGISTRY_HIGH.store(i + 1, Ordering::Release);
-            i
-        }
-    };
-    write_slot(
-        index,
-        first.pc,
-        last.pc,
-        table.as_ptr() as usize,
-        table.len(),
-    );
-    Some(Registration(index))
-}
-
-impl Drop for Registration {
-    fn drop(&mut self) {
-        if self.0 == usize::MAX {
-            return;
-        }
-        let mut free = REGISTRY_FREE.lock().unwrap_or_else(|e| e.into_inner());
-        write_slot(self.0, 0, 0, 0, 0);
-        free.push(self.0);
-    }
-}
-
-/// Write a slot under its sequence lock (callers hold `REGISTRY_FREE`).
-fn write_slot(index: usize, first: usize, last: usize, table: usize, len: usize) {
-    let slot = &REGISTRY[index];
-    slot.seq.fetch_add(1, Ordering::AcqRel);
-    std::sync::atomic::fence(Ordering::Release);
-    slot.first_pc.store(first, Ordering::Relaxed);
-    slot.last_pc.store(last, Ordering::Relaxed);
-    slot.table.store(table, Ordering::Relaxed);
-    slot.len.store(len, Ordering::Relaxed);
-    slot.seq.fetch_add(1, Ordering::Release);
-}
-
-/// Find `pc` in any registered trap table (async-signal-safe: atomics
-/// only). A faulting pc belongs to a module that is running, hence
-/// loaded, so its slot is stable; a slot being rewritten concurrently is
-/// skipped or re-read.
-fn registry_lookup(pc: usize) -> Option<u8> {
-    let high = REGISTRY_HIGH.load(Ordering::Acquire).min(REGISTRY_SLOTS);
-    for slot in &REGISTRY[..high] {
-        for _ in 0..4 {
-            let s1 = slot.seq.load(Ordering::Acquire);
-            if s1 & 1 == 1 {
-                std::hint::spin_loop();
-                continue;
-            }
-            let first = slot.first_pc.load(Ordering::Relaxed);
-            let last = slot.last_pc.load(Ordering::Relaxed);
-            let table = slot.table.load(Ordering::Relaxed);
-            let len = slot.len.load(Ordering::Relaxed);
-            std::sync::atomic::fence(Ordering::Acquire);
-            if slot.seq.load(Ordering::Relaxed) != s1 {
-                continue;
-            }
-            if pc >= first && pc <= last {
-                // SAFETY: a consistent snapshot of a registered table,
-                // which stays valid while its module is loaded.
-                if let Some(k) = unsafe { lookup(table as *const TrapEntry, len, pc) } {
-                    return Some(k);
-                }
-            }
-            break;
-        }
-    }
-    None
-}
-
-/// Binary search a sorted trap table for `pc`.
-///
-/// # Safety
-///
-/// `table` must point to `len` initialised entries (or `len == 0`).
-#[inline]
-pub unsafe fn lookup(table: *const TrapEntry, len: usize, pc: usize) -> Option<u8> {
-    if len == 0 || table.is_null() {
-        return None;
-    }
-    // Hand-rolled so the handler calls no library code.
-    let (mut lo, mut hi) = (0usize, len);
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        // SAFETY: mid < len.
-        let e = unsafe { &*table.add(mid) };
-        if e.pc == pc {
-            return Some(e.kind);
-        }
-        if e.pc < pc {
-            lo = mid + 1;
-        } else {
-            hi = mid;
-        }
-    }
-    None
-}
-
 unsafe extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     let vm = CURRENT.with(|c| c.get());
     // SAFETY: the kernel hands us valid siginfo and ucontext pointers; `vm`,
@@ -385,18 +232,13 @@ unsafe extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: 
         let from_instruction = (*info).si_code > 0;
         if !vm.is_null() && from_instruction {
             let uc = ctx.cast::<libc::ucontext_t>();
-            let gregs = &mut (*uc).uc_mcontext.gregs;
-            let pc = gregs[libc::REG_RIP as usize] as usize;
-            let kind =
-                lookup((*vm).trap_table, (*vm).trap_table_len, pc).or_else(|| registry_lookup(pc));
+            let pc = arch::fault_pc(uc);
+            let kind = traps::lookup((*vm).trap_table, (*vm).trap_table_len, pc)
+                .or_else(|| traps::registry_lookup(pc));
             if let Some(kind) = kind {
                 (*vm).trap_kind = kind as u32;
                 (*vm).status = status::TRAPPED;
-                gregs[libc::REG_RIP as usize] = switch::abandon_addr() as i64;
-                gregs[libc::REG_RDI as usize] = vm as i64;
-                // abandon loads rsp from host_sp itself; point rsp at a valid,
-                // aligned spot on the worker stack meanwhile.
-                gregs[libc::REG_RSP as usize] = (((*vm).host_sp - 256) & !15) as i64;
+                arch::resume_in_abandon(uc, vm);
                 return;
             }
         }
@@ -439,28 +281,6 @@ unsafe extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn lookup_finds_exact_pcs_only() {
-        let t: Vec<TrapEntry> = [10usize, 20, 30, 40, 50]
-            .iter()
-            .enumerate()
-            .map(|(i, &pc)| TrapEntry {
-                pc,
-                kind: i as u8 + 1,
-            })
-            .collect();
-        // SAFETY: t has t.len() entries.
-        unsafe {
-            for (i, e) in t.iter().enumerate() {
-                assert_eq!(lookup(t.as_ptr(), t.len(), e.pc), Some(i as u8 + 1));
-            }
-            for pc in [0, 9, 11, 25, 49, 51, usize::MAX] {
-                assert_eq!(lookup(t.as_ptr(), t.len(), pc), None);
-            }
-            assert_eq!(lookup(std::ptr::null(), 0, 10), None);
-        }
-    }
 
     #[test]
     fn block_async_signals_blocks_all_but_faults() {

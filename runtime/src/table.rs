@@ -9,9 +9,10 @@
 //! `u64` buffer on the guest stack. The same state tracks dropped data
 //! segments for `memory.init`/`data.drop`.
 
+use crate::fuel::{charge_fuel, slice_over};
 use crate::module::Module;
 use crate::vmctx::VmCtx;
-use myriad_abi::{ValType, BULK_DONE, BULK_MORE, BULK_TRAP};
+use myriad_abi::ValType;
 use std::cell::UnsafeCell;
 use std::sync::Arc;
 
@@ -24,32 +25,7 @@ pub const MAX_TABLE_ELEMENTS: u64 = 10_000_000;
 /// Bytes of table storage per element (what a memory limit counts).
 pub const TABLE_ELEMENT_BYTES: u64 = 8;
 
-/// A table descriptor as compiled code reads it (`abi::vmctx::TABLES`).
-#[repr(C)]
-#[derive(Debug)]
-pub struct TableDesc {
-    /// Element 0.
-    pub base: *mut u64,
-    /// Current length in elements.
-    pub len: u64,
-}
-
-/// A funcref target (`abi::vmctx::FUNC_REF_SIZE` bytes).
-#[repr(C)]
-#[derive(Clone, Copy, Debug)]
-pub struct FuncRef {
-    /// Code address of the function (`fn(vmctx, params...) -> results`).
-    pub code: usize,
-    /// vmctx to pass.
-    pub vmctx: usize,
-    /// Canonical type id of its signature.
-    pub type_id: u64,
-}
-
-const _: () = {
-    assert!(std::mem::size_of::<FuncRef>() == myriad_abi::vmctx::FUNC_REF_SIZE as usize);
-    assert!(std::mem::size_of::<TableDesc>() == myriad_abi::vmctx::TABLE_DESC_SIZE as usize);
-};
+pub use crate::vmctx::{FuncRef, TableDesc};
 
 /// One table: its descriptor (what compiled code reads) and its element
 /// storage. Shared (`Arc`) between the instance that defines it and every
@@ -61,7 +37,7 @@ pub struct Table {
     elems: UnsafeCell<Vec<u64>>,
     ty: ValType,
     /// The precise element type (typed function references).
-    precise: crate::externs::CanonRef,
+    precise: crate::types::CanonRef,
     max: u64,
     declared_max: Option<u64>,
     /// The link group whose instances may have stored function references
@@ -107,11 +83,11 @@ impl Table {
         len: u64,
         max: Option<u64>,
         init: u64,
-        precise: Option<crate::externs::CanonRef>,
+        precise: Option<crate::types::CanonRef>,
     ) -> Arc<Table> {
         // Element types are always references (checked at load).
         let plain = || {
-            crate::externs::CanonRef::plain(ty).unwrap_or(crate::externs::CanonRef(
+            crate::types::CanonRef::plain(ty).unwrap_or(crate::types::CanonRef(
                 myriad_abi::RefPrecise {
                     nullable: true,
                     heap: myriad_abi::RefHeap::Func,
@@ -137,7 +113,7 @@ impl Table {
     }
 
     /// Precise element type (for link-time matching).
-    pub(crate) fn precise(&self) -> crate::externs::CanonRef {
+    pub(crate) fn precise(&self) -> crate::types::CanonRef {
         self.precise
     }
 
@@ -207,12 +183,12 @@ impl Table {
     }
 
     #[allow(clippy::mut_from_ref)]
-    fn elems_mut(&self) -> &mut Vec<u64> {
+    pub(crate) fn elems_mut(&self) -> &mut Vec<u64> {
         // SAFETY: see the type's doc; callers hold no other borrow.
         unsafe { &mut *self.elems.get() }
     }
 
-    fn sync(&self) {
+    pub(crate) fn sync(&self) {
         let v = self.elems_mut();
         // SAFETY: see the type's doc.
         unsafe {
@@ -225,7 +201,7 @@ impl Table {
     /// Start a grow by `delta`: reserve the room (no element is written and
     /// the length does not change). False when the table's maximum or the
     /// allocator refuses.
-    fn grow_reserve(&self, delta: u64) -> bool {
+    pub(crate) fn grow_reserve(&self, delta: u64) -> bool {
         let v = self.elems_mut();
         (v.len() as u64)
             .checked_add(delta)
@@ -236,7 +212,7 @@ impl Table {
     /// Write `init` into elements `from..to` past the current length of a
     /// grow reserved with [`Table::grow_reserve`]; the length stays the
     /// same, so the part written is invisible until [`Table::grow_finish`].
-    fn grow_fill(&self, from: u64, to: u64, init: u64) {
+    pub(crate) fn grow_fill(&self, from: u64, to: u64, init: u64) {
         let spare = self.elems_mut().spare_capacity_mut();
         for e in &mut spare[from as usize..to as usize] {
             e.write(init);
@@ -245,7 +221,7 @@ impl Table {
 
     /// End a grow by `delta` whose new elements are all written: the new
     /// length becomes visible at once. Returns the old length.
-    fn grow_finish(&self, delta: u64) -> i64 {
+    pub(crate) fn grow_finish(&self, delta: u64) -> i64 {
         let v = self.elems_mut();
         let old = v.len();
         // SAFETY: `grow_reserve` reserved `delta` elements past `old` and
@@ -257,7 +233,7 @@ impl Table {
 
     /// Check `n` elements from `d`, then set the first `k` of them to
     /// `val`. 0, or 1 for out of bounds (nothing written).
-    fn fill(&self, d: u64, val: u64, k: u64, n: u64) -> u64 {
+    pub(crate) fn fill(&self, d: u64, val: u64, k: u64, n: u64) -> u64 {
         let v = self.elems_mut();
         match range(d, n, v.len()) {
             Some(r) => {
@@ -296,7 +272,7 @@ impl std::fmt::Debug for Table {
 /// is reserved up front, the elements are written in chunks, and the new
 /// length becomes visible when all are written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct PendingGrow {
+pub(crate) struct PendingGrow {
     table: usize,
     delta: u64,
     init: u64,
@@ -307,7 +283,7 @@ struct PendingGrow {
 }
 
 /// What one call of the `table.grow` builtin came to.
-enum GrowStep {
+pub(crate) enum GrowStep {
     /// Done: the old length, or -1 (refused by the table or the runtime's
     /// element cap).
     Done(i64),
@@ -346,8 +322,8 @@ pub struct TableState {
     dropped: Vec<bool>,
     /// Data segments dropped so far (active ones are dropped at
     /// instantiation).
-    data_dropped: Vec<bool>,
-    module: Arc<Module>,
+    pub(crate) data_dropped: Vec<bool>,
+    pub(crate) module: Arc<Module>,
 }
 
 /// Bytes of table storage charged to the instance whose vmctx is `vm`
@@ -508,7 +484,7 @@ impl TableState {
 
     /// Elements of the tables the instance defines (not imports), less
     /// what importers grew them by (charged to those importers).
-    fn defined_elements(&self) -> u64 {
+    pub(crate) fn defined_elements(&self) -> u64 {
         self.tables
             .iter()
             .skip(self.imported_tables)
@@ -540,7 +516,7 @@ impl TableState {
     /// # Safety
     ///
     /// `exec` is the running green thread's live context.
-    unsafe fn grow_step(
+    pub(crate) unsafe fn grow_step(
         &mut self,
         t: usize,
         delta: u64,
@@ -618,14 +594,14 @@ impl TableState {
     /// `table.fill` bounds check of `n` elements from `d`, then fill the
     /// first `k` of them. 0, or 1 for out of bounds (nothing written);
     /// the same shape for `copy` and `init`.
-    fn fill(&mut self, t: usize, d: u64, val: u64, k: u64, n: u64) -> u64 {
+    pub(crate) fn fill(&mut self, t: usize, d: u64, val: u64, k: u64, n: u64) -> u64 {
         match self.tables.get(t) {
             Some(t) => t.fill(d, val, k, n),
             None => 1,
         }
     }
 
-    fn copy(&mut self, dt: usize, st: usize, d: u64, s: u64, k: u64, n: u64) -> u64 {
+    pub(crate) fn copy(&mut self, dt: usize, st: usize, d: u64, s: u64, k: u64, n: u64) -> u64 {
         let (Some(dtab), Some(stab)) = (self.tables.get(dt), self.tables.get(st)) else {
             return 1;
         };
@@ -650,7 +626,7 @@ impl TableState {
         0
     }
 
-    fn init(&mut self, t: usize, e: usize, d: u64, s: u64, k: u64, n: u64) -> u64 {
+    pub(crate) fn init(&mut self, t: usize, e: usize, d: u64, s: u64, k: u64, n: u64) -> u64 {
         let Some(seg) = self.elem_values.get(e) else {
             return 1;
         };
@@ -674,142 +650,8 @@ impl TableState {
     }
 }
 
-/// `memory.init`: check that `n` bytes of data segment `seg` from `s`
-/// fit at heap offset `d`, and copy the first `copy` (at most `n`) of
-/// them. Without a table state every segment is active, hence dropped
-/// (length 0). Returns 0, or 1 for out of bounds (nothing copied).
-///
-/// `mem` is the vmctx describing the memory (`memory_vmctx`), read through
-/// the raw pointer: it may be the running green thread's own vmctx, which
-/// the fuel bookkeeping between chunks borrows mutably.
-///
-/// # Safety
-///
-/// `mem` is a live vmctx whose `heap_base..heap_base + heap_len` is the
-/// memory's accessible heap, not otherwise borrowed during the call.
-unsafe fn memory_init(
-    mem: *const VmCtx,
-    st: Option<&TableState>,
-    seg: u64,
-    d: u64,
-    s: u64,
-    copy: u64,
-    n: u64,
-) -> u64 {
-    let bytes: &[u8] = match st {
-        Some(st) => match (
-            st.module.metadata().data.get(seg as usize),
-            st.data_dropped.get(seg as usize),
-        ) {
-            (Some(seg), Some(false)) => &seg.bytes,
-            _ => &[],
-        },
-        None => &[],
-    };
-    // SAFETY: per the contract (plain reads of two fields).
-    let (base, len) = unsafe { ((*mem).heap_base, (*mem).heap_len as usize) };
-    let (Some(sr), Some(dr)) = (range(s, n, bytes.len()), range(d, n, len)) else {
-        return 1;
-    };
-    // SAFETY: heap_base..heap_base+heap_len is the memory's accessible
-    // heap (dr lies within it); the guest is suspended in this builtin.
-    let heap = unsafe { std::slice::from_raw_parts_mut(base, len) };
-    let copy = copy.min(n) as usize;
-    heap[dr.start..dr.start + copy].copy_from_slice(&bytes[sr.start..sr.start + copy]);
-    0
-}
-
-pub(crate) extern "C" fn memory_init_impl(
-    vmctx: *mut VmCtx,
-    exec: *mut VmCtx,
-    args: u64,
-    _: u64,
-) -> u64 {
-    // SAFETY: called by compiled code through the trampoline with a
-    // 4-value buffer on its stack; vmctx is the running guest's, and its
-    // table state (if any) is owned by the instance and not otherwise
-    // accessed while the guest runs.
-    unsafe {
-        // The buffer is the compiled code's own 8-byte aligned stack slot,
-        // not otherwise referenced during the call.
-        let buf = &mut *(args as *mut [u64; 4]);
-        let [seg, d, s, n] = *buf;
-        let mem = (*vmctx).memory_vmctx.cast_const();
-        let st = (*vmctx).table_state.cast::<TableState>();
-        let st = if st.is_null() { None } else { Some(&*st) };
-        // The whole rest first: out of bounds writes nothing.
-        if memory_init(mem, st, seg, d, s, 0, n) != 0 {
-            return BULK_TRAP as u64;
-        }
-        let done = in_chunks(exec, (d, s, n), MEMORY_CHUNK, false, |(d, s, k)| {
-            memory_init(mem, st, seg, d, s, k, k);
-            k.div_ceil(8)
-        });
-        more_at(done, &mut buf[1..])
-    }
-}
-
-pub(crate) extern "C" fn data_drop_impl(
-    vmctx: *mut VmCtx,
-    _exec: *mut VmCtx,
-    args: u64,
-    _: u64,
-) -> u64 {
-    // SAFETY: as above, 1 value. Without a table state every segment is
-    // already dropped.
-    unsafe {
-        let [seg] = (args as *const [u64; 1]).read_unaligned();
-        let st = (*vmctx).table_state.cast::<TableState>();
-        if let Some(st) = st.as_mut() {
-            if let Some(d) = st.data_dropped.get_mut(seg as usize) {
-                *d = true;
-            }
-        }
-        0
-    }
-}
-
-/// Charge the running green thread `units` of fuel for a bulk builtin's
-/// work: one unit per table element, one per 8 bytes (rounded up) for
-/// `memory.init` (the rate of the compiled `memory.fill`/`memory.copy`
-/// loops). Fuel budgets and fuel slices thereby meter bulk operations like
-/// any loop: in a fuel slice the counter is overdrawn, so the next check
-/// ends the slice and counts the overdraft as used (see `fuel::settle`);
-/// in a time slice the units go straight to `fuel_used`, and the budget is
-/// checked at the next slow path or slice start.
-///
-/// # Safety
-///
-/// `exec` is the running green thread's live context.
-unsafe fn charge_fuel(exec: *mut VmCtx, units: u64) {
-    // SAFETY: per the contract.
-    let ex = unsafe { &mut *exec };
-    if ex.fuel_sliced != 0 {
-        // A fuel slice must end after this work: overdraw the counter
-        // (bounded well above i64::MIN, so compiled code's decrement never
-        // wraps it).
-        let units = i64::try_from(units).unwrap_or(i64::MAX).min(1 << 61);
-        ex.fuel = ex.fuel.saturating_sub(units).max(-(1 << 62));
-    } else {
-        // A time slice: count it against the budget only. Taking these
-        // units from the counter would put bulk work into the slow path's
-        // rate sample, which would then believe the guest's ordinary code
-        // runs as fast as a memcpy and grant far too much fuel per check
-        // (slices overran by about 7x in a review's measurement). The
-        // counter is charged for the work's *time* instead (`charge_time`).
-        ex.fuel_used = ex.fuel_used.saturating_add(units);
-        if ex.fuel_used >= ex.fuel_limit && ex.fuel > 0 {
-            // Budget spent: send the next check to the slow path, which
-            // ends the instance. Shrinking the grant by what is left keeps
-            // its accounting exact (the unspent units are not counted).
-            ex.fuel_granted = ex.fuel_granted.saturating_sub(ex.fuel);
-            ex.fuel = 0;
-        }
-    }
-}
-
 /// `start..start+n` if it lies within `0..len`.
-fn range(start: u64, n: u64, len: usize) -> Option<std::ops::Range<usize>> {
+pub(crate) fn range(start: u64, n: u64, len: usize) -> Option<std::ops::Range<usize>> {
     let end = start.checked_add(n)?;
     if end > len as u64 {
         return None;
@@ -817,333 +659,7 @@ fn range(start: u64, n: u64, len: usize) -> Option<std::ops::Range<usize>> {
     Some(start as usize..end as usize)
 }
 
-/// Run `f` on the instance's table state with `N` builtin arguments.
-///
-/// # Safety
-///
-/// `vmctx` is the live vmctx of the running guest; `args` points to `N`
-/// readable u64 values on its stack.
-unsafe fn with_state<const N: usize>(
-    vmctx: *mut VmCtx,
-    args: u64,
-    f: impl FnOnce(&mut TableState, [u64; N]) -> u64,
-) -> u64 {
-    // SAFETY: per the contract, args points at N u64 written by compiled
-    // code just before the call; vmctx is live and its table state (if
-    // any) is owned by the instance, which is running (not accessed
-    // elsewhere).
-    unsafe {
-        let a = (args as *const [u64; N]).read_unaligned();
-        let st = (*vmctx).table_state.cast::<TableState>();
-        if st.is_null() {
-            return 1;
-        }
-        f(&mut *st, a)
-    }
-}
-
-/// Like [`with_state`], but `f` may rewrite the arguments (what is left of
-/// a chunked operation).
-///
-/// # Safety
-///
-/// As [`with_state`]; the `N` values are also writable.
-unsafe fn with_state_mut<const N: usize>(
-    vmctx: *mut VmCtx,
-    args: u64,
-    f: impl FnOnce(&mut TableState, &mut [u64; N]) -> u64,
-) -> u64 {
-    // SAFETY: per the contract (the buffer is the compiled code's own
-    // stack slot, 8-byte aligned, not otherwise referenced during the call).
-    unsafe {
-        let st = (*vmctx).table_state.cast::<TableState>();
-        if st.is_null() {
-            return BULK_TRAP as u64;
-        }
-        f(&mut *st, &mut *(args as *mut [u64; N]))
-    }
-}
-
-pub(crate) extern "C" fn table_grow_impl(
-    vmctx: *mut VmCtx,
-    exec: *mut VmCtx,
-    args: u64,
-    _: u64,
-) -> u64 {
-    // SAFETY: called by compiled code through the trampoline with a
-    // 3-value buffer; vmctx is the live vmctx of the instance whose code
-    // grows the table and exec the running green thread's.
-    unsafe {
-        let heap_bytes = vm_own_heap_len(vmctx);
-        // Memory the embedder holds for the instance counts too.
-        let limit = (*vmctx)
-            .heap_limit
-            .saturating_sub(crate::account::vm_external(vmctx));
-        let t0 = time_sliced(exec).then(crate::fuel::rdtsc);
-        let step = with_state(vmctx, args, |st, [t, d, init]| {
-            match st.grow_step(t as usize, d, init, heap_bytes, limit, exec) {
-                GrowStep::Done(old) => old as u64,
-                GrowStep::Limit => {
-                    let ex = &mut *exec;
-                    ex.status = crate::vmctx::status::LIMITED;
-                    ex.trap_kind = crate::Limit::Memory as u32;
-                    u64::MAX
-                }
-                GrowStep::More => {
-                    // End the slice inside the builtin; the host-call
-                    // trampoline calls it again with the same arguments
-                    // when the instance next runs.
-                    let ex = &mut *exec;
-                    ex.again_fn = table_grow_impl as *const () as usize;
-                    ex.again_vmctx = vmctx;
-                    ex.again_arg = args;
-                    ex.again_arg2 = 0;
-                    ex.yield_tsc = crate::fuel::rdtsc();
-                    ex.status = crate::vmctx::status::YIELDED;
-                    0
-                }
-            }
-        });
-        if let Some(t0) = t0 {
-            charge_time(exec, crate::fuel::rdtsc().saturating_sub(t0));
-        }
-        crate::account::vm_publish(vmctx);
-        step
-    }
-}
-
-pub(crate) extern "C" fn table_fill_impl(
-    vmctx: *mut VmCtx,
-    exec: *mut VmCtx,
-    args: u64,
-    _: u64,
-) -> u64 {
-    // SAFETY: as above, 4 values.
-    unsafe {
-        with_state_mut(vmctx, args, |st, a: &mut [u64; 4]| {
-            let [t, d, v, n] = *a;
-            if st.fill(t as usize, d, v, 0, n) != 0 {
-                return BULK_TRAP as u64;
-            }
-            let done = in_chunks(exec, (d, 0, n), TABLE_CHUNK, false, |(d, _, k)| {
-                st.fill(t as usize, d, v, k, k);
-                k
-            });
-            match done {
-                Ok(()) => BULK_DONE as u64,
-                Err((d, _, n)) => {
-                    *a = [t, d, v, n];
-                    BULK_MORE as u64
-                }
-            }
-        })
-    }
-}
-
-pub(crate) extern "C" fn table_copy_impl(
-    vmctx: *mut VmCtx,
-    exec: *mut VmCtx,
-    args: u64,
-    _: u64,
-) -> u64 {
-    // SAFETY: as above, 5 values.
-    unsafe {
-        with_state_mut(vmctx, args, |st, a: &mut [u64; 5]| {
-            let [dt, stb, d, s, n] = *a;
-            let (dt, stb) = (dt as usize, stb as usize);
-            if st.copy(dt, stb, d, s, 0, n) != 0 {
-                return BULK_TRAP as u64;
-            }
-            // Overlapping copies within one table stay correct chunk by
-            // chunk if each chunk moves away from the data still to copy:
-            // forward when the destination is below the source, backward
-            // otherwise.
-            let done = in_chunks(exec, (d, s, n), TABLE_CHUNK, d > s, |(d, s, k)| {
-                st.copy(dt, stb, d, s, k, k);
-                k
-            });
-            more_at(done, &mut a[2..])
-        })
-    }
-}
-
-pub(crate) extern "C" fn table_init_impl(
-    vmctx: *mut VmCtx,
-    exec: *mut VmCtx,
-    args: u64,
-    _: u64,
-) -> u64 {
-    // SAFETY: as above, 5 values.
-    unsafe {
-        with_state_mut(vmctx, args, |st, a: &mut [u64; 5]| {
-            let [t, e, d, s, n] = *a;
-            let (t, e) = (t as usize, e as usize);
-            if st.init(t, e, d, s, 0, n) != 0 {
-                return BULK_TRAP as u64;
-            }
-            let done = in_chunks(exec, (d, s, n), TABLE_CHUNK, false, |(d, s, k)| {
-                st.init(t, e, d, s, k, k);
-                k
-            });
-            more_at(done, &mut a[2..])
-        })
-    }
-}
-
 /// Elements a chunked table builtin (`table.fill/copy/init`) handles
 /// between two looks at the slice (about a microsecond of work), so these
 /// operations are preemptible at the quantum's granularity.
 pub const TABLE_CHUNK: u64 = 4096;
-
-/// Bytes `memory.init` copies between two looks at the slice (a few
-/// microseconds of `memcpy`).
-pub const MEMORY_CHUNK: u64 = 64 * 1024;
-
-/// Part of a bulk operation: destination start, source start, length.
-type Span = (u64, u64, u64);
-
-/// Split the rest of a bulk operation, `n` items from `d` (destination)
-/// and `s` (source), into the chunk to do now and what is left (`None`:
-/// nothing). Forward takes the first `chunk` items; `backward` takes the
-/// last ones.
-fn split(d: u64, s: u64, n: u64, chunk: u64, backward: bool) -> (Span, Option<Span>) {
-    let k = n.min(chunk);
-    let left = n - k;
-    if backward {
-        ((d + left, s + left, k), (left > 0).then_some((d, s, left)))
-    } else {
-        ((d, s, k), (left > 0).then_some((d + k, s + k, left)))
-    }
-}
-
-/// Do the bulk operation `span` (destination, source, length; already
-/// bounds-checked) in chunks of at most `chunk` items with `op`, which
-/// returns the fuel units a chunk costs. `Err(rest)` when the slice ended
-/// first ([`slice_over`]): the caller hands `rest` back to compiled code
-/// with `BULK_MORE`.
-///
-/// # Safety
-///
-/// `exec` is the running green thread's live context.
-unsafe fn in_chunks(
-    exec: *mut VmCtx,
-    span: Span,
-    chunk: u64,
-    backward: bool,
-    mut op: impl FnMut(Span) -> u64,
-) -> Result<(), Span> {
-    // SAFETY: per the contract (exec is the running green thread's).
-    let t0 = unsafe { time_sliced(exec) }.then(crate::fuel::rdtsc);
-    let mut rest = Some(span);
-    let mut result = Ok(());
-    while let Some((d, s, n)) = rest {
-        let now;
-        (now, rest) = split(d, s, n, chunk, backward);
-        let units = op(now);
-        // SAFETY: as above.
-        unsafe { charge_fuel(exec, units) };
-        if let Some(left) = rest {
-            // SAFETY: as above.
-            if unsafe { slice_over(exec) } {
-                result = Err(left);
-                break;
-            }
-        }
-    }
-    if let Some(t0) = t0 {
-        // SAFETY: as above.
-        unsafe { charge_time(exec, crate::fuel::rdtsc().saturating_sub(t0)) };
-    }
-    result
-}
-
-/// Whether the running green thread is in a time slice (not a fuel
-/// slice).
-///
-/// # Safety
-///
-/// `exec` is the running green thread's live context.
-unsafe fn time_sliced(exec: *const VmCtx) -> bool {
-    // SAFETY: per the contract.
-    unsafe { (*exec).fuel_sliced == 0 }
-}
-
-/// In a time slice, take from the fuel counter what `cycles` of bulk work
-/// are worth at the rate the slow path measured for this guest, so the
-/// next fuel check comes when the grant's time is used up, however much
-/// of it went to builtins. The grant shrinks by as much: these units are
-/// not fuel the guest spent (its budget was charged by the element), and
-/// the rate sample does not take them for guest code either.
-///
-/// # Safety
-///
-/// `exec` is the running green thread's live context.
-unsafe fn charge_time(exec: *mut VmCtx, cycles: u64) {
-    // SAFETY: per the contract.
-    let ex = unsafe { &mut *exec };
-    let rate = if ex.fuel_rate == 0 {
-        crate::fuel::DEFAULT_RATE
-    } else {
-        ex.fuel_rate
-    };
-    let units =
-        ((u128::from(cycles) * u128::from(rate)) >> crate::fuel::RATE_SHIFT).min(1 << 61) as i64;
-    ex.fuel = ex.fuel.saturating_sub(units).max(-(1 << 62));
-    ex.fuel_granted = ex.fuel_granted.saturating_sub(units);
-}
-
-/// The builtin result for `done`, writing what is left into `args`
-/// (`[dst, src, len]`) when the slice ended first.
-fn more_at(done: Result<(), Span>, args: &mut [u64]) -> u64 {
-    match done {
-        Ok(()) => BULK_DONE as u64,
-        Err((d, s, n)) => {
-            args.copy_from_slice(&[d, s, n]);
-            BULK_MORE as u64
-        }
-    }
-}
-
-/// Between two chunks of a bulk builtin: must the builtin stop here and
-/// let compiled code pass a fuel check (`BULK_MORE`)? In a fuel slice,
-/// when the chunk's charge spent the counter (the check then ends the
-/// slice); in a time slice, when the deadline is as near as the slow path
-/// would yield at, a cancel is asked for, or the fuel budget is spent. In
-/// a time slice the counter is then zeroed (shrinking the grant by what
-/// was left keeps its accounting exact) so the check takes the slow path,
-/// which yields or ends the instance. Otherwise the builtin goes on with
-/// the next chunk: one call does as many chunks as the slice allows.
-///
-/// # Safety
-///
-/// `exec` is the running green thread's live context.
-unsafe fn slice_over(exec: *mut VmCtx) -> bool {
-    // SAFETY: per the contract.
-    let ex = unsafe { &mut *exec };
-    if ex.fuel_sliced != 0 {
-        return ex.fuel <= 0;
-    }
-    let over = ex.fuel <= 0
-        || crate::fuel::rdtsc().saturating_add(crate::fuel::EARLY_YIELD_CYCLES) >= ex.deadline_tsc
-        || ex.cancel.load(std::sync::atomic::Ordering::Relaxed) != 0;
-    if over && ex.fuel > 0 {
-        ex.fuel_granted = ex.fuel_granted.saturating_sub(ex.fuel);
-        ex.fuel = 0;
-    }
-    over
-}
-
-pub(crate) extern "C" fn elem_drop_impl(
-    vmctx: *mut VmCtx,
-    _exec: *mut VmCtx,
-    args: u64,
-    _: u64,
-) -> u64 {
-    // SAFETY: as above, 1 value.
-    unsafe {
-        with_state(vmctx, args, |st, [e]| {
-            st.drop_elem(e as usize);
-            0
-        })
-    }
-}

@@ -12,6 +12,7 @@
 //! called from it (through an import or a shared table) runs with this
 //! `exec` and its own vmctx.
 
+use crate::account::MemoryAccount;
 use myriad_abi as abi;
 use std::sync::atomic::AtomicU32;
 
@@ -30,6 +31,33 @@ pub struct TrapEntry {
     /// `abi::TrapKind` code.
     pub kind: u8,
 }
+
+/// A table descriptor as compiled code reads it (`abi::vmctx::TABLES`).
+#[repr(C)]
+#[derive(Debug)]
+pub struct TableDesc {
+    /// Element 0.
+    pub base: *mut u64,
+    /// Current length in elements.
+    pub len: u64,
+}
+
+/// A funcref target (`abi::vmctx::FUNC_REF_SIZE` bytes).
+#[repr(C)]
+#[derive(Clone, Copy, Debug)]
+pub struct FuncRef {
+    /// Code address of the function (`fn(vmctx, params...) -> results`).
+    pub code: usize,
+    /// vmctx to pass.
+    pub vmctx: usize,
+    /// Canonical type id of its signature.
+    pub type_id: u64,
+}
+
+const _: () = {
+    assert!(std::mem::size_of::<FuncRef>() == abi::vmctx::FUNC_REF_SIZE as usize);
+    assert!(std::mem::size_of::<TableDesc>() == abi::vmctx::TABLE_DESC_SIZE as usize);
+};
 
 /// Instance status codes stored in [`VmCtx::status`].
 pub mod status {
@@ -72,9 +100,9 @@ pub struct VmCtx {
     /// Canonical type ids of the module's types (`abi::vmctx::TYPE_IDS`).
     pub type_ids: *const u32,
     /// Table descriptors (`abi::vmctx::TABLES`), or null.
-    pub tables: *const crate::table::TableDesc,
+    pub tables: *const TableDesc,
     /// FuncRef records (`abi::vmctx::FUNC_REFS`), or null.
-    pub func_refs: *const crate::table::FuncRef,
+    pub func_refs: *const FuncRef,
     /// Builtins `table.grow`, `table.fill`, `table.copy`, `table.init`,
     /// `elem.drop`, `memory.init`, `data.drop`
     /// (`abi::vmctx::FN_TABLE_GROW` ..= `FN_DATA_DROP`).
@@ -183,7 +211,7 @@ pub struct VmCtx {
     /// embedder holds for the instance counts against `heap_limit`, and
     /// growth publishes the instance's own use there. Kept alive by the
     /// instance's core.
-    pub account: *const crate::account::MemoryAccount,
+    pub account: *const MemoryAccount,
     /// The value buffer the entry routine hands the export's wrapper:
     /// `values` above, or a larger buffer the `Instance` owns for an
     /// export with more than [`MAX_VALUES`] parameters or results.

@@ -1,6 +1,6 @@
 //! The raw context switch between two hand-made contexts.
 
-use myriad_runtime::switch::{init_raw_frame, myriad_switch, switch_addr};
+use myriad_runtime::arch::{init_raw_frame, myriad_switch, switch_addr};
 
 struct Ctx {
     main_sp: usize,

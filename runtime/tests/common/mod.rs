@@ -137,7 +137,7 @@ extern "C" fn record_sp(_vm: *mut VmCtx, _exec: *mut VmCtx, _arg: u64, _arg2: u6
 pub extern "C" fn guest_host_sp(vm: *mut VmCtx, _exec: *mut VmCtx, values: *mut u64) {
     // SAFETY: we run as a guest of `vm`.
     unsafe {
-        let host = myriad_runtime::host_call::call_on_host_stack(vm, vm, 0, record_sp);
+        let host = myriad_runtime::arch::call_on_host_stack(vm, vm, 0, record_sp);
         *values = host;
         *values.add(1) = rsp() as u64;
     }
