@@ -1,19 +1,32 @@
 //! The Myriad runtime: artifact loading, the slot region, instances,
-//! context switching, traps and host calls.
+//! context switching, traps and host calls. x86_64 Linux only.
 //!
-//! x86_64 Linux only. The pieces:
+//! The modules form layers, each using only those listed before it (a
+//! test, `tests/layers.rs`, keeps it so):
 //!
-//! * [`region`]: one mapping holding every instance slot (stack, vmctx, heap).
-//! * [`module`]: loading and checking compiled artifacts.
-//! * [`cache`]: the checked, per-user artifact cache directory.
-//! * [`instance`]: instantiate, resume in slices, tear down.
-//! * [`switch`]: the register-only context switch and instance entry.
-//! * [`host_call`]: builtins (fuel, memory.grow) run on the worker stack.
-//! * [`host`]: host functions guests call through imports.
-//! * [`linker`]: resolving a module's imports by name.
-//! * [`fuel`]: the fuel-gated deadline check and TSC helpers.
-//! * [`signals`]: turning faults in compiled code into traps.
-//! * [`vmctx`]: the per-instance context block.
+//! 1. Records and leaves: [`values`] (values, outcomes, limits),
+//!    [`account`] (memory charged to an instance's limit), [`vmctx`] (the
+//!    per-instance context block and the records it points to), [`types`]
+//!    (canonical function types), [`region`] (one mapping holding every
+//!    slot), [`cache`] (the checked, per-user artifact cache directory),
+//!    `group` (lifetimes of linked instances), [`traps`] (trap tables of
+//!    loaded modules).
+//! 2. [`fuel`]: the fuel-gated deadline check, TSC helpers, and the fuel
+//!    accounting of long builtins.
+//! 3. [`module`]: loading, checking and (with the `compiler` feature)
+//!    compiling artifacts.
+//! 4. [`table`]: tables, function references and segment state.
+//! 5. [`host`]: host functions guests call through imports.
+//! 6. `builtins`: `memory.grow`, the memory-limit bookkeeping and the
+//!    table and segment builtins, as Rust functions.
+//! 7. [`arch`]: all the assembly: context switch, instance entry, the
+//!    trampolines that run builtins and host functions on the worker stack,
+//!    signal-context access.
+//! 8. [`signals`]: turning faults in compiled code into traps; blocking
+//!    asynchronous signals on threads that run guests.
+//! 9. [`externs`]: what instances import and export.
+//! 10. [`instance`]: instantiate, run in slices, park, tear down.
+//! 11. [`linker`]: resolving a module's imports by name.
 
 #[cfg(not(all(target_arch = "x86_64", target_os = "linux")))]
 compile_error!("myriad-runtime supports only x86_64 Linux");

@@ -4,10 +4,10 @@
 //! instances without tables pay nothing). The vmctx header points at the
 //! [`TableState`]'s descriptor array (`abi::vmctx::TABLES`), its `FuncRef`
 //! array (`FUNC_REFS`) and the module's canonical type ids (`TYPE_IDS`).
-//! The table builtins below run on the worker stack through the host-call
-//! trampoline (see [`crate::host_call`]); they take their arguments from a
-//! `u64` buffer on the guest stack. The same state tracks dropped data
-//! segments for `memory.init`/`data.drop`.
+//! The builtins that operate on this state (`builtins::table`) run on the
+//! worker stack through the host-call trampoline ([`crate::arch`]). The
+//! same state tracks dropped data segments for `memory.init`/`data.drop`,
+//! and a `table.grow` done in parts across slices.
 
 use crate::fuel::{charge_fuel, slice_over};
 use crate::module::Module;

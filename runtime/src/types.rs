@@ -1,7 +1,7 @@
 //! Types as the runtime compares them across modules: the process-wide
 //! interner that gives every function signature a canonical id (what
 //! `call_indirect` and linking compare), and precise reference types with
-//! those ids ([`CanonRef`]).
+//! those ids (`CanonRef`).
 
 use myriad_abi::{FuncType, RefHeap, RefPrecise, ValType};
 use std::collections::HashMap;

@@ -29,7 +29,7 @@ mod worker;
 pub use config::SchedulerConfig;
 pub use handle::{
     InstanceError, InstanceHandle, InstanceResult, InstanceState, InstanceStats, Message,
-    ResumeError, SendError,
+    ResumeError, SendError, MESSAGE_OVERHEAD,
 };
 pub use messaging::current;
 pub use metrics::{Metrics, Summary};
