@@ -91,6 +91,11 @@ pub fn ns_to_tsc(ns: u64) -> u64 {
     u64::try_from(ns as u128 * tsc_hz() as u128 / 1_000_000_000).unwrap_or(u64::MAX)
 }
 
+/// Convert a duration to TSC ticks (saturating).
+pub fn duration_to_tsc(d: std::time::Duration) -> u64 {
+    ns_to_tsc(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
 /// Convert TSC ticks to nanoseconds (saturating).
 pub fn tsc_to_ns(ticks: u64) -> u64 {
     u64::try_from(ticks as u128 * 1_000_000_000 / tsc_hz() as u128).unwrap_or(u64::MAX)

@@ -30,17 +30,14 @@
 //! teardown of linked instances only. Merges are by size with path
 //! compression, so forwarding chains stay short.
 
+use crate::sync::lock;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 
 /// Guards every node's state (merges, handle counts, teardown).
 static LINK: Mutex<()> = Mutex::new(());
 
 fn link_lock() -> MutexGuard<'static, ()> {
-    LINK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
+    lock(&LINK)
 }
 
 /// A member of a group: an instance's core, freed when the group dies.

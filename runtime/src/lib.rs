@@ -45,6 +45,7 @@ pub mod linker;
 pub mod module;
 pub mod region;
 pub mod signals;
+mod sync;
 pub mod table;
 pub mod traps;
 pub mod types;

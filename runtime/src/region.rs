@@ -55,6 +55,7 @@
 //! `madvise(MADV_DONTNEED)`. Whenever an `madvise` fails (e.g. `EINVAL` on
 //! `mlock`ed memory), its range is zeroed with a memset instead.
 
+use crate::sync::lock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
@@ -351,7 +352,7 @@ impl Region {
 
     /// Slots currently free.
     pub fn free_slots(&self) -> usize {
-        self.free.lock().unwrap_or_else(|e| e.into_inner()).len()
+        lock(&self.free).len()
     }
 
     /// Bytes per slot.
@@ -386,15 +387,12 @@ impl Region {
 
     /// Take a free slot, or `None` when the region is full.
     pub fn alloc(&self) -> Option<u32> {
-        self.free.lock().unwrap_or_else(|e| e.into_inner()).pop()
+        lock(&self.free).pop()
     }
 
     /// Return a slot whose heap is all zero again.
     pub(crate) fn release(&self, slot: u32) {
-        self.free
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .push(slot);
+        lock(&self.free).push(slot);
     }
 
     /// Lowest address of `slot` (its stack bottom).

@@ -4,6 +4,7 @@
 //! module's code (a call through an import or a shared table). Readable
 //! from a signal handler: no locks, no allocation.
 
+use crate::sync::lock;
 use crate::vmctx::TrapEntry;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -54,7 +55,7 @@ pub unsafe fn register_trap_table(table: &[TrapEntry]) -> Option<Registration> {
     let (Some(first), Some(last)) = (table.first(), table.last()) else {
         return Some(Registration(usize::MAX));
     };
-    let mut free = REGISTRY_FREE.lock().unwrap_or_else(|e| e.into_inner());
+    let mut free = lock(&REGISTRY_FREE);
     let index = match free.pop() {
         Some(i) => i,
         None => {
@@ -81,7 +82,7 @@ impl Drop for Registration {
         if self.0 == usize::MAX {
             return;
         }
-        let mut free = REGISTRY_FREE.lock().unwrap_or_else(|e| e.into_inner());
+        let mut free = lock(&REGISTRY_FREE);
         write_slot(self.0, 0, 0, 0, 0);
         free.push(self.0);
     }

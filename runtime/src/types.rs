@@ -3,6 +3,7 @@
 //! `call_indirect` and linking compare), and precise reference types with
 //! those ids (`CanonRef`).
 
+use crate::sync::lock;
 use myriad_abi::{FuncType, RefHeap, RefPrecise, ValType};
 use std::collections::HashMap;
 
@@ -12,10 +13,7 @@ use std::collections::HashMap;
 pub fn canonical_type_id(ty: &FuncType) -> Option<u32> {
     static INTERNER: std::sync::OnceLock<std::sync::Mutex<HashMap<FuncType, u32>>> =
         std::sync::OnceLock::new();
-    let mut map = INTERNER
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
+    let mut map = lock(INTERNER.get_or_init(Default::default));
     if let Some(id) = map.get(ty) {
         return Some(*id);
     }

@@ -2,6 +2,7 @@
 //! park/resume and mailboxes.
 
 use crate::shared::{Shared, Task};
+use crate::sync::lock;
 use myriad_runtime::{HasMemoryAccount, Limit, MemoryAccount, TrapKind, Val};
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
@@ -205,7 +206,7 @@ impl HandleShared {
     }
 
     pub(crate) fn lock_slot(&self) -> MutexGuard<'_, ParkSlot> {
-        self.slot.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.slot)
     }
 
     pub(crate) fn state(&self) -> InstanceState {
@@ -231,7 +232,7 @@ impl HandleShared {
             Err(InstanceError::Exited(_)) => InstanceState::Exited,
             Err(InstanceError::Limit(_)) => InstanceState::Limited,
         };
-        let mut slot = self.result.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = lock(&self.result);
         *slot = Some(result);
         self.set_state(state);
         drop(slot);
@@ -258,7 +259,7 @@ impl std::fmt::Debug for InstanceHandle {
 impl InstanceHandle {
     /// Block until the instance ends and return its results or why it ended.
     pub fn join(&self) -> InstanceResult {
-        let mut slot = self.shared.result.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = lock(&self.shared.result);
         loop {
             if let Some(r) = slot.as_ref() {
                 return r.clone();
@@ -274,7 +275,7 @@ impl InstanceHandle {
     /// Like [`join`](Self::join) but gives up after `timeout`, returning `None`.
     pub fn join_timeout(&self, timeout: Duration) -> Option<InstanceResult> {
         let deadline = Instant::now() + timeout;
-        let mut slot = self.shared.result.lock().unwrap_or_else(|e| e.into_inner());
+        let mut slot = lock(&self.shared.result);
         loop {
             if let Some(r) = slot.as_ref() {
                 return Some(r.clone());
@@ -294,11 +295,7 @@ impl InstanceHandle {
 
     /// The result if the instance has ended, without blocking.
     pub fn try_result(&self) -> Option<InstanceResult> {
-        self.shared
-            .result
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        lock(&self.shared.result).clone()
     }
 
     /// Ask the scheduler to end the instance. It stops at its next time

@@ -23,6 +23,7 @@ pub mod messaging;
 pub mod metrics;
 mod scheduler;
 mod shared;
+mod sync;
 mod timers;
 mod worker;
 

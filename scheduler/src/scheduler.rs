@@ -4,15 +4,17 @@
 use crate::config::SchedulerConfig;
 use crate::handle::{deliver, HandleShared, InstanceHandle, Message, SendError};
 use crate::metrics::{Metrics, TscToNs};
-use crate::shared::{self, Shared, Task, REGISTRY_SHARDS};
+use crate::shared::{self, Shared, Task};
+use crate::sync::lock;
+use crate::sync::Registry;
 use crate::worker::Worker;
 use crossbeam_deque::{Injector, Worker as Queue};
+use myriad_runtime::fuel::duration_to_tsc;
 use myriad_runtime::{
     rdtsc, tsc_hz, Extern, Func, Instance, InstantiateError, LinkError, Linker, Module, Region,
     RegionConfig, RegionError, Val,
 };
 use std::any::Any;
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -217,8 +219,7 @@ impl Scheduler {
         let hz = tsc_hz();
         // Clamp so `start + quantum` cannot overflow: a huge quantum means
         // "practically never preempt", not a deadline in the past.
-        let quantum_tsc = ((config.quantum.as_nanos() * u128::from(hz)) / 1_000_000_000)
-            .clamp(1, u128::from(u64::MAX / 4)) as u64;
+        let quantum_tsc = duration_to_tsc(config.quantum).clamp(1, u64::MAX / 4);
         let locals: Vec<Queue<Box<Task>>> =
             (0..config.workers).map(|_| Queue::new_fifo()).collect();
         let shared = Arc::new(Shared {
@@ -238,9 +239,7 @@ impl Scheduler {
             fuel_per_slice: config.fuel_per_slice,
             conv: TscToNs::new(hz),
             spawn_metrics: Mutex::new(Metrics::default()),
-            registry: (0..REGISTRY_SHARDS)
-                .map(|_| Mutex::new(HashMap::new()))
-                .collect(),
+            registry: Registry::new(),
             next_id: AtomicU64::new(1),
             deadlines: Mutex::new(Vec::new()),
             next_deadline: AtomicU64::new(u64::MAX),
@@ -297,15 +296,11 @@ impl Scheduler {
 
     /// Let the workers run (no-op if they already do).
     pub fn start(&self) {
-        let mut at = self.started_at.lock().unwrap_or_else(|e| e.into_inner());
+        let mut at = lock(&self.started_at);
         if at.is_none() {
             *at = Some(Instant::now());
         }
-        let mut started = self
-            .shared
-            .started
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut started = lock(&self.shared.started);
         *started = true;
         self.shared.start_cv.notify_all();
     }
@@ -377,23 +372,12 @@ impl Scheduler {
             instance.set_memory_account(handle.clone());
             instance.set_memory_limit(memory.unwrap_or(self.shared.memory_limit));
         }
-        let cpu_budget = cpu_time
-            .map(|d| {
-                ((d.as_nanos() * u128::from(tsc_hz())) / 1_000_000_000).min(u128::from(u64::MAX))
-                    as u64
-            })
-            .unwrap_or(u64::MAX);
+        let cpu_budget = cpu_time.map_or(u64::MAX, duration_to_tsc);
         let elapsed = rdtsc().saturating_sub(t);
-        self.shared
-            .spawn_metrics
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        lock(&self.shared.spawn_metrics)
             .instantiate
             .saturating_record(self.shared.conv.ns(elapsed));
-        self.shared.registry[(id % REGISTRY_SHARDS as u64) as usize]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(id, Arc::clone(&handle));
+        self.shared.registry.insert(&handle);
         self.shared.live.fetch_add(1, Ordering::AcqRel);
         self.shared.injector.push(Box::new(Task {
             instance,
@@ -450,11 +434,7 @@ impl Scheduler {
     /// whether everything ended.
     pub fn wait_idle(&self, timeout: Duration) -> bool {
         let deadline = Instant::now() + timeout;
-        let mut g = self
-            .shared
-            .all_done_lock
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut g = lock(&self.shared.all_done_lock);
         while self.live() > 0 {
             let now = Instant::now();
             if now >= deadline {
@@ -480,10 +460,7 @@ impl Scheduler {
         self.shared.shutdown.store(true, Ordering::Release);
         self.start(); // paused workers must wake to drain
         self.shared.wake_all();
-        let wall = self
-            .started_at
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
+        let wall = lock(&self.started_at)
             .map(|t| t.elapsed())
             .unwrap_or_default();
         let mut per_worker = Vec::new();
@@ -494,12 +471,7 @@ impl Scheduler {
             }
         }
         let stranded = shared::cancel_stranded(&self.shared);
-        let mut metrics = self
-            .shared
-            .spawn_metrics
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone();
+        let mut metrics = lock(&self.shared.spawn_metrics).clone();
         for m in &per_worker {
             metrics.merge(m);
         }

@@ -31,16 +31,14 @@
 
 use crate::handle::{HandleShared, InstanceError, InstanceResult, InstanceState, MailboxLimits};
 use crate::metrics::{Metrics, TscToNs};
+use crate::sync::{lock, Registry};
 use crate::timers::TimerQueue;
 use crossbeam_deque::{Injector, Steal, Stealer};
+use myriad_runtime::fuel::duration_to_tsc;
 use myriad_runtime::{rdtsc, Instance, Limit, Region};
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::time::{Duration, Instant};
-
-/// Shards of the id -> instance registry.
-pub(crate) const REGISTRY_SHARDS: usize = 64;
 
 /// A runnable instance and its bookkeeping, boxed so queue entries stay one
 /// pointer wide.
@@ -86,8 +84,8 @@ pub(crate) struct Shared {
     /// Instantiate times recorded by spawning threads (and retirements
     /// done off the workers).
     pub(crate) spawn_metrics: Mutex<Metrics>,
-    /// Live instances by id, sharded by `id % REGISTRY_SHARDS`.
-    pub(crate) registry: Vec<Mutex<HashMap<u64, Arc<HandleShared>>>>,
+    /// Live instances by id.
+    pub(crate) registry: Registry,
     /// Next instance id.
     pub(crate) next_id: AtomicU64,
     /// Parked instances with a deadline, for the deadline sweep.
@@ -111,18 +109,14 @@ impl Shared {
     /// Wake one sleeping worker, if any.
     pub(crate) fn wake_one(&self) {
         if self.sleepers.load(Ordering::SeqCst) > 0 {
-            let _g = self.idle_lock.lock().unwrap_or_else(|e| e.into_inner());
+            let _g = lock(&self.idle_lock);
             self.idle_cv.notify_one();
         }
     }
 
     /// The live instance with id `id`.
     pub(crate) fn lookup(&self, id: u64) -> Option<Arc<HandleShared>> {
-        self.registry[(id % REGISTRY_SHARDS as u64) as usize]
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&id)
-            .cloned()
+        self.registry.get(id)
     }
 
     /// Retire a task from a thread that is not a worker (cancel of a parked
@@ -130,30 +124,33 @@ impl Shared {
     pub(crate) fn retire_off_worker(&self, task: Task, result: InstanceResult) {
         let mut m = Metrics::default();
         retire(task, result, self, &mut m);
-        self.spawn_metrics
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .merge(&m);
+        lock(&self.spawn_metrics).merge(&m);
+    }
+
+    /// `at` in nanoseconds since `epoch` (0 for earlier instants,
+    /// saturating).
+    fn ns_since_epoch(&self, at: Instant) -> u64 {
+        u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
 
     /// Remember that `handle` parked with deadline `at`.
     pub(crate) fn watch_deadline(&self, at: Instant, handle: &Arc<HandleShared>) {
-        let mut d = self.deadlines.lock().unwrap_or_else(|e| e.into_inner());
+        let mut d = lock(&self.deadlines);
         d.push((at, Arc::downgrade(handle)));
-        let ns = at.saturating_duration_since(self.epoch).as_nanos() as u64;
+        let ns = self.ns_since_epoch(at);
         self.next_deadline.fetch_min(ns, Ordering::AcqRel);
     }
 
     /// End every parked instance whose deadline has passed, if one may have.
     pub(crate) fn sweep_deadlines(&self) {
         let now = Instant::now();
-        let now_ns = now.saturating_duration_since(self.epoch).as_nanos() as u64;
+        let now_ns = self.ns_since_epoch(now);
         if now_ns < self.next_deadline.load(Ordering::Acquire) {
             return;
         }
         let mut expired = Vec::new();
         {
-            let mut d = self.deadlines.lock().unwrap_or_else(|e| e.into_inner());
+            let mut d = lock(&self.deadlines);
             let mut next = u64::MAX;
             d.retain(|(at, h)| {
                 if *at <= now {
@@ -162,7 +159,7 @@ impl Shared {
                 } else if h.strong_count() == 0 {
                     false
                 } else {
-                    next = next.min(at.saturating_duration_since(self.epoch).as_nanos() as u64);
+                    next = next.min(self.ns_since_epoch(*at));
                     true
                 }
             });
@@ -222,7 +219,7 @@ impl Shared {
         }
         // Fired before its instant (TSC estimate): sleep the rest.
         for (left, h) in early {
-            self.add_timer(rdtsc().saturating_add(ns_to_tsc(left)), &h);
+            self.add_timer(rdtsc().saturating_add(duration_to_tsc(left)), &h);
         }
         if woke {
             self.wake_one();
@@ -242,14 +239,9 @@ impl Shared {
 
     /// Wake every sleeping worker.
     pub(crate) fn wake_all(&self) {
-        let _g = self.idle_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let _g = lock(&self.idle_lock);
         self.idle_cv.notify_all();
     }
-}
-
-/// `d` in TSC ticks (saturating).
-pub(crate) fn ns_to_tsc(d: Duration) -> u64 {
-    myriad_runtime::fuel::ns_to_tsc(u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
 }
 
 /// Queue a resumed task (from any thread) and wake a worker; cancel it if
@@ -287,16 +279,10 @@ pub(crate) fn retire(task: Task, result: InstanceResult, shared: &Shared, m: &mu
         Err(_) | Ok(_) => {}
     }
     handle.publish_stats(slices, shared.conv.ns(cpu_cycles));
-    shared.registry[(handle.id % REGISTRY_SHARDS as u64) as usize]
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .remove(&handle.id);
+    shared.registry.remove(handle.id);
     handle.complete(result);
     if shared.live.fetch_sub(1, Ordering::AcqRel) == 1 {
-        let _g = shared
-            .all_done_lock
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let _g = lock(&shared.all_done_lock);
         shared.all_done_cv.notify_all();
     }
 }
@@ -311,18 +297,7 @@ pub(crate) fn cancel_stranded(shared: &Shared) -> Metrics {
         cancel_all(|| stealer.steal(), shared, &mut m);
     }
     // Parked instances sit in no queue: find them through the registry.
-    let live: Vec<Arc<HandleShared>> = shared
-        .registry
-        .iter()
-        .flat_map(|r| {
-            r.lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .values()
-                .cloned()
-                .collect::<Vec<_>>()
-        })
-        .collect();
-    for h in live {
+    for h in shared.registry.all() {
         let task = h.lock_slot().task.take();
         if let Some(t) = task {
             retire(*t, Err(InstanceError::Cancelled), shared, &mut m);

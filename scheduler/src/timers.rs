@@ -16,6 +16,7 @@
 //! atomic so workers can check after every slice, with one relaxed load,
 //! whether anything is due.
 
+use crate::sync::lock;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -58,7 +59,7 @@ impl<T> TimerQueue<T> {
     /// `take_due(now)` with `now >= at`, at most one tick later).
     pub(crate) fn insert(&self, at: u64, item: T) {
         let tick = at.div_ceil(1 << TICK_SHIFT);
-        let mut b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut b = lock(&self.buckets);
         b.entry(tick).or_default().push(item);
         self.len.fetch_add(1, Ordering::Relaxed);
         self.next_due
@@ -71,7 +72,7 @@ impl<T> TimerQueue<T> {
             return;
         }
         let now_tick = now >> TICK_SHIFT;
-        let mut b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut b = lock(&self.buckets);
         while let Some(e) = b.first_entry() {
             if *e.key() > now_tick {
                 break;
@@ -89,7 +90,7 @@ impl<T> TimerQueue<T> {
     /// Drop the entries for which `keep` is false (a purge of entries
     /// whose instances have ended).
     pub(crate) fn retain(&self, mut keep: impl FnMut(&T) -> bool) {
-        let mut b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        let mut b = lock(&self.buckets);
         b.retain(|_, items| {
             let before = items.len();
             items.retain(&mut keep);

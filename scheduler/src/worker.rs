@@ -14,8 +14,10 @@
 
 use crate::handle::{complete_recv, HandleShared, InstanceError, InstanceResult, InstanceState};
 use crate::metrics::Metrics;
-use crate::shared::{cancel_all, ns_to_tsc, retire, Shared, Task};
+use crate::shared::{cancel_all, retire, Shared, Task};
+use crate::sync::lock;
 use crossbeam_deque::{Steal, Worker as Queue};
+use myriad_runtime::fuel::duration_to_tsc;
 use myriad_runtime::{rdtsc, Limit, Outcome};
 use std::cell::Cell;
 use std::sync::atomic::Ordering;
@@ -113,11 +115,7 @@ impl Worker {
 
     /// Block until the scheduler's start gate opens.
     fn wait_for_start(&self) {
-        let mut started = self
-            .shared
-            .started
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
+        let mut started = lock(&self.shared.started);
         while !*started {
             started = self
                 .shared
@@ -196,7 +194,7 @@ impl Worker {
     fn idle_wait(&self) {
         let shared = &self.shared;
         shared.sleepers.fetch_add(1, Ordering::SeqCst);
-        let guard = shared.idle_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let guard = lock(&shared.idle_lock);
         if shared.injector.is_empty() && !shared.shutdown.load(Ordering::SeqCst) {
             let _ = shared
                 .idle_cv
@@ -363,7 +361,7 @@ impl Worker {
             self.local.push(task);
             return;
         }
-        let at_tsc = rdtsc().saturating_add(ns_to_tsc(left));
+        let at_tsc = rdtsc().saturating_add(duration_to_tsc(left));
         let handle = Arc::clone(&task.handle);
         let mut slot = handle.lock_slot();
         if self.stop_requested(&handle) {

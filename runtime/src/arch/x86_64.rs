@@ -378,82 +378,31 @@ unsafe extern "C" fn host_import() {
     )
 }
 
-/// `table.grow(vmctx, exec, args) -> i64`.
-#[unsafe(naked)]
-unsafe extern "C" fn table_grow() {
-    naked_asm!(
-        "lea rcx, [rip + {f}]",
-        "jmp {host_call}",
-        f = sym crate::builtins::table::table_grow_impl,
-        host_call = sym host_call,
-    )
+/// An entry point of a table or segment builtin:
+/// `name(vmctx, exec, args) -> i64` runs `$f` through the host-call
+/// trampoline. (A macro because each entry point must be a function of its
+/// own, with its own address, whose whole body is these two instructions.)
+macro_rules! table_builtin_entry {
+    ($name:ident, $f:path) => {
+        #[unsafe(naked)]
+        unsafe extern "C" fn $name() {
+            naked_asm!(
+                "lea rcx, [rip + {f}]",
+                "jmp {host_call}",
+                f = sym $f,
+                host_call = sym host_call,
+            )
+        }
+    };
 }
 
-/// `table.fill(vmctx, exec, args) -> i64`.
-#[unsafe(naked)]
-unsafe extern "C" fn table_fill() {
-    naked_asm!(
-        "lea rcx, [rip + {f}]",
-        "jmp {host_call}",
-        f = sym crate::builtins::table::table_fill_impl,
-        host_call = sym host_call,
-    )
-}
-
-/// `table.copy(vmctx, exec, args) -> i64`.
-#[unsafe(naked)]
-unsafe extern "C" fn table_copy() {
-    naked_asm!(
-        "lea rcx, [rip + {f}]",
-        "jmp {host_call}",
-        f = sym crate::builtins::table::table_copy_impl,
-        host_call = sym host_call,
-    )
-}
-
-/// `table.init(vmctx, exec, args) -> i64`.
-#[unsafe(naked)]
-unsafe extern "C" fn table_init() {
-    naked_asm!(
-        "lea rcx, [rip + {f}]",
-        "jmp {host_call}",
-        f = sym crate::builtins::table::table_init_impl,
-        host_call = sym host_call,
-    )
-}
-
-/// `elem.drop(vmctx, exec, args) -> i64`.
-#[unsafe(naked)]
-unsafe extern "C" fn elem_drop() {
-    naked_asm!(
-        "lea rcx, [rip + {f}]",
-        "jmp {host_call}",
-        f = sym crate::builtins::table::elem_drop_impl,
-        host_call = sym host_call,
-    )
-}
-
-/// `memory.init(vmctx, exec, args) -> i64`.
-#[unsafe(naked)]
-unsafe extern "C" fn memory_init() {
-    naked_asm!(
-        "lea rcx, [rip + {f}]",
-        "jmp {host_call}",
-        f = sym crate::builtins::table::memory_init_impl,
-        host_call = sym host_call,
-    )
-}
-
-/// `data.drop(vmctx, exec, args) -> i64`.
-#[unsafe(naked)]
-unsafe extern "C" fn data_drop() {
-    naked_asm!(
-        "lea rcx, [rip + {f}]",
-        "jmp {host_call}",
-        f = sym crate::builtins::table::data_drop_impl,
-        host_call = sym host_call,
-    )
-}
+table_builtin_entry!(table_grow, crate::builtins::table::table_grow_impl);
+table_builtin_entry!(table_fill, crate::builtins::table::table_fill_impl);
+table_builtin_entry!(table_copy, crate::builtins::table::table_copy_impl);
+table_builtin_entry!(table_init, crate::builtins::table::table_init_impl);
+table_builtin_entry!(elem_drop, crate::builtins::table::elem_drop_impl);
+table_builtin_entry!(memory_init, crate::builtins::table::memory_init_impl);
+table_builtin_entry!(data_drop, crate::builtins::table::data_drop_impl);
 
 /// Address of the host-import builtin (for `vmctx.fn_host_call`).
 pub fn host_import_addr() -> usize {
