@@ -333,10 +333,11 @@ fn bind_host_state(core: &mut Core, imports: &[Extern], data: Option<Box<dyn Any
 /// records, global cell pointers, the memory's vmctx); returns the
 /// imported tables and tags, in import order.
 fn bind_imports(core: &mut Core, imports: &[Extern]) -> (Vec<Arc<Table>>, Vec<Tag>) {
-    let module = core.module.clone();
+    let vm_addr = core.vm_addr();
+    // Disjoint borrows: the module is read while the host state is filled.
+    let Core { module, host, .. } = core;
     let md = module.metadata();
     let layout = module.layout();
-    let vm_addr = core.vm_addr();
     let (mut fi, mut gi) = (0u32, 0u32);
     let mut imported_tables: Vec<Arc<Table>> = Vec::new();
     let mut tags: Vec<Tag> = Vec::new();
@@ -346,7 +347,7 @@ fn bind_imports(core: &mut Core, imports: &[Extern]) -> (Vec<Arc<Table>>, Vec<Ta
                 let type_id = u64::from(module.type_ids()[*t as usize]);
                 let rec = match f {
                     Func::Host(h) => {
-                        if let Some(host) = core.host.as_mut() {
+                        if let Some(host) = host.as_mut() {
                             host.funcs[fi as usize] = Some(h.clone());
                         }
                         FuncRef {
@@ -504,8 +505,8 @@ fn build_tables(core: &Core, cells: &GlobalCells, t: &mut TableState, imported: 
 /// Phase "element segments": active ones written into their tables in
 /// module order (and dropped), declarative ones dropped.
 fn apply_elem_segments(core: &mut Core, cells: &GlobalCells) -> Result<(), InstantiateError> {
-    let module = core.module.clone();
-    let Some(t) = core.tables.as_mut() else {
+    let Core { module, tables, .. } = core;
+    let Some(t) = tables.as_mut() else {
         return Ok(());
     };
     for (i, e) in module.metadata().elems.iter().enumerate() {
