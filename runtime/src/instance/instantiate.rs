@@ -95,6 +95,12 @@ impl Instance {
     }
 }
 
+// The phases below are the steps of one function, split to be read one at a
+// time; each is `#[inline(always)]` so instantiation stays one function in
+// the binary. Out of line, the moves of the vmctx-sized values between them
+// cost about 40 ns per instantiation (225 ns against 185 ns in
+// `instance/instantiate_warm_16k`).
+
 /// What instantiation needs to know before it takes a slot: the initial
 /// memory and its bounds. Made by [`Plan::check`], which refuses whatever
 /// cannot work.
@@ -110,6 +116,7 @@ struct Plan {
 impl Plan {
     /// Check imports (types, host-import stub frames), the initial memory
     /// against the slot, guard assumptions and the tables' initial sizes.
+    #[inline(always)]
     fn check(
         region: &Region,
         module: &Module,
@@ -204,6 +211,7 @@ fn check_guard(region: &Region, module: &Module, page_log2: u32) -> Result<(), I
 
 /// Phase "slot and vmctx": take a free slot, open its initial heap (guard
 /// mode), write the whole vmctx, and hand the slot to a [`Core`].
+#[inline(always)]
 fn take_slot(
     region: &Arc<Region>,
     module: &Arc<Module>,
@@ -311,6 +319,7 @@ fn take_slot(
 
 /// Phase "host state": instances that import host functions or carry
 /// embedder data get a [`HostState`] the vmctx points to.
+#[inline(always)]
 fn bind_host_state(core: &mut Core, imports: &[Extern], data: Option<Box<dyn Any + Send>>) {
     let needs_host = imports
         .iter()
@@ -332,6 +341,7 @@ fn bind_host_state(core: &mut Core, imports: &[Extern], data: Option<Box<dyn Any
 /// Phase "imports": write the import records into the vmctx (function
 /// records, global cell pointers, the memory's vmctx); returns the
 /// imported tables and tags, in import order.
+#[inline(always)]
 fn bind_imports(core: &mut Core, imports: &[Extern]) -> (Vec<Arc<Table>>, Vec<Tag>) {
     let vm_addr = core.vm_addr();
     // Disjoint borrows: the module is read while the host state is filled.
@@ -409,6 +419,7 @@ struct GlobalCells {
 }
 
 impl GlobalCells {
+    #[inline(always)]
     fn new(core: &Core) -> GlobalCells {
         let vm_addr = core.vm_addr();
         GlobalCells {
@@ -440,6 +451,7 @@ impl GlobalCells {
 
 /// Phase "globals": the plain template, then initialisers that read
 /// imports or take function references, in order.
+#[inline(always)]
 fn init_globals(core: &Core, cells: &GlobalCells, tables: Option<&TableState>) {
     let module = &core.module;
     let md = module.metadata();
@@ -462,6 +474,7 @@ fn init_globals(core: &Core, cells: &GlobalCells, tables: Option<&TableState>) {
 /// Phase "tables": the imported tables, then one per defined table filled
 /// with its initial value; element segments' values evaluated; the vmctx
 /// pointed at the descriptors and function records.
+#[inline(always)]
 fn build_tables(core: &Core, cells: &GlobalCells, t: &mut TableState, imported: Vec<Arc<Table>>) {
     let module = &core.module;
     let md = module.metadata();
@@ -504,6 +517,7 @@ fn build_tables(core: &Core, cells: &GlobalCells, t: &mut TableState, imported: 
 
 /// Phase "element segments": active ones written into their tables in
 /// module order (and dropped), declarative ones dropped.
+#[inline(always)]
 fn apply_elem_segments(core: &mut Core, cells: &GlobalCells) -> Result<(), InstantiateError> {
     let Core { module, tables, .. } = core;
     let Some(t) = tables.as_mut() else {
@@ -531,6 +545,7 @@ fn apply_elem_segments(core: &mut Core, cells: &GlobalCells) -> Result<(), Insta
 
 /// Phase "data segments": active ones copied in module order into this
 /// instance's memory or the imported one.
+#[inline(always)]
 fn apply_data_segments(core: &Core, cells: &GlobalCells) -> Result<(), InstantiateError> {
     // SAFETY: memory_vmctx is our vmctx or the live exporter's.
     let mem = unsafe { &*(*core.vm.as_ptr()).memory_vmctx };
@@ -565,6 +580,7 @@ fn apply_data_segments(core: &Core, cells: &GlobalCells) -> Result<(), Instantia
 /// Phase "linking": join the link groups this instance's function
 /// references can flow into, give the defined tags fresh identities, and
 /// make the [`Instance`] — or report the segment that failed.
+#[inline(always)]
 fn finish(
     core: Core,
     imports: &[Extern],
