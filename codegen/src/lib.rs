@@ -166,7 +166,8 @@ fn emit_artifact(
 }
 
 /// Fingerprint of this host's target and CPU features as used for
-/// compilation; the runtime compares it with `Metadata::fingerprint`.
+/// compilation (part of the source key; the runtime checks the recorded
+/// target and CPU features instead, see `myriad_abi::target`).
 /// Returns 0 if the host ISA is not supported by Cranelift (no artifact can
 /// be compiled for it, so none can match).
 pub fn host_fingerprint() -> u64 {

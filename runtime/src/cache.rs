@@ -16,7 +16,7 @@
 //!
 //! Within a trusted directory, an entry is used only if it is a regular file
 //! owned by this user and not writable by group or others, passes every
-//! artifact check (integrity hash, ABI version, CPU fingerprint) and records
+//! artifact check (integrity hash, ABI version, target and CPU features) and records
 //! the source key of the request ([`crate::Module::compile_cached`]) or is
 //! byte-for-byte the requested artifact ([`crate::Module::from_artifact_bytes`]).
 //! Anything else is replaced atomically: the new artifact is written to a

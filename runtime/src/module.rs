@@ -1,11 +1,12 @@
 //! Loading compiled artifacts.
 //!
 //! An artifact is a shared object written by `myriad-codegen` that carries,
-//! besides its code, an integrity hash cell (`abi::HASH_MARKER` + 8 LE
-//! bytes) and a metadata blob (`abi::METADATA_MARKER` + u32 LE length +
-//! blob). [`Module::from_file`] checks, in order: both markers present
-//! exactly once; the artifact hash; the metadata checksum and ABI version;
-//! the target fingerprint against this host's. Only then is the file
+//! besides its code, an integrity hash cell (`abi::HASH_MARKER` + the
+//! 32-byte SHA-256 of the file) and a metadata blob (`abi::METADATA_MARKER`
+//! + u32 LE length + blob). [`Module::from_file`] checks, in order: both
+//! markers present exactly once; the artifact hash; the metadata checksum
+//! and ABI version; the recorded target and CPU features against this host
+//! (`abi::target`). Only then is the file
 //! `dlopen`ed (`RTLD_NOW | RTLD_LOCAL`), every function and export wrapper
 //! resolved, the absolute trap table built (sorted by pc) and the initial
 //! global values prepared.
@@ -13,7 +14,7 @@
 //! The checks run on the bytes read from the file, but `dlopen` opens the
 //! path again, and the dynamic loader hands back the object already loaded
 //! under that path (even if the file was replaced since). So after
-//! `dlopen`, the loaded object's own `abi::HASH_SYMBOL` cell (marker + 8
+//! `dlopen`, the loaded object's own `abi::HASH_SYMBOL` cell (marker + 32
 //! hash bytes) must equal the hash just verified; otherwise the load is
 //! refused with [`LoadError::ChangedOnDisk`] rather than pairing one
 //! artifact's code with another's metadata. (An initialiser of a file
@@ -294,7 +295,7 @@ fn check_loaded_hash(
         Ok(s) => s.into_raw().cast::<u8>(),
         Err(_) => return Err(changed()),
     };
-    // Ask the loader for the symbol's size before reading 24 bytes there.
+    // Ask the loader for the symbol's size before reading CELL bytes there.
     let mut info = std::mem::MaybeUninit::<libc::Dl_info>::uninit();
     let mut sym: *mut libc::c_void = std::ptr::null_mut();
     // SAFETY: `info` and `sym` are valid out-pointers; RTLD_DL_SYMENT (1)
@@ -593,9 +594,10 @@ impl Module {
     /// Load `wasm` compiled with `config` from `cache`, compiling it only
     /// if needed. The entry is `<source key hex>.so`, with the key from
     /// [`myriad_codegen::source_key`] (wasm bytes, settings, ABI version,
-    /// this host's fingerprint). It is used only if it is a regular file of
-    /// this user's, passes the artifact checks (integrity, ABI version,
-    /// fingerprint) and its metadata records exactly that key; otherwise
+    /// this host's compiler fingerprint). It is used only if it is a regular
+    /// file of this user's, passes the artifact checks (integrity, ABI
+    /// version, target and CPU features) and its metadata records exactly
+    /// that key; otherwise
     /// the module is compiled and the entry replaced atomically. Says which
     /// happened.
     #[cfg(feature = "compiler")]

@@ -1,7 +1,7 @@
 //! The per-instance context block (`vmctx`) as the runtime sees it.
 //!
 //! The first [`abi::vmctx::ABI_HEADER_SIZE`] bytes are the ABI header that
-//! compiled code reads and writes (see `myriad_codegen::abi`); the rest up
+//! compiled code reads and writes (see `myriad_abi::vmctx`); the rest up
 //! to [`abi::vmctx::GLOBALS`] is private to the runtime. Globals and import
 //! records follow. A vmctx lives inside its instance's slot, right above
 //! the stack top.
@@ -153,7 +153,8 @@ pub struct VmCtx {
     pub trap_table_len: usize,
     /// Array-call wrapper of the entry export.
     pub entry: usize,
-    /// Start function (`extern "C" fn(vmctx)`) run before the entry, or 0.
+    /// Array-call wrapper of the start function, run before the entry
+    /// (called like `entry`: `(vmctx, vmctx, values_ptr)`), or 0.
     pub start: usize,
     /// Non-zero when the slot lives in a guard-mode region (memory.grow
     /// must open the new pages).
