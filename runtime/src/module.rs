@@ -1,12 +1,12 @@
 //! Loading compiled artifacts.
 //!
 //! An artifact is a shared object written by `myriad-codegen` that carries,
-//! besides its code, an integrity hash cell (`abi::HASH_MARKER` + the
-//! 32-byte SHA-256 of the file) and a metadata blob (`abi::METADATA_MARKER`
-//! + u32 LE length + blob). [`Module::from_file`] checks, in order: both
-//! markers present exactly once; the artifact hash; the metadata checksum
-//! and ABI version; the recorded target and CPU features against this host
-//! (`abi::target`). Only then is the file
+//! besides its code, an integrity hash cell (`abi::HASH_MARKER`, then the
+//! 32-byte SHA-256 of the file) and a metadata blob (`abi::METADATA_MARKER`,
+//! a u32 LE length, the blob). [`Module::from_file`] checks, in order:
+//! both markers present exactly once; the artifact hash; the metadata
+//! checksum and ABI version; the recorded target and CPU features against
+//! this host (`abi::target`). Only then is the file
 //! `dlopen`ed (`RTLD_NOW | RTLD_LOCAL`), every function and export wrapper
 //! resolved, the absolute trap table built (sorted by pc) and the initial
 //! global values prepared.
