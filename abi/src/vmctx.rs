@@ -56,8 +56,14 @@ pub const FN_DATA_DROP: i32 = 120;
 /// its results written back there. May suspend the green thread
 /// (park, yield) or end it (trap, exit) instead of returning.
 pub const FN_HOST_CALL: i32 = 128;
+/// `memory.fill`: `[dst, value, len]` -> `BULK_*`, like `table.fill`
+/// (the trap is `HeapOutOfBounds`); called with the memory's vmctx.
+pub const FN_MEMORY_FILL: i32 = 136;
+/// `memory.copy`: `[dst, src, len]` -> `BULK_*` (overlap as `memmove`);
+/// called with the memory's vmctx.
+pub const FN_MEMORY_COPY: i32 = 144;
 /// Size of the part of vmctx defined by this ABI.
-pub const ABI_HEADER_SIZE: usize = 136;
+pub const ABI_HEADER_SIZE: usize = 152;
 /// Offset of defined global 0; defined global `i` is at
 /// `GLOBALS + 8 * i`. Bytes `ABI_HEADER_SIZE..GLOBALS` are private to
 /// the runtime.

@@ -6,14 +6,69 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use cranelift_codegen::control::ControlPlane;
 use cranelift_codegen::ir::{self, TrapCode};
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::Context;
-use cranelift_module::{default_libcall_names, DataDescription, FuncId, Linkage, Module};
+use cranelift_module::{
+    default_libcall_names, DataDescription, FuncId, Linkage, Module, ModuleReloc,
+};
 use cranelift_object::{ObjectBuilder, ObjectModule};
 
 use crate::abi::{self, HelperCode, TrapKind, TrapSite};
 use crate::error::CompileError;
+
+/// A defined function compiled to machine code, not yet placed in the
+/// object: what [`compile_function`] produces on any thread.
+pub(crate) struct CompiledFunction {
+    bytes: Vec<u8>,
+    alignment: u64,
+    relocs: Vec<ModuleReloc>,
+    /// `(offset, kind)` of each trap site.
+    traps: Vec<(u32, TrapKind)>,
+}
+
+/// Compile `func` (defined function `index`, declared with FuncId `index`)
+/// to machine code with `ctx`, which is left cleared. Runs on any thread:
+/// the functions of a module compile in parallel, and are placed in the
+/// object in index order afterwards.
+pub(crate) fn compile_function(
+    isa: &OwnedTargetIsa,
+    ctx: &mut Context,
+    index: u32,
+    func: ir::Function,
+) -> Result<CompiledFunction, CompileError> {
+    ctx.func = func;
+    ctx.compile(&**isa, &mut ControlPlane::default())
+        .map_err(|e| match e.inner {
+            cranelift_codegen::CodegenError::Verifier(errors) => CompileError::codegen(
+                cranelift_codegen::print_errors::pretty_verifier_error(e.func, None, errors),
+            ),
+            other => CompileError::codegen(format!("{other:?}")),
+        })?;
+    let compiled = ctx
+        .compiled_code()
+        .ok_or_else(|| CompileError::codegen("no compiled code"))?;
+    let buffer = &compiled.buffer;
+    let id = FuncId::from_u32(index);
+    let relocs = buffer
+        .relocs()
+        .iter()
+        .map(|r| ModuleReloc::from_mach_reloc(r, &ctx.func, id))
+        .collect();
+    let mut traps = Vec::new();
+    for trap in buffer.traps() {
+        traps.push((trap.offset, trap_kind(trap.code)?));
+    }
+    let out = CompiledFunction {
+        bytes: buffer.data().to_vec(),
+        alignment: u64::from(buffer.alignment),
+        relocs,
+        traps,
+    };
+    ctx.clear();
+    Ok(out)
+}
 
 /// Collects compiled functions and writes the shared object.
 pub(crate) struct ArtifactBuilder {
@@ -64,31 +119,29 @@ impl ArtifactBuilder {
         Ok(id.as_u32())
     }
 
-    /// Compile and define defined function `index`; returns its trap sites.
-    pub fn define_function(
+    /// Define defined function `index` from its code compiled elsewhere
+    /// ([`compile_function`]); returns its trap sites.
+    pub fn define_compiled(
         &mut self,
         index: u32,
-        func: ir::Function,
+        code: CompiledFunction,
     ) -> Result<Vec<TrapSite>, CompileError> {
         let id = *self
             .funcs
             .get(index as usize)
             .ok_or_else(|| CompileError::codegen("function index out of range"))?;
-        self.define(id, func)?;
-        let compiled = self
-            .ctx
-            .compiled_code()
-            .ok_or_else(|| CompileError::codegen("no compiled code"))?;
-        let mut sites = Vec::new();
-        for trap in compiled.buffer.traps() {
-            sites.push(TrapSite {
+        self.module
+            .define_function_bytes(id, code.alignment, &code.bytes, &code.relocs)
+            .map_err(|e| CompileError::codegen(format!("{e:?}")))?;
+        Ok(code
+            .traps
+            .into_iter()
+            .map(|(offset, kind)| TrapSite {
                 func_index: index,
-                offset: trap.offset,
-                kind: trap_kind(trap.code)?,
-            });
-        }
-        self.ctx.clear();
-        Ok(sites)
+                offset,
+                kind,
+            })
+            .collect())
     }
 
     /// Compile and define the helper with id `id` (from

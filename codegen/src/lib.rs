@@ -20,6 +20,7 @@ mod translate;
 
 use cranelift_codegen::ir::Function;
 use cranelift_codegen::isa::OwnedTargetIsa;
+use cranelift_codegen::Context;
 use cranelift_frontend::FunctionBuilderContext;
 
 pub use error::CompileError;
@@ -80,6 +81,68 @@ fn for_each_function(
     Ok(())
 }
 
+/// Translate and compile every defined function of `env`'s module to
+/// machine code, on one thread per core (at most one per function), and
+/// return them in index order. The result does not depend on the number
+/// of threads; the first error in index order is the one returned.
+fn compile_functions(
+    isa: &OwnedTargetIsa,
+    env: &FuncEnv,
+) -> Result<Vec<artifact::CompiledFunction>, CompileError> {
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Mutex;
+    let n = env.module.bodies.len();
+    let index =
+        |i: usize| u32::try_from(i).map_err(|_| CompileError::unsupported("too many functions"));
+    let compile_one = |i: usize, fctx: &mut FunctionBuilderContext, ctx: &mut Context| {
+        let i = index(i)?;
+        let func = translate_function(env, i, fctx)?;
+        artifact::compile_function(isa, ctx, i, func)
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |t| t.get())
+        .min(n);
+    // Small modules are not worth the threads.
+    if threads <= 1 || n < 16 {
+        let (mut fctx, mut ctx) = (FunctionBuilderContext::new(), Context::new());
+        return (0..n)
+            .map(|i| compile_one(i, &mut fctx, &mut ctx))
+            .collect();
+    }
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let slots: Vec<Mutex<Option<Result<artifact::CompiledFunction, CompileError>>>> =
+        (0..n).map(|_| Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                let (mut fctx, mut ctx) = (FunctionBuilderContext::new(), Context::new());
+                while !failed.load(Ordering::Relaxed) {
+                    let i = next.fetch_add(1, Ordering::Relaxed);
+                    if i >= n {
+                        break;
+                    }
+                    let r = compile_one(i, &mut fctx, &mut ctx);
+                    if r.is_err() {
+                        failed.store(true, Ordering::Relaxed);
+                    }
+                    *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                }
+            });
+        }
+    });
+    let mut out = Vec::with_capacity(n);
+    for slot in slots {
+        match slot.into_inner().unwrap_or_else(|e| e.into_inner()) {
+            Some(r) => out.push(r?),
+            // Skipped after an earlier failure (returned above, as every
+            // lower index was compiled first).
+            None => return Err(CompileError::codegen("function compilation stopped")),
+        }
+    }
+    Ok(out)
+}
+
 /// Compile every function of `env`'s module and link the artifact.
 fn emit_artifact(
     isa: &OwnedTargetIsa,
@@ -95,12 +158,11 @@ fn emit_artifact(
         .collect::<Result<Vec<_>, CompileError>>()?;
     let mut out = artifact::ArtifactBuilder::new(isa.clone(), &sigs)?;
 
-    let mut fctx = FunctionBuilderContext::new();
     let mut traps = Vec::new();
-    for_each_function(env, &mut fctx, |index, func| {
-        traps.extend(out.define_function(index, func)?);
-        Ok(())
-    })?;
+    for (index, code) in compile_functions(isa, env)?.into_iter().enumerate() {
+        traps.extend(out.define_compiled(index as u32, code)?);
+    }
+    let mut fctx = FunctionBuilderContext::new();
 
     // Array-call wrappers for every exported function and the start
     // function, so the runtime calls all of them the same way.
@@ -152,7 +214,9 @@ fn emit_artifact(
         tags: module.tags.clone(),
         global_refs: module.global_refs.clone(),
         table_refs: module.table_refs.clone(),
-        func_refs: module.uses_ref_func.get()
+        func_refs: module
+            .uses_ref_func
+            .load(std::sync::atomic::Ordering::Relaxed)
             || !module.tables.is_empty()
             || !module.elems.is_empty()
             || module.globals.iter().any(|g| g.ty == abi::ValType::FuncRef),

@@ -109,6 +109,10 @@ pub struct VmCtx {
     pub fn_table: [usize; 7],
     /// Builtin: call a host function import (`abi::vmctx::FN_HOST_CALL`).
     pub fn_host_call: usize,
+    /// Builtin: `memory.fill` (`abi::vmctx::FN_MEMORY_FILL`).
+    pub fn_memory_fill: usize,
+    /// Builtin: `memory.copy` (`abi::vmctx::FN_MEMORY_COPY`).
+    pub fn_memory_copy: usize,
 
     // ---- runtime-private ----
     /// Guest stack pointer saved while the instance is suspended.
@@ -240,6 +244,8 @@ const _: () = {
     assert!(offset_of!(VmCtx, fn_table) + 40 == abi::vmctx::FN_MEMORY_INIT as usize);
     assert!(offset_of!(VmCtx, fn_table) + 48 == abi::vmctx::FN_DATA_DROP as usize);
     assert!(offset_of!(VmCtx, fn_host_call) == abi::vmctx::FN_HOST_CALL as usize);
+    assert!(offset_of!(VmCtx, fn_memory_fill) == abi::vmctx::FN_MEMORY_FILL as usize);
+    assert!(offset_of!(VmCtx, fn_memory_copy) == abi::vmctx::FN_MEMORY_COPY as usize);
     assert!(offset_of!(VmCtx, guest_sp) == abi::vmctx::ABI_HEADER_SIZE);
     assert!(std::mem::size_of::<VmCtx>() <= abi::vmctx::GLOBALS as usize);
 };

@@ -540,3 +540,93 @@ fn a_loop_of_small_bulk_ops_still_ends_its_time_slices() {
     let yields = slices(&mut inst);
     assert!(yields >= 20, "only {yields} yields in 5,000 x 64 KiB");
 }
+
+#[test]
+fn chunked_memory_fill_and_copy_are_preempted_and_behave_like_memset_and_memmove() {
+    // 4 pages: a copy or fill of 200,000 bytes spans four 64 KiB chunks.
+    let m = module(
+        r#"(module (memory (export "mem") 4)
+             (func (export "fill") (param i32 i32 i32)
+               (memory.fill (local.get 0) (local.get 1) (local.get 2)))
+             (func (export "copy") (param i32 i32 i32)
+               (memory.copy (local.get 0) (local.get 1) (local.get 2))))"#,
+    );
+    let region = region_with(1, 4 * 65536);
+    let mut inst = Instance::instantiate(&region, &m).unwrap();
+    let pattern: Vec<u8> = (0..4 * 65536u32).map(|i| (i * 7 % 251) as u8).collect();
+    // Run a call in 1-unit fuel slices (a chunk per slice at most).
+    let run = |inst: &mut Instance, export: &str, args: &[Val]| -> u32 {
+        inst.call(export, args).unwrap();
+        let mut slices = 0;
+        loop {
+            slices += 1;
+            match inst.resume_fuel(1) {
+                Outcome::Yielded => continue,
+                Outcome::Finished(v) => {
+                    assert!(v.is_empty());
+                    return slices;
+                }
+                other => panic!("{export}: {other:?}"),
+            }
+        }
+    };
+    for (d, s) in [(1000u32, 0u32), (0, 1000), (0, 70_000), (70_000, 0), (5, 5)] {
+        inst.memory_mut().copy_from_slice(&pattern);
+        let n = 190_000u32;
+        let slices = run(
+            &mut inst,
+            "copy",
+            &[Val::I32(d as i32), Val::I32(s as i32), Val::I32(n as i32)],
+        );
+        let mut want = pattern.clone();
+        want.copy_within(s as usize..(s + n) as usize, d as usize);
+        assert!(
+            inst.memory() == want.as_slice(),
+            "copy {d} <- {s}: not a memmove"
+        );
+        assert!(slices >= 3, "copy {d} <- {s}: {slices} slices");
+    }
+    inst.memory_mut().copy_from_slice(&pattern);
+    let slices = run(
+        &mut inst,
+        "fill",
+        &[Val::I32(3), Val::I32(0x1AB), Val::I32(200_000)],
+    );
+    let mut want = pattern.clone();
+    want[3..200_003].fill(0xAB);
+    assert!(
+        inst.memory() == want.as_slice(),
+        "fill: not a memset of the low byte"
+    );
+    assert!(slices >= 3, "fill: {slices} slices");
+    // Out of bounds: a trap, nothing written, even for length 0 past the end.
+    inst.memory_mut().copy_from_slice(&pattern);
+    inst.call(
+        "fill",
+        &[Val::I32(4 * 65536 - 10), Val::I32(0), Val::I32(11)],
+    )
+    .unwrap();
+    assert_eq!(
+        run_plain(&mut inst),
+        Outcome::Trapped(TrapKind::HeapOutOfBounds)
+    );
+    inst.call("copy", &[Val::I32(4 * 65536 + 1), Val::I32(0), Val::I32(0)])
+        .unwrap();
+    assert_eq!(
+        run_plain(&mut inst),
+        Outcome::Trapped(TrapKind::HeapOutOfBounds)
+    );
+    assert!(
+        inst.memory() == pattern.as_slice(),
+        "a trapping bulk op wrote"
+    );
+}
+
+fn run_plain(inst: &mut Instance) -> Outcome {
+    loop {
+        match inst.resume(rdtsc() + ns_to_tsc(1_000_000)) {
+            Outcome::Yielded => continue,
+            other => return other,
+        }
+    }
+}

@@ -134,6 +134,8 @@ pub(crate) fn translate_function(
     };
 
     let fuel = builder.declare_var(types::I64);
+    let has_memory = env.module.memory_type().is_some();
+    let heap_len = has_memory.then(|| builder.declare_var(types::I64));
     let mut t = FuncTranslator {
         env,
         b: builder,
@@ -141,6 +143,7 @@ pub(crate) fn translate_function(
         exec: exec_val,
         layout: env.module.layout(),
         fuel,
+        heap_len,
         locals: Vec::new(),
         stack: Vec::new(),
         frames: Vec::new(),
@@ -148,6 +151,10 @@ pub(crate) fn translate_function(
         unreachable_depth: 0,
         vmctx_flags: MemFlagsData::trusted().with_alias_region(Some(vmctx_region)),
         globals_flags: MemFlagsData::trusted().with_alias_region(Some(globals_region)),
+        // Fields written once at instantiation and never again (the heap
+        // base of a slot, import records): loads of them are pure, so
+        // Cranelift may merge them and hoist them out of loops.
+        fixed_flags: MemFlagsData::trusted().with_readonly().with_can_move(),
         heap_flags: MemFlagsData::new()
             .with_endianness(ir::Endianness::Little)
             .with_trap_code(Some(TrapCode::HEAP_OUT_OF_BOUNDS))
@@ -203,6 +210,11 @@ pub(crate) struct FuncTranslator<'a, 'f> {
     pub layout: vmctx::Layout,
     /// The fuel counter, held in a variable and spilled around calls.
     pub fuel: Variable,
+    /// The memory's length, held in a variable: it changes only through
+    /// `memory.grow`, which compiled code reaches by a call, so it is
+    /// loaded at entry and reloaded after every call (`None` without a
+    /// memory).
+    pub heap_len: Option<Variable>,
     /// Wasm locals (parameters first).
     pub locals: Vec<Variable>,
     /// The wasm operand stack.
@@ -217,6 +229,9 @@ pub(crate) struct FuncTranslator<'a, 'f> {
     pub vmctx_flags: MemFlagsData,
     /// Flags for global cells.
     pub globals_flags: MemFlagsData,
+    /// Flags for vmctx fields that never change while the instance lives
+    /// (see [`FuncTranslator::heap_base`]).
+    pub fixed_flags: MemFlagsData,
     /// Flags for linear memory accesses.
     pub heap_flags: MemFlagsData,
     fuel_sig: Option<SigRef>,
@@ -345,13 +360,23 @@ impl FuncTranslator<'_, '_> {
             .store(self.vmctx_flags, f, self.exec, vmctx::FUEL);
     }
 
-    /// Reload the fuel variable from exec (after calls).
+    /// Reload the fuel variable from exec, and the memory's length, after
+    /// a call (and at function entry): the callee spent fuel and may have
+    /// grown the memory.
     pub fn reload_fuel(&mut self) {
         let f = self
             .b
             .ins()
             .load(types::I64, self.vmctx_flags, self.exec, vmctx::FUEL);
         self.b.def_var(self.fuel, f);
+        if let Some(var) = self.heap_len {
+            let owner = self.memory_vmctx();
+            let len = self
+                .b
+                .ins()
+                .load(types::I64, self.vmctx_flags, owner, vmctx::HEAP_LEN);
+            self.b.def_var(var, len);
+        }
     }
 
     fn fuel_sig(&mut self) -> SigRef {

@@ -1,9 +1,10 @@
 //! Linear memory: bounds-checked loads and stores, `memory.size` and
 //! `memory.grow`.
 //!
-//! Every access is checked against `vmctx.heap_len`, loaded at the access
-//! (Cranelift's alias analysis reuses an earlier load while no call or
-//! vmctx store intervenes; heap stores are in a separate alias region).
+//! Every access is checked against the memory's length, which a function
+//! keeps in a variable: loaded at entry and after every call (only calls
+//! reach `memory.grow`). The heap base never moves, so its load is pure
+//! and hoisted.
 //! The index is a u32 zero-extended to 64 bits, so `index + offset + size`
 //! cannot overflow. With `guard_bytes = G` and `offset + size <= G` the
 //! check is only `index <= heap_len`: the runtime keeps G inaccessible
@@ -54,7 +55,7 @@ impl FuncTranslator<'_, '_> {
             O::MemorySize { mem } => {
                 check_memory_index(*mem)?;
                 let log2 = self.page_size_log2()?;
-                let len = self.heap_len();
+                let len = self.heap_len()?;
                 let pages = self.b.ins().ushr_imm_u(len, i64::from(log2));
                 let pages = self.b.ins().ireduce(I32, pages);
                 self.stack.push(pages);
@@ -107,32 +108,36 @@ impl FuncTranslator<'_, '_> {
     }
 
     /// The vmctx whose `HEAP_BASE`/`HEAP_LEN` describe the memory: this
-    /// instance's, or for an imported memory the defining instance's.
+    /// instance's, or for an imported memory the defining instance's (its
+    /// import record never changes: a pure load).
     pub fn memory_vmctx(&mut self) -> Value {
         if self.env.module.imported_memory.is_some() {
             let at = self.layout.memory_import;
             self.b
                 .ins()
-                .load(types::I64, self.vmctx_flags, self.vmctx, at)
+                .load(types::I64, self.fixed_flags, self.vmctx, at)
         } else {
             self.vmctx
         }
     }
 
-    /// The memory's current length in bytes.
-    pub fn heap_len(&mut self) -> Value {
-        let owner = self.memory_vmctx();
-        self.b
-            .ins()
-            .load(types::I64, self.vmctx_flags, owner, vmctx::HEAP_LEN)
+    /// The memory's current length in bytes (the variable reloaded after
+    /// every call; see [`FuncTranslator::heap_len`] the field).
+    pub fn heap_len(&mut self) -> Result<Value, CompileError> {
+        let var = self
+            .heap_len
+            .ok_or_else(|| CompileError::codegen("memory operator without a memory"))?;
+        Ok(self.b.use_var(var))
     }
 
-    /// The memory's base address.
+    /// The memory's base address. A slot's heap never moves (growth
+    /// extends it in place), so this is a pure load that Cranelift merges
+    /// and hoists out of loops: in practice one load per function.
     pub fn heap_base(&mut self) -> Value {
         let owner = self.memory_vmctx();
         self.b
             .ins()
-            .load(types::I64, self.vmctx_flags, owner, vmctx::HEAP_BASE)
+            .load(types::I64, self.fixed_flags, owner, vmctx::HEAP_BASE)
     }
 
     /// Pop the index, check `index + offset + size <= heap_len` (or the
@@ -152,7 +157,7 @@ impl FuncTranslator<'_, '_> {
         }
         let index = self.pop()?;
         let index = self.b.ins().uextend(types::I64, index);
-        let len = self.heap_len();
+        let len = self.heap_len()?;
         let access = offset + u64::from(size);
         let guard = self.env.config.guard_bytes;
         let out_of_bounds = if guard > 0 && access <= guard {

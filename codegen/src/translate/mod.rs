@@ -60,7 +60,7 @@ pub(crate) struct ModuleInfo<'a> {
     /// Precise element type of each table, imports first.
     pub table_refs: Vec<abi::RefPrecise>,
     /// Set by the translator when a body uses `ref.func`.
-    pub uses_ref_func: std::cell::Cell<bool>,
+    pub uses_ref_func: std::sync::atomic::AtomicBool,
     /// Exports.
     pub exports: Vec<abi::Export>,
     /// Start function.
@@ -147,7 +147,7 @@ pub(crate) fn parse_module(wasm: &[u8]) -> Result<ModuleInfo<'_>, CompileError> 
         tags: Vec::new(),
         global_refs: Vec::new(),
         table_refs: Vec::new(),
-        uses_ref_func: std::cell::Cell::new(false),
+        uses_ref_func: std::sync::atomic::AtomicBool::new(false),
         exports: Vec::new(),
         start: None,
         bodies: Vec::new(),

@@ -144,7 +144,9 @@ impl FuncTranslator<'_, '_> {
             return Ok(self.b.ins().iadd_imm_s(self.vmctx, i64::from(at)));
         }
         let index = index - imported;
-        module.uses_ref_func.set(true);
+        module
+            .uses_ref_func
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let base = self
             .b
             .ins()
@@ -222,13 +224,20 @@ impl FuncTranslator<'_, '_> {
     /// Call the builtin at vmctx offset `field` with the argument buffer
     /// `buf`; its i64 result.
     fn call_builtin(&mut self, field: i32, buf: Value) -> Value {
+        self.call_builtin_on(field, self.vmctx, buf)
+    }
+
+    /// Call the builtin at vmctx offset `field` for the instance (or
+    /// memory) whose vmctx is `target`, with the argument buffer `buf`.
+    /// Builtin addresses never change: their loads are pure.
+    fn call_builtin_on(&mut self, field: i32, target: Value, buf: Value) -> Value {
         let sig = self.grow_sig();
-        let callee = self.b.ins().load(I64, self.vmctx_flags, self.vmctx, field);
+        let callee = self.b.ins().load(I64, self.fixed_flags, self.vmctx, field);
         self.spill_fuel();
         let inst = self
             .b
             .ins()
-            .call_indirect(sig, callee, &[self.vmctx, self.exec, buf]);
+            .call_indirect(sig, callee, &[target, self.exec, buf]);
         let r = self.b.inst_results(inst)[0];
         self.reload_fuel();
         r
@@ -239,13 +248,25 @@ impl FuncTranslator<'_, '_> {
     /// reports out of bounds. The builtin rewrites the argument buffer to
     /// describe what is left after each chunk (`abi::BULK_MORE`).
     fn bulk_builtin(&mut self, field: i32, args: &[Value], kind: TrapKind) {
+        self.bulk_builtin_on(field, self.vmctx, args, kind);
+    }
+
+    /// [`Self::bulk_builtin`] for the instance or memory whose vmctx is
+    /// `target`.
+    pub(crate) fn bulk_builtin_on(
+        &mut self,
+        field: i32,
+        target: Value,
+        args: &[Value],
+        kind: TrapKind,
+    ) {
         let buf = self.builtin_args(args);
         let header = self.b.create_block();
         let exit = self.b.create_block();
         self.b.ins().jump(header, &[]);
         self.b.switch_to_block(header);
         self.fuel_check();
-        let r = self.call_builtin(field, buf);
+        let r = self.call_builtin_on(field, target, buf);
         let more = self
             .b
             .ins()
@@ -271,7 +292,7 @@ impl FuncTranslator<'_, '_> {
         let ids = self
             .b
             .ins()
-            .load(I64, self.vmctx_flags, self.vmctx, vmctx::TYPE_IDS);
+            .load(I64, self.fixed_flags, self.vmctx, vmctx::TYPE_IDS);
         let want = self
             .b
             .ins()

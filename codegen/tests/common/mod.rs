@@ -62,6 +62,38 @@ unsafe extern "C" fn memory_grow(vmctx: *mut u8, _exec: *mut u8, delta: u64) -> 
     }
 }
 
+/// The harness's `memory.fill`/`memory.copy` builtins: the whole operation
+/// at once (no chunks), `BULK_TRAP` when out of bounds.
+unsafe extern "C" fn memory_fill(vmctx: *mut u8, _exec: *mut u8, args: *const u64) -> i64 {
+    // SAFETY: as for memory_grow; `args` is the compiled code's 3-value
+    // buffer.
+    unsafe {
+        let [d, v, n] = *(args as *const [u64; 3]);
+        let base = *(vmctx.add(vmctx::HEAP_BASE as usize) as *const u64) as *mut u8;
+        let len = *(vmctx.add(vmctx::HEAP_LEN as usize) as *const u64);
+        if d.checked_add(n).is_none_or(|e| e > len) {
+            return abi::BULK_TRAP;
+        }
+        std::ptr::write_bytes(base.add(d as usize), v as u8, n as usize);
+        abi::BULK_DONE
+    }
+}
+
+/// See [`memory_fill`].
+unsafe extern "C" fn memory_copy(vmctx: *mut u8, _exec: *mut u8, args: *const u64) -> i64 {
+    // SAFETY: as for memory_fill.
+    unsafe {
+        let [d, s, n] = *(args as *const [u64; 3]);
+        let base = *(vmctx.add(vmctx::HEAP_BASE as usize) as *const u64) as *mut u8;
+        let len = *(vmctx.add(vmctx::HEAP_LEN as usize) as *const u64);
+        if d.checked_add(n).is_none_or(|e| e > len) || s.checked_add(n).is_none_or(|e| e > len) {
+            return abi::BULK_TRAP;
+        }
+        std::ptr::copy(base.add(s as usize), base.add(d as usize), n as usize);
+        abi::BULK_DONE
+    }
+}
+
 /// A loaded artifact with one fake instance.
 pub struct Instance {
     pub meta: Metadata,
@@ -131,6 +163,15 @@ impl Instance {
         inst.set_u64(
             vmctx::FN_MEMORY_GROW as usize,
             memory_grow as unsafe extern "C" fn(*mut u8, *mut u8, u64) -> i64 as usize as u64,
+        );
+        type Bulk = unsafe extern "C" fn(*mut u8, *mut u8, *const u64) -> i64;
+        inst.set_u64(
+            vmctx::FN_MEMORY_FILL as usize,
+            memory_fill as Bulk as usize as u64,
+        );
+        inst.set_u64(
+            vmctx::FN_MEMORY_COPY as usize,
+            memory_copy as Bulk as usize as u64,
         );
         inst.set_u64(PRIV_PAGE_LOG2, log2);
         inst.set_u64(PRIV_HEAP_CAP, cap);

@@ -403,6 +403,8 @@ table_builtin_entry!(table_init, crate::builtins::table::table_init_impl);
 table_builtin_entry!(elem_drop, crate::builtins::table::elem_drop_impl);
 table_builtin_entry!(memory_init, crate::builtins::table::memory_init_impl);
 table_builtin_entry!(data_drop, crate::builtins::table::data_drop_impl);
+table_builtin_entry!(memory_fill, crate::builtins::table::memory_fill_impl);
+table_builtin_entry!(memory_copy, crate::builtins::table::memory_copy_impl);
 
 /// Address of the host-import builtin (for `vmctx.fn_host_call`).
 pub fn host_import_addr() -> usize {
@@ -421,6 +423,14 @@ pub fn table_builtin_addrs() -> [usize; 7] {
         elem_drop as *const () as usize,
         memory_init as *const () as usize,
         data_drop as *const () as usize,
+    ]
+}
+
+/// Addresses of the `memory.fill` and `memory.copy` builtins.
+pub fn memory_builtin_addrs() -> [usize; 2] {
+    [
+        memory_fill as *const () as usize,
+        memory_copy as *const () as usize,
     ]
 }
 

@@ -87,6 +87,84 @@ pub(crate) extern "C" fn memory_init_impl(
     }
 }
 
+/// The heap of the memory whose vmctx is `mem`, as a slice.
+///
+/// # Safety
+///
+/// `mem` is a live vmctx describing an accessible heap
+/// (`heap_base..heap_base + heap_len`) not otherwise borrowed during the
+/// slice's use.
+unsafe fn heap<'a>(mem: *const VmCtx) -> &'a mut [u8] {
+    // SAFETY: per the contract.
+    unsafe {
+        let (base, len) = ((*mem).heap_base, (*mem).heap_len as usize);
+        if len == 0 {
+            return &mut [];
+        }
+        std::slice::from_raw_parts_mut(base, len)
+    }
+}
+
+/// `memory.fill`: check `[d, d + n)` against the memory, then set it to the
+/// low byte of `val` in chunks of [`MEMORY_CHUNK`] bytes, one fuel unit per
+/// 8 bytes, stopping between chunks when the slice is over.
+pub(crate) extern "C" fn memory_fill_impl(
+    mem: *mut VmCtx,
+    exec: *mut VmCtx,
+    args: u64,
+    _: u64,
+) -> u64 {
+    // SAFETY: compiled code calls with the memory's vmctx, the running
+    // green thread's exec and its 3-value stack buffer (8-byte aligned,
+    // not otherwise referenced during the call).
+    unsafe {
+        let buf = &mut *(args as *mut [u64; 3]);
+        let [d, val, n] = *buf;
+        let mem = mem.cast_const();
+        if range(d, n, heap(mem).len()).is_none() {
+            return BULK_TRAP as u64;
+        }
+        // The source slot of the span is unused (in_chunks advances it
+        // with the destination); the value is `val` throughout.
+        let done = in_chunks(exec, (d, 0, n), MEMORY_CHUNK, false, |(d, _, k)| {
+            heap(mem)[d as usize..(d + k) as usize].fill(val as u8);
+            k.div_ceil(8)
+        });
+        // `more_at` wrote the rest as [dst, 0 + done, len]: put the value
+        // back in its slot.
+        let r = more_at(done, buf);
+        buf[1] = val;
+        r
+    }
+}
+
+/// `memory.copy`: check both ranges, then `memmove` in chunks of
+/// [`MEMORY_CHUNK`] bytes (backwards when the destination is above the
+/// source, so each chunk reads only bytes no earlier chunk wrote), one fuel
+/// unit per 8 bytes, stopping between chunks when the slice is over.
+pub(crate) extern "C" fn memory_copy_impl(
+    mem: *mut VmCtx,
+    exec: *mut VmCtx,
+    args: u64,
+    _: u64,
+) -> u64 {
+    // SAFETY: as for memory_fill_impl.
+    unsafe {
+        let buf = &mut *(args as *mut [u64; 3]);
+        let [d, s, n] = *buf;
+        let mem = mem.cast_const();
+        let len = heap(mem).len();
+        if range(d, n, len).is_none() || range(s, n, len).is_none() {
+            return BULK_TRAP as u64;
+        }
+        let done = in_chunks(exec, (d, s, n), MEMORY_CHUNK, d > s, |(d, s, k)| {
+            heap(mem).copy_within(s as usize..(s + k) as usize, d as usize);
+            k.div_ceil(8)
+        });
+        more_at(done, buf)
+    }
+}
+
 pub(crate) extern "C" fn data_drop_impl(
     vmctx: *mut VmCtx,
     _exec: *mut VmCtx,

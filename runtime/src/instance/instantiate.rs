@@ -258,6 +258,8 @@ fn take_slot(
             func_refs: std::ptr::null(),
             fn_table: arch::table_builtin_addrs(),
             fn_host_call: arch::host_import_addr(),
+            fn_memory_fill: arch::memory_builtin_addrs()[0],
+            fn_memory_copy: arch::memory_builtin_addrs()[1],
             guest_sp: 0,
             host_sp: 0,
             deadline_tsc: 0,

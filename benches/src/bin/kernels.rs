@@ -1,0 +1,78 @@
+//! Run the compute kernels of `benches/kernels/` in Myriad and print the
+//! median wall time of each (the Wasmtime side is
+//! `benches/wasmtime-compare/`).
+//!
+//! `cargo run --release -p myriad-benches --bin kernels [-- --runs N] [--guard-kib G]`
+
+use anyhow::{bail, Context, Result};
+use myriad_runtime::{CompileConfig, Instance, Module, Outcome, Region, RegionConfig, Val};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Each kernel with the argument that makes it run a few hundred ms.
+pub const KERNELS: [(&str, i64); 4] = [
+    ("sieve", 600),
+    ("matmul", 40),
+    ("hash", 150_000_000),
+    ("fib", 36),
+];
+
+fn main() -> Result<()> {
+    let mut runs = 7usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--runs" => runs = args.next().context("--runs N")?.parse()?,
+            other => bail!("unknown argument {other:?}"),
+        }
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels");
+    let cache = myriad_runtime::default_cache_dir();
+    myriad_runtime::thread_init()?;
+    let region = Arc::new(Region::new(RegionConfig {
+        slots: 1,
+        stack_size: 1 << 20,
+        heap_capacity: 1 << 20,
+        guard_size: 0,
+        guard_mode: false,
+    })?);
+    for (name, arg) in KERNELS {
+        let wat = std::fs::read_to_string(dir.join(format!("{name}.wat")))?;
+        let wasm = wat::parse_str(&wat)?;
+        let module = Arc::new(Module::compile(&wasm, &CompileConfig::default(), &cache)?);
+        let mut times = Vec::new();
+        let mut result = None;
+        for _ in 0..runs {
+            let mut inst = Instance::new(&region, &module, "run", &[Val::I64(arg)])?;
+            let t = Instant::now();
+            let out = loop {
+                match inst
+                    .resume(myriad_runtime::rdtsc() + myriad_runtime::fuel::ns_to_tsc(10_000_000))
+                {
+                    Outcome::Yielded => continue,
+                    other => break other,
+                }
+            };
+            times.push(t.elapsed());
+            match out {
+                Outcome::Finished(v) => result = v.first().copied(),
+                other => bail!("{name}: {other:?}"),
+            }
+        }
+        times.sort();
+        let median = times[times.len() / 2];
+        println!(
+            "{name:7} run({arg}) = {:?}: median {:.1} ms (min {:.1}, max {:.1})",
+            result,
+            ms(median),
+            ms(times[0]),
+            ms(times[times.len() - 1])
+        );
+    }
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
