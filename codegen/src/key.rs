@@ -9,7 +9,8 @@ const DOMAIN: &[u8] = b"myriad source key v1\0";
 
 /// The key of compiling `wasm` with `config` on this host: SHA-256 over a
 /// domain tag, [`abi::ABI_VERSION`], this host's fingerprint
-/// ([`crate::host_fingerprint`]), this compiler's version, every
+/// ([`crate::host_fingerprint`]), this compiler's version and build (a
+/// fingerprint of its sources and dependencies, see `build.rs`), every
 /// [`CompileConfig`] field and the exact wasm bytes (length-prefixed).
 /// [`crate::compile`] records it in the artifact's metadata
 /// (`Metadata::source_key`); a cache uses an entry only when the recorded
@@ -23,7 +24,12 @@ pub fn source_key(wasm: &[u8], config: &CompileConfig) -> [u8; 32] {
 pub(crate) fn source_key_for(wasm: &[u8], config: &CompileConfig, fingerprint: u64) -> [u8; 32] {
     // Destructured so that a new setting cannot be forgotten here.
     let CompileConfig { guard_bytes } = *config;
-    let version = env!("CARGO_PKG_VERSION").as_bytes();
+    let version = concat!(
+        env!("CARGO_PKG_VERSION"),
+        "+",
+        env!("MYRIAD_COMPILER_BUILD")
+    )
+    .as_bytes();
     let mut h = Sha256::new();
     h.update(DOMAIN);
     h.update(abi::ABI_VERSION.to_le_bytes());

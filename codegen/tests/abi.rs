@@ -429,10 +429,12 @@ fn clif_has_fuel_checks_and_bounds_checks() {
     assert_eq!(f.matches("call_indirect").count(), 2, "{f}");
     assert_eq!(f.matches(&fuel_exhausted).count(), 2, "{f}");
     assert!(f.contains("stack_limit = gv"), "{f}");
-    // The bounds check: index + 4 > heap_len traps as HeapOutOfBounds.
+    // The bounds check: index > heap_len - 4 (signed) traps as
+    // HeapOutOfBounds; the length is loaded at entry and after calls.
     let heap_len = format!("v0+{}", abi::vmctx::HEAP_LEN);
     assert!(f.contains(&heap_len), "{f}");
-    assert!(f.contains("icmp ugt"), "{f}");
+    assert!(f.contains("v28 = -4") || f.contains("= -4"), "{f}");
+    assert!(f.contains("icmp sgt"), "{f}");
     let trap = format!("trapnz v{{}}, user{}", TrapKind::HeapOutOfBounds as u8);
     assert!(
         f.lines().any(|l| l.contains("trapnz")

@@ -88,7 +88,10 @@ pub const MAP_COUNT_SLACK: usize = 4096;
 ///   two pushes of the result, a `call` and the switch's six pushes:
 ///   16 + 16 + 8 + 48 = 88 bytes (the return address into it is the
 ///   caller's checked setup area);
-/// * the fuel trampoline: 16 + 8 + 48 = 72 bytes;
+/// * the fuel trampoline, which saves every caller-saved register (its
+///   callers use the `preserve_all` convention): eleven pushes and sixteen
+///   `xmm` registers, then on a yield a `call` and the switch's six
+///   pushes: 88 + 256 + 8 + 48 = 400 bytes;
 /// * signal delivery: none. Synchronous faults run their handler on the
 ///   thread's alternate signal stack (`SA_ONSTACK`), and threads that run
 ///   guests block asynchronous signals (see [`crate::signals`]).
@@ -100,7 +103,7 @@ pub const STACK_RESERVE: usize = 1024;
 
 /// The largest number of bytes the runtime's trampolines write below an
 /// instance's `stack_limit` (see [`STACK_RESERVE`]).
-pub const TRAMPOLINE_FRAME_MAX: usize = 88;
+pub const TRAMPOLINE_FRAME_MAX: usize = 400;
 
 const _: () = assert!(TRAMPOLINE_FRAME_MAX < STACK_RESERVE);
 

@@ -5,7 +5,6 @@
 //! runs a million small instances. Prints the median wall time of each,
 //! like Myriad's `kernels` binary.
 
-use anyhow::{bail, Context, Result};
 use std::time::{Duration, Instant};
 use wasmtime::{Config, Engine, Instance, Module, OptLevel, Store};
 
@@ -16,15 +15,20 @@ const KERNELS: [(&str, i64); 4] = [
     ("fib", 36),
 ];
 
-fn main() -> Result<()> {
+fn main() -> wasmtime::Result<()> {
     let mut runs = 7usize;
     let mut explicit = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--runs" => runs = args.next().context("--runs N")?.parse()?,
+            "--runs" => {
+                runs = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .ok_or_else(|| wasmtime::format_err!("--runs N"))?
+            }
             "--explicit-bounds-checks" => explicit = true,
-            other => bail!("unknown argument {other:?}"),
+            other => return Err(wasmtime::format_err!("unknown argument {other:?}")),
         }
     }
     let mut config = Config::new();

@@ -165,7 +165,7 @@ pub(crate) fn translate_function(
     };
     t.declare_locals(&ty, &params[2..], body)?;
 
-    t.reload_fuel();
+    t.after_call();
     t.fuel_check();
 
     let results: Vec<ir::Type> = ty.results.iter().map(|r| ir_type(*r)).collect();
@@ -360,15 +360,22 @@ impl FuncTranslator<'_, '_> {
             .store(self.vmctx_flags, f, self.exec, vmctx::FUEL);
     }
 
-    /// Reload the fuel variable from exec, and the memory's length, after
-    /// a call (and at function entry): the callee spent fuel and may have
-    /// grown the memory.
+    /// Reload the fuel variable from exec (after the fuel slow path).
     pub fn reload_fuel(&mut self) {
         let f = self
             .b
             .ins()
             .load(types::I64, self.vmctx_flags, self.exec, vmctx::FUEL);
         self.b.def_var(self.fuel, f);
+    }
+
+    /// Reload the fuel variable and the memory's length after a call (and
+    /// at function entry): the callee spent fuel and may have grown the
+    /// memory. (The fuel slow path does neither to the memory: after it,
+    /// only the fuel is reloaded, so a loop's length stays loop-invariant
+    /// and what is derived from it is hoisted.)
+    pub fn after_call(&mut self) {
+        self.reload_fuel();
         if let Some(var) = self.heap_len {
             let owner = self.memory_vmctx();
             let len = self
@@ -379,11 +386,14 @@ impl FuncTranslator<'_, '_> {
         }
     }
 
+    /// `fuel_exhausted(exec)` with the `preserve_all` convention: the call
+    /// clobbers no register, so values live across a fuel check stay in
+    /// registers (the runtime's trampoline saves and restores them all).
     fn fuel_sig(&mut self) -> SigRef {
         if let Some(s) = self.fuel_sig {
             return s;
         }
-        let mut sig = ir::Signature::new(self.env.call_conv);
+        let mut sig = ir::Signature::new(CallConv::PreserveAll);
         sig.params.push(AbiParam::new(types::I64));
         let s = self.b.import_signature(sig);
         self.fuel_sig = Some(s);
@@ -584,7 +594,7 @@ impl FuncTranslator<'_, '_> {
         self.spill_fuel();
         let inst = self.b.ins().call(callee, &args);
         let results = self.b.inst_results(inst).to_vec();
-        self.reload_fuel();
+        self.after_call();
         self.stack.extend(results);
         Ok(())
     }
@@ -609,7 +619,7 @@ impl FuncTranslator<'_, '_> {
         self.spill_fuel();
         let inst = self.b.ins().call_indirect(sig, code, &args);
         let results = self.b.inst_results(inst).to_vec();
-        self.reload_fuel();
+        self.after_call();
         self.stack.extend(results);
         Ok(())
     }

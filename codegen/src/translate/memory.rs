@@ -81,7 +81,7 @@ impl FuncTranslator<'_, '_> {
                     .first()
                     .copied()
                     .ok_or_else(|| CompileError::codegen("memory_grow has no result"))?;
-                self.reload_fuel();
+                self.after_call();
                 let old = self.b.ins().ireduce(I32, old);
                 self.stack.push(old);
             }
@@ -163,9 +163,15 @@ impl FuncTranslator<'_, '_> {
         let out_of_bounds = if guard > 0 && access <= guard {
             self.b.ins().icmp(IntCC::UnsignedGreaterThan, index, len)
         } else {
-            // access <= 2^32 + 7: fits an i64 immediate and cannot overflow.
-            let end = self.b.ins().iadd_imm_s(index, access as i64);
-            self.b.ins().icmp(IntCC::UnsignedGreaterThan, end, len)
+            // `index + access > len` as `index > len - access` in signed
+            // 64-bit arithmetic: `len - access` depends only on the length
+            // variable and a constant, so Cranelift computes it once per
+            // change of the length (out of loops), and the check is one
+            // compare and branch. No overflow: index < 2^32, access <=
+            // 2^32 + 7, len <= 2^32; a negative limit (a memory shorter
+            // than the access) traps every index.
+            let limit = self.b.ins().iadd_imm_s(len, -(access as i64));
+            self.b.ins().icmp(IntCC::SignedGreaterThan, index, limit)
         };
         self.b
             .ins()

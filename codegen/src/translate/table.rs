@@ -239,7 +239,7 @@ impl FuncTranslator<'_, '_> {
             .ins()
             .call_indirect(sig, callee, &[target, self.exec, buf]);
         let r = self.b.inst_results(inst)[0];
-        self.reload_fuel();
+        self.after_call();
         r
     }
 
@@ -310,7 +310,7 @@ impl FuncTranslator<'_, '_> {
         self.spill_fuel();
         let inst = self.b.ins().call_indirect(sig, code, &call_args);
         let results = self.b.inst_results(inst).to_vec();
-        self.reload_fuel();
+        self.after_call();
         self.stack.extend(results);
         Ok(())
     }

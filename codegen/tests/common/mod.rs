@@ -28,6 +28,72 @@ pub fn metadata(so: &[u8]) -> Metadata {
     Metadata::decode(&so[len_at + 4..len_at + 4 + len]).expect("metadata decodes")
 }
 
+/// The harness's `fuel_exhausted` builtin as compiled code calls it: with
+/// the `preserve_all` convention, so every caller-saved register (the nine
+/// general-purpose ones and `xmm0`..`xmm15`) is saved around the Rust
+/// function, as the runtime's trampoline does.
+#[unsafe(naked)]
+unsafe extern "C" fn fuel_exhausted_entry(_vmctx: *mut u8) {
+    core::arch::naked_asm!(
+        // rsp = 16n + 8 at entry; nine pushes make it 16-aligned.
+        "push rax",
+        "push rcx",
+        "push rdx",
+        "push rsi",
+        "push rdi",
+        "push r8",
+        "push r9",
+        "push r10",
+        "push r11",
+        "sub rsp, 256",
+        "movaps [rsp + 0], xmm0",
+        "movaps [rsp + 16], xmm1",
+        "movaps [rsp + 32], xmm2",
+        "movaps [rsp + 48], xmm3",
+        "movaps [rsp + 64], xmm4",
+        "movaps [rsp + 80], xmm5",
+        "movaps [rsp + 96], xmm6",
+        "movaps [rsp + 112], xmm7",
+        "movaps [rsp + 128], xmm8",
+        "movaps [rsp + 144], xmm9",
+        "movaps [rsp + 160], xmm10",
+        "movaps [rsp + 176], xmm11",
+        "movaps [rsp + 192], xmm12",
+        "movaps [rsp + 208], xmm13",
+        "movaps [rsp + 224], xmm14",
+        "movaps [rsp + 240], xmm15",
+        "call {f}",
+        "movaps xmm0, [rsp + 0]",
+        "movaps xmm1, [rsp + 16]",
+        "movaps xmm2, [rsp + 32]",
+        "movaps xmm3, [rsp + 48]",
+        "movaps xmm4, [rsp + 64]",
+        "movaps xmm5, [rsp + 80]",
+        "movaps xmm6, [rsp + 96]",
+        "movaps xmm7, [rsp + 112]",
+        "movaps xmm8, [rsp + 128]",
+        "movaps xmm9, [rsp + 144]",
+        "movaps xmm10, [rsp + 160]",
+        "movaps xmm11, [rsp + 176]",
+        "movaps xmm12, [rsp + 192]",
+        "movaps xmm13, [rsp + 208]",
+        "movaps xmm14, [rsp + 224]",
+        "movaps xmm15, [rsp + 240]",
+        "add rsp, 256",
+        "pop r11",
+        "pop r10",
+        "pop r9",
+        "pop r8",
+        "pop rdi",
+        "pop rsi",
+        "pop rdx",
+        "pop rcx",
+        "pop rax",
+        "ret",
+        f = sym fuel_exhausted,
+    )
+}
+
 unsafe extern "C" fn fuel_exhausted(vmctx: *mut u8) {
     // SAFETY: compiled code passes the harness's vmctx, whose private
     // counters lie at these offsets.
@@ -158,7 +224,7 @@ impl Instance {
         inst.set_u64(vmctx::HEAP_LEN as usize, min_len);
         inst.set_u64(
             vmctx::FN_FUEL_EXHAUSTED as usize,
-            fuel_exhausted as unsafe extern "C" fn(*mut u8) as usize as u64,
+            fuel_exhausted_entry as unsafe extern "C" fn(*mut u8) as usize as u64,
         );
         inst.set_u64(
             vmctx::FN_MEMORY_GROW as usize,

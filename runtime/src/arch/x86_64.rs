@@ -320,12 +320,49 @@ unsafe extern "C" fn host_call(
 
 /// `fuel_exhausted(exec)`: run the fuel slow path on the worker stack;
 /// yield the green thread if it says so.
+///
+/// Compiled code calls this with Cranelift's `preserve_all` convention:
+/// the call site assumes no register changes (only the flags), so values
+/// live across a fuel check (a loop's accumulators, in floating-point
+/// registers too) stay in registers instead of being spilled around every
+/// loop header. The trampoline therefore saves every caller-saved register
+/// — nine general-purpose and the sixteen `xmm` registers Cranelift
+/// allocates — on the guest stack before anything else, and restores them
+/// on the way back, after a yield included (the worker clobbers them in
+/// between).
 #[unsafe(naked)]
 unsafe extern "C" fn fuel_exhausted(_exec: *mut VmCtx) {
     naked_asm!(
+        // rsp = 16n + 8 at entry; eleven pushes make it 16-aligned.
         "push rbp",
         "push rbx",
-        "mov rbp, rsp", // guest sp
+        "push rax",
+        "push rcx",
+        "push rdx",
+        "push rsi",
+        "push rdi",
+        "push r8",
+        "push r9",
+        "push r10",
+        "push r11",
+        "sub rsp, 256",
+        "movaps xmmword ptr [rsp + 0], xmm0",
+        "movaps xmmword ptr [rsp + 16], xmm1",
+        "movaps xmmword ptr [rsp + 32], xmm2",
+        "movaps xmmword ptr [rsp + 48], xmm3",
+        "movaps xmmword ptr [rsp + 64], xmm4",
+        "movaps xmmword ptr [rsp + 80], xmm5",
+        "movaps xmmword ptr [rsp + 96], xmm6",
+        "movaps xmmword ptr [rsp + 112], xmm7",
+        "movaps xmmword ptr [rsp + 128], xmm8",
+        "movaps xmmword ptr [rsp + 144], xmm9",
+        "movaps xmmword ptr [rsp + 160], xmm10",
+        "movaps xmmword ptr [rsp + 176], xmm11",
+        "movaps xmmword ptr [rsp + 192], xmm12",
+        "movaps xmmword ptr [rsp + 208], xmm13",
+        "movaps xmmword ptr [rsp + 224], xmm14",
+        "movaps xmmword ptr [rsp + 240], xmm15",
+        "mov rbp, rsp", // guest sp, saved state above it
         "mov rbx, rdi", // exec
         "mov rax, qword ptr [rdi + {host_sp}]",
         "sub rax, {red}",
@@ -334,16 +371,40 @@ unsafe extern "C" fn fuel_exhausted(_exec: *mut VmCtx) {
         "call {slow}", // eax = 0: refilled, continue; else yield
         "mov rsp, rbp",
         "test eax, eax",
-        "jnz 2f",
-        "pop rbx",
-        "pop rbp",
-        "ret",
-        "2:",
+        "jz 3f",
         // Yield: save the guest context in exec.guest_sp, resume the worker.
         "lea rdi, [rbx + {guest_sp}]",
         "mov rsi, qword ptr [rbx + {host_sp}]",
         "call {switch}",
-        // Resumed by the worker: back to the guest, which reloads its fuel.
+        // Resumed by the worker (or refilled): restore everything and go
+        // back to the guest, which reloads its fuel.
+        "3:",
+        "movaps xmm0, xmmword ptr [rsp + 0]",
+        "movaps xmm1, xmmword ptr [rsp + 16]",
+        "movaps xmm2, xmmword ptr [rsp + 32]",
+        "movaps xmm3, xmmword ptr [rsp + 48]",
+        "movaps xmm4, xmmword ptr [rsp + 64]",
+        "movaps xmm5, xmmword ptr [rsp + 80]",
+        "movaps xmm6, xmmword ptr [rsp + 96]",
+        "movaps xmm7, xmmword ptr [rsp + 112]",
+        "movaps xmm8, xmmword ptr [rsp + 128]",
+        "movaps xmm9, xmmword ptr [rsp + 144]",
+        "movaps xmm10, xmmword ptr [rsp + 160]",
+        "movaps xmm11, xmmword ptr [rsp + 176]",
+        "movaps xmm12, xmmword ptr [rsp + 192]",
+        "movaps xmm13, xmmword ptr [rsp + 208]",
+        "movaps xmm14, xmmword ptr [rsp + 224]",
+        "movaps xmm15, xmmword ptr [rsp + 240]",
+        "add rsp, 256",
+        "pop r11",
+        "pop r10",
+        "pop r9",
+        "pop r8",
+        "pop rdi",
+        "pop rsi",
+        "pop rdx",
+        "pop rcx",
+        "pop rax",
         "pop rbx",
         "pop rbp",
         "ret",
