@@ -216,8 +216,10 @@ impl FuncTranslator<'_, '_> {
         self.b.seal_block(frame.end);
         let results = self.b.block_params(frame.end).to_vec();
         if let FrameKind::Function = frame.kind {
-            self.spill_fuel();
-            self.b.ins().return_(&results);
+            let fuel = self.b.use_var(self.fuel);
+            let mut all = vec![fuel];
+            all.extend(results);
+            self.b.ins().return_(&all);
             self.reachable = false;
         } else {
             self.stack.extend(results);

@@ -128,8 +128,8 @@ pub(crate) fn translate_function(
     builder.switch_to_block(entry);
     builder.seal_block(entry);
     let params = builder.block_params(entry).to_vec();
-    let (vmctx_val, exec_val) = match params.as_slice() {
-        [v, e, ..] => (*v, *e),
+    let (vmctx_val, exec_val, fuel_val) = match params.as_slice() {
+        [v, e, f, ..] => (*v, *e, *f),
         _ => return Err(CompileError::codegen("missing context parameters")),
     };
 
@@ -163,9 +163,10 @@ pub(crate) fn translate_function(
         grow_sig: None,
         callees: HashMap::new(),
     };
-    t.declare_locals(&ty, &params[2..], body)?;
+    t.declare_locals(&ty, &params[3..], body)?;
 
-    t.after_call();
+    t.b.def_var(t.fuel, fuel_val);
+    t.reload_heap_len();
     t.fuel_check();
 
     let results: Vec<ir::Type> = ty.results.iter().map(|r| ir_type(*r)).collect();
@@ -376,6 +377,22 @@ impl FuncTranslator<'_, '_> {
     /// and what is derived from it is hoisted.)
     pub fn after_call(&mut self) {
         self.reload_fuel();
+        self.reload_heap_len();
+    }
+
+    /// Take the fuel a wasm callee returned (its first result) and reload
+    /// the memory's length; returns the callee's other results.
+    pub fn after_wasm_call(&mut self, results: &[Value]) -> Result<Vec<Value>, CompileError> {
+        let (fuel, rest) = results
+            .split_first()
+            .ok_or_else(|| CompileError::codegen("a wasm call returns its fuel"))?;
+        self.b.def_var(self.fuel, *fuel);
+        self.reload_heap_len();
+        Ok(rest.to_vec())
+    }
+
+    /// Reload the memory's length (at entry and after calls).
+    pub fn reload_heap_len(&mut self) {
         if let Some(var) = self.heap_len {
             let owner = self.memory_vmctx();
             let len = self
@@ -589,12 +606,12 @@ impl FuncTranslator<'_, '_> {
                 c
             }
         };
-        let mut args = vec![self.vmctx, self.exec];
+        let fuel = self.b.use_var(self.fuel);
+        let mut args = vec![self.vmctx, self.exec, fuel];
         args.extend(self.popn(nparams)?);
-        self.spill_fuel();
         let inst = self.b.ins().call(callee, &args);
         let results = self.b.inst_results(inst).to_vec();
-        self.after_call();
+        let results = self.after_wasm_call(&results)?;
         self.stack.extend(results);
         Ok(())
     }
@@ -604,22 +621,23 @@ impl FuncTranslator<'_, '_> {
     fn call_import(&mut self, index: u32) -> Result<(), CompileError> {
         let ty = self.env.module.func_type(index)?.clone();
         let at = self.layout.func_import(index);
+        // Import records are written at instantiation only.
         let code = self
             .b
             .ins()
-            .load(types::I64, self.vmctx_flags, self.vmctx, at);
+            .load(types::I64, self.fixed_flags, self.vmctx, at);
         let callee_vmctx = self
             .b
             .ins()
-            .load(types::I64, self.vmctx_flags, self.vmctx, at + 8);
+            .load(types::I64, self.fixed_flags, self.vmctx, at + 8);
         let sig = wasm_signature(self.env.call_conv, &ty);
         let sig = self.b.import_signature(sig);
-        let mut args = vec![callee_vmctx, self.exec];
+        let fuel = self.b.use_var(self.fuel);
+        let mut args = vec![callee_vmctx, self.exec, fuel];
         args.extend(self.popn(ty.params.len())?);
-        self.spill_fuel();
         let inst = self.b.ins().call_indirect(sig, code, &args);
         let results = self.b.inst_results(inst).to_vec();
-        self.after_call();
+        let results = self.after_wasm_call(&results)?;
         self.stack.extend(results);
         Ok(())
     }

@@ -499,8 +499,12 @@ pub(crate) fn wasm_signature(call_conv: CallConv, ty: &abi::FuncType) -> ir::Sig
         ir::types::I64,
         ArgumentPurpose::VMContext,
     ));
+    // The fuel counter travels in a register: in as a parameter, out as
+    // the first result (see `abi` "Calling convention").
+    sig.params.push(AbiParam::new(ir::types::I64));
     sig.params
         .extend(ty.params.iter().map(|t| AbiParam::new(ir_type(*t))));
+    sig.returns.push(AbiParam::new(ir::types::I64));
     sig.returns
         .extend(ty.results.iter().map(|t| AbiParam::new(ir_type(*t))));
     sig

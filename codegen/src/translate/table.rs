@@ -305,12 +305,12 @@ impl FuncTranslator<'_, '_> {
         let callee_vmctx = self.b.ins().load(I64, flags, entry, 8);
         let sig = wasm_signature(self.env.call_conv, &ty);
         let sig = self.b.import_signature(sig);
-        let mut call_args = vec![callee_vmctx, self.exec];
+        let fuel = self.b.use_var(self.fuel);
+        let mut call_args = vec![callee_vmctx, self.exec, fuel];
         call_args.extend(args);
-        self.spill_fuel();
         let inst = self.b.ins().call_indirect(sig, code, &call_args);
         let results = self.b.inst_results(inst).to_vec();
-        self.after_call();
+        let results = self.after_wasm_call(&results)?;
         self.stack.extend(results);
         Ok(())
     }

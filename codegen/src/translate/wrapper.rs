@@ -1,15 +1,17 @@
 //! Array-call export wrappers `fn(vmctx, exec, values: *mut u64)` and
-//! host-import stubs `fn(vmctx, exec, params...) -> results`.
+//! host-import stubs `fn(vmctx, exec, fuel, params...) -> (fuel, results)`.
 //!
 //! A wrapper reads the parameters from `values[k]` (i32/f32 in the low four
-//! bytes), calls the function (directly, or through its import record for
-//! a re-exported import) and writes each result to `values[k]` as a full
-//! 8-byte cell (i32/f32 zero-extended).
+//! bytes), loads the fuel counter from `exec`, calls the function
+//! (directly, or through its import record for a re-exported import),
+//! stores the fuel it returns back to `exec` and writes each result to
+//! `values[k]` as a full 8-byte cell (i32/f32 zero-extended).
 //!
 //! A stub does the reverse for a function import bound to a host function:
-//! it stores its parameters as cells in a stack buffer, calls the
-//! `host_call` builtin with the import's index, and returns the results
-//! the host wrote back into the buffer.
+//! it stores the fuel counter to `exec` and its parameters as cells in a
+//! stack buffer, calls the `host_call` builtin with the import's index,
+//! and returns the fuel (reloaded: the host charges it and may refill it)
+//! and the results the host wrote back into the buffer.
 
 use cranelift_codegen::ir::{
     self, types, AbiParam, ArgumentPurpose, InstBuilder, MemFlagsData, StackSlotData,
@@ -66,7 +68,9 @@ pub(crate) fn build_wrapper(
         _ => return Err(CompileError::codegen("wrapper signature")),
     };
     let flags = MemFlagsData::trusted();
-    let mut args = Vec::with_capacity(ty.params.len() + 2);
+    let fuel = b.ins().load(types::I64, flags, exec, vmctx::FUEL);
+    let mut args = Vec::with_capacity(ty.params.len() + 3);
+    args.push(fuel);
     for (k, p) in ty.params.iter().enumerate() {
         let off = cell_offset(k)?;
         args.push(b.ins().load(ir_type(*p), flags, values, off));
@@ -88,7 +92,11 @@ pub(crate) fn build_wrapper(
         }
     };
     let results = b.inst_results(call).to_vec();
-    for (k, (r, v)) in ty.results.iter().zip(results).enumerate() {
+    let (fuel, results) = results
+        .split_first()
+        .ok_or_else(|| CompileError::codegen("a wasm call returns its fuel"))?;
+    b.ins().store(flags, *fuel, exec, vmctx::FUEL);
+    for (k, (r, v)) in ty.results.iter().zip(results.iter().copied()).enumerate() {
         let off = cell_offset(k)?;
         let cell = to_cell(&mut b, *r, v);
         b.ins().store(flags, cell, values, off);
@@ -119,8 +127,8 @@ pub(crate) fn build_import_stub(
     b.switch_to_block(entry);
     b.seal_block(entry);
     let params = b.block_params(entry).to_vec();
-    let (vmctx, exec) = match params.as_slice() {
-        [v, e, ..] => (*v, *e),
+    let (vmctx, exec, fuel) = match params.as_slice() {
+        [v, e, f, ..] => (*v, *e, *f),
         _ => return Err(CompileError::codegen("stub signature")),
     };
     let cells = ty.params.len().max(ty.results.len()).max(1);
@@ -129,7 +137,8 @@ pub(crate) fn build_import_stub(
     let slot = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, bytes, 3));
     let buf = b.ins().stack_addr(types::I64, slot, 0);
     let flags = MemFlagsData::trusted();
-    for (k, (p, v)) in ty.params.iter().zip(&params[2..]).enumerate() {
+    b.ins().store(flags, fuel, exec, vmctx::FUEL);
+    for (k, (p, v)) in ty.params.iter().zip(&params[3..]).enumerate() {
         let cell = to_cell(&mut b, *p, *v);
         b.ins().store(flags, cell, buf, cell_offset(k)?);
     }
@@ -142,7 +151,8 @@ pub(crate) fn build_import_stub(
     let which = b.ins().iconst(types::I64, i64::from(import));
     b.ins()
         .call_indirect(sig, callee, &[vmctx, exec, which, buf]);
-    let mut results = Vec::with_capacity(ty.results.len());
+    let mut results = Vec::with_capacity(ty.results.len() + 1);
+    results.push(b.ins().load(types::I64, flags, exec, vmctx::FUEL));
     for (k, r) in ty.results.iter().enumerate() {
         results.push(b.ins().load(ir_type(*r), flags, buf, cell_offset(k)?));
     }
