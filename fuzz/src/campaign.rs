@@ -70,6 +70,9 @@ impl Default for Settings {
 /// A campaign in progress.
 pub struct Campaign {
     runner: Runner,
+    work: PathBuf,
+    /// The module run last and its parameters.
+    prev: Option<(Vec<u8>, RunParams)>,
     artifact_cache: PathBuf,
     settings: Settings,
     /// What happened so far.
@@ -86,6 +89,8 @@ impl Campaign {
         crate::myriad::private_dir(&artifact_cache)?;
         Ok(Campaign {
             runner: Runner::new(&work.join("modules"))?,
+            work: work.to_owned(),
+            prev: None,
             artifact_cache,
             settings,
             counters: Counters::default(),
@@ -169,6 +174,24 @@ impl Campaign {
         verdict
     }
 
+    /// Does `wasm` diverge with `signature` on a fresh runner (fresh slots,
+    /// nothing left by earlier modules), optionally right after `before`?
+    fn reproduces(
+        &self,
+        before: Option<&(Vec<u8>, RunParams)>,
+        wasm: &[u8],
+        params: &RunParams,
+        signature: &str,
+    ) -> bool {
+        let Ok(fresh) = Runner::new(&self.work.join("fresh")) else {
+            return false;
+        };
+        if let Some((b, bp)) = before {
+            fresh.run(b, bp);
+        }
+        matches!(fresh.run(wasm, params), Verdict::Diverged(d) if d.signature == signature)
+    }
+
     fn divergence(
         &mut self,
         seed: u64,
@@ -179,32 +202,59 @@ impl Campaign {
     ) {
         let mut module = wasm.to_vec();
         let mut detail = d.detail.clone();
+        // A divergence may depend on what an earlier module left in the
+        // slot: check whether it shows alone, or right after the previous
+        // module, on fresh slots.
+        self.inflight("reproducing", seed, wasm);
+        let prev = self.prev.clone();
+        let before = if self.reproduces(None, wasm, params, &d.signature) {
+            None
+        } else if prev.is_some() && self.reproduces(prev.as_ref(), wasm, params, &d.signature) {
+            detail.push_str(&format!(
+                "\n\nIt shows only right after the module of seed {:#x} ran in the same \
+                 slot (the case's .before.wasm); replay runs that one first.",
+                prev.as_ref().map_or(0, |p| p.1.seed)
+            ));
+            prev.clone()
+        } else {
+            detail.push_str(
+                "\n\nIt did not show again on fresh slots, alone or after the previous \
+                 module: it depends on more of the run's history.",
+            );
+            None
+        };
         if self.settings.shrink && d.signature != "panic" {
             let inflight = self.settings.inflight.clone();
-            let mut note = |candidate: &[u8]| {
+            let before_ref = before.as_ref();
+            let mut interesting = |candidate: &[u8]| {
                 if let Some(p) = &inflight {
                     write_inflight(p, "shrink-candidate", seed, candidate);
                 }
+                self.reproduces(before_ref, candidate, params, &d.signature)
             };
             let (small, runs) = crate::shrink::shrink(
-                &self.runner,
                 wasm,
-                params,
-                &d.signature,
+                seed,
                 self.settings.shrink_budget,
                 300,
-                &mut note,
+                &mut interesting,
             );
             if small.len() < wasm.len() {
-                if let Verdict::Diverged(d2) = self.runner.run(&small, params) {
-                    detail = format!(
-                        "{}\n\nMinimised from {} to {} bytes in {runs} runs; the original said:\n{}",
-                        d2.detail,
-                        wasm.len(),
-                        small.len(),
-                        d.detail
-                    );
-                    module = small;
+                let fresh = Runner::new(&self.work.join("fresh"));
+                if let Ok(fresh) = fresh {
+                    if let Some((b, bp)) = &before {
+                        fresh.run(b, bp);
+                    }
+                    if let Verdict::Diverged(d2) = fresh.run(&small, params) {
+                        detail = format!(
+                            "{}\n\nMinimised from {} to {} bytes in {runs} runs; the original said:\n{}",
+                            d2.detail,
+                            wasm.len(),
+                            small.len(),
+                            detail
+                        );
+                        module = small;
+                    }
                 }
             }
         }
@@ -213,17 +263,28 @@ impl Campaign {
             if tag.is_empty() { "" } else { "mutant-" },
             slug(&d.signature)
         );
+        let mut extra = Vec::new();
+        if let Some((b, bp)) = &before {
+            if let Some(out) = &self.settings.out {
+                let _ = std::fs::create_dir_all(out);
+                let _ = std::fs::write(out.join(format!("{name}.before.wasm")), b);
+            }
+            extra.push(("before", format!("{name}.before.wasm")));
+            extra.push(("before_seed", format!("{:#x}", bp.seed)));
+        }
         self.record(
             &name,
             "wasm",
             &module,
             seed,
-            "divergence",
-            &d.signature,
+            ("divergence", &d.signature),
             &detail,
+            &extra,
         );
     }
 
+    /// Record a finding (`what` is its kind and signature) and write its
+    /// case, with `extra` header lines.
     #[allow(clippy::too_many_arguments)]
     fn record(
         &mut self,
@@ -231,18 +292,19 @@ impl Campaign {
         ext: &str,
         input: &[u8],
         seed: u64,
-        kind: &str,
-        signature: &str,
+        (kind, signature): (&str, &str),
         detail: &str,
+        extra: &[(&str, String)],
     ) {
         let params = RunParams::from_seed(seed);
-        let header = [
+        let mut header = vec![
             ("seed", format!("{seed:#x}")),
             ("kind", kind.to_string()),
             ("signature", signature.to_string()),
             ("guard_bytes", params.guard_bytes.to_string()),
             ("slice_units", params.slice_units.to_string()),
         ];
+        header.extend(extra.iter().cloned());
         if let Some(out) = &self.settings.out {
             if let Err(e) = write_case(out, name, ext, input, &header, detail) {
                 eprintln!("cannot write regression {name}: {e}");
@@ -270,7 +332,15 @@ impl Campaign {
                 (LoadVerdict::Panic(p), _) => {
                     self.counters.bump("wasm mutant compiles/PANIC");
                     let name = format!("wasm-panic-{seed:016x}-{i}");
-                    self.record(&name, "wasm", &mutant, seed, "compiler panic", "panic", &p);
+                    self.record(
+                        &name,
+                        "wasm",
+                        &mutant,
+                        seed,
+                        ("compiler panic", "panic"),
+                        &p,
+                        &[],
+                    );
                 }
                 (LoadVerdict::Err(e), _) => {
                     self.counters.bump(format!(
@@ -313,9 +383,9 @@ impl Campaign {
                         "so",
                         &m,
                         seed,
-                        "raw artifact mutant not refused",
-                        "artifact",
+                        ("raw artifact mutant not refused", "artifact"),
                         &format!("{v:?}"),
+                        &[],
                     );
                 }
             }
@@ -338,9 +408,9 @@ impl Campaign {
                         "so",
                         &m,
                         seed,
-                        "loader panic",
-                        "panic",
+                        ("loader panic", "panic"),
                         &format!("{what}: {p}"),
+                        &[],
                     );
                 }
             }

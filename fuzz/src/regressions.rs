@@ -7,7 +7,10 @@
 //!   `signature`, `input`), a blank line, then the description;
 //! - `<stem>.wasm` (and `<stem>.wat`, printed for reading) for a module
 //!   case, replayed with the run parameters of its seed;
-//! - `<stem>.so` for an artifact-loader case, replayed by loading it.
+//! - `<stem>.so` for an artifact-loader case, replayed by loading it;
+//! - `<stem>.before.wasm` (header lines `before` and `before_seed`) for a
+//!   divergence that shows only right after another module ran in the
+//!   same slot: replay runs it first.
 //!
 //! `KNOWN.md` lists the stems of known, unfixed issues (lines starting
 //! with ``- `stem` ``); their replay reports them without failing.
@@ -29,6 +32,9 @@ pub struct Case {
     pub input: PathBuf,
     /// The seed whose run parameters replay it.
     pub seed: u64,
+    /// A module to run first in the same slot, with its seed (for a
+    /// divergence that shows only after it).
+    pub before: Option<(PathBuf, u64)>,
 }
 
 /// Write a case: `<dir>/<name>.<ext>` with `input`, the text form of a
@@ -104,11 +110,20 @@ pub fn cases(dir: &Path) -> Result<Vec<Case>, String> {
                 input.display()
             ));
         }
+        let before = match (field("before"), field("before_seed")) {
+            (Some(b), Some(s)) => {
+                let s = parse_u64(&s)
+                    .ok_or_else(|| format!("{}: bad `before_seed:` line", path.display()))?;
+                Some((dir.join(b), s))
+            }
+            _ => None,
+        };
         out.push(Case {
             name,
             txt: path,
             input,
             seed,
+            before,
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));
@@ -146,6 +161,12 @@ pub fn replay(case: &Case, runner: &Runner, artifact_cache: &Path) -> Replay {
             LoadVerdict::Panic(p) => Replay::Fails(format!("loading panics: {p}")),
             v => Replay::Passes(format!("load: {v:?}")),
         };
+    }
+    if let Some((before, seed)) = &case.before {
+        let Ok(b) = std::fs::read(before) else {
+            return Replay::Fails(format!("cannot read {}", before.display()));
+        };
+        runner.run(&b, &RunParams::from_seed(*seed));
     }
     match runner.run(&input, &RunParams::from_seed(case.seed)) {
         Verdict::Agreed(s) => Replay::Passes(format!("agreed ({} calls)", s.calls)),
