@@ -27,7 +27,8 @@ const MAX_SMALL_SLICES: u64 = 2_000;
 /// Why Myriad did not compile a module.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CompileFailure {
-    /// `CompileError::Unsupported`: a feature Myriad does not implement.
+    /// `CompileError::Unsupported` (a feature Myriad does not implement)
+    /// or `LoadError::Unsupported` (a limit of the runtime).
     Unsupported(String),
     /// `CompileError::Invalid`: Myriad's validator refused it.
     Invalid(String),
@@ -85,6 +86,11 @@ impl MyriadSide {
                 Some(CompileError::Invalid(s)) => CompileFailure::Invalid(s.clone()),
                 _ => CompileFailure::Other(e.to_string()),
             }),
+            // An implementation limit of the loader (a vmctx too large for
+            // a slot, ...): like a feature Myriad lacks.
+            Err(LoadError::Unsupported { reason, .. }) => {
+                Err(CompileFailure::Unsupported(format!("unusable: {reason}")))
+            }
             Err(e) => Err(CompileFailure::Other(e.to_string())),
         }
     }
