@@ -153,24 +153,30 @@ pub fn args_for(seed: u64, round: u32, k: usize, params: &[Ty]) -> Vec<Value> {
     params
         .iter()
         .map(|t| {
-            let random = r.chance(1, 3);
+            // A third small (table indices, addresses near 0), a third
+            // boundary values, a third random.
+            let kind = r.below(3);
             match t {
-                Ty::I32 => Value::I32(if random {
-                    r.next_u64() as i32 >> r.below(32)
-                } else {
-                    *r.pick(I32S)
+                Ty::I32 => Value::I32(match kind {
+                    0 => r.below(17) as i32,
+                    1 => *r.pick(I32S),
+                    _ => r.next_u64() as i32 >> r.below(32),
                 }),
-                Ty::I64 => Value::I64(if random {
-                    r.next_u64() as i64 >> r.below(64)
-                } else {
-                    *r.pick(I64S)
+                Ty::I64 => Value::I64(match kind {
+                    0 => r.below(17) as i64,
+                    1 => *r.pick(I64S),
+                    _ => r.next_u64() as i64 >> r.below(64),
                 }),
-                Ty::F32 => Value::F32(if random {
+                Ty::F32 => Value::F32(if kind == 2 {
                     r.next_u64() as u32
                 } else {
                     *r.pick(F32S)
                 }),
-                Ty::F64 => Value::F64(if random { r.next_u64() } else { *r.pick(F64S) }),
+                Ty::F64 => Value::F64(if kind == 2 {
+                    r.next_u64()
+                } else {
+                    *r.pick(F64S)
+                }),
                 Ty::FuncRef => Value::FuncRef(None),
                 Ty::ExternRef => Value::ExternRef(r.chance(2, 3).then(|| r.range(1, 1000))),
             }

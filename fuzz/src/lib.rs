@@ -22,9 +22,13 @@
 //!   (including custom page sizes), each of which can be switched on or
 //!   off to match Myriad's feature set.
 //!
-//! Versions: `wasm-smith` 0.263 (its `wasm-encoder` is the workspace's),
-//! `wasmi` 2.0 (its own `wasmparser` 0.228, independent of the workspace's
-//! 0.263 used by Myriad), `wasm-shrink` and `wasmprinter` 0.263.
+//! Versions: `wasm-smith`, `wasm-shrink` and `wasmprinter` 0.263 (their
+//! `wasm-encoder` and `wasmparser` are the workspace's); `wasmi` 1.1 (its
+//! own `wasmparser` 0.239, independent of the workspace's 0.263 used by
+//! Myriad). Not wasmi 2.0: version 2.0.0 returned a wrong result for a
+//! `select` whose condition is an `i32.eqz` and whose first operand is a
+//! constant, and overflowed the native stack on a loop of `table.grow`
+//! (details in `fuzz/README.md`).
 //!
 //! # What is compared, what is skipped
 //!
