@@ -353,6 +353,18 @@ fn supervise(cli: &Cli) -> ExitCode {
         diverged,
         deaths.len()
     );
+    let refused: u64 = totals
+        .0
+        .iter()
+        .filter(|(k, _)| k.starts_with("skipped/Myriad:"))
+        .map(|(_, v)| v)
+        .sum();
+    if refused > 0 {
+        println!(
+            "note: Myriad refused {refused} generated module(s) as unsupported \
+             (they use only what it implements: see skipped/ above)"
+        );
+    }
     if diverged > 0 || !deaths.is_empty() {
         println!("regression files are in {}", cli.out.display());
         ExitCode::FAILURE

@@ -71,6 +71,13 @@ fn fixed_seed_batch_agrees() {
         found.len(),
         found.join("\n")
     );
+    // Generated modules use only what Myriad implements: a refusal (or any
+    // other skip) is worth a look.
+    assert_eq!(
+        totals.sum_under("skipped"),
+        0,
+        "generated modules were skipped (Myriad refused a supported shape?)"
+    );
     // The batch must really compare something.
     assert!(
         totals.get("modules compared") >= SEEDS * 9 / 10,
