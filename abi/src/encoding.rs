@@ -21,6 +21,9 @@ impl Metadata {
         }
         w.0.extend_from_slice(&self.source_key);
         w.u64(self.guard_bytes);
+        w.u64(self.heap_reservation);
+        w.u64(self.requested_guard_bytes);
+        w.u64(self.requested_heap_reservation);
         w.u32(self.types.len() as u32);
         for t in &self.types {
             w.u32(t.params.len() as u32);
@@ -207,6 +210,9 @@ impl Metadata {
         let mut source_key = [0u8; 32];
         source_key.copy_from_slice(r.take(32)?);
         let guard_bytes = r.u64()?;
+        let heap_reservation = r.u64()?;
+        let requested_guard_bytes = r.u64()?;
+        let requested_heap_reservation = r.u64()?;
         let mut types = Vec::new();
         for _ in 0..r.count()? {
             let mut params = Vec::new();
@@ -374,6 +380,9 @@ impl Metadata {
             cpu_features,
             source_key,
             guard_bytes,
+            heap_reservation,
+            requested_guard_bytes,
+            requested_heap_reservation,
             types,
             imports,
             func_types,

@@ -31,6 +31,20 @@ pub struct Metadata {
     /// Guard bytes after the heap that compiled code relies on to elide the
     /// constant part of bounds checks (0: every check is complete).
     pub guard_bytes: u64,
+    /// Bytes of address space the code relies on being reserved for the
+    /// heap (inaccessible past its current length) ahead of the guard: at
+    /// least 4 GiB means every 32-bit index lands in the reservation, so
+    /// accesses with `offset + size <= guard_bytes` have no check at all
+    /// ("sparse" mode). 0: no reliance. Non-zero only with `guard_bytes`.
+    pub heap_reservation: u64,
+    /// The guard bytes the compile asked for (part of the source key).
+    /// The compiler relies on less than asked (`guard_bytes` 0) when the
+    /// module cannot use a guard: no memory, an imported one, or pages
+    /// under 4 KiB.
+    pub requested_guard_bytes: u64,
+    /// The heap reservation the compile asked for (part of the source
+    /// key); see `requested_guard_bytes`.
+    pub requested_heap_reservation: u64,
     /// Function signatures; `func_types` and function imports index into
     /// this.
     pub types: Vec<FuncType>,

@@ -10,6 +10,9 @@ fn sample() -> Metadata {
         cpu_features: vec!["has_sse3".into(), "has_popcnt".into()],
         source_key: [0x5a; 32],
         guard_bytes: 0,
+        heap_reservation: 0,
+        requested_guard_bytes: 0,
+        requested_heap_reservation: 0,
         types: vec![
             FuncType {
                 params: vec![ValType::I32, ValType::I64],

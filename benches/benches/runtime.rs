@@ -24,6 +24,7 @@ fn region(slots: usize) -> Arc<Region> {
             heap_capacity: 16 * 1024,
             guard_size: 0,
             guard_mode: false,
+            heap_reservation: 0,
         })
         .expect("region"),
     )

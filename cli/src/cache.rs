@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 
 /// How `load_wasm` compiles and caches.
 pub struct Options {
-    /// Guard bytes to compile for.
-    pub guard_bytes: u64,
+    /// The compile settings (bounds-check mode).
+    pub config: CompileConfig,
     /// Read and write the cache.
     pub use_cache: bool,
     /// Report hits and misses on stderr.
@@ -38,9 +38,7 @@ pub fn cache_dir() -> PathBuf {
 /// holds it.
 pub fn load_wasm(path: &Path, opts: &Options) -> Result<Module> {
     let wasm = crate::read_wasm(path)?;
-    let config = CompileConfig {
-        guard_bytes: opts.guard_bytes,
-    };
+    let config = opts.config.clone();
     if !opts.use_cache {
         return load_uncached(&wasm, &config, path, opts);
     }

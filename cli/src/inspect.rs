@@ -84,8 +84,10 @@ pub fn inspect(path: &Path, source: Option<&Path>) -> Result<ExitCode> {
     let mut status = ExitCode::SUCCESS;
     if let Some(src) = source {
         let wasm = crate::read_wasm(src)?;
+        // The settings the compile asked for (the key covers those).
         let config = myriad_codegen::CompileConfig {
-            guard_bytes: md.guard_bytes,
+            guard_bytes: md.requested_guard_bytes,
+            heap_reservation: md.requested_heap_reservation,
         };
         let key = myriad_codegen::source_key(&wasm, &config);
         if key == md.source_key {
@@ -112,16 +114,31 @@ pub fn inspect(path: &Path, source: Option<&Path>) -> Result<ExitCode> {
          \x20              source key; run only artifacts this host compiled or that\n\
          \x20              you trust as you would a shared library"
     );
-    let _ = writeln!(
-        w,
-        "guard bytes:   {}{}",
-        md.guard_bytes,
-        if md.guard_bytes == 0 {
-            " (complete bounds checks)"
-        } else {
-            " (needs guard mode)"
-        }
-    );
+    let mode = if md.guard_bytes == 0 {
+        "dense: complete bounds checks".to_string()
+    } else if md.heap_reservation >= myriad_codegen::SPARSE_RESERVATION {
+        format!(
+            "sparse: no checks for offsets up to the guard; needs guard mode, \
+             a {} GiB heap reservation and {} guard bytes",
+            md.heap_reservation >> 30,
+            md.guard_bytes
+        )
+    } else {
+        format!(
+            "guarded: needs guard mode and {} guard bytes",
+            md.guard_bytes
+        )
+    };
+    let _ = writeln!(w, "bounds:        {mode}");
+    if (md.requested_guard_bytes, md.requested_heap_reservation)
+        != (md.guard_bytes, md.heap_reservation)
+    {
+        let _ = writeln!(
+            w,
+            "               (compiled dense: the module has no memory of its own with \
+             pages of 4 KiB or more, so it cannot rely on a guard)"
+        );
+    }
     match md.memory {
         None => {
             let _ = writeln!(w, "memory:        none");

@@ -14,7 +14,8 @@ mod values;
 mod wasi;
 
 use anyhow::{bail, Context, Result};
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
+use myriad_codegen::CompileConfig;
 use myriad_runtime::{InstantiateError, Module};
 use myriad_scheduler::{InstanceError, Scheduler, SchedulerConfig, SpawnError};
 use std::io::Write;
@@ -93,10 +94,18 @@ enum Cmd {
         /// Where to write the artifact.
         #[arg(short, long, value_name = "OUT.so")]
         output: PathBuf,
-        /// Compile for a heap followed by this many KiB of faulting guard
-        /// (shorter bounds checks; the runtime then needs guard mode).
-        #[arg(long, default_value_t = 0, value_name = "G")]
-        guard_kib: u64,
+        /// How compiled code checks heap bounds: `dense` (complete checks,
+        /// runs in any region: for many small instances) or `sparse` (no
+        /// checks for small offsets; needs a 4 GiB reservation and a guard
+        /// per instance: for a few big ones).
+        #[arg(long, value_enum, default_value_t = Bounds::Dense)]
+        bounds: Bounds,
+        /// The guard after the heap, KiB: with `--bounds dense`, compile for
+        /// a heap followed by this much faulting guard (shorter checks; the
+        /// runtime then needs guard mode); with `--bounds sparse`, instead
+        /// of its 32 MiB.
+        #[arg(long, value_name = "G")]
+        guard_kib: Option<u64>,
     },
     /// Verify an artifact as loading does and describe it.
     ///
@@ -131,10 +140,15 @@ struct RunArgs {
     #[arg(long, default_value_t = 1024, value_name = "K",
           value_parser = clap::value_parser!(u64).range(16..=1024 * 1024))]
     stack_kib: u64,
-    /// When compiling a .wasm/.wat, rely on this many KiB of guard (see
-    /// `compile --guard-kib`). An artifact brings its own setting.
-    #[arg(long, default_value_t = 0, value_name = "G")]
-    guard_kib: u64,
+    /// When compiling a .wasm/.wat: how the code checks heap bounds (see
+    /// `compile --bounds`). `sparse`, the default, is the fastest for one
+    /// program. An artifact brings its own setting.
+    #[arg(long, value_enum, default_value_t = Bounds::Sparse)]
+    bounds: Bounds,
+    /// When compiling a .wasm/.wat: the guard after the heap, KiB (see
+    /// `compile --guard-kib`).
+    #[arg(long, value_name = "G")]
+    guard_kib: Option<u64>,
     /// Neither read nor write the compile cache.
     #[arg(long)]
     no_cache: bool,
@@ -173,9 +187,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
         Cmd::Compile {
             input,
             output,
+            bounds,
             guard_kib,
         } => {
-            compile(&input, &output, guard_bytes(guard_kib)?)?;
+            compile(&input, &output, &compile_config(bounds, guard_kib)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Inspect { file, source } => inspect::inspect(&file, source.as_deref()),
@@ -183,11 +198,49 @@ fn dispatch(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn guard_bytes(kib: u64) -> Result<u64> {
-    match kib.checked_mul(1024) {
-        Some(b) if b <= 1 << 32 => Ok(b),
-        _ => usage!("--guard-kib {kib} is too large (at most 4194304)"),
+/// The trap message of an instantiation the spec defines as trapping: an
+/// active data or element segment out of bounds (`myriad run` exits with
+/// [`EXIT_TRAP`], as for a trapping start function).
+pub(crate) fn instantiation_trap(e: &InstantiateError) -> Option<String> {
+    match e {
+        InstantiateError::DataSegmentOutOfBounds { .. } => {
+            Some(format!("out of bounds memory access: {e}"))
+        }
+        InstantiateError::ElemSegmentOutOfBounds { index } => Some(format!(
+            "out of bounds table access: element segment {index} does not fit its table"
+        )),
+        _ => None,
     }
+}
+
+/// How compiled code checks heap bounds (`--bounds`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Bounds {
+    /// Complete bounds checks (or `index <= length` with `--guard-kib`).
+    Dense,
+    /// No checks for small offsets: a 4 GiB reservation and a guard.
+    Sparse,
+}
+
+/// The compile settings of `--bounds` and `--guard-kib`.
+fn compile_config(bounds: Bounds, guard_kib: Option<u64>) -> Result<CompileConfig> {
+    let guard = match guard_kib {
+        None => None,
+        Some(kib) => match kib.checked_mul(1024) {
+            Some(b) if b <= 1 << 32 => Some(b),
+            _ => usage!("--guard-kib {kib} is too large (at most 4194304)"),
+        },
+    };
+    Ok(match (bounds, guard) {
+        (Bounds::Dense, None) => CompileConfig::dense(),
+        (Bounds::Dense, Some(g)) => CompileConfig::guarded(g),
+        (Bounds::Sparse, None) => CompileConfig::sparse(),
+        (Bounds::Sparse, Some(0)) => usage!("--bounds sparse needs a guard (--guard-kib > 0)"),
+        (Bounds::Sparse, Some(g)) => CompileConfig {
+            guard_bytes: g,
+            heap_reservation: myriad_codegen::SPARSE_RESERVATION,
+        },
+    })
 }
 
 /// Read a module file as a wasm binary (text format is assembled).
@@ -198,10 +251,9 @@ pub(crate) fn read_wasm(path: &Path) -> Result<Vec<u8>> {
         .with_context(|| format!("{} is not a valid .wasm or .wat module", path.display()))
 }
 
-/// Compile `wasm` with `guard_bytes`, naming `path` in errors.
-pub(crate) fn compile_wasm(wasm: &[u8], guard_bytes: u64, path: &Path) -> Result<Vec<u8>> {
-    let config = myriad_codegen::CompileConfig { guard_bytes };
-    myriad_codegen::compile(wasm, &config).map_err(|e| compile_error(&e, path))
+/// Compile `wasm` with `config`, naming `path` in errors.
+pub(crate) fn compile_wasm(wasm: &[u8], config: &CompileConfig, path: &Path) -> Result<Vec<u8>> {
+    myriad_codegen::compile(wasm, config).map_err(|e| compile_error(&e, path))
 }
 
 /// The error for a module at `path` that did not compile.
@@ -240,9 +292,9 @@ pub(crate) fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
-fn compile(input: &Path, output: &Path, guard_bytes: u64) -> Result<()> {
+fn compile(input: &Path, output: &Path, config: &CompileConfig) -> Result<()> {
     let wasm = read_wasm(input)?;
-    let so = compile_wasm(&wasm, guard_bytes, input)?;
+    let so = compile_wasm(&wasm, config, input)?;
     write_atomic(output, &so)
 }
 
@@ -280,13 +332,13 @@ fn heap_capacity(module: &Module) -> usize {
 
 fn run(args: RunArgs, verbose: bool) -> Result<ExitCode> {
     let module = if is_artifact(&args.prog)? {
-        if args.guard_kib != 0 {
-            eprintln!("warning: --guard-kib is ignored for a compiled artifact");
+        if args.guard_kib.is_some() || args.bounds != Bounds::Sparse {
+            eprintln!("warning: --bounds and --guard-kib are ignored for a compiled artifact");
         }
         Module::from_file(&absolute(&args.prog)).map_err(anyhow::Error::new)?
     } else {
         let opts = cache::Options {
-            guard_bytes: guard_bytes(args.guard_kib)?,
+            config: compile_config(args.bounds, args.guard_kib)?,
             use_cache: !args.no_cache,
             verbose,
         };
@@ -334,11 +386,18 @@ fn run(args: RunArgs, verbose: bool) -> Result<ExitCode> {
         fuel_per_slice: None,
         capacity: 1,
         stack_size: (args.stack_kib * 1024) as usize,
-        heap_capacity: heap_capacity(&module),
+        // Sparse code relies on a reservation of 4 GiB: the slot's heap
+        // capacity is that large; growth stays within the declared maximum
+        // (which `heap_capacity` already is), and the memory limit is the
+        // one of the module's own capacity.
+        heap_capacity: heap_capacity(&module).max(md.heap_reservation as usize),
         guard_size: md.guard_bytes as usize,
         guard_mode: md.guard_bytes > 0,
-        // The default: the heap plus as much again for tables.
-        memory_limit: None,
+        // The default for the module's capacity: the heap plus as much
+        // again for tables.
+        memory_limit: Some(SchedulerConfig::default_memory_limit(heap_capacity(
+            &module,
+        ))),
         mailbox_messages: SchedulerConfig::default().mailbox_messages,
         mailbox_bytes: SchedulerConfig::default().mailbox_bytes,
         pin_workers: false,
@@ -356,6 +415,13 @@ fn run(args: RunArgs, verbose: bool) -> Result<ExitCode> {
             | InstantiateError::ArgumentCount { .. }
             | InstantiateError::ArgumentType { .. }),
         )) => usage!("{e}"),
+        Err(SpawnError::Instantiate(e)) if instantiation_trap(&e).is_some() => {
+            eprintln!(
+                "error: trap: {}",
+                instantiation_trap(&e).unwrap_or_default()
+            );
+            return Ok(ExitCode::from(EXIT_TRAP));
+        }
         Err(e) => return Err(e).context(format!("cannot instantiate {}", args.prog.display())),
     };
     let result = handle.join();

@@ -3,11 +3,19 @@
 //! with `myriad_wasi::link`, and the instance run to its exit status.
 
 use anyhow::{bail, Context, Result};
-use myriad_runtime::{Instance, Linker, Module, Outcome, Region, RegionConfig};
+use myriad_runtime::{Instance, LinkError, Linker, Module, Outcome, Region, RegionConfig};
 use myriad_wasi::{Output, Stdin, WasiCtx};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
+
+/// How the run thread ended.
+enum Ran {
+    /// The instance ran to this outcome (with a host trap's message).
+    Ended(Outcome, Option<String>),
+    /// Instantiation trapped (an out-of-bounds segment): the message.
+    InstantiationTrap(String),
+}
 
 /// What `myriad run` needs to run a command.
 pub struct Command<'a> {
@@ -54,6 +62,8 @@ pub fn run_command(module: &Arc<Module>, cmd: &Command<'_>) -> Result<ExitCode> 
             slots: 1,
             stack_size: cmd.stack_size,
             heap_capacity: cmd.heap_capacity,
+            // Sparse code relies on this much address space per heap.
+            heap_reservation: md.heap_reservation as usize,
             guard_size: md.guard_bytes as usize,
             guard_mode: md.guard_bytes > 0,
         })
@@ -67,12 +77,18 @@ pub fn run_command(module: &Arc<Module>, cmd: &Command<'_>) -> Result<ExitCode> 
     // frame must never land on a guest stack).
     let worker = std::thread::Builder::new()
         .name("myriad-run".into())
-        .spawn(move || -> Result<(Outcome, Option<String>)> {
+        .spawn(move || -> Result<Ran> {
             myriad_runtime::signals::block_async_signals()
                 .context("cannot block asynchronous signals")?;
-            let mut inst: Instance = linker
-                .instantiate(&region, &module, Some(Box::new(ctx)))
-                .map_err(anyhow::Error::new)?;
+            let mut inst: Instance = match linker.instantiate(&region, &module, Some(Box::new(ctx)))
+            {
+                Ok(i) => i,
+                Err(LinkError::Instantiate(e)) => match crate::instantiation_trap(&e) {
+                    Some(msg) => return Ok(Ran::InstantiationTrap(msg)),
+                    None => return Err(anyhow::Error::new(e)),
+                },
+                Err(e) => return Err(anyhow::Error::new(e)),
+            };
             // The scheduler's default bound on memory and table storage.
             inst.set_memory_limit(myriad_scheduler::SchedulerConfig::default_memory_limit(
                 heap_capacity,
@@ -91,15 +107,22 @@ pub fn run_command(module: &Arc<Module>, cmd: &Command<'_>) -> Result<ExitCode> 
                     }
                     other => {
                         let msg = inst.host_trap_message().map(str::to_owned);
-                        return Ok((other, msg));
+                        return Ok(Ran::Ended(other, msg));
                     }
                 }
             }
         })
         .context("cannot start the run thread")?;
-    let (outcome, msg) = worker
+    let (outcome, msg) = match worker
         .join()
-        .map_err(|_| anyhow::anyhow!("the run thread panicked"))??;
+        .map_err(|_| anyhow::anyhow!("the run thread panicked"))??
+    {
+        Ran::Ended(outcome, msg) => (outcome, msg),
+        Ran::InstantiationTrap(msg) => {
+            eprintln!("error: trap: {msg}");
+            return Ok(ExitCode::from(crate::EXIT_TRAP));
+        }
+    };
     match outcome {
         Outcome::Finished(_) => Ok(ExitCode::SUCCESS),
         Outcome::Exited(code) => Ok(crate::exit_status(code)),

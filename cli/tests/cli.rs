@@ -104,7 +104,7 @@ fn compile_then_inspect() {
         "target:        x86_64-linux (this host's; CPU features it needs, all present: ",
         "has_sse3",
         "(the compiler's settings on this host)",
-        "guard bytes:   0",
+        "bounds:        dense: complete bounds checks",
         "memory:        min 1 pages, max 4 pages, page size 65536 bytes",
         "global 0: mut i32 = 7",
         "data segments: 1 (5 bytes)",
@@ -128,7 +128,10 @@ fn compile_then_inspect() {
     // Compile with guard bytes: recorded in the artifact.
     ok(&env.myriad(&["compile", "prog.wat", "-o", "g.so", "--guard-kib", "64"]));
     let out = ok(&env.myriad(&["inspect", "g.so"]));
-    assert!(out.contains("guard bytes:   65536"), "{out}");
+    assert!(
+        out.contains("bounds:        guarded: needs guard mode and 65536 guard bytes"),
+        "{out}"
+    );
     assert_eq!(
         ok(&env.myriad(&["run", "--invoke", "add", "g.so", "2", "3"])),
         "5\n"
@@ -204,6 +207,87 @@ fn trap_exits_134() {
         "{}",
         stderr(&o)
     );
+}
+
+#[test]
+fn bounds_modes_compile_run_and_inspect() {
+    let env = Env::new("bounds");
+    let prog = env.write("prog.wat", PROG);
+    // `run` of a source compiles sparse by default; dense on request. Both
+    // give the same answers and the same out-of-bounds trap.
+    for extra in [
+        &[][..],
+        &["--bounds", "dense"][..],
+        &["--bounds", "sparse"][..],
+    ] {
+        let mut args = vec!["run"];
+        args.extend_from_slice(extra);
+        let mut fib = args.clone();
+        fib.extend_from_slice(&["--invoke", "fib", p(&prog), "20"]);
+        assert_eq!(ok(&env.myriad(&fib)), "6765\n", "{extra:?}");
+        let mut oob = args.clone();
+        oob.extend_from_slice(&["--invoke", "oob", p(&prog)]);
+        let o = env.myriad(&oob);
+        assert_eq!(o.status.code(), Some(134), "{extra:?}: {}", stderr(&o));
+        assert!(
+            stderr(&o).contains("out of bounds memory access"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    // Dense and sparse artifacts are distinct cache entries.
+    assert_eq!(env.cache_entries().len(), 2, "{:?}", env.cache_entries());
+
+    ok(&env.myriad(&["compile", "--bounds", "sparse", "prog.wat", "-o", "s.so"]));
+    let out = ok(&env.myriad(&["inspect", "s.so", "--source", "prog.wat"]));
+    assert!(out.contains("bounds:        sparse: "), "{out}");
+    assert!(out.contains("4 GiB heap reservation"), "{out}");
+    assert_eq!(
+        ok(&env.myriad(&["run", "--invoke", "add", "s.so", "2", "3"])),
+        "5\n"
+    );
+    // A module without memory is compiled dense whatever was asked, and
+    // inspect says why.
+    env.write(
+        "nomem.wat",
+        r#"(module (func (export "f") (result i32) (i32.const 3)))"#,
+    );
+    ok(&env.myriad(&["compile", "--bounds", "sparse", "nomem.wat", "-o", "n.so"]));
+    let out = ok(&env.myriad(&["inspect", "n.so"]));
+    assert!(out.contains("bounds:        dense"), "{out}");
+    assert!(out.contains("(compiled dense: "), "{out}");
+    // Nonsense combinations are usage errors.
+    for args in [
+        &["run", "--bounds", "sparse", "--guard-kib", "0", "prog.wat"][..],
+        &["run", "--bounds", "loose", "prog.wat"][..],
+    ] {
+        let o = env.myriad(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+    }
+}
+
+#[test]
+fn out_of_bounds_segments_trap_at_instantiation() {
+    let env = Env::new("segments");
+    let data = env.write(
+        "data.wat",
+        r#"(module (memory 1) (data (i32.const 65535) "ab") (func (export "_start")))"#,
+    );
+    let elem = env.write(
+        "elem.wat",
+        r#"(module (table 1 funcref) (func $f) (elem (i32.const 1) $f)
+             (func (export "_start")))"#,
+    );
+    for (prog, want) in [
+        (&data, "error: trap: out of bounds memory access"),
+        (&elem, "error: trap: out of bounds table access"),
+    ] {
+        for bounds in ["dense", "sparse"] {
+            let o = env.myriad(&["run", "--bounds", bounds, p(prog)]);
+            assert_eq!(o.status.code(), Some(134), "{bounds}: {}", stderr(&o));
+            assert!(stderr(&o).contains(want), "{bounds}: {}", stderr(&o));
+        }
+    }
 }
 
 #[test]

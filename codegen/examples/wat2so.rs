@@ -13,7 +13,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         None => 0,
     };
     let wasm = wat::parse_file(input)?;
-    let so = compile(&wasm, &CompileConfig { guard_bytes })?;
+    let so = compile(&wasm, &CompileConfig::guarded(guard_bytes))?;
     std::fs::write(output, so)?;
     Ok(())
 }

@@ -23,7 +23,10 @@ pub fn source_key(wasm: &[u8], config: &CompileConfig) -> [u8; 32] {
 /// [`source_key`] for an explicit fingerprint.
 pub(crate) fn source_key_for(wasm: &[u8], config: &CompileConfig, fingerprint: u64) -> [u8; 32] {
     // Destructured so that a new setting cannot be forgotten here.
-    let CompileConfig { guard_bytes } = *config;
+    let CompileConfig {
+        guard_bytes,
+        heap_reservation,
+    } = *config;
     let version = concat!(
         env!("CARGO_PKG_VERSION"),
         "+",
@@ -37,6 +40,7 @@ pub(crate) fn source_key_for(wasm: &[u8], config: &CompileConfig, fingerprint: u
     h.update((version.len() as u64).to_le_bytes());
     h.update(version);
     h.update(guard_bytes.to_le_bytes());
+    h.update(heap_reservation.to_le_bytes());
     h.update((wasm.len() as u64).to_le_bytes());
     h.update(wasm);
     h.finalize().into()
@@ -57,7 +61,18 @@ mod tests {
         );
         assert_ne!(
             base,
-            source_key_for(b"\0asm\x01\0\0\0", &CompileConfig { guard_bytes: 1 }, 7)
+            source_key_for(b"\0asm\x01\0\0\0", &CompileConfig::guarded(1), 7)
+        );
+        assert_ne!(
+            source_key_for(b"\0asm\x01\0\0\0", &CompileConfig::guarded(1), 7),
+            source_key_for(
+                b"\0asm\x01\0\0\0",
+                &CompileConfig {
+                    guard_bytes: 1,
+                    heap_reservation: 1
+                },
+                7
+            )
         );
         assert_ne!(
             base,

@@ -30,13 +30,92 @@ use translate::func::{translate_function, FuncEnv};
 use translate::{wasm_signature, wrapper};
 
 /// Compile settings. Every field is part of [`source_key`].
-#[derive(Clone, Debug, Default)]
+///
+/// The three bounds-check modes, from the most compact to the fastest:
+///
+/// * **dense** ([`CompileConfig::dense`], the default): every access is
+///   checked completely; the code runs in any region (a million 16 KiB
+///   slots).
+/// * **guarded** ([`CompileConfig::guarded`]): `G` inaccessible bytes follow
+///   the heap's current length; accesses with `offset + size <= G` check
+///   only `index <= heap_len`. Needs a guard-mode region with guards of at
+///   least `G`.
+/// * **sparse** ([`CompileConfig::sparse`]): the heap also has a 4 GiB
+///   reservation, so every 32-bit index lands in it and accesses with
+///   `offset + size <= G` are not checked at all: the guard faults. Needs
+///   a guard-mode region whose heap capacity is at least 4 GiB: for a
+///   few big instances (what `myriad run` uses), not a million.
+///
+/// The guard settings are what the code may rely on, not a demand: a
+/// module whose memory is imported (its guard would be another slot's),
+/// whose pages are smaller than 4 KiB (its end would not be page aligned)
+/// or that has no memory is compiled dense, and its metadata says so.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct CompileConfig {
     /// Inaccessible bytes the runtime guarantees after the heap's current
     /// length. With `G > 0`, accesses whose `offset + size <= G` check only
     /// `index <= heap_len` and rely on the guard to fault. 0 (the default)
     /// makes every bounds check complete.
     pub guard_bytes: u64,
+    /// Address space the runtime reserves for the heap (inaccessible past
+    /// the current length), ahead of the guard. With at least
+    /// [`SPARSE_RESERVATION`] and `guard_bytes > 0`, accesses whose
+    /// `offset + size <= guard_bytes` have no check. Ignored without
+    /// `guard_bytes`.
+    pub heap_reservation: u64,
+}
+
+/// The heap reservation of sparse mode: 4 GiB, every 32-bit index.
+pub const SPARSE_RESERVATION: u64 = 1 << 32;
+/// The guard of sparse mode: 32 MiB (offsets up to that are unchecked;
+/// larger ones get a complete check).
+pub const SPARSE_GUARD: u64 = 32 << 20;
+
+impl CompileConfig {
+    /// Dense mode: complete bounds checks everywhere.
+    pub fn dense() -> CompileConfig {
+        CompileConfig::default()
+    }
+
+    /// Guarded mode: rely on `guard_bytes` of faulting guard after the
+    /// heap's length (0 is dense).
+    pub fn guarded(guard_bytes: u64) -> CompileConfig {
+        CompileConfig {
+            guard_bytes,
+            heap_reservation: 0,
+        }
+    }
+
+    /// Sparse mode: a 4 GiB heap reservation and a [`SPARSE_GUARD`] guard;
+    /// accesses with small offsets are unchecked.
+    pub fn sparse() -> CompileConfig {
+        CompileConfig {
+            guard_bytes: SPARSE_GUARD,
+            heap_reservation: SPARSE_RESERVATION,
+        }
+    }
+
+    /// Whether these settings elide checks entirely (sparse).
+    pub fn is_sparse(&self) -> bool {
+        self.guard_bytes > 0 && self.heap_reservation >= SPARSE_RESERVATION
+    }
+
+    /// The settings the code of `module` actually relies on (recorded in
+    /// its metadata): these, or dense when the memory is imported, has
+    /// pages under 4 KiB, or does not exist.
+    fn effective_for(&self, module: &translate::ModuleInfo<'_>) -> CompileConfig {
+        let own_paged = module
+            .memory
+            .is_some_and(|m| m.page_size_log2 >= 12 && module.imported_memory.is_none());
+        if own_paged && self.guard_bytes > 0 {
+            CompileConfig {
+                guard_bytes: self.guard_bytes,
+                heap_reservation: self.heap_reservation,
+            }
+        } else {
+            CompileConfig::dense()
+        }
+    }
 }
 
 /// Compile a wasm binary to a linked shared object; returns the `.so` file
@@ -58,9 +137,10 @@ fn with_front_end<R>(
 ) -> Result<R, CompileError> {
     let isa = isa::host_isa()?;
     let module = translate::parse_module(wasm)?;
+    let effective = config.effective_for(&module);
     let env = FuncEnv {
         module: &module,
-        config,
+        config: &effective,
         call_conv: isa.default_call_conv(),
         frontend: isa.frontend_config(),
     };
@@ -147,10 +227,12 @@ fn compile_functions(
 fn emit_artifact(
     isa: &OwnedTargetIsa,
     env: &FuncEnv,
-    config: &CompileConfig,
+    requested: &CompileConfig,
     source_key: [u8; 32],
 ) -> Result<Vec<u8>, CompileError> {
     let module = env.module;
+    // What the code relies on (dense for a module that cannot use guards).
+    let config = env.config;
     let sigs = module
         .func_types
         .iter()
@@ -203,6 +285,9 @@ fn emit_artifact(
         cpu_features: isa::cpu_features(isa),
         source_key,
         guard_bytes: config.guard_bytes,
+        heap_reservation: config.heap_reservation,
+        requested_guard_bytes: requested.guard_bytes,
+        requested_heap_reservation: requested.heap_reservation,
         types: module.types.clone(),
         imports: module.imports.clone(),
         func_types: module.func_types.clone(),

@@ -144,7 +144,7 @@ fn artifact_symbols_metadata_and_hash() {
     );
     assert_ne!(
         meta.source_key,
-        myriad_codegen::source_key(&wasm, &CompileConfig { guard_bytes: 4096 })
+        myriad_codegen::source_key(&wasm, &CompileConfig::guarded(4096))
     );
     assert_eq!(meta.start, Some(0));
     assert!(
@@ -443,7 +443,58 @@ fn clif_has_fuel_checks_and_bounds_checks() {
     );
 
     // Guard mode: the check compares the bare index.
-    let guarded = translate_to_clif(&wasm, &CompileConfig { guard_bytes: 4096 }).unwrap();
+    let guarded = translate_to_clif(&wasm, &CompileConfig::guarded(4096)).unwrap();
     assert!(!guarded[0].contains("iconst.i64 4\n"), "{}", guarded[0]);
     assert!(guarded[0].contains("icmp ugt"), "{}", guarded[0]);
+
+    // Sparse mode: no check at all for a small offset.
+    let sparse = translate_to_clif(&wasm, &CompileConfig::sparse()).unwrap();
+    assert!(!sparse[0].contains("trapnz"), "{}", sparse[0]);
+    assert!(!sparse[0].contains("icmp ugt"), "{}", sparse[0]);
+}
+
+#[test]
+fn sparse_mode_checks_offsets_past_its_guard() {
+    let far = myriad_codegen::SPARSE_GUARD + 1;
+    let wasm = wat::parse_str(format!(
+        r#"(module (memory 1)
+          (func (param i32) (result i32) (i32.load offset={far} (local.get 0))))"#
+    ))
+    .unwrap();
+    let sparse = translate_to_clif(&wasm, &CompileConfig::sparse()).unwrap();
+    assert!(sparse[0].contains("trapnz"), "{}", sparse[0]);
+}
+
+#[test]
+fn modules_that_cannot_use_guards_are_compiled_dense() {
+    let cases = [
+        // No memory at all.
+        "(module (func (export \"f\") (result i32) (i32.const 1)))",
+        // An imported memory: its guard would be another slot's.
+        r#"(module (import "env" "m" (memory 1))
+             (func (export "f") (param i32) (result i32) (i32.load (local.get 0))))"#,
+        // One-byte pages: the heap end is not page aligned.
+        r#"(module (memory 1 (pagesize 1))
+             (func (export "f") (param i32) (result i32) (i32.load (local.get 0))))"#,
+    ];
+    for wat in cases {
+        let wasm = wat::parse_str(wat).unwrap();
+        for config in [CompileConfig::sparse(), CompileConfig::guarded(65536)] {
+            let so = compile(&wasm, &config).unwrap();
+            let meta = metadata(&so);
+            assert_eq!(meta.guard_bytes, 0, "{wat}");
+            assert_eq!(meta.heap_reservation, 0, "{wat}");
+            assert_eq!(meta.requested_guard_bytes, config.guard_bytes, "{wat}");
+            assert_eq!(
+                meta.requested_heap_reservation, config.heap_reservation,
+                "{wat}"
+            );
+        }
+    }
+    // A module with its own paged memory keeps the requested settings.
+    let wasm = wat::parse_str("(module (memory 1))").unwrap();
+    let so = compile(&wasm, &CompileConfig::sparse()).unwrap();
+    let meta = metadata(&so);
+    assert_eq!(meta.guard_bytes, myriad_codegen::SPARSE_GUARD);
+    assert_eq!(meta.heap_reservation, myriad_codegen::SPARSE_RESERVATION);
 }

@@ -120,7 +120,7 @@ fn last_valid_bytes_are_accessible() {
     inst.call("i64.store", &[(len - 8) as u64, u64::MAX]);
     assert_eq!(&inst.heap()[len - 8..], &[0xff; 8]);
     // Guard mode elides the constant part but the same accesses work.
-    let config = CompileConfig { guard_bytes: 4096 };
+    let config = CompileConfig::guarded(4096);
     let mut inst = Instance::with_config(&module("(memory 1)"), &config);
     assert_eq!(inst.meta.guard_bytes, 4096);
     inst.call("i64.store", &[(len - 8) as u64, 0x0102_0304_0506_0708]);
@@ -206,7 +206,7 @@ fn data_segments_are_recorded() {
 #[test]
 fn bounds_checks_are_recorded_as_trap_sites() {
     for guard in [0, 65536] {
-        let so = build(&module("(memory 1)"), &CompileConfig { guard_bytes: guard });
+        let so = build(&module("(memory 1)"), &CompileConfig::guarded(guard));
         let meta = metadata(&so);
         let oob = meta
             .traps

@@ -140,10 +140,8 @@ impl Campaign {
         match &verdict {
             Verdict::Agreed(s) => {
                 self.counters.bump(format!("{group}modules compared"));
-                if s.guard_mode {
-                    self.counters
-                        .bump(format!("{group}modules compared in guard mode"));
-                }
+                self.counters
+                    .bump(format!("{group}modules compared ({})", s.bounds.name()));
                 self.counters.add(format!("{group}calls compared"), s.calls);
                 self.counters.add("myriad slices", s.slices);
                 for (t, n) in &s.traps {
@@ -301,7 +299,7 @@ impl Campaign {
             ("seed", format!("{seed:#x}")),
             ("kind", kind.to_string()),
             ("signature", signature.to_string()),
-            ("guard_bytes", params.guard_bytes.to_string()),
+            ("bounds", params.bounds.name().to_string()),
             ("slice_units", params.slice_units.to_string()),
         ];
         header.extend(extra.iter().cloned());
@@ -328,7 +326,7 @@ impl Campaign {
             self.counters.bump("wasm mutants");
             self.inflight(&format!("wasm-mutant {i}"), seed, &mutant);
             let params = RunParams::from_seed(seed);
-            match compile_checked(&mutant, params.guard_bytes) {
+            match compile_checked(&mutant, params.bounds) {
                 (LoadVerdict::Panic(p), _) => {
                     self.counters.bump("wasm mutant compiles/PANIC");
                     let name = format!("wasm-panic-{seed:016x}-{i}");
@@ -360,7 +358,7 @@ impl Campaign {
     /// must be refused, metadata ones must not panic.
     pub fn artifact_mutants(&mut self, seed: u64, wasm: &[u8]) {
         let params = RunParams::from_seed(seed);
-        let (LoadVerdict::Ok, Some(art)) = compile_checked(wasm, params.guard_bytes) else {
+        let (LoadVerdict::Ok, Some(art)) = compile_checked(wasm, params.bounds) else {
             return;
         };
         self.counters.bump("artifacts mutated");

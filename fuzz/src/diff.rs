@@ -1,7 +1,7 @@
 //! The differential run of one module: compile, instantiate and call in
 //! both engines, compare after every step.
 
-use crate::gen::RunParams;
+use crate::gen::{Bounds, RunParams};
 use crate::info::{ModuleInfo, Sig, Ty};
 use crate::loaders::panic_message;
 use crate::model::{state_difference, Outcome, Resource, Value};
@@ -48,9 +48,8 @@ pub struct ModuleStats {
     pub stopped: Vec<(Side, Resource)>,
     /// Instance pairs made (one, plus one per limit hit).
     pub instances: u64,
-    /// Myriad ran the module with guard-relying code in a guard-mode
-    /// region.
-    pub guard_mode: bool,
+    /// How Myriad's code checked bounds (and the region it ran in).
+    pub bounds: Bounds,
     /// Myriad slices run.
     pub slices: u64,
 }
@@ -213,10 +212,10 @@ impl Runner {
         // with smaller pages with complete bounds checks instead.
         let mut params = params.clone();
         if info.as_ref().is_ok_and(|i| i.page_size_log2 < 12) {
-            params.guard_bytes = 0;
+            params.bounds = Bounds::Dense;
         }
         let params = &params;
-        let mine = self.myriad.compile(wasm, params.guard_bytes);
+        let mine = self.myriad.compile(wasm, params.bounds);
         let theirs = self.oracle.compile(wasm);
         let (module, omodule) = match (mine, theirs) {
             (Ok(m), Ok(o)) => (m, o),
@@ -245,7 +244,7 @@ impl Runner {
             return Verdict::Skipped("imports".into());
         }
         let mut stats = ModuleStats {
-            guard_mode: params.guard_bytes > 0,
+            bounds: params.bounds,
             ..ModuleStats::default()
         };
         let (mut mi, mut oi) = match self.instantiate(&module, &omodule, &info, params, &mut stats)
@@ -329,7 +328,7 @@ impl Runner {
         stats.instances += 1;
         let mine = self
             .myriad
-            .instantiate(module, info, params.guard_bytes, params.slice_units);
+            .instantiate(module, info, params.bounds, params.slice_units);
         let theirs = self.oracle.instantiate(omodule, info);
         let ok = Outcome::Returned(vec![]);
         let (mut mi, oi) = match (mine, theirs) {

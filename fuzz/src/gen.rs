@@ -36,6 +36,40 @@ pub const HEAP_CAPACITY: usize = 16 * 65536;
 /// compiled for it).
 pub const GUARD_BYTES: u64 = 65536;
 
+/// How Myriad's code checks heap bounds for one seed (see
+/// `myriad_codegen::CompileConfig`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Bounds {
+    /// Complete checks, a plain region.
+    #[default]
+    Dense,
+    /// [`GUARD_BYTES`] of faulting guard, a guard-mode region.
+    Guarded,
+    /// No checks for small offsets: a guard-mode region with a 4 GiB
+    /// reservation per heap and a 32 MiB guard.
+    Sparse,
+}
+
+impl Bounds {
+    /// The compile settings of this mode.
+    pub fn config(self) -> myriad_codegen::CompileConfig {
+        match self {
+            Bounds::Dense => myriad_codegen::CompileConfig::dense(),
+            Bounds::Guarded => myriad_codegen::CompileConfig::guarded(GUARD_BYTES),
+            Bounds::Sparse => myriad_codegen::CompileConfig::sparse(),
+        }
+    }
+
+    /// The mode's name in case headers and counters.
+    pub fn name(self) -> &'static str {
+        match self {
+            Bounds::Dense => "dense",
+            Bounds::Guarded => "guarded",
+            Bounds::Sparse => "sparse",
+        }
+    }
+}
+
 /// Salts that keep the random streams of one seed apart.
 mod salt {
     pub const CONFIG: u64 = 1;
@@ -48,9 +82,8 @@ mod salt {
 pub struct RunParams {
     /// The seed.
     pub seed: u64,
-    /// `CompileConfig::guard_bytes` for Myriad (0, or [`GUARD_BYTES`] in a
-    /// guard-mode region).
-    pub guard_bytes: u64,
+    /// How Myriad's code checks heap bounds (and the region it runs in).
+    pub bounds: Bounds,
     /// Fuel units per Myriad slice (`Instance::resume_fuel`); small values
     /// preempt the guest often.
     pub slice_units: u64,
@@ -60,15 +93,15 @@ pub struct RunParams {
 }
 
 impl RunParams {
-    /// The parameters of `seed`: a third of the seeds run in guard mode,
+    /// The parameters of `seed`: a third each dense, guarded and sparse,
     /// slices from 1 to 100,000 fuel units, two rounds of calls.
     pub fn from_seed(seed: u64) -> RunParams {
         let mut r = Rng::derive(seed, salt::PARAMS);
-        let guard_bytes = if r.chance(1, 3) { GUARD_BYTES } else { 0 };
+        let bounds = *r.pick(&[Bounds::Dense, Bounds::Guarded, Bounds::Sparse]);
         let slice_units = *r.pick(&[1, 3, 17, 100, 1000, 100_000, 100_000]);
         RunParams {
             seed,
-            guard_bytes,
+            bounds,
             slice_units,
             rounds: 2,
         }

@@ -20,6 +20,7 @@
 //!   contents are), so running code against lying metadata is out of
 //!   scope.
 
+use crate::gen::Bounds;
 use crate::rng::Rng;
 use myriad_abi::{self as abi, ConstOp, ExportKind, Metadata, TrapKind, ValType};
 use std::panic::{catch_unwind, AssertUnwindSafe};
@@ -107,8 +108,8 @@ pub fn mutate_wasm(wasm: &[u8], r: &mut Rng) -> Vec<u8> {
 }
 
 /// Compile `wasm` with the Myriad compiler, catching panics.
-pub fn compile_checked(wasm: &[u8], guard_bytes: u64) -> (LoadVerdict, Option<Vec<u8>>) {
-    let config = myriad_codegen::CompileConfig { guard_bytes };
+pub fn compile_checked(wasm: &[u8], bounds: Bounds) -> (LoadVerdict, Option<Vec<u8>>) {
+    let config = bounds.config();
     match catch_unwind(AssertUnwindSafe(|| myriad_codegen::compile(wasm, &config))) {
         Ok(Ok(bytes)) => (LoadVerdict::Ok, Some(bytes)),
         Ok(Err(e)) => (LoadVerdict::Err(e.to_string()), None),

@@ -200,7 +200,7 @@ fn record_death(out: &Path, inflight: &Path, why: &str) -> Option<(String, u64)>
         ("seed", format!("{seed:#x}")),
         ("kind", why.to_string()),
         ("signature", what.to_string()),
-        ("guard_bytes", params.guard_bytes.to_string()),
+        ("bounds", params.bounds.name().to_string()),
         ("slice_units", params.slice_units.to_string()),
     ];
     let detail =

@@ -1,10 +1,10 @@
 //! The Myriad side: compile through a private cache directory, instantiate
 //! in a one-slot region, call exports in fuel slices, read the state.
 
-use crate::gen::{GUARD_BYTES, HEAP_CAPACITY};
+use crate::gen::{Bounds, HEAP_CAPACITY};
 use crate::info::{ModuleInfo, Ty};
 use crate::model::{Outcome, Resource, State, Trap, Value, UNKNOWN_FUNC};
-use myriad_codegen::{CompileConfig, CompileError};
+use myriad_codegen::CompileError;
 use myriad_runtime::{
     Instance, InstantiateError, Limit, LoadError, Module, Outcome as MOutcome, Region,
     RegionConfig, TrapKind, Val,
@@ -43,6 +43,7 @@ pub struct MyriadSide {
     cache: PathBuf,
     plain: Arc<Region>,
     guarded: Arc<Region>,
+    sparse: Arc<Region>,
 }
 
 /// Create `dir` (and parents) with mode 0700, as the cache requires.
@@ -59,26 +60,31 @@ impl MyriadSide {
     /// A side compiling into `cache` (created 0700).
     pub fn new(cache: &Path) -> anyhow::Result<MyriadSide> {
         private_dir(cache)?;
-        let region = |guard_mode: bool| {
+        // The same growth limit (HEAP_CAPACITY) in every mode; sparse
+        // code gets the 4 GiB reservation and the guard it relies on.
+        let region = |bounds: Bounds| {
+            let config = bounds.config();
             Region::new(RegionConfig {
                 slots: 1,
                 stack_size: STACK_SIZE,
                 heap_capacity: HEAP_CAPACITY,
-                guard_size: if guard_mode { GUARD_BYTES as usize } else { 0 },
-                guard_mode,
+                heap_reservation: config.heap_reservation as usize,
+                guard_size: config.guard_bytes as usize,
+                guard_mode: bounds != Bounds::Dense,
             })
             .map(Arc::new)
         };
         Ok(MyriadSide {
             cache: cache.to_owned(),
-            plain: region(false)?,
-            guarded: region(true)?,
+            plain: region(Bounds::Dense)?,
+            guarded: region(Bounds::Guarded)?,
+            sparse: region(Bounds::Sparse)?,
         })
     }
 
-    /// Compile `wasm` for a region with `guard_bytes` guards.
-    pub fn compile(&self, wasm: &[u8], guard_bytes: u64) -> Result<Arc<Module>, CompileFailure> {
-        let config = CompileConfig { guard_bytes };
+    /// Compile `wasm` in `bounds` mode.
+    pub fn compile(&self, wasm: &[u8], bounds: Bounds) -> Result<Arc<Module>, CompileFailure> {
+        let config = bounds.config();
         match Module::compile(wasm, &config, &self.cache) {
             Ok(m) => Ok(Arc::new(m)),
             Err(LoadError::Compile(e)) => Err(match e.downcast_ref::<CompileError>() {
@@ -106,18 +112,18 @@ impl MyriadSide {
     }
 
     /// Instantiate `module` (its segments, then its start function) in the
-    /// region for `guard_bytes`.
+    /// region of `bounds` mode.
     pub fn instantiate(
         &self,
         module: &Arc<Module>,
         info: &ModuleInfo,
-        guard_bytes: u64,
+        bounds: Bounds,
         slice_units: u64,
     ) -> Instantiated {
-        let region = if guard_bytes > 0 {
-            &self.guarded
-        } else {
-            &self.plain
+        let region = match bounds {
+            Bounds::Dense => &self.plain,
+            Bounds::Guarded => &self.guarded,
+            Bounds::Sparse => &self.sparse,
         };
         let inst = match Instance::instantiate(region, module) {
             Ok(i) => i,

@@ -13,7 +13,7 @@
 //!
 //! ```text
 //! slot base                                                     slot base + stride
-//! | stack (stack_size) ...grows down | ctx area (8 KiB) | heap (capacity) | guard |
+//! | stack (stack_size) ...grows down | ctx area (8 KiB) | heap (reservation) | guard |
 //!                                    ^ colour: vmctx at ctx area + (slot % 64) * 64
 //! ```
 //!
@@ -132,8 +132,15 @@ pub struct RegionConfig {
     /// Bytes of instance stack per slot (rounded up to pages; at least 8 KiB
     /// recommended). Only wasm frames and switch frames live there.
     pub stack_size: usize,
-    /// Most bytes of linear memory per slot (rounded up to pages).
+    /// Most bytes of linear memory per slot (rounded up to pages): no
+    /// memory grows past it.
     pub heap_capacity: usize,
+    /// Address space reserved for each heap, if more than `heap_capacity`
+    /// (rounded up to pages; 0 or less means `heap_capacity`). The bytes
+    /// past the capacity are never opened. Sparse-mode code relies on a
+    /// reservation of 4 GiB in guard mode: then a slot's growth limit can
+    /// stay small while every 32-bit index still lands in its own slot.
+    pub heap_reservation: usize,
     /// Bytes after each heap (rounded up to pages). Inaccessible only in
     /// guard mode; otherwise just spacing.
     pub guard_size: usize,
@@ -147,6 +154,7 @@ impl Default for RegionConfig {
             slots: 1024,
             stack_size: 16 * 1024,
             heap_capacity: 64 * 1024,
+            heap_reservation: 0,
             guard_size: 0,
             guard_mode: false,
         }
@@ -201,6 +209,7 @@ pub struct Region {
     stride: usize,
     stack_size: usize,
     heap_capacity: usize,
+    heap_reservation: usize,
     guard_size: usize,
     guard_mode: bool,
     slots: usize,
@@ -252,8 +261,12 @@ impl Region {
             )));
         }
         let heap_capacity = round_up(config.heap_capacity, page);
+        let heap_reservation = round_up(config.heap_reservation, page).max(heap_capacity);
         let guard_size = round_up(config.guard_size, page);
-        let stride = stack_size + CTX_AREA + heap_capacity + guard_size;
+        let stride = stack_size
+            .checked_add(CTX_AREA + heap_reservation)
+            .and_then(|s| s.checked_add(guard_size))
+            .ok_or_else(|| RegionError::InvalidConfig("slot size overflows".into()))?;
         // A leading guard below slot 0's stack in both modes: compiled
         // frames never write below their stack limit, and if that ever
         // failed, slot 0 would fault instead of writing into whatever is
@@ -319,6 +332,7 @@ impl Region {
             stride,
             stack_size,
             heap_capacity,
+            heap_reservation,
             guard_size,
             guard_mode: config.guard_mode,
             slots: config.slots,
@@ -329,7 +343,7 @@ impl Region {
         if config.guard_mode {
             for slot in 0..config.slots as u32 {
                 let heap = region.heap_base(slot);
-                region.protect(heap, heap_capacity + guard_size)?;
+                region.protect(heap, heap_reservation + guard_size)?;
             }
         }
         Ok(region)
@@ -366,6 +380,12 @@ impl Region {
     /// Heap capacity per slot (page rounded).
     pub fn heap_capacity(&self) -> usize {
         self.heap_capacity
+    }
+
+    /// Address space reserved per heap (page rounded, at least
+    /// [`Region::heap_capacity`]).
+    pub fn heap_reservation(&self) -> usize {
+        self.heap_reservation
     }
 
     /// Guard bytes after each heap (page rounded).
@@ -658,6 +678,7 @@ mod tests {
             heap_capacity,
             guard_size: 0,
             guard_mode: false,
+            heap_reservation: 0,
         })
         .expect("region")
     }

@@ -43,9 +43,7 @@ fn planted_artifact_of_other_source_is_recompiled_not_run() {
 fn planted_artifact_of_other_settings_is_recompiled() {
     let dir = fresh("planted-settings");
     let plain = CompileConfig::default();
-    let guarded = CompileConfig {
-        guard_bytes: 64 * 1024,
-    };
+    let guarded = CompileConfig::guarded(64 * 1024);
     drop(Module::compile(&wasm(VICTIM), &plain, &dir).expect("compile"));
     let entry = only_entry(&dir);
     let elsewhere = fresh("planted-settings-src");
@@ -54,7 +52,7 @@ fn planted_artifact_of_other_settings_is_recompiled() {
 
     let m = Module::compile(&wasm(VICTIM), &plain, &dir).expect("compile");
     assert_eq!(
-        m.metadata().guard_bytes,
+        m.metadata().requested_guard_bytes,
         0,
         "loaded the guard-relying artifact"
     );

@@ -41,7 +41,7 @@ const WAT: &str = r#"
 "#;
 
 fn module_with(guard_bytes: u64) -> Arc<Module> {
-    compile_wat(WAT, &CompileConfig { guard_bytes })
+    compile_wat(WAT, &CompileConfig::guarded(guard_bytes))
 }
 
 fn module() -> Arc<Module> {
@@ -221,6 +221,7 @@ fn guard_bytes_need_guard_mode() {
             heap_capacity: 256 * 1024,
             guard_size: 65536,
             guard_mode: true,
+            heap_reservation: 0,
         })
         .unwrap(),
     );
@@ -228,4 +229,100 @@ fn guard_bytes_need_guard_mode() {
     assert_eq!(run(&mut i), Outcome::Trapped(TrapKind::HeapOutOfBounds));
     let mut i = Instance::new(&g, &m, "load", &[Val::I32(65536 - 4)]).unwrap();
     assert_eq!(run(&mut i), Outcome::Finished(vec![Val::I32(0)]));
+}
+
+/// A guard-mode region whose heaps reserve 4 GiB (what sparse code needs)
+/// while each may grow only to `heap_capacity`.
+fn sparse_region(slots: usize) -> Arc<Region> {
+    Arc::new(
+        Region::new(RegionConfig {
+            slots,
+            stack_size: 16 * 1024,
+            heap_capacity: 256 * 1024,
+            heap_reservation: myriad_codegen::SPARSE_RESERVATION as usize,
+            guard_size: myriad_codegen::SPARSE_GUARD as usize,
+            guard_mode: true,
+        })
+        .unwrap(),
+    )
+}
+
+#[test]
+fn sparse_code_runs_only_in_a_sparse_region() {
+    let m = compile_wat(WAT, &CompileConfig::sparse());
+    assert!(m.metadata().heap_reservation >= myriad_codegen::SPARSE_RESERVATION);
+    // A dense region and a guard region without the reservation refuse it.
+    assert!(matches!(
+        Instance::new(&region(1), &m, "load", &[Val::I32(0)]).unwrap_err(),
+        InstantiateError::GuardMismatch(_)
+    ));
+    let small = Arc::new(
+        Region::new(RegionConfig {
+            slots: 1,
+            stack_size: 16 * 1024,
+            heap_capacity: 256 * 1024,
+            heap_reservation: 0,
+            guard_size: myriad_codegen::SPARSE_GUARD as usize,
+            guard_mode: true,
+        })
+        .unwrap(),
+    );
+    assert!(matches!(
+        Instance::new(&small, &m, "load", &[Val::I32(0)]).unwrap_err(),
+        InstantiateError::GuardMismatch(_)
+    ));
+
+    let r = sparse_region(3);
+    let run_at = |name: &str, args: &[Val]| {
+        let mut i = Instance::new(&r, &m, name, args).unwrap();
+        run(&mut i)
+    };
+    // In bounds, at the last word, one past it and far out: every
+    // out-of-bounds index faults in the reservation or the guard.
+    assert_eq!(
+        run_at("data", &[]),
+        Outcome::Finished(vec![Val::I32(i32::from(b'h'))])
+    );
+    assert_eq!(
+        run_at("load", &[Val::I32(65536 - 4)]),
+        Outcome::Finished(vec![Val::I32(0)])
+    );
+    for index in [65536 - 3, 65536, 256 * 1024, 1 << 31, -4, -1] {
+        assert_eq!(
+            run_at("load", &[Val::I32(index)]),
+            Outcome::Trapped(TrapKind::HeapOutOfBounds),
+            "index {index:#x}"
+        );
+        assert_eq!(
+            run_at("store", &[Val::I32(index), Val::I32(7)]),
+            Outcome::Trapped(TrapKind::HeapOutOfBounds),
+            "index {index:#x}"
+        );
+    }
+    // The module's own maximum (4 pages) holds within the region's growth
+    // limit; the grown pages are usable and the rest still faults.
+    assert_eq!(
+        run_at("grow", &[Val::I32(3)]),
+        Outcome::Finished(vec![Val::I32(1), Val::I32(4)])
+    );
+    assert_eq!(r.free_slots(), 3);
+}
+
+#[test]
+fn sparse_growth_stops_at_the_region_capacity() {
+    let wat = r#"(module (memory 1)
+      (func (export "grow_store") (param i32 i32) (result i32)
+        (drop (memory.grow (local.get 0)))
+        (i32.store (local.get 1) (i32.const 9))
+        (i32.load (local.get 1))))"#;
+    let m = compile_wat(wat, &CompileConfig::sparse());
+    let r = sparse_region(2);
+    let go = |pages: i32, at: i32| {
+        let mut i = Instance::new(&r, &m, "grow_store", &[Val::I32(pages), Val::I32(at)]).unwrap();
+        run(&mut i)
+    };
+    // Grown to the 256 KiB capacity: its last word is writable.
+    assert_eq!(go(3, 4 * 65536 - 4), Outcome::Finished(vec![Val::I32(9)]));
+    // Growth past the capacity fails (-1) and the access past 64 KiB faults.
+    assert_eq!(go(4, 65536), Outcome::Trapped(TrapKind::HeapOutOfBounds));
 }

@@ -52,6 +52,7 @@ fn instantiate_errors() {
             heap_capacity: 8192,
             guard_size: 0,
             guard_mode: false,
+            heap_reservation: 0,
         })
         .unwrap(),
     );
@@ -276,6 +277,7 @@ fn guard_mode_faults_past_heap_end_and_grow_opens_pages() {
             heap_capacity: 64 * 1024,
             guard_size: 64 * 1024,
             guard_mode: true,
+            heap_reservation: 0,
         })
         .unwrap(),
     );

@@ -13,6 +13,7 @@ fn cfg(slots: usize, guard_mode: bool) -> RegionConfig {
         heap_capacity: 16 * 1024,
         guard_size: 4096,
         guard_mode,
+        heap_reservation: 0,
     }
 }
 

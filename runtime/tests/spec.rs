@@ -282,6 +282,8 @@ impl Slot<usize> {
 
 struct Runner {
     cache: PathBuf,
+    /// How modules are compiled (dense or sparse bounds checks).
+    config: CompileConfig,
     deadline: Instant,
     deadline_tsc: u64,
     timed_out: bool,
@@ -375,7 +377,7 @@ fn normalize(msg: &str) -> String {
 
 impl Runner {
     fn compile_bytes(&mut self, wasm: &[u8]) -> Compiled {
-        match myriad_codegen::compile(wasm, &CompileConfig::default()) {
+        match myriad_codegen::compile(wasm, &self.config) {
             Ok(bytes) => match Module::from_artifact_bytes(&bytes, &self.cache) {
                 Ok(m) => Compiled::Ok(Arc::new(m)),
                 Err(e) => Compiled::Other(format!("load: {e}")),
@@ -450,12 +452,16 @@ impl Runner {
                 "module needs {needed} bytes of initial memory; the runner caps slots at {HEAP_CAP}"
             )));
         }
+        // Sparse code gets the reservation and guard it relies on; the
+        // growth limit (`cap`) is the same in both modes.
+        let md_bounds = (md.guard_bytes, md.heap_reservation);
         let region = Region::new(RegionConfig {
             slots: 1,
             stack_size: STACK_SIZE,
             heap_capacity: cap as usize,
-            guard_size: 0,
-            guard_mode: false,
+            heap_reservation: md_bounds.1 as usize,
+            guard_size: md_bounds.0 as usize,
+            guard_mode: md_bounds.0 > 0,
         })
         .map_err(|e| InstErr::Other(format!("region: {e}")))?;
         let mut inst = match Instance::instantiate_with(&Arc::new(region), module, &imports, None) {
@@ -838,6 +844,7 @@ fn match_ret(got: &Val, exp: &WastRetCore) -> Result<(), String> {
 fn run_file(
     root: &Path,
     rel: &str,
+    config: &CompileConfig,
     cache: &Path,
     timeout: Duration,
     listed: &BTreeMap<usize, String>,
@@ -857,7 +864,7 @@ fn run_file(
     lexer.allow_confusing_unicode(true);
     let parsed = ParseBuffer::new_with_lexer(lexer)
         .map_err(|e| format!("wast lexer: {}", e.message()))
-        .and_then(|buf| run_script(&buf, &text, rel, cache, timeout, listed));
+        .and_then(|buf| run_script(&buf, &text, rel, config, cache, timeout, listed));
     match parsed {
         Ok(r) => r,
         Err(e) => {
@@ -874,6 +881,7 @@ fn run_script(
     buf: &ParseBuffer,
     text: &str,
     rel: &str,
+    config: &CompileConfig,
     cache: &Path,
     timeout: Duration,
     listed: &BTreeMap<usize, String>,
@@ -883,6 +891,7 @@ fn run_script(
     let start = Instant::now();
     let mut r = Runner {
         cache: cache.to_path_buf(),
+        config: config.clone(),
         deadline: start + timeout,
         deadline_tsc: rdtsc() + ns_to_tsc(timeout.as_nanos() as u64),
         timed_out: false,
@@ -1008,8 +1017,23 @@ fn check_lists(
     }
 }
 
+/// The testsuite with dense code (complete bounds checks) in plain
+/// regions: the mode of a million small instances.
 #[test]
 fn spec_testsuite() {
+    run_suite("dense", &CompileConfig::dense());
+}
+
+/// The testsuite with sparse code (no checks for small offsets; a 4 GiB
+/// reservation and a guard per heap): the mode of `myriad run`. Modules
+/// without a memory of their own with 4 KiB pages compile dense either
+/// way.
+#[test]
+fn spec_testsuite_sparse() {
+    run_suite("sparse", &CompileConfig::sparse());
+}
+
+fn run_suite(mode: &str, config: &CompileConfig) {
     let root = testsuite_dir();
     // The testsuite is part of the repository: a missing one is a broken
     // checkout, never a reason to skip.
@@ -1049,7 +1073,7 @@ fn spec_testsuite() {
     );
 
     let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("spec-{}", std::process::id()));
+        .join(format!("spec-{}-{mode}", std::process::id()));
     // Private (0700): a cache directory others could write to is refused.
     std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
         .create(&cache)
@@ -1076,7 +1100,7 @@ fn spec_testsuite() {
                 } else {
                     let t0 = Instant::now();
                     let listed = module_skips.get(&f).unwrap_or(&no_lines);
-                    let mut r = run_file(&root, &f, &cache, timeout, listed);
+                    let mut r = run_file(&root, &f, config, &cache, timeout, listed);
                     if t0.elapsed() > Duration::from_secs(10) {
                         r.note = Some(format!("took {:.1}s", t0.elapsed().as_secs_f64()));
                     }
@@ -1189,7 +1213,7 @@ fn spec_testsuite() {
     for s in &stale {
         println!("STALE: {s}");
     }
-    println!("spec: {p} passed, {f} failed, {sk} skipped");
+    println!("spec ({mode}): {p} passed, {f} failed, {sk} skipped");
     assert!(
         stale.is_empty(),
         "{} stale line(s) in tests/spec/skip-modules.txt:\n{}",

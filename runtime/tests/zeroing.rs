@@ -21,6 +21,7 @@ fn mid_size_heaps_are_zero_after_teardown() {
                 heap_capacity: pages * 4096,
                 guard_size: 0,
                 guard_mode: false,
+                heap_reservation: 0,
             })
             .unwrap(),
         );

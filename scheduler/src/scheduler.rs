@@ -215,6 +215,7 @@ impl Scheduler {
             heap_capacity: config.heap_capacity,
             guard_size: config.guard_size,
             guard_mode: config.guard_mode,
+            heap_reservation: 0,
         })?);
         let hz = tsc_hz();
         // Clamp so `start + quantum` cannot overflow: a huge quantum means

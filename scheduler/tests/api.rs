@@ -199,6 +199,7 @@ fn shared_state_imports_are_refused_with_a_clear_error() {
             heap_capacity: 128 * 1024,
             guard_size: 0,
             guard_mode: false,
+            heap_reservation: 0,
         })
         .unwrap(),
     );

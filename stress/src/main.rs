@@ -128,14 +128,8 @@ fn main() -> Result<()> {
     let cache = myriad_runtime::default_cache_dir();
     let t = Instant::now();
     let module = Arc::new(
-        Module::compile(
-            &wasm,
-            &CompileConfig {
-                guard_bytes: guard_bytes as u64,
-            },
-            &cache,
-        )
-        .context("compiling the guest")?,
+        Module::compile(&wasm, &CompileConfig::guarded(guard_bytes as u64), &cache)
+            .context("compiling the guest")?,
     );
     eprintln!(
         "compiled {guest_name} in {:.1} ms",

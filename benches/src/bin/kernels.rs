@@ -36,6 +36,7 @@ fn main() -> Result<()> {
         heap_capacity: 1 << 20,
         guard_size: 0,
         guard_mode: false,
+        heap_reservation: 0,
     })?);
     for (name, arg) in KERNELS {
         let wat = std::fs::read_to_string(dir.join(format!("{name}.wat")))?;

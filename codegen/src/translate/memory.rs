@@ -10,6 +10,10 @@
 //! check is only `index <= heap_len`: the runtime keeps G inaccessible
 //! bytes after the heap, so the rest of the access faults and the fault is
 //! mapped through the HEAP_OUT_OF_BOUNDS trap code on the access itself.
+//! In sparse mode (a heap reservation of at least 4 GiB before the guard)
+//! there is no check at all for such accesses: `index < 2^32` lies in the
+//! reservation, inaccessible past `heap_len`, and `index + offset + size <=
+//! 2^32 + G` ends in the guard, so every out-of-bounds access faults.
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, InstBuilder, Type, Value};
@@ -157,9 +161,18 @@ impl FuncTranslator<'_, '_> {
         }
         let index = self.pop()?;
         let index = self.b.ins().uextend(types::I64, index);
-        let len = self.heap_len()?;
         let access = offset + u64::from(size);
         let guard = self.env.config.guard_bytes;
+        if self.env.config.is_sparse() && access <= guard {
+            // Sparse: the reservation and guard fault for every index.
+            let base = self.heap_base();
+            let addr = self.b.ins().iadd(base, index);
+            return match i32::try_from(offset) {
+                Ok(imm) => Ok((addr, imm)),
+                Err(_) => Ok((self.b.ins().iadd_imm_s(addr, offset as i64), 0)),
+            };
+        }
+        let len = self.heap_len()?;
         let out_of_bounds = if guard > 0 && access <= guard {
             self.b.ins().icmp(IntCC::UnsignedGreaterThan, index, len)
         } else {

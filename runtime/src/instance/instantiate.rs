@@ -160,7 +160,7 @@ impl Plan {
                 (needed, max, ps)
             }
         };
-        if md.guard_bytes > 0 {
+        if md.guard_bytes > 0 || md.heap_reservation > 0 {
             check_guard(region, module, page_log2)?;
         }
         let table_elements = md
@@ -179,8 +179,9 @@ impl Plan {
 }
 
 /// Code that relies on faulting guard bytes needs a guard-mode region with
-/// guards at least that large, its own memory, and pages of at least
-/// 4 KiB (so the heap end is page aligned).
+/// guards at least that large (and, in sparse mode, heaps at least as
+/// large as the reservation it relies on), its own memory, and pages of at
+/// least 4 KiB (so the heap end is page aligned).
 fn check_guard(region: &Region, module: &Module, page_log2: u32) -> Result<(), InstantiateError> {
     let md = module.metadata();
     if !region.guard_mode() {
@@ -194,6 +195,13 @@ fn check_guard(region: &Region, module: &Module, page_log2: u32) -> Result<(), I
             "the module relies on {} guard bytes but the region's guards are {} bytes",
             md.guard_bytes,
             region.guard_size()
+        )));
+    }
+    if (region.heap_reservation() as u64) < md.heap_reservation {
+        return Err(InstantiateError::GuardMismatch(format!(
+            "the module relies on a heap reservation of {} bytes (sparse mode) but the region reserves {} bytes per heap",
+            md.heap_reservation,
+            region.heap_reservation()
         )));
     }
     if md.imported_memory().is_some() {

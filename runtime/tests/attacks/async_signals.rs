@@ -38,6 +38,7 @@ fn signals_never_run_on_a_guest_stack() {
                 heap_capacity: 0,
                 guard_size: 0,
                 guard_mode: false,
+                heap_reservation: 0,
             })
             .expect("region"),
         );

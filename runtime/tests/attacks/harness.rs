@@ -107,6 +107,7 @@ impl Arena {
                 heap_capacity: ARENA_HEAP,
                 guard_size: if guard_mode { 4096 } else { 0 },
                 guard_mode,
+                heap_reservation: 0,
             })
             .expect("region"),
         );

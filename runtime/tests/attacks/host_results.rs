@@ -66,6 +66,7 @@ fn unwritten_host_results_read_as_zero_not_the_previous_tenants_stack() {
             heap_capacity: 0,
             guard_size: 0,
             guard_mode: false,
+            heap_reservation: 0,
         })
         .expect("region"),
     );

@@ -275,6 +275,7 @@ fn the_reserve_holds_every_frame_below_the_limit() {
             heap_capacity: 0,
             guard_size: 0,
             guard_mode: false,
+            heap_reservation: 0,
         })
         .expect("region"),
     );

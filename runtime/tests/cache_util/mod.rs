@@ -42,6 +42,7 @@ pub fn answer(m: &Arc<Module>) -> i64 {
         heap_capacity: 64 * 1024,
         guard_size: 0,
         guard_mode: false,
+        heap_reservation: 0,
     })
     .expect("region");
     let region = Arc::new(region);

@@ -164,6 +164,9 @@ pub fn metadata(
         cpu_features: vec![],
         source_key: [0; 32],
         guard_bytes: 0,
+        heap_reservation: 0,
+        requested_guard_bytes: 0,
+        requested_heap_reservation: 0,
         types: funcs.iter().map(|(_, t)| t.clone()).collect(),
         imports: vec![],
         func_types: (0..funcs.len() as u32).collect(),
@@ -293,6 +296,7 @@ pub fn test_region(slots: usize) -> Arc<Region> {
             heap_capacity: 64 * 1024,
             guard_size: 4096,
             guard_mode: false,
+            heap_reservation: 0,
         })
         .expect("region"),
     )

@@ -35,6 +35,7 @@ pub fn region_with(slots: usize, heap_capacity: usize) -> Arc<Region> {
             heap_capacity,
             guard_size: 0,
             guard_mode: false,
+            heap_reservation: 0,
         })
         .expect("region"),
     )

@@ -39,6 +39,7 @@ fn instance() -> Instance {
             heap_capacity: 4097 << 16,
             guard_size: 0,
             guard_mode: false,
+            heap_reservation: 0,
         })
         .unwrap(),
     );
