@@ -2,7 +2,12 @@
 //! median wall time of each (the Wasmtime side is
 //! `benches/wasmtime-compare/`).
 //!
-//! `cargo run --release -p myriad-benches --bin kernels [-- --runs N] [--guard-kib G]`
+//! `cargo run --release -p myriad-benches --bin kernels [-- --runs N] [--bounds dense|sparse]`
+//!
+//! Dense (the default) compiles complete bounds checks and runs in a plain
+//! region, as a million instances do; sparse compiles with
+//! [`CompileConfig::sparse`] and runs in a guard-mode region with a 4 GiB
+//! heap reservation, as `myriad run` does.
 
 use anyhow::{bail, Context, Result};
 use myriad_runtime::{CompileConfig, Instance, Module, Outcome, Region, RegionConfig, Val};
@@ -20,13 +25,26 @@ pub const KERNELS: [(&str, i64); 4] = [
 
 fn main() -> Result<()> {
     let mut runs = 7usize;
+    let mut sparse = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--runs" => runs = args.next().context("--runs N")?.parse()?,
+            "--bounds" => {
+                sparse = match args.next().as_deref() {
+                    Some("dense") => false,
+                    Some("sparse") => true,
+                    other => bail!("--bounds dense|sparse, not {other:?}"),
+                }
+            }
             other => bail!("unknown argument {other:?}"),
         }
     }
+    let config = if sparse {
+        CompileConfig::sparse()
+    } else {
+        CompileConfig::dense()
+    };
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("kernels");
     let cache = myriad_runtime::default_cache_dir();
     myriad_runtime::thread_init()?;
@@ -34,14 +52,14 @@ fn main() -> Result<()> {
         slots: 1,
         stack_size: 1 << 20,
         heap_capacity: 1 << 20,
-        guard_size: 0,
-        guard_mode: false,
-        heap_reservation: 0,
+        guard_size: config.guard_bytes as usize,
+        guard_mode: sparse,
+        heap_reservation: config.heap_reservation as usize,
     })?);
     for (name, arg) in KERNELS {
         let wat = std::fs::read_to_string(dir.join(format!("{name}.wat")))?;
         let wasm = wat::parse_str(&wat)?;
-        let module = Arc::new(Module::compile(&wasm, &CompileConfig::default(), &cache)?);
+        let module = Arc::new(Module::compile(&wasm, &config, &cache)?);
         let mut times = Vec::new();
         let mut result = None;
         for _ in 0..runs {
