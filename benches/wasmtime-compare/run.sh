@@ -1,20 +1,39 @@
 #!/usr/bin/env bash
 # Build the Wasmtime runner (once; Wasmtime takes several minutes to
-# compile) and Myriad's, then run the kernels interleaved: Myriad dense,
-# Myriad sparse, Wasmtime default, Wasmtime with explicit bounds checks, three rounds.
+# compile) and Myriad's, then run the kernels interleaved, ROUNDS rounds
+# (default 3) of: Myriad dense, Myriad sparse, Wasmtime default, Wasmtime
+# with explicit bounds checks, and both again with fuel metering (the
+# like-for-like preemptible configurations). Ends with the median of the
+# per-round medians of every kernel and configuration.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
+rounds="${ROUNDS:-3}"
 (cd "$here" && cargo build --release --quiet)
 (cd "$here/../.." && cargo build --release --quiet -p myriad-benches --bin kernels)
 myriad="$here/../../target/release/kernels"
 wasmtime="$here/target/release/wasmtime-compare"
-for round in 1 2 3; do
-  echo "== round $round: Myriad (dense)"
-  "$myriad" --runs 5 --bounds dense
-  echo "== round $round: Myriad (sparse)"
-  "$myriad" --runs 5 --bounds sparse
-  echo "== round $round: Wasmtime (default)"
-  "$wasmtime" --runs 5
-  echo "== round $round: Wasmtime (explicit bounds checks)"
-  "$wasmtime" --runs 5 --explicit-bounds-checks
-done
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+run() {
+  local label="$1"
+  shift
+  echo "== $label"
+  "$@" --runs 5 | tee /dev/stderr | sed "s/^/$label|/" >>"$log"
+}
+for round in $(seq "$rounds"); do
+  echo "#### round $round"
+  run "myriad-dense" "$myriad" --bounds dense
+  run "myriad-sparse" "$myriad" --bounds sparse
+  run "wasmtime-default" "$wasmtime"
+  run "wasmtime-explicit" "$wasmtime" --explicit-bounds-checks
+  run "wasmtime-default+fuel" "$wasmtime" --fuel
+  run "wasmtime-explicit+fuel" "$wasmtime" --explicit-bounds-checks --fuel
+done 2>/dev/null
+echo
+echo "median over $rounds rounds (ms):"
+# "config kernel value" lines, sorted, then the middle value of each group.
+awk -F'|' '{ split($2, w, " "); match($2, /median [0-9.]+/);
+             print $1, w[1], substr($2, RSTART + 7, RLENGTH - 7) }' "$log" |
+  sort -k1,1 -k2,2 -k3,3n |
+  awk '{ key = $1 " " $2; v[key, ++n[key]] = $3; if (!(key in seen)) { seen[key] = 1; order[++k] = key } }
+       END { for (i = 1; i <= k; i++) { key = order[i]; printf "%-24s %-7s %8s\n", substr(key, 1, index(key, " ") - 1), substr(key, index(key, " ") + 1), v[key, int((n[key] + 1) / 2)] } }'
