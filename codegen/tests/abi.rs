@@ -498,3 +498,25 @@ fn modules_that_cannot_use_guards_are_compiled_dense() {
     assert_eq!(meta.guard_bytes, myriad_codegen::SPARSE_GUARD);
     assert_eq!(meta.heap_reservation, myriad_codegen::SPARSE_RESERVATION);
 }
+
+#[test]
+fn functions_that_never_read_the_heap_length_do_not_load_it() {
+    let wasm = wat::parse_str(
+        r#"(module (memory 1)
+          (func $rec (param i32) (result i32) (call $rec (i32.add (local.get 0) (i32.const 1))))
+          (func (param i32) (result i32) (i32.load (local.get 0)))
+          (func (result i32) (memory.size)))"#,
+    )
+    .unwrap();
+    let heap_len = format!("v0+{}", abi::vmctx::HEAP_LEN);
+    let dense = translate_to_clif(&wasm, &CompileConfig::dense()).unwrap();
+    // The recursion neither loads the length at entry nor after its call.
+    assert!(!dense[0].contains(&heap_len), "{}", dense[0]);
+    // A checked access and memory.size read it.
+    assert!(dense[1].contains(&heap_len), "{}", dense[1]);
+    assert!(dense[2].contains(&heap_len), "{}", dense[2]);
+    // In sparse mode the small-offset access needs no length either.
+    let sparse = translate_to_clif(&wasm, &CompileConfig::sparse()).unwrap();
+    assert!(!sparse[1].contains(&heap_len), "{}", sparse[1]);
+    assert!(sparse[2].contains(&heap_len), "{}", sparse[2]);
+}

@@ -135,7 +135,8 @@ pub(crate) fn translate_function(
 
     let fuel = builder.declare_var(types::I64);
     let has_memory = env.module.memory_type().is_some();
-    let heap_len = has_memory.then(|| builder.declare_var(types::I64));
+    let heap_len = (has_memory && super::memory::body_reads_heap_len(body, env.config)?)
+        .then(|| builder.declare_var(types::I64));
     let mut t = FuncTranslator {
         env,
         b: builder,
@@ -209,12 +210,14 @@ pub(crate) struct FuncTranslator<'a, 'f> {
     pub exec: Value,
     /// Where this module's import records live in vmctx.
     pub layout: vmctx::Layout,
-    /// The fuel counter, held in a variable and spilled around calls.
+    /// The fuel counter, held in a variable (passed to and returned by
+    /// wasm callees, spilled to exec around host and builtin calls).
     pub fuel: Variable,
     /// The memory's length, held in a variable: it changes only through
     /// `memory.grow`, which compiled code reaches by a call, so it is
     /// loaded at entry and reloaded after every call (`None` without a
-    /// memory).
+    /// memory, or when the body never reads the length: see
+    /// `memory::body_reads_heap_len`).
     pub heap_len: Option<Variable>,
     /// Wasm locals (parameters first).
     pub locals: Vec<Variable>,

@@ -17,11 +17,12 @@
 
 use cranelift_codegen::ir::condcodes::IntCC;
 use cranelift_codegen::ir::{types, InstBuilder, Type, Value};
-use wasmparser::{MemArg, MemArgTarget, Operator};
+use wasmparser::{FunctionBody, MemArg, MemArgTarget, Operator};
 
 use super::func::{trap_code, FuncTranslator};
 use crate::abi::{vmctx, TrapKind};
 use crate::error::CompileError;
+use crate::CompileConfig;
 
 /// How a load widens its value.
 #[derive(Clone, Copy)]
@@ -236,4 +237,63 @@ fn check_memory_index(mem: u32) -> Result<(), CompileError> {
     } else {
         Err(CompileError::unsupported("multiple memories"))
     }
+}
+
+/// Bytes a plain load or store of `op` accesses and its memarg, or `None`
+/// for any other operator.
+fn access_of<'m>(op: &'m Operator<'_>) -> Option<(&'m MemArg, u8)> {
+    use Operator as O;
+    Some(match op {
+        O::I32Load8S { memarg }
+        | O::I32Load8U { memarg }
+        | O::I64Load8S { memarg }
+        | O::I64Load8U { memarg }
+        | O::I32Store8 { memarg }
+        | O::I64Store8 { memarg } => (memarg, 1),
+        O::I32Load16S { memarg }
+        | O::I32Load16U { memarg }
+        | O::I64Load16S { memarg }
+        | O::I64Load16U { memarg }
+        | O::I32Store16 { memarg }
+        | O::I64Store16 { memarg } => (memarg, 2),
+        O::I32Load { memarg }
+        | O::F32Load { memarg }
+        | O::I64Load32S { memarg }
+        | O::I64Load32U { memarg }
+        | O::I32Store { memarg }
+        | O::F32Store { memarg }
+        | O::I64Store32 { memarg } => (memarg, 4),
+        O::I64Load { memarg }
+        | O::F64Load { memarg }
+        | O::I64Store { memarg }
+        | O::F64Store { memarg } => (memarg, 8),
+        _ => return None,
+    })
+}
+
+/// Whether the function body reads the memory's length: `memory.size`, or
+/// an access that gets a bounds check under `config` (every access unless
+/// sparse mode elides its check). A function that does not keeps no
+/// length variable, so it neither loads the length at entry nor reloads
+/// it after its calls (which would also keep the vmctx alive across them
+/// and cost a saved register in the frame).
+pub(crate) fn body_reads_heap_len(
+    body: &FunctionBody<'_>,
+    config: &CompileConfig,
+) -> Result<bool, CompileError> {
+    let mut reader = body.get_operators_reader()?;
+    while !reader.eof() {
+        let op = reader.read()?;
+        if matches!(op, Operator::MemorySize { .. }) {
+            return Ok(true);
+        }
+        if let Some((memarg, size)) = access_of(&op) {
+            let unchecked =
+                config.is_sparse() && memarg.offset + u64::from(size) <= config.guard_bytes;
+            if !unchecked {
+                return Ok(true);
+            }
+        }
+    }
+    Ok(false)
 }
