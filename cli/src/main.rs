@@ -442,5 +442,8 @@ fn run(args: RunArgs, verbose: bool) -> Result<ExitCode> {
         Err(InstanceError::Exited(code)) => Ok(exit_status(code)),
         Err(InstanceError::Limit(l)) => bail!("the instance stopped: {l}"),
         Err(InstanceError::Cancelled) => bail!("the instance was cancelled"),
+        Err(InstanceError::Killed(by)) => {
+            bail!("the instance was ended by the abnormal end of linked instance {by}")
+        }
     }
 }

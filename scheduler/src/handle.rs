@@ -80,6 +80,10 @@ pub enum InstanceError {
     /// A resource limit ended the instance.
     #[error("instance stopped: {0}")]
     Limit(Limit),
+    /// The instance was linked to instance `{0}`, which ended abnormally,
+    /// and did not trap exits ([`crate::actors`]).
+    #[error("instance was ended by the abnormal end of linked instance {0}")]
+    Killed(u64),
 }
 
 /// What an instance's entry function returned, or why it did not.
@@ -129,6 +133,44 @@ pub enum SendError {
 /// A message in an instance's mailbox: a byte string.
 pub type Message = Vec<u8>;
 
+/// What kind of message a mailbox entry is: one another instance or the
+/// embedder sent, or a system message the scheduler made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum MessageKind {
+    /// An ordinary message (`send`).
+    Data = 0,
+    /// A monitored instance ended: a [`crate::SystemMessage`].
+    Down = 1,
+    /// A linked instance ended and this one traps exits: a
+    /// [`crate::SystemMessage`].
+    Exit = 2,
+}
+
+/// A mailbox entry: the bytes, their kind and what they are charged.
+pub(crate) struct Envelope {
+    pub(crate) kind: MessageKind,
+    pub(crate) bytes: Vec<u8>,
+    /// Bytes charged to the receiver's account while it waits.
+    pub(crate) cost: u64,
+}
+
+/// What a `recv` parked in the mailbox waits with: the guest buffer,
+/// whether the caller wants the kind in the result (`recv_msg`) and when
+/// it gives up.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct RecvWait {
+    pub(crate) ptr: u32,
+    pub(crate) cap: u32,
+    /// `recv_msg`: the result is an i64 carrying the kind.
+    pub(crate) tagged: bool,
+    /// Give up at this instant (`recv_msg` with a timeout).
+    pub(crate) until: Option<Instant>,
+}
+
+/// The low half of `recv_msg`'s result when the timeout passed first.
+pub const RECV_TIMEOUT: i32 = i32::MIN + 1;
+
 /// Bytes a waiting message is charged besides its contents (its queue
 /// entry and allocation header), so a flood of empty messages is bounded
 /// too.
@@ -148,6 +190,21 @@ fn message_cost(message: &Message) -> u64 {
     message.len() as u64 + MESSAGE_OVERHEAD
 }
 
+/// Links, monitors and registered names of one instance (under its slot
+/// lock). Each monitor or link entry was charged to an instance's memory
+/// account when it was made (see [`crate::actors`]).
+#[derive(Default)]
+pub(crate) struct Relations {
+    /// Ids of instances that monitor this one (one entry per monitor).
+    pub(crate) watchers: Vec<u64>,
+    /// Ids of instances this one monitors (one entry per monitor).
+    pub(crate) monitoring: Vec<u64>,
+    /// Ids of instances linked to this one.
+    pub(crate) links: Vec<u64>,
+    /// Names registered for this instance.
+    pub(crate) names: Vec<Box<[u8]>>,
+}
+
 /// What a parked instance's slot holds, guarded by one mutex per instance.
 #[derive(Default)]
 pub(crate) struct ParkSlot {
@@ -159,9 +216,18 @@ pub(crate) struct ParkSlot {
     pub(crate) pending: Option<Vec<Val>>,
     /// Messages not yet received (what they are charged is the handle's
     /// `account.external()`).
-    pub(crate) mailbox: VecDeque<Message>,
-    /// `(ptr, cap)` of the `myriad.recv` the instance is blocked in.
-    pub(crate) recv_wait: Option<(u32, u32)>,
+    pub(crate) mailbox: VecDeque<Envelope>,
+    /// Bytes the ordinary messages in `mailbox` are charged (what the
+    /// mailbox byte bound counts; system messages are prepaid and
+    /// bounded by the relations that make them).
+    pub(crate) mailbox_bytes: u64,
+    /// The `myriad.recv`/`recv_msg` the instance is blocked in.
+    pub(crate) recv_wait: Option<RecvWait>,
+    /// Set, under this lock, when the instance ends: no monitor, link or
+    /// name is added after it (they get the "already ended" answer).
+    pub(crate) ended: bool,
+    /// Monitors, links and names.
+    pub(crate) relations: Relations,
 }
 
 impl ParkSlot {
@@ -183,6 +249,15 @@ pub(crate) struct HandleShared {
     pub(crate) slot: Mutex<ParkSlot>,
     state: AtomicU8,
     pub(crate) cancel: AtomicBool,
+    /// Id of the linked instance whose abnormal end killed this one (0:
+    /// none); read when a pending cancel is carried out.
+    pub(crate) killed_by: AtomicU64,
+    /// Whether exits of linked instances arrive as messages instead of
+    /// ending this one (Erlang's `trap_exit`).
+    pub(crate) trap_exit: AtomicBool,
+    /// What this instance was spawned from, for `myriad.spawn` of its own
+    /// module.
+    pub(crate) origin: Option<Arc<crate::actors::Origin>>,
     slices: AtomicU64,
     cpu_ns: AtomicU64,
     result: Mutex<Option<InstanceResult>>,
@@ -190,7 +265,11 @@ pub(crate) struct HandleShared {
 }
 
 impl HandleShared {
-    pub(crate) fn new(id: u64, sched: Weak<Shared>) -> Arc<HandleShared> {
+    pub(crate) fn new(
+        id: u64,
+        sched: Weak<Shared>,
+        origin: Option<Arc<crate::actors::Origin>>,
+    ) -> Arc<HandleShared> {
         Arc::new(HandleShared {
             id,
             sched,
@@ -198,6 +277,9 @@ impl HandleShared {
             slot: Mutex::new(ParkSlot::default()),
             state: AtomicU8::new(InstanceState::Runnable as u8),
             cancel: AtomicBool::new(false),
+            killed_by: AtomicU64::new(0),
+            trap_exit: AtomicBool::new(false),
+            origin,
             slices: AtomicU64::new(0),
             cpu_ns: AtomicU64::new(0),
             result: Mutex::new(None),
@@ -207,6 +289,15 @@ impl HandleShared {
 
     pub(crate) fn lock_slot(&self) -> MutexGuard<'_, ParkSlot> {
         lock(&self.slot)
+    }
+
+    /// Why a pending cancel ends the instance: killed by a link, or
+    /// cancelled.
+    pub(crate) fn cancel_error(&self) -> InstanceError {
+        match self.killed_by.load(Ordering::Acquire) {
+            0 => InstanceError::Cancelled,
+            by => InstanceError::Killed(by),
+        }
     }
 
     pub(crate) fn state(&self) -> InstanceState {
@@ -228,7 +319,7 @@ impl HandleShared {
         let state = match &result {
             Ok(_) => InstanceState::Finished,
             Err(InstanceError::Trap(_)) => InstanceState::Trapped,
-            Err(InstanceError::Cancelled) => InstanceState::Cancelled,
+            Err(InstanceError::Cancelled | InstanceError::Killed(_)) => InstanceState::Cancelled,
             Err(InstanceError::Exited(_)) => InstanceState::Exited,
             Err(InstanceError::Limit(_)) => InstanceState::Limited,
         };
@@ -370,6 +461,27 @@ impl InstanceHandle {
         deliver(&self.shared, message.into(), sched.mailbox_limits)
     }
 
+    /// Make `watcher` receive a [`MessageKind::Down`] message when this
+    /// instance ends (at once if it already has). The entry is charged to
+    /// the watcher's memory limit. See [`crate::actors`].
+    pub fn monitor_by(&self, watcher: &InstanceHandle) -> Result<(), crate::ActorError> {
+        crate::actors::monitor(&watcher.shared, self.shared.id, Some(&self.shared))
+    }
+
+    /// Link this instance and `other`: when one ends abnormally, the other
+    /// ends too, unless it traps exits (then it receives a
+    /// [`MessageKind::Exit`] message). See [`crate::actors`].
+    pub fn link(&self, other: &InstanceHandle) -> Result<(), crate::ActorError> {
+        crate::actors::link(&self.shared, other.shared.id, Some(&other.shared))
+    }
+
+    /// Receive exits of linked instances as messages (`true`) or be ended
+    /// by their abnormal ends (`false`, the default); returns the previous
+    /// setting.
+    pub fn set_trap_exit(&self, on: bool) -> bool {
+        self.shared.trap_exit.swap(on, Ordering::AcqRel)
+    }
+
     /// Messages waiting in the instance's mailbox.
     pub fn mailbox_len(&self) -> usize {
         self.shared.lock_slot().mailbox.len()
@@ -403,13 +515,43 @@ pub(crate) fn deliver(
     }
     let cost = message_cost(&message);
     let mut slot = target.lock_slot();
-    if slot.mailbox.len() >= limits.messages
-        || target.account.external().saturating_add(cost) > limits.bytes
+    if slot.ended
+        || slot.mailbox.len() >= limits.messages
+        || slot.mailbox_bytes.saturating_add(cost) > limits.bytes
         || !target.account.try_charge(cost)
     {
+        if slot.ended {
+            return Err(SendError::NoSuchInstance(target.id));
+        }
         return Err(SendError::MailboxFull(target.id));
     }
-    slot.mailbox.push_back(message);
+    slot.mailbox_bytes += cost;
+    let envelope = Envelope {
+        kind: MessageKind::Data,
+        bytes: message,
+        cost,
+    };
+    push_and_wake(target, slot, envelope);
+    Ok(())
+}
+
+/// Queue a system message whose cost the receiver already carries (the
+/// charge of the monitor or link it comes from): never refused, so no
+/// down or exit notice is lost. A receiver that has ended drops it and
+/// its charge with its account.
+pub(crate) fn deliver_prepaid(target: &HandleShared, kind: MessageKind, bytes: Vec<u8>, cost: u64) {
+    let slot = target.lock_slot();
+    if slot.ended {
+        target.account.release(cost);
+        return;
+    }
+    push_and_wake(target, slot, Envelope { kind, bytes, cost });
+}
+
+/// Append `envelope` to the mailbox in `slot` (the lock of `target`) and
+/// complete a `recv` the instance is parked in.
+fn push_and_wake(target: &HandleShared, mut slot: MutexGuard<'_, ParkSlot>, envelope: Envelope) {
+    slot.mailbox.push_back(envelope);
     if slot.recv_wait.is_some() {
         if let Some(mut task) = slot.task.take() {
             complete_recv(&mut slot, &mut task);
@@ -418,52 +560,81 @@ pub(crate) fn deliver(
             crate::shared::requeue(task);
         }
     }
-    Ok(())
 }
 
-/// Finish the `myriad.recv` that `task` is parked in with the first message
-/// of `slot`'s mailbox (which must not be empty): copy it to the guest's
-/// buffer and unpark with its length (or `-len` if it does not fit, leaving
-/// it queued).
+/// Finish the `myriad.recv` or `recv_msg` that `task` is parked in with
+/// the first message of `slot`'s mailbox (which must not be empty): copy
+/// it to the guest's buffer and unpark with its length (or `-len` if it
+/// does not fit, leaving it queued), tagged with its kind for `recv_msg`.
 pub(crate) fn complete_recv(slot: &mut ParkSlot, task: &mut Task) {
-    let Some((ptr, cap)) = slot.recv_wait.take() else {
+    let Some(wait) = slot.recv_wait.take() else {
         return;
     };
-    let result = recv_into(
+    task.wake_at = None;
+    let (result, kind) = recv_into(
         slot,
         &task.handle.account,
         task.instance.memory_mut(),
-        ptr,
-        cap,
+        wait.ptr,
+        wait.cap,
     );
-    // The parked host function has one i32 result, so this cannot fail.
-    let _ = task.instance.unpark(&[Val::I32(result)]);
+    // The parked host function has one result of this type, so this
+    // cannot fail.
+    let _ = task
+        .instance
+        .unpark(&[recv_result(wait.tagged, result, kind)]);
+}
+
+/// End the `recv_msg` `task` is parked in with [`RECV_TIMEOUT`].
+pub(crate) fn time_out_recv(slot: &mut ParkSlot, task: &mut Task) {
+    let Some(wait) = slot.recv_wait.take() else {
+        return;
+    };
+    task.wake_at = None;
+    let _ = task
+        .instance
+        .unpark(&[recv_result(wait.tagged, RECV_TIMEOUT, MessageKind::Data)]);
+}
+
+/// The result value of `recv` (`i32`) or `recv_msg` (`i64`: the kind in
+/// the high half, the `recv` result in the low half).
+pub(crate) fn recv_result(tagged: bool, result: i32, kind: MessageKind) -> Val {
+    if tagged {
+        Val::I64(((kind as u64) << 32 | u64::from(result as u32)) as i64)
+    } else {
+        Val::I32(result)
+    }
 }
 
 /// Move the first message of `slot`'s mailbox to `memory[ptr..ptr+cap]`
-/// and give its charge back to `account`; returns its length, `-len` if it
-/// is longer than `cap` (it stays queued), or `i32::MIN` if the buffer is
-/// out of bounds. The mailbox must not be empty.
+/// and give its charge back to `account`; returns its length (`-len` if it
+/// is longer than `cap`, and it stays queued; `i32::MIN` if the buffer is
+/// out of bounds) and its kind. The mailbox must not be empty.
 pub(crate) fn recv_into(
     slot: &mut ParkSlot,
     account: &MemoryAccount,
     memory: &mut [u8],
     ptr: u32,
     cap: u32,
-) -> i32 {
+) -> (i32, MessageKind) {
     let mailbox = &mut slot.mailbox;
-    let Some(len) = mailbox.front().map(|m| m.len()) else {
-        return -1;
+    let Some((len, kind)) = mailbox.front().map(|m| (m.bytes.len(), m.kind)) else {
+        return (-1, MessageKind::Data);
     };
     if len > cap as usize {
-        return -(len.min(i32::MAX as usize) as i32);
+        return (-(len.min(i32::MAX as usize) as i32), kind);
     }
     let start = ptr as usize;
     let Some(dst) = memory.get_mut(start..start + len) else {
-        return i32::MIN;
+        return (i32::MIN, kind);
     };
-    let msg = mailbox.pop_front().unwrap_or_default();
-    dst.copy_from_slice(&msg);
-    account.release(message_cost(&msg));
-    len as i32
+    let Some(msg) = mailbox.pop_front() else {
+        return (-1, kind);
+    };
+    dst.copy_from_slice(&msg.bytes);
+    account.release(msg.cost);
+    if msg.kind == MessageKind::Data {
+        slot.mailbox_bytes = slot.mailbox_bytes.saturating_sub(msg.cost);
+    }
+    (len as i32, kind)
 }

@@ -17,6 +17,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod actors;
 mod config;
 mod handle;
 pub mod messaging;
@@ -27,10 +28,11 @@ mod sync;
 mod timers;
 mod worker;
 
+pub use actors::{ActorError, ExitReason, SystemMessage};
 pub use config::SchedulerConfig;
 pub use handle::{
     InstanceError, InstanceHandle, InstanceResult, InstanceState, InstanceStats, Message,
-    ResumeError, SendError, MESSAGE_OVERHEAD,
+    MessageKind, ResumeError, SendError, MESSAGE_OVERHEAD, RECV_TIMEOUT,
 };
 pub use messaging::current;
 pub use metrics::{Metrics, Summary};

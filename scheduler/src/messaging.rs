@@ -1,33 +1,71 @@
-//! Erlang-style messages between instances, on top of park/resume.
+//! The guest API of the scheduler: Erlang-style messages and actors,
+//! host functions of module `myriad` (documented with examples in
+//! `docs/API.md`).
 //!
 //! Every spawned instance has an id ([`crate::InstanceHandle::id`]) and a
-//! bounded mailbox of byte strings. [`add_to_linker`] defines these host
-//! functions:
+//! bounded mailbox. [`add_to_linker`] defines:
 //!
-//! * `myriad.send(dest: i64, ptr: i32, len: i32) -> i32` copies
-//!   `len` bytes at `ptr` into the mailbox of instance `dest`; returns 0,
-//!   -1 if no live instance has that id, -2 if the buffer is out of bounds,
-//!   -3 if the receiver's mailbox is full (its message or byte bound, or
-//!   its memory limit, which the mailbox is charged to; nothing is queued,
-//!   the sender may yield and retry).
-//! * `myriad.recv(ptr: i32, cap: i32) -> i32` moves the oldest message
-//!   into `ptr..ptr+cap` and returns its length; with an empty mailbox it
-//!   parks the instance until a message arrives. A message longer than
-//!   `cap` stays queued and `recv` returns `-len`; `i32::MIN` means the
-//!   buffer is out of bounds.
-//! * `myriad.self() -> i64` returns the caller's own id.
-//! * `myriad.sleep(ns: i64)` ends the slice and keeps the instance off the
-//!   run queues for `ns` nanoseconds (at least; 0 or less is a yield), see
-//!   [`myriad_runtime::HostAction::Sleep`].
+//! * `send(dest: i64, ptr: i32, len: i32) -> i32`: copy `len` bytes at
+//!   `ptr` into the mailbox of instance `dest`; 0, -1 if no live instance
+//!   has that id, -2 if the buffer is out of bounds, -3 if the receiver's
+//!   mailbox is full (its message or byte bound, or its memory limit, which
+//!   the mailbox is charged to; nothing is queued, the sender may retry).
+//! * `recv(ptr: i32, cap: i32) -> i32`: move the oldest message into
+//!   `ptr..ptr+cap` and return its length; with an empty mailbox, park
+//!   until a message arrives. A message longer than `cap` stays queued and
+//!   `recv` returns `-len`; `i32::MIN` means the buffer is out of bounds.
+//! * `recv_msg(ptr: i32, cap: i32, timeout_ns: i64) -> i64`: `recv` that
+//!   also tells the kind and can give up. The low 32 bits are `recv`'s
+//!   result, or [`crate::RECV_TIMEOUT`] (`i32::MIN + 1`) when `timeout_ns`
+//!   (at least 0; negative waits forever, 0 only looks) passed first; the
+//!   high 32 bits are the [`crate::MessageKind`]: 0 an ordinary message,
+//!   1 a down message (a monitor), 2 an exit message (a link), both
+//!   encoded as a [`crate::SystemMessage`].
+//! * `self() -> i64`: the caller's id.
+//! * `sleep(ns: i64)`: end the slice and stay off the run queues for `ns`
+//!   nanoseconds (at least; 0 or less is a yield).
+//! * `exit(code: i32)`: end the caller with this exit code (0 is a normal
+//!   end for links).
+//! * `spawn(export_ptr: i32, export_len: i32, args_ptr: i32, nargs: i32,
+//!   flags: i32) -> i64`: start the caller's own module at the named
+//!   export; `nargs` (at most 64) little-endian `i64` arguments at
+//!   `args_ptr`, each converted to the export's parameter type (`i32`
+//!   takes any value that fits 32 bits signed or unsigned, floats are
+//!   their bit patterns). `flags`: 1 monitor the child, 2 link to it.
+//!   Returns the child's id or a [spawn code](spawn_code).
+//! * `spawn_module(name_ptr: i32, name_len: i32, args_ptr: i32, nargs: i32,
+//!   flags: i32) -> i64`: the same for a module the embedder registered
+//!   ([`crate::Scheduler::register_module`]); the name is
+//!   `module NUL export`.
+//! * `monitor(id: i64) -> i32`, `demonitor(id: i64) -> i32`,
+//!   `link(id: i64) -> i32`, `unlink(id: i64) -> i32`: 0 or an
+//!   [`crate::ActorError`] code (-1 unknown id, -2 self, -3 already ended,
+//!   -4 no room, -8 no such monitor or link).
+//! * `trap_exit(on: i32) -> i32`: receive exits of linked instances as
+//!   messages (non-zero) or be ended by their abnormal ends (0, the
+//!   default); returns the previous setting.
+//! * `register(ptr: i32, len: i32) -> i32`, `unregister(ptr: i32, len:
+//!   i32) -> i32`: names of the caller (0, -5 bad name, -6 taken, -7 too
+//!   many, -8 not registered; `i32::MIN` buffer out of bounds).
+//! * `whereis(ptr: i32, len: i32) -> i64`: the id registered under the
+//!   name, -1 none, -5 bad name, `i32::MIN` buffer out of bounds.
 //!
 //! The host functions find "which instance am I" without touching the
 //! embedder data: the worker records the handle of the instance whose slice
 //! it runs in a thread-local ([`current`]), so they work next to any
 //! `SpawnOptions::data` (WASI contexts included). They only work for
-//! instances run by a [`crate::Scheduler`].
+//! instances run by a [`crate::Scheduler`]; elsewhere they return the
+//! unknown-id code (or trap, for the blocking `recv`).
 
-use crate::handle::{deliver, recv_into, InstanceHandle, SendError};
-use myriad_runtime::{Caller, HostAction, Linker};
+use crate::actors::{self, MAX_SPAWN_ARGS};
+use crate::handle::{
+    deliver, recv_into, recv_result, HandleShared, InstanceHandle, MessageKind, RecvWait,
+    SendError, RECV_TIMEOUT,
+};
+use crate::scheduler::{spawn_task, Relate, SpawnError, SpawnOptions};
+use myriad_runtime::{Caller, HostAction, Linker, Val, ValType};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// The handle of the instance whose slice is running on this thread:
 /// `Some` inside a host function called by an instance a scheduler runs.
@@ -35,8 +73,33 @@ pub fn current() -> Option<InstanceHandle> {
     crate::worker::current().map(|shared| InstanceHandle { shared })
 }
 
-/// Define `myriad.send`, `myriad.recv`, `myriad.self` and `myriad.sleep`
-/// in `linker`.
+/// Codes `myriad.spawn` and `myriad.spawn_module` return instead of an id.
+pub mod spawn_code {
+    /// Every slot is in use.
+    pub const AT_CAPACITY: i64 = -1;
+    /// No exported function of that name.
+    pub const NO_SUCH_EXPORT: i64 = -2;
+    /// The arguments do not fit the export's parameters (count, a value
+    /// out of `i32` range, a reference parameter), or more than 64.
+    pub const BAD_ARGUMENTS: i64 = -3;
+    /// A name or the argument array lies outside the caller's memory.
+    pub const OUT_OF_BOUNDS: i64 = -4;
+    /// The scheduler is shutting down, or the caller does not run on one.
+    pub const SHUTTING_DOWN: i64 = -5;
+    /// Instantiation failed otherwise (imports, memory, segments, start).
+    pub const CANNOT_INSTANTIATE: i64 = -6;
+    /// No module registered under that name.
+    pub const NO_SUCH_MODULE: i64 = -7;
+    /// The caller cannot pay for the monitor or link it asked for.
+    pub const NO_ROOM: i64 = -8;
+    /// Unknown flag bits.
+    pub const BAD_FLAGS: i64 = -9;
+}
+
+/// Most bytes of an export or module name `spawn` reads.
+const MAX_SPAWN_NAME: usize = 1024;
+
+/// Define the `myriad` host functions (see the module docs) in `linker`.
 pub fn add_to_linker(linker: &mut Linker) -> &mut Linker {
     linker.func_wrap(
         "myriad",
@@ -48,8 +111,7 @@ pub fn add_to_linker(linker: &mut Linker) -> &mut Linker {
             let Some(sched) = me.sched.upgrade() else {
                 return -1;
             };
-            let start = ptr as usize;
-            let Some(bytes) = caller.memory().get(start..start + len as usize) else {
+            let Some(bytes) = guest_bytes(caller, ptr, len) else {
                 return -2;
             };
             let Some(target) = sched.lookup(dest as u64) else {
@@ -66,25 +128,22 @@ pub fn add_to_linker(linker: &mut Linker) -> &mut Linker {
         "myriad",
         "recv",
         |caller: &mut Caller<'_>, ptr: u32, cap: u32| -> Result<i32, HostAction> {
-            let Some(me) = crate::worker::current() else {
-                return Err(HostAction::Trap(
-                    "myriad.recv called outside a scheduler".into(),
-                ));
-            };
-            let mut slot = me.lock_slot();
-            if slot.mailbox.is_empty() {
-                // Park; a sender (or the worker, if a message arrives
-                // before the park is published) completes the recv.
-                slot.recv_wait = Some((ptr, cap));
-                return Err(HostAction::Park);
+            match receive(caller, ptr, cap, false, None)? {
+                Val::I32(v) => Ok(v),
+                _ => Ok(i32::MIN),
             }
-            Ok(recv_into(
-                &mut slot,
-                &me.account,
-                caller.memory_mut(),
-                ptr,
-                cap,
-            ))
+        },
+    );
+    linker.func_wrap(
+        "myriad",
+        "recv_msg",
+        |caller: &mut Caller<'_>, ptr: u32, cap: u32, timeout_ns: i64| -> Result<i64, HostAction> {
+            let until =
+                (timeout_ns >= 0).then(|| Instant::now() + Duration::from_nanos(timeout_ns as u64));
+            match receive(caller, ptr, cap, true, until)? {
+                Val::I64(v) => Ok(v),
+                _ => Ok(i64::from(i32::MIN)),
+            }
         },
     );
     linker.func_wrap("myriad", "self", |_: &mut Caller<'_>| -> i64 {
@@ -94,10 +153,239 @@ pub fn add_to_linker(linker: &mut Linker) -> &mut Linker {
         "myriad",
         "sleep",
         |_: &mut Caller<'_>, ns: i64| -> Result<(), HostAction> {
-            Err(HostAction::Sleep(std::time::Duration::from_nanos(
-                ns.max(0) as u64,
-            )))
+            Err(HostAction::Sleep(Duration::from_nanos(ns.max(0) as u64)))
+        },
+    );
+    linker.func_wrap(
+        "myriad",
+        "exit",
+        |_: &mut Caller<'_>, code: i32| -> Result<(), HostAction> { Err(HostAction::Exit(code)) },
+    );
+    linker.func_wrap(
+        "myriad",
+        "spawn",
+        |caller: &mut Caller<'_>, ep: u32, el: u32, ap: u32, n: u32, flags: u32| -> i64 {
+            guest_spawn(caller, None, (ep, el), (ap, n), flags)
+        },
+    );
+    linker.func_wrap(
+        "myriad",
+        "spawn_module",
+        |caller: &mut Caller<'_>, np: u32, nl: u32, ap: u32, n: u32, flags: u32| -> i64 {
+            guest_spawn(caller, Some(()), (np, nl), (ap, n), flags)
+        },
+    );
+    linker.func_wrap("myriad", "monitor", |_: &mut Caller<'_>, id: i64| -> i32 {
+        relation(|me| actors::monitor(me, id as u64, None))
+    });
+    linker.func_wrap(
+        "myriad",
+        "demonitor",
+        |_: &mut Caller<'_>, id: i64| -> i32 { relation(|me| actors::demonitor(me, id as u64)) },
+    );
+    linker.func_wrap("myriad", "link", |_: &mut Caller<'_>, id: i64| -> i32 {
+        relation(|me| actors::link(me, id as u64, None))
+    });
+    linker.func_wrap("myriad", "unlink", |_: &mut Caller<'_>, id: i64| -> i32 {
+        relation(|me| actors::unlink(me, id as u64))
+    });
+    linker.func_wrap(
+        "myriad",
+        "trap_exit",
+        |_: &mut Caller<'_>, on: i32| -> i32 {
+            crate::worker::current().map_or(-1, |me| {
+                i32::from(
+                    me.trap_exit
+                        .swap(on != 0, std::sync::atomic::Ordering::AcqRel),
+                )
+            })
+        },
+    );
+    linker.func_wrap(
+        "myriad",
+        "register",
+        |caller: &mut Caller<'_>, ptr: u32, len: u32| -> i32 {
+            let Some(name) = guest_bytes(caller, ptr, len) else {
+                return i32::MIN;
+            };
+            relation(|me| actors::register(me, name))
+        },
+    );
+    linker.func_wrap(
+        "myriad",
+        "unregister",
+        |caller: &mut Caller<'_>, ptr: u32, len: u32| -> i32 {
+            let Some(name) = guest_bytes(caller, ptr, len) else {
+                return i32::MIN;
+            };
+            relation(|me| actors::unregister(me, name))
+        },
+    );
+    linker.func_wrap(
+        "myriad",
+        "whereis",
+        |caller: &mut Caller<'_>, ptr: u32, len: u32| -> i64 {
+            let Some(name) = guest_bytes(caller, ptr, len) else {
+                return i64::from(i32::MIN);
+            };
+            let Some(sched) = crate::worker::current().and_then(|me| me.sched.upgrade()) else {
+                return -1;
+            };
+            match actors::whereis(&sched, name) {
+                Ok(Some(id)) => id as i64,
+                Ok(None) => -1,
+                Err(e) => i64::from(e.code()),
+            }
         },
     );
     linker
+}
+
+/// `len` bytes of the caller's memory at `ptr`, if in bounds.
+fn guest_bytes<'c>(caller: &'c Caller<'_>, ptr: u32, len: u32) -> Option<&'c [u8]> {
+    let start = ptr as usize;
+    caller.memory().get(start..start.checked_add(len as usize)?)
+}
+
+/// Run an actor operation for the calling instance; its code.
+fn relation(op: impl FnOnce(&Arc<HandleShared>) -> Result<(), actors::ActorError>) -> i32 {
+    let Some(me) = crate::worker::current() else {
+        return -1;
+    };
+    match op(&me) {
+        Ok(()) => 0,
+        Err(e) => e.code(),
+    }
+}
+
+/// `recv`/`recv_msg`: take the oldest message now, or park until one
+/// arrives (or `until` passes).
+fn receive(
+    caller: &mut Caller<'_>,
+    ptr: u32,
+    cap: u32,
+    tagged: bool,
+    until: Option<Instant>,
+) -> Result<Val, HostAction> {
+    let Some(me) = crate::worker::current() else {
+        return Err(HostAction::Trap(
+            "myriad.recv called outside a scheduler".into(),
+        ));
+    };
+    let mut slot = me.lock_slot();
+    if slot.mailbox.is_empty() {
+        if until.is_some_and(|at| at <= Instant::now()) {
+            return Ok(recv_result(tagged, RECV_TIMEOUT, MessageKind::Data));
+        }
+        // Park; a sender (or the worker, if a message arrives before the
+        // park is published) completes the receive, or the timer ends it.
+        slot.recv_wait = Some(RecvWait {
+            ptr,
+            cap,
+            tagged,
+            until,
+        });
+        return Err(HostAction::Park);
+    }
+    let (result, kind) = recv_into(&mut slot, &me.account, caller.memory_mut(), ptr, cap);
+    Ok(recv_result(tagged, result, kind))
+}
+
+/// `myriad.spawn` (`module` None) and `myriad.spawn_module`.
+fn guest_spawn(
+    caller: &mut Caller<'_>,
+    module: Option<()>,
+    (name_ptr, name_len): (u32, u32),
+    (args_ptr, nargs): (u32, u32),
+    flags: u32,
+) -> i64 {
+    use spawn_code::*;
+    if flags & !3 != 0 {
+        return BAD_FLAGS;
+    }
+    let Some(me) = crate::worker::current() else {
+        return SHUTTING_DOWN;
+    };
+    let Some(sched) = me.sched.upgrade() else {
+        return SHUTTING_DOWN;
+    };
+    if name_len as usize > MAX_SPAWN_NAME {
+        return NO_SUCH_EXPORT;
+    }
+    let Some(name) = guest_bytes(caller, name_ptr, name_len) else {
+        return OUT_OF_BOUNDS;
+    };
+    let (origin, export) = match module {
+        None => match &me.origin {
+            Some(o) => (Arc::clone(o), name),
+            None => return SHUTTING_DOWN,
+        },
+        Some(()) => {
+            let Some(nul) = name.iter().position(|&b| b == 0) else {
+                return NO_SUCH_MODULE;
+            };
+            let registered = crate::sync::lock(&sched.modules).get(&name[..nul]).cloned();
+            match registered {
+                Some(o) => (o, &name[nul + 1..]),
+                None => return NO_SUCH_MODULE,
+            }
+        }
+    };
+    let Ok(export) = std::str::from_utf8(export) else {
+        return NO_SUCH_EXPORT;
+    };
+    let Some(ty) = origin.module.export_type(export) else {
+        return NO_SUCH_EXPORT;
+    };
+    if nargs as usize > MAX_SPAWN_ARGS || nargs as usize != ty.params.len() {
+        return BAD_ARGUMENTS;
+    }
+    let Some(raw) = guest_bytes(caller, args_ptr, nargs.saturating_mul(8)) else {
+        return OUT_OF_BOUNDS;
+    };
+    let mut args = Vec::with_capacity(ty.params.len());
+    for (chunk, param) in raw.chunks_exact(8).zip(&ty.params) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let v = i64::from_le_bytes(word);
+        let val = match param {
+            ValType::I32 => {
+                match i32::try_from(v).or_else(|_| u32::try_from(v).map(|u| u as i32)) {
+                    Ok(x) => Val::I32(x),
+                    Err(_) => return BAD_ARGUMENTS,
+                }
+            }
+            ValType::I64 => Val::I64(v),
+            ValType::F32 => match u32::try_from(v) {
+                Ok(bits) => Val::F32(f32::from_bits(bits)),
+                Err(_) => return BAD_ARGUMENTS,
+            },
+            ValType::F64 => Val::F64(f64::from_bits(v as u64)),
+            _ => return BAD_ARGUMENTS,
+        };
+        args.push(val);
+    }
+    let options = SpawnOptions {
+        linker: origin.linker.clone(),
+        memory: origin.memory,
+        ..SpawnOptions::default()
+    };
+    let relate = Relate {
+        monitor: flags & 1 != 0,
+        link: flags & 2 != 0,
+    };
+    let parent = (flags != 0).then_some((&me, relate));
+    match spawn_task(&sched, &origin.module, export, &args, options, parent) {
+        Ok(child) => child.id as i64,
+        Err(SpawnError::AtCapacity { .. }) => AT_CAPACITY,
+        Err(SpawnError::ShuttingDown) => SHUTTING_DOWN,
+        Err(SpawnError::NoRoom) => NO_ROOM,
+        Err(SpawnError::Instantiate(e)) => match e {
+            myriad_runtime::InstantiateError::NoSuchExport(_) => NO_SUCH_EXPORT,
+            myriad_runtime::InstantiateError::ArgumentCount { .. }
+            | myriad_runtime::InstantiateError::ArgumentType { .. } => BAD_ARGUMENTS,
+            _ => CANNOT_INSTANTIATE,
+        },
+        Err(SpawnError::Link(_) | SpawnError::SharedImport { .. }) => CANNOT_INSTANTIATE,
+    }
 }

@@ -1,6 +1,7 @@
 //! The Scheduler API: build workers over a slot region, spawn instances,
 //! shut down and collect the report.
 
+use crate::actors::ActorError;
 use crate::config::SchedulerConfig;
 use crate::handle::{deliver, HandleShared, InstanceHandle, Message, SendError};
 use crate::metrics::{Metrics, TscToNs};
@@ -46,6 +47,10 @@ pub enum SpawnError {
     /// The scheduler is shutting down.
     #[error("scheduler is shutting down")]
     ShuttingDown,
+    /// The spawning instance cannot pay for the monitor or link it asked
+    /// for (its memory limit, or [`crate::actors::MAX_RELATIONS`]).
+    #[error("no room for the monitor or link of the spawn")]
+    NoRoom,
     /// The module, export or arguments do not fit.
     #[error(transparent)]
     Instantiate(InstantiateError),
@@ -251,6 +256,9 @@ impl Scheduler {
                 bytes: config.mailbox_bytes,
             },
             timers: crate::timers::TimerQueue::new(),
+            names: Mutex::new(std::collections::HashMap::new()),
+            modules: Mutex::new(std::collections::HashMap::new()),
+            capacity: config.capacity,
         });
         let cores = if config.pin_workers {
             core_affinity::get_core_ids().unwrap_or_default()
@@ -328,70 +336,38 @@ impl Scheduler {
         args: &[Val],
         options: SpawnOptions,
     ) -> Result<InstanceHandle, SpawnError> {
-        if self.shared.shutdown.load(Ordering::Acquire) {
-            return Err(SpawnError::ShuttingDown);
-        }
-        let SpawnOptions {
-            linker,
-            data,
-            fuel,
-            cpu_time,
-            deadline,
-            memory,
-        } = options;
-        let map = |e: InstantiateError| {
-            if matches!(e, InstantiateError::RegionFull) {
-                SpawnError::AtCapacity {
-                    capacity: self.capacity,
-                }
-            } else {
-                SpawnError::Instantiate(e)
-            }
-        };
-        let t = rdtsc();
-        let mut instance = if linker.is_none() && data.is_none() {
-            Instance::new(&self.shared.region, module, export, args).map_err(map)?
-        } else {
-            let imports = match &linker {
-                Some(l) => l.resolve(module).map_err(SpawnError::Link)?,
-                None => Vec::new(),
-            };
-            check_unshared(module, &imports)?;
-            let mut inst = Instance::instantiate_with(&self.shared.region, module, &imports, data)
-                .map_err(map)?;
-            inst.call(export, args).map_err(map)?;
-            inst
-        };
-        if let Some(f) = fuel {
-            instance.set_fuel_limit(f);
-        }
-        let id = self.shared.next_id.fetch_add(1, Ordering::Relaxed);
-        let handle = HandleShared::new(id, Arc::downgrade(&self.shared));
-        // The mailbox is charged to the instance's memory limit: the
-        // handle holds the account the instance publishes its use to.
-        if u64::MAX != memory.unwrap_or(self.shared.memory_limit) {
-            instance.set_memory_account(handle.clone());
-            instance.set_memory_limit(memory.unwrap_or(self.shared.memory_limit));
-        }
-        let cpu_budget = cpu_time.map_or(u64::MAX, duration_to_tsc);
-        let elapsed = rdtsc().saturating_sub(t);
-        lock(&self.shared.spawn_metrics)
-            .instantiate
-            .saturating_record(self.shared.conv.ns(elapsed));
-        self.shared.registry.insert(&handle);
-        self.shared.live.fetch_add(1, Ordering::AcqRel);
-        self.shared.injector.push(Box::new(Task {
-            instance,
-            handle: Arc::clone(&handle),
-            last_end: 0,
-            slices: 0,
-            cpu_cycles: 0,
-            cpu_budget,
-            deadline,
-            wake_at: None,
-        }));
-        self.shared.wake_one();
-        Ok(InstanceHandle { shared: handle })
+        spawn_task(&self.shared, module, export, args, options, None)
+            .map(|shared| InstanceHandle { shared })
+    }
+
+    /// Register `module` (with `linker` for its imports) under `name`, so
+    /// guests can spawn it with `myriad.spawn_module` ([`crate::actors`]).
+    /// Replaces an earlier module of that name.
+    pub fn register_module(&self, name: &str, module: &Arc<Module>, linker: Option<&Arc<Linker>>) {
+        let origin = Arc::new(crate::actors::Origin {
+            module: Arc::clone(module),
+            linker: linker.cloned(),
+            memory: None,
+        });
+        lock(&self.shared.modules).insert(name.as_bytes().into(), origin);
+    }
+
+    /// Register `name` for the live instance `handle` (see
+    /// [`crate::actors`]: at most 8 names per instance, each 1 to 64
+    /// bytes; freed when it ends).
+    pub fn register(&self, name: &str, handle: &InstanceHandle) -> Result<(), ActorError> {
+        crate::actors::register(&handle.shared, name.as_bytes())
+    }
+
+    /// Remove `handle`'s registration of `name`.
+    pub fn unregister(&self, name: &str, handle: &InstanceHandle) -> Result<(), ActorError> {
+        crate::actors::unregister(&handle.shared, name.as_bytes())
+    }
+
+    /// The live instance registered as `name`.
+    pub fn whereis(&self, name: &str) -> Option<InstanceHandle> {
+        let id = crate::actors::whereis(&self.shared, name.as_bytes()).ok()??;
+        self.handle(id)
     }
 
     /// A handle to the live instance with id `id`.
@@ -492,4 +468,111 @@ impl Drop for Scheduler {
             self.stop();
         }
     }
+}
+
+/// How a new instance relates to the instance that spawns it.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct Relate {
+    /// The parent monitors the child.
+    pub(crate) monitor: bool,
+    /// Parent and child are linked.
+    pub(crate) link: bool,
+}
+
+/// Instantiate `export` of `module` with `args` in a free slot and queue
+/// it; with `parent`, set up the monitor or link before the child can run
+/// (so a child that ends at once is still reported). Fails without side
+/// effects.
+pub(crate) fn spawn_task(
+    shared: &Arc<Shared>,
+    module: &Arc<Module>,
+    export: &str,
+    args: &[Val],
+    options: SpawnOptions,
+    parent: Option<(&Arc<HandleShared>, Relate)>,
+) -> Result<Arc<HandleShared>, SpawnError> {
+    if shared.shutdown.load(Ordering::Acquire) {
+        return Err(SpawnError::ShuttingDown);
+    }
+    let SpawnOptions {
+        linker,
+        data,
+        fuel,
+        cpu_time,
+        deadline,
+        memory,
+    } = options;
+    let map = |e: InstantiateError| {
+        if matches!(e, InstantiateError::RegionFull) {
+            SpawnError::AtCapacity {
+                capacity: shared.capacity,
+            }
+        } else {
+            SpawnError::Instantiate(e)
+        }
+    };
+    let t = rdtsc();
+    let mut instance = if linker.is_none() && data.is_none() {
+        Instance::new(&shared.region, module, export, args).map_err(map)?
+    } else {
+        let imports = match &linker {
+            Some(l) => l.resolve(module).map_err(SpawnError::Link)?,
+            None => Vec::new(),
+        };
+        check_unshared(module, &imports)?;
+        let mut inst =
+            Instance::instantiate_with(&shared.region, module, &imports, data).map_err(map)?;
+        inst.call(export, args).map_err(map)?;
+        inst
+    };
+    if let Some(f) = fuel {
+        instance.set_fuel_limit(f);
+    }
+    let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
+    let origin = Arc::new(crate::actors::Origin {
+        module: Arc::clone(module),
+        linker,
+        memory,
+    });
+    let handle = HandleShared::new(id, Arc::downgrade(shared), Some(origin));
+    // The mailbox is charged to the instance's memory limit: the
+    // handle holds the account the instance publishes its use to.
+    if u64::MAX != memory.unwrap_or(shared.memory_limit) {
+        instance.set_memory_account(handle.clone());
+        instance.set_memory_limit(memory.unwrap_or(shared.memory_limit));
+    }
+    let cpu_budget = cpu_time.map_or(u64::MAX, duration_to_tsc);
+    let elapsed = rdtsc().saturating_sub(t);
+    if parent.is_none() {
+        lock(&shared.spawn_metrics)
+            .instantiate
+            .saturating_record(shared.conv.ns(elapsed));
+    }
+    shared.registry.insert(&handle);
+    shared.live.fetch_add(1, Ordering::AcqRel);
+    let task = Box::new(Task {
+        instance,
+        handle: Arc::clone(&handle),
+        last_end: 0,
+        slices: 0,
+        cpu_cycles: 0,
+        cpu_budget,
+        deadline,
+        wake_at: None,
+    });
+    if let Some((p, relate)) = parent {
+        // The child has not run: neither relation can miss its end. A
+        // relation the parent cannot pay for leaves the child unrelated
+        // and the spawn still succeeds only if nothing was asked.
+        let related = (!relate.monitor || crate::actors::monitor(p, id, Some(&handle)).is_ok())
+            && (!relate.link || crate::actors::link(p, id, Some(&handle)).is_ok());
+        if !related {
+            let _ = crate::actors::demonitor(p, id);
+            shared.retire_off_worker(*task, Err(crate::InstanceError::Cancelled));
+            return Err(SpawnError::NoRoom);
+        }
+    }
+    shared.injector.push(task);
+    shared.wake_one();
+    Ok(handle)
 }

@@ -94,6 +94,12 @@ pub(crate) struct Shared {
     pub(crate) next_deadline: AtomicU64,
     /// Time origin for `next_deadline`.
     pub(crate) epoch: Instant,
+    /// Registered names of live instances ([`crate::actors`]).
+    pub(crate) names: Mutex<std::collections::HashMap<Box<[u8]>, u64>>,
+    /// Modules the embedder registered by name, for `myriad.spawn_module`.
+    pub(crate) modules: Mutex<std::collections::HashMap<Box<[u8]>, Arc<crate::actors::Origin>>>,
+    /// Most instances alive at once (the region's slots).
+    pub(crate) capacity: usize,
     /// Memory limit of instances spawned without one
     /// (`SchedulerConfig::instance_memory_limit`).
     pub(crate) memory_limit: u64,
@@ -211,6 +217,8 @@ impl Shared {
             }
             if let Some(mut task) = slot.task.take() {
                 task.wake_at = None;
+                // A receive with a timeout: nothing came in time.
+                crate::handle::time_out_recv(&mut slot, &mut task);
                 h.set_state(InstanceState::Runnable);
                 drop(slot);
                 self.injector.push(task);
@@ -259,8 +267,24 @@ pub(crate) fn requeue(task: Box<Task>) {
 }
 
 /// End a task: tear the instance down (slot back to the region), then
-/// publish the result so a joiner sees the slot already free.
+/// publish the result so a joiner sees the slot already free, then notify
+/// its monitors and links ([`crate::actors::notify_end`]); linked
+/// instances that end with it are retired in the same loop.
 pub(crate) fn retire(task: Task, result: InstanceResult, shared: &Shared, m: &mut Metrics) {
+    let mut pending = vec![(task, result)];
+    while let Some((task, result)) = pending.pop() {
+        retire_one(task, result, shared, m, &mut pending);
+    }
+}
+
+/// [`retire`] one task; linked instances it ends are pushed on `more`.
+fn retire_one(
+    task: Task,
+    result: InstanceResult,
+    shared: &Shared,
+    m: &mut Metrics,
+    more: &mut Vec<(Task, InstanceResult)>,
+) {
     let Task {
         instance,
         handle,
@@ -275,16 +299,31 @@ pub(crate) fn retire(task: Task, result: InstanceResult, shared: &Shared, m: &mu
     m.finished += 1;
     match &result {
         Err(InstanceError::Trap(_)) => m.trapped += 1,
-        Err(InstanceError::Cancelled) => m.cancelled += 1,
+        Err(InstanceError::Cancelled | InstanceError::Killed(_)) => m.cancelled += 1,
         Err(_) | Ok(_) => {}
     }
     handle.publish_stats(slices, shared.conv.ns(cpu_cycles));
+    // From here on no monitor, link or name is added (they see `ended`).
+    let relations = {
+        let mut slot = handle.lock_slot();
+        slot.ended = true;
+        std::mem::take(&mut slot.relations)
+    };
     shared.registry.remove(handle.id);
+    let notice = relations_nonempty(&relations).then(|| result.clone());
     handle.complete(result);
+    if let Some(result) = notice {
+        crate::actors::notify_end(&handle, &result, relations, shared, more);
+    }
     if shared.live.fetch_sub(1, Ordering::AcqRel) == 1 {
         let _g = lock(&shared.all_done_lock);
         shared.all_done_cv.notify_all();
     }
+}
+
+/// Whether an ended instance has anyone or anything to notify.
+fn relations_nonempty(r: &crate::handle::Relations) -> bool {
+    !(r.watchers.is_empty() && r.monitoring.is_empty() && r.links.is_empty() && r.names.is_empty())
 }
 
 /// After every worker has stopped: cancel tasks nobody drained (a worker

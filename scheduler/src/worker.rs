@@ -212,7 +212,8 @@ impl Worker {
     /// Run one slice of `task`, then requeue, park, sleep or retire it.
     fn run_slice(&mut self, mut task: Box<Task>) {
         if task.handle.cancel.load(Ordering::Acquire) {
-            self.retire(*task, Err(InstanceError::Cancelled));
+            let error = task.handle.cancel_error();
+            self.retire(*task, Err(error));
             return;
         }
         if let Some(at) = task.deadline {
@@ -322,7 +323,7 @@ impl Worker {
         let mut slot = handle.lock_slot();
         if self.stop_requested(&handle) {
             drop(slot);
-            self.retire(*task, Err(InstanceError::Cancelled));
+            self.retire(*task, Err(handle.cancel_error()));
             return;
         }
         if slot.recv_wait.is_some() && !slot.mailbox.is_empty() {
@@ -336,9 +337,18 @@ impl Worker {
             }
         } else {
             let deadline = task.deadline;
+            // A `recv_msg` with a timeout waits on the timer queue as a
+            // sleep does; the timer ends the receive (`time_out_recv`).
+            let until = slot.recv_wait.and_then(|w| w.until);
+            task.wake_at = until;
             slot.task = Some(task);
             handle.set_state(InstanceState::Parked);
             drop(slot);
+            if let Some(at) = until {
+                let left = at.saturating_duration_since(Instant::now());
+                self.shared
+                    .add_timer(rdtsc().saturating_add(duration_to_tsc(left)), &handle);
+            }
             if let Some(at) = deadline {
                 self.shared.watch_deadline(at, &handle);
             }
@@ -366,7 +376,7 @@ impl Worker {
         let mut slot = handle.lock_slot();
         if self.stop_requested(&handle) {
             drop(slot);
-            self.retire(*task, Err(InstanceError::Cancelled));
+            self.retire(*task, Err(handle.cancel_error()));
             return;
         }
         let deadline = task.deadline;
