@@ -38,9 +38,10 @@
 //! slot locks at once.
 
 use crate::handle::{deliver_prepaid, HandleShared, InstanceError, InstanceResult, MessageKind};
+use crate::scheduler::SpawnError;
 use crate::shared::{Shared, Task};
 use crate::sync::lock;
-use myriad_runtime::{Linker, Module, Val};
+use myriad_runtime::{Extern, Linker, Module, Val};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -60,11 +61,38 @@ pub const MAX_SPAWN_ARGS: usize = 64;
 pub const SYSTEM_MESSAGE_LEN: usize = 24;
 
 /// What a spawned instance came from: a child spawned by the guest gets
-/// the same module, linker and memory limit.
+/// the same module, imports and memory limit (shared, not copied).
 pub(crate) struct Origin {
     pub(crate) module: Arc<Module>,
+    /// The linker the imports came from (`None`: the module imports
+    /// nothing).
     pub(crate) linker: Option<Arc<Linker>>,
+    /// The module's imports, resolved once.
+    pub(crate) imports: Vec<Extern>,
+    /// The memory limit (`None`: the scheduler's default).
     pub(crate) memory: Option<u64>,
+}
+
+impl Origin {
+    /// Resolve `module`'s imports with `linker` and check that instances
+    /// on different workers may share them.
+    pub(crate) fn new(
+        module: &Arc<Module>,
+        linker: Option<Arc<Linker>>,
+        memory: Option<u64>,
+    ) -> Result<Origin, SpawnError> {
+        let imports = match &linker {
+            Some(l) => l.resolve(module).map_err(SpawnError::Link)?,
+            None => Vec::new(),
+        };
+        crate::scheduler::check_unshared(module, &imports)?;
+        Ok(Origin {
+            module: Arc::clone(module),
+            linker,
+            imports,
+            memory,
+        })
+    }
 }
 
 /// Why an actor operation was refused. Each has a negative code, what the

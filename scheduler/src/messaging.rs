@@ -62,7 +62,7 @@ use crate::handle::{
     deliver, recv_into, recv_result, HandleShared, InstanceHandle, MessageKind, RecvWait,
     SendError, RECV_TIMEOUT,
 };
-use crate::scheduler::{spawn_task, Relate, SpawnError, SpawnOptions};
+use crate::scheduler::{spawn_task, Relate, RunOptions, SpawnError};
 use myriad_runtime::{Caller, HostAction, Linker, Val, ValType};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -365,17 +365,20 @@ fn guest_spawn(
         };
         args.push(val);
     }
-    let options = SpawnOptions {
-        linker: origin.linker.clone(),
-        memory: origin.memory,
-        ..SpawnOptions::default()
-    };
+
     let relate = Relate {
         monitor: flags & 1 != 0,
         link: flags & 2 != 0,
     };
     let parent = (flags != 0).then_some((&me, relate));
-    match spawn_task(&sched, &origin.module, export, &args, options, parent) {
+    match spawn_task(
+        &sched,
+        &origin,
+        export,
+        &args,
+        RunOptions::default(),
+        parent,
+    ) {
         Ok(child) => child.id as i64,
         Err(SpawnError::AtCapacity { .. }) => AT_CAPACITY,
         Err(SpawnError::ShuttingDown) => SHUTTING_DOWN,

@@ -83,7 +83,7 @@ pub enum SpawnError {
 
 /// Refuse imports that would let instances on different workers use the
 /// same unsynchronised state at once (see [`SpawnError::SharedImport`]).
-fn check_unshared(module: &Module, imports: &[Extern]) -> Result<(), SpawnError> {
+pub(crate) fn check_unshared(module: &Module, imports: &[Extern]) -> Result<(), SpawnError> {
     for (imp, ext) in module.imports().iter().zip(imports) {
         let kind = match ext {
             Extern::Table(_) => "table",
@@ -336,20 +336,39 @@ impl Scheduler {
         args: &[Val],
         options: SpawnOptions,
     ) -> Result<InstanceHandle, SpawnError> {
-        spawn_task(&self.shared, module, export, args, options, None)
+        let SpawnOptions {
+            linker,
+            data,
+            fuel,
+            cpu_time,
+            deadline,
+            memory,
+        } = options;
+        let origin = crate::actors::Origin::new(module, linker, memory)?;
+        let run = RunOptions {
+            data,
+            fuel,
+            cpu_time,
+            deadline,
+        };
+        spawn_task(&self.shared, &Arc::new(origin), export, args, run, None)
             .map(|shared| InstanceHandle { shared })
     }
 
     /// Register `module` (with `linker` for its imports) under `name`, so
     /// guests can spawn it with `myriad.spawn_module` ([`crate::actors`]).
     /// Replaces an earlier module of that name.
-    pub fn register_module(&self, name: &str, module: &Arc<Module>, linker: Option<&Arc<Linker>>) {
-        let origin = Arc::new(crate::actors::Origin {
-            module: Arc::clone(module),
-            linker: linker.cloned(),
-            memory: None,
-        });
-        lock(&self.shared.modules).insert(name.as_bytes().into(), origin);
+    /// Fails if `linker` cannot resolve the module's imports, or resolves
+    /// them to state instances would share ([`SpawnError::SharedImport`]).
+    pub fn register_module(
+        &self,
+        name: &str,
+        module: &Arc<Module>,
+        linker: Option<&Arc<Linker>>,
+    ) -> Result<(), SpawnError> {
+        let origin = crate::actors::Origin::new(module, linker.cloned(), None)?;
+        lock(&self.shared.modules).insert(name.as_bytes().into(), Arc::new(origin));
+        Ok(())
     }
 
     /// Register `name` for the live instance `handle` (see
@@ -479,28 +498,37 @@ pub(crate) struct Relate {
     pub(crate) link: bool,
 }
 
-/// Instantiate `export` of `module` with `args` in a free slot and queue
-/// it; with `parent`, set up the monitor or link before the child can run
-/// (so a child that ends at once is still reported). Fails without side
-/// effects.
+/// What a spawn adds to its [`crate::actors::Origin`]: the embedder data
+/// and the limits that are not inherited.
+#[derive(Default)]
+pub(crate) struct RunOptions {
+    pub(crate) data: Option<Box<dyn Any + Send>>,
+    pub(crate) fuel: Option<u64>,
+    pub(crate) cpu_time: Option<Duration>,
+    pub(crate) deadline: Option<Instant>,
+}
+
+/// Instantiate `export` of `origin`'s module with `args` in a free slot and
+/// queue it (on this worker if called from one of this scheduler's host
+/// functions); with `parent`, set up the monitor or link before the child
+/// can run (so a child that ends at once is still reported). Fails without
+/// side effects.
 pub(crate) fn spawn_task(
     shared: &Arc<Shared>,
-    module: &Arc<Module>,
+    origin: &Arc<crate::actors::Origin>,
     export: &str,
     args: &[Val],
-    options: SpawnOptions,
+    options: RunOptions,
     parent: Option<(&Arc<HandleShared>, Relate)>,
 ) -> Result<Arc<HandleShared>, SpawnError> {
     if shared.shutdown.load(Ordering::Acquire) {
         return Err(SpawnError::ShuttingDown);
     }
-    let SpawnOptions {
-        linker,
+    let RunOptions {
         data,
         fuel,
         cpu_time,
         deadline,
-        memory,
     } = options;
     let map = |e: InstantiateError| {
         if matches!(e, InstantiateError::RegionFull) {
@@ -511,17 +539,13 @@ pub(crate) fn spawn_task(
             SpawnError::Instantiate(e)
         }
     };
+    let module = &origin.module;
     let t = rdtsc();
-    let mut instance = if linker.is_none() && data.is_none() {
+    let mut instance = if origin.linker.is_none() && data.is_none() {
         Instance::new(&shared.region, module, export, args).map_err(map)?
     } else {
-        let imports = match &linker {
-            Some(l) => l.resolve(module).map_err(SpawnError::Link)?,
-            None => Vec::new(),
-        };
-        check_unshared(module, &imports)?;
-        let mut inst =
-            Instance::instantiate_with(&shared.region, module, &imports, data).map_err(map)?;
+        let mut inst = Instance::instantiate_with(&shared.region, module, &origin.imports, data)
+            .map_err(map)?;
         inst.call(export, args).map_err(map)?;
         inst
     };
@@ -529,21 +553,17 @@ pub(crate) fn spawn_task(
         instance.set_fuel_limit(f);
     }
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    let origin = Arc::new(crate::actors::Origin {
-        module: Arc::clone(module),
-        linker,
-        memory,
-    });
-    let handle = HandleShared::new(id, Arc::downgrade(shared), Some(origin));
+    let handle = HandleShared::new(id, Arc::downgrade(shared), Some(Arc::clone(origin)));
     // The mailbox is charged to the instance's memory limit: the
     // handle holds the account the instance publishes its use to.
-    if u64::MAX != memory.unwrap_or(shared.memory_limit) {
+    let memory = origin.memory.unwrap_or(shared.memory_limit);
+    if memory != u64::MAX {
         instance.set_memory_account(handle.clone());
-        instance.set_memory_limit(memory.unwrap_or(shared.memory_limit));
+        instance.set_memory_limit(memory);
     }
     let cpu_budget = cpu_time.map_or(u64::MAX, duration_to_tsc);
-    let elapsed = rdtsc().saturating_sub(t);
     if parent.is_none() {
+        let elapsed = rdtsc().saturating_sub(t);
         lock(&shared.spawn_metrics)
             .instantiate
             .saturating_record(shared.conv.ns(elapsed));
@@ -561,9 +581,8 @@ pub(crate) fn spawn_task(
         wake_at: None,
     });
     if let Some((p, relate)) = parent {
-        // The child has not run: neither relation can miss its end. A
-        // relation the parent cannot pay for leaves the child unrelated
-        // and the spawn still succeeds only if nothing was asked.
+        // The child has not run: neither relation can miss its end. If
+        // the parent cannot pay for what it asked, the child is undone.
         let related = (!relate.monitor || crate::actors::monitor(p, id, Some(&handle)).is_ok())
             && (!relate.link || crate::actors::link(p, id, Some(&handle)).is_ok());
         if !related {
@@ -572,7 +591,9 @@ pub(crate) fn spawn_task(
             return Err(SpawnError::NoRoom);
         }
     }
-    shared.injector.push(task);
-    shared.wake_one();
+    if let Err(task) = crate::worker::queue_here(task) {
+        shared.injector.push(task);
+        shared.wake_one();
+    }
     Ok(handle)
 }

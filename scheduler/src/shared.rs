@@ -262,6 +262,11 @@ pub(crate) fn requeue(task: Box<Task>) {
         shared.retire_off_worker(*task, Err(InstanceError::Cancelled));
         return;
     }
+    // From a host function on one of this scheduler's workers: that
+    // worker runs it next (no injector, no futex).
+    let Err(task) = crate::worker::queue_here(task) else {
+        return;
+    };
     shared.injector.push(task);
     shared.wake_one();
 }

@@ -19,7 +19,7 @@ use crate::sync::lock;
 use crossbeam_deque::{Steal, Worker as Queue};
 use myriad_runtime::fuel::duration_to_tsc;
 use myriad_runtime::{rdtsc, Limit, Outcome};
-use std::cell::Cell;
+use std::cell::{Cell, RefCell};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,6 +28,39 @@ thread_local! {
     /// The handle of the instance this worker is running a slice of (null
     /// between slices). Host functions find "their" instance through it.
     static CURRENT: Cell<*const HandleShared> = const { Cell::new(std::ptr::null()) };
+    /// Tasks made runnable by the running slice's host functions (spawned
+    /// children, receivers woken by a send): the worker takes them onto
+    /// its LIFO stack after the slice, so a wake-up or spawn on a worker
+    /// costs no injector push and no futex, and the newest runs next on
+    /// the warm core (Tokio's and Go's LIFO slot, widened to a stack).
+    #[expect(clippy::vec_box, reason = "tasks move between queues as boxes; unboxing here would re-box them")]
+    static MADE_RUNNABLE: RefCell<Vec<Box<Task>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Consecutive slices a worker may take from its LIFO stack before it
+/// serves its queue again (so instances waking or spawning each other
+/// cannot starve the preempted ones waiting there).
+const LIFO_STREAK_MAX: u32 = 32;
+/// Most tasks on a worker's LIFO stack; past it the oldest go to the
+/// queue (where they are served in order and can be stolen).
+const LIFO_STACK_MAX: usize = 256;
+
+/// Hand `task` to the worker running on this thread, if this thread is
+/// running a slice of an instance of the same scheduler; otherwise give it
+/// back.
+pub(crate) fn queue_here(task: Box<Task>) -> Result<(), Box<Task>> {
+    let p = CURRENT.with(|c| c.get());
+    if p.is_null() {
+        return Err(task);
+    }
+    // SAFETY: CURRENT is only non-null while the worker holds the running
+    // task, whose `handle` Arc keeps the HandleShared alive.
+    let running = unsafe { &*p };
+    if !std::sync::Weak::ptr_eq(&running.sched, &task.handle.sched) {
+        return Err(task);
+    }
+    MADE_RUNNABLE.with(|m| m.borrow_mut().push(task));
+    Ok(())
 }
 
 /// The handle of the instance whose slice is running on this thread, if
@@ -60,6 +93,16 @@ pub(crate) struct Worker {
     /// The task to run after the current one (prefetched; invisible to
     /// thieves).
     next: Option<Box<Task>>,
+    /// Tasks made runnable by this worker's slices (see [`queue_here`]),
+    /// newest at the back: the newest runs before the queue, at most
+    /// [`LIFO_STREAK_MAX`] times in a row. Spawns and wake-ups thus run
+    /// depth first: a tree of actors (Skynet) keeps few instances alive
+    /// at once and reuses warm slots, where a FIFO order would bring the
+    /// whole tree to life. Not stealable; the oldest move to the queue
+    /// when another worker is idle or the stack passes
+    /// [`LIFO_STACK_MAX`].
+    lifo: std::collections::VecDeque<Box<Task>>,
+    lifo_streak: u32,
     /// Slices run, for the periodic look at the injector.
     tick: u32,
     metrics: Metrics,
@@ -73,6 +116,8 @@ impl Worker {
             local,
             shared,
             next: None,
+            lifo: std::collections::VecDeque::new(),
+            lifo_streak: 0,
             tick: 0,
             metrics: Metrics::default(),
         }
@@ -109,6 +154,7 @@ impl Worker {
                 }
             }
             self.run_slice(task);
+            self.take_made_runnable();
         }
         self.metrics
     }
@@ -138,10 +184,21 @@ impl Worker {
                 return Some(t);
             }
         }
+        if self.lifo_streak < LIFO_STREAK_MAX {
+            if let Some(t) = self.lifo.pop_back() {
+                self.lifo_streak += 1;
+                return Some(t);
+            }
+        }
+        self.lifo_streak = 0;
         if let Some(t) = self.next.take() {
             return Some(t);
         }
         if let Some(t) = self.find_task() {
+            return Some(t);
+        }
+        // The streak was over but nothing else waits.
+        if let Some(t) = self.lifo.pop_back() {
             return Some(t);
         }
         self.shared.sweep_deadlines();
@@ -392,7 +449,31 @@ impl Worker {
 
     /// At shutdown: cancel everything this worker holds and whatever is
     /// left in the injector.
+    /// Take the tasks the last slice made runnable ([`queue_here`]) onto
+    /// the LIFO stack, spilling its oldest to the queue when it is too
+    /// deep or another worker idles with nothing to steal.
+    fn take_made_runnable(&mut self) {
+        MADE_RUNNABLE.with(|m| self.lifo.extend(m.borrow_mut().drain(..)));
+        while self.lifo.len() > LIFO_STACK_MAX {
+            if let Some(t) = self.lifo.pop_front() {
+                self.local.push(t);
+            }
+        }
+        if self.lifo.len() > 1
+            && self.local.is_empty()
+            && self.shared.sleepers.load(Ordering::Relaxed) > 0
+        {
+            if let Some(t) = self.lifo.pop_front() {
+                self.local.push(t);
+                self.shared.wake_one();
+            }
+        }
+    }
+
     fn drain(&mut self) {
+        while let Some(t) = self.lifo.pop_back() {
+            self.retire(*t, Err(InstanceError::Cancelled));
+        }
         if let Some(t) = self.next.take() {
             self.retire(*t, Err(InstanceError::Cancelled));
         }

@@ -169,6 +169,21 @@ const ACTORS: &str = r#"(module
     (call $unregister (i32.const 304) (i32.const 7))
     (call $whereis (i32.const 65535) (i32.const 7)))
 
+  ;; learn the peer's id from the first message, then pass every later
+  ;; message on to it, for ever
+  (func (export "bouncer")
+    (local $peer i64)
+    (drop (call $recv_msg (i32.const 0) (i32.const 64) (i64.const -1)))
+    (local.set $peer (i64.load (i32.const 0)))
+    (loop $l
+      (drop (call $recv_msg (i32.const 0) (i32.const 64) (i64.const -1)))
+      (drop (call $send (local.get $peer) (i32.const 0) (i32.const 8)))
+      (br $l)))
+  (func (export "spin") (param $n i64) (result i64)
+    (loop $l
+      (br_if $l (i64.ne (local.tee $n (i64.sub (local.get $n) (i64.const 1))) (i64.const 0))))
+    (i64.const 1))
+
   ;; spawn finish42 of the registered module "other", monitored: its down
   ;; message's (reason, detail)
   (func (export "spawn_other") (result i64 i64)
@@ -497,7 +512,8 @@ fn embedding_api_monitor_link_register_and_module_registry() {
     let a = Actors::new();
     let s = scheduler(2, 16);
     // Guest spawn of a module the embedder registered by name.
-    s.register_module("other", &a.module, Some(&a.linker));
+    s.register_module("other", &a.module, Some(&a.linker))
+        .unwrap();
     let r = i64s(&a.run(&s, "spawn_other", &[]));
     assert_eq!(r, vec![ExitReason::Finished as i64, 42]);
 
@@ -540,4 +556,26 @@ fn system_messages_round_trip() {
     assert_eq!(SystemMessage::decode(&m.encode()), Some(m));
     assert_eq!(SystemMessage::decode(&[0; 24]), None);
     assert_eq!(SystemMessage::decode(&[1; 23]), None);
+}
+
+#[test]
+fn instances_waking_each_other_do_not_starve_the_queue() {
+    // One worker: a pair that passes a message back and forth would run
+    // for ever from the LIFO stack; the streak bound lets the spinner in.
+    let a = Actors::new();
+    let s = scheduler(1, 8);
+    let x = a.spawn(&s, "bouncer", &[]);
+    let y = a.spawn(&s, "bouncer", &[]);
+    x.send(y.id().to_le_bytes().to_vec()).unwrap();
+    y.send(x.id().to_le_bytes().to_vec()).unwrap();
+    x.send(vec![0; 8]).unwrap();
+    let spinner = a.spawn(&s, "spin", &[Val::I64(50_000_000)]);
+    assert_eq!(
+        spinner.join_timeout(Duration::from_secs(30)),
+        Some(Ok(vec![Val::I64(1)]))
+    );
+    assert!(x.stats().slices > 100, "the pair kept running: {:?}", x.stats());
+    x.cancel();
+    y.cancel();
+    assert!(s.wait_idle(Duration::from_secs(5)));
 }
