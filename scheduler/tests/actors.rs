@@ -574,7 +574,11 @@ fn instances_waking_each_other_do_not_starve_the_queue() {
         spinner.join_timeout(Duration::from_secs(30)),
         Some(Ok(vec![Val::I64(1)]))
     );
-    assert!(x.stats().slices > 100, "the pair kept running: {:?}", x.stats());
+    assert!(
+        x.stats().slices > 100,
+        "the pair kept running: {:?}",
+        x.stats()
+    );
     x.cancel();
     y.cancel();
     assert!(s.wait_idle(Duration::from_secs(5)));

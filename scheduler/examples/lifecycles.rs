@@ -1,0 +1,126 @@
+//! Spawn -> run -> exit lifecycles through the scheduler, driven by a
+//! guest: a driver instance keeps IN_FLIGHT tiny request instances alive
+//! at once (each computes `x * x + 1`, sends it to the driver and ends),
+//! spawning a new one for every answer until TOTAL have run. Every
+//! lifecycle is a guest `myriad.spawn`, an instantiation, a slice, a
+//! message and a teardown.
+//!
+//! `cargo run --release -p myriad-scheduler --example lifecycles [TOTAL] [IN_FLIGHT] [RUNS]`
+
+use myriad_runtime::{CompileConfig, Linker, Module, Val};
+use myriad_scheduler::{messaging, Scheduler, SchedulerConfig, SpawnOptions};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const GUEST: &str = r#"(module
+  (import "myriad" "spawn" (func $spawn (param i32 i32 i32 i32 i32) (result i64)))
+  (import "myriad" "send" (func $send (param i64 i32 i32) (result i32)))
+  (import "myriad" "recv" (func $recv (param i32 i32) (result i32)))
+  (import "myriad" "self" (func $self (result i64)))
+  (import "myriad" "sleep" (func $sleep (param i64)))
+  (memory 64 64 (pagesize 1))
+  (data (i32.const 48) "request")
+  (func (export "request") (param $parent i64) (param $x i64)
+    (i64.store (i32.const 0) (i64.add (i64.mul (local.get $x) (local.get $x)) (i64.const 1)))
+    (block $sent
+      (loop $retry
+        (br_if $sent (i32.eqz (call $send (local.get $parent) (i32.const 0) (i32.const 8))))
+        (call $sleep (i64.const 0))
+        (br $retry))))
+  ;; spawn request(self, spawned) until it succeeds
+  (func $start (param $x i64)
+    (i64.store (i32.const 8) (call $self))
+    (i64.store (i32.const 16) (local.get $x))
+    (block $ok
+      (loop $retry
+        (br_if $ok (i64.gt_s
+          (call $spawn (i32.const 48) (i32.const 7) (i32.const 8) (i32.const 2) (i32.const 0))
+          (i64.const 0)))
+        (call $sleep (i64.const 10000))
+        (br $retry))))
+  (func (export "driver") (param $total i64) (param $inflight i64) (result i64)
+    (local $spawned i64) (local $done i64) (local $sum i64)
+    (block $full
+      (loop $fill
+        (br_if $full (i64.ge_u (local.get $spawned) (local.get $inflight)))
+        (br_if $full (i64.ge_u (local.get $spawned) (local.get $total)))
+        (call $start (local.get $spawned))
+        (local.set $spawned (i64.add (local.get $spawned) (i64.const 1)))
+        (br $fill)))
+    (block $finished
+      (loop $collect
+        (br_if $finished (i64.ge_u (local.get $done) (local.get $total)))
+        (drop (call $recv (i32.const 0) (i32.const 8)))
+        (local.set $sum (i64.add (local.get $sum) (i64.load (i32.const 0))))
+        (local.set $done (i64.add (local.get $done) (i64.const 1)))
+        (if (i64.lt_u (local.get $spawned) (local.get $total))
+          (then
+            (call $start (local.get $spawned))
+            (local.set $spawned (i64.add (local.get $spawned) (i64.const 1)))))
+        (br $collect)))
+    (local.get $sum)))"#;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let total: u64 = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(1_000_000);
+    let in_flight: u64 = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(10_000);
+    let runs: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(3);
+    let cache = myriad_runtime::default_cache_dir();
+    let module = Arc::new(Module::compile(
+        &wat::parse_str(GUEST)?,
+        &CompileConfig::default(),
+        &cache,
+    )?);
+    let mut linker = Linker::new();
+    messaging::add_to_linker(&mut linker);
+    let linker = Arc::new(linker);
+    let expected = (0..total).fold(0u64, |s, x| {
+        s.wrapping_add(x.wrapping_mul(x).wrapping_add(1))
+    });
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
+    println!("lifecycles: {total} requests, {in_flight} in flight, {workers} workers");
+    let sched = Scheduler::new(SchedulerConfig {
+        workers,
+        capacity: in_flight as usize + 16,
+        heap_capacity: 4 * 1024,
+        stack_size: 8 * 1024,
+        mailbox_messages: in_flight as usize + 16,
+        mailbox_bytes: (in_flight + 16) * 64,
+        quantum: Duration::from_micros(100),
+        ..SchedulerConfig::default()
+    })?;
+    for run in 1..=runs {
+        let t = Instant::now();
+        let driver = sched.spawn_with(
+            &module,
+            "driver",
+            &[Val::I64(total as i64), Val::I64(in_flight as i64)],
+            // Room for every answer in flight in the driver's mailbox
+            // (charged to its memory limit; requests retry a full one).
+            SpawnOptions::new().linker(&linker).memory(64 << 20),
+        )?;
+        let result = driver.join()?;
+        let elapsed = t.elapsed();
+        println!(
+            "run {run}: {total} lifecycles in {:.3} s = {:.0} lifecycles/s ({:.2} us each)",
+            elapsed.as_secs_f64(),
+            total as f64 / elapsed.as_secs_f64(),
+            elapsed.as_secs_f64() * 1e6 / total as f64
+        );
+        assert_eq!(result, vec![Val::I64(expected as i64)]);
+    }
+    let report = sched.shutdown();
+    println!(
+        "{} slices, {} steals",
+        report.metrics.slices, report.metrics.steals
+    );
+    Ok(())
+}
