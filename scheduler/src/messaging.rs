@@ -370,14 +370,15 @@ fn guest_spawn(
         monitor: flags & 1 != 0,
         link: flags & 2 != 0,
     };
-    let parent = (flags != 0).then_some((&me, relate));
+    let parent = [(&me, relate)];
+    let related: &[_] = if flags != 0 { &parent } else { &[] };
     match spawn_task(
         &sched,
         &origin,
         export,
         &args,
         RunOptions::default(),
-        parent,
+        related,
     ) {
         Ok(child) => child.id as i64,
         Err(SpawnError::AtCapacity { .. }) => AT_CAPACITY,

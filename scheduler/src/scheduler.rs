@@ -127,6 +127,12 @@ pub struct SpawnOptions {
     /// ([`crate::SendError::MailboxFull`]). `None`: the scheduler's
     /// [`crate::SchedulerConfig::memory_limit`].
     pub memory: Option<u64>,
+    /// An instance that monitors the new one from before it runs, so even
+    /// an immediate end is reported with its real reason (charged to that
+    /// instance; see [`crate::actors`]).
+    pub monitored_by: Option<InstanceHandle>,
+    /// An instance linked to the new one from before it runs.
+    pub linked_to: Option<InstanceHandle>,
 }
 
 impl SpawnOptions {
@@ -174,6 +180,18 @@ impl SpawnOptions {
     /// Set a memory limit in bytes (linear memory plus table storage).
     pub fn memory(mut self, bytes: u64) -> Self {
         self.memory = Some(bytes);
+        self
+    }
+
+    /// Have `watcher` monitor the new instance from before it runs.
+    pub fn monitored_by(mut self, watcher: &InstanceHandle) -> Self {
+        self.monitored_by = Some(watcher.clone());
+        self
+    }
+
+    /// Link the new instance to `other` from before it runs.
+    pub fn linked_to(mut self, other: &InstanceHandle) -> Self {
+        self.linked_to = Some(other.clone());
         self
     }
 }
@@ -343,6 +361,8 @@ impl Scheduler {
             cpu_time,
             deadline,
             memory,
+            monitored_by,
+            linked_to,
         } = options;
         let origin = crate::actors::Origin::new(module, linker, memory)?;
         let run = RunOptions {
@@ -351,7 +371,27 @@ impl Scheduler {
             cpu_time,
             deadline,
         };
-        spawn_task(&self.shared, &Arc::new(origin), export, args, run, None)
+        let origin = Arc::new(origin);
+        let mut related = Vec::new();
+        if let Some(w) = &monitored_by {
+            related.push((
+                &w.shared,
+                Relate {
+                    monitor: true,
+                    link: false,
+                },
+            ));
+        }
+        if let Some(l) = &linked_to {
+            related.push((
+                &l.shared,
+                Relate {
+                    monitor: false,
+                    link: true,
+                },
+            ));
+        }
+        spawn_task(&self.shared, &origin, export, args, run, &related)
             .map(|shared| InstanceHandle { shared })
     }
 
@@ -511,15 +551,15 @@ pub(crate) struct RunOptions {
 /// Instantiate `export` of `origin`'s module with `args` in a free slot and
 /// queue it (on this worker if called from one of this scheduler's host
 /// functions); with `parent`, set up the monitor or link before the child
-/// can run (so a child that ends at once is still reported). Fails without
-/// side effects.
+/// can run (so a child that ends at once is still reported), for each of
+/// the `related` instances. Fails without side effects.
 pub(crate) fn spawn_task(
     shared: &Arc<Shared>,
     origin: &Arc<crate::actors::Origin>,
     export: &str,
     args: &[Val],
     options: RunOptions,
-    parent: Option<(&Arc<HandleShared>, Relate)>,
+    related: &[(&Arc<HandleShared>, Relate)],
 ) -> Result<Arc<HandleShared>, SpawnError> {
     if shared.shutdown.load(Ordering::Acquire) {
         return Err(SpawnError::ShuttingDown);
@@ -562,7 +602,7 @@ pub(crate) fn spawn_task(
         instance.set_memory_limit(memory);
     }
     let cpu_budget = cpu_time.map_or(u64::MAX, duration_to_tsc);
-    if parent.is_none() {
+    if related.is_empty() {
         let elapsed = rdtsc().saturating_sub(t);
         lock(&shared.spawn_metrics)
             .instantiate
@@ -580,13 +620,18 @@ pub(crate) fn spawn_task(
         deadline,
         wake_at: None,
     });
-    if let Some((p, relate)) = parent {
-        // The child has not run: neither relation can miss its end. If
-        // the parent cannot pay for what it asked, the child is undone.
-        let related = (!relate.monitor || crate::actors::monitor(p, id, Some(&handle)).is_ok())
+    // The child has not run: no relation can miss its end. If an
+    // instance cannot pay for what was asked, the child is undone (its
+    // retirement removes the relations already made, silently: nobody
+    // was told of a child that never was).
+    for (p, relate) in related {
+        let made = (!relate.monitor || crate::actors::monitor(p, id, Some(&handle)).is_ok())
             && (!relate.link || crate::actors::link(p, id, Some(&handle)).is_ok());
-        if !related {
-            let _ = crate::actors::demonitor(p, id);
+        if !made {
+            for (q, _) in related {
+                let _ = crate::actors::demonitor(q, id);
+                let _ = crate::actors::unlink(q, id);
+            }
             shared.retire_off_worker(*task, Err(crate::InstanceError::Cancelled));
             return Err(SpawnError::NoRoom);
         }

@@ -41,6 +41,9 @@ const ACTORS: &str = r#"(module
   (func (export "exit7") (call $exit (i32.const 7)))
   (func (export "waiter") (result i64)
     (call $recv_msg (i32.const 0) (i32.const 64) (i64.const -1)))
+  (func (export "waiter_reason") (result i64 i64)
+    (call $recv_msg (i32.const 0) (i32.const 64) (i64.const -1))
+    (i64.load32_u (i32.const 4)))
   (func (export "add_send") (param $to i64) (param $a i64) (param $b i64)
     (i64.store (i32.const 0) (i64.add (local.get $a) (local.get $b)))
     (drop (call $send (local.get $to) (i32.const 0) (i32.const 8))))
@@ -582,4 +585,38 @@ fn instances_waking_each_other_do_not_starve_the_queue() {
     x.cancel();
     y.cancel();
     assert!(s.wait_idle(Duration::from_secs(5)));
+}
+
+#[test]
+fn embedder_spawn_with_monitor_and_link_sees_an_immediate_end() {
+    let a = Actors::new();
+    let s = scheduler(2, 16);
+    let watcher = a.spawn(&s, "waiter_reason", &[]);
+    let partner = a.spawn(&s, "waiter", &[]);
+    let child = s
+        .spawn_with(
+            &a.module,
+            "trap",
+            &[],
+            SpawnOptions::new()
+                .linker(&a.linker)
+                .monitored_by(&watcher)
+                .linked_to(&partner),
+        )
+        .unwrap();
+    assert_eq!(
+        child.join(),
+        Err(InstanceError::Trap(TrapKind::Unreachable))
+    );
+    // The watcher learns the real reason (not NoProc), the partner dies.
+    assert_eq!(
+        i64s(&watcher.join().unwrap()),
+        vec![
+            (MessageKind::Down as i64) << 32 | 24,
+            ExitReason::Trapped as i64
+        ]
+    );
+    assert_eq!(partner.join(), Err(InstanceError::Killed(child.id())));
+    assert!(s.wait_idle(Duration::from_secs(5)));
+    assert_eq!(s.free_slots(), 16);
 }
