@@ -165,11 +165,16 @@ fn for_each_function(
 /// machine code, on one thread per core (at most one per function), and
 /// return them in index order. The result does not depend on the number
 /// of threads; the first error in index order is the one returned.
+///
+/// Threads take functions largest body first (longest-processing-time
+/// order): the few big functions start at once instead of whenever their
+/// index comes up, so no thread is left compiling one of them alone at
+/// the end while the others idle.
 fn compile_functions(
     isa: &OwnedTargetIsa,
     env: &FuncEnv,
 ) -> Result<Vec<artifact::CompiledFunction>, CompileError> {
-    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::Mutex;
     let n = env.module.bodies.len();
     let index =
@@ -189,22 +194,30 @@ fn compile_functions(
             .map(|i| compile_one(i, &mut fctx, &mut ctx))
             .collect();
     }
+    let order = largest_first(&env.module.bodies);
     let next = AtomicUsize::new(0);
-    let failed = AtomicBool::new(false);
+    // The lowest index that failed so far: functions above it are skipped
+    // (their results could not be returned), those below still compile,
+    // so the error returned is the first in index order whatever the
+    // threads' timing.
+    let first_failure = AtomicUsize::new(usize::MAX);
     let slots: Vec<Mutex<Option<Result<artifact::CompiledFunction, CompileError>>>> =
         (0..n).map(|_| Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
                 let (mut fctx, mut ctx) = (FunctionBuilderContext::new(), Context::new());
-                while !failed.load(Ordering::Relaxed) {
-                    let i = next.fetch_add(1, Ordering::Relaxed);
-                    if i >= n {
-                        break;
+                while let Some(&i) = order.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    if i > first_failure.load(Ordering::Relaxed) {
+                        continue;
                     }
                     let r = compile_one(i, &mut fctx, &mut ctx);
                     if r.is_err() {
-                        failed.store(true, Ordering::Relaxed);
+                        first_failure.fetch_min(i, Ordering::Relaxed);
+                        // A failed translation leaves the builder context
+                        // mid-function (only a finished one is cleared),
+                        // and reusing it would corrupt the next function.
+                        (fctx, ctx) = (FunctionBuilderContext::new(), Context::new());
                     }
                     *slots[i].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
                 }
@@ -215,12 +228,22 @@ fn compile_functions(
     for slot in slots {
         match slot.into_inner().unwrap_or_else(|e| e.into_inner()) {
             Some(r) => out.push(r?),
-            // Skipped after an earlier failure (returned above, as every
-            // lower index was compiled first).
+            // Only functions above a failed one are skipped, and that
+            // failure is returned first.
             None => return Err(CompileError::codegen("function compilation stopped")),
         }
     }
     Ok(out)
+}
+
+/// The indices of `bodies`, largest body first (ties in index order).
+fn largest_first(bodies: &[wasmparser::FunctionBody<'_>]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..bodies.len()).collect();
+    order.sort_by_key(|&i| {
+        let range = bodies[i].range();
+        std::cmp::Reverse(range.end.saturating_sub(range.start))
+    });
+    order
 }
 
 /// Compile every function of `env`'s module and link the artifact.

@@ -11,6 +11,11 @@
 //! interruption (a load and compare at the same points): the like-for-like
 //! figures for a runtime that switches among guests. `--emit-dir DIR`
 //! writes each compiled kernel (an ELF file) for `objdump -d`.
+//!
+//! `compile FILE.wasm [-o OUT]` instead precompiles one module
+//! (`Engine::precompile_module`, in the configuration the flags above
+//! select; `--serial` compiles on one thread), and prints the wall time and the size of the produced ELF
+//! file and of its `.text` section: the other side of `myriad compile`.
 
 use std::time::{Duration, Instant};
 use wasmtime::{Config, Engine, Instance, Module, OptLevel, Store};
@@ -27,10 +32,27 @@ fn main() -> wasmtime::Result<()> {
     let mut explicit = false;
     let mut fuel = false;
     let mut epochs = false;
+    let mut serial = false;
     let mut emit: Option<std::path::PathBuf> = None;
+    let mut compile: Option<std::path::PathBuf> = None;
+    let mut output: Option<std::path::PathBuf> = None;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
+            "compile" => {
+                compile = Some(
+                    args.next()
+                        .ok_or_else(|| wasmtime::format_err!("compile FILE.wasm"))?
+                        .into(),
+                )
+            }
+            "-o" => {
+                output = Some(
+                    args.next()
+                        .ok_or_else(|| wasmtime::format_err!("-o OUT"))?
+                        .into(),
+                )
+            }
             "--runs" => {
                 runs = args
                     .next()
@@ -39,6 +61,7 @@ fn main() -> wasmtime::Result<()> {
             }
             "--explicit-bounds-checks" => explicit = true,
             "--fuel" => fuel = true,
+            "--serial" => serial = true,
             "--epochs" => epochs = true,
             "--emit-dir" => {
                 emit = Some(
@@ -59,7 +82,11 @@ fn main() -> wasmtime::Result<()> {
     }
     config.consume_fuel(fuel);
     config.epoch_interruption(epochs);
+    config.parallel_compilation(!serial);
     let engine = Engine::new(&config)?;
+    if let Some(path) = compile {
+        return precompile(&engine, &path, output.as_deref());
+    }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernels");
     for (name, arg) in KERNELS {
         let wat = std::fs::read_to_string(dir.join(format!("{name}.wat")))?;
@@ -94,6 +121,50 @@ fn main() -> wasmtime::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Precompile the module at `path` once, timing the wall clock from the
+/// read of the file to the ELF bytes in memory (what `myriad compile`
+/// does, less its write), and print the time and the sizes.
+fn precompile(
+    engine: &Engine,
+    path: &std::path::Path,
+    output: Option<&std::path::Path>,
+) -> wasmtime::Result<()> {
+    let t = Instant::now();
+    let wasm = std::fs::read(path)?;
+    let elf = engine.precompile_module(&wasm)?;
+    let wall = t.elapsed();
+    if let Some(out) = output {
+        std::fs::write(out, &elf)?;
+    }
+    let text = text_size(&elf).ok_or_else(|| wasmtime::format_err!("no .text in the ELF"))?;
+    println!(
+        "compile {}: wall {:.1} ms, elf {} bytes, .text {} bytes",
+        path.display(),
+        ms(wall),
+        elf.len(),
+        text
+    );
+    Ok(())
+}
+
+/// The size of the `.text` section of a 64-bit little-endian ELF file.
+fn text_size(elf: &[u8]) -> Option<u64> {
+    let u16_at = |o: usize| Some(u16::from_le_bytes(elf.get(o..o + 2)?.try_into().ok()?));
+    let u32_at = |o: usize| Some(u32::from_le_bytes(elf.get(o..o + 4)?.try_into().ok()?));
+    let u64_at = |o: usize| Some(u64::from_le_bytes(elf.get(o..o + 8)?.try_into().ok()?));
+    let shoff = usize::try_from(u64_at(0x28)?).ok()?;
+    let shentsize = usize::from(u16_at(0x3a)?);
+    let shnum = usize::from(u16_at(0x3c)?);
+    let strtab = shoff + shentsize * usize::from(u16_at(0x3e)?);
+    let names = usize::try_from(u64_at(strtab + 0x18)?).ok()?;
+    (0..shnum).find_map(|i| {
+        let sh = shoff + shentsize * i;
+        let name = names + usize::try_from(u32_at(sh)?).ok()?;
+        let end = name + elf.get(name..)?.iter().position(|&b| b == 0)?;
+        (elf.get(name..end)? == b".text").then(|| u64_at(sh + 0x20))?
+    })
 }
 
 fn ms(d: Duration) -> f64 {
