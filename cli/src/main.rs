@@ -168,6 +168,9 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
+    // The first end of the TSC calibration (when the CPU does not state the
+    // frequency): loading and compiling then overlap the rest of it.
+    myriad_runtime::fuel::start_calibration();
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(code) => code,

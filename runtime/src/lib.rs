@@ -10,8 +10,8 @@
 //!    (canonical function types), [`region`] (one mapping holding every
 //!    slot), [`cache`] (the checked, per-user artifact cache directory),
 //!    `group` (lifetimes of linked instances), [`traps`] (trap tables of
-//!    loaded modules).
-//! 2. [`fuel`]: the fuel-gated deadline check, TSC helpers, and the fuel
+//!    loaded modules), [`tsc`] (the time-stamp counter and its frequency).
+//! 2. [`fuel`]: the fuel-gated deadline check, TSC conversions, and the fuel
 //!    accounting of long builtins.
 //! 3. [`module`]: loading, checking and (with the `compiler` feature)
 //!    compiling artifacts.
@@ -48,6 +48,7 @@ pub mod signals;
 mod sync;
 pub mod table;
 pub mod traps;
+pub mod tsc;
 pub mod types;
 pub mod values;
 pub mod vmctx;

@@ -326,6 +326,7 @@ fn check_loaded_hash(
 impl Module {
     /// Load and check an artifact file (see the module docs for the checks).
     pub fn from_file(path: &Path) -> Result<Module, LoadError> {
+        crate::tsc::start_calibration();
         let file = std::fs::read(path).map_err(|source| LoadError::Io {
             path: path.to_owned(),
             source,
@@ -562,6 +563,7 @@ impl Module {
     /// entry already holds exactly these bytes (an entry with any other
     /// content is replaced atomically), and that entry is loaded.
     pub fn from_artifact_bytes(bytes: &[u8], cache_dir: &Path) -> Result<Module, LoadError> {
+        crate::tsc::start_calibration();
         let checked = check_bytes(Path::new("<artifact bytes>"), bytes)?;
         let cache = CacheDir::open(cache_dir)?;
         let name = format!("{}.so", hex(&checked.hash));
@@ -606,6 +608,7 @@ impl Module {
         config: &myriad_codegen::CompileConfig,
         cache: &CacheDir,
     ) -> Result<(Module, CacheOutcome), LoadError> {
+        crate::tsc::start_calibration();
         let key = myriad_codegen::source_key(wasm, config);
         let name = format!("{}.so", hex(&key));
         let path = cache.entry_path(&name);
