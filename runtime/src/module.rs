@@ -338,10 +338,63 @@ fn loaded_object<'l>(lib: &'l libloading::os::unix::Library, symbol: &str) -> Op
         }
         (*sym.cast::<libc::Elf64_Sym>()).st_size as usize
     };
-    // SAFETY: `addr` starts a data object of `size` bytes in the loaded
-    // library (from its symbol table), mapped while `lib` lives; the ELF
-    // check made sure every loaded segment lies within the file.
+    // A damaged symbol table must not make us read outside the mapping.
+    if !within_loaded_segment(addr as usize, size) {
+        return None;
+    }
+    // SAFETY: `[addr, addr + size)` lies within one loaded segment of an
+    // object (checked just above), which stays mapped while `lib` lives;
+    // the ELF check made sure every loaded segment's file part lies within
+    // the file, so reading it cannot fault.
     Some(unsafe { std::slice::from_raw_parts(addr, size) })
+}
+
+/// Whether `[addr, addr + len)` lies within one readable `PT_LOAD` segment
+/// of an object the dynamic loader has loaded (`dl_iterate_phdr`).
+fn within_loaded_segment(addr: usize, len: usize) -> bool {
+    struct Query {
+        start: usize,
+        end: usize,
+        found: bool,
+    }
+    /// `dl_iterate_phdr` callback: sets `found` and stops at the segment
+    /// holding the query's range.
+    unsafe extern "C" fn visit(
+        info: *mut libc::dl_phdr_info,
+        _size: usize,
+        data: *mut libc::c_void,
+    ) -> libc::c_int {
+        // SAFETY: `data` is the `Query` passed below, exclusively ours for
+        // the call; `info` is valid for the callback's duration, and its
+        // `dlpi_phdr` points to `dlpi_phnum` program headers.
+        let (q, info) = unsafe { (&mut *data.cast::<Query>(), &*info) };
+        for i in 0..usize::from(info.dlpi_phnum) {
+            // SAFETY: `i < dlpi_phnum` (see above).
+            let ph = unsafe { &*info.dlpi_phdr.add(i) };
+            if ph.p_type != libc::PT_LOAD || ph.p_flags & libc::PF_R == 0 {
+                continue;
+            }
+            let start = (info.dlpi_addr as usize).wrapping_add(ph.p_vaddr as usize);
+            let end = start.saturating_add(ph.p_memsz as usize);
+            if start <= q.start && q.end <= end {
+                q.found = true;
+                return 1;
+            }
+        }
+        0
+    }
+    let Some(end) = addr.checked_add(len) else {
+        return false;
+    };
+    let mut q = Query {
+        start: addr,
+        end,
+        found: false,
+    };
+    // SAFETY: `visit` matches the callback type and only reads the loader's
+    // records and writes `q`, which outlives the call.
+    unsafe { libc::dl_iterate_phdr(Some(visit), (&mut q as *mut Query).cast()) };
+    q.found
 }
 
 /// The hash recorded in the loaded library's `abi::HASH_SYMBOL` cell.
@@ -869,5 +922,21 @@ mod dlopen_path_tests {
         assert_eq!(dlopen_path(Path::new("t.so")), Path::new("./t.so"));
         assert_eq!(dlopen_path(Path::new("a/t.so")), Path::new("a/t.so"));
         assert_eq!(dlopen_path(Path::new("/x/t.so")), Path::new("/x/t.so"));
+    }
+}
+
+#[cfg(test)]
+mod loaded_segment_tests {
+    use super::within_loaded_segment;
+
+    static CELL: [u8; 64] = [7; 64];
+
+    #[test]
+    fn ranges_inside_a_loaded_segment_pass_and_others_do_not() {
+        let at = CELL.as_ptr() as usize;
+        assert!(within_loaded_segment(at, CELL.len()));
+        assert!(!within_loaded_segment(8, 8));
+        assert!(!within_loaded_segment(at, usize::MAX / 2));
+        assert!(!within_loaded_segment(usize::MAX - 4, 8));
     }
 }
