@@ -8,7 +8,9 @@
 //! owns it or group or others may write to it. An entry is
 //! `<source key>.so`, the key being the SHA-256 of the wasm bytes, the
 //! compile settings, the ABI version and this CPU's fingerprint; an entry is
-//! used only when it passes the artifact checks and records that key.
+//! used only when it passes the load-time checks of a cache hit (ELF
+//! structure, metadata checksum, ABI, target, CPU features; see
+//! `Module::compile_cached`) and records that key.
 //! Anything else (corrupt, planted, stale) is reported with a warning,
 //! recompiled and replaced atomically.
 

@@ -168,6 +168,9 @@ struct RunArgs {
 }
 
 fn main() -> ExitCode {
+    // The first end of the TSC calibration (when the CPU does not state the
+    // frequency): loading and compiling then overlap the rest of it.
+    myriad_runtime::fuel::start_calibration();
     let cli = Cli::parse();
     match dispatch(cli) {
         Ok(code) => code,
@@ -246,9 +249,14 @@ fn compile_config(bounds: Bounds, guard_kib: Option<u64>) -> Result<CompileConfi
 /// Read a module file as a wasm binary (text format is assembled).
 pub(crate) fn read_wasm(path: &Path) -> Result<Vec<u8>> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read {}", path.display()))?;
-    wat::parse_bytes(&bytes)
-        .map(|b| b.into_owned())
-        .with_context(|| format!("{} is not a valid .wasm or .wat module", path.display()))
+    let parsed = wat::parse_bytes(&bytes)
+        .with_context(|| format!("{} is not a valid .wasm or .wat module", path.display()))?;
+    // Binary wasm comes back borrowed: keep the bytes read rather than copy
+    // them (a copy of a large module costs a page fault per 4 KiB).
+    if let std::borrow::Cow::Owned(wasm) = parsed {
+        return Ok(wasm);
+    }
+    Ok(bytes)
 }
 
 /// Compile `wasm` with `config`, naming `path` in errors.

@@ -15,15 +15,17 @@
 //! by this user or root, and its target must pass the same checks.
 //!
 //! Within a trusted directory, an entry is used only if it is a regular file
-//! owned by this user and not writable by group or others, passes every
-//! artifact check (integrity hash, ABI version, target and CPU features) and records
-//! the source key of the request ([`crate::Module::compile_cached`]) or is
-//! byte-for-byte the requested artifact ([`crate::Module::from_artifact_bytes`]).
+//! owned by this user and not writable by group or others, and either
+//! passes the load-time checks of a cache hit and records the source key
+//! of the request ([`crate::Module::compile_cached`]: ELF structure,
+//! metadata checksum, ABI version, target and CPU features; the whole-file
+//! hash was verified when the entry was written) or is byte-for-byte the
+//! requested artifact ([`crate::Module::from_artifact_bytes`]).
 //! Anything else is replaced atomically: the new artifact is written to a
-//! temporary file in the same directory (`O_EXCL`, mode `0600`) and renamed
-//! over the entry, so a reader sees the old file or the new one, never a
-//! partial one. A torn entry left by a crash fails the integrity check and
-//! is replaced the same way.
+//! temporary file in the same directory (`O_EXCL`, mode `0600`), flushed to
+//! the disk (`fdatasync`) and renamed over the entry, so a reader sees the
+//! old file or the complete new one, never a partial one, also after a
+//! crash of the machine.
 //!
 //! Not defended: a process running as the same user (it can rewrite the
 //! cache, or ptrace this process) and root. See `docs/SECURITY.md`.
@@ -266,9 +268,10 @@ impl CacheDir {
         })
     }
 
-    /// Read entry `name`: `None` if absent; an error if it is not a regular
-    /// file owned by this user and closed to group and others' writes.
-    pub(crate) fn read_entry(&self, name: &str) -> Result<Option<Vec<u8>>, CacheError> {
+    /// Open entry `name` for reading, with its length: `None` if absent; an
+    /// error if it is not a regular file owned by this user and closed to
+    /// group and others' writes.
+    pub(crate) fn open_entry(&self, name: &str) -> Result<Option<(File, u64)>, CacheError> {
         let path = self.entry_path(name);
         let c = self.c_name(name)?;
         // SAFETY: `self.fd` is an open directory, `c` a NUL-terminated
@@ -293,12 +296,11 @@ impl CacheDir {
         }
         // SAFETY: `fd` was just returned by openat and is owned by nobody
         // else.
-        let mut file = unsafe { File::from_raw_fd(fd) };
-        let io = |source| CacheError::Io {
+        let file = unsafe { File::from_raw_fd(fd) };
+        let meta = file.metadata().map_err(|source| CacheError::Io {
             path: path.clone(),
             source,
-        };
-        let meta = file.metadata().map_err(io)?;
+        })?;
         let untrusted = |reason: String| CacheError::UntrustedEntry {
             path: path.clone(),
             reason,
@@ -319,14 +321,27 @@ impl CacheDir {
                 meta.mode() & 0o7777
             )));
         }
-        let mut bytes = Vec::with_capacity(usize::try_from(meta.len()).unwrap_or(0));
-        file.read_to_end(&mut bytes).map_err(io)?;
+        Ok(Some((file, meta.len())))
+    }
+
+    /// Read entry `name`: `None` if absent; an error if it is not a regular
+    /// file owned by this user and closed to group and others' writes.
+    pub(crate) fn read_entry(&self, name: &str) -> Result<Option<Vec<u8>>, CacheError> {
+        let Some((mut file, len)) = self.open_entry(name)? else {
+            return Ok(None);
+        };
+        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0));
+        file.read_to_end(&mut bytes)
+            .map_err(|source| CacheError::Io {
+                path: self.entry_path(name),
+                source,
+            })?;
         Ok(Some(bytes))
     }
 
     /// Atomically make `bytes` the content of entry `name`: write a fresh
-    /// temporary file in the directory (`O_EXCL`, mode `0600`) and rename it
-    /// over the entry. A library already mapped from the old file keeps its
+    /// temporary file in the directory (`O_EXCL`, mode `0600`), flush it to
+    /// the disk and rename it over the entry. A library already mapped from the old file keeps its
     /// mapping.
     pub(crate) fn write_entry(&self, name: &str, bytes: &[u8]) -> Result<(), CacheError> {
         static COUNTER: AtomicU64 = AtomicU64::new(0);
@@ -353,7 +368,10 @@ impl CacheDir {
         // SAFETY: `fd` was just returned by openat and is owned by nobody
         // else.
         let mut file = unsafe { File::from_raw_fd(fd) };
-        let written = file.write_all(bytes);
+        // Flushed before the rename: after a crash the entry is the old file
+        // or the complete new one, never a name for blocks not yet written
+        // (a cache hit does not hash the whole file; see `Module::compile_cached`).
+        let written = file.write_all(bytes).and_then(|()| file.sync_data());
         drop(file);
         let renamed = written.and_then(|()| {
             // SAFETY: both names are NUL-terminated and relative to our

@@ -27,7 +27,6 @@
 
 use crate::vmctx::{status, VmCtx};
 use std::sync::atomic::Ordering;
-use std::sync::OnceLock;
 
 /// Fixed-point shift of `vmctx.fuel_rate` (fuel units per TSC cycle).
 pub const RATE_SHIFT: u32 = 16;
@@ -50,41 +49,7 @@ pub const MAX_AIM_CYCLES: u64 = 1 << 21;
 /// Below this many cycles to the deadline, aim at the deadline itself.
 pub const CLOSE_CYCLES: u64 = 600;
 
-/// Read the time-stamp counter.
-#[inline(always)]
-pub fn rdtsc() -> u64 {
-    // SAFETY: RDTSC is available on every x86_64 CPU and has no memory effects.
-    unsafe { core::arch::x86_64::_rdtsc() }
-}
-
-fn monotonic_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: ts is a valid out pointer; CLOCK_MONOTONIC always exists.
-    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
-
-/// TSC ticks per second, calibrated once against `CLOCK_MONOTONIC`
-/// (~20 ms busy wait on first call) and cached.
-pub fn tsc_hz() -> u64 {
-    static HZ: OnceLock<u64> = OnceLock::new();
-    *HZ.get_or_init(|| {
-        let (t0, c0) = (monotonic_ns(), rdtsc());
-        let mut t1;
-        loop {
-            t1 = monotonic_ns();
-            if t1 - t0 >= 20_000_000 {
-                break;
-            }
-            std::hint::spin_loop();
-        }
-        let c1 = rdtsc();
-        ((c1 - c0) as u128 * 1_000_000_000 / (t1 - t0) as u128) as u64
-    })
-}
+pub use crate::tsc::{rdtsc, start_calibration, tsc_hz};
 
 /// Convert nanoseconds to TSC ticks (saturating).
 pub fn ns_to_tsc(ns: u64) -> u64 {

@@ -10,8 +10,9 @@
 //!    (canonical function types), [`region`] (one mapping holding every
 //!    slot), [`cache`] (the checked, per-user artifact cache directory),
 //!    `group` (lifetimes of linked instances), [`traps`] (trap tables of
-//!    loaded modules).
-//! 2. [`fuel`]: the fuel-gated deadline check, TSC helpers, and the fuel
+//!    loaded modules), [`tsc`] (the time-stamp counter and its frequency),
+//!    `elf` (what `dlopen` would do with a file, checked first).
+//! 2. [`fuel`]: the fuel-gated deadline check, TSC conversions, and the fuel
 //!    accounting of long builtins.
 //! 3. [`module`]: loading, checking and (with the `compiler` feature)
 //!    compiling artifacts.
@@ -35,6 +36,8 @@ pub mod account;
 pub mod arch;
 pub(crate) mod builtins;
 pub mod cache;
+/// The ELF structure of artifacts, checked before `dlopen`.
+pub(crate) mod elf;
 pub mod externs;
 pub mod fuel;
 /// Link groups: lifetime of instances that share function references.
@@ -48,6 +51,7 @@ pub mod signals;
 mod sync;
 pub mod table;
 pub mod traps;
+pub mod tsc;
 pub mod types;
 pub mod values;
 pub mod vmctx;

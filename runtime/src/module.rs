@@ -6,10 +6,12 @@
 //! a u32 LE length, the blob). [`Module::from_file`] checks, in order:
 //! both markers present exactly once; the artifact hash; the metadata
 //! checksum and ABI version; the recorded target and CPU features against
-//! this host (`abi::target`). Only then is the file
-//! `dlopen`ed (`RTLD_NOW | RTLD_LOCAL`), every function and export wrapper
-//! resolved, the absolute trap table built (sorted by pc) and the initial
-//! global values prepared.
+//! this host (`abi::target`); the ELF structure (`elf.rs`: nothing that
+//! would make `dlopen` load, relocate or run code, no segment past the end
+//! of the file). Only then is the file `dlopen`ed (`RTLD_NOW |
+//! RTLD_LOCAL`; artifacts have no relocations, so there is nothing to
+//! bind), every function and export wrapper resolved, the absolute trap
+//! table built (sorted by pc) and the initial global values prepared.
 //!
 //! The checks run on the bytes read from the file, but `dlopen` opens the
 //! path again, and the dynamic loader hands back the object already loaded
@@ -17,9 +19,7 @@
 //! `dlopen`, the loaded object's own `abi::HASH_SYMBOL` cell (marker + 32
 //! hash bytes) must equal the hash just verified; otherwise the load is
 //! refused with [`LoadError::ChangedOnDisk`] rather than pairing one
-//! artifact's code with another's metadata. (An initialiser of a file
-//! swapped in between the read and `dlopen` would still have run: keep
-//! artifact directories writable by the runtime only.)
+//! artifact's code with another's metadata.
 //!
 //! Because of that path reuse, cached artifacts are stored under names
 //! that determine their content: the source key for [`Module::compile`]
@@ -27,6 +27,15 @@
 //! SHA-256 for [`Module::from_artifact_bytes`]. Both go through a checked
 //! [`CacheDir`] (see [`crate::cache`]), verify a cached entry against the
 //! request before using it, and replace an unusable entry atomically.
+//!
+//! A compile-cache hit ([`Module::compile_cached`]) does not read the whole
+//! entry: it runs the ELF check on the file (a few hundred bytes), `dlopen`s
+//! it, and checks the loaded object's own metadata (checksum, ABI version,
+//! target, CPU features) and that it records the request's source key.
+//! The whole-file SHA-256 was verified when the entry was written (from
+//! the compiler's output, flushed to disk before the atomic rename); it is
+//! not recomputed on a hit. What that leaves unchecked is in
+//! `docs/SECURITY.md` ("What a cache hit checks").
 //!
 //! The integrity hash is unkeyed: it shows a file is intact, not who wrote
 //! it. Loading an artifact runs its code; load only artifacts this host
@@ -60,6 +69,16 @@ pub enum LoadError {
         path: PathBuf,
         /// What is wrong.
         reason: &'static str,
+    },
+    /// The ELF structure is one `dlopen` would act on beyond mapping the
+    /// file (needed libraries, relocations, initialisers, an interpreter,
+    /// TLS), or the file ends before its segments do (see `elf.rs`).
+    #[error("{path} is refused before loading: {reason}")]
+    Structure {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
     },
     /// The artifact hash does not match its contents.
     #[error(
@@ -241,17 +260,37 @@ fn check_bytes(path: &Path, file: &[u8]) -> Result<Checked, LoadError> {
             found,
         });
     }
-    let len_at = meta_at + abi::METADATA_MARKER.len();
-    let meta_len = file
-        .get(len_at..len_at + 4)
-        .map(|b| u32::from_le_bytes(b.try_into().unwrap_or([0; 4])) as usize)
-        .ok_or_else(|| not("metadata length truncated"))?;
-    let blob = file
-        .get(len_at + 4..len_at + 4 + meta_len)
-        .ok_or(LoadError::Metadata {
-            path: path.to_owned(),
-            source: MetadataError::Truncated,
-        })?;
+    let metadata = check_metadata(path, &file[meta_at + abi::METADATA_MARKER.len()..])?;
+    check_structure(path, &mut crate::elf::slice_reader(file), file.len() as u64)?;
+    Ok(Checked {
+        hash: stored,
+        metadata,
+    })
+}
+
+/// The ELF check of `elf.rs` on a file of `len` bytes read through `read`.
+fn check_structure(path: &Path, read: crate::elf::ReadAt<'_>, len: u64) -> Result<(), LoadError> {
+    crate::elf::check(read, len).map_err(|reason| LoadError::Structure {
+        path: path.to_owned(),
+        reason,
+    })
+}
+
+/// Decode the metadata whose u32 LE length starts `rest` (the bytes after
+/// `abi::METADATA_MARKER`; the blob follows the length) and check it: its
+/// checksum and ABI version (`Metadata::decode`), then the recorded target
+/// and CPU features against this host.
+fn check_metadata(path: &Path, rest: &[u8]) -> Result<Metadata, LoadError> {
+    let truncated = || LoadError::Metadata {
+        path: path.to_owned(),
+        source: MetadataError::Truncated,
+    };
+    let meta_len = rest
+        .get(..4)
+        .and_then(|b| b.try_into().ok())
+        .map(u32::from_le_bytes)
+        .ok_or_else(truncated)? as usize;
+    let blob = rest.get(4..4 + meta_len).ok_or_else(truncated)?;
     let metadata = Metadata::decode(blob).map_err(|source| LoadError::Metadata {
         path: path.to_owned(),
         source,
@@ -272,30 +311,19 @@ fn check_bytes(path: &Path, file: &[u8]) -> Result<Checked, LoadError> {
             "its code uses the CPU feature {f}, which this CPU lacks (or this runtime does not know)"
         )));
     }
-    Ok(Checked {
-        hash: stored,
-        metadata,
-    })
+    Ok(metadata)
 }
 
-/// Check that the object `dlopen` returned carries the hash verified from
-/// the file's bytes: `abi::HASH_SYMBOL` must be an object of at least 48
-/// bytes holding `abi::HASH_MARKER` followed by `hash`.
-fn check_loaded_hash(
-    path: &Path,
-    lib: &libloading::os::unix::Library,
-    hash: &[u8; abi::HASH_LEN],
-) -> Result<(), LoadError> {
-    let changed = || LoadError::ChangedOnDisk {
-        path: path.to_owned(),
-    };
-    const CELL: usize = abi::HASH_MARKER.len() + abi::HASH_LEN;
+/// The bytes of the data object `symbol` in the loaded library (its address
+/// and its size from the symbol table), or `None` if there is no such
+/// object.
+fn loaded_object<'l>(lib: &'l libloading::os::unix::Library, symbol: &str) -> Option<&'l [u8]> {
     // SAFETY: we only take the symbol's address; nothing is called.
-    let addr = match unsafe { lib.get::<*const u8>(abi::HASH_SYMBOL.as_bytes()) } {
-        Ok(s) => s.into_raw().cast::<u8>(),
-        Err(_) => return Err(changed()),
-    };
-    // Ask the loader for the symbol's size before reading CELL bytes there.
+    let addr = unsafe { lib.get::<*const u8>(symbol.as_bytes()) }
+        .ok()?
+        .into_raw()
+        .cast::<u8>();
+    // Ask the loader for the symbol's size before reading there.
     let mut info = std::mem::MaybeUninit::<libc::Dl_info>::uninit();
     let mut sym: *mut libc::c_void = std::ptr::null_mut();
     // SAFETY: `info` and `sym` are valid out-pointers; RTLD_DL_SYMENT (1)
@@ -306,26 +334,119 @@ fn check_loaded_hash(
         if libc::dladdr1(addr.cast(), info.as_mut_ptr(), &mut sym, RTLD_DL_SYMENT) == 0
             || sym.is_null()
         {
-            return Err(changed());
+            return None;
         }
         (*sym.cast::<libc::Elf64_Sym>()).st_size as usize
     };
-    if size < CELL {
-        return Err(changed());
+    // A damaged symbol table must not make us read outside the mapping.
+    if !within_loaded_segment(addr as usize, size) {
+        return None;
     }
-    // SAFETY: `addr` starts a data object of at least CELL bytes in the
-    // loaded library (size checked above), mapped while `lib` lives.
-    let cell = unsafe { std::slice::from_raw_parts(addr, CELL) };
-    let (marker, stored) = cell.split_at(abi::HASH_MARKER.len());
-    if marker != abi::HASH_MARKER || stored != hash {
-        return Err(changed());
+    // SAFETY: `[addr, addr + size)` lies within one loaded segment of an
+    // object (checked just above), which stays mapped while `lib` lives;
+    // the ELF check made sure every loaded segment's file part lies within
+    // the file, so reading it cannot fault.
+    Some(unsafe { std::slice::from_raw_parts(addr, size) })
+}
+
+/// Whether `[addr, addr + len)` lies within one readable `PT_LOAD` segment
+/// of an object the dynamic loader has loaded (`dl_iterate_phdr`).
+fn within_loaded_segment(addr: usize, len: usize) -> bool {
+    struct Query {
+        start: usize,
+        end: usize,
+        found: bool,
+    }
+    /// `dl_iterate_phdr` callback: sets `found` and stops at the segment
+    /// holding the query's range.
+    unsafe extern "C" fn visit(
+        info: *mut libc::dl_phdr_info,
+        _size: usize,
+        data: *mut libc::c_void,
+    ) -> libc::c_int {
+        // SAFETY: `data` is the `Query` passed below, exclusively ours for
+        // the call; `info` is valid for the callback's duration, and its
+        // `dlpi_phdr` points to `dlpi_phnum` program headers.
+        let (q, info) = unsafe { (&mut *data.cast::<Query>(), &*info) };
+        for i in 0..usize::from(info.dlpi_phnum) {
+            // SAFETY: `i < dlpi_phnum` (see above).
+            let ph = unsafe { &*info.dlpi_phdr.add(i) };
+            if ph.p_type != libc::PT_LOAD || ph.p_flags & libc::PF_R == 0 {
+                continue;
+            }
+            let start = (info.dlpi_addr as usize).wrapping_add(ph.p_vaddr as usize);
+            let end = start.saturating_add(ph.p_memsz as usize);
+            if start <= q.start && q.end <= end {
+                q.found = true;
+                return 1;
+            }
+        }
+        0
+    }
+    let Some(end) = addr.checked_add(len) else {
+        return false;
+    };
+    let mut q = Query {
+        start: addr,
+        end,
+        found: false,
+    };
+    // SAFETY: `visit` matches the callback type and only reads the loader's
+    // records and writes `q`, which outlives the call.
+    unsafe { libc::dl_iterate_phdr(Some(visit), (&mut q as *mut Query).cast()) };
+    q.found
+}
+
+/// The hash recorded in the loaded library's `abi::HASH_SYMBOL` cell.
+fn loaded_hash(lib: &libloading::os::unix::Library) -> Option<[u8; abi::HASH_LEN]> {
+    let cell = loaded_object(lib, abi::HASH_SYMBOL)?;
+    let (marker, stored) = cell.split_at_checked(abi::HASH_MARKER.len())?;
+    if marker != abi::HASH_MARKER {
+        return None;
+    }
+    stored.get(..abi::HASH_LEN)?.try_into().ok()
+}
+
+/// Check that the object `dlopen` returned carries the hash verified from
+/// the file's bytes: `abi::HASH_SYMBOL` must be an object of at least 48
+/// bytes holding `abi::HASH_MARKER` followed by `hash`.
+fn check_loaded_hash(
+    path: &Path,
+    lib: &libloading::os::unix::Library,
+    hash: &[u8; abi::HASH_LEN],
+) -> Result<(), LoadError> {
+    if loaded_hash(lib).as_ref() != Some(hash) {
+        return Err(LoadError::ChangedOnDisk {
+            path: path.to_owned(),
+        });
     }
     Ok(())
+}
+
+/// `dlopen` the artifact at `open_path` (`path` names it in errors).
+fn open_library(path: &Path, open_path: &Path) -> Result<libloading::os::unix::Library, LoadError> {
+    // SAFETY: loading maps the file and would run the library's
+    // initialisers; every caller has passed the file through the ELF check
+    // (`elf.rs`) first, which refuses initialisers, relocations, needed
+    // libraries, an interpreter and TLS, so nothing of the file runs here.
+    // The artifacts have no relocations and import nothing, so there is
+    // nothing to bind: RTLD_NOW costs nothing over RTLD_LAZY.
+    unsafe {
+        libloading::os::unix::Library::open(
+            Some(open_path.as_os_str()),
+            libc::RTLD_NOW | libc::RTLD_LOCAL,
+        )
+    }
+    .map_err(|source| LoadError::Dlopen {
+        path: path.to_owned(),
+        source,
+    })
 }
 
 impl Module {
     /// Load and check an artifact file (see the module docs for the checks).
     pub fn from_file(path: &Path) -> Result<Module, LoadError> {
+        crate::tsc::start_calibration();
         let file = std::fs::read(path).map_err(|source| LoadError::Io {
             path: path.to_owned(),
             source,
@@ -346,22 +467,61 @@ impl Module {
         dir: Option<Arc<OwnedFd>>,
     ) -> Result<Module, LoadError> {
         let Checked { hash, metadata } = checked;
-        // SAFETY: loading runs the library's initialisers. The bytes were
-        // checked above; callers load either a file the user chose to trust
-        // (`from_file`) or an entry of a checked private cache directory.
-        // Myriad's compiler emits no initialisers beyond the linker's
-        // defaults.
-        let lib = unsafe {
-            libloading::os::unix::Library::open(
-                Some(open_path.as_os_str()),
-                libc::RTLD_NOW | libc::RTLD_LOCAL,
-            )
-        }
-        .map_err(|source| LoadError::Dlopen {
-            path: path.to_owned(),
-            source,
-        })?;
+        let lib = open_library(path, open_path)?;
         check_loaded_hash(path, &lib, &hash)?;
+        Self::from_library(path, hash, metadata, lib, dir)
+    }
+
+    /// Load cache entry `name` (open as `file`, `len` bytes, already checked
+    /// as this user's by [`CacheDir::open_entry`]) on a cache hit, without
+    /// reading the whole file: the ELF check (`elf.rs`, a few hundred
+    /// bytes), then `dlopen`, then the metadata of the loaded object itself
+    /// (checksum, ABI version, target, CPU features) and its source key,
+    /// which must be `key`. The artifact hash is not recomputed; see
+    /// `docs/SECURITY.md` for why a private cache entry does not need it.
+    #[cfg(feature = "compiler")]
+    fn load_entry(
+        cache: &CacheDir,
+        name: &str,
+        file: &std::fs::File,
+        len: u64,
+        key: &[u8; 32],
+    ) -> Result<Module, LoadError> {
+        use std::os::unix::fs::FileExt;
+        let path = cache.entry_path(name);
+        let mut read = |offset: u64, buf: &mut [u8]| file.read_exact_at(buf, offset).is_ok();
+        check_structure(&path, &mut read, len)?;
+        let lib = open_library(&path, &cache.load_path(name))?;
+        let not = |reason| LoadError::NotAnArtifact {
+            path: path.clone(),
+            reason,
+        };
+        let cell =
+            loaded_object(&lib, abi::METADATA_SYMBOL).ok_or_else(|| not("no metadata object"))?;
+        let rest = cell
+            .strip_prefix(&abi::METADATA_MARKER)
+            .ok_or_else(|| not("metadata object without its marker"))?;
+        let metadata = check_metadata(&path, rest)?;
+        if metadata.source_key != *key {
+            return Err(LoadError::SourceMismatch {
+                path,
+                recorded: metadata.source_key,
+                expected: *key,
+            });
+        }
+        let hash = loaded_hash(&lib).ok_or_else(|| not("no hash cell"))?;
+        Self::from_library(&path, hash, metadata, lib, Some(cache.keep_open()))
+    }
+
+    /// Resolve the symbols `metadata` promises in the loaded `lib` and
+    /// assemble the module.
+    fn from_library(
+        path: &Path,
+        hash: [u8; abi::HASH_LEN],
+        metadata: Metadata,
+        lib: libloading::os::unix::Library,
+        dir: Option<Arc<OwnedFd>>,
+    ) -> Result<Module, LoadError> {
         let sym = |name: String| -> Result<usize, LoadError> {
             // SAFETY: we only take the address; nothing is called here.
             match unsafe { lib.get::<*const u8>(name.as_str()) } {
@@ -562,6 +722,7 @@ impl Module {
     /// entry already holds exactly these bytes (an entry with any other
     /// content is replaced atomically), and that entry is loaded.
     pub fn from_artifact_bytes(bytes: &[u8], cache_dir: &Path) -> Result<Module, LoadError> {
+        crate::tsc::start_calibration();
         let checked = check_bytes(Path::new("<artifact bytes>"), bytes)?;
         let cache = CacheDir::open(cache_dir)?;
         let name = format!("{}.so", hex(&checked.hash));
@@ -595,9 +756,11 @@ impl Module {
     /// if needed. The entry is `<source key hex>.so`, with the key from
     /// [`myriad_codegen::source_key`] (wasm bytes, settings, ABI version,
     /// this host's compiler fingerprint). It is used only if it is a regular
-    /// file of this user's, passes the artifact checks (integrity, ABI
-    /// version, target and CPU features) and its metadata records exactly
-    /// that key; otherwise
+    /// file of this user's, passes the ELF check, `dlopen` succeeds and the
+    /// loaded object's metadata passes its checks (checksum, ABI version,
+    /// target and CPU features) and records exactly that key (the
+    /// whole-file hash is verified when an entry is written, not on a hit);
+    /// otherwise
     /// the module is compiled and the entry replaced atomically. Says which
     /// happened.
     #[cfg(feature = "compiler")]
@@ -606,26 +769,14 @@ impl Module {
         config: &myriad_codegen::CompileConfig,
         cache: &CacheDir,
     ) -> Result<(Module, CacheOutcome), LoadError> {
+        crate::tsc::start_calibration();
         let key = myriad_codegen::source_key(wasm, config);
         let name = format!("{}.so", hex(&key));
         let path = cache.entry_path(&name);
-        let outcome = match cache.read_entry(&name) {
+        let outcome = match cache.open_entry(&name) {
             Ok(None) => CacheOutcome::Miss,
-            Ok(Some(bytes)) => match check_bytes(&path, &bytes) {
-                Ok(checked) if checked.metadata.source_key == key => {
-                    let module = Self::load_checked(
-                        &path,
-                        &cache.load_path(&name),
-                        checked,
-                        Some(cache.keep_open()),
-                    )?;
-                    return Ok((module, CacheOutcome::Hit));
-                }
-                Ok(checked) => CacheOutcome::Replaced(LoadError::SourceMismatch {
-                    path: path.clone(),
-                    recorded: checked.metadata.source_key,
-                    expected: key,
-                }),
+            Ok(Some((file, len))) => match Self::load_entry(cache, &name, &file, len, &key) {
+                Ok(module) => return Ok((module, CacheOutcome::Hit)),
                 Err(e) => CacheOutcome::Replaced(e),
             },
             Err(e) => CacheOutcome::Replaced(LoadError::Cache(e)),
@@ -687,7 +838,9 @@ impl Module {
     }
 
     /// The artifact's integrity hash (SHA-256 of the file with the hash
-    /// cell zeroed; all zero for [`Module::from_raw_parts`]).
+    /// cell zeroed; all zero for [`Module::from_raw_parts`]). Verified
+    /// against the file on every load except a compile-cache hit, which
+    /// reports the hash the entry records (verified when it was written).
     pub fn hash(&self) -> &[u8; abi::HASH_LEN] {
         &self.hash
     }
@@ -769,5 +922,21 @@ mod dlopen_path_tests {
         assert_eq!(dlopen_path(Path::new("t.so")), Path::new("./t.so"));
         assert_eq!(dlopen_path(Path::new("a/t.so")), Path::new("a/t.so"));
         assert_eq!(dlopen_path(Path::new("/x/t.so")), Path::new("/x/t.so"));
+    }
+}
+
+#[cfg(test)]
+mod loaded_segment_tests {
+    use super::within_loaded_segment;
+
+    static CELL: [u8; 64] = [7; 64];
+
+    #[test]
+    fn ranges_inside_a_loaded_segment_pass_and_others_do_not() {
+        let at = CELL.as_ptr() as usize;
+        assert!(within_loaded_segment(at, CELL.len()));
+        assert!(!within_loaded_segment(8, 8));
+        assert!(!within_loaded_segment(at, usize::MAX / 2));
+        assert!(!within_loaded_segment(usize::MAX - 4, 8));
     }
 }

@@ -73,11 +73,12 @@ fn refuses_missing_file() {
 fn refuses_every_flipped_byte_outside_the_hash_cell() {
     let good = fake_artifact(abi::target::HOST_TARGET, &["has_sse3"]);
     let hash_at = abi::find_marker(&good, &abi::HASH_MARKER).unwrap();
-    // Sanity: the good file passes the checks and fails only at dlopen.
+    // Sanity: the good file passes the checks up to the last, the ELF
+    // structure (it is not an ELF file), which comes before dlopen.
     let p = write("good.so", &good);
     assert!(matches!(
         Module::from_file(&p),
-        Err(LoadError::Dlopen { .. })
+        Err(LoadError::Structure { .. })
     ));
     for i in 0..good.len() {
         if (hash_at + 16..hash_at + 16 + abi::HASH_LEN).contains(&i) {
@@ -142,8 +143,15 @@ fn refuses_bad_metadata() {
 }
 
 /// Build a real artifact from C: `add` (plus `bias`) and a fuel-checking
-/// `spin`. `tag` names the build files (tests run in parallel).
+/// `spin`. `tag` names the build files (tests run in parallel). Linked as
+/// the compiler links (`-nostdlib -Bsymbolic`: no start files, so no
+/// initialisers, and calls bound at link time, so no relocations).
 fn c_artifact(dir: &Path, tag: &str, bias: i64) -> Vec<u8> {
+    c_artifact_linked(dir, tag, bias, &["-nostdlib", "-Wl,-Bsymbolic"])
+}
+
+/// [`c_artifact`] linked with the extra `cc` flags `link`.
+fn c_artifact_linked(dir: &Path, tag: &str, bias: i64, link: &[&str]) -> Vec<u8> {
     let md = metadata(
         &[
             ("add", ft(&[I64, I64], &[I64])),
@@ -190,7 +198,9 @@ void myriad_export_1(char *vm, char *exec, uint64_t *v) {{ v[0] = myriad_func_1(
     let so = dir.join(format!("c_artifact_{tag}.built.so"));
     std::fs::write(&c, src).unwrap();
     let st = std::process::Command::new("cc")
-        .args(["-O2", "-shared", "-fPIC", "-o"])
+        .args(["-O2", "-shared", "-fPIC"])
+        .args(link)
+        .arg("-o")
         .arg(&so)
         .arg(&c)
         .status()
@@ -238,6 +248,26 @@ fn c_built_artifact_loads_through_the_cache_and_runs() {
     assert!(matches!(
         Module::from_file(&p),
         Err(LoadError::Corrupt { .. })
+    ));
+}
+
+/// The same artifact linked with the C start files has initialisers (and
+/// calls through the PLT, so relocations): it is refused before `dlopen`, so
+/// none of its code runs, by path and through the cache alike.
+#[test]
+fn an_artifact_with_initialisers_or_relocations_is_refused_before_dlopen() {
+    let dir = tmp();
+    let bytes = c_artifact_linked(&dir, "crt", 0, &[]);
+    let p = write("crt.so", &bytes);
+    match Module::from_file(&p) {
+        Err(LoadError::Structure { reason, .. }) => {
+            assert!(reason.contains("DT_"), "{reason}")
+        }
+        other => panic!("not refused: {other:?}"),
+    }
+    assert!(matches!(
+        Module::from_artifact_bytes(&bytes, &dir.join("cache")),
+        Err(LoadError::Structure { .. })
     ));
 }
 
