@@ -313,9 +313,13 @@ pub(crate) fn monitor(
     }
     let sched = sched_of(watcher)?;
     let resolved = resolve(&sched, target, known)?;
+    // The watcher's side first: once the target lists the watcher, its
+    // end may be notified at any moment, and the notice looks for this
+    // entry (without it the down message would be lost).
     {
-        let w = watcher.lock_slot();
+        let mut w = watcher.lock_slot();
         charge(watcher, w.relations.monitoring.len())?;
+        w.relations.monitoring.push(target);
     }
     let added = match &resolved {
         Some(t) => {
@@ -329,9 +333,13 @@ pub(crate) fn monitor(
         }
         None => false,
     };
-    if added {
-        watcher.lock_slot().relations.monitoring.push(target);
-    } else {
+    if !added {
+        {
+            let mut w = watcher.lock_slot();
+            if let Some(at) = w.relations.monitoring.iter().position(|&t| t == target) {
+                w.relations.monitoring.swap_remove(at);
+            }
+        }
         // Already ended: the notice arrives at once, paid by the charge.
         let msg = SystemMessage {
             kind: MessageKind::Down,
@@ -384,38 +392,41 @@ pub(crate) fn link(
     let Some(o) = resolve(&sched, other, known)? else {
         return Err(ActorError::Ended(other));
     };
+    // Our side first: once the other side lists us, its end may be
+    // notified at any moment, and the notice looks for this entry.
     {
-        let m = me.lock_slot();
+        let mut m = me.lock_slot();
+        if m.ended {
+            return Err(ActorError::Ended(me.id));
+        }
         if m.relations.links.contains(&other) {
             return Ok(());
         }
         charge(me, m.relations.links.len())?;
+        m.relations.links.push(other);
     }
-    {
+    let refused = {
         let mut os = o.lock_slot();
-        let refused = if os.ended {
+        if os.ended {
             Some(ActorError::Ended(other))
         } else if charge(&o, os.relations.links.len()).is_err() {
             Some(ActorError::NoRoom)
         } else {
             os.relations.links.push(me.id);
             None
-        };
-        if let Some(e) = refused {
-            drop(os);
-            me.account.release(RELATION_COST);
-            return Err(e);
         }
+    };
+    if let Some(e) = refused {
+        unlink_side(me, other);
+        return Err(e);
     }
-    let mut m = me.lock_slot();
-    if m.ended {
+    if me.lock_slot().ended {
         // `me` ended meanwhile (only an embedder can link an instance
-        // from outside): its retirement did not see this link.
-        drop(m);
+        // from outside) and its retirement may have missed the other
+        // side's entry: take it back.
         unlink_side(&o, me.id);
         return Err(ActorError::Ended(me.id));
     }
-    m.relations.links.push(other);
     Ok(())
 }
 
@@ -497,8 +508,22 @@ pub(crate) fn whereis(sched: &Shared, name: &[u8]) -> Result<Option<u64>, ActorE
     Ok(lock(&sched.names).get(name).copied())
 }
 
+/// Free the names of `id` (it has ended), before its result is
+/// published: whoever joins it finds the names free.
+pub(crate) fn free_names(shared: &Shared, id: u64, names: &mut Vec<Box<[u8]>>) {
+    if names.is_empty() {
+        return;
+    }
+    let mut registered = lock(&shared.names);
+    for name in names.drain(..) {
+        if registered.get(&*name) == Some(&id) {
+            registered.remove(&*name);
+        }
+    }
+}
+
 /// After `handle`'s instance ended with `result` (its `ended` flag set and
-/// its relations taken in `relations`): free its names, tell its watchers,
+/// its relations taken in `relations`, its names freed): tell its watchers,
 /// and end or tell its links. Linked instances parked or sleeping are
 /// retired here; they are pushed on `more` instead of retired
 /// recursively, so a long chain of links cannot overflow the stack.
@@ -509,14 +534,6 @@ pub(crate) fn notify_end(
     shared: &Shared,
     more: &mut Vec<(Task, InstanceResult)>,
 ) {
-    if !relations.names.is_empty() {
-        let mut names = lock(&shared.names);
-        for name in &relations.names {
-            if names.get(&**name) == Some(&handle.id) {
-                names.remove(&**name);
-            }
-        }
-    }
     // Monitors this instance held: drop them from their targets (its own
     // charges die with its account).
     for target in relations.monitoring {

@@ -309,11 +309,12 @@ fn retire_one(
     }
     handle.publish_stats(slices, shared.conv.ns(cpu_cycles));
     // From here on no monitor, link or name is added (they see `ended`).
-    let relations = {
+    let mut relations = {
         let mut slot = handle.lock_slot();
         slot.ended = true;
         std::mem::take(&mut slot.relations)
     };
+    crate::actors::free_names(shared, handle.id, &mut relations.names);
     shared.registry.remove(handle.id);
     let notice = relations_nonempty(&relations).then(|| result.clone());
     handle.complete(result);
