@@ -72,8 +72,6 @@ cmd_for() { # bench lang -> command line
 busy_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9}' /proc/stat; }
 CLK_TCK=$(getconf CLK_TCK)
 
-median() { sort -g | awk '{v[NR]=$1} END {if (NR%2) print v[(NR+1)/2]; else print (v[NR/2]+v[NR/2+1])/2}'; }
-
 LOG="$BUILD/runs.tsv"
 printf 'bench\tlang\trun\tvalue\tunit\twall_s\tuser_s\tsys_s\tothers_cpus\tload1\n' >"$LOG"
 out=$(mktemp); tim=$(mktemp)
@@ -104,16 +102,5 @@ done
 
 echo
 echo "== medians of $RUNS runs (min - max); others = median CPUs used by other processes during a run"
-printf '%-11s %-7s %14s %27s  %-14s %6s\n' bench lang median "min - max" unit others
-for bench in $BENCHES; do
-    for lang in go erlang; do
-        rows=$(awk -F'\t' -v b="$bench" -v l="$lang" '$1==b && $2==l' "$LOG")
-        med=$(cut -f4 <<<"$rows" | median)
-        min=$(cut -f4 <<<"$rows" | sort -g | head -1)
-        max=$(cut -f4 <<<"$rows" | sort -g | tail -1)
-        unit=$(cut -f5 <<<"$rows" | head -1)
-        others=$(cut -f9 <<<"$rows" | median)
-        printf '%-11s %-7s %14s %27s  %-14s %6s\n' "$bench" "$lang" "$med" "$min - $max" "$unit" "$others"
-    done
-done
-echo "(per-run log: $LOG)"
+"$HERE/summarize.sh" "$LOG"
+echo "(per-run log: $LOG; pool several passes with: summarize.sh A/runs.tsv B/runs.tsv ...)"
