@@ -1,0 +1,3 @@
+module myriad/benches/actors
+
+go 1.19
