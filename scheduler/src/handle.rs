@@ -515,14 +515,13 @@ pub(crate) fn deliver(
     }
     let cost = message_cost(&message);
     let mut slot = target.lock_slot();
-    if slot.ended
-        || slot.mailbox.len() >= limits.messages
+    if slot.ended {
+        return Err(SendError::NoSuchInstance(target.id));
+    }
+    if slot.mailbox.len() >= limits.messages
         || slot.mailbox_bytes.saturating_add(cost) > limits.bytes
         || !target.account.try_charge(cost)
     {
-        if slot.ended {
-            return Err(SendError::NoSuchInstance(target.id));
-        }
         return Err(SendError::MailboxFull(target.id));
     }
     slot.mailbox_bytes += cost;

@@ -165,14 +165,14 @@ pub fn add_to_linker(linker: &mut Linker) -> &mut Linker {
         "myriad",
         "spawn",
         |caller: &mut Caller<'_>, ep: u32, el: u32, ap: u32, n: u32, flags: u32| -> i64 {
-            guest_spawn(caller, None, (ep, el), (ap, n), flags)
+            guest_spawn(caller, false, (ep, el), (ap, n), flags)
         },
     );
     linker.func_wrap(
         "myriad",
         "spawn_module",
         |caller: &mut Caller<'_>, np: u32, nl: u32, ap: u32, n: u32, flags: u32| -> i64 {
-            guest_spawn(caller, Some(()), (np, nl), (ap, n), flags)
+            guest_spawn(caller, true, (np, nl), (ap, n), flags)
         },
     );
     linker.func_wrap("myriad", "monitor", |_: &mut Caller<'_>, id: i64| -> i32 {
@@ -291,10 +291,11 @@ fn receive(
     Ok(recv_result(tagged, result, kind))
 }
 
-/// `myriad.spawn` (`module` None) and `myriad.spawn_module`.
+/// `myriad.spawn` and (`registered`, the name is `module NUL export`)
+/// `myriad.spawn_module`.
 fn guest_spawn(
     caller: &mut Caller<'_>,
-    module: Option<()>,
+    registered: bool,
     (name_ptr, name_len): (u32, u32),
     (args_ptr, nargs): (u32, u32),
     flags: u32,
@@ -315,12 +316,12 @@ fn guest_spawn(
     let Some(name) = guest_bytes(caller, name_ptr, name_len) else {
         return OUT_OF_BOUNDS;
     };
-    let (origin, export) = match module {
-        None => match &me.origin {
+    let (origin, export) = match registered {
+        false => match &me.origin {
             Some(o) => (Arc::clone(o), name),
             None => return SHUTTING_DOWN,
         },
-        Some(()) => {
+        true => {
             let Some(nul) = name.iter().position(|&b| b == 0) else {
                 return NO_SUCH_MODULE;
             };

@@ -2,7 +2,10 @@
 //! timeouts, through the `myriad` host functions and the embedding API,
 //! including the races the design must survive.
 
-use myriad_runtime::{CompileConfig, Linker, Module, TrapKind, Val};
+mod common;
+use common::module;
+
+use myriad_runtime::{Linker, Module, TrapKind, Val};
 use myriad_scheduler::{
     messaging, ExitReason, InstanceError, InstanceState, MessageKind, Scheduler, SchedulerConfig,
     SpawnOptions, SystemMessage, RECV_TIMEOUT,
@@ -195,15 +198,6 @@ const ACTORS: &str = r#"(module
     (i64.load32_u (i32.const 4))
     (i64.load (i32.const 16)))
 )"#;
-
-fn module(wat: &str) -> Arc<Module> {
-    let wasm = wat::parse_str(wat).expect("test WAT assembles");
-    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("artifacts");
-    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
-        .create(&cache)
-        .expect("create the artifact cache");
-    Arc::new(Module::compile(&wasm, &CompileConfig::default(), &cache).expect("compiles"))
-}
 
 fn scheduler(workers: usize, capacity: usize) -> Scheduler {
     Scheduler::new(SchedulerConfig {

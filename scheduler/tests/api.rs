@@ -1,7 +1,10 @@
 //! Tests of the embedding API: spawn_with (linker, data), handles,
 //! limits, park/resume under concurrency, capacity, messages.
 
-use myriad_runtime::{Caller, CompileConfig, HostAction, Linker, Module, Val};
+mod common;
+use common::module;
+
+use myriad_runtime::{Caller, HostAction, Linker, Module, Val};
 use myriad_scheduler::{
     messaging, InstanceError, InstanceHandle, InstanceState, Limit, ResumeError, Scheduler,
     SchedulerConfig, SendError, SpawnError, SpawnOptions,
@@ -9,16 +12,6 @@ use myriad_scheduler::{
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn module(wat: &str) -> Arc<Module> {
-    let wasm = wat::parse_str(wat).expect("test WAT assembles");
-    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("artifacts");
-    // Private (0700): a cache directory others could write to is refused.
-    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
-        .create(&cache)
-        .expect("create the artifact cache");
-    Arc::new(Module::compile(&wasm, &CompileConfig::default(), &cache).expect("compiles"))
-}
 
 fn config(workers: usize, capacity: usize) -> SchedulerConfig {
     SchedulerConfig {

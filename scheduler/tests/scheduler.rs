@@ -1,22 +1,14 @@
 //! End-to-end scheduler tests: real compiled modules, real switches, real
 //! preemption, at up to ten thousand instances.
 
-use myriad_runtime::{CompileConfig, Module, TrapKind, Val};
+mod common;
+use common::module;
+
+use myriad_runtime::{TrapKind, Val};
 use myriad_scheduler::{
     InstanceError, InstanceHandle, InstanceState, Scheduler, SchedulerConfig, SpawnError,
 };
-use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-fn module(wat: &str) -> Arc<Module> {
-    let wasm = wat::parse_str(wat).expect("test WAT assembles");
-    let cache = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("artifacts");
-    // Private (0700): a cache directory others could write to is refused.
-    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
-        .create(&cache)
-        .expect("create the artifact cache");
-    Arc::new(Module::compile(&wasm, &CompileConfig::default(), &cache).expect("compiles"))
-}
 
 fn config(workers: usize, capacity: usize, quantum_us: u64) -> SchedulerConfig {
     SchedulerConfig {
