@@ -255,6 +255,9 @@ pub(crate) struct HandleShared {
     /// Whether exits of linked instances arrive as messages instead of
     /// ending this one (Erlang's `trap_exit`).
     pub(crate) trap_exit: AtomicBool,
+    /// Generation of the handle's newest timer entry (see
+    /// `Shared::add_timer`); older entries are stale.
+    pub(crate) timer_generation: AtomicU64,
     /// What this instance was spawned from, for `myriad.spawn` of its own
     /// module.
     pub(crate) origin: Option<Arc<crate::actors::Origin>>,
@@ -279,6 +282,7 @@ impl HandleShared {
             cancel: AtomicBool::new(false),
             killed_by: AtomicU64::new(0),
             trap_exit: AtomicBool::new(false),
+            timer_generation: AtomicU64::new(0),
             origin,
             slices: AtomicU64::new(0),
             cpu_ns: AtomicU64::new(0),

@@ -446,6 +446,13 @@ impl Scheduler {
         deliver(&target, message.into(), self.shared.mailbox_limits)
     }
 
+    /// Entries in the timer queue (sleeps and receive timeouts), stale
+    /// ones not yet purged included: a diagnostic that stays within about
+    /// twice the live instances (and at least 1,024).
+    pub fn pending_timers(&self) -> usize {
+        self.shared.timers.len()
+    }
+
     /// Most instances alive at once.
     pub fn capacity(&self) -> usize {
         self.capacity

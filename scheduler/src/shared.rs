@@ -108,7 +108,9 @@ pub(crate) struct Shared {
     /// Sleeping instances by wake-up time (TSC). An entry whose instance
     /// has ended is skipped when due, or dropped earlier by the purge in
     /// [`Shared::add_timer`].
-    pub(crate) timers: TimerQueue<Weak<HandleShared>>,
+    /// Entries carry the handle's timer generation when they were made;
+    /// only the newest entry of a handle is live.
+    pub(crate) timers: TimerQueue<(Weak<HandleShared>, u64)>,
 }
 
 impl Shared {
@@ -182,15 +184,24 @@ impl Shared {
 
     /// Wake `handle`'s instance at TSC `at` (it sleeps in its slot).
     pub(crate) fn add_timer(&self, at: u64, handle: &Arc<HandleShared>) {
-        // Entries of instances cancelled in their sleep stay until due:
-        // purge them once they could outnumber the live instances, so a
-        // stream of cancelled long sleeps cannot grow the queue unboundedly.
+        // Entries of instances cancelled in their sleep, or of receives
+        // with a timeout that a message ended early, stay until due: purge
+        // them once they could outnumber the live instances, so a stream
+        // of cancelled long sleeps or of long timeouts cut short cannot
+        // grow the queue unboundedly. Only a handle's newest entry (its
+        // generation) survives, so after a purge there is at most one
+        // entry per live instance.
         let n = self.timers.len();
         if n >= 1024 && n > 2 * self.live.load(Ordering::Relaxed) {
-            self.timers
-                .retain(|h| h.upgrade().is_some_and(|h| !h.state().is_done()));
+            self.timers.retain(|(h, generation)| {
+                h.upgrade().is_some_and(|h| {
+                    !h.state().is_done()
+                        && h.timer_generation.load(Ordering::Acquire) == *generation
+                })
+            });
         }
-        self.timers.insert(at, Arc::downgrade(handle));
+        let generation = handle.timer_generation.fetch_add(1, Ordering::AcqRel) + 1;
+        self.timers.insert(at, (Arc::downgrade(handle), generation));
     }
 
     /// Queue every sleeping instance whose wake-up time has come.
@@ -203,7 +214,11 @@ impl Shared {
         let now = Instant::now();
         let mut woke = false;
         let mut early = Vec::new();
-        for h in due.iter().filter_map(Weak::upgrade) {
+        let current = |(h, generation): &(Weak<HandleShared>, u64)| {
+            h.upgrade()
+                .filter(|h| h.timer_generation.load(Ordering::Acquire) == *generation)
+        };
+        for h in due.iter().filter_map(current) {
             let mut slot = h.lock_slot();
             // Not sleeping any more: ended (cancel, deadline, shutdown).
             let Some(at) = slot.task.as_ref().and_then(|t| t.wake_at) else {

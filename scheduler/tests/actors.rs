@@ -185,6 +185,16 @@ const ACTORS: &str = r#"(module
       (drop (call $recv_msg (i32.const 0) (i32.const 64) (i64.const -1)))
       (drop (call $send (local.get $peer) (i32.const 0) (i32.const 8)))
       (br $l)))
+  ;; as bouncer, but every receive has a one-hour timeout that the next
+  ;; message cuts short
+  (func (export "bouncer_timeout")
+    (local $peer i64)
+    (drop (call $recv_msg (i32.const 0) (i32.const 64) (i64.const -1)))
+    (local.set $peer (i64.load (i32.const 0)))
+    (loop $l
+      (drop (call $recv_msg (i32.const 0) (i32.const 64) (i64.const 3600000000000)))
+      (drop (call $send (local.get $peer) (i32.const 0) (i32.const 8)))
+      (br $l)))
   (func (export "spin") (param $n i64) (result i64)
     (loop $l
       (br_if $l (i64.ne (local.tee $n (i64.sub (local.get $n) (i64.const 1))) (i64.const 0))))
@@ -613,4 +623,35 @@ fn embedder_spawn_with_monitor_and_link_sees_an_immediate_end() {
     assert_eq!(partner.join(), Err(InstanceError::Killed(child.id())));
     assert!(s.wait_idle(Duration::from_secs(5)));
     assert_eq!(s.free_slots(), 16);
+}
+
+#[test]
+fn receive_timeouts_cut_short_do_not_pile_up_in_the_timer_queue() {
+    // A pair passing a message back and forth, each receive with a long
+    // timeout that the next message ends early: every wait leaves a timer
+    // entry behind, and the queue must purge them, not grow.
+    let a = Actors::new();
+    let s = scheduler(2, 8);
+    let x = a.spawn(&s, "bouncer_timeout", &[]);
+    let y = a.spawn(&s, "bouncer_timeout", &[]);
+    x.send(y.id().to_le_bytes().to_vec()).unwrap();
+    y.send(x.id().to_le_bytes().to_vec()).unwrap();
+    x.send(vec![0; 8]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while x.stats().slices < 20_000 {
+        assert!(
+            Instant::now() < deadline,
+            "the pair stalled: {:?}",
+            x.stats()
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(
+        s.pending_timers() <= 1100,
+        "{} timer entries",
+        s.pending_timers()
+    );
+    x.cancel();
+    y.cancel();
+    assert!(s.wait_idle(Duration::from_secs(5)));
 }
