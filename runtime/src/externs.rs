@@ -353,3 +353,44 @@ impl std::fmt::Debug for Tag {
             .finish()
     }
 }
+
+/// The host functions among `imports`, by function-import index.
+pub(crate) fn host_funcs(imports: &[Extern]) -> crate::host::HostFuncs {
+    imports
+        .iter()
+        .filter_map(|e| match e {
+            Extern::Func(Func::Host(h)) => Some(Some(h.clone())),
+            Extern::Func(Func::Wasm(_)) => Some(None),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A module's resolved imports prepared for many instantiations
+/// ([`crate::Instance::instantiate_imports`]): the externs (`externs()[i]`
+/// for the module's import `i`) and the table of host functions every
+/// instance shares, so an instantiation neither allocates a table nor
+/// touches a host function's reference count.
+#[derive(Clone, Debug)]
+pub struct Imports {
+    externs: Vec<Extern>,
+    funcs: crate::host::HostFuncs,
+}
+
+impl Imports {
+    /// Prepare `externs` (as [`crate::Linker::resolve`] returns them).
+    pub fn new(externs: Vec<Extern>) -> Imports {
+        let funcs = host_funcs(&externs);
+        Imports { externs, funcs }
+    }
+
+    /// The externs, in the module's import order.
+    pub fn externs(&self) -> &[Extern] {
+        &self.externs
+    }
+
+    /// The shared host-function table.
+    pub(crate) fn funcs(&self) -> &crate::host::HostFuncs {
+        &self.funcs
+    }
+}

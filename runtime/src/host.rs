@@ -59,11 +59,18 @@ pub enum HostAction {
 /// zero-extended) on entry and must hold the results on return.
 pub type HostFnBody = dyn Fn(&mut Caller<'_>, &mut [u64]) -> HostAction + Send + Sync;
 
-/// A host function with its wasm signature. Cheap to clone.
+/// A host function with its wasm signature. Cheap to clone: one reference
+/// count (instantiation does not clone it at all when the imports are an
+/// [`crate::Imports`] set).
 #[derive(Clone)]
 pub struct HostFunc {
+    inner: Arc<HostFuncInner>,
+}
+
+/// What a [`HostFunc`] shares among its clones.
+struct HostFuncInner {
     ty: FuncType,
-    body: Arc<HostFnBody>,
+    body: Box<HostFnBody>,
     /// Bit `i` set when result `i` is a `funcref`; `None` when a result
     /// past the 32nd is one (not supported: such a call traps, since the
     /// mask that lets `unpark` check the values has 32 bits).
@@ -78,29 +85,38 @@ impl HostFunc {
         body: impl Fn(&mut Caller<'_>, &mut [u64]) -> HostAction + Send + Sync + 'static,
     ) -> HostFunc {
         HostFunc {
-            ref_results: crate::table::func_ref_mask(&ty.results),
-            ty,
-            body: Arc::new(body),
+            inner: Arc::new(HostFuncInner {
+                ref_results: crate::table::func_ref_mask(&ty.results),
+                ty,
+                body: Box::new(body),
+            }),
         }
     }
 
     /// The function's wasm signature.
     pub fn ty(&self) -> &FuncType {
-        &self.ty
+        &self.inner.ty
     }
 }
 
 impl std::fmt::Debug for HostFunc {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("HostFunc").field("ty", &self.ty).finish()
+        f.debug_struct("HostFunc")
+            .field("ty", &self.inner.ty)
+            .finish()
     }
 }
+
+/// The host function bound to each function import of a module (by
+/// function-import index; `None` for a wasm function), shared by every
+/// instance made from the same [`crate::Imports`].
+pub(crate) type HostFuncs = Arc<[Option<HostFunc>]>;
 
 /// Per-instance host state, pointed to by `vmctx.host_state`: the host
 /// function bound to each function import (by import index), the
 /// embedder's data, and the message of the last host trap.
 pub(crate) struct HostState {
-    pub funcs: Vec<Option<HostFunc>>,
+    pub funcs: HostFuncs,
     pub data: Option<Box<dyn Any + Send>>,
     pub message: Option<String>,
 }
@@ -222,6 +238,7 @@ pub(crate) extern "C" fn host_import_impl(
             );
             return 0;
         };
+        let func = &*func.inner;
         let ty = &func.ty;
         let cells = ty.params.len().max(ty.results.len()).max(1);
         let vals = std::slice::from_raw_parts_mut(values as *mut u64, cells);
@@ -230,7 +247,7 @@ pub(crate) extern "C" fn host_import_impl(
         // left there. A host function that does not write a result must
         // hand the guest zero, not that.
         vals[ty.params.len()..].fill(0);
-        let body: *const HostFnBody = Arc::as_ptr(&func.body);
+        let body: *const HostFnBody = &*func.body;
         ex.host_values = values as *mut u64;
         ex.host_results = ty.results.len() as u32;
         let Some(ref_results) = func.ref_results else {

@@ -62,7 +62,7 @@ pub use values::{Limit, Outcome, Val};
 pub use {
     account::{HasMemoryAccount, MemoryAccount},
     cache::{default_cache_dir, CacheDir, CacheError},
-    externs::{Extern, ExternError, Func, Global, Memory, Tag, TagError, WasmFunc},
+    externs::{Extern, ExternError, Func, Global, Imports, Memory, Tag, TagError, WasmFunc},
     fuel::{rdtsc, tsc_hz},
     host::{Caller, HostAction, HostFunc},
     instance::{Instance, InstantiateError},

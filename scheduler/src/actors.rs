@@ -41,7 +41,7 @@ use crate::handle::{deliver_prepaid, HandleShared, InstanceError, InstanceResult
 use crate::scheduler::SpawnError;
 use crate::shared::{Shared, Task};
 use crate::sync::lock;
-use myriad_runtime::{Extern, Linker, Module, Val};
+use myriad_runtime::{Imports, Linker, Module, Val};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
@@ -67,8 +67,9 @@ pub(crate) struct Origin {
     /// The linker the imports came from (`None`: the module imports
     /// nothing).
     pub(crate) linker: Option<Arc<Linker>>,
-    /// The module's imports, resolved once.
-    pub(crate) imports: Vec<Extern>,
+    /// The module's imports, resolved once; every instance shares their
+    /// host-function table.
+    pub(crate) imports: Imports,
     /// The memory limit (`None`: the scheduler's default).
     pub(crate) memory: Option<u64>,
 }
@@ -89,7 +90,7 @@ impl Origin {
         Ok(Origin {
             module: Arc::clone(module),
             linker,
-            imports,
+            imports: Imports::new(imports),
             memory,
         })
     }

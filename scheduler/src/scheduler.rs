@@ -591,7 +591,7 @@ pub(crate) fn spawn_task(
     let mut instance = if origin.linker.is_none() && data.is_none() {
         Instance::new(&shared.region, module, export, args).map_err(map)?
     } else {
-        let mut inst = Instance::instantiate_with(&shared.region, module, &origin.imports, data)
+        let mut inst = Instance::instantiate_imports(&shared.region, module, &origin.imports, data)
             .map_err(map)?;
         inst.call(export, args).map_err(map)?;
         inst

@@ -3,8 +3,9 @@
 use super::imports::{check_imports, keep_alive, link_group};
 use super::{check_call, check_frame_fits, Core, Instance, InstantiateError};
 use crate::arch;
+use crate::externs::Imports;
 use crate::externs::{Extern, Func, Memory, Tag};
-use crate::host::HostState;
+use crate::host::{HostFuncs, HostState};
 use crate::module::Module;
 use crate::region::Region;
 use crate::region::STACK_RESERVE;
@@ -71,12 +72,41 @@ impl Instance {
         imports: &[Extern],
         data: Option<Box<dyn Any + Send>>,
     ) -> Result<Instance, InstantiateError> {
+        Self::instantiate_inner(region, module, imports, None, data)
+    }
+
+    /// [`Instance::instantiate_with`] with imports prepared once for many
+    /// instances: the instance shares the set's host-function table
+    /// instead of building its own.
+    pub fn instantiate_imports(
+        region: &Arc<Region>,
+        module: &Arc<Module>,
+        imports: &Imports,
+        data: Option<Box<dyn Any + Send>>,
+    ) -> Result<Instance, InstantiateError> {
+        Self::instantiate_inner(
+            region,
+            module,
+            imports.externs(),
+            Some(imports.funcs()),
+            data,
+        )
+    }
+
+    #[inline(always)]
+    fn instantiate_inner(
+        region: &Arc<Region>,
+        module: &Arc<Module>,
+        imports: &[Extern],
+        funcs: Option<&HostFuncs>,
+        data: Option<Box<dyn Any + Send>>,
+    ) -> Result<Instance, InstantiateError> {
         // Everything that can be refused is refused before a slot is taken.
         let plan = Plan::check(region, module, imports)?;
         // From here on the Core owns the slot: an error drops it, which
         // zeroes what was written and releases the slot.
         let mut core = take_slot(region, module, imports, &plan)?;
-        bind_host_state(&mut core, imports, data);
+        bind_host_state(&mut core, imports, funcs, data);
         let (imported_tables, tags) = bind_imports(&mut core, imports);
         let cells = GlobalCells::new(&core);
         let mut tables =
@@ -330,7 +360,12 @@ fn take_slot(
 /// Phase "host state": instances that import host functions or carry
 /// embedder data get a [`HostState`] the vmctx points to.
 #[inline(always)]
-fn bind_host_state(core: &mut Core, imports: &[Extern], data: Option<Box<dyn Any + Send>>) {
+fn bind_host_state(
+    core: &mut Core,
+    imports: &[Extern],
+    funcs: Option<&HostFuncs>,
+    data: Option<Box<dyn Any + Send>>,
+) {
     let needs_host = imports
         .iter()
         .any(|e| matches!(e, Extern::Func(Func::Host(_))))
@@ -338,8 +373,11 @@ fn bind_host_state(core: &mut Core, imports: &[Extern], data: Option<Box<dyn Any
     if !needs_host {
         return;
     }
+    // The table is indexed by function import; `Plan::check` matched
+    // `imports` to the module's imports, so it has one entry for each.
+    let funcs = funcs.map_or_else(|| crate::externs::host_funcs(imports), Arc::clone);
     let mut host = Box::new(HostState {
-        funcs: vec![None; core.module.metadata().num_imported_funcs()],
+        funcs,
         data,
         message: None,
     });
@@ -354,8 +392,7 @@ fn bind_host_state(core: &mut Core, imports: &[Extern], data: Option<Box<dyn Any
 #[inline(always)]
 fn bind_imports(core: &mut Core, imports: &[Extern]) -> (Vec<Arc<Table>>, Vec<Tag>) {
     let vm_addr = core.vm_addr();
-    // Disjoint borrows: the module is read while the host state is filled.
-    let Core { module, host, .. } = core;
+    let module = &core.module;
     let md = module.metadata();
     let layout = module.layout();
     let (mut fi, mut gi) = (0u32, 0u32);
@@ -366,16 +403,11 @@ fn bind_imports(core: &mut Core, imports: &[Extern]) -> (Vec<Arc<Table>>, Vec<Ta
             (ImportKind::Func(t), Extern::Func(f)) => {
                 let type_id = u64::from(module.type_ids()[*t as usize]);
                 let rec = match f {
-                    Func::Host(h) => {
-                        if let Some(host) = host.as_mut() {
-                            host.funcs[fi as usize] = Some(h.clone());
-                        }
-                        FuncRef {
-                            code: module.stub(fi as usize),
-                            vmctx: vm_addr as usize,
-                            type_id,
-                        }
-                    }
+                    Func::Host(_) => FuncRef {
+                        code: module.stub(fi as usize),
+                        vmctx: vm_addr as usize,
+                        type_id,
+                    },
                     Func::Wasm(w) => FuncRef {
                         code: w.code,
                         vmctx: w.vmctx,
