@@ -263,8 +263,19 @@ pub(crate) struct HandleShared {
     pub(crate) origin: Option<Arc<crate::actors::Origin>>,
     slices: AtomicU64,
     cpu_ns: AtomicU64,
-    result: Mutex<Option<InstanceResult>>,
+    result: Mutex<ResultSlot>,
+    /// Signalled when the result is set, if anyone waits.
     done: Condvar,
+}
+
+/// The final result of an instance and how many threads wait for it.
+#[derive(Default)]
+struct ResultSlot {
+    result: Option<InstanceResult>,
+    /// Threads blocked in `join`/`join_timeout`: the end notifies the
+    /// condvar only when there are some (a notify is a system call, and
+    /// most instances, e.g. those guests spawn, are never joined).
+    waiters: u32,
 }
 
 impl HandleShared {
@@ -286,7 +297,7 @@ impl HandleShared {
             origin,
             slices: AtomicU64::new(0),
             cpu_ns: AtomicU64::new(0),
-            result: Mutex::new(None),
+            result: Mutex::new(ResultSlot::default()),
             done: Condvar::new(),
         })
     }
@@ -328,10 +339,15 @@ impl HandleShared {
             Err(InstanceError::Limit(_)) => InstanceState::Limited,
         };
         let mut slot = lock(&self.result);
-        *slot = Some(result);
+        slot.result = Some(result);
         self.set_state(state);
+        // Read under the lock: a joiner counts itself under it before it
+        // waits, so either it sees the result or it is counted here.
+        let waiters = slot.waiters;
         drop(slot);
-        self.done.notify_all();
+        if waiters > 0 {
+            self.done.notify_all();
+        }
     }
 }
 
@@ -356,14 +372,16 @@ impl InstanceHandle {
     pub fn join(&self) -> InstanceResult {
         let mut slot = lock(&self.shared.result);
         loop {
-            if let Some(r) = slot.as_ref() {
+            if let Some(r) = slot.result.as_ref() {
                 return r.clone();
             }
+            slot.waiters += 1;
             slot = self
                 .shared
                 .done
                 .wait(slot)
                 .unwrap_or_else(|e| e.into_inner());
+            slot.waiters -= 1;
         }
     }
 
@@ -372,25 +390,27 @@ impl InstanceHandle {
         let deadline = Instant::now() + timeout;
         let mut slot = lock(&self.shared.result);
         loop {
-            if let Some(r) = slot.as_ref() {
+            if let Some(r) = slot.result.as_ref() {
                 return Some(r.clone());
             }
             let now = Instant::now();
             if now >= deadline {
                 return None;
             }
+            slot.waiters += 1;
             slot = self
                 .shared
                 .done
                 .wait_timeout(slot, deadline - now)
                 .unwrap_or_else(|e| e.into_inner())
                 .0;
+            slot.waiters -= 1;
         }
     }
 
     /// The result if the instance has ended, without blocking.
     pub fn try_result(&self) -> Option<InstanceResult> {
-        lock(&self.shared.result).clone()
+        lock(&self.shared.result).result.clone()
     }
 
     /// Ask the scheduler to end the instance. It stops at its next time

@@ -112,9 +112,12 @@ fn a_256_mib_random_get_runs_in_many_short_slices() {
     );
     // One unbounded call took the whole 256 MiB in one resume (about a
     // second); a slice now overshoots by one 16 KiB part at most (about
-    // 50 µs). The wall-time bound allows for a loaded machine.
+    // 50 µs). Both bounds allow for a loaded machine: a fresh page's
+    // fault (a huge page's zeroing, or compaction, under memory pressure
+    // from tests running beside this one) is CPU time of the resume too,
+    // and once took over 5 ms; still 20x under the unbounded call.
     assert!(
-        run.cpu < Duration::from_millis(5),
+        run.cpu < Duration::from_millis(50),
         "one resume took {:?}",
         run.cpu
     );
