@@ -79,6 +79,18 @@ impl ConstExpr {
         mut global: impl FnMut(u32) -> u64,
         mut func: impl FnMut(u32) -> u64,
     ) -> Option<u64> {
+        // Nearly every expression is one constant or `global.get`: no
+        // stack (instantiation evaluates every segment offset).
+        if let [op] = self.0.as_slice() {
+            return match *op {
+                ConstOp::I32(v) | ConstOp::F32(v) => Some(u64::from(v)),
+                ConstOp::I64(v) | ConstOp::F64(v) => Some(v),
+                ConstOp::RefNull => Some(0),
+                ConstOp::RefFunc(f) => Some(func(f)),
+                ConstOp::GlobalGet(g) => Some(global(g)),
+                _ => None,
+            };
+        }
         let mut stack: Vec<u64> = Vec::with_capacity(2);
         for op in &self.0 {
             let v = match *op {

@@ -316,17 +316,20 @@ fn guest_spawn(
     let Some(name) = guest_bytes(caller, name_ptr, name_len) else {
         return OUT_OF_BOUNDS;
     };
+    // The caller's own origin is borrowed, not cloned: its reference
+    // count is shared by every instance of the module on every worker.
+    let looked_up;
     let (origin, export) = match registered {
         false => match &me.origin {
-            Some(o) => (Arc::clone(o), name),
+            Some(o) => (o, name),
             None => return SHUTTING_DOWN,
         },
         true => {
             let Some(nul) = name.iter().position(|&b| b == 0) else {
                 return NO_SUCH_MODULE;
             };
-            let registered = crate::sync::lock(&sched.modules).get(&name[..nul]).cloned();
-            match registered {
+            looked_up = crate::sync::lock(&sched.modules).get(&name[..nul]).cloned();
+            match &looked_up {
                 Some(o) => (o, &name[nul + 1..]),
                 None => return NO_SUCH_MODULE,
             }
@@ -344,8 +347,8 @@ fn guest_spawn(
     let Some(raw) = guest_bytes(caller, args_ptr, nargs.saturating_mul(8)) else {
         return OUT_OF_BOUNDS;
     };
-    let mut args = Vec::with_capacity(ty.params.len());
-    for (chunk, param) in raw.chunks_exact(8).zip(&ty.params) {
+    let mut args = [Val::I64(0); MAX_SPAWN_ARGS];
+    for ((chunk, param), arg) in raw.chunks_exact(8).zip(&ty.params).zip(&mut args) {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
         let v = i64::from_le_bytes(word);
@@ -364,8 +367,9 @@ fn guest_spawn(
             ValType::F64 => Val::F64(f64::from_bits(v as u64)),
             _ => return BAD_ARGUMENTS,
         };
-        args.push(val);
+        *arg = val;
     }
+    let args = &args[..ty.params.len()];
 
     let relate = Relate {
         monitor: flags & 1 != 0,
@@ -373,14 +377,7 @@ fn guest_spawn(
     };
     let parent = [(&me, relate)];
     let related: &[_] = if flags != 0 { &parent } else { &[] };
-    match spawn_task(
-        &sched,
-        &origin,
-        export,
-        &args,
-        RunOptions::default(),
-        related,
-    ) {
+    match spawn_task(&sched, origin, export, args, RunOptions::default(), related) {
         Ok(child) => child.id as i64,
         Err(SpawnError::AtCapacity { .. }) => AT_CAPACITY,
         Err(SpawnError::ShuttingDown) => SHUTTING_DOWN,

@@ -198,9 +198,11 @@ impl SpawnOptions {
 
 /// What a finished run measured.
 pub struct Report {
-    /// All workers' metrics merged, plus instantiate times.
+    /// All workers' metrics merged, plus the instantiate times of spawns
+    /// made off the workers.
     pub metrics: Metrics,
-    /// Each worker's own metrics (instantiate times are only in `metrics`).
+    /// Each worker's own metrics (instantiate times only of the spawns its
+    /// instances made).
     pub per_worker: Vec<Metrics>,
     /// Wall time from start to shutdown.
     pub wall: Duration,
@@ -610,10 +612,12 @@ pub(crate) fn spawn_task(
     }
     let cpu_budget = cpu_time.map_or(u64::MAX, duration_to_tsc);
     if related.is_empty() {
-        let elapsed = rdtsc().saturating_sub(t);
-        lock(&shared.spawn_metrics)
-            .instantiate
-            .saturating_record(shared.conv.ns(elapsed));
+        let ns = shared.conv.ns(rdtsc().saturating_sub(t));
+        if !crate::worker::record_instantiate_here(ns) {
+            lock(&shared.spawn_metrics)
+                .instantiate
+                .saturating_record(ns);
+        }
     }
     shared.registry.insert(&handle);
     shared.live.fetch_add(1, Ordering::AcqRel);

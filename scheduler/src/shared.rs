@@ -291,7 +291,10 @@ pub(crate) fn requeue(task: Box<Task>) {
 /// its monitors and links ([`crate::actors::notify_end`]); linked
 /// instances that end with it are retired in the same loop.
 pub(crate) fn retire(task: Task, result: InstanceResult, shared: &Shared, m: &mut Metrics) {
-    let mut pending = vec![(task, result)];
+    // Linked instances the end kills are retired in this loop, not by
+    // recursion; the vector allocates only if there are some.
+    let mut pending = Vec::new();
+    retire_one(task, result, shared, m, &mut pending);
     while let Some((task, result)) = pending.pop() {
         retire_one(task, result, shared, m, &mut pending);
     }

@@ -35,6 +35,20 @@ thread_local! {
     /// the warm core (Tokio's and Go's LIFO slot, widened to a stack).
     #[expect(clippy::vec_box, reason = "tasks move between queues as boxes; unboxing here would re-box them")]
     static MADE_RUNNABLE: RefCell<Vec<Box<Task>>> = const { RefCell::new(Vec::new()) };
+    /// Instantiate times (ns) of the spawns the running slice's host
+    /// functions made: the worker records them in its own metrics after
+    /// the slice, so a spawn on a worker takes no shared lock.
+    static SPAWN_TIMES: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Keep an instantiate time for this thread's worker, if this thread is
+/// running a slice; `false` (nothing kept) otherwise.
+pub(crate) fn record_instantiate_here(ns: u64) -> bool {
+    if CURRENT.with(|c| c.get()).is_null() {
+        return false;
+    }
+    SPAWN_TIMES.with(|t| t.borrow_mut().push(ns));
+    true
 }
 
 /// Consecutive slices a worker may take from its LIFO stack before it
@@ -454,6 +468,11 @@ impl Worker {
     /// deep or another worker idles with nothing to steal.
     fn take_made_runnable(&mut self) {
         MADE_RUNNABLE.with(|m| self.lifo.extend(m.borrow_mut().drain(..)));
+        SPAWN_TIMES.with(|t| {
+            for ns in t.borrow_mut().drain(..) {
+                self.metrics.instantiate.saturating_record(ns);
+            }
+        });
         while self.lifo.len() > LIFO_STACK_MAX {
             if let Some(t) = self.lifo.pop_front() {
                 self.local.push(t);

@@ -653,7 +653,7 @@ fn finish(
     }
     Ok(Instance {
         vm: core.vm,
-        results: Box::new([]),
+        results: &[],
         start_pending: core.module.start_addr() != 0,
         tags: tags.into_boxed_slice(),
         big_values: None,

@@ -52,7 +52,10 @@ use std::sync::{Arc, OnceLock};
 pub struct Instance {
     vm: NonNull<VmCtx>,
     core: Arc<Core>,
-    results: Box<[ValType]>,
+    /// Result types of the armed call: the export's signature in the
+    /// module's own export table (`core.module` keeps it alive and never
+    /// changes it), or an empty slice.
+    results: *const [ValType],
     /// The start function has not been armed yet.
     start_pending: bool,
     /// Exception tags, imports first: the supplied ones, then one fresh

@@ -6,7 +6,7 @@ use crate::fuel;
 use crate::signals::{self, CURRENT};
 use crate::values::{Outcome, Val};
 use crate::vmctx::{status, MAX_VALUES};
-use myriad_abi::TrapKind;
+use myriad_abi::{TrapKind, ValType};
 
 impl Instance {
     /// Supply the results of the host function that parked this instance
@@ -86,20 +86,26 @@ impl Instance {
     /// frame is rebuilt at the stack top. The first armed call also runs
     /// the pending start function (see [`Instance::instantiate`]).
     pub fn call(&mut self, export: &str, args: &[Val]) -> Result<(), InstantiateError> {
-        let module = self.core.module.clone();
-        let info = check_call(&module, export, args)?;
-        check_frame_fits(&self.core.region, info.wrapper_frame, || {
-            format!("export {export:?}")
-        })?;
+        let (wrapper, cells, results) = {
+            let info = check_call(&self.core.module, export, args)?;
+            check_frame_fits(&self.core.region, info.wrapper_frame, || {
+                format!("export {export:?}")
+            })?;
+            let cells = info.ty.params.len().max(info.ty.results.len());
+            (
+                info.wrapper,
+                cells,
+                &info.ty.results[..] as *const [ValType],
+            )
+        };
         self.check_func_refs(args.iter().map(|a| match a {
             Val::FuncRef(bits) => *bits,
             _ => 0,
         }))?;
         self.ensure_idle()?;
-        let cells = info.ty.params.len().max(info.ty.results.len());
-        self.results = info.ty.results.clone().into_boxed_slice();
+        self.results = results;
         let start = self.take_start();
-        self.arm(info.wrapper, start, args, cells);
+        self.arm(wrapper, start, args, cells);
         Ok(())
     }
 
@@ -115,7 +121,7 @@ impl Instance {
         if start == 0 {
             return Ok(false);
         }
-        self.results = Box::new([]);
+        self.results = &[];
         self.arm(0, start, &[], 0);
         Ok(true)
     }
@@ -274,8 +280,11 @@ impl Instance {
         // SAFETY: the guest is not running (we hold &self outside run).
         let vm = unsafe { &*self.vm.as_ptr() };
         match vm.status {
+            // SAFETY: `results` points into the export table of
+            // `core.module`, which this instance keeps alive and which is
+            // never changed after load (or at a static empty slice).
             status::FINISHED => Outcome::Finished(
-                self.results
+                unsafe { &*self.results }
                     .iter()
                     .enumerate()
                     // SAFETY: the armed buffer holds at least one cell per
