@@ -4,6 +4,7 @@
 use crate::shared::{Shared, Task};
 use crate::sync::lock;
 use myriad_runtime::{HasMemoryAccount, Limit, MemoryAccount, TrapKind, Val};
+use std::borrow::Cow;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
@@ -186,7 +187,7 @@ pub(crate) struct MailboxLimits {
 }
 
 /// The bytes `message` is charged while it waits.
-fn message_cost(message: &Message) -> u64 {
+fn message_cost(message: &[u8]) -> u64 {
     message.len() as u64 + MESSAGE_OVERHEAD
 }
 
@@ -482,7 +483,11 @@ impl InstanceHandle {
         let Some(sched) = self.shared.sched.upgrade() else {
             return Err(SendError::NoSuchInstance(self.shared.id));
         };
-        deliver(&self.shared, message.into(), sched.mailbox_limits)
+        deliver(
+            &self.shared,
+            Cow::Owned(message.into()),
+            sched.mailbox_limits,
+        )
     }
 
     /// Make `watcher` receive a [`MessageKind::Down`] message when this
@@ -531,7 +536,7 @@ impl HasMemoryAccount for HandleShared {
 /// the receiver past its memory limit.
 pub(crate) fn deliver(
     target: &HandleShared,
-    message: Message,
+    message: Cow<'_, [u8]>,
     limits: MailboxLimits,
 ) -> Result<(), SendError> {
     if target.state().is_done() {
@@ -542,6 +547,18 @@ pub(crate) fn deliver(
     if slot.ended {
         return Err(SendError::NoSuchInstance(target.id));
     }
+    // The receiver waits in `recv` with nothing queued before this
+    // message: copy it straight into its buffer. The message is never
+    // held, so it is neither allocated nor charged.
+    if slot.mailbox.is_empty() {
+        if let Some(task) = hand_over(&mut slot, &message) {
+            target.set_state(InstanceState::Runnable);
+            drop(slot);
+            crate::shared::requeue(task);
+            return Ok(());
+        }
+    }
+    let message = message.into_owned();
     if slot.mailbox.len() >= limits.messages
         || slot.mailbox_bytes.saturating_add(cost) > limits.bytes
         || !target.account.try_charge(cost)
@@ -606,6 +623,32 @@ pub(crate) fn complete_recv(slot: &mut ParkSlot, task: &mut Task) {
     let _ = task
         .instance
         .unpark(&[recv_result(wait.tagged, result, kind)]);
+}
+
+/// If the instance of `slot` is parked in `recv`/`recv_msg` with a buffer
+/// that `message` fits, copy the message there, unpark it with the length
+/// and return its task (to be queued once the lock is dropped); otherwise
+/// change nothing. For an empty mailbox only: it is what
+/// [`complete_recv`] would do with `message` queued alone.
+fn hand_over(slot: &mut ParkSlot, message: &[u8]) -> Option<Box<Task>> {
+    let wait = slot.recv_wait?;
+    let task = slot.task.as_mut()?;
+    let len = message.len();
+    if len > wait.cap as usize {
+        return None;
+    }
+    let start = wait.ptr as usize;
+    let dst = task.instance.memory_mut().get_mut(start..start + len)?;
+    dst.copy_from_slice(message);
+    slot.recv_wait = None;
+    let mut task = slot.task.take()?;
+    task.wake_at = None;
+    // The parked host function has one result of this type, so this
+    // cannot fail.
+    let _ = task
+        .instance
+        .unpark(&[recv_result(wait.tagged, len as i32, MessageKind::Data)]);
+    Some(task)
 }
 
 /// End the `recv_msg` `task` is parked in with [`RECV_TIMEOUT`].

@@ -63,7 +63,9 @@ use crate::handle::{
     SendError, RECV_TIMEOUT,
 };
 use crate::scheduler::{spawn_task, Relate, RunOptions, SpawnError};
+use crate::shared::Shared;
 use myriad_runtime::{Caller, HostAction, Linker, Val, ValType};
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -105,23 +107,20 @@ pub fn add_to_linker(linker: &mut Linker) -> &mut Linker {
         "myriad",
         "send",
         |caller: &mut Caller<'_>, dest: i64, ptr: u32, len: u32| -> i32 {
-            let Some(me) = crate::worker::current() else {
-                return -1;
-            };
-            let Some(sched) = me.sched.upgrade() else {
-                return -1;
-            };
             let Some(bytes) = guest_bytes(caller, ptr, len) else {
                 return -2;
             };
-            let Some(target) = sched.lookup(dest as u64) else {
-                return -1;
-            };
-            match deliver(&target, bytes.to_vec(), sched.mailbox_limits) {
-                Ok(()) => 0,
-                Err(SendError::NoSuchInstance(_)) => -1,
-                Err(SendError::MailboxFull(_)) => -3,
-            }
+            crate::worker::with_current(|_, sched| {
+                let Some(target) = sched.lookup(dest as u64) else {
+                    return -1;
+                };
+                match deliver(&target, Cow::Borrowed(bytes), sched.mailbox_limits) {
+                    Ok(()) => 0,
+                    Err(SendError::NoSuchInstance(_)) => -1,
+                    Err(SendError::MailboxFull(_)) => -3,
+                }
+            })
+            .unwrap_or(-1)
         },
     );
     linker.func_wrap(
@@ -147,7 +146,7 @@ pub fn add_to_linker(linker: &mut Linker) -> &mut Linker {
         },
     );
     linker.func_wrap("myriad", "self", |_: &mut Caller<'_>| -> i64 {
-        crate::worker::current().map_or(-1, |h| h.id as i64)
+        crate::worker::with_current(|me, _| me.id as i64).unwrap_or(-1)
     });
     linker.func_wrap(
         "myriad",
@@ -193,12 +192,13 @@ pub fn add_to_linker(linker: &mut Linker) -> &mut Linker {
         "myriad",
         "trap_exit",
         |_: &mut Caller<'_>, on: i32| -> i32 {
-            crate::worker::current().map_or(-1, |me| {
+            crate::worker::with_current(|me, _| {
                 i32::from(
                     me.trap_exit
                         .swap(on != 0, std::sync::atomic::Ordering::AcqRel),
                 )
             })
+            .unwrap_or(-1)
         },
     );
     linker.func_wrap(
@@ -228,14 +228,12 @@ pub fn add_to_linker(linker: &mut Linker) -> &mut Linker {
             let Some(name) = guest_bytes(caller, ptr, len) else {
                 return i64::from(i32::MIN);
             };
-            let Some(sched) = crate::worker::current().and_then(|me| me.sched.upgrade()) else {
-                return -1;
-            };
-            match actors::whereis(&sched, name) {
+            crate::worker::with_current(|_, sched| match actors::whereis(sched, name) {
                 Ok(Some(id)) => id as i64,
                 Ok(None) => -1,
                 Err(e) => i64::from(e.code()),
-            }
+            })
+            .unwrap_or(-1)
         },
     );
     linker
@@ -249,13 +247,11 @@ fn guest_bytes<'c>(caller: &'c Caller<'_>, ptr: u32, len: u32) -> Option<&'c [u8
 
 /// Run an actor operation for the calling instance; its code.
 fn relation(op: impl FnOnce(&Arc<HandleShared>) -> Result<(), actors::ActorError>) -> i32 {
-    let Some(me) = crate::worker::current() else {
-        return -1;
-    };
-    match op(&me) {
+    crate::worker::with_current(|me, _| match op(me) {
         Ok(()) => 0,
         Err(e) => e.code(),
-    }
+    })
+    .unwrap_or(-1)
 }
 
 /// `recv`/`recv_msg`: take the oldest message now, or park until one
@@ -267,11 +263,23 @@ fn receive(
     tagged: bool,
     until: Option<Instant>,
 ) -> Result<Val, HostAction> {
-    let Some(me) = crate::worker::current() else {
-        return Err(HostAction::Trap(
-            "myriad.recv called outside a scheduler".into(),
-        ));
-    };
+    crate::worker::with_current(|me, _| receive_as(me, caller, ptr, cap, tagged, until))
+        .unwrap_or_else(|| {
+            Err(HostAction::Trap(
+                "myriad.recv called outside a scheduler".into(),
+            ))
+        })
+}
+
+/// [`receive`] for the running instance `me`.
+fn receive_as(
+    me: &HandleShared,
+    caller: &mut Caller<'_>,
+    ptr: u32,
+    cap: u32,
+    tagged: bool,
+    until: Option<Instant>,
+) -> Result<Val, HostAction> {
     let mut slot = me.lock_slot();
     if slot.mailbox.is_empty() {
         if until.is_some_and(|at| at <= Instant::now()) {
@@ -304,12 +312,31 @@ fn guest_spawn(
     if flags & !3 != 0 {
         return BAD_FLAGS;
     }
-    let Some(me) = crate::worker::current() else {
-        return SHUTTING_DOWN;
-    };
-    let Some(sched) = me.sched.upgrade() else {
-        return SHUTTING_DOWN;
-    };
+    crate::worker::with_current(|me, sched| {
+        spawn_as(
+            me,
+            sched,
+            caller,
+            registered,
+            (name_ptr, name_len),
+            (args_ptr, nargs),
+            flags,
+        )
+    })
+    .unwrap_or(SHUTTING_DOWN)
+}
+
+/// [`guest_spawn`] for the running instance `me` of `sched`.
+fn spawn_as(
+    me: &Arc<HandleShared>,
+    sched: &Arc<Shared>,
+    caller: &mut Caller<'_>,
+    registered: bool,
+    (name_ptr, name_len): (u32, u32),
+    (args_ptr, nargs): (u32, u32),
+    flags: u32,
+) -> i64 {
+    use spawn_code::*;
     if name_len as usize > MAX_SPAWN_NAME {
         return NO_SUCH_EXPORT;
     }
@@ -375,7 +402,7 @@ fn guest_spawn(
         monitor: flags & 1 != 0,
         link: flags & 2 != 0,
     };
-    let parent = [(&me, relate)];
+    let parent = [(me, relate)];
     let related: &[_] = if flags != 0 { &parent } else { &[] };
     match spawn_task(&sched, origin, export, args, RunOptions::default(), related) {
         Ok(child) => child.id as i64,

@@ -445,7 +445,11 @@ impl Scheduler {
             .shared
             .lookup(id)
             .ok_or(SendError::NoSuchInstance(id))?;
-        deliver(&target, message.into(), self.shared.mailbox_limits)
+        deliver(
+            &target,
+            std::borrow::Cow::Owned(message.into()),
+            self.shared.mailbox_limits,
+        )
     }
 
     /// Entries in the timer queue (sleeps and receive timeouts), stale

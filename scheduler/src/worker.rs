@@ -20,6 +20,7 @@ use crossbeam_deque::{Steal, Worker as Queue};
 use myriad_runtime::fuel::duration_to_tsc;
 use myriad_runtime::{rdtsc, Limit, Outcome};
 use std::cell::{Cell, RefCell};
+use std::mem::ManuallyDrop;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -28,6 +29,9 @@ thread_local! {
     /// The handle of the instance this worker is running a slice of (null
     /// between slices). Host functions find "their" instance through it.
     static CURRENT: Cell<*const HandleShared> = const { Cell::new(std::ptr::null()) };
+    /// The scheduler of the worker running a slice on this thread (null
+    /// between slices); set and cleared with `CURRENT`.
+    static CURRENT_SHARED: Cell<*const Shared> = const { Cell::new(std::ptr::null()) };
     /// Tasks made runnable by the running slice's host functions (spawned
     /// children, receivers woken by a send): the worker takes them onto
     /// its LIFO stack after the slice, so a wake-up or spawn on a worker
@@ -80,17 +84,30 @@ pub(crate) fn queue_here(task: Box<Task>) -> Result<(), Box<Task>> {
 /// The handle of the instance whose slice is running on this thread, if
 /// any (that is, when called from a host function under a scheduler).
 pub(crate) fn current() -> Option<Arc<HandleShared>> {
-    let p = CURRENT.with(|c| c.get());
-    if p.is_null() {
+    with_current(|me, _| Arc::clone(me))
+}
+
+/// Run `f` with the handle of the instance whose slice is running on this
+/// thread and its scheduler, if any, without touching either reference
+/// count (both are shared by every worker: a count changed per host call
+/// moves its cache line between cores).
+pub(crate) fn with_current<R>(f: impl FnOnce(&Arc<HandleShared>, &Arc<Shared>) -> R) -> Option<R> {
+    let (h, s) = (CURRENT.with(|c| c.get()), CURRENT_SHARED.with(|c| c.get()));
+    if h.is_null() || s.is_null() {
         return None;
     }
-    // SAFETY: CURRENT is only non-null while the worker holds the task,
-    // whose `handle` Arc keeps the HandleShared alive; we add a strong
-    // count before returning it.
-    unsafe {
-        Arc::increment_strong_count(p);
-        Some(Arc::from_raw(p))
-    }
+    // SAFETY: both are non-null only during a slice, while the worker holds
+    // the running task (whose `handle` Arc keeps the handle alive) and its
+    // own `Arc<Shared>`; both pointers came from `Arc::as_ptr`. The
+    // `ManuallyDrop` wrappers borrow those strong counts for the call and
+    // never release them, also if `f` panics.
+    let (h, s) = unsafe {
+        (
+            ManuallyDrop::new(Arc::from_raw(h)),
+            ManuallyDrop::new(Arc::from_raw(s)),
+        )
+    };
+    Some(f(&h, &s))
 }
 
 /// How many slices a worker runs between looks at the injector while its own
@@ -299,6 +316,7 @@ impl Worker {
         let m = &mut self.metrics;
         task.handle.set_state(InstanceState::Running);
         CURRENT.with(|c| c.set(Arc::as_ptr(&task.handle)));
+        CURRENT_SHARED.with(|c| c.set(Arc::as_ptr(&self.shared)));
         let t0 = rdtsc();
         if task.slices > 0 {
             m.gap
@@ -315,6 +333,7 @@ impl Worker {
         };
         let t1 = rdtsc();
         CURRENT.with(|c| c.set(std::ptr::null()));
+        CURRENT_SHARED.with(|c| c.set(std::ptr::null()));
         if t1 >= shared.timers.next_due() {
             shared.sweep_timers();
         }
