@@ -763,3 +763,67 @@ fn thousands_of_sleepers_overlap_on_two_workers() {
     assert!(s.wait_idle(Duration::from_secs(10)));
     assert_eq!(s.free_slots(), 2000);
 }
+
+#[test]
+fn a_receiver_waiting_in_recv_gets_a_guest_message_directly_unless_it_does_not_fit() {
+    // The receiver parks in a recv whose buffer is too small for the
+    // 8-byte message: it learns the length (-8) and the message stays
+    // queued for the next recv; a second message then finds it parked with
+    // room and is copied straight into its buffer (the direct hand-over).
+    let receiver = module(
+        r#"(module
+      (import "myriad" "recv" (func $recv (param i32 i32) (result i32)))
+      (memory 1)
+      (func (export "run") (result i32 i32 i64 i32 i64)
+        (local $a i32) (local $b i32) (local $x i64) (local $c i32)
+        (local.set $a (call $recv (i32.const 0) (i32.const 4)))
+        (local.set $b (call $recv (i32.const 0) (i32.const 16)))
+        (local.set $x (i64.load (i32.const 0)))
+        (local.set $c (call $recv (i32.const 64) (i32.const 16)))
+        (local.get $a) (local.get $b) (local.get $x) (local.get $c)
+        (i64.load (i32.const 64))))"#,
+    );
+    let sender = module(
+        r#"(module
+      (import "myriad" "send" (func $send (param i64 i32 i32) (result i32)))
+      (memory 1)
+      (func (export "run") (param $to i64) (param $v i64) (result i32)
+        (i64.store (i32.const 0) (local.get $v))
+        (call $send (local.get $to) (i32.const 0) (i32.const 8))))"#,
+    );
+    let mut l = Linker::new();
+    messaging::add_to_linker(&mut l);
+    let l = Arc::new(l);
+    let s = Scheduler::new(config(2, 4)).unwrap();
+    let r = s
+        .spawn_with(&receiver, "run", &[], SpawnOptions::new().linker(&l))
+        .unwrap();
+    let send = |v: i64| {
+        let h = s
+            .spawn_with(
+                &sender,
+                "run",
+                &[Val::I64(r.id() as i64), Val::I64(v)],
+                SpawnOptions::new().linker(&l),
+            )
+            .unwrap();
+        assert_eq!(h.join(), Ok(vec![Val::I32(0)]));
+    };
+    wait_state(&r, InstanceState::Parked);
+    send(0x1122_3344_5566_7788);
+    // The second recv takes the queued message at once; the third parks.
+    wait_state(&r, InstanceState::Parked);
+    send(42);
+    assert_eq!(
+        r.join_timeout(Duration::from_secs(10)),
+        Some(Ok(vec![
+            Val::I32(-8),
+            Val::I32(8),
+            Val::I64(0x1122_3344_5566_7788),
+            Val::I32(8),
+            Val::I64(42),
+        ]))
+    );
+    assert!(s.wait_idle(Duration::from_secs(10)));
+    assert_eq!(s.free_slots(), 4);
+}
