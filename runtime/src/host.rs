@@ -226,10 +226,15 @@ pub(crate) extern "C" fn host_import_impl(
     unsafe {
         let ex = &mut *exec;
         let state = (*vmctx).host_state.cast::<HostState>();
-        let func = state
-            .as_ref()
-            .and_then(|s| s.funcs.get(import as usize))
-            .and_then(|f| f.as_ref());
+        // The host state's table, through the vmctx (see `host_funcs`).
+        let funcs = (*vmctx).host_funcs.cast::<Option<HostFunc>>();
+        let func = if funcs.is_null() {
+            None
+        } else {
+            std::slice::from_raw_parts(funcs, (*vmctx).host_funcs_len)
+                .get(import as usize)
+                .and_then(|f| f.as_ref())
+        };
         let Some(func) = func else {
             trap(
                 ex,

@@ -175,6 +175,13 @@ pub struct VmCtx {
     /// The instance's `host::HostState` (host functions bound to its
     /// imports, embedder data), or null.
     pub host_state: *mut std::ffi::c_void,
+    /// The host state's function table (`host::HostFuncs`: an
+    /// `Option<HostFunc>` per function import), or null; here so a host
+    /// call reads it from the vmctx lines it touches anyway instead of
+    /// missing the cache on the host state.
+    pub host_funcs: *const std::ffi::c_void,
+    /// Entries in `host_funcs`.
+    pub host_funcs_len: usize,
     /// While parked or inside a host call: the stub's value buffer, where
     /// the host function's results go.
     pub host_values: *mut u64,

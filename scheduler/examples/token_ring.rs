@@ -2,7 +2,7 @@
 //! `myriad.recv` for a few rounds. Each instance blocks (parks) in `recv`;
 //! a `send` to it delivers the message into its memory and resumes it.
 //!
-//! `cargo run --release -p myriad-scheduler --example token_ring [N] [ROUNDS]`
+//! `cargo run --release -p myriad-scheduler --example token_ring [N] [ROUNDS] [WORKERS]`
 
 use myriad_runtime::{CompileConfig, Linker, Module, Val};
 use myriad_scheduler::{messaging, Scheduler, SchedulerConfig, SpawnOptions};
@@ -36,6 +36,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .transpose()?
         .unwrap_or(100_000);
     let rounds: i32 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(10);
+    let workers: usize = args
+        .next()
+        .map(|a| a.parse())
+        .transpose()?
+        .unwrap_or(std::thread::available_parallelism().map_or(2, |n| n.get()));
     // The per-user cache (created 0700; refused if others can write to it).
     let cache = myriad_runtime::default_cache_dir();
     let module = Arc::new(Module::compile(
@@ -49,7 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     // 16 KiB heaps and 8 KiB stacks: a slot is 32 KiB of address space.
     let sched = Scheduler::new(SchedulerConfig {
-        workers: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        workers,
         capacity: n,
         heap_capacity: 16 * 1024,
         stack_size: 8 * 1024,

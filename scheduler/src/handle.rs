@@ -248,6 +248,8 @@ pub(crate) struct HandleShared {
     /// nothing else, so `account.external()` is what the mailbox holds.
     pub(crate) account: MemoryAccount,
     pub(crate) slot: Mutex<ParkSlot>,
+    /// The last instance this one sent to (see [`crate::send_cache`]).
+    pub(crate) send_cache: crate::send_cache::SendCache,
     state: AtomicU8,
     pub(crate) cancel: AtomicBool,
     /// Id of the linked instance whose abnormal end killed this one (0:
@@ -290,6 +292,7 @@ impl HandleShared {
             sched,
             account: MemoryAccount::new(),
             slot: Mutex::new(ParkSlot::default()),
+            send_cache: Default::default(),
             state: AtomicU8::new(InstanceState::Runnable as u8),
             cancel: AtomicBool::new(false),
             killed_by: AtomicU64::new(0),

@@ -23,6 +23,7 @@ mod handle;
 pub mod messaging;
 pub mod metrics;
 mod scheduler;
+mod send_cache;
 mod shared;
 mod sync;
 mod timers;

@@ -110,15 +110,24 @@ pub fn add_to_linker(linker: &mut Linker) -> &mut Linker {
             let Some(bytes) = guest_bytes(caller, ptr, len) else {
                 return -2;
             };
-            crate::worker::with_current(|_, sched| {
-                let Some(target) = sched.lookup(dest as u64) else {
-                    return -1;
-                };
-                match deliver(&target, Cow::Borrowed(bytes), sched.mailbox_limits) {
+            crate::worker::with_current(|me, sched| {
+                let send = |target: &HandleShared| match deliver(
+                    target,
+                    Cow::Borrowed(bytes),
+                    sched.mailbox_limits,
+                ) {
                     Ok(()) => 0,
                     Err(SendError::NoSuchInstance(_)) => -1,
                     Err(SendError::MailboxFull(_)) => -3,
+                };
+                // SAFETY: this worker holds `me`'s task (it runs its
+                // slice); `deliver` does not send, so it never reaches
+                // this cache.
+                unsafe {
+                    me.send_cache
+                        .with(dest as u64, || sched.lookup(dest as u64), send)
                 }
+                .unwrap_or(-1)
             })
             .unwrap_or(-1)
         },

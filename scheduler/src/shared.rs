@@ -326,6 +326,8 @@ fn retire_one(
         Err(_) | Ok(_) => {}
     }
     handle.publish_stats(slices, shared.conv.ns(cpu_cycles));
+    // SAFETY: we hold the ended instance's task (taken apart above).
+    unsafe { handle.send_cache.clear() };
     // From here on no monitor, link or name is added (they see `ended`).
     let mut relations = {
         let mut slot = handle.lock_slot();

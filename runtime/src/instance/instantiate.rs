@@ -326,6 +326,8 @@ fn take_slot(
                 None => vm,
             },
             host_state: std::ptr::null_mut(),
+            host_funcs: std::ptr::null(),
+            host_funcs_len: 0,
             host_values: std::ptr::null_mut(),
             exit_code: 0,
             host_results: 0,
@@ -381,8 +383,14 @@ fn bind_host_state(
         data,
         message: None,
     });
-    // SAFETY: we own the vmctx; the box lives in the Core.
-    unsafe { (*core.vm.as_ptr()).host_state = (&mut *host as *mut HostState).cast() };
+    // SAFETY: we own the vmctx; the box (and the table it holds) lives in
+    // the Core as long as the vmctx.
+    unsafe {
+        let vm = core.vm.as_ptr();
+        (*vm).host_state = (&mut *host as *mut HostState).cast();
+        (*vm).host_funcs = host.funcs.as_ptr().cast();
+        (*vm).host_funcs_len = host.funcs.len();
+    }
     core.host = Some(host);
 }
 
