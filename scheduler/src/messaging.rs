@@ -413,7 +413,7 @@ fn spawn_as(
     };
     let parent = [(me, relate)];
     let related: &[_] = if flags != 0 { &parent } else { &[] };
-    match spawn_task(&sched, origin, export, args, RunOptions::default(), related) {
+    match spawn_task(sched, origin, export, args, RunOptions::default(), related) {
         Ok(child) => child.id as i64,
         Err(SpawnError::AtCapacity { .. }) => AT_CAPACITY,
         Err(SpawnError::ShuttingDown) => SHUTTING_DOWN,
