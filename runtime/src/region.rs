@@ -56,7 +56,7 @@
 //! `mlock`ed memory), its range is zeroed with a memset instead.
 
 use crate::sync::lock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 /// Bytes between the stack area and the heap holding the (coloured) vmctx.
@@ -213,8 +213,37 @@ pub struct Region {
     guard_size: usize,
     guard_mode: bool,
     slots: usize,
+    /// Free slots: all of them at first, lowest on top.
     free: Mutex<Vec<u32>>,
+    /// Slots released by threads, each thread into its own list
+    /// ([`own_list`]), where its next `alloc` looks first: workers that
+    /// spawn and end instances at once each reuse their own warm slots
+    /// without meeting on one lock.
+    released: Box<[PaddedList]>,
     state: Box<[SlotState]>,
+}
+
+/// Per-thread lists of released slots ([`Region::released`]).
+const RELEASE_LISTS: usize = 8;
+
+/// A list of free slots on a cache line pair of its own.
+#[repr(align(128))]
+#[derive(Default)]
+struct PaddedList(Mutex<Vec<u32>>);
+
+/// This thread's index into [`Region::released`]: threads are given the
+/// lists round robin when they first release or allocate a slot.
+fn own_list() -> usize {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static OWN: std::cell::Cell<usize> = const { std::cell::Cell::new(usize::MAX) };
+    }
+    OWN.with(|own| {
+        if own.get() == usize::MAX {
+            own.set(NEXT.fetch_add(1, Ordering::Relaxed) % RELEASE_LISTS);
+        }
+        own.get()
+    })
 }
 
 // SAFETY: the raw base pointer refers to a mapping owned by the region for
@@ -337,6 +366,7 @@ impl Region {
             guard_mode: config.guard_mode,
             slots: config.slots,
             free: Mutex::new((0..config.slots as u32).rev().collect()),
+            released: (0..RELEASE_LISTS).map(|_| PaddedList::default()).collect(),
             state,
         };
         region.protect(base, lead)?;
@@ -370,6 +400,11 @@ impl Region {
     /// Slots currently free.
     pub fn free_slots(&self) -> usize {
         lock(&self.free).len()
+            + self
+                .released
+                .iter()
+                .map(|l| lock(&l.0).len())
+                .sum::<usize>()
     }
 
     /// Bytes per slot.
@@ -408,14 +443,22 @@ impl Region {
         (self.base as usize, self.len)
     }
 
-    /// Take a free slot, or `None` when the region is full.
+    /// Take a free slot, or `None` when the region is full: the one this
+    /// thread released last, else one another thread released (warm
+    /// slots first: a never-used one costs page faults), else the lowest
+    /// never-used one. (A slot another thread releases while this looks
+    /// may be missed: the region then counts as full a moment early, as if
+    /// the release came after.)
     pub fn alloc(&self) -> Option<u32> {
-        lock(&self.free).pop()
+        let own = own_list();
+        (0..RELEASE_LISTS)
+            .find_map(|k| lock(&self.released[(own + k) % RELEASE_LISTS].0).pop())
+            .or_else(|| lock(&self.free).pop())
     }
 
-    /// Return a slot whose heap is all zero again.
+    /// Return a slot whose heap is all zero again (to this thread's list).
     pub(crate) fn release(&self, slot: u32) {
-        lock(&self.free).push(slot);
+        lock(&self.released[own_list()].0).push(slot);
     }
 
     /// Lowest address of `slot` (its stack bottom).
