@@ -375,13 +375,36 @@ pub(crate) fn host_funcs(imports: &[Extern]) -> crate::host::HostFuncs {
 pub struct Imports {
     externs: Vec<Extern>,
     funcs: crate::host::HostFuncs,
+    /// The module these externs last passed the import check for. The
+    /// check's answer cannot change for the same module: types are
+    /// immutable, and memories and tables only grow, which keeps a
+    /// minimum met (maxima are declared, not current). The `Weak` keeps
+    /// the module's allocation, so its address cannot denote another one.
+    checked_for: std::sync::OnceLock<std::sync::Weak<crate::Module>>,
 }
 
 impl Imports {
     /// Prepare `externs` (as [`crate::Linker::resolve`] returns them).
     pub fn new(externs: Vec<Extern>) -> Imports {
         let funcs = host_funcs(&externs);
-        Imports { externs, funcs }
+        Imports {
+            externs,
+            funcs,
+            checked_for: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Whether the externs passed the import check for `module` before.
+    pub(crate) fn checked_for(&self, module: &std::sync::Arc<crate::Module>) -> bool {
+        self.checked_for
+            .get()
+            .is_some_and(|m| std::ptr::eq(m.as_ptr(), std::sync::Arc::as_ptr(module)))
+    }
+
+    /// Remember that the externs passed the import check for `module`
+    /// (the first module only).
+    pub(crate) fn mark_checked(&self, module: &std::sync::Arc<crate::Module>) {
+        let _ = self.checked_for.set(std::sync::Arc::downgrade(module));
     }
 
     /// The externs, in the module's import order.

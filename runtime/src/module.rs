@@ -202,6 +202,8 @@ pub struct Module {
     globals_dynamic: Box<[u32]>,
     type_ids: Box<[u32]>,
     layout: abi::vmctx::Layout,
+    /// Whether instances need a `TableState` ([`crate::table::needed`]).
+    needs_table_state: bool,
     // Dropped before the trap table and the library it points into.
     _registration: Option<crate::traps::Registration>,
     // Unloaded after everything that points into it.
@@ -697,6 +699,7 @@ impl Module {
         // the registration (field order).
         let registration = unsafe { crate::traps::register_trap_table(&trap_table) }
             .ok_or_else(|| unsupported("too many modules loaded at once".into()))?;
+        let needs_table_state = crate::table::needed(&metadata);
         Ok(Module {
             path,
             hash,
@@ -710,6 +713,7 @@ impl Module {
             globals_dynamic,
             type_ids,
             layout,
+            needs_table_state,
             _registration: Some(registration),
             _lib: lib,
             _dir: None,
@@ -857,6 +861,11 @@ impl Module {
 
     pub(crate) fn export(&self, name: &str) -> Option<&ExportInfo> {
         self.exports.get(name)
+    }
+
+    /// Whether instances need a `TableState` (decided at load).
+    pub(crate) fn needs_table_state(&self) -> bool {
+        self.needs_table_state
     }
 
     pub(crate) fn start_addr(&self) -> usize {

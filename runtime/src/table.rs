@@ -385,8 +385,7 @@ fn is_ref(t: ValType) -> bool {
 }
 
 /// Whether instances of `module` need a [`TableState`].
-pub(crate) fn needed(module: &Module) -> bool {
-    let md = module.metadata();
+pub(crate) fn needed(md: &myriad_abi::Metadata) -> bool {
     md.func_refs
         || !md.tables.is_empty()
         || !md.elems.is_empty()

@@ -84,13 +84,7 @@ impl Instance {
         imports: &Imports,
         data: Option<Box<dyn Any + Send>>,
     ) -> Result<Instance, InstantiateError> {
-        Self::instantiate_inner(
-            region,
-            module,
-            imports.externs(),
-            Some(imports.funcs()),
-            data,
-        )
+        Self::instantiate_inner(region, module, imports.externs(), Some(imports), data)
     }
 
     #[inline(always)]
@@ -98,19 +92,27 @@ impl Instance {
         region: &Arc<Region>,
         module: &Arc<Module>,
         imports: &[Extern],
-        funcs: Option<&HostFuncs>,
+        prepared: Option<&Imports>,
         data: Option<Box<dyn Any + Send>>,
     ) -> Result<Instance, InstantiateError> {
         // Everything that can be refused is refused before a slot is taken.
-        let plan = Plan::check(region, module, imports)?;
+        // A prepared set that passed the import check for this module
+        // passes it again (see `Imports::checked_for`).
+        let checked = prepared.is_some_and(|p| p.checked_for(module));
+        let plan = Plan::check(region, module, imports, checked)?;
+        if let Some(p) = prepared.filter(|_| !checked) {
+            p.mark_checked(module);
+        }
+        let funcs = prepared.map(Imports::funcs);
         // From here on the Core owns the slot: an error drops it, which
         // zeroes what was written and releases the slot.
         let mut core = take_slot(region, module, imports, &plan)?;
         bind_host_state(&mut core, imports, funcs, data);
         let (imported_tables, tags) = bind_imports(&mut core, imports);
         let cells = GlobalCells::new(&core);
-        let mut tables =
-            crate::table::needed(module).then(|| TableState::new(module, core.vm_addr() as usize));
+        let mut tables = module
+            .needs_table_state()
+            .then(|| TableState::new(module, core.vm_addr() as usize));
         init_globals(&core, &cells, tables.as_deref());
         if let Some(t) = tables.as_mut() {
             build_tables(&core, &cells, t, imported_tables);
@@ -151,9 +153,12 @@ impl Plan {
         region: &Region,
         module: &Module,
         imports: &[Extern],
+        imports_checked: bool,
     ) -> Result<Plan, InstantiateError> {
         let md = module.metadata();
-        check_imports(module, imports)?;
+        if !imports_checked {
+            check_imports(module, imports)?;
+        }
         // A host function runs behind its import's stub, whose frame holds
         // the parameters and results.
         let func_imports = md
