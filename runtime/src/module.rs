@@ -202,7 +202,7 @@ pub struct Module {
     globals_dynamic: Box<[u32]>,
     type_ids: Box<[u32]>,
     layout: abi::vmctx::Layout,
-    /// Whether instances need a `TableState` ([`crate::table::needed`]).
+    /// Whether instances need a `TableState` ([`needs_table_state`]).
     needs_table_state: bool,
     // Dropped before the trap table and the library it points into.
     _registration: Option<crate::traps::Registration>,
@@ -699,7 +699,7 @@ impl Module {
         // the registration (field order).
         let registration = unsafe { crate::traps::register_trap_table(&trap_table) }
             .ok_or_else(|| unsupported("too many modules loaded at once".into()))?;
-        let needs_table_state = crate::table::needed(&metadata);
+        let needs_table_state = needs_table_state(&metadata);
         Ok(Module {
             path,
             hash,
@@ -948,4 +948,30 @@ mod loaded_segment_tests {
         assert!(!within_loaded_segment(at, usize::MAX / 2));
         assert!(!within_loaded_segment(usize::MAX - 4, 8));
     }
+}
+
+/// Whether values of type `t` are references.
+fn is_ref(t: abi::ValType) -> bool {
+    matches!(t, abi::ValType::FuncRef | abi::ValType::ExternRef)
+}
+
+/// Whether instances of a module with metadata `md` need a
+/// `table::TableState`.
+fn needs_table_state(md: &myriad_abi::Metadata) -> bool {
+    md.func_refs
+        || !md.tables.is_empty()
+        || !md.elems.is_empty()
+        || md.data.iter().any(|d| d.passive)
+        || md.imports.iter().any(|i| match &i.kind {
+            // Function references can come in through these: the state
+            // holds what host-returned and imported ones are checked
+            // against. Numeric functions, memories and tags bring none.
+            myriad_abi::ImportKind::Table(_) => true,
+            myriad_abi::ImportKind::Global { ty, .. } => is_ref(*ty),
+            myriad_abi::ImportKind::Func(t) => md
+                .types
+                .get(*t as usize)
+                .is_none_or(|ft| ft.params.iter().chain(&ft.results).any(|v| is_ref(*v))),
+            _ => false,
+        })
 }

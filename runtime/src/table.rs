@@ -379,31 +379,6 @@ pub(crate) fn func_ref_mask(types: &[ValType]) -> Option<u32> {
         .try_fold(0u32, |m, (i, _)| (i < 32).then(|| m | 1 << i))
 }
 
-/// Whether values of type `t` are references.
-fn is_ref(t: ValType) -> bool {
-    matches!(t, ValType::FuncRef | ValType::ExternRef)
-}
-
-/// Whether instances of `module` need a [`TableState`].
-pub(crate) fn needed(md: &myriad_abi::Metadata) -> bool {
-    md.func_refs
-        || !md.tables.is_empty()
-        || !md.elems.is_empty()
-        || md.data.iter().any(|d| d.passive)
-        || md.imports.iter().any(|i| match &i.kind {
-            // Function references can come in through these: the state
-            // holds what host-returned and imported ones are checked
-            // against. Numeric functions, memories and tags bring none.
-            myriad_abi::ImportKind::Table(_) => true,
-            myriad_abi::ImportKind::Global { ty, .. } => is_ref(*ty),
-            myriad_abi::ImportKind::Func(t) => md
-                .types
-                .get(*t as usize)
-                .is_none_or(|ft| ft.params.iter().chain(&ft.results).any(|v| is_ref(*v))),
-            _ => false,
-        })
-}
-
 impl TableState {
     /// The state for an instance whose vmctx is at `vmctx`: function
     /// records only; tables and segments are added by the instantiation.
