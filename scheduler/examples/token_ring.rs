@@ -1,32 +1,20 @@
 //! 100,000 instances in a ring pass a token with `myriad.send` /
-//! `myriad.recv` for a few rounds. Each instance blocks (parks) in `recv`;
-//! a `send` to it delivers the message into its memory and resumes it.
+//! `myriad.recv` for a few rounds (with N = 2: ping-pong). Each instance
+//! blocks (parks) in `recv`; a `send` to it delivers the message into its
+//! memory and resumes it. Timed like the Go and Erlang rings of
+//! `benches/actors/`: spawning and one warm-up round are not counted, and
+//! the token carries the hops left, so no instance ends inside the timed
+//! part.
 //!
 //! `cargo run --release -p myriad-scheduler --example token_ring [N] [ROUNDS] [WORKERS]`
 
 use myriad_runtime::{CompileConfig, Linker, Module, Val};
-use myriad_scheduler::{messaging, Scheduler, SchedulerConfig, SpawnOptions};
+use myriad_scheduler::{messaging, InstanceState, Scheduler, SchedulerConfig, SpawnOptions};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-const RING: &str = r#"(module
-  (import "myriad" "send" (func $send (param i64 i32 i32) (result i32)))
-  (import "myriad" "recv" (func $recv (param i32 i32) (result i32)))
-  (memory 64 64 (pagesize 1))
-  (func (export "run") (param $rounds i32) (result i32)
-    (local $next i64) (local $i i32)
-    ;; first message: the id of the next instance in the ring
-    (drop (call $recv (i32.const 0) (i32.const 8)))
-    (local.set $next (i64.load (i32.const 0)))
-    (block $done
-      (loop $l
-        (br_if $done (i32.ge_u (local.get $i) (local.get $rounds)))
-        (drop (call $recv (i32.const 8) (i32.const 4)))
-        (i32.store (i32.const 8) (i32.add (i32.load (i32.const 8)) (i32.const 1)))
-        (drop (call $send (local.get $next) (i32.const 8) (i32.const 4)))
-        (local.set $i (i32.add (local.get $i) (i32.const 1)))
-        (br $l)))
-    (i32.load (i32.const 8))))"#;
+/// The guest (also used by `benches/benches/actors.rs`).
+const RING: &str = include_str!("guests/token_ring.wat");
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
@@ -35,12 +23,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|a| a.parse())
         .transpose()?
         .unwrap_or(100_000);
-    let rounds: i32 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(10);
+    let rounds: u32 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(10);
     let workers: usize = args
         .next()
         .map(|a| a.parse())
         .transpose()?
         .unwrap_or(std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let hops = u32::try_from(n as u64 * u64::from(rounds))
+        .map_err(|_| "N x ROUNDS must fit in 32 bits")?;
     // The per-user cache (created 0700; refused if others can write to it).
     let cache = myriad_runtime::default_cache_dir();
     let module = Arc::new(Module::compile(
@@ -55,50 +45,48 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 16 KiB heaps and 8 KiB stacks: a slot is 32 KiB of address space.
     let sched = Scheduler::new(SchedulerConfig {
         workers,
-        capacity: n,
+        capacity: n + 2,
         heap_capacity: 16 * 1024,
         stack_size: 8 * 1024,
         quantum: Duration::from_micros(100),
         ..SchedulerConfig::default()
     })?;
+    let opts = || SpawnOptions::new().linker(&linker);
     let t = Instant::now();
-    let handles = (0..n)
-        .map(|_| {
-            sched.spawn_with(
-                &module,
-                "run",
-                &[Val::I32(rounds)],
-                SpawnOptions::new().linker(&linker),
-            )
-        })
+    let members = (0..n)
+        .map(|_| sched.spawn_with(&module, "member", &[], opts()))
         .collect::<Result<Vec<_>, _>>()?;
     let spawned = t.elapsed();
-    for (i, h) in handles.iter().enumerate() {
-        h.send(handles[(i + 1) % n].id().to_le_bytes().to_vec())?;
+    for (i, h) in members.iter().enumerate() {
+        h.send(members[(i + 1) % n].id().to_le_bytes().to_vec())?;
     }
-    // Let every instance reach its first recv and park.
-    while handles
-        .iter()
-        .any(|h| h.state() != myriad_scheduler::InstanceState::Parked)
-    {
-        std::thread::sleep(Duration::from_millis(5));
+    // Let every member reach its first recv of the token and park.
+    while members.iter().any(|h| h.state() != InstanceState::Parked) {
+        std::thread::sleep(Duration::from_millis(1));
     }
     println!(
         "{n} instances spawned in {spawned:?}, all parked in recv; {} KiB RSS",
         rss_kib()
     );
-    let t = Instant::now();
-    handles[0].send(0u32.to_le_bytes().to_vec())?;
-    let results: Vec<_> = handles.iter().map(|h| h.join()).collect();
-    let elapsed = t.elapsed();
-    let last = results.last().cloned().unwrap_or(Ok(vec![]))?;
-    let messages = n as u64 * rounds as u64;
+    // One untimed round warms every member (as the Go and Erlang
+    // programs do), then ROUNDS timed ones; the member that finds no hops
+    // left hands the token to a waiter, whose end is the end of the run.
+    let mut elapsed = Duration::ZERO;
+    for (round, hops) in [(0, n as u32), (1, hops)] {
+        let waiter = sched.spawn_with(&module, "waiter", &[], opts())?;
+        let mut token = hops.to_le_bytes().to_vec();
+        token.extend_from_slice(&waiter.id().to_le_bytes());
+        let t = Instant::now();
+        members[0].send(token)?;
+        let result = waiter.join()?;
+        elapsed = t.elapsed();
+        assert_eq!(result, vec![Val::I32(12)], "round {round}");
+    }
     println!(
-        "{rounds} rounds: {messages} messages in {elapsed:?} = {:.0} messages/s; last instance saw token {last:?}",
-        messages as f64 / elapsed.as_secs_f64()
+        "{rounds} rounds: {hops} hops in {elapsed:?} = {:.1} ns per hop ({:.0} messages/s)",
+        elapsed.as_nanos() as f64 / f64::from(hops),
+        f64::from(hops) / elapsed.as_secs_f64()
     );
-    assert_eq!(last, vec![Val::I32((n as u64 * rounds as u64) as i32)]);
-    assert!(results.iter().all(|r| r.is_ok()));
     let report = sched.shutdown();
     println!(
         "{} slices on {} workers, {} steals",
