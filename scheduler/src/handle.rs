@@ -651,6 +651,9 @@ fn hand_over(slot: &mut ParkSlot, message: &[u8]) -> Option<Box<Task>> {
     let _ = task
         .instance
         .unpark(&[recv_result(wait.tagged, len as i32, MessageKind::Data)]);
+    // It runs soon (next, on this worker's LIFO stack): start loading the
+    // lines its resume reads while the sender finishes its slice.
+    task.instance.prefetch_host_return();
     Some(task)
 }
 

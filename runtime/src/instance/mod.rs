@@ -80,6 +80,11 @@ pub struct Instance {
     wake_at: Option<std::time::Instant>,
 }
 
+/// Stack bytes above the saved register frame that
+/// [`Instance::prefetch_host_return`] loads too (192 measured best: 128
+/// and 384 both gave about 300 ns per ring hop).
+const PREFETCH_ABOVE_FRAME: usize = 192;
+
 /// What owns an instance's slot: held by the [`Instance`] and, once it is
 /// linked, by its link group, so the slot is torn down (heap zeroed, slot
 /// returned) only when the instance and its group are gone.
@@ -430,14 +435,33 @@ impl Instance {
     /// the saved register frame at `guest_sp`.
     #[inline]
     pub fn prefetch(&self) {
+        self.prefetch_stack(0);
+    }
+
+    /// [`Instance::prefetch`] for an instance about to return from a host
+    /// call it parked in (a receive a message just completed): also the
+    /// stack just above the saved frame, where the host-call stub's frame
+    /// and the calling guest function's frame are. (Measured on a ring of
+    /// 100,000 instances: 380 -> 230 ns per hop; a preempted instance
+    /// gains nothing from those lines, so [`Instance::prefetch`] leaves
+    /// them.)
+    #[inline]
+    pub fn prefetch_host_return(&self) {
+        self.prefetch_stack(PREFETCH_ABOVE_FRAME);
+    }
+
+    #[inline(always)]
+    fn prefetch_stack(&self, above: usize) {
         let p = self.vm.as_ptr().cast::<u8>();
         arch::prefetch(p);
         arch::prefetch(p.wrapping_add(64));
         arch::prefetch(p.wrapping_add(128));
         // SAFETY: a read of our own vmctx's field.
         let sp = unsafe { (*self.vm.as_ptr()).guest_sp } as *const u8;
-        arch::prefetch(sp);
-        arch::prefetch(sp.wrapping_add(arch::FRAME_BYTES - 1));
+        for off in (0..arch::FRAME_BYTES + above).step_by(64) {
+            arch::prefetch(sp.wrapping_add(off));
+        }
+        arch::prefetch(sp.wrapping_add(arch::FRAME_BYTES + above - 1));
     }
 
     /// The slot index.
