@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# Go and Erlang/BEAM actor baselines for issue 12: ping-pong, a ring of
-# 100,000, Skynet 1M and spawn -> run -> exit lifecycles, each restricted
-# to 2 OS threads running actors (GOMAXPROCS=2, erl +S 2:2).
+# Myriad beside Go and Erlang/BEAM on the actor benchmarks of issue 12:
+# ping-pong, a ring of 100,000, Skynet 1M and spawn -> run -> exit
+# lifecycles, each restricted to 2 OS threads running actors (Myriad's 2
+# workers, GOMAXPROCS=2, erl +S 2:2).
 #
-# Installs nothing: needs `go`, `erl` and `erlc` on PATH (on Debian:
-# apt-get install golang-go erlang-base). Builds into $BUILD, runs every
-# benchmark $RUNS times (Go and Erlang interleaved: go, erlang, go, ...)
+# Installs nothing: needs `cargo` (Myriad's examples) and `go`, `erl` and
+# `erlc` on PATH (on Debian: apt-get install golang-go erlang-base); LANGS
+# picks which of them run. Builds into $BUILD, runs every benchmark $RUNS
+# times (the languages interleaved: myriad, go, erlang, myriad, ...)
 # and prints the median, min and max of each. The machine may be shared:
 # for every run the script also records how many CPUs' worth of time the
 # rest of the machine used meanwhile ("others": busy time from /proc/stat
@@ -15,6 +17,7 @@
 #
 # Environment (defaults in brackets):
 #   RUNS [5]  BUILD [benches/actors/build]  BENCHES [pingpong ring skynet lifecycles]
+#   LANGS [myriad go erlang]
 #   PINGPONG_N [1000000]  RING_N [100000]  RING_M [10]  SKYNET_LEAVES [1000000]
 #   LIFECYCLES_TOTAL [2000000]  LIFECYCLES_IN_FLIGHT [10000]
 #   ERL_FLAGS: read by erl itself, added to every Erlang run (e.g. "+hms 100").
@@ -24,6 +27,9 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 RUNS=${RUNS:-5}
 BUILD=${BUILD:-$HERE/build}
 BENCHES=${BENCHES:-pingpong ring skynet lifecycles}
+LANGS=${LANGS:-myriad go erlang}
+ROOT=$(cd "$HERE/../.." && pwd)
+EXAMPLES=$ROOT/target/release/examples
 PINGPONG_N=${PINGPONG_N:-1000000}
 RING_N=${RING_N:-100000}
 RING_M=${RING_M:-10}
@@ -31,8 +37,12 @@ SKYNET_LEAVES=${SKYNET_LEAVES:-1000000}
 LIFECYCLES_TOTAL=${LIFECYCLES_TOTAL:-2000000}
 LIFECYCLES_IN_FLIGHT=${LIFECYCLES_IN_FLIGHT:-10000}
 
+need=()
+case " $LANGS " in *" myriad "*) need+=(cargo) ;; esac
+case " $LANGS " in *" go "*) need+=(go) ;; esac
+case " $LANGS " in *" erlang "*) need+=(erl erlc) ;; esac
 missing=0
-for tool in go erl erlc; do
+for tool in "${need[@]}"; do
     if ! command -v "$tool" >/dev/null 2>&1; then
         echo "run.sh: '$tool' not found on PATH (Debian: apt-get install golang-go erlang-base)" >&2
         missing=1
@@ -42,21 +52,39 @@ done
 
 mkdir -p "$BUILD/ebin"
 echo "== build"
-(cd "$HERE/go" && for b in pingpong ring skynet lifecycles; do go build -o "$BUILD/go-$b" "./$b"; done)
-erlc -o "$BUILD/ebin" "$HERE"/erlang/*.erl
+has() { case " $LANGS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+if has myriad; then
+    (cd "$ROOT" && cargo build --release -q -p myriad-scheduler --example token_ring --example skynet --example lifecycles)
+fi
+if has go; then
+    (cd "$HERE/go" && for b in pingpong ring skynet lifecycles; do go build -o "$BUILD/go-$b" "./$b"; done)
+fi
+if has erlang; then
+    erlc -o "$BUILD/ebin" "$HERE"/erlang/*.erl
+fi
 
-GO_VERSION=$(go version | awk '{print $3}')
-OTP_VERSION=$(erl -noshell -eval 'io:format("OTP ~s, erts ~s, ~p", [erlang:system_info(otp_release), erlang:system_info(version), erlang:system_info(emu_flavor)]), halt().')
 echo "date:   $(date -u '+%Y-%m-%d %H:%M UTC')"
 echo "host:   $(nproc) CPUs, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(uname -sr)"
-echo "go:     $GO_VERSION (GOMAXPROCS=2)"
-echo "erlang: $OTP_VERSION (+S 2:2${ERL_FLAGS:+, ERL_FLAGS=$ERL_FLAGS})"
+if has myriad; then
+    echo "myriad: $(cd "$ROOT" && git rev-parse --short HEAD 2>/dev/null || echo '?') (2 workers)"
+fi
+if has go; then
+    echo "go:     $(go version | awk '{print $3}') (GOMAXPROCS=2)"
+fi
+if has erlang; then
+    OTP_VERSION=$(erl -noshell -eval 'io:format("OTP ~s, erts ~s, ~p", [erlang:system_info(otp_release), erlang:system_info(version), erlang:system_info(emu_flavor)]), halt().')
+    echo "erlang: $OTP_VERSION (+S 2:2${ERL_FLAGS:+, ERL_FLAGS=$ERL_FLAGS})"
+fi
 
 export GOMAXPROCS=2
 ERL=(erl -noshell +S 2:2 -pa "$BUILD/ebin")
 
 cmd_for() { # bench lang -> command line
     case "$1:$2" in
+        pingpong:myriad) echo "$EXAMPLES/token_ring 2 $PINGPONG_N 2" ;;
+        ring:myriad)     echo "$EXAMPLES/token_ring $RING_N $RING_M 2" ;;
+        skynet:myriad)   echo "$EXAMPLES/skynet $SKYNET_LEAVES 1" ;;
+        lifecycles:myriad) echo "$EXAMPLES/lifecycles $LIFECYCLES_TOTAL $LIFECYCLES_IN_FLIGHT 1" ;;
         pingpong:go)     echo "$BUILD/go-pingpong $PINGPONG_N" ;;
         pingpong:erlang) echo "${ERL[*]} -run pingpong main $PINGPONG_N" ;;
         ring:go)         echo "$BUILD/go-ring $RING_N $RING_M" ;;
@@ -80,7 +108,7 @@ TIMEFORMAT='%R %U %S'
 
 for bench in $BENCHES; do
     for run in $(seq 1 "$RUNS"); do
-        for lang in go erlang; do
+        for lang in $LANGS; do
             cmd=$(cmd_for "$bench" "$lang")
             load=$(cut -d' ' -f1 /proc/loadavg)
             b0=$(busy_ticks)

@@ -9,7 +9,7 @@ median() { sort -g | awk '{v[NR]=$1} END {m = NR % 2 ? v[(NR+1)/2] : (v[NR/2]+v[
 all=$(awk -F'\t' -v m="${MAX_OTHERS:-}" 'FNR > 1 && (m == "" || $9 <= m + 0)' "$@")
 printf '%-11s %-7s %5s %14s %27s  %-14s %6s\n' bench lang runs median "min - max" unit others
 for bench in $(cut -f1 <<<"$all" | awk '!seen[$0]++'); do
-    for lang in go erlang; do
+    for lang in myriad go erlang; do
         rows=$(awk -F'\t' -v b="$bench" -v l="$lang" '$1==b && $2==l' <<<"$all")
         [ -n "$rows" ] || continue
         n=$(wc -l <<<"$rows")

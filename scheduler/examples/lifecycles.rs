@@ -71,6 +71,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             elapsed.as_secs_f64() * 1e6 / total as f64
         );
         assert_eq!(result, vec![Val::I64(expected as i64)]);
+        // The line benches/actors/run.sh reads.
+        println!(
+            "RESULT bench=lifecycles lang=myriad value={:.0} unit=lifecycles/s total={total} in_flight={in_flight} workers={workers}",
+            total as f64 / elapsed.as_secs_f64()
+        );
     }
     let report = sched.shutdown();
     println!(

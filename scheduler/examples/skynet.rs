@@ -68,6 +68,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             peak_rss_kib() / 1024
         );
         assert_eq!(result, vec![Val::I64(expected)]);
+        // The line benches/actors/run.sh reads.
+        println!(
+            "RESULT bench=skynet lang=myriad value={:.1} unit=ms result={expected} workers={workers}",
+            elapsed.as_secs_f64() * 1e3
+        );
     }
     Ok(())
 }

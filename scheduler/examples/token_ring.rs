@@ -87,6 +87,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         elapsed.as_nanos() as f64 / f64::from(hops),
         f64::from(hops) / elapsed.as_secs_f64()
     );
+    // The line benches/actors/run.sh reads (as from the Go and Erlang
+    // programs): a ring of 2 is ping-pong.
+    println!(
+        "RESULT bench={} lang=myriad value={:.1} unit=ns/hop hops={hops} actors={n} workers={workers}",
+        if n == 2 { "pingpong" } else { "ring" },
+        elapsed.as_nanos() as f64 / f64::from(hops)
+    );
     let report = sched.shutdown();
     println!(
         "{} slices on {} workers, {} steals",
