@@ -869,3 +869,54 @@ fn sleep_ends_the_slice_with_its_wake_up_time_even_through_a_linked_call() {
     // The linked instance's own outcome is untouched.
     assert_eq!(s.outcome(), Outcome::Finished(vec![Val::I32(5)]));
 }
+
+#[test]
+fn a_prepared_import_set_serves_many_instances_and_checks_each_new_module() {
+    let counter = r#"(module
+         (import "env" "bump" (func $bump (param i64) (result i64)))
+         (func (export "run") (param i64) (result i64) (call $bump (local.get 0))))"#;
+    let m = compile_wat(counter, &CompileConfig::default());
+    let calls = Arc::new(AtomicU64::new(0));
+    let seen = calls.clone();
+    let mut linker = Linker::new();
+    linker.func_wrap("env", "bump", move |_: &mut Caller<'_>, x: i64| -> i64 {
+        seen.fetch_add(1, Ordering::Relaxed);
+        x + 1
+    });
+    let imports = myriad_runtime::Imports::new(linker.resolve(&m).expect("resolves"));
+    let region = region_with(4, 64 * 1024);
+    // Many instances of the module share the set (the second and later
+    // skip the import check); each runs the host function.
+    for i in 0..3i64 {
+        let mut inst =
+            Instance::instantiate_imports(&region, &m, &imports, None).expect("instantiates");
+        assert_eq!(
+            call(&mut inst, "run", &[Val::I64(i)]),
+            Outcome::Finished(vec![Val::I64(i + 1)])
+        );
+    }
+    assert_eq!(calls.load(Ordering::Relaxed), 3);
+    // Another module whose import has another type is still checked: the
+    // set passed for `m`, not for it.
+    let other = compile_wat(
+        r#"(module
+             (import "env" "bump" (func $bump (param i32) (result i32)))
+             (func (export "run") (param i32) (result i32) (call $bump (local.get 0))))"#,
+        &CompileConfig::default(),
+    );
+    assert!(matches!(
+        Instance::instantiate_imports(&region, &other, &imports, None),
+        Err(InstantiateError::IncompatibleImport { .. })
+    ));
+    // A module with the same source is a different module: checked too,
+    // and it passes.
+    let again = compile_wat(counter, &CompileConfig::default());
+    let mut inst =
+        Instance::instantiate_imports(&region, &again, &imports, None).expect("instantiates");
+    assert_eq!(
+        call(&mut inst, "run", &[Val::I64(41)]),
+        Outcome::Finished(vec![Val::I64(42)])
+    );
+    drop(inst);
+    assert_eq!(region.free_slots(), 4);
+}
