@@ -145,6 +145,48 @@ fn lifecycles(c: &mut Criterion) {
     g.finish();
 }
 
+/// A request that calls the host once (so it is linked like an actor).
+const REQUEST: &str = r#"(module
+  (import "myriad" "self" (func $self (result i64)))
+  (func (export "request") (param $x i64) (result i64)
+    (i64.add (i64.mul (local.get $x) (local.get $x)) (call $self))))"#;
+
+/// Spawn -> run -> exit from the embedder: batches of 1,000 spawns of a
+/// tiny linked request, then a join of each; per lifecycle.
+fn embedder_lifecycles(c: &mut Criterion) {
+    let (m, l) = (module(REQUEST), linker());
+    let batch = 1_000u64;
+    let s = scheduler(batch as usize, 4 * 1024);
+    let mut g = c.benchmark_group("actors");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("embedder_spawn_join", |b| {
+        b.iter_custom(|n| {
+            let t = Instant::now();
+            let mut left = n;
+            while left > 0 {
+                let k = left.min(batch);
+                let hs: Vec<_> = (0..k)
+                    .map(|i| {
+                        s.spawn_with(
+                            &m,
+                            "request",
+                            &[Val::I64(i as i64)],
+                            SpawnOptions::new().linker(&l),
+                        )
+                        .expect("spawn")
+                    })
+                    .collect();
+                for h in hs {
+                    h.join().expect("request ends");
+                }
+                left -= k;
+            }
+            t.elapsed()
+        })
+    });
+    g.finish();
+}
+
 fn skynet(c: &mut Criterion) {
     let (m, l) = (module(SKYNET), linker());
     let leaves = 100_000i64;
@@ -175,6 +217,6 @@ criterion_group! {
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(3));
-    targets = ping_pong, ring_100k, lifecycles, skynet
+    targets = ping_pong, ring_100k, lifecycles, embedder_lifecycles, skynet
 }
 criterion_main!(benches);

@@ -217,6 +217,12 @@ pub struct Scheduler {
     threads: Vec<JoinHandle<Metrics>>,
     started_at: Mutex<Option<Instant>>,
     capacity: usize,
+    /// The origin of the last `spawn_with`, reused by the next one with
+    /// the same module, linker and memory limit (both are immutable
+    /// behind their `Arc`s): a stream of spawns of one module resolves
+    /// and prepares its imports once. Keeps that module alive until
+    /// another replaces it.
+    last_origin: Mutex<Option<Arc<crate::actors::Origin>>>,
 }
 
 impl Scheduler {
@@ -256,6 +262,7 @@ impl Scheduler {
             started: Mutex::new(false),
             start_cv: Condvar::new(),
             sleepers: AtomicUsize::new(0),
+            waking: AtomicBool::new(false),
             idle_lock: Mutex::new(()),
             idle_cv: Condvar::new(),
             live: AtomicUsize::new(0),
@@ -305,6 +312,7 @@ impl Scheduler {
                         threads,
                         started_at: Mutex::new(None),
                         capacity: config.capacity,
+                        last_origin: Mutex::new(None),
                     };
                     drop(partial);
                     return Err(SchedulerError::Thread(e));
@@ -316,6 +324,7 @@ impl Scheduler {
             threads,
             started_at: Mutex::new(None),
             capacity: config.capacity,
+            last_origin: Mutex::new(None),
         };
         if !config.start_paused {
             s.start();
@@ -366,14 +375,13 @@ impl Scheduler {
             monitored_by,
             linked_to,
         } = options;
-        let origin = crate::actors::Origin::new(module, linker, memory)?;
+        let origin = self.origin_for(module, linker, memory)?;
         let run = RunOptions {
             data,
             fuel,
             cpu_time,
             deadline,
         };
-        let origin = Arc::new(origin);
         let mut related = Vec::new();
         if let Some(w) = &monitored_by {
             related.push((
@@ -395,6 +403,30 @@ impl Scheduler {
         }
         spawn_task(&self.shared, &origin, export, args, run, &related)
             .map(|shared| InstanceHandle { shared })
+    }
+
+    /// The origin for spawning `module` with `linker` and `memory`: the
+    /// last one if it matches, else a new one (which becomes the last).
+    fn origin_for(
+        &self,
+        module: &Arc<Module>,
+        linker: Option<Arc<Linker>>,
+        memory: Option<u64>,
+    ) -> Result<Arc<crate::actors::Origin>, SpawnError> {
+        let mut last = lock(&self.last_origin);
+        if let Some(o) = last.as_ref() {
+            let same_linker = match (&o.linker, &linker) {
+                (None, None) => true,
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                _ => false,
+            };
+            if Arc::ptr_eq(&o.module, module) && same_linker && o.memory == memory {
+                return Ok(Arc::clone(o));
+            }
+        }
+        let origin = Arc::new(crate::actors::Origin::new(module, linker, memory)?);
+        *last = Some(Arc::clone(&origin));
+        Ok(origin)
     }
 
     /// Register `module` (with `linker` for its imports) under `name`, so

@@ -71,6 +71,8 @@ pub(crate) struct Shared {
     pub(crate) start_cv: Condvar,
     /// Idle workers sleep here; spawn wakes one.
     pub(crate) sleepers: AtomicUsize,
+    /// A worker was notified and has not woken yet ([`Shared::wake_one`]).
+    pub(crate) waking: AtomicBool,
     pub(crate) idle_lock: Mutex<()>,
     pub(crate) idle_cv: Condvar,
     /// Instances spawned and not yet ended.
@@ -114,9 +116,12 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
-    /// Wake one sleeping worker, if any.
+    /// Wake one sleeping worker, if any, unless one is already being
+    /// woken: a burst of spawns from the embedder then costs one futex
+    /// wake, not one each. The woken worker clears `waking` and, if it
+    /// leaves work in the injector, wakes the next (`Worker::find_task`).
     pub(crate) fn wake_one(&self) {
-        if self.sleepers.load(Ordering::SeqCst) > 0 {
+        if self.sleepers.load(Ordering::SeqCst) > 0 && !self.waking.swap(true, Ordering::AcqRel) {
             let _g = lock(&self.idle_lock);
             self.idle_cv.notify_one();
         }
@@ -270,6 +275,13 @@ impl Shared {
 /// Queue a resumed task (from any thread) and wake a worker; cancel it if
 /// the scheduler is shutting down.
 pub(crate) fn requeue(task: Box<Task>) {
+    // From a host function on one of this scheduler's workers: that
+    // worker runs it next (no injector, no futex, no reference count
+    // changed), or retires it in its drain if the scheduler is shutting
+    // down.
+    let Err(task) = crate::worker::queue_here(task) else {
+        return;
+    };
     let Some(shared) = task.handle.sched.upgrade() else {
         return;
     };
@@ -277,11 +289,6 @@ pub(crate) fn requeue(task: Box<Task>) {
         shared.retire_off_worker(*task, Err(InstanceError::Cancelled));
         return;
     }
-    // From a host function on one of this scheduler's workers: that
-    // worker runs it next (no injector, no futex).
-    let Err(task) = crate::worker::queue_here(task) else {
-        return;
-    };
     shared.injector.push(task);
     shared.wake_one();
 }

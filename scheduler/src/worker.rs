@@ -269,7 +269,14 @@ impl Worker {
     fn steal_from_injector(&self) -> Option<Box<Task>> {
         loop {
             match self.shared.injector.steal_batch_and_pop(&self.local) {
-                Steal::Success(t) => return Some(t),
+                Steal::Success(t) => {
+                    // More waiting there: another sleeping worker may take
+                    // it (spawns woke only one).
+                    if !self.shared.injector.is_empty() {
+                        self.shared.wake_one();
+                    }
+                    return Some(t);
+                }
                 Steal::Retry => continue,
                 Steal::Empty => return None,
             }
@@ -283,6 +290,10 @@ impl Worker {
         let shared = &self.shared;
         shared.sleepers.fetch_add(1, Ordering::SeqCst);
         let guard = lock(&shared.idle_lock);
+        // A stale `waking` (its notify found nobody waiting) must not keep
+        // spawns from waking this worker: clear it under the lock, before
+        // the check, so a push after the check notifies.
+        shared.waking.store(false, Ordering::Release);
         if shared.injector.is_empty() && !shared.shutdown.load(Ordering::SeqCst) {
             let _ = shared
                 .idle_cv
@@ -290,6 +301,8 @@ impl Worker {
                 .unwrap_or_else(|e| e.into_inner());
         }
         shared.sleepers.fetch_sub(1, Ordering::SeqCst);
+        // Awake: the next wake_one may notify another sleeper.
+        shared.waking.store(false, Ordering::Release);
     }
 
     /// End `task` with `result` (see [`retire`]).
