@@ -31,15 +31,53 @@ pub const METADATA_SYMBOL: &str = "myriad_metadata";
 /// Symbol naming the hash cell (marker + [`HASH_LEN`] hash bytes).
 pub const HASH_SYMBOL: &str = "myriad_artifact_hash";
 
-/// 64-bit FNV-1a hash. Used for the metadata checksum and the target
-/// fingerprint (it detects corruption, not deliberate forgery).
+/// 64-bit checksum of `bytes`. Used for the metadata checksum and the
+/// target fingerprint: it detects corruption, not deliberate forgery.
+///
+/// Four independent lanes each take an 8-byte word per step (xor, odd
+/// multiply, rotate), so the multiplies of a 32-byte block overlap: about
+/// 8 bytes a cycle, where a byte-serial FNV-1a chain (ABI 10 and earlier)
+/// took 2.4 ms for the 2 MiB data segment of a large module's metadata.
+/// The tail (under 32 bytes) goes through FNV-1a; the lanes, the tail and
+/// the length are then mixed together, so every input bit reaches every
+/// output bit.
 pub fn hash64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        h ^= u64::from(b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    const MUL: [u64; 4] = [
+        0x9e37_79b9_7f4a_7c15,
+        0xc2b2_ae3d_27d4_eb4f,
+        0x1656_67b1_9e37_79f9,
+        0xd6e8_feb8_6659_fd93,
+    ];
+    let mut lanes: [u64; 4] = [
+        0x243f_6a88_85a3_08d3,
+        0x1319_8a2e_0370_7344,
+        0xa409_3822_299f_31d0,
+        0x082e_fa98_ec4e_6c89,
+    ];
+    let mut blocks = bytes.chunks_exact(32);
+    for block in &mut blocks {
+        for (i, lane) in lanes.iter_mut().enumerate() {
+            let mut word = [0u8; 8];
+            word.copy_from_slice(&block[8 * i..8 * i + 8]);
+            *lane = (*lane ^ u64::from_le_bytes(word))
+                .wrapping_mul(MUL[i])
+                .rotate_left(31);
+        }
     }
-    h
+    let mut tail: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in blocks.remainder() {
+        tail ^= u64::from(b);
+        tail = tail.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    let mut h = (bytes.len() as u64).wrapping_mul(MUL[0]) ^ tail;
+    for (i, lane) in lanes.iter().enumerate() {
+        h = (h ^ lane.wrapping_mul(MUL[(i + 1) % 4]))
+            .rotate_left(27)
+            .wrapping_mul(MUL[i]);
+    }
+    h ^= h >> 29;
+    h = h.wrapping_mul(MUL[1]);
+    h ^ (h >> 32)
 }
 
 /// Find the single occurrence of `marker` in `file`; `None` if absent or

@@ -77,7 +77,7 @@ pub use types::*;
 
 /// Version of this ABI. Bump on any change to vmctx layout, builtin
 /// signatures, symbol naming, trap kinds or the metadata encoding.
-pub const ABI_VERSION: u32 = 10;
+pub const ABI_VERSION: u32 = 11;
 
 /// Result of a chunked bulk builtin (`table.fill/copy/init`,
 /// `memory.init`): the whole operation is done.

@@ -257,3 +257,33 @@ fn trap_codes_round_trip() {
     }
     assert_eq!(TrapKind::from_code(0), None);
 }
+
+#[test]
+fn the_checksum_sees_every_flipped_bit_and_every_length() {
+    // Lengths around the 32-byte blocks: tail only, one block, block and
+    // tail, several blocks.
+    for len in [0usize, 1, 7, 31, 32, 33, 64, 100, 1000] {
+        let data: Vec<u8> = (0..len).map(|i| (i * 37 % 251) as u8).collect();
+        let h = hash64(&data);
+        for byte in 0..len {
+            for bit in 0..8 {
+                let mut d = data.clone();
+                d[byte] ^= 1 << bit;
+                assert_ne!(hash64(&d), h, "len {len}: bit {bit} of byte {byte}");
+            }
+        }
+        // A zero byte more, or one fewer, is another input.
+        let mut longer = data.clone();
+        longer.push(0);
+        assert_ne!(hash64(&longer), h, "len {len} + a zero byte");
+        if len > 0 {
+            assert_ne!(hash64(&data[..len - 1]), h, "len {len} - 1");
+        }
+    }
+    // Words swapped between lanes of one block change it too.
+    let mut a = [0u8; 32];
+    a[0] = 1;
+    let mut b = [0u8; 32];
+    b[8] = 1;
+    assert_ne!(hash64(&a), hash64(&b));
+}
