@@ -136,7 +136,13 @@ pub fn add_to_linker(linker: &mut Linker) -> &mut Linker {
         "myriad",
         "recv",
         |caller: &mut Caller<'_>, ptr: u32, cap: u32| -> Result<i32, HostAction> {
-            match receive(caller, ptr, cap, false, None)? {
+            let wait = RecvWait {
+                ptr,
+                cap,
+                tagged: false,
+                until: None,
+            };
+            match receive(caller, wait)? {
                 Val::I32(v) => Ok(v),
                 _ => Ok(i32::MIN),
             }
@@ -148,7 +154,13 @@ pub fn add_to_linker(linker: &mut Linker) -> &mut Linker {
         |caller: &mut Caller<'_>, ptr: u32, cap: u32, timeout_ns: i64| -> Result<i64, HostAction> {
             let until =
                 (timeout_ns >= 0).then(|| Instant::now() + Duration::from_nanos(timeout_ns as u64));
-            match receive(caller, ptr, cap, true, until)? {
+            let wait = RecvWait {
+                ptr,
+                cap,
+                tagged: true,
+                until,
+            };
+            match receive(caller, wait)? {
                 Val::I64(v) => Ok(v),
                 _ => Ok(i64::from(i32::MIN)),
             }
@@ -173,14 +185,26 @@ pub fn add_to_linker(linker: &mut Linker) -> &mut Linker {
         "myriad",
         "spawn",
         |caller: &mut Caller<'_>, ep: u32, el: u32, ap: u32, n: u32, flags: u32| -> i64 {
-            guest_spawn(caller, false, (ep, el), (ap, n), flags)
+            let call = SpawnCall {
+                registered: false,
+                name: (ep, el),
+                args: (ap, n),
+                flags,
+            };
+            guest_spawn(caller, call)
         },
     );
     linker.func_wrap(
         "myriad",
         "spawn_module",
         |caller: &mut Caller<'_>, np: u32, nl: u32, ap: u32, n: u32, flags: u32| -> i64 {
-            guest_spawn(caller, true, (np, nl), (ap, n), flags)
+            let call = SpawnCall {
+                registered: true,
+                name: (np, nl),
+                args: (ap, n),
+                flags,
+            };
+            guest_spawn(caller, call)
         },
     );
     linker.func_wrap("myriad", "monitor", |_: &mut Caller<'_>, id: i64| -> i32 {
@@ -263,76 +287,57 @@ fn relation(op: impl FnOnce(&Arc<HandleShared>) -> Result<(), actors::ActorError
     .unwrap_or(-1)
 }
 
-/// `recv`/`recv_msg`: take the oldest message now, or park until one
-/// arrives (or `until` passes).
-fn receive(
-    caller: &mut Caller<'_>,
-    ptr: u32,
-    cap: u32,
-    tagged: bool,
-    until: Option<Instant>,
-) -> Result<Val, HostAction> {
-    crate::worker::with_current(|me, _| receive_as(me, caller, ptr, cap, tagged, until))
-        .unwrap_or_else(|| {
-            Err(HostAction::Trap(
-                "myriad.recv called outside a scheduler".into(),
-            ))
-        })
-}
-
-/// [`receive`] for the running instance `me`.
-fn receive_as(
-    me: &HandleShared,
-    caller: &mut Caller<'_>,
-    ptr: u32,
-    cap: u32,
-    tagged: bool,
-    until: Option<Instant>,
-) -> Result<Val, HostAction> {
-    let mut slot = me.lock_slot();
-    if slot.mailbox.is_empty() {
-        if until.is_some_and(|at| at <= Instant::now()) {
-            return Ok(recv_result(tagged, RECV_TIMEOUT, MessageKind::Data));
+/// `recv`/`recv_msg` into `wait`'s buffer: take the oldest message now,
+/// or park until one arrives (or `wait.until` passes).
+fn receive(caller: &mut Caller<'_>, wait: RecvWait) -> Result<Val, HostAction> {
+    crate::worker::with_current(|me, _| {
+        let mut slot = me.lock_slot();
+        if slot.mailbox.is_empty() {
+            if wait.until.is_some_and(|at| at <= Instant::now()) {
+                return Ok(recv_result(wait.tagged, RECV_TIMEOUT, MessageKind::Data));
+            }
+            // Park; a sender (or the worker, if a message arrives before
+            // the park is published) completes the receive, or the timer
+            // ends it.
+            slot.recv_wait = Some(wait);
+            return Err(HostAction::Park);
         }
-        // Park; a sender (or the worker, if a message arrives before the
-        // park is published) completes the receive, or the timer ends it.
-        slot.recv_wait = Some(RecvWait {
-            ptr,
-            cap,
-            tagged,
-            until,
-        });
-        return Err(HostAction::Park);
-    }
-    let (result, kind) = recv_into(&mut slot, &me.account, caller.memory_mut(), ptr, cap);
-    Ok(recv_result(tagged, result, kind))
+        let (result, kind) = recv_into(
+            &mut slot,
+            &me.account,
+            caller.memory_mut(),
+            wait.ptr,
+            wait.cap,
+        );
+        Ok(recv_result(wait.tagged, result, kind))
+    })
+    .unwrap_or_else(|| {
+        Err(HostAction::Trap(
+            "myriad.recv called outside a scheduler".into(),
+        ))
+    })
 }
 
-/// `myriad.spawn` and (`registered`, the name is `module NUL export`)
-/// `myriad.spawn_module`.
-fn guest_spawn(
-    caller: &mut Caller<'_>,
+/// What a guest's `myriad.spawn` or `myriad.spawn_module` asks for.
+#[derive(Clone, Copy)]
+struct SpawnCall {
+    /// `spawn_module`: the name is `module NUL export`.
     registered: bool,
-    (name_ptr, name_len): (u32, u32),
-    (args_ptr, nargs): (u32, u32),
+    /// Pointer and length of the name in guest memory.
+    name: (u32, u32),
+    /// Pointer to the 8-byte arguments and their count.
+    args: (u32, u32),
+    /// Bit 0 monitor, bit 1 link.
     flags: u32,
-) -> i64 {
-    use spawn_code::*;
-    if flags & !3 != 0 {
-        return BAD_FLAGS;
+}
+
+/// `myriad.spawn` and `myriad.spawn_module`.
+fn guest_spawn(caller: &mut Caller<'_>, call: SpawnCall) -> i64 {
+    if call.flags & !3 != 0 {
+        return spawn_code::BAD_FLAGS;
     }
-    crate::worker::with_current(|me, sched| {
-        spawn_as(
-            me,
-            sched,
-            caller,
-            registered,
-            (name_ptr, name_len),
-            (args_ptr, nargs),
-            flags,
-        )
-    })
-    .unwrap_or(SHUTTING_DOWN)
+    crate::worker::with_current(|me, sched| spawn_as(me, sched, caller, call))
+        .unwrap_or(spawn_code::SHUTTING_DOWN)
 }
 
 /// [`guest_spawn`] for the running instance `me` of `sched`.
@@ -340,11 +345,14 @@ fn spawn_as(
     me: &Arc<HandleShared>,
     sched: &Arc<Shared>,
     caller: &mut Caller<'_>,
-    registered: bool,
-    (name_ptr, name_len): (u32, u32),
-    (args_ptr, nargs): (u32, u32),
-    flags: u32,
+    call: SpawnCall,
 ) -> i64 {
+    let SpawnCall {
+        registered,
+        name: (name_ptr, name_len),
+        args: (args_ptr, nargs),
+        flags,
+    } = call;
     use spawn_code::*;
     if name_len as usize > MAX_SPAWN_NAME {
         return NO_SUCH_EXPORT;
