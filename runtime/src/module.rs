@@ -958,7 +958,19 @@ fn is_ref(t: abi::ValType) -> bool {
 /// Whether instances of a module with metadata `md` need a
 /// `table::TableState`.
 fn needs_table_state(md: &myriad_abi::Metadata) -> bool {
+    // `ref.func` of an imported function does not set `func_refs`: with
+    // function imports, any funcref in a signature may carry one out and
+    // back in, and it must be recognised as the instance's own.
+    let imports_funcs = md
+        .imports
+        .iter()
+        .any(|i| matches!(i.kind, myriad_abi::ImportKind::Func(_)));
+    let signatures_hold_refs = md
+        .types
+        .iter()
+        .any(|ft| ft.params.iter().chain(&ft.results).any(|v| is_ref(*v)));
     md.func_refs
+        || (imports_funcs && signatures_hold_refs)
         || !md.tables.is_empty()
         || !md.elems.is_empty()
         || md.data.iter().any(|d| d.passive)

@@ -446,14 +446,19 @@ impl Region {
     /// Take a free slot, or `None` when the region is full: the one this
     /// thread released last, else one another thread released (warm
     /// slots first: a never-used one costs page faults), else the lowest
-    /// never-used one. (A slot another thread releases while this looks
-    /// may be missed: the region then counts as full a moment early, as if
-    /// the release came after.)
+    /// never-used one, else the released lists once more.
     pub fn alloc(&self) -> Option<u32> {
         let own = own_list();
-        (0..RELEASE_LISTS)
-            .find_map(|k| lock(&self.released[(own + k) % RELEASE_LISTS].0).pop())
-            .or_else(|| lock(&self.free).pop())
+        let released = || {
+            (0..RELEASE_LISTS).find_map(|k| lock(&self.released[(own + k) % RELEASE_LISTS].0).pop())
+        };
+        released().or_else(|| {
+            let mut free = lock(&self.free);
+            // Nothing never used left: look at the released lists once
+            // more, so a slot released to a list already passed while
+            // another thread took the last one is still found.
+            free.pop().or_else(released)
+        })
     }
 
     /// Return a slot whose heap is all zero again (to this thread's list).

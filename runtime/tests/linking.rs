@@ -920,3 +920,33 @@ fn a_prepared_import_set_serves_many_instances_and_checks_each_new_module() {
     drop(inst);
     assert_eq!(region.free_slots(), 4);
 }
+
+#[test]
+fn an_imported_function_s_own_reference_comes_back_as_its_own() {
+    // No tables, no funcref globals, no ref.func of a defined function:
+    // only a reference to an imported function, handed out and back.
+    let m = compile_wat(
+        r#"(module
+      (import "env" "f" (func $f))
+      (export "f" (func $f))
+      (func (export "get") (result funcref) (ref.func $f))
+      (func (export "take") (param funcref) (result i32) (ref.is_null (local.get 0))))"#,
+        &CompileConfig::default(),
+    );
+    let mut l = Linker::new();
+    l.func_wrap("env", "f", |_: &mut Caller<'_>| {});
+    let region = region_with(1, 64 * 1024);
+    let mut inst = l.instantiate(&region, &m, None).expect("instantiates");
+    let bits = match call(&mut inst, "get", &[]) {
+        Outcome::Finished(v) => match v[..] {
+            [Val::FuncRef(b)] => b,
+            _ => panic!("one funcref result, got {v:?}"),
+        },
+        o => panic!("{o:?}"),
+    };
+    assert_ne!(bits, 0);
+    assert_eq!(
+        call(&mut inst, "take", &[Val::FuncRef(bits)]),
+        Outcome::Finished(vec![Val::I32(0)])
+    );
+}

@@ -552,8 +552,10 @@ pub(crate) fn deliver(
     }
     // The receiver waits in `recv` with nothing queued before this
     // message: copy it straight into its buffer. The message is never
-    // held, so it is neither allocated nor charged.
-    if slot.mailbox.is_empty() {
+    // held, so it is neither allocated nor charged; but only a message the
+    // mailbox bounds would take is handed over, so whether a send is
+    // accepted does not depend on whether the receiver waits yet.
+    if slot.mailbox.is_empty() && limits.messages > 0 && cost <= limits.bytes {
         if let Some(task) = hand_over(&mut slot, &message) {
             target.set_state(InstanceState::Runnable);
             drop(slot);
@@ -637,7 +639,9 @@ fn hand_over(slot: &mut ParkSlot, message: &[u8]) -> Option<Box<Task>> {
     let wait = slot.recv_wait?;
     let task = slot.task.as_mut()?;
     let len = message.len();
-    if len > wait.cap as usize {
+    // (`cap` is a u32 the guest chose; the length must also fit the i32
+    // result.)
+    if len > wait.cap as usize || i32::try_from(len).is_err() {
         return None;
     }
     let start = wait.ptr as usize;

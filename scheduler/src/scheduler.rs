@@ -649,7 +649,7 @@ pub(crate) fn spawn_task(
     let cpu_budget = cpu_time.map_or(u64::MAX, duration_to_tsc);
     if related.is_empty() {
         let ns = shared.conv.ns(rdtsc().saturating_sub(t));
-        if !crate::worker::record_instantiate_here(ns) {
+        if !crate::worker::record_instantiate_here(shared, ns) {
             lock(&shared.spawn_metrics)
                 .instantiate
                 .saturating_record(ns);

@@ -5,25 +5,27 @@
 //!
 //! Instance ids are never reused, so a cached `(id, handle)` is always the
 //! right instance; if it has ended, delivery sees that in its state, as it
-//! would through the registry, and the entry is dropped.
+//! would through the registry, and the entry is dropped. The cache holds
+//! a `Weak`: it never keeps an ended instance's handle (its origin, its
+//! relations) alive, and two instances caching each other make no cycle.
+//! A send upgrades it: one atomic on the receiver's handle, which the
+//! delivery touches anyway.
 //!
 //! # Ownership
 //!
 //! The cache lives in the sender's `HandleShared` but belongs to whoever
 //! holds the sender's task: the worker running its slice (the `send` host
-//! function) or the thread retiring it ([`SendCache::clear`], which also
-//! breaks the reference cycle two instances caching each other would
-//! make). A task is held by one thread at a time and handed between
+//! function) or the thread retiring it ([`SendCache::clear`]). A task is held by one thread at a time and handed between
 //! threads through queues and locks that order those accesses, so the
 //! cell is never touched by two threads at once.
 
 use crate::handle::HandleShared;
 use std::cell::UnsafeCell;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 
 /// See the module documentation.
 #[derive(Default)]
-pub(crate) struct SendCache(UnsafeCell<Option<(u64, Arc<HandleShared>)>>);
+pub(crate) struct SendCache(UnsafeCell<Option<(u64, Weak<HandleShared>)>>);
 
 // SAFETY: the cell is only accessed by the thread holding the owning
 // instance's task (see the module documentation), so shared references
@@ -47,12 +49,20 @@ impl SendCache {
         // SAFETY: per the contract, no other reference to the cell exists
         // for the duration of this call.
         let cell = unsafe { &mut *self.0.get() };
-        if cell.as_ref().is_none_or(|(cached, _)| *cached != id) {
-            *cell = None;
-            *cell = Some((id, lookup()?));
-        }
-        let (_, target) = cell.as_ref()?;
-        let r = f(target);
+        let cached = cell
+            .as_ref()
+            .filter(|(cached, _)| *cached == id)
+            .and_then(|(_, w)| w.upgrade());
+        let target = match cached {
+            Some(t) => t,
+            None => {
+                *cell = None;
+                let t = lookup()?;
+                *cell = Some((id, Arc::downgrade(&t)));
+                t
+            }
+        };
+        let r = f(&target);
         if target.state().is_done() {
             *cell = None;
         }

@@ -336,11 +336,22 @@ fn retire_one(
     // SAFETY: we hold the ended instance's task (taken apart above).
     unsafe { handle.send_cache.clear() };
     // From here on no monitor, link or name is added (they see `ended`).
-    let mut relations = {
+    let (mut relations, mailbox) = {
         let mut slot = handle.lock_slot();
         slot.ended = true;
-        std::mem::take(&mut slot.relations)
+        slot.mailbox_bytes = 0;
+        (
+            std::mem::take(&mut slot.relations),
+            std::mem::take(&mut slot.mailbox),
+        )
     };
+    // Nobody can receive these any more: free them now (and their
+    // charges), not when the last reference to the handle goes (a
+    // sender's cache may keep the handle a while).
+    for m in &mailbox {
+        handle.account.release(m.cost);
+    }
+    drop(mailbox);
     crate::actors::free_names(shared, handle.id, &mut relations.names);
     shared.registry.remove(handle.id);
     let notice = relations_nonempty(&relations).then(|| result.clone());

@@ -46,9 +46,10 @@ thread_local! {
 }
 
 /// Keep an instantiate time for this thread's worker, if this thread is
-/// running a slice; `false` (nothing kept) otherwise.
-pub(crate) fn record_instantiate_here(ns: u64) -> bool {
-    if CURRENT.with(|c| c.get()).is_null() {
+/// running a slice for `shared`'s scheduler; `false` (nothing kept)
+/// otherwise.
+pub(crate) fn record_instantiate_here(shared: &Shared, ns: u64) -> bool {
+    if !std::ptr::eq(CURRENT_SHARED.with(|c| c.get()), shared) {
         return false;
     }
     SPAWN_TIMES.with(|t| t.borrow_mut().push(ns));
@@ -293,7 +294,8 @@ impl Worker {
         // A stale `waking` (its notify found nobody waiting) must not keep
         // spawns from waking this worker: clear it under the lock, before
         // the check, so a push after the check notifies.
-        shared.waking.store(false, Ordering::Release);
+        // SeqCst: the store must not pass the injector check below.
+        shared.waking.store(false, Ordering::SeqCst);
         if shared.injector.is_empty() && !shared.shutdown.load(Ordering::SeqCst) {
             let _ = shared
                 .idle_cv

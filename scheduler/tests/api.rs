@@ -827,3 +827,73 @@ fn a_receiver_waiting_in_recv_gets_a_guest_message_directly_unless_it_does_not_f
     assert!(s.wait_idle(Duration::from_secs(10)));
     assert_eq!(s.free_slots(), 4);
 }
+
+#[test]
+fn an_ended_receiver_frees_its_mailbox_and_oversized_messages_are_refused_even_when_it_waits() {
+    let mut l = Linker::new();
+    messaging::add_to_linker(&mut l);
+    let l = Arc::new(l);
+    let s = Scheduler::new(SchedulerConfig {
+        mailbox_bytes: 1024,
+        ..config(1, 8)
+    })
+    .unwrap();
+    // A spinner that never receives; a guest fills its mailbox (the
+    // sender caches it as its last receiver), then the spinner is
+    // cancelled: what was queued for it is freed at its end, not when
+    // the last reference to its handle goes.
+    let spinner = module(
+        r#"(module (import "myriad" "self" (func (result i64)))
+      (func (export "run") (loop $l (br $l))))"#,
+    );
+    let sender = module(
+        r#"(module
+      (import "myriad" "send" (func $send (param i64 i32 i32) (result i32)))
+      (import "myriad" "recv" (func $recv (param i32 i32) (result i32)))
+      (memory 1)
+      (func (export "run") (param $to i64) (param $n i32) (result i32)
+        (block $d (loop $l
+          (br_if $d (i32.eqz (local.get $n)))
+          (drop (call $send (local.get $to) (i32.const 0) (i32.const 100)))
+          (local.set $n (i32.sub (local.get $n) (i32.const 1)))
+          (br $l)))
+        (call $recv (i32.const 0) (i32.const 8))))"#,
+    );
+    let v = s
+        .spawn_with(&spinner, "run", &[], SpawnOptions::new().linker(&l))
+        .unwrap();
+    let p = s
+        .spawn_with(
+            &sender,
+            "run",
+            &[Val::I64(v.id() as i64), Val::I32(5)],
+            SpawnOptions::new().linker(&l),
+        )
+        .unwrap();
+    wait_state(&p, InstanceState::Parked);
+    assert_eq!(v.mailbox_len(), 5);
+    v.cancel();
+    assert_eq!(v.join(), Err(InstanceError::Cancelled));
+    assert_eq!(v.mailbox_len(), 0, "the ended instance's mailbox is freed");
+    p.cancel();
+    assert_eq!(p.join(), Err(InstanceError::Cancelled));
+
+    // A message past the byte bound is refused whether or not the
+    // receiver already waits in recv (a waiting receiver takes messages
+    // straight into its buffer, but not ones its mailbox would refuse).
+    let receiver = module(
+        r#"(module
+      (import "myriad" "recv" (func $recv (param i32 i32) (result i32)))
+      (memory 1)
+      (func (export "run") (result i32) (call $recv (i32.const 0) (i32.const 8192))))"#,
+    );
+    let r = s
+        .spawn_with(&receiver, "run", &[], SpawnOptions::new().linker(&l))
+        .unwrap();
+    wait_state(&r, InstanceState::Parked);
+    assert_eq!(r.send(vec![7u8; 4000]), Err(SendError::MailboxFull(r.id())));
+    r.send(vec![7u8; 100]).unwrap();
+    assert_eq!(r.join(), Ok(vec![Val::I32(100)]));
+    assert!(s.wait_idle(Duration::from_secs(10)));
+    assert_eq!(s.free_slots(), 8);
+}
