@@ -7,36 +7,21 @@
 //!
 //! `cargo run --release -p myriad-scheduler --example lifecycles [TOTAL] [IN_FLIGHT] [RUNS]`
 
-use myriad_runtime::{CompileConfig, Linker, Module, Val};
-use myriad_scheduler::{messaging, Scheduler, SchedulerConfig, SpawnOptions};
-use std::sync::Arc;
+use myriad_runtime::Val;
+use myriad_scheduler::{Scheduler, SchedulerConfig, SpawnOptions};
 use std::time::{Duration, Instant};
+
+mod common;
 
 /// The guest (also used by `benches/benches/actors.rs`).
 const GUEST: &str = include_str!("guests/lifecycles.wat");
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let total: u64 = args
-        .next()
-        .map(|a| a.parse())
-        .transpose()?
-        .unwrap_or(1_000_000);
-    let in_flight: u64 = args
-        .next()
-        .map(|a| a.parse())
-        .transpose()?
-        .unwrap_or(10_000);
-    let runs: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(3);
-    let cache = myriad_runtime::default_cache_dir();
-    let module = Arc::new(Module::compile(
-        &wat::parse_str(GUEST)?,
-        &CompileConfig::default(),
-        &cache,
-    )?);
-    let mut linker = Linker::new();
-    messaging::add_to_linker(&mut linker);
-    let linker = Arc::new(linker);
+    let total: u64 = common::arg(&mut args, 1_000_000)?;
+    let in_flight: u64 = common::arg(&mut args, 10_000)?;
+    let runs: usize = common::arg(&mut args, 3)?;
+    let (module, linker) = common::actor_module(GUEST)?;
     let expected = (0..total).fold(0u64, |s, x| {
         s.wrapping_add(x.wrapping_mul(x).wrapping_add(1))
     });

@@ -8,31 +8,20 @@
 //! `cargo run --release -p myriad-scheduler --example skynet [LEAVES] [RUNS]`
 //! (LEAVES a power of ten, 1,000,000 by default).
 
-use myriad_runtime::{CompileConfig, Linker, Module, Val};
-use myriad_scheduler::{messaging, Scheduler, SchedulerConfig, SpawnOptions};
-use std::sync::Arc;
+use myriad_runtime::Val;
+use myriad_scheduler::{Scheduler, SchedulerConfig, SpawnOptions};
 use std::time::{Duration, Instant};
+
+mod common;
 
 /// The guest (also used by `benches/benches/actors.rs`).
 const SKYNET: &str = include_str!("guests/skynet.wat");
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let leaves: i64 = args
-        .next()
-        .map(|a| a.parse())
-        .transpose()?
-        .unwrap_or(1_000_000);
-    let runs: usize = args.next().map(|a| a.parse()).transpose()?.unwrap_or(3);
-    let cache = myriad_runtime::default_cache_dir();
-    let module = Arc::new(Module::compile(
-        &wat::parse_str(SKYNET)?,
-        &CompileConfig::default(),
-        &cache,
-    )?);
-    let mut linker = Linker::new();
-    messaging::add_to_linker(&mut linker);
-    let linker = Arc::new(linker);
+    let leaves: i64 = common::arg(&mut args, 1_000_000)?;
+    let runs: usize = common::arg(&mut args, 3)?;
+    let (module, linker) = common::actor_module(SKYNET)?;
     let actors = (0..=leaves.ilog10()).map(|k| 10i64.pow(k)).sum::<i64>();
     let expected = leaves * (leaves - 1) / 2;
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get());
@@ -65,7 +54,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             actors as f64 / elapsed.as_secs_f64(),
             report.metrics.slices,
             report.metrics.steals,
-            peak_rss_kib() / 1024
+            common::status_kib("VmHWM:") / 1024
         );
         assert_eq!(result, vec![Val::I64(expected)]);
         // The line benches/actors/run.sh reads.
@@ -75,15 +64,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     Ok(())
-}
-
-fn peak_rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }

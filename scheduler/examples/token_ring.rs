@@ -8,39 +8,26 @@
 //!
 //! `cargo run --release -p myriad-scheduler --example token_ring [N] [ROUNDS] [WORKERS]`
 
-use myriad_runtime::{CompileConfig, Linker, Module, Val};
-use myriad_scheduler::{messaging, InstanceState, Scheduler, SchedulerConfig, SpawnOptions};
-use std::sync::Arc;
+use myriad_runtime::Val;
+use myriad_scheduler::{InstanceState, Scheduler, SchedulerConfig, SpawnOptions};
 use std::time::{Duration, Instant};
+
+mod common;
 
 /// The guest (also used by `benches/benches/actors.rs`).
 const RING: &str = include_str!("guests/token_ring.wat");
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut args = std::env::args().skip(1);
-    let n: usize = args
-        .next()
-        .map(|a| a.parse())
-        .transpose()?
-        .unwrap_or(100_000);
-    let rounds: u32 = args.next().map(|a| a.parse()).transpose()?.unwrap_or(10);
-    let workers: usize = args
-        .next()
-        .map(|a| a.parse())
-        .transpose()?
-        .unwrap_or(std::thread::available_parallelism().map_or(2, |n| n.get()));
+    let n: usize = common::arg(&mut args, 100_000)?;
+    let rounds: u32 = common::arg(&mut args, 10)?;
+    let workers: usize = common::arg(
+        &mut args,
+        std::thread::available_parallelism().map_or(2, |n| n.get()),
+    )?;
     let hops = u32::try_from(n as u64 * u64::from(rounds))
         .map_err(|_| "N x ROUNDS must fit in 32 bits")?;
-    // The per-user cache (created 0700; refused if others can write to it).
-    let cache = myriad_runtime::default_cache_dir();
-    let module = Arc::new(Module::compile(
-        &wat::parse_str(RING)?,
-        &CompileConfig::default(),
-        &cache,
-    )?);
-    let mut linker = Linker::new();
-    messaging::add_to_linker(&mut linker);
-    let linker = Arc::new(linker);
+    let (module, linker) = common::actor_module(RING)?;
 
     // 16 KiB heaps and 8 KiB stacks: a slot is 32 KiB of address space.
     let sched = Scheduler::new(SchedulerConfig {
@@ -66,7 +53,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!(
         "{n} instances spawned in {spawned:?}, all parked in recv; {} KiB RSS",
-        rss_kib()
+        common::status_kib("VmRSS:")
     );
     // One untimed round warms every member (as the Go and Erlang
     // programs do), then ROUNDS timed ones; the member that finds no hops
@@ -100,15 +87,4 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         report.metrics.slices, report.workers, report.metrics.steals
     );
     Ok(())
-}
-
-fn rss_kib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
 }
