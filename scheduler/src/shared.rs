@@ -119,7 +119,7 @@ impl Shared {
     /// Wake one sleeping worker, if any, unless one is already being
     /// woken: a burst of spawns from the embedder then costs one futex
     /// wake, not one each. The woken worker clears `waking` and, if it
-    /// leaves work in the injector, wakes the next (`Worker::find_task`).
+    /// leaves work in the injector, wakes the next (`Worker::steal_from_injector`).
     pub(crate) fn wake_one(&self) {
         if self.sleepers.load(Ordering::SeqCst) > 0 && !self.waking.swap(true, Ordering::AcqRel) {
             let _g = lock(&self.idle_lock);
@@ -348,9 +348,9 @@ fn retire_one(
     // Nobody can receive these any more: free them now (and their
     // charges), not when the last reference to the handle goes (a
     // sender's cache may keep the handle a while).
-    for m in &mailbox {
-        handle.account.release(m.cost);
-    }
+    handle
+        .account
+        .release(mailbox.iter().map(|m| m.cost).sum::<u64>());
     drop(mailbox);
     crate::actors::free_names(shared, handle.id, &mut relations.names);
     shared.registry.remove(handle.id);
