@@ -18,7 +18,7 @@ use crate::vmctx::VmCtx;
 use crate::Val;
 use myriad_abi::{FuncType, MemoryDecl, ValType};
 use std::any::Any;
-use std::sync::{Arc, Mutex, Weak};
+use std::sync::{Arc, Mutex, OnceLock, Weak};
 
 /// Something that keeps a host-made import alive (an importer holds one
 /// per host-made global or tag it imports).
@@ -380,7 +380,7 @@ pub struct Imports {
     /// immutable, and memories and tables only grow, which keeps a
     /// minimum met (maxima are declared, not current). The `Weak` keeps
     /// the module's allocation, so its address cannot denote another one.
-    checked_for: std::sync::OnceLock<std::sync::Weak<crate::Module>>,
+    checked_for: OnceLock<Weak<crate::Module>>,
 }
 
 impl Imports {
@@ -390,21 +390,21 @@ impl Imports {
         Imports {
             externs,
             funcs,
-            checked_for: std::sync::OnceLock::new(),
+            checked_for: OnceLock::new(),
         }
     }
 
     /// Whether the externs passed the import check for `module` before.
-    pub(crate) fn checked_for(&self, module: &std::sync::Arc<crate::Module>) -> bool {
+    pub(crate) fn checked_for(&self, module: &Arc<crate::Module>) -> bool {
         self.checked_for
             .get()
-            .is_some_and(|m| std::ptr::eq(m.as_ptr(), std::sync::Arc::as_ptr(module)))
+            .is_some_and(|m| std::ptr::eq(m.as_ptr(), Arc::as_ptr(module)))
     }
 
     /// Remember that the externs passed the import check for `module`
     /// (the first module only).
-    pub(crate) fn mark_checked(&self, module: &std::sync::Arc<crate::Module>) {
-        let _ = self.checked_for.set(std::sync::Arc::downgrade(module));
+    pub(crate) fn mark_checked(&self, module: &Arc<crate::Module>) {
+        let _ = self.checked_for.set(Arc::downgrade(module));
     }
 
     /// The externs, in the module's import order.

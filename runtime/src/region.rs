@@ -213,7 +213,7 @@ pub struct Region {
     guard_size: usize,
     guard_mode: bool,
     slots: usize,
-    /// Free slots: all of them at first, lowest on top.
+    /// Slots never used yet, lowest on top.
     free: Mutex<Vec<u32>>,
     /// Slots released by threads, each thread into its own list
     /// ([`own_list`]), where its next `alloc` looks first: workers that
