@@ -2,12 +2,20 @@
 //! median wall time of each (the Wasmtime side is
 //! `benches/wasmtime-compare/`).
 //!
-//! `cargo run --release -p myriad-benches --bin kernels [-- --runs N] [--bounds dense|sparse]`
+//! `cargo run --release -p myriad-benches --bin kernels [-- --runs N] [--bounds dense|sparse] [--only NAME] [--fuel-slice UNITS] [--print-runs]`
 //!
 //! Dense (the default) compiles complete bounds checks and runs in a plain
 //! region, as a million instances do; sparse compiles with
 //! [`CompileConfig::sparse`] and runs in a guard-mode region with a 4 GiB
 //! heap reservation, as `myriad run` does.
+//!
+//! By default each run is time sliced (10 ms slices, the fuel slow path
+//! reading the clock every ~0.7 ms), as under the scheduler. `--fuel-slice
+//! UNITS` runs fuel slices of UNITS instead (no clock; with more units than
+//! the kernel spends, the slow path is never called). `--print-runs`
+//! prints every run's time, in order, before the median: a kernel's speed
+//! can depend on whether an earlier run took the fuel slow path (see
+//! docs/PERFORMANCE.md, "The sieve and the fuel check's slow branch").
 
 use anyhow::{bail, Context, Result};
 use myriad_runtime::{CompileConfig, Instance, Module, Outcome, Region, RegionConfig, Val};
@@ -26,6 +34,9 @@ pub const KERNELS: [(&str, i64); 4] = [
 fn main() -> Result<()> {
     let mut runs = 7usize;
     let mut sparse = false;
+    let mut only: Option<String> = None;
+    let mut fuel_slice: Option<u64> = None;
+    let mut print_runs = false;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -37,6 +48,11 @@ fn main() -> Result<()> {
                     other => bail!("--bounds dense|sparse, not {other:?}"),
                 }
             }
+            "--only" => only = Some(args.next().context("--only NAME")?),
+            "--fuel-slice" => {
+                fuel_slice = Some(args.next().context("--fuel-slice UNITS")?.parse()?)
+            }
+            "--print-runs" => print_runs = true,
             other => bail!("unknown argument {other:?}"),
         }
     }
@@ -56,7 +72,15 @@ fn main() -> Result<()> {
         guard_mode: sparse,
         heap_reservation: config.heap_reservation as usize,
     })?);
+    if let Some(name) = &only {
+        if !KERNELS.iter().any(|(k, _)| k == name) {
+            bail!("--only: no kernel {name:?}");
+        }
+    }
     for (name, arg) in KERNELS {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
         let wat = std::fs::read_to_string(dir.join(format!("{name}.wat")))?;
         let wasm = wat::parse_str(&wat)?;
         let module = Arc::new(Module::compile(&wasm, &config, &cache)?);
@@ -66,9 +90,13 @@ fn main() -> Result<()> {
             let mut inst = Instance::new(&region, &module, "run", &[Val::I64(arg)])?;
             let t = Instant::now();
             let out = loop {
-                match inst
-                    .resume(myriad_runtime::rdtsc() + myriad_runtime::fuel::ns_to_tsc(10_000_000))
-                {
+                let outcome = match fuel_slice {
+                    Some(units) => inst.resume_fuel(units),
+                    None => inst.resume(
+                        myriad_runtime::rdtsc() + myriad_runtime::fuel::ns_to_tsc(10_000_000),
+                    ),
+                };
+                match outcome {
                     Outcome::Yielded => continue,
                     other => break other,
                 }
@@ -78,6 +106,10 @@ fn main() -> Result<()> {
                 Outcome::Finished(v) => result = v.first().copied(),
                 other => bail!("{name}: {other:?}"),
             }
+        }
+        if print_runs {
+            let each: Vec<String> = times.iter().map(|t| format!("{:.1}", ms(*t))).collect();
+            println!("{name:7} runs (ms, in order): {}", each.join(" "));
         }
         times.sort();
         let median = times[times.len() / 2];
