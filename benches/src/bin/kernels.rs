@@ -72,6 +72,9 @@ fn main() -> Result<()> {
         guard_mode: sparse,
         heap_reservation: config.heap_reservation as usize,
     })?);
+    if runs == 0 {
+        bail!("--runs must be at least 1");
+    }
     if let Some(name) = &only {
         if !KERNELS.iter().any(|(k, _)| k == name) {
             bail!("--only: no kernel {name:?}");
