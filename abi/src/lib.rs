@@ -30,14 +30,17 @@
 //! # Calling convention
 //!
 //! Functions use the platform C convention (System V on x86_64):
-//! `fn(vmctx, exec, fuel, params...) -> (fuel, results...)`: the fuel
-//! counter travels in a register, in as the third parameter and out as the
-//! first result, so a call costs no store and load of it. Each exported function (and
+//! `fn(vmctx, exec, fuel, params...) -> (result0, fuel, results...)`, or
+//! `-> fuel` for a function without results: the fuel counter travels in a
+//! register, in as the third parameter and out as the second native
+//! result (the first when there are no wasm results), so a call costs no
+//! store and load of it and the counter goes in and comes back in the same
+//! register (`rdx` on x86_64). Each exported function (and
 //! the start function) also gets an "array call" wrapper
 //! `fn(vmctx, exec, values: *mut u64)` that reads its parameters from
 //! `values[..params]` and writes its results to `values[..results]`, so the
 //! runtime calls every export the same way. Each function import gets a
-//! host stub `fn(vmctx, exec, fuel, params...) -> (fuel, results...)`
+//! host stub with the same signature as the import
 //! (symbol [`import_stub_symbol`]) that stores the fuel to `exec + FUEL`
 //! and its parameters in a buffer, calls the `host_call` builtin and
 //! returns the fuel reloaded from `exec`; the wrapper likewise loads the
@@ -77,7 +80,7 @@ pub use types::*;
 
 /// Version of this ABI. Bump on any change to vmctx layout, builtin
 /// signatures, symbol naming, trap kinds or the metadata encoding.
-pub const ABI_VERSION: u32 = 11;
+pub const ABI_VERSION: u32 = 12;
 
 /// Result of a chunked bulk builtin (`table.fill/copy/init`,
 /// `memory.init`): the whole operation is done.

@@ -217,8 +217,7 @@ impl FuncTranslator<'_, '_> {
         let results = self.b.block_params(frame.end).to_vec();
         if let FrameKind::Function = frame.kind {
             let fuel = self.b.use_var(self.fuel);
-            let mut all = vec![fuel];
-            all.extend(results);
+            let all = super::with_fuel(fuel, &results);
             self.b.ins().return_(&all);
             self.reachable = false;
         } else {

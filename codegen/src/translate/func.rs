@@ -383,15 +383,14 @@ impl FuncTranslator<'_, '_> {
         self.reload_heap_len();
     }
 
-    /// Take the fuel a wasm callee returned (its first result) and reload
+    /// Take the fuel a wasm callee returned (see `fuel_result_index`) and reload
     /// the memory's length; returns the callee's other results.
     pub fn after_wasm_call(&mut self, results: &[Value]) -> Result<Vec<Value>, CompileError> {
-        let (fuel, rest) = results
-            .split_first()
+        let (fuel, rest) = super::split_fuel(results)
             .ok_or_else(|| CompileError::codegen("a wasm call returns its fuel"))?;
-        self.b.def_var(self.fuel, *fuel);
+        self.b.def_var(self.fuel, fuel);
         self.reload_heap_len();
-        Ok(rest.to_vec())
+        Ok(rest)
     }
 
     /// Reload the memory's length (at entry and after calls).

@@ -499,15 +499,49 @@ pub(crate) fn wasm_signature(call_conv: CallConv, ty: &abi::FuncType) -> ir::Sig
         ir::types::I64,
         ArgumentPurpose::VMContext,
     ));
-    // The fuel counter travels in a register: in as a parameter, out as
-    // the first result (see `abi` "Calling convention").
+    // The fuel counter travels in a register: in as the third parameter,
+    // out as the result at `fuel_result_index` (see `abi` "Calling
+    // convention").
     sig.params.push(AbiParam::new(ir::types::I64));
     sig.params
         .extend(ty.params.iter().map(|t| AbiParam::new(ir_type(*t))));
-    sig.returns.push(AbiParam::new(ir::types::I64));
     sig.returns
         .extend(ty.results.iter().map(|t| AbiParam::new(ir_type(*t))));
+    sig.returns.insert(
+        fuel_result_index(ty.results.len()),
+        AbiParam::new(ir::types::I64),
+    );
     sig
+}
+
+/// Where a wasm function returns its fuel counter among its native
+/// results: second when it has wasm results, so that on x86-64 it comes
+/// back in `rdx`, the register it went in with (the third parameter),
+/// and first (`rax`) when it has none. The first result register is then
+/// free for the wasm result. With the counter always first, Cranelift
+/// kept it in `rax` at loop headers and in another register inside the
+/// loop, and copied it both ways on every iteration.
+pub(crate) fn fuel_result_index(wasm_results: usize) -> usize {
+    wasm_results.min(1)
+}
+
+/// Split a wasm call's native results into the fuel counter and the wasm
+/// results.
+pub(crate) fn split_fuel(results: &[ir::Value]) -> Option<(ir::Value, Vec<ir::Value>)> {
+    let n = results.len().checked_sub(1)?;
+    let at = fuel_result_index(n);
+    let fuel = *results.get(at)?;
+    let mut rest = results.to_vec();
+    rest.remove(at);
+    Some((fuel, rest))
+}
+
+/// The native results of a wasm function: `results` with the fuel
+/// counter inserted at its place.
+pub(crate) fn with_fuel(fuel: ir::Value, results: &[ir::Value]) -> Vec<ir::Value> {
+    let mut all = results.to_vec();
+    all.insert(fuel_result_index(results.len()), fuel);
+    all
 }
 
 /// Read a constant expression. Validation has already checked its typing

@@ -1,5 +1,6 @@
 //! Array-call export wrappers `fn(vmctx, exec, values: *mut u64)` and
-//! host-import stubs `fn(vmctx, exec, fuel, params...) -> (fuel, results)`.
+//! host-import stubs with the wasm function signature (`fn(vmctx, exec,
+//! fuel, params...) -> (result0, fuel, results...)`, see `abi`).
 //!
 //! A wrapper reads the parameters from `values[k]` (i32/f32 in the low four
 //! bytes), loads the fuel counter from `exec`, calls the function
@@ -92,10 +93,9 @@ pub(crate) fn build_wrapper(
         }
     };
     let results = b.inst_results(call).to_vec();
-    let (fuel, results) = results
-        .split_first()
+    let (fuel, results) = super::split_fuel(&results)
         .ok_or_else(|| CompileError::codegen("a wasm call returns its fuel"))?;
-    b.ins().store(flags, *fuel, exec, vmctx::FUEL);
+    b.ins().store(flags, fuel, exec, vmctx::FUEL);
     for (k, (r, v)) in ty.results.iter().zip(results.iter().copied()).enumerate() {
         let off = cell_offset(k)?;
         let cell = to_cell(&mut b, *r, v);
@@ -151,12 +151,12 @@ pub(crate) fn build_import_stub(
     let which = b.ins().iconst(types::I64, i64::from(import));
     b.ins()
         .call_indirect(sig, callee, &[vmctx, exec, which, buf]);
-    let mut results = Vec::with_capacity(ty.results.len() + 1);
-    results.push(b.ins().load(types::I64, flags, exec, vmctx::FUEL));
+    let fuel = b.ins().load(types::I64, flags, exec, vmctx::FUEL);
+    let mut results = Vec::with_capacity(ty.results.len());
     for (k, r) in ty.results.iter().enumerate() {
         results.push(b.ins().load(ir_type(*r), flags, buf, cell_offset(k)?));
     }
-    b.ins().return_(&results);
+    b.ins().return_(&super::with_fuel(fuel, &results));
     b.finalize(env.frontend);
     Ok(func)
 }
