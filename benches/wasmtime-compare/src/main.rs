@@ -20,8 +20,9 @@
 use std::time::{Duration, Instant};
 use wasmtime::{Config, Engine, Instance, Module, OptLevel, Store};
 
-const KERNELS: [(&str, i64); 4] = [
+const KERNELS: [(&str, i64); 5] = [
     ("sieve", 600),
+    ("sieve_rotated", 600),
     ("matmul", 40),
     ("hash", 150_000_000),
     ("fib", 36),
