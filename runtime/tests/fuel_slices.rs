@@ -211,3 +211,89 @@ fn bulk_builtins_are_metered_by_fuel() {
     assert_eq!(inst.resume_fuel(u64::MAX / 4), Outcome::Finished(vec![]));
     assert!(inst.fuel_used() >= 90_000, "{}", inst.fuel_used());
 }
+
+/// One loop of each shape the compiler checks fuel for differently (see
+/// `loops_checked_on_edge` in myriad-codegen): `while` ends in one `br`
+/// back (checked on that edge); `dowhile` branches back with `br_if`,
+/// `table` with `br_table` and `twice` with two `br`s (all checked at the
+/// header). Each counts to its argument and returns the count.
+const SHAPES: &str = r#"(module
+     (func (export "while") (param $n i64) (result i64) (local $i i64)
+       (block $done
+         (loop $l
+           (br_if $done (i64.ge_u (local.get $i) (local.get $n)))
+           (local.set $i (i64.add (local.get $i) (i64.const 1)))
+           (br $l)))
+       (local.get $i))
+     (func (export "dowhile") (param $n i64) (result i64) (local $i i64)
+       (loop $l
+         (local.set $i (i64.add (local.get $i) (i64.const 1)))
+         (br_if $l (i64.lt_u (local.get $i) (local.get $n))))
+       (local.get $i))
+     (func (export "table") (param $n i64) (result i64) (local $i i64)
+       (block $done
+         (loop $l
+           (local.set $i (i64.add (local.get $i) (i64.const 1)))
+           (br_table $l $done (i64.ge_u (local.get $i) (local.get $n)))))
+       (local.get $i))
+     (func (export "twice") (param $n i64) (result i64) (local $i i64)
+       (block $done
+         (loop $l
+           (br_if $done (i64.ge_u (local.get $i) (local.get $n)))
+           (local.set $i (i64.add (local.get $i) (i64.const 1)))
+           (if (i64.eqz (i64.and (local.get $i) (i64.const 1)))
+             (then (br $l)))
+           (br $l)))
+       (local.get $i))
+     (func (export "spin") (loop $l (br $l))))"#;
+
+#[test]
+fn every_loop_shape_pays_one_unit_per_iteration() {
+    let n = 1_000_000i64;
+    let units = 10_000u64;
+    let m = compile_wat(SHAPES, &CompileConfig::default());
+    let region = region_with(1, 64 << 10);
+    for export in ["while", "dowhile", "table", "twice"] {
+        let mut inst = Instance::new(&region, &m, export, &[Val::I64(n)]).expect("instance");
+        let mut slices = 0u64;
+        loop {
+            slices += 1;
+            match inst.resume_fuel(units) {
+                Outcome::Yielded => continue,
+                Outcome::Finished(v) => {
+                    assert_eq!(v, vec![Val::I64(n)], "{export}");
+                    break;
+                }
+                other => panic!("{export}: unexpected {other:?}"),
+            }
+        }
+        // n iterations, one check each, plus the entry check (and one
+        // more pass of the header for the shapes that test at the
+        // top): n + 1 or n + 2 units, a slice per `units + 1`.
+        let low = (n as u64 + 1).div_ceil(units + 1);
+        assert!(
+            (low..=low + 1).contains(&slices),
+            "{export}: {slices} slices, expected about {low}"
+        );
+    }
+}
+
+#[test]
+fn a_loop_closed_by_br_is_preempted() {
+    let m = compile_wat(SHAPES, &CompileConfig::default());
+    let region = region_with(1, 64 << 10);
+    let mut inst = Instance::new(&region, &m, "spin", &[]).expect("instance");
+    for _ in 0..3 {
+        assert_eq!(inst.resume_fuel(1_000), Outcome::Yielded);
+    }
+    let soon = myriad_runtime::rdtsc() + myriad_runtime::fuel::ns_to_tsc(1_000_000);
+    assert_eq!(inst.resume(soon), Outcome::Yielded);
+    inst.set_fuel_limit(inst.fuel_used() + 5_000);
+    let outcome = loop {
+        match inst.resume_fuel(1_000) {
+            Outcome::Yielded => continue,
+            other => break other,
+        }
+    };
+    assert_eq!(outcome, Outcome::Limited(Limit::Fuel));
+}

@@ -150,6 +150,8 @@ pub(crate) fn translate_function(
         frames: Vec::new(),
         reachable: true,
         unreachable_depth: 0,
+        edge_checked: super::control::loops_checked_on_edge(body)?,
+        next_loop: 0,
         vmctx_flags: MemFlagsData::trusted().with_alias_region(Some(vmctx_region)),
         globals_flags: MemFlagsData::trusted().with_alias_region(Some(globals_region)),
         // Fields written once at instantiation and never again (the heap
@@ -229,6 +231,11 @@ pub(crate) struct FuncTranslator<'a, 'f> {
     pub reachable: bool,
     /// Blocks opened in unreachable code, skipped without a frame.
     pub unreachable_depth: u32,
+    /// Per `loop` of the body, in order: whether its fuel check is on its
+    /// back edge ([`super::control::loops_checked_on_edge`]).
+    edge_checked: Vec<bool>,
+    /// Ordinal of the next `loop` operator (reachable or not).
+    next_loop: usize,
     /// Flags for vmctx header fields.
     pub vmctx_flags: MemFlagsData,
     /// Flags for global cells.
@@ -356,6 +363,37 @@ impl FuncTranslator<'_, '_> {
         self.b.seal_block(cont);
     }
 
+    /// A loop's back edge to `header` with `args`, carrying the loop's fuel
+    /// check: `fuel -= 1; if fuel >= 0 { goto header }`, else the slow path
+    /// (laid out right after, not cold, so that the branch back is the
+    /// check's own branch) and then `goto header`. Ends the current block.
+    /// See [`super::control::loops_checked_on_edge`] for which loops.
+    pub fn back_edge(&mut self, header: ir::Block, args: &[Value]) {
+        let f = self.b.use_var(self.fuel);
+        let f = self.b.ins().iadd_imm_s(f, -1);
+        self.b.def_var(self.fuel, f);
+        let slow = self.b.create_block();
+        let negative = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, f, 0);
+        self.b
+            .ins()
+            .brif(negative, slow, &[], header, &block_args(args));
+        self.b.switch_to_block(slow);
+        self.b.seal_block(slow);
+        self.b
+            .ins()
+            .store(self.vmctx_flags, f, self.exec, vmctx::FUEL);
+        let callee = self.b.ins().load(
+            types::I64,
+            self.vmctx_flags,
+            self.vmctx,
+            vmctx::FN_FUEL_EXHAUSTED,
+        );
+        let sig = self.fuel_sig();
+        self.b.ins().call_indirect(sig, callee, &[self.exec]);
+        self.reload_fuel();
+        self.b.ins().jump(header, &block_args(args));
+    }
+
     /// Store the fuel variable to exec (before calls and returns).
     pub fn spill_fuel(&mut self) {
         let f = self.b.use_var(self.fuel);
@@ -452,6 +490,16 @@ impl FuncTranslator<'_, '_> {
         ) {
             return Err(CompileError::unsupported(op_name(&op)));
         }
+        let edge_check = if let Operator::Loop { .. } = op {
+            let k = self.next_loop;
+            self.next_loop += 1;
+            *self
+                .edge_checked
+                .get(k)
+                .ok_or_else(|| CompileError::codegen("loop count mismatch"))?
+        } else {
+            false
+        };
         if !self.reachable {
             return self.translate_unreachable_op(&op);
         }
@@ -462,7 +510,7 @@ impl FuncTranslator<'_, '_> {
                 self.reachable = false;
             }
             Operator::Block { blockty } => self.block(blockty)?,
-            Operator::Loop { blockty } => self.loop_(blockty)?,
+            Operator::Loop { blockty } => self.loop_(blockty, edge_check)?,
             Operator::If { blockty } => self.if_(blockty)?,
             Operator::Else => self.else_()?,
             Operator::End => self.end()?,
