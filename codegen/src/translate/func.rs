@@ -334,29 +334,12 @@ impl FuncTranslator<'_, '_> {
     /// `fuel -= 1; if fuel < 0 { fuel_exhausted(exec) }`, with the slow
     /// path in a cold block.
     pub fn fuel_check(&mut self) {
-        let f = self.b.use_var(self.fuel);
-        let f = self.b.ins().iadd_imm_s(f, -1);
-        self.b.def_var(self.fuel, f);
+        let (negative, f) = self.charge_one();
         let slow = self.b.create_block();
         let cont = self.b.create_block();
         self.b.set_cold_block(slow);
-        let negative = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, f, 0);
         self.b.ins().brif(negative, slow, &[], cont, &[]);
-
-        self.b.switch_to_block(slow);
-        self.b.seal_block(slow);
-        self.b
-            .ins()
-            .store(self.vmctx_flags, f, self.exec, vmctx::FUEL);
-        let callee = self.b.ins().load(
-            types::I64,
-            self.vmctx_flags,
-            self.vmctx,
-            vmctx::FN_FUEL_EXHAUSTED,
-        );
-        let sig = self.fuel_sig();
-        self.b.ins().call_indirect(sig, callee, &[self.exec]);
-        self.reload_fuel();
+        self.fuel_slow_path(slow, f);
         self.b.ins().jump(cont, &[]);
 
         self.b.switch_to_block(cont);
@@ -369,14 +352,28 @@ impl FuncTranslator<'_, '_> {
     /// check's own branch) and then `goto header`. Ends the current block.
     /// See [`super::control::loops_checked_on_edge`] for which loops.
     pub fn back_edge(&mut self, header: ir::Block, args: &[Value]) {
-        let f = self.b.use_var(self.fuel);
-        let f = self.b.ins().iadd_imm_s(f, -1);
-        self.b.def_var(self.fuel, f);
+        let (negative, f) = self.charge_one();
         let slow = self.b.create_block();
-        let negative = self.b.ins().icmp_imm_s(IntCC::SignedLessThan, f, 0);
         self.b
             .ins()
             .brif(negative, slow, &[], header, &block_args(args));
+        self.fuel_slow_path(slow, f);
+        self.b.ins().jump(header, &block_args(args));
+    }
+
+    /// `fuel -= 1`: the new counter and whether it went negative.
+    fn charge_one(&mut self) -> (Value, Value) {
+        let f = self.b.use_var(self.fuel);
+        let f = self.b.ins().iadd_imm_s(f, -1);
+        self.b.def_var(self.fuel, f);
+        (self.b.ins().icmp_imm_s(IntCC::SignedLessThan, f, 0), f)
+    }
+
+    /// Fill `slow` (a fresh block) with the fuel slow path for counter
+    /// `f`: store it to exec, call `fuel_exhausted(exec)` (which may
+    /// refill or suspend), reload it. Leaves the builder in `slow`, for
+    /// the caller's jump onward.
+    fn fuel_slow_path(&mut self, slow: ir::Block, f: Value) {
         self.b.switch_to_block(slow);
         self.b.seal_block(slow);
         self.b
@@ -391,7 +388,6 @@ impl FuncTranslator<'_, '_> {
         let sig = self.fuel_sig();
         self.b.ins().call_indirect(sig, callee, &[self.exec]);
         self.reload_fuel();
-        self.b.ins().jump(header, &block_args(args));
     }
 
     /// Store the fuel variable to exec (before calls and returns).
