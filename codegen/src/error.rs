@@ -16,7 +16,7 @@ pub enum CompileError {
     /// Cranelift failed to compile generated IR (a bug in the translator).
     #[error("code generation failed: {0}")]
     Codegen(String),
-    /// Writing the object file or linking the shared object failed.
+    /// Linking the shared object failed (see [`crate::compile`]'s linker).
     #[error("linking failed: {0}")]
     Link(String),
     /// An I/O error while handling temporary files.

@@ -16,6 +16,7 @@ mod artifact;
 mod error;
 mod isa;
 mod key;
+mod shared_object;
 mod translate;
 
 use cranelift_codegen::ir::Function;
@@ -27,7 +28,7 @@ pub use error::CompileError;
 pub use key::{hex, source_key};
 
 use translate::func::{translate_function, FuncEnv};
-use translate::{wasm_signature, wrapper};
+use translate::wrapper;
 
 /// Compile settings. Every field is part of [`source_key`].
 ///
@@ -182,7 +183,7 @@ fn compile_functions(
     let compile_one = |i: usize, fctx: &mut FunctionBuilderContext, ctx: &mut Context| {
         let i = index(i)?;
         let func = translate_function(env, i, fctx)?;
-        artifact::compile_function(isa, ctx, i, func)
+        artifact::compile_function(isa, ctx, func)
     };
     let threads = std::thread::available_parallelism()
         .map_or(1, |t| t.get())
@@ -256,12 +257,7 @@ fn emit_artifact(
     let module = env.module;
     // What the code relies on (dense for a module that cannot use guards).
     let config = env.config;
-    let sigs = module
-        .func_types
-        .iter()
-        .map(|t| Ok(wasm_signature(env.call_conv, module.type_at(*t)?)))
-        .collect::<Result<Vec<_>, CompileError>>()?;
-    let mut out = artifact::ArtifactBuilder::new(isa.clone(), &sigs)?;
+    let mut out = artifact::ArtifactBuilder::new(isa.clone(), module.func_types.len())?;
 
     let mut traps = Vec::new();
     for (index, code) in compile_functions(isa, env)?.into_iter().enumerate() {
@@ -285,17 +281,15 @@ fn emit_artifact(
     };
     let mut wrappers = Vec::with_capacity(wrapped.len());
     for index in wrapped {
-        let sig = wrapper::wrapper_signature(env.call_conv);
-        let id = out.declare_helper(&abi::export_wrapper_symbol(index), &sig)?;
+        let id = out.declare_helper(&abi::export_wrapper_symbol(index))?;
         let func = wrapper::build_wrapper(env, index, id, &mut fctx)?;
         wrappers.push(out.define_helper(id, func)?);
     }
     // A host stub per function import.
     let mut stubs = Vec::with_capacity(module.imported_funcs.len());
-    for (import, ty) in module.imported_funcs.iter().enumerate() {
+    for import in 0..module.imported_funcs.len() {
         let import = import as u32;
-        let sig = wasm_signature(env.call_conv, module.type_at(*ty)?);
-        let id = out.declare_helper(&abi::import_stub_symbol(import), &sig)?;
+        let id = out.declare_helper(&abi::import_stub_symbol(import))?;
         let func = wrapper::build_import_stub(env, import, id, &mut fctx)?;
         stubs.push(out.define_helper(id, func)?);
     }

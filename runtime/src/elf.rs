@@ -5,8 +5,9 @@
 //! libraries named by `DT_NEEDED`, applies relocations (an `IRELATIVE` one
 //! calls code of the object) and runs the initialisers (`DT_INIT`,
 //! `DT_INIT_ARRAY`, `DT_PREINIT_ARRAY`). Myriad's artifacts need none of
-//! that beyond the mapping: the linker is given one object with no
-//! undefined symbols, `-nostdlib` and `-Bsymbolic`, so they have no
+//! that beyond the mapping: the code generator's linker resolves every
+//! call inside the object and writes none of those (see
+//! `myriad_codegen`'s `shared_object` module), so they have no
 //! relocations, no needed libraries and no initialisers. [`check`] refuses
 //! a file that has any of them, an interpreter or TLS, or whose `PT_LOAD`
 //! segments or section headers reach past its end (a truncated file, whose
