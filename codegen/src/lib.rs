@@ -137,15 +137,24 @@ fn with_front_end<R>(
     f: impl FnOnce(&OwnedTargetIsa, &FuncEnv) -> Result<R, CompileError>,
 ) -> Result<R, CompileError> {
     let isa = isa::host_isa()?;
-    let module = translate::parse_module(wasm)?;
-    let effective = config.effective_for(&module);
-    let env = FuncEnv {
-        module: &module,
-        config: &effective,
-        call_conv: isa.default_call_conv(),
-        frontend: isa.frontend_config(),
+    let run = || {
+        let module = translate::parse_module(wasm)?;
+        let effective = config.effective_for(&module);
+        let env = FuncEnv {
+            module: &module,
+            config: &effective,
+            call_conv: isa.default_call_conv(),
+            frontend: isa.frontend_config(),
+        };
+        f(&isa, &env)
     };
-    f(&isa, &env)
+    // Bodies are validated as they are compiled, in parallel; whatever
+    // failed, an invalid module is reported by the validator's first error
+    // in file order, as if all of it had been validated first.
+    run().map_err(|e| match translate::validate_all(wasm) {
+        Err(invalid) => invalid,
+        Ok(()) => e,
+    })
 }
 
 /// Translate every defined function in index order, handing each to `each`.

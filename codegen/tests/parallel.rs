@@ -55,3 +55,47 @@ fn the_first_error_in_index_order_is_returned() {
         }
     }
 }
+
+#[test]
+fn an_invalid_body_is_reported_as_the_validator_reports_it() {
+    // Bodies are validated on the compiling threads. Function 50 is
+    // invalid and the largest (compiled first), function 20 is invalid
+    // too, and function 5 uses an instruction the compiler refuses: the
+    // error is still the validator's first, function 20's, as when the
+    // whole module was validated before anything else.
+    let big = "(local.set 0 (i32.add (local.get 0) (i32.const 1)))".repeat(400);
+    let wasm = module(64, |i| match i {
+        5 => Some("(throw $e) (local.get 0)".into()),
+        20 => Some("(i64.add (local.get 0) (i64.const 1))".into()),
+        50 => Some(format!("{big} (f32.neg (local.get 0))")),
+        _ => None,
+    });
+    let Err(expected) = wasmparser::Validator::new().validate_all(&wasm) else {
+        panic!("the module is invalid");
+    };
+    for _ in 0..5 {
+        match compile(&wasm, &CompileConfig::default()) {
+            Err(e @ CompileError::Invalid(_)) => {
+                let text = e.to_string();
+                assert!(text.contains(expected.message()), "{text} / {expected}");
+                assert!(
+                    text.contains(&format!("{:#x}", expected.offset()))
+                        || text.contains(&expected.offset().to_string()),
+                    "{text} / {expected}"
+                );
+            }
+            other => panic!("expected the validator's error, got {other:?}"),
+        }
+    }
+}
+
+#[test]
+fn a_valid_module_compiles_with_bodies_validated_in_parallel() {
+    // A body that is valid only because of a type defined in the module
+    // (a multi-value block type): the per-body validators see the module.
+    let wasm = module(40, |i| {
+        (i % 3 == 0)
+            .then(|| "(block (result i32 i32) (local.get 0) (i32.const 1)) (i32.add)".to_string())
+    });
+    compile(&wasm, &CompileConfig::default()).expect("compiles");
+}

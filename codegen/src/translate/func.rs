@@ -107,6 +107,19 @@ pub(crate) fn translate_function(
         .bodies
         .get(index as usize)
         .ok_or_else(|| CompileError::codegen(format!("no body for function {index}")))?;
+    let v = env
+        .module
+        .validators
+        .get(index as usize)
+        .ok_or_else(|| CompileError::codegen(format!("no validator for function {index}")))?;
+    wasmparser::FuncToValidate {
+        resources: v.resources.clone(),
+        index: v.index,
+        ty: v.ty,
+        features: v.features,
+    }
+    .into_validator(Default::default())
+    .validate(body)?;
     let sig = wasm_signature(env.call_conv, &ty);
     let mut func = ir::Function::with_name_signature(UserFuncName::user(0, index), sig);
 

@@ -18,7 +18,8 @@ use cranelift_codegen::ir::{self, AbiParam, ArgumentPurpose};
 use cranelift_codegen::isa::CallConv;
 use wasmparser::{
     CompositeInnerType, ConstExpr, DataKind, ElementItems, ElementKind, Encoding, ExternalKind,
-    FunctionBody, Operator, Parser, Payload, RefType, TableInit, TypeRef, Validator, WasmFeatures,
+    FuncToValidate, FunctionBody, Operator, Parser, Payload, RefType, TableInit, TypeRef,
+    ValidPayload, Validator, ValidatorResources, WasmFeatures,
 };
 
 use crate::abi;
@@ -65,8 +66,13 @@ pub(crate) struct ModuleInfo<'a> {
     pub exports: Vec<abi::Export>,
     /// Start function.
     pub start: Option<u32>,
-    /// Function bodies, in defined-function order.
+    /// Function bodies, in defined-function order. Not yet validated:
+    /// [`func::translate_function`] validates each one with its entry in
+    /// `validators` before translating it, so bodies are validated in
+    /// parallel, on the threads that compile them.
     pub bodies: Vec<FunctionBody<'a>>,
+    /// What validates each body, in defined-function order.
+    pub validators: Vec<FuncToValidate<ValidatorResources>>,
 }
 
 impl ModuleInfo<'_> {
@@ -127,9 +133,12 @@ fn features() -> WasmFeatures {
     WasmFeatures::default() | WasmFeatures::CUSTOM_PAGE_SIZES
 }
 
-/// Validate `wasm` and collect a [`ModuleInfo`].
+/// Validate `wasm`, all but its function bodies, and collect a
+/// [`ModuleInfo`] (the bodies are validated as they are translated). Each
+/// section is validated before it is read. Callers give the validator's
+/// verdict precedence over other errors with [`validate_all`].
 pub(crate) fn parse_module(wasm: &[u8]) -> Result<ModuleInfo<'_>, CompileError> {
-    Validator::new_with_features(features()).validate_all(wasm)?;
+    let mut validator = Validator::new_with_features(features());
 
     let mut info = ModuleInfo {
         types: Vec::new(),
@@ -151,9 +160,14 @@ pub(crate) fn parse_module(wasm: &[u8]) -> Result<ModuleInfo<'_>, CompileError> 
         exports: Vec::new(),
         start: None,
         bodies: Vec::new(),
+        validators: Vec::new(),
     };
     for payload in Parser::new(0).parse_all(wasm) {
-        match payload? {
+        let payload = payload?;
+        if let ValidPayload::Func(f, _) = validator.payload(&payload)? {
+            info.validators.push(f);
+        }
+        match payload {
             Payload::Version { encoding, .. } => {
                 if encoding != Encoding::Module {
                     return Err(CompileError::unsupported("components"));
@@ -341,12 +355,21 @@ pub(crate) fn parse_module(wasm: &[u8]) -> Result<ModuleInfo<'_>, CompileError> 
             _ => return Err(CompileError::unsupported("component sections")),
         }
     }
-    if info.bodies.len() != info.func_types.len() {
+    if info.bodies.len() != info.func_types.len() || info.validators.len() != info.bodies.len() {
         return Err(CompileError::codegen(
             "function and code section sizes differ",
         ));
     }
     Ok(info)
+}
+
+/// Validate all of `wasm`, bodies included, on this thread: the error to
+/// report when compiling it failed in any way, since an invalid module is
+/// reported as invalid (the validator's first error in file order) rather
+/// than by whatever part of the compiler met the problem first.
+pub(crate) fn validate_all(wasm: &[u8]) -> Result<(), CompileError> {
+    Validator::new_with_features(features()).validate_all(wasm)?;
+    Ok(())
 }
 
 /// Convert a wasm value type to the ABI's.
