@@ -503,3 +503,29 @@ fn invalid_input_fails_clearly() {
         stderr(&o)
     );
 }
+
+#[test]
+fn compiling_and_running_needs_no_toolchain() {
+    // Artifacts are linked in process: with nothing on PATH (no `cc`, no
+    // `ld`), compiling, inspecting and running still work.
+    let env = Env::new("no-toolchain");
+    let prog = env.write("p.wat", PROG);
+    let run = |args: &[&str]| {
+        Command::new(BIN)
+            .args(args)
+            .current_dir(&env.dir)
+            .env_clear()
+            .env("PATH", "")
+            .env("MYRIAD_CACHE_DIR", env.cache())
+            .output()
+            .unwrap()
+    };
+    let prog = prog.to_str().unwrap();
+    let o = run(&["compile", prog, "-o", "p.so"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&["inspect", "p.so"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = run(&["run", "--invoke", "fib", prog, "20"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "6765");
+}
