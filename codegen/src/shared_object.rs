@@ -727,46 +727,30 @@ mod tests {
         assert_eq!(lookup("myriad_func_5000"), None);
     }
 
+    /// A one-function object whose code `bytes` has one call field at 1.
+    fn one_call(bytes: Vec<u8>, target: Target, addend: i64) -> SharedObject {
+        let reloc = PcRel32 {
+            offset: 1,
+            target,
+            addend,
+        };
+        SharedObject {
+            funcs: vec![func("f", bytes, vec![reloc])],
+            data: vec![],
+        }
+    }
+
     #[test]
     fn bad_relocations_are_errors() {
-        let so = SharedObject {
-            funcs: vec![func(
-                "f",
-                vec![0xe8, 0, 0],
-                vec![PcRel32 {
-                    offset: 1,
-                    target: Target::Func(0),
-                    addend: -4,
-                }],
-            )],
-            data: vec![],
-        };
+        // The field runs past the code.
+        let so = one_call(vec![0xe8, 0, 0], Target::Func(0), -4);
         assert!(matches!(so.write(), Err(LinkError::Unsupported(_))));
-        let so = SharedObject {
-            funcs: vec![func(
-                "f",
-                vec![0xe8, 0, 0, 0, 0],
-                vec![PcRel32 {
-                    offset: 1,
-                    target: Target::Func(7),
-                    addend: -4,
-                }],
-            )],
-            data: vec![],
-        };
+        // No function 7.
+        let so = one_call(vec![0xe8, 0, 0, 0, 0], Target::Func(7), -4);
         assert!(matches!(so.write(), Err(LinkError::Unsupported(_))));
-        let so = SharedObject {
-            funcs: vec![func(
-                "f",
-                vec![0xe8, 0, 0, 0, 0],
-                vec![PcRel32 {
-                    offset: 1,
-                    target: Target::Local(0),
-                    addend: i64::from(i32::MAX) + 10,
-                }],
-            )],
-            data: vec![],
-        };
+        // A displacement past 2 GiB.
+        let far = i64::from(i32::MAX) + 10;
+        let so = one_call(vec![0xe8, 0, 0, 0, 0], Target::Local(0), far);
         assert!(matches!(so.write(), Err(LinkError::OutOfRange { .. })));
     }
 }
