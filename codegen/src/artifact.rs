@@ -222,6 +222,7 @@ impl ArtifactBuilder {
         Ok(so)
     }
 }
+
 /// Map a Cranelift trap code to the ABI's trap kind.
 fn trap_kind(code: TrapCode) -> Result<TrapKind, CompileError> {
     Ok(match code {

@@ -19,9 +19,6 @@ pub enum CompileError {
     /// Linking the shared object failed (see [`crate::compile`]'s linker).
     #[error("linking failed: {0}")]
     Link(String),
-    /// An I/O error while handling temporary files.
-    #[error("I/O error: {0}")]
-    Io(#[from] std::io::Error),
 }
 
 impl CompileError {

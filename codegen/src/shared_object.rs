@@ -244,14 +244,16 @@ impl SharedObject {
         // Symbols: null, functions, data objects.
         let nsyms = 1 + self.funcs.len() + self.data.len();
         let nsyms32 = u32::try_from(nsyms).map_err(|_| LinkError::TooLarge)?;
-        let mut dynstr = vec![0u8];
-        let mut name_at = Vec::with_capacity(nsyms);
-        let names = self
+        // Symbol `i + 1` is `names[i]`: functions, then data objects.
+        let names: Vec<&str> = self
             .funcs
             .iter()
             .map(|f| f.name.as_str())
-            .chain(self.data.iter().map(|d| d.name.as_str()));
-        for name in names {
+            .chain(self.data.iter().map(|d| d.name.as_str()))
+            .collect();
+        let mut dynstr = vec![0u8];
+        let mut name_at = Vec::with_capacity(nsyms);
+        for name in &names {
             if name.as_bytes().contains(&0) {
                 return Err(LinkError::Unsupported(format!(
                     "symbol name {name:?} contains NUL"
@@ -390,14 +392,9 @@ impl SharedObject {
         // .hash: nbucket, nchain, buckets, chains. Symbol 0 ends a chain.
         let mut buckets = vec![0u32; nbucket as usize];
         let mut chains = vec![0u32; nsyms];
-        let all_names = self
-            .funcs
-            .iter()
-            .map(|f| f.name.as_bytes())
-            .chain(self.data.iter().map(|d| d.name.as_bytes()));
-        for (i, name) in all_names.enumerate() {
+        for (i, name) in names.iter().enumerate() {
             let sym = i + 1;
-            let b = (elf_hash(name) % nbucket) as usize;
+            let b = (elf_hash(name.as_bytes()) % nbucket) as usize;
             chains[sym] = buckets[b];
             buckets[b] = sym as u32;
         }
