@@ -142,6 +142,14 @@ pub(crate) extern "C" fn fuel_slow_path(exec: *mut VmCtx) -> u32 {
         return 1;
     }
     if vm.fuel_sliced != 0 {
+        if vm.fuel >= 0 {
+            // Fuel left: the check of an unrolled loop that wants room
+            // for a round of copies (at most 3 units more: see `Unroll`
+            // in myriad-codegen). Run the round on what is left; its
+            // overdraft ends the slice at the next check and counts as
+            // used there.
+            return 0;
+        }
         // A fuel slice ends when its fuel does; no clock involved.
         vm.yield_tsc = rdtsc();
         vm.status = status::YIELDED;

@@ -213,7 +213,7 @@ fn bulk_builtins_are_metered_by_fuel() {
 }
 
 /// One loop of each shape the compiler checks fuel for differently (see
-/// `loops_checked_on_edge` in myriad-codegen): `while` ends in one `br`
+/// `plan_loops` in myriad-codegen): `while` ends in one `br`
 /// back (checked on that edge); `dowhile` branches back with `br_if`,
 /// `table` with `br_table` and `twice` with two `br`s (all checked at the
 /// header). Each counts to its argument and returns the count.

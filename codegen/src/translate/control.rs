@@ -21,12 +21,15 @@ pub(crate) enum FrameKind {
     Block,
     /// `loop`: branches go to `header`.
     Loop {
-        /// The loop header, holding the loop parameters.
+        /// The loop header, holding the loop parameters (the first copy's
+        /// header when the body is unrolled).
         header: Block,
         /// Where the loop's fuel check is: `false` at the header, `true`
         /// on its back edge (the loop's only branch back is a `br`; see
-        /// [`loops_checked_on_edge`]).
+        /// [`plan_loops`]; unrolled, on the last copy's).
         edge_check: bool,
+        /// The copies of an unrolled body ([`LoopPlan::copies`] > 1).
+        unroll: Option<Unroll>,
     },
     /// `if`, possibly with an `else`.
     If {
@@ -37,6 +40,44 @@ pub(crate) enum FrameKind {
         /// Whether an `else` was seen.
         has_else: bool,
     },
+}
+
+/// An unrolled loop being translated: its body is read `copies` times,
+/// and copy `k` branches back to copy `k + 1` (the last copy back to the
+/// first), so a round of copies passes one fuel check instead of one per
+/// iteration. The fuel each copy would have paid at its own check is
+/// charged as the round ends: `copies - 1` units on the last copy's
+/// branch back, `k - 1` units on any way out of copy `k` (a branch out, a
+/// `return`, the fall-through at `end`; nothing out of the first copy).
+/// The one check is where the plain loop's would be:
+///
+/// * at the first copy's header (loops checked at their header): it
+///   charges that copy's unit and takes the slow path when fewer than
+///   `copies - 1` units are left for the rest of the round;
+/// * on the last copy's branch back (loops checked on their back edge):
+///   it charges the whole round, `copies` units, and takes the slow path
+///   below zero, as the plain loop's back edge does for its one unit.
+///
+/// Either way the loop spends exactly the fuel the plain loop would (one
+/// unit per copy entered, or per branch back), however it is left; only
+/// a trap mid-round leaves the round uncharged. A round runs at most
+/// `UNROLL_BUDGET` operators, none of which calls out, between checks
+/// (see [`plan_loops`] for which loops are unrolled).
+pub(crate) struct Unroll {
+    /// Copies in all (at least 2).
+    pub copies: u32,
+    /// The copy being translated, from 1.
+    pub copy: u32,
+    /// The next copy's header, made by the first branch back in this copy.
+    pub next: Option<Block>,
+    /// The loop's parameter types (each copy's header takes them).
+    pub params: Vec<ir::Type>,
+    /// Whether the last copy charged its round already: at a `br_if` back
+    /// at the top level of its body, which both ways charges the same
+    /// (`copies - 1`), so the charge goes before it and the branch back
+    /// goes straight to the first copy. What follows in the copy is reached
+    /// only past that point and charges nothing more.
+    pub charged: bool,
 }
 
 /// An open control frame.
@@ -107,10 +148,18 @@ impl FuncTranslator<'_, '_> {
         Ok(())
     }
 
-    /// `loop`; `edge_check` says where its fuel check goes (see
-    /// [`FrameKind::Loop`]).
-    pub(crate) fn loop_(&mut self, bt: BlockType, edge_check: bool) -> Result<(), CompileError> {
+    /// `loop`; `plan` says where its fuel check goes and how many copies
+    /// of its body to make (see [`FrameKind::Loop`], [`Unroll`]).
+    pub(crate) fn loop_(&mut self, bt: BlockType, plan: LoopPlan) -> Result<(), CompileError> {
         let (params, results) = self.block_type(bt)?;
+        let unroll = (plan.copies > 1).then(|| Unroll {
+            copies: plan.copies,
+            copy: 1,
+            next: None,
+            params: params.clone(),
+            charged: false,
+        });
+        let edge_check = plan.edge_check;
         let header = self.block_with_params(&params);
         let end = self.block_with_params(&results);
         let args = self.popn(params.len())?;
@@ -119,15 +168,25 @@ impl FuncTranslator<'_, '_> {
         // Sealed at `end`, once every back edge is known.
         let header_params = self.b.block_params(header).to_vec();
         self.stack.extend(header_params);
+        match &unroll {
+            Some(_) if edge_check => self.unroll_started = true,
+            Some(u) => {
+                self.fuel_check_room(u.copies - 1);
+                self.unroll_started = true;
+            }
+            None if edge_check => {}
+            None => self.fuel_check(),
+        }
         self.push_frame(
-            FrameKind::Loop { header, edge_check },
+            FrameKind::Loop {
+                header,
+                edge_check,
+                unroll,
+            },
             end,
             params.len(),
             results.len(),
         );
-        if !edge_check {
-            self.fuel_check();
-        }
         Ok(())
     }
 
@@ -158,11 +217,22 @@ impl FuncTranslator<'_, '_> {
     /// Jump from the current (reachable) position to the end of the
     /// innermost frame with its results.
     fn fall_through(&mut self) -> Result<(), CompileError> {
-        let (end, n) = match self.frames.last() {
-            Some(f) => (f.end, f.num_results),
+        let (end, n, charge) = match self.frames.last() {
+            Some(f) => (f.end, f.num_results, unroll_exit_charge(f)),
             None => return Err(CompileError::codegen("no open frame")),
         };
         let results = self.popn(n)?;
+        if self.is_unrolled(self.frames.len() - 1) {
+            // Leaving an unrolled loop at its end. When nothing else runs
+            // here (the not-taken side of a closing `br_if`), this block is
+            // the loop's exit: cold, so that the branch back falls through
+            // into the next copy.
+            let here = self.b.current_block();
+            if let Some(block) = here.filter(|b| self.b.func.layout.first_inst(*b).is_none()) {
+                self.b.set_cold_block(block);
+            }
+            self.charge(charge);
+        }
         self.b.ins().jump(end, &block_args(&results));
         if let Some(f) = self.frames.last_mut() {
             f.end_reachable = true;
@@ -200,6 +270,9 @@ impl FuncTranslator<'_, '_> {
     pub(crate) fn end(&mut self) -> Result<(), CompileError> {
         if self.reachable {
             self.fall_through()?;
+        }
+        if self.next_copy()? {
+            return Ok(());
         }
         let mut frame = self
             .frames
@@ -239,48 +312,170 @@ impl FuncTranslator<'_, '_> {
         Ok(())
     }
 
-    /// Destination of a branch to `depth` and the number of values it
-    /// carries; marks the frame's end reachable.
-    fn target(&mut self, depth: u32) -> Result<(Block, usize), CompileError> {
+    /// At the `end` of a copy of an unrolled loop's body that branched
+    /// back: start the next copy (its header sealed, the operand stack at
+    /// its parameters) and ask for the body to be read again. False when
+    /// the innermost frame is not such a copy.
+    fn next_copy(&mut self) -> Result<bool, CompileError> {
+        let Some(frame) = self.frames.last_mut() else {
+            return Ok(false);
+        };
+        let height = frame.height;
+        let FrameKind::Loop {
+            unroll: Some(u), ..
+        } = &mut frame.kind
+        else {
+            return Ok(false);
+        };
+        let Some(next) = u.next.take() else {
+            return Ok(false);
+        };
+        u.copy += 1;
+        // Every branch to `next` was in the copy just translated.
+        self.b.seal_block(next);
+        self.stack.truncate(height);
+        self.b.switch_to_block(next);
+        let params = self.b.block_params(next).to_vec();
+        self.stack.extend(params);
+        self.reachable = true;
+        self.rewind = true;
+        Ok(true)
+    }
+
+    /// At a `br_if` back at the top level of an unrolled loop's last copy:
+    /// charge the round here, once (see [`Unroll::charged`]).
+    fn charge_round_early(&mut self) {
+        let units = match self.frames.last_mut().map(|f| &mut f.kind) {
+            Some(FrameKind::Loop {
+                unroll: Some(u),
+                edge_check: false,
+                ..
+            }) if u.copy == u.copies && !u.charged => {
+                u.charged = true;
+                u.copies - 1
+            }
+            _ => return,
+        };
+        self.charge(units);
+    }
+
+    /// Destination of a branch to `depth`, the number of values it
+    /// carries and the fuel it must charge on the way (leaving or closing
+    /// a round of an unrolled loop: see [`Unroll`]); marks the frame's end
+    /// reachable.
+    fn target(&mut self, depth: u32) -> Result<(Block, usize, u32), CompileError> {
         let idx = self
             .frames
             .len()
             .checked_sub(1 + depth as usize)
             .ok_or_else(|| CompileError::codegen("branch depth out of range"))?;
-        let frame = &mut self.frames[idx];
-        if !matches!(frame.kind, FrameKind::Loop { .. }) {
-            frame.end_reachable = true;
-        }
-        Ok(frame.branch_target())
+        // Leaving an unrolled loop from copy k charges k. (Only innermost
+        // loops are unrolled, so at most one frame can be one.)
+        let mut charge = self.frames[idx + 1..]
+            .iter()
+            .map(unroll_exit_charge)
+            .max()
+            .unwrap_or(0);
+        let frame = &self.frames[idx];
+        let dest = match &frame.kind {
+            FrameKind::Loop {
+                header,
+                unroll: Some(u),
+                ..
+            } => {
+                if u.copy < u.copies {
+                    match u.next {
+                        Some(next) => next,
+                        None => {
+                            let params = u.params.clone();
+                            let next = self.block_with_params(&params);
+                            if let FrameKind::Loop {
+                                unroll: Some(u), ..
+                            } = &mut self.frames[idx].kind
+                            {
+                                u.next = Some(next);
+                            }
+                            next
+                        }
+                    }
+                } else {
+                    // The round's end: charge it (but the first copy),
+                    // back to the first copy.
+                    charge = if u.charged { 0 } else { u.copies - 1 };
+                    *header
+                }
+            }
+            _ => {
+                let target = frame.branch_target();
+                let frame = &mut self.frames[idx];
+                if !matches!(frame.kind, FrameKind::Loop { .. }) {
+                    frame.end_reachable = true;
+                }
+                return Ok((target.0, target.1, charge));
+            }
+        };
+        Ok((dest, self.frames[idx].num_params, charge))
     }
 
     pub(crate) fn br(&mut self, depth: u32) -> Result<(), CompileError> {
-        let (block, n) = self.target(depth)?;
+        let (block, n, charge) = self.target(depth)?;
         let args = self.peekn(n)?.to_vec();
-        if self.is_loop_target(depth)? {
-            self.back_edge(block, &args);
-        } else {
-            self.b.ins().jump(block, &block_args(&args));
-        }
+        let edge = self.is_loop_target(depth)?;
+        self.branch(block, &args, charge, edge);
         self.reachable = false;
         Ok(())
     }
 
+    /// End the current block with a branch to `block` with `args`:
+    /// charging `charge` units of fuel first (see [`Unroll`]), and
+    /// through the back-edge fuel check if `edge`.
+    fn branch(&mut self, block: Block, args: &[Value], charge: u32, edge: bool) {
+        self.charge(charge);
+        if edge {
+            self.back_edge(block, args);
+        } else {
+            self.b.ins().jump(block, &block_args(args));
+        }
+    }
+
     /// Whether a branch to the frame `depth` levels up is the back edge of
-    /// a loop whose fuel check sits on its back edge.
+    /// a loop whose fuel check sits on its back edge (for an unrolled
+    /// loop, the last copy's).
     fn is_loop_target(&self, depth: u32) -> Result<bool, CompileError> {
         let idx = self
             .frames
             .len()
             .checked_sub(1 + depth as usize)
             .ok_or_else(|| CompileError::codegen("branch depth out of range"))?;
-        Ok(matches!(
-            self.frames[idx].kind,
+        Ok(match &self.frames[idx].kind {
             FrameKind::Loop {
                 edge_check: true,
+                unroll,
                 ..
-            }
-        ))
+            } => unroll.as_ref().is_none_or(|u| u.copy == u.copies),
+            _ => false,
+        })
+    }
+
+    /// Whether the frame `depth` levels up is an unrolled loop.
+    fn is_unrolled_target(&self, depth: u32) -> Result<bool, CompileError> {
+        let idx = self
+            .frames
+            .len()
+            .checked_sub(1 + depth as usize)
+            .ok_or_else(|| CompileError::codegen("branch depth out of range"))?;
+        Ok(self.is_unrolled(idx))
+    }
+
+    /// Whether frame `idx` (outermost first) is an unrolled loop.
+    fn is_unrolled(&self, idx: usize) -> bool {
+        matches!(
+            self.frames.get(idx).map(|f| &f.kind),
+            Some(FrameKind::Loop {
+                unroll: Some(_),
+                ..
+            })
+        )
     }
 
     pub(crate) fn return_(&mut self) -> Result<(), CompileError> {
@@ -294,18 +489,27 @@ impl FuncTranslator<'_, '_> {
 
     pub(crate) fn br_if(&mut self, depth: u32) -> Result<(), CompileError> {
         let cond = self.pop()?;
-        let (block, n) = self.target(depth)?;
+        if depth == 0 {
+            self.charge_round_early();
+        }
+        let (block, n, charge) = self.target(depth)?;
         let args = self.peekn(n)?.to_vec();
         let next = self.b.create_block();
-        if self.is_loop_target(depth)? {
-            // Not produced by `loops_checked_on_edge` (a loop with a
-            // `br_if` back gets a header check), but correct if it were:
-            // the taken side checks.
+        let edge = self.is_loop_target(depth)?;
+        if edge || charge > 0 {
+            // The taken side checks fuel (not produced by `plan_loops`: a
+            // loop with a `br_if` back gets a header check, but correct if
+            // it were) or charges it. Leaving an unrolled loop is rare
+            // next to its iterations: that side is cold; closing a round
+            // of one is not.
             let taken = self.b.create_block();
+            if charge > 0 && !self.is_unrolled_target(depth)? {
+                self.b.set_cold_block(taken);
+            }
             self.b.ins().brif(cond, taken, &[], next, &[]);
             self.b.switch_to_block(taken);
             self.b.seal_block(taken);
-            self.back_edge(block, &args);
+            self.branch(block, &args, charge, edge);
         } else {
             self.b
                 .ins()
@@ -327,21 +531,21 @@ impl FuncTranslator<'_, '_> {
         for d in std::iter::once(default).chain(depths.iter().copied()) {
             targets.push((d, self.target(d)?));
         }
-        let arity = targets.first().map_or(0, |(_, (_, n))| *n);
+        let arity = targets.first().map_or(0, |(_, (_, n, _))| *n);
         let args = self.peekn(arity)?.to_vec();
 
-        // With values to pass, each distinct target gets a small block
-        // that jumps there with the arguments.
+        // With values to pass, fuel to check or fuel to charge, each
+        // distinct target gets a small block that does it and jumps there.
         let mut dests: Vec<Block> = Vec::with_capacity(targets.len());
-        let mut trampolines: Vec<(u32, Block, Block)> = Vec::new();
-        for (depth, (block, _)) in &targets {
-            if arity == 0 && !self.is_loop_target(*depth)? {
+        let mut trampolines: Vec<(u32, Block, Block, u32)> = Vec::new();
+        for (depth, (block, _, charge)) in &targets {
+            if arity == 0 && *charge == 0 && !self.is_loop_target(*depth)? {
                 dests.push(*block);
-            } else if let Some((_, t, _)) = trampolines.iter().find(|(d, _, _)| d == depth) {
+            } else if let Some((_, t, _, _)) = trampolines.iter().find(|(d, _, _, _)| d == depth) {
                 dests.push(*t);
             } else {
                 let t = self.b.create_block();
-                trampolines.push((*depth, t, *block));
+                trampolines.push((*depth, t, *block, *charge));
                 dests.push(t);
             }
         }
@@ -357,58 +561,114 @@ impl FuncTranslator<'_, '_> {
             .b
             .create_jump_table(JumpTableData::new(*default_call, rest));
         self.b.ins().br_table(index, jt);
-        for (depth, t, block) in trampolines {
+        for (depth, t, block, charge) in trampolines {
             self.b.switch_to_block(t);
             self.b.seal_block(t);
-            if self.is_loop_target(depth)? {
-                self.back_edge(block, &args);
-            } else {
-                self.b.ins().jump(block, &block_args(&args));
-            }
+            let edge = self.is_loop_target(depth)?;
+            self.branch(block, &args, charge, edge);
         }
         self.reachable = false;
         Ok(())
     }
 }
 
-/// For each `loop` of a function body, in order: whether its fuel check
-/// goes on its back edge instead of its header. That is the case when the
-/// loop's only branch back to it is one unconditional `br`, the shape of
-/// a `while` loop (`loop (br_if $exit ...) ... (br $loop)`). The check
-/// then *is* the loop's closing branch: `sub; test; jge header`, with the
-/// slow path after it, where a header check adds a third branch that is
-/// ever taken (the out-of-fuel one) beside the exit test and the back
-/// jump. On the reference CPU a loop with three such branches ran the
-/// sieve kernel 15 % slower once the slow path had run (see
-/// docs/PERFORMANCE.md, "Fuel checks on back edges"). Loops that branch
-/// back conditionally (`br_if`, `br_table`: the do-while shape compilers
-/// emit) or more than once keep the header check: their back edge is
-/// already a conditional branch, and one check per loop keeps the code
-/// small. Either way every iteration passes exactly one check.
-pub(crate) fn loops_checked_on_edge(
+/// The fuel charged by leaving `frame` when it is an unrolled loop: the
+/// copies entered in the current round but the first, which its header
+/// charged (see [`Unroll`]); 0 for any other frame.
+fn unroll_exit_charge(frame: &Frame) -> u32 {
+    match &frame.kind {
+        FrameKind::Loop {
+            unroll: Some(u), ..
+        } if !u.charged => u.copy - 1,
+        _ => 0,
+    }
+}
+
+/// How a `loop` is translated ([`plan_loops`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct LoopPlan {
+    /// Whether its fuel check goes on its back edge instead of its header.
+    pub edge_check: bool,
+    /// How many copies of its body to translate (1: not unrolled).
+    pub copies: u32,
+}
+
+/// Operators of a loop body that rounds of copies may hold in all: a
+/// body of up to this many operators is unrolled into `UNROLL_BUDGET /
+/// len` copies, at most [`MAX_COPIES`].
+const UNROLL_BUDGET: u32 = 48;
+/// The most copies of an unrolled loop body.
+const MAX_COPIES: u32 = 4;
+
+/// For each `loop` of a function body, in order, how to translate it.
+///
+/// **Where its fuel check goes.** On its back edge when the loop's only
+/// branch back to it is one unconditional `br`, the shape of a `while`
+/// loop (`loop (br_if $exit ...) ... (br $loop)`). The check then *is*
+/// the loop's closing branch: `sub; test; jge header`, with the slow path
+/// after it, where a header check adds a third branch that is ever taken
+/// (the out-of-fuel one) beside the exit test and the back jump. On the
+/// reference CPU a loop with three such branches ran the sieve kernel
+/// 15 % slower once the slow path had run (see docs/PERFORMANCE.md, "Fuel
+/// checks on back edges"). Loops that branch back conditionally
+/// (`br_if`, `br_table`: the do-while shape compilers emit) or more than
+/// once keep the header check: their back edge is already a conditional
+/// branch, and one check per loop keeps the code small. Either way every
+/// iteration passes exactly one check.
+///
+/// **Whether to unroll it.** A small innermost loop (no loop inside it,
+/// at most `UNROLL_BUDGET / 2` operators, no calls or bulk memory and
+/// table operations, at least one branch back) has its body translated
+/// several times over (see [`Unroll`]): one fuel check per round of
+/// copies instead of one per iteration, and the copies but the last fall
+/// through into each other instead of jumping back. A round runs at most
+/// `UNROLL_BUDGET` operators without a check, none of which calls out,
+/// so preemption stays as prompt. The cost is code size, bounded by the
+/// budget per loop.
+pub(crate) fn plan_loops(
     body: &wasmparser::FunctionBody<'_>,
-) -> Result<Vec<bool>, CompileError> {
+) -> Result<Vec<LoopPlan>, CompileError> {
     use wasmparser::Operator;
     // Per open frame: the ordinal of the loop it is, if it is one.
     let mut frames: Vec<Option<usize>> = vec![None];
-    // Per loop: (branches back to it, any of them conditional).
-    let mut loops: Vec<(u32, bool)> = Vec::new();
+    // The loops open at the current operator, innermost last.
+    let mut open: Vec<usize> = Vec::new();
+    let mut loops: Vec<LoopStats> = Vec::new();
     let mut reader = body.get_operators_reader()?;
+    let mut ops: u32 = 0;
     while !reader.eof() {
-        match reader.read()? {
+        let op = reader.read()?;
+        ops = ops.saturating_add(1);
+        match &op {
             Operator::Loop { .. } => {
+                if let Some(outer) = open.last().and_then(|&k| loops.get_mut(k)) {
+                    outer.simple = false;
+                }
                 frames.push(Some(loops.len()));
-                loops.push((0, false));
+                open.push(loops.len());
+                loops.push(LoopStats {
+                    back_edges: 0,
+                    conditional: false,
+                    first_op: ops,
+                    len: u32::MAX,
+                    simple: true,
+                });
             }
             Operator::Block { .. } | Operator::If { .. } => frames.push(None),
             Operator::End => {
-                frames.pop();
+                if let Some(Some(k)) = frames.pop() {
+                    open.pop();
+                    if let Some(l) = loops.get_mut(k) {
+                        // The operators strictly between `loop` and `end`.
+                        l.len = ops.saturating_sub(l.first_op).saturating_sub(1);
+                    }
+                }
             }
             Operator::Br { relative_depth } => {
-                count_back_edge(&frames, &mut loops, relative_depth, false)
+                count_back_edge(&frames, &mut loops, *relative_depth, false)
             }
             Operator::BrIf { relative_depth } => {
-                count_back_edge(&frames, &mut loops, relative_depth, true)
+                count_back_edge(&frames, &mut loops, *relative_depth, true)
             }
             Operator::BrTable { targets } => {
                 count_back_edge(&frames, &mut loops, targets.default(), true);
@@ -418,17 +678,77 @@ pub(crate) fn loops_checked_on_edge(
             }
             _ => {}
         }
+        if calls_out(&op) {
+            if let Some(l) = open.last().and_then(|&k| loops.get_mut(k)) {
+                l.simple = false;
+            }
+        }
     }
     Ok(loops
         .into_iter()
-        .map(|(edges, conditional)| edges == 1 && !conditional)
+        .map(|l| {
+            let copies = if l.simple && l.back_edges > 0 && l.len <= UNROLL_BUDGET / 2 {
+                (UNROLL_BUDGET / l.len.max(1)).min(MAX_COPIES)
+            } else {
+                1
+            };
+            LoopPlan {
+                edge_check: l.back_edges == 1 && !l.conditional,
+                copies,
+            }
+        })
         .collect())
+}
+
+/// What [`plan_loops`] learns of one loop.
+struct LoopStats {
+    /// Branches back to it (reachable or not).
+    back_edges: u32,
+    /// Whether any of them is conditional (`br_if`, `br_table`).
+    conditional: bool,
+    /// Ordinal of its `loop` operator in the body.
+    first_op: u32,
+    /// Operators in its body (`u32::MAX` until its `end`).
+    len: u32,
+    /// No loop, call or bulk operation inside.
+    simple: bool,
+}
+
+/// Whether `op` calls out of compiled code (a wasm function, an import or
+/// a builtin) or does work proportional to an operand: never in an
+/// unrolled loop body.
+fn calls_out(op: &wasmparser::Operator<'_>) -> bool {
+    use wasmparser::Operator as O;
+    matches!(
+        op,
+        O::Call { .. }
+            | O::CallIndirect { .. }
+            | O::CallRef { .. }
+            | O::ReturnCall { .. }
+            | O::ReturnCallIndirect { .. }
+            | O::ReturnCallRef { .. }
+            | O::MemoryGrow { .. }
+            | O::MemoryFill { .. }
+            | O::MemoryCopy { .. }
+            | O::MemoryInit { .. }
+            | O::DataDrop { .. }
+            | O::TableGrow { .. }
+            | O::TableFill { .. }
+            | O::TableCopy { .. }
+            | O::TableInit { .. }
+            | O::TableGet { .. }
+            | O::TableSet { .. }
+            | O::ElemDrop { .. }
+            | O::MemoryAtomicWait32 { .. }
+            | O::MemoryAtomicWait64 { .. }
+            | O::MemoryAtomicNotify { .. }
+    )
 }
 
 /// Count a branch `depth` frames up in `loops` if its target is a loop.
 fn count_back_edge(
     frames: &[Option<usize>],
-    loops: &mut [(u32, bool)],
+    loops: &mut [LoopStats],
     depth: u32,
     conditional: bool,
 ) {
@@ -436,8 +756,90 @@ fn count_back_edge(
         .len()
         .checked_sub(1 + depth as usize)
         .and_then(|i| frames[i]);
-    if let Some(entry) = target.and_then(|k| loops.get_mut(k)) {
-        entry.0 = entry.0.saturating_add(1);
-        entry.1 |= conditional;
+    if let Some(l) = target.and_then(|k| loops.get_mut(k)) {
+        l.back_edges = l.back_edges.saturating_add(1);
+        l.conditional |= conditional;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{plan_loops, LoopPlan, MAX_COPIES};
+
+    /// The plans of the loops of the first function of `wat`.
+    fn plans(wat: &str) -> Vec<LoopPlan> {
+        let wasm = wat::parse_str(wat).expect("test WAT assembles");
+        for payload in wasmparser::Parser::new(0).parse_all(&wasm) {
+            if let Ok(wasmparser::Payload::CodeSectionEntry(body)) = payload {
+                return plan_loops(&body).expect("plan");
+            }
+        }
+        panic!("no function body");
+    }
+
+    fn plan(edge_check: bool, copies: u32) -> LoopPlan {
+        LoopPlan { edge_check, copies }
+    }
+
+    #[test]
+    fn small_innermost_loops_are_unrolled() {
+        // 8 operators: 48 / 8 = 6 copies, capped.
+        let p = plans(
+            "(module (func (param i32) (loop $l
+               (br_if $l (i32.eqz (local.tee 0 (i32.sub (local.get 0) (i32.const 1))))))))",
+        );
+        assert_eq!(p, vec![plan(false, MAX_COPIES)]);
+        // The `while` shape keeps its back-edge check.
+        let p = plans(
+            "(module (func (param i32) (block $done (loop $l
+               (br_if $done (i32.eqz (local.get 0)))
+               (local.set 0 (i32.sub (local.get 0) (i32.const 1)))
+               (br $l)))))",
+        );
+        assert_eq!(p, vec![plan(true, MAX_COPIES)]);
+    }
+
+    #[test]
+    fn copies_shrink_with_the_body_and_long_bodies_are_not_unrolled() {
+        let body = |nops: usize| {
+            format!(
+                "(module (func (param i32) (loop $l {} (br_if $l (local.get 0)))))",
+                "nop ".repeat(nops)
+            )
+        };
+        // The body is the nops, `local.get` and `br_if`.
+        assert_eq!(plans(&body(14)), vec![plan(false, 3)]);
+        assert_eq!(plans(&body(22)), vec![plan(false, 2)]);
+        assert_eq!(plans(&body(23)), vec![plan(false, 1)]);
+    }
+
+    #[test]
+    fn loops_with_loops_calls_or_bulk_operations_or_no_way_back_are_not_unrolled() {
+        // The outer loop holds a loop; the inner one is unrolled.
+        let p = plans(
+            "(module (func (param i32) (loop $o (loop $i (br_if $i (local.get 0)))
+               (br_if $o (local.get 0)))))",
+        );
+        assert_eq!(p, vec![plan(false, 1), plan(false, MAX_COPIES)]);
+        // A loop in dead code still counts as one inside.
+        let p = plans(
+            "(module (func (param i32) (loop $o (br_if $o (local.get 0)) (return)
+               (loop $i))))",
+        );
+        assert_eq!(p[0].copies, 1);
+        let p = plans(
+            "(module (func $f (param i32) (loop $l (call $f (local.get 0))
+               (br_if $l (local.get 0)))))",
+        );
+        assert_eq!(p, vec![plan(false, 1)]);
+        let p = plans(
+            "(module (memory 1) (func (param i32) (loop $l
+               (memory.fill (i32.const 0) (i32.const 0) (local.get 0))
+               (br_if $l (local.get 0)))))",
+        );
+        assert_eq!(p, vec![plan(false, 1)]);
+        // No branch back: nothing to unroll.
+        let p = plans("(module (func (loop $l (nop))))");
+        assert_eq!(p, vec![plan(false, 1)]);
     }
 }

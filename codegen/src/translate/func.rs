@@ -14,7 +14,7 @@ use cranelift_codegen::isa::{CallConv, TargetFrontendConfig};
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use wasmparser::{FunctionBody, Operator};
 
-use super::control::{Frame, FrameKind};
+use super::control::{Frame, FrameKind, LoopPlan};
 use super::{ir_type, op_name, wasm_signature, ModuleInfo};
 use crate::abi::{self, vmctx, TrapKind};
 use crate::error::CompileError;
@@ -163,8 +163,10 @@ pub(crate) fn translate_function(
         frames: Vec::new(),
         reachable: true,
         unreachable_depth: 0,
-        edge_checked: super::control::loops_checked_on_edge(body)?,
+        loop_plans: super::control::plan_loops(body)?,
         next_loop: 0,
+        unroll_started: false,
+        rewind: false,
         vmctx_flags: MemFlagsData::trusted().with_alias_region(Some(vmctx_region)),
         globals_flags: MemFlagsData::trusted().with_alias_region(Some(globals_region)),
         // Fields written once at instantiation and never again (the heap
@@ -200,9 +202,20 @@ pub(crate) fn translate_function(
     });
 
     let mut reader = body.get_operators_reader()?;
+    // The body of the unrolled loop being translated, to read it again for
+    // each copy (only innermost loops are unrolled: one at a time).
+    let mut loop_body = None;
     while !reader.eof() {
         let op = reader.read()?;
         t.translate_op(op)?;
+        if std::mem::take(&mut t.unroll_started) {
+            loop_body = Some(reader.clone());
+        }
+        if std::mem::take(&mut t.rewind) {
+            reader = loop_body
+                .clone()
+                .ok_or_else(|| CompileError::codegen("no loop body to read again"))?;
+        }
     }
     if !t.frames.is_empty() {
         return Err(CompileError::codegen("function body ended inside a block"));
@@ -244,11 +257,17 @@ pub(crate) struct FuncTranslator<'a, 'f> {
     pub reachable: bool,
     /// Blocks opened in unreachable code, skipped without a frame.
     pub unreachable_depth: u32,
-    /// Per `loop` of the body, in order: whether its fuel check is on its
-    /// back edge ([`super::control::loops_checked_on_edge`]).
-    edge_checked: Vec<bool>,
+    /// Per `loop` of the body, in order: where its fuel check goes and
+    /// whether it is unrolled ([`super::control::plan_loops`]).
+    loop_plans: Vec<LoopPlan>,
     /// Ordinal of the next `loop` operator (reachable or not).
     next_loop: usize,
+    /// Set when an unrolled loop's first copy starts: the operators that
+    /// follow are its body, to be read again for the next copies.
+    pub unroll_started: bool,
+    /// Set at the end of a copy of an unrolled loop's body: read the body
+    /// again, for the next copy.
+    pub rewind: bool,
     /// Flags for vmctx header fields.
     pub vmctx_flags: MemFlagsData,
     /// Flags for global cells.
@@ -359,11 +378,41 @@ impl FuncTranslator<'_, '_> {
         self.b.seal_block(cont);
     }
 
+    /// The check at the first copy of an unrolled loop: `fuel -= 1; if
+    /// fuel < room { fuel_exhausted(exec) }` (the round charges the rest
+    /// as it ends: see [`super::control::Unroll`]).
+    pub fn fuel_check_room(&mut self, room: u32) {
+        let f = self.b.use_var(self.fuel);
+        let f = self.b.ins().iadd_imm_s(f, -1);
+        self.b.def_var(self.fuel, f);
+        let short = self
+            .b
+            .ins()
+            .icmp_imm_s(IntCC::SignedLessThan, f, i64::from(room));
+        let slow = self.b.create_block();
+        let cont = self.b.create_block();
+        self.b.set_cold_block(slow);
+        self.b.ins().brif(short, slow, &[], cont, &[]);
+        self.fuel_slow_path(slow, f);
+        self.b.ins().jump(cont, &[]);
+        self.b.switch_to_block(cont);
+        self.b.seal_block(cont);
+    }
+
+    /// `fuel -= units`, no check (0 emits nothing).
+    pub fn charge(&mut self, units: u32) {
+        if units > 0 {
+            let f = self.b.use_var(self.fuel);
+            let f = self.b.ins().iadd_imm_s(f, -i64::from(units));
+            self.b.def_var(self.fuel, f);
+        }
+    }
+
     /// A loop's back edge to `header` with `args`, carrying the loop's fuel
     /// check: `fuel -= 1; if fuel >= 0 { goto header }`, else the slow path
     /// (laid out right after, not cold, so that the branch back is the
     /// check's own branch) and then `goto header`. Ends the current block.
-    /// See [`super::control::loops_checked_on_edge`] for which loops.
+    /// See [`super::control::plan_loops`] for which loops.
     pub fn back_edge(&mut self, header: ir::Block, args: &[Value]) {
         let (negative, f) = self.charge_one();
         let slow = self.b.create_block();
@@ -499,15 +548,18 @@ impl FuncTranslator<'_, '_> {
         ) {
             return Err(CompileError::unsupported(op_name(&op)));
         }
-        let edge_check = if let Operator::Loop { .. } = op {
+        let plan = if let Operator::Loop { .. } = op {
             let k = self.next_loop;
             self.next_loop += 1;
             *self
-                .edge_checked
+                .loop_plans
                 .get(k)
                 .ok_or_else(|| CompileError::codegen("loop count mismatch"))?
         } else {
-            false
+            LoopPlan {
+                edge_check: false,
+                copies: 1,
+            }
         };
         if !self.reachable {
             return self.translate_unreachable_op(&op);
@@ -519,7 +571,7 @@ impl FuncTranslator<'_, '_> {
                 self.reachable = false;
             }
             Operator::Block { blockty } => self.block(blockty)?,
-            Operator::Loop { blockty } => self.loop_(blockty, edge_check)?,
+            Operator::Loop { blockty } => self.loop_(blockty, plan)?,
             Operator::If { blockty } => self.if_(blockty)?,
             Operator::Else => self.else_()?,
             Operator::End => self.end()?,
