@@ -3,11 +3,15 @@
 # compile) and Myriad's, then run the kernels interleaved, ROUNDS rounds
 # (default 3) of: Myriad dense, Myriad sparse, Wasmtime default, Wasmtime
 # with explicit bounds checks, and both again with fuel metering (the
-# like-for-like preemptible configurations). Ends with the median of the
-# per-round medians of every kernel and configuration.
+# like-for-like preemptible configurations). Each kernel runs in LAYOUTS
+# code placements (default 8; see ../kernels/layout.rs), RUNS runs each
+# (default 3), and counts as the median over its placements. Ends with the
+# median of the per-round figures of every kernel and configuration.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 rounds="${ROUNDS:-3}"
+layouts="${LAYOUTS:-8}"
+runs="${RUNS:-3}"
 (cd "$here" && cargo build --release --quiet)
 (cd "$here/../.." && cargo build --release --quiet -p myriad-benches --bin kernels)
 myriad="$here/../../target/release/kernels"
@@ -18,7 +22,7 @@ run() {
   local label="$1"
   shift
   echo "== $label"
-  "$@" --runs 5 | tee /dev/stderr | sed "s/^/$label|/" >>"$log"
+  "$@" --runs "$runs" --layouts "$layouts" | tee /dev/stderr | sed "s/^/$label|/" >>"$log"
 }
 for round in $(seq "$rounds"); do
   echo "#### round $round"

@@ -2,7 +2,7 @@
 //! median wall time of each (the Wasmtime side is
 //! `benches/wasmtime-compare/`).
 //!
-//! `cargo run --release -p myriad-benches --bin kernels [-- --runs N] [--bounds dense|sparse] [--only NAME] [--fuel-slice UNITS] [--print-runs]`
+//! `cargo run --release -p myriad-benches --bin kernels [-- --runs N] [--layouts N] [--bounds dense|sparse] [--only NAME] [--fuel-slice UNITS] [--print-runs]`
 //!
 //! Dense (the default) compiles complete bounds checks and runs in a plain
 //! region, as a million instances do; sparse compiles with
@@ -16,6 +16,12 @@
 //! prints every run's time, in order, before the median: a kernel's speed
 //! can depend on whether an earlier run took the fuel slow path (see
 //! docs/PERFORMANCE.md, "The sieve and the fuel check's slow branch").
+//! `--layouts N` runs each kernel in N code placements (see
+//! `kernels/layout.rs`) and prints the median, min and max of their
+//! medians.
+
+#[path = "../../kernels/layout.rs"]
+mod layout;
 
 use anyhow::{bail, Context, Result};
 use myriad_runtime::{CompileConfig, Instance, Module, Outcome, Region, RegionConfig, Val};
@@ -38,10 +44,12 @@ fn main() -> Result<()> {
     let mut only: Option<String> = None;
     let mut fuel_slice: Option<u64> = None;
     let mut print_runs = false;
+    let mut layouts = 1usize;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
             "--runs" => runs = args.next().context("--runs N")?.parse()?,
+            "--layouts" => layouts = args.next().context("--layouts N")?.parse()?,
             "--bounds" => {
                 sparse = match args.next().as_deref() {
                     Some("dense") => false,
@@ -73,8 +81,8 @@ fn main() -> Result<()> {
         guard_mode: sparse,
         heap_reservation: config.heap_reservation as usize,
     })?);
-    if runs == 0 {
-        bail!("--runs must be at least 1");
+    if runs == 0 || layouts == 0 {
+        bail!("--runs and --layouts must be at least 1");
     }
     if let Some(name) = &only {
         if !KERNELS.iter().any(|(k, _)| k == name) {
@@ -86,44 +94,59 @@ fn main() -> Result<()> {
             continue;
         }
         let wat = std::fs::read_to_string(dir.join(format!("{name}.wat")))?;
-        let wasm = wat::parse_str(&wat)?;
-        let module = Arc::new(Module::compile(&wasm, &config, &cache)?);
-        let mut times = Vec::new();
+        let mut medians = Vec::new();
         let mut result = None;
-        for _ in 0..runs {
-            let mut inst = Instance::new(&region, &module, "run", &[Val::I64(arg)])?;
-            let t = Instant::now();
-            let out = loop {
-                let outcome = match fuel_slice {
-                    Some(units) => inst.resume_fuel(units),
-                    None => inst.resume(
-                        myriad_runtime::rdtsc() + myriad_runtime::fuel::ns_to_tsc(10_000_000),
-                    ),
+        for steps in 0..layouts {
+            let wasm = wat::parse_str(layout::with_padding(&wat, steps))?;
+            let module = Arc::new(Module::compile(&wasm, &config, &cache)?);
+            let mut times = Vec::new();
+            for _ in 0..runs {
+                let mut inst = Instance::new(&region, &module, "run", &[Val::I64(arg)])?;
+                let t = Instant::now();
+                let out = loop {
+                    let outcome = match fuel_slice {
+                        Some(units) => inst.resume_fuel(units),
+                        None => inst.resume(
+                            myriad_runtime::rdtsc() + myriad_runtime::fuel::ns_to_tsc(10_000_000),
+                        ),
+                    };
+                    match outcome {
+                        Outcome::Yielded => continue,
+                        other => break other,
+                    }
                 };
-                match outcome {
-                    Outcome::Yielded => continue,
-                    other => break other,
+                times.push(ms(t.elapsed()));
+                match out {
+                    Outcome::Finished(v) => result = v.first().copied(),
+                    other => bail!("{name}: {other:?}"),
                 }
-            };
-            times.push(t.elapsed());
-            match out {
-                Outcome::Finished(v) => result = v.first().copied(),
-                other => bail!("{name}: {other:?}"),
             }
+            if print_runs {
+                let each: Vec<String> = times.iter().map(|t| format!("{t:.1}")).collect();
+                println!("{name:7} runs (ms, in order): {}", each.join(" "));
+            }
+            if layouts == 1 {
+                let median = layout::median(&mut times).context("no runs")?;
+                println!(
+                    "{name:7} run({arg}) = {:?}: median {median:.1} ms (min {:.1}, max {:.1})",
+                    result,
+                    times[0],
+                    times[times.len() - 1]
+                );
+            }
+            medians.push(layout::median(&mut times).context("no runs")?);
         }
-        if print_runs {
-            let each: Vec<String> = times.iter().map(|t| format!("{:.1}", ms(*t))).collect();
-            println!("{name:7} runs (ms, in order): {}", each.join(" "));
+        if layouts > 1 {
+            let each: Vec<String> = medians.iter().map(|t| format!("{t:.1}")).collect();
+            let median = layout::median(&mut medians).context("no layouts")?;
+            println!(
+                "{name:7} run({arg}) = {:?}: median {median:.1} ms (min {:.1}, max {:.1}) over {layouts} layouts: {}",
+                result,
+                medians[0],
+                medians[medians.len() - 1],
+                each.join(" ")
+            );
         }
-        times.sort();
-        let median = times[times.len() / 2];
-        println!(
-            "{name:7} run({arg}) = {:?}: median {:.1} ms (min {:.1}, max {:.1})",
-            result,
-            ms(median),
-            ms(times[0]),
-            ms(times[times.len() - 1])
-        );
     }
     Ok(())
 }

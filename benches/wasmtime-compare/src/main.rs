@@ -11,11 +11,17 @@
 //! interruption (a load and compare at the same points): the like-for-like
 //! figures for a runtime that switches among guests. `--emit-dir DIR`
 //! writes each compiled kernel (an ELF file) for `objdump -d`.
+//! `--layouts N` runs each kernel in N code placements (see
+//! `../kernels/layout.rs`) and prints the median, min and max of their
+//! medians, as Myriad's `kernels` does.
 //!
 //! `compile FILE.wasm [-o OUT]` instead precompiles one module
 //! (`Engine::precompile_module`, in the configuration the flags above
 //! select; `--serial` compiles on one thread), and prints the wall time and the size of the produced ELF
 //! file and of its `.text` section: the other side of `myriad compile`.
+
+#[path = "../../kernels/layout.rs"]
+mod layout;
 
 use std::time::{Duration, Instant};
 use wasmtime::{Config, Engine, Instance, Module, OptLevel, Store};
@@ -30,6 +36,7 @@ const KERNELS: [(&str, i64); 5] = [
 
 fn main() -> wasmtime::Result<()> {
     let mut runs = 7usize;
+    let mut layouts = 1usize;
     let mut explicit = false;
     let mut fuel = false;
     let mut epochs = false;
@@ -59,6 +66,13 @@ fn main() -> wasmtime::Result<()> {
                     .next()
                     .and_then(|n| n.parse().ok())
                     .ok_or_else(|| wasmtime::format_err!("--runs N"))?
+            }
+            "--layouts" => {
+                layouts = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| wasmtime::format_err!("--layouts N (at least 1)"))?
             }
             "--explicit-bounds-checks" => explicit = true,
             "--fuel" => fuel = true,
@@ -91,35 +105,51 @@ fn main() -> wasmtime::Result<()> {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernels");
     for (name, arg) in KERNELS {
         let wat = std::fs::read_to_string(dir.join(format!("{name}.wat")))?;
-        let module = Module::new(&engine, &wat)?;
-        if let Some(dir) = &emit {
-            // The compiled ELF, for `objdump -d` beside Myriad's artifact.
-            std::fs::write(dir.join(format!("{name}.cwasm")), module.serialize()?)?;
-        }
-        let mut times = Vec::new();
+        let mut medians = Vec::new();
         let mut result = 0;
-        for _ in 0..runs {
-            let mut store = Store::new(&engine, ());
-            if fuel {
-                store.set_fuel(u64::MAX)?;
+        for steps in 0..layouts {
+            let module = Module::new(&engine, layout::with_padding(&wat, steps))?;
+            if let (Some(dir), 0) = (&emit, steps) {
+                // The compiled ELF, for `objdump -d` beside Myriad's artifact.
+                std::fs::write(dir.join(format!("{name}.cwasm")), module.serialize()?)?;
             }
-            if epochs {
-                store.set_epoch_deadline(u64::MAX);
+            let mut times = Vec::new();
+            for _ in 0..runs {
+                let mut store = Store::new(&engine, ());
+                if fuel {
+                    store.set_fuel(u64::MAX)?;
+                }
+                if epochs {
+                    store.set_epoch_deadline(u64::MAX);
+                }
+                let instance = Instance::new(&mut store, &module, &[])?;
+                let run = instance.get_typed_func::<i64, i64>(&mut store, "run")?;
+                let t = Instant::now();
+                result = run.call(&mut store, arg)?;
+                times.push(ms(t.elapsed()));
             }
-            let instance = Instance::new(&mut store, &module, &[])?;
-            let run = instance.get_typed_func::<i64, i64>(&mut store, "run")?;
-            let t = Instant::now();
-            result = run.call(&mut store, arg)?;
-            times.push(t.elapsed());
+            let median =
+                layout::median(&mut times).ok_or_else(|| wasmtime::format_err!("no runs"))?;
+            if layouts == 1 {
+                println!(
+                    "{name:7} run({arg}) = Some(I64({result})): median {median:.1} ms (min {:.1}, max {:.1})",
+                    times[0],
+                    times[times.len() - 1]
+                );
+            }
+            medians.push(median);
         }
-        times.sort();
-        let median = times[times.len() / 2];
-        println!(
-            "{name:7} run({arg}) = Some(I64({result})): median {:.1} ms (min {:.1}, max {:.1})",
-            ms(median),
-            ms(times[0]),
-            ms(times[times.len() - 1])
-        );
+        if layouts > 1 {
+            let each: Vec<String> = medians.iter().map(|t| format!("{t:.1}")).collect();
+            let median =
+                layout::median(&mut medians).ok_or_else(|| wasmtime::format_err!("no layouts"))?;
+            println!(
+                "{name:7} run({arg}) = Some(I64({result})): median {median:.1} ms (min {:.1}, max {:.1}) over {layouts} layouts: {}",
+                medians[0],
+                medians[medians.len() - 1],
+                each.join(" ")
+            );
+        }
     }
     Ok(())
 }
