@@ -109,9 +109,15 @@ fn main() -> wasmtime::Result<()> {
         let mut result = 0;
         for steps in 0..layouts {
             let module = Module::new(&engine, layout::with_padding(&wat, steps))?;
-            if let (Some(dir), 0) = (&emit, steps) {
-                // The compiled ELF, for `objdump -d` beside Myriad's artifact.
-                std::fs::write(dir.join(format!("{name}.cwasm")), module.serialize()?)?;
+            if let Some(dir) = &emit {
+                // The compiled ELF, for `objdump -d` beside Myriad's
+                // artifact (`NAME.cwasm`, then `NAME-L.cwasm` for
+                // placement L).
+                let file = match steps {
+                    0 => format!("{name}.cwasm"),
+                    l => format!("{name}-{l}.cwasm"),
+                };
+                std::fs::write(dir.join(file), module.serialize()?)?;
             }
             let mut times = Vec::new();
             for _ in 0..runs {

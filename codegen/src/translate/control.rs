@@ -616,7 +616,8 @@ const MAX_COPIES: u32 = 4;
 /// branch, and one check per loop keeps the code small. Either way every
 /// iteration passes exactly one check.
 ///
-/// **Whether to unroll it.** A small innermost loop (no loop inside it,
+/// **Whether to unroll it** (only with `unroll`: dense and guarded
+/// code, not sparse). A small innermost loop (no loop inside it,
 /// at most `UNROLL_BUDGET / 2` operators, no calls or bulk memory and
 /// table operations, at least one branch back) has its body translated
 /// several times over (see [`Unroll`]): one fuel check per round of
@@ -624,9 +625,13 @@ const MAX_COPIES: u32 = 4;
 /// through into each other instead of jumping back. A round runs at most
 /// `UNROLL_BUDGET` operators without a check, none of which calls out,
 /// so preemption stays as prompt. The cost is code size, bounded by the
-/// budget per loop.
+/// budget per loop, and compile time: 5 % more for SQLite. Sparse code,
+/// compiled for one big program whose compile time counts, goes without:
+/// its loops have no bounds checks, and unrolling won it little (the
+/// sieve kernels 0-4 %; docs/PERFORMANCE.md, "Unrolled loops").
 pub(crate) fn plan_loops(
     body: &wasmparser::FunctionBody<'_>,
+    unroll: bool,
 ) -> Result<Vec<LoopPlan>, CompileError> {
     use wasmparser::Operator;
     // Per open frame: the ordinal of the loop it is, if it is one.
@@ -687,7 +692,7 @@ pub(crate) fn plan_loops(
     Ok(loops
         .into_iter()
         .map(|l| {
-            let copies = if l.simple && l.back_edges > 0 && l.len <= UNROLL_BUDGET / 2 {
+            let copies = if unroll && l.simple && l.back_edges > 0 && l.len <= UNROLL_BUDGET / 2 {
                 (UNROLL_BUDGET / l.len.max(1)).min(MAX_COPIES)
             } else {
                 1
@@ -766,15 +771,20 @@ fn count_back_edge(
 mod tests {
     use super::{plan_loops, LoopPlan, MAX_COPIES};
 
-    /// The plans of the loops of the first function of `wat`.
-    fn plans(wat: &str) -> Vec<LoopPlan> {
+    /// The plans of the loops of the first function of `wat`, unrolling
+    /// allowed or not.
+    fn plans_with(wat: &str, unroll: bool) -> Vec<LoopPlan> {
         let wasm = wat::parse_str(wat).expect("test WAT assembles");
         for payload in wasmparser::Parser::new(0).parse_all(&wasm) {
             if let Ok(wasmparser::Payload::CodeSectionEntry(body)) = payload {
-                return plan_loops(&body).expect("plan");
+                return plan_loops(&body, unroll).expect("plan");
             }
         }
         panic!("no function body");
+    }
+
+    fn plans(wat: &str) -> Vec<LoopPlan> {
+        plans_with(wat, true)
     }
 
     fn plan(edge_check: bool, copies: u32) -> LoopPlan {
@@ -797,6 +807,12 @@ mod tests {
                (br $l)))))",
         );
         assert_eq!(p, vec![plan(true, MAX_COPIES)]);
+        // Sparse code is not unrolled.
+        let p = plans_with(
+            "(module (func (param i32) (loop $l (br_if $l (local.get 0)))))",
+            false,
+        );
+        assert_eq!(p, vec![plan(false, 1)]);
     }
 
     #[test]

@@ -163,7 +163,7 @@ pub(crate) fn translate_function(
         frames: Vec::new(),
         reachable: true,
         unreachable_depth: 0,
-        loop_plans: super::control::plan_loops(body)?,
+        loop_plans: super::control::plan_loops(body, !env.config.is_sparse())?,
         next_loop: 0,
         unroll_started: false,
         rewind: false,
