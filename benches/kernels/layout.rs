@@ -7,20 +7,25 @@
 //! offsets, 85 ms at one). That is luck in one build, not a property of
 //! either compiler, so the comparisons run each kernel in several
 //! placements and report the median over them: the same module with an
-//! unused first function of a few floating-point operations, which both
-//! runtimes compile and place before the kernel's functions, moving them
-//! by its size.
+//! unused first function of a few multiply-adds, which both runtimes
+//! compile and place before the kernel's functions, moving them by its
+//! size (in Myriad about 14 bytes a step, so eight placements spread over
+//! a 64-byte window; Wasmtime aligns functions to 32 bytes).
 
-/// `wat`, a module, with a first function of `steps` floating-point steps
-/// that nothing calls (`steps` 0: `wat` as it is). Every other function
-/// moves by that function's compiled size.
+/// `wat`, a module, with a first function of `steps` multiply-adds that
+/// nothing calls (`steps` 0: `wat` as it is). Every other function moves
+/// by that function's compiled size.
 pub fn with_padding(wat: &str, steps: usize) -> String {
     if steps == 0 {
         return wat.to_string();
     }
-    let mut pad = String::from("(func $layout_padding (param f64) (result f64) (local.get 0)");
+    let mut pad = String::from("(func $layout_padding (param i64) (result i64) (local.get 0)");
     for i in 0..steps {
-        pad.push_str(&format!(" (f64.const {}.5) (f64.add) (f64.sqrt)", i + 1));
+        pad.push_str(&format!(
+            " (i64.const {}) (i64.mul) (i64.const {}) (i64.add)",
+            1_000_003 + 2 * i,
+            i + 1
+        ));
     }
     pad.push(')');
     wat.replacen("(module", &format!("(module {pad}"), 1)

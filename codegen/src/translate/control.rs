@@ -222,17 +222,25 @@ impl FuncTranslator<'_, '_> {
             None => return Err(CompileError::codegen("no open frame")),
         };
         let results = self.popn(n)?;
-        if self.is_unrolled(self.frames.len() - 1) {
-            // Leaving an unrolled loop at its end. When nothing else runs
-            // here (the not-taken side of a closing `br_if`), this block is
-            // the loop's exit: cold, so that the branch back falls through
-            // into the next copy.
+        let not_last_copy = match self.frames.last().map(|f| &f.kind) {
+            Some(FrameKind::Loop {
+                unroll: Some(u), ..
+            }) => u.copy < u.copies,
+            _ => false,
+        };
+        if not_last_copy {
+            // Leaving an unrolled loop at its end from a copy but the
+            // last. When nothing else runs here (the not-taken side of a
+            // closing `br_if`), this block is the loop's exit: cold, so
+            // that the branch back falls through into the next copy. (The
+            // last copy's branch back goes to the first: its exit stays
+            // in line, the fall-through of that branch.)
             let here = self.b.current_block();
             if let Some(block) = here.filter(|b| self.b.func.layout.first_inst(*b).is_none()) {
                 self.b.set_cold_block(block);
             }
-            self.charge(charge);
         }
+        self.charge(charge);
         self.b.ins().jump(end, &block_args(&results));
         if let Some(f) = self.frames.last_mut() {
             f.end_reachable = true;
