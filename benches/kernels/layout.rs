@@ -6,7 +6,9 @@
 //! to 32- and 64-byte boundaries (the dense matmul kernel: 66 ms at most
 //! offsets, 85 ms at one). That is luck in one build, not a property of
 //! either compiler, so the comparisons run each kernel in several
-//! placements and report the median over them: the same module with an
+//! placements and report the mean over them (the expected time at a
+//! placement nobody chose; the times are often bimodal, which makes a
+//! median flip between the modes): the same module with an
 //! unused first function of a few multiply-adds, which both runtimes
 //! compile and place before the kernel's functions, moving them by its
 //! size (in Myriad about 14 bytes a step, so eight placements spread over
@@ -29,6 +31,11 @@ pub fn with_padding(wat: &str, steps: usize) -> String {
     }
     pad.push(')');
     wat.replacen("(module", &format!("(module {pad}"), 1)
+}
+
+/// The mean of `values`; `None` when empty.
+pub fn mean(values: &[f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
 }
 
 /// The median of `values` (sorted in place); `None` when empty.

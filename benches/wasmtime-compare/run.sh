@@ -4,13 +4,13 @@
 # (default 3) of: Myriad dense, Myriad sparse, Wasmtime default, Wasmtime
 # with explicit bounds checks, and both again with fuel metering (the
 # like-for-like preemptible configurations). Each kernel runs in LAYOUTS
-# code placements (default 8; see ../kernels/layout.rs), RUNS runs each
-# (default 3), and counts as the median over its placements. Ends with the
+# code placements (default 16; see ../kernels/layout.rs), RUNS runs each
+# (default 3), and counts as the mean over its placements. Ends with the
 # median of the per-round figures of every kernel and configuration.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 rounds="${ROUNDS:-3}"
-layouts="${LAYOUTS:-8}"
+layouts="${LAYOUTS:-16}"
 runs="${RUNS:-3}"
 (cd "$here" && cargo build --release --quiet)
 (cd "$here/../.." && cargo build --release --quiet -p myriad-benches --bin kernels)
@@ -36,8 +36,9 @@ done 2>/dev/null
 echo
 echo "median over $rounds rounds (ms):"
 # "config kernel value" lines, sorted, then the middle value of each group.
-awk -F'|' '{ split($2, w, " "); match($2, /median [0-9.]+/);
-             print $1, w[1], substr($2, RSTART + 7, RLENGTH - 7) }' "$log" |
+awk -F'|' '{ split($2, w, " "); match($2, /(median|mean) [0-9.]+/);
+             v = substr($2, RSTART, RLENGTH); sub(/^[a-z]+ /, "", v);
+             print $1, w[1], v }' "$log" |
   sort -k1,1 -k2,2 -k3,3n |
   awk '{ key = $1 " " $2; v[key, ++n[key]] = $3; if (!(key in seen)) { seen[key] = 1; order[++k] = key } }
        END { for (i = 1; i <= k; i++) { key = order[i]; printf "%-24s %-7s %8s\n", substr(key, 1, index(key, " ") - 1), substr(key, index(key, " ") + 1), v[key, int((n[key] + 1) / 2)] } }'

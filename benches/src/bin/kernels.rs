@@ -17,7 +17,7 @@
 //! can depend on whether an earlier run took the fuel slow path (see
 //! docs/PERFORMANCE.md, "The sieve and the fuel check's slow branch").
 //! `--layouts N` runs each kernel in N code placements (see
-//! `kernels/layout.rs`) and prints the median, min and max of their
+//! `kernels/layout.rs`) and prints the mean, min and max of their
 //! medians.
 
 #[path = "../../kernels/layout.rs"]
@@ -138,9 +138,10 @@ fn main() -> Result<()> {
         }
         if layouts > 1 {
             let each: Vec<String> = medians.iter().map(|t| format!("{t:.1}")).collect();
-            let median = layout::median(&mut medians).context("no layouts")?;
+            let mean = layout::mean(&medians).context("no layouts")?;
+            medians.sort_by(f64::total_cmp);
             println!(
-                "{name:7} run({arg}) = {:?}: median {median:.1} ms (min {:.1}, max {:.1}) over {layouts} layouts: {}",
+                "{name:7} run({arg}) = {:?}: mean {mean:.1} ms (min {:.1}, max {:.1}) over {layouts} layouts: {}",
                 result,
                 medians[0],
                 medians[medians.len() - 1],

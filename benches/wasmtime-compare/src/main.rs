@@ -12,7 +12,7 @@
 //! figures for a runtime that switches among guests. `--emit-dir DIR`
 //! writes each compiled kernel (an ELF file) for `objdump -d`.
 //! `--layouts N` runs each kernel in N code placements (see
-//! `../kernels/layout.rs`) and prints the median, min and max of their
+//! `../kernels/layout.rs`) and prints the mean, min and max of their
 //! medians, as Myriad's `kernels` does.
 //!
 //! `compile FILE.wasm [-o OUT]` instead precompiles one module
@@ -147,10 +147,10 @@ fn main() -> wasmtime::Result<()> {
         }
         if layouts > 1 {
             let each: Vec<String> = medians.iter().map(|t| format!("{t:.1}")).collect();
-            let median =
-                layout::median(&mut medians).ok_or_else(|| wasmtime::format_err!("no layouts"))?;
+            let mean = layout::mean(&medians).ok_or_else(|| wasmtime::format_err!("no layouts"))?;
+            medians.sort_by(f64::total_cmp);
             println!(
-                "{name:7} run({arg}) = Some(I64({result})): median {median:.1} ms (min {:.1}, max {:.1}) over {layouts} layouts: {}",
+                "{name:7} run({arg}) = Some(I64({result})): mean {mean:.1} ms (min {:.1}, max {:.1}) over {layouts} layouts: {}",
                 medians[0],
                 medians[medians.len() - 1],
                 each.join(" ")
