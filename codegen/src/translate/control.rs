@@ -601,10 +601,15 @@ pub(crate) struct LoopPlan {
     pub copies: u32,
 }
 
-/// Operators of a loop body that rounds of copies may hold in all: a
-/// body of up to this many operators is unrolled into `UNROLL_BUDGET /
-/// len` copies, at most [`MAX_COPIES`].
-const UNROLL_BUDGET: u32 = 48;
+/// Operators a round of copies may hold in all, in dense and guarded
+/// code: a body of up to half this many operators is unrolled into
+/// `budget / len` copies, at most [`MAX_COPIES`].
+pub(crate) const UNROLL_BUDGET: u32 = 48;
+/// The same in sparse code, compiled for one big program whose compile
+/// time counts: half as many copies (SQLite compiles 1.4 % slower with
+/// this budget, 3.8 % with the dense one; docs/PERFORMANCE.md, "Unrolled
+/// loops").
+pub(crate) const SPARSE_UNROLL_BUDGET: u32 = 24;
 /// The most copies of an unrolled loop body.
 const MAX_COPIES: u32 = 4;
 
@@ -624,22 +629,20 @@ const MAX_COPIES: u32 = 4;
 /// branch, and one check per loop keeps the code small. Either way every
 /// iteration passes exactly one check.
 ///
-/// **Whether to unroll it** (only with `unroll`: dense and guarded
-/// code, not sparse). A small innermost loop (no loop inside it,
-/// at most `UNROLL_BUDGET / 2` operators, no calls or bulk memory and
-/// table operations, at least one branch back) has its body translated
-/// several times over (see [`Unroll`]): one fuel check per round of
-/// copies instead of one per iteration, and the copies but the last fall
-/// through into each other instead of jumping back. A round runs at most
-/// `UNROLL_BUDGET` operators without a check, none of which calls out,
-/// so preemption stays as prompt. The cost is code size, bounded by the
-/// budget per loop, and compile time: 5 % more for SQLite. Sparse code,
-/// compiled for one big program whose compile time counts, goes without:
-/// its loops have no bounds checks, and unrolling won it little (the
-/// sieve kernels 0-4 %; docs/PERFORMANCE.md, "Unrolled loops").
+/// **Whether to unroll it**, with `budget` operators for a round of
+/// copies ([`UNROLL_BUDGET`], [`SPARSE_UNROLL_BUDGET`]; 0: never). A
+/// small innermost loop (no loop inside it, at most `budget / 2`
+/// operators, no calls or bulk memory and table operations, at least one
+/// branch back) has its body translated several times over (see
+/// [`Unroll`]): one fuel check per round of copies instead of one per
+/// iteration, and the copies but the last fall through into each other
+/// instead of jumping back. A round runs at most `budget` operators
+/// without a check, none of which calls out, so preemption stays as
+/// prompt. The cost is code size, bounded by the budget per loop, and
+/// compile time.
 pub(crate) fn plan_loops(
     body: &wasmparser::FunctionBody<'_>,
-    unroll: bool,
+    budget: u32,
 ) -> Result<Vec<LoopPlan>, CompileError> {
     use wasmparser::Operator;
     // Per open frame: the ordinal of the loop it is, if it is one.
@@ -700,8 +703,8 @@ pub(crate) fn plan_loops(
     Ok(loops
         .into_iter()
         .map(|l| {
-            let copies = if unroll && l.simple && l.back_edges > 0 && l.len <= UNROLL_BUDGET / 2 {
-                (UNROLL_BUDGET / l.len.max(1)).min(MAX_COPIES)
+            let copies = if budget > 0 && l.simple && l.back_edges > 0 && l.len <= budget / 2 {
+                (budget / l.len.max(1)).min(MAX_COPIES)
             } else {
                 1
             };
@@ -777,22 +780,22 @@ fn count_back_edge(
 
 #[cfg(test)]
 mod tests {
-    use super::{plan_loops, LoopPlan, MAX_COPIES};
+    use super::{plan_loops, LoopPlan, MAX_COPIES, SPARSE_UNROLL_BUDGET, UNROLL_BUDGET};
 
-    /// The plans of the loops of the first function of `wat`, unrolling
-    /// allowed or not.
-    fn plans_with(wat: &str, unroll: bool) -> Vec<LoopPlan> {
+    /// The plans of the loops of the first function of `wat`, with
+    /// `budget` operators for a round of copies.
+    fn plans_with(wat: &str, budget: u32) -> Vec<LoopPlan> {
         let wasm = wat::parse_str(wat).expect("test WAT assembles");
         for payload in wasmparser::Parser::new(0).parse_all(&wasm) {
             if let Ok(wasmparser::Payload::CodeSectionEntry(body)) = payload {
-                return plan_loops(&body, unroll).expect("plan");
+                return plan_loops(&body, budget).expect("plan");
             }
         }
         panic!("no function body");
     }
 
     fn plans(wat: &str) -> Vec<LoopPlan> {
-        plans_with(wat, true)
+        plans_with(wat, UNROLL_BUDGET)
     }
 
     fn plan(edge_check: bool, copies: u32) -> LoopPlan {
@@ -801,7 +804,7 @@ mod tests {
 
     #[test]
     fn small_innermost_loops_are_unrolled() {
-        // 8 operators: 48 / 8 = 6 copies, capped.
+        // 6 operators: 48 / 6 = 8 copies, capped.
         let p = plans(
             "(module (func (param i32) (loop $l
                (br_if $l (i32.eqz (local.tee 0 (i32.sub (local.get 0) (i32.const 1))))))))",
@@ -815,10 +818,17 @@ mod tests {
                (br $l)))))",
         );
         assert_eq!(p, vec![plan(true, MAX_COPIES)]);
-        // Sparse code is not unrolled.
+        // Sparse code gets half the budget: 8 operators, 24 / 8 = 3 copies.
+        let p = plans_with(
+            "(module (func (param i32) (loop $l nop nop
+               (br_if $l (i32.eqz (local.tee 0 (i32.sub (local.get 0) (i32.const 1))))))))",
+            SPARSE_UNROLL_BUDGET,
+        );
+        assert_eq!(p, vec![plan(false, 3)]);
+        // No budget, no unrolling.
         let p = plans_with(
             "(module (func (param i32) (loop $l (br_if $l (local.get 0)))))",
-            false,
+            0,
         );
         assert_eq!(p, vec![plan(false, 1)]);
     }

@@ -163,7 +163,14 @@ pub(crate) fn translate_function(
         frames: Vec::new(),
         reachable: true,
         unreachable_depth: 0,
-        loop_plans: super::control::plan_loops(body, !env.config.is_sparse())?,
+        loop_plans: super::control::plan_loops(
+            body,
+            if env.config.is_sparse() {
+                super::control::SPARSE_UNROLL_BUDGET
+            } else {
+                super::control::UNROLL_BUDGET
+            },
+        )?,
         next_loop: 0,
         unroll_started: false,
         rewind: false,
