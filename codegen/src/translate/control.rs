@@ -372,11 +372,7 @@ impl FuncTranslator<'_, '_> {
     /// a round of an unrolled loop: see [`Unroll`]); marks the frame's end
     /// reachable.
     fn target(&mut self, depth: u32) -> Result<(Block, usize, u32), CompileError> {
-        let idx = self
-            .frames
-            .len()
-            .checked_sub(1 + depth as usize)
-            .ok_or_else(|| CompileError::codegen("branch depth out of range"))?;
+        let idx = self.frame_index(depth)?;
         // Leaving an unrolled loop from copy k charges k. (Only innermost
         // loops are unrolled, so at most one frame can be one.)
         let mut charge = self.frames[idx + 1..]
@@ -450,11 +446,7 @@ impl FuncTranslator<'_, '_> {
     /// a loop whose fuel check sits on its back edge (for an unrolled
     /// loop, the last copy's).
     fn is_loop_target(&self, depth: u32) -> Result<bool, CompileError> {
-        let idx = self
-            .frames
-            .len()
-            .checked_sub(1 + depth as usize)
-            .ok_or_else(|| CompileError::codegen("branch depth out of range"))?;
+        let idx = self.frame_index(depth)?;
         Ok(match &self.frames[idx].kind {
             FrameKind::Loop {
                 edge_check: true,
@@ -467,12 +459,17 @@ impl FuncTranslator<'_, '_> {
 
     /// Whether the frame `depth` levels up is an unrolled loop.
     fn is_unrolled_target(&self, depth: u32) -> Result<bool, CompileError> {
-        let idx = self
-            .frames
+        let idx = self.frame_index(depth)?;
+        Ok(self.is_unrolled(idx))
+    }
+
+    /// Index in `frames` (outermost first) of the frame a branch to
+    /// `depth` targets.
+    fn frame_index(&self, depth: u32) -> Result<usize, CompileError> {
+        self.frames
             .len()
             .checked_sub(1 + depth as usize)
-            .ok_or_else(|| CompileError::codegen("branch depth out of range"))?;
-        Ok(self.is_unrolled(idx))
+            .ok_or_else(|| CompileError::codegen("branch depth out of range"))
     }
 
     /// Whether frame `idx` (outermost first) is an unrolled loop.

@@ -374,15 +374,7 @@ impl FuncTranslator<'_, '_> {
     /// path in a cold block.
     pub fn fuel_check(&mut self) {
         let (negative, f) = self.charge_one();
-        let slow = self.b.create_block();
-        let cont = self.b.create_block();
-        self.b.set_cold_block(slow);
-        self.b.ins().brif(negative, slow, &[], cont, &[]);
-        self.fuel_slow_path(slow, f);
-        self.b.ins().jump(cont, &[]);
-
-        self.b.switch_to_block(cont);
-        self.b.seal_block(cont);
+        self.slow_path_if(negative, f);
     }
 
     /// The check at the first copy of an unrolled loop: `fuel -= 1; if
@@ -396,10 +388,16 @@ impl FuncTranslator<'_, '_> {
             .b
             .ins()
             .icmp_imm_s(IntCC::SignedLessThan, f, i64::from(room));
+        self.slow_path_if(short, f);
+    }
+
+    /// If `cond`, the fuel slow path for counter `f` in a cold block; the
+    /// builder continues after it.
+    fn slow_path_if(&mut self, cond: Value, f: Value) {
         let slow = self.b.create_block();
         let cont = self.b.create_block();
         self.b.set_cold_block(slow);
-        self.b.ins().brif(short, slow, &[], cont, &[]);
+        self.b.ins().brif(cond, slow, &[], cont, &[]);
         self.fuel_slow_path(slow, f);
         self.b.ins().jump(cont, &[]);
         self.b.switch_to_block(cont);
