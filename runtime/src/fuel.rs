@@ -43,9 +43,13 @@ pub const MAX_FUEL: i64 = 1 << 40;
 /// Yield instead of refilling when the deadline is this close (about one
 /// TSC read plus a slow path).
 pub const EARLY_YIELD_CYCLES: u64 = 48;
-/// Longest stretch between slow-path checks a refill aims at (about 1 ms),
-/// so a cancel request is seen soon even with a far deadline.
-pub const MAX_AIM_CYCLES: u64 = 1 << 21;
+/// Longest stretch between slow-path checks a refill aims at (25 µs at
+/// 2.6 GHz), so a cancel request is seen soon even with a far deadline,
+/// and so a guest whose fuel units turn expensive (see `translate::meter`
+/// in myriad-codegen) overruns a long slice by at most the units' cost
+/// ratio times this (about 0.5 ms), not times the slice. A slow path
+/// every 25 µs costs about 0.2 %.
+pub const MAX_AIM_CYCLES: u64 = 1 << 16;
 /// Below this many cycles to the deadline, aim at the deadline itself.
 pub const CLOSE_CYCLES: u64 = 600;
 

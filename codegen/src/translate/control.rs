@@ -10,6 +10,7 @@ use cranelift_codegen::ir::{self, Block, BlockCall, InstBuilder, JumpTableData, 
 use wasmparser::{BlockType, BrTable};
 
 use super::func::{block_args, FuncTranslator};
+use super::meter::{op_weight, Meter, SEGMENT_WEIGHT, UNIT_WEIGHT};
 use super::{ir_type, val_type};
 use crate::error::CompileError;
 
@@ -39,6 +40,9 @@ pub(crate) enum FrameKind {
         else_params: Vec<Value>,
         /// Whether an `else` was seen.
         has_else: bool,
+        /// The meter where the `if` branched: the else branch starts
+        /// from it.
+        entry_meter: Meter,
     },
 }
 
@@ -94,6 +98,8 @@ pub(crate) struct Frame {
     pub height: usize,
     /// Whether anything jumps to `end`.
     pub end_reachable: bool,
+    /// The meter at `end`: the heaviest of the paths that reach it.
+    pub end_meter: Meter,
 }
 
 impl Frame {
@@ -138,6 +144,7 @@ impl FuncTranslator<'_, '_> {
             num_results: results,
             height,
             end_reachable: false,
+            end_meter: Meter::default(),
         });
     }
 
@@ -163,19 +170,37 @@ impl FuncTranslator<'_, '_> {
         let header = self.block_with_params(&params);
         let end = self.block_with_params(&results);
         let args = self.popn(params.len())?;
+        if edge_check {
+            // Each iteration pays at its branch back for the body it ran:
+            // what ran before the loop pays here, in full, and a long
+            // stretch without a check gets one, so that no check falls
+            // inside the body for the code before it.
+            if self.meter.since_check >= SEGMENT_WEIGHT / 2 {
+                self.segment_check();
+            }
+            self.charge(self.meter.units_rounded_up());
+            self.meter.debt = 0;
+        } else {
+            // The header's check pays the iteration and the remainder.
+            self.charge(self.meter.whole_units());
+        }
         self.b.ins().jump(header, &block_args(&args));
         self.b.switch_to_block(header);
         // Sealed at `end`, once every back edge is known.
         let header_params = self.b.block_params(header).to_vec();
         self.stack.extend(header_params);
         match &unroll {
-            Some(_) if edge_check => self.unroll_started = true,
-            Some(u) => {
-                self.fuel_check_room(u.copies - 1);
-                self.unroll_started = true;
-            }
+            Some(_) if edge_check => {}
+            Some(u) => self.fuel_check_room(u.copies - 1),
             None if edge_check => {}
             None => self.fuel_check(),
+        }
+        if !edge_check {
+            self.meter = Meter::default();
+        }
+        if unroll.is_some() {
+            self.unroll_started = true;
+            self.in_unrolled = true;
         }
         self.push_frame(
             FrameKind::Loop {
@@ -201,11 +226,13 @@ impl FuncTranslator<'_, '_> {
         self.b.seal_block(else_block);
         self.b.switch_to_block(then_block);
         let else_params = self.peekn(params.len())?.to_vec();
+        let entry_meter = self.meter;
         self.push_frame(
             FrameKind::If {
                 else_block,
                 else_params,
                 has_else: false,
+                entry_meter,
             },
             end,
             params.len(),
@@ -242,8 +269,10 @@ impl FuncTranslator<'_, '_> {
         }
         self.charge(charge);
         self.b.ins().jump(end, &block_args(&results));
+        let meter = self.meter;
         if let Some(f) = self.frames.last_mut() {
             f.end_reachable = true;
+            f.end_meter = f.end_meter.merge(meter);
         }
         Ok(())
     }
@@ -261,11 +290,13 @@ impl FuncTranslator<'_, '_> {
             else_block,
             else_params,
             has_else,
+            entry_meter,
         } = &mut frame.kind
         else {
             return Err(CompileError::codegen("else outside if"));
         };
         *has_else = true;
+        self.meter = *entry_meter;
         let else_block = *else_block;
         let params = else_params.clone();
         self.stack.truncate(height);
@@ -291,14 +322,21 @@ impl FuncTranslator<'_, '_> {
                 else_block,
                 else_params,
                 has_else: false,
+                entry_meter,
             } => {
                 // No else: the false branch passes the parameters through
                 // (validation guarantees they match the results).
                 self.b.switch_to_block(*else_block);
                 self.b.ins().jump(frame.end, &block_args(else_params));
                 frame.end_reachable = true;
+                frame.end_meter = frame.end_meter.merge(*entry_meter);
             }
-            FrameKind::Loop { header, .. } => self.b.seal_block(*header),
+            FrameKind::Loop { header, unroll, .. } => {
+                self.b.seal_block(*header);
+                if unroll.is_some() {
+                    self.in_unrolled = false;
+                }
+            }
             _ => {}
         }
         self.stack.truncate(frame.height);
@@ -306,10 +344,13 @@ impl FuncTranslator<'_, '_> {
         if !frame.end_reachable {
             return Ok(());
         }
+        self.meter = frame.end_meter;
         self.b.switch_to_block(frame.end);
         self.b.seal_block(frame.end);
         let results = self.b.block_params(frame.end).to_vec();
         if let FrameKind::Function = frame.kind {
+            // The call's unit pays the remainder.
+            self.charge(self.meter.whole_units());
             let fuel = self.b.use_var(self.fuel);
             let all = super::with_fuel(fuel, &results);
             self.b.ins().return_(&all);
@@ -411,9 +452,15 @@ impl FuncTranslator<'_, '_> {
             }
             _ => {
                 let target = frame.branch_target();
+                let meter = self.meter;
                 let frame = &mut self.frames[idx];
-                if !matches!(frame.kind, FrameKind::Loop { .. }) {
+                if matches!(frame.kind, FrameKind::Loop { .. }) {
+                    // A branch back pays for the body it ran; the
+                    // iteration's unit pays the remainder.
+                    charge = charge.saturating_add(meter.whole_units());
+                } else {
                     frame.end_reachable = true;
+                    frame.end_meter = frame.end_meter.merge(meter);
                 }
                 return Ok((target.0, target.1, charge));
             }
@@ -434,10 +481,10 @@ impl FuncTranslator<'_, '_> {
     /// charging `charge` units of fuel first (see [`Unroll`]), and
     /// through the back-edge fuel check if `edge`.
     fn branch(&mut self, block: Block, args: &[Value], charge: u32, edge: bool) {
-        self.charge(charge);
         if edge {
-            self.back_edge(block, args);
+            self.back_edge(block, args, charge);
         } else {
+            self.charge(charge);
             self.b.ins().jump(block, &block_args(args));
         }
     }
@@ -457,10 +504,11 @@ impl FuncTranslator<'_, '_> {
         })
     }
 
-    /// Whether the frame `depth` levels up is an unrolled loop.
-    fn is_unrolled_target(&self, depth: u32) -> Result<bool, CompileError> {
+    /// Whether a branch to the frame `depth` levels up leaves an unrolled
+    /// loop (one is open inside that frame).
+    fn leaves_unrolled(&self, depth: u32) -> Result<bool, CompileError> {
         let idx = self.frame_index(depth)?;
-        Ok(self.is_unrolled(idx))
+        Ok((idx + 1..self.frames.len()).any(|i| self.is_unrolled(i)))
     }
 
     /// Index in `frames` (outermost first) of the frame a branch to
@@ -508,7 +556,7 @@ impl FuncTranslator<'_, '_> {
             // next to its iterations: that side is cold; closing a round
             // of one is not.
             let taken = self.b.create_block();
-            if charge > 0 && !self.is_unrolled_target(depth)? {
+            if charge > 0 && self.leaves_unrolled(depth)? {
                 self.b.set_cold_block(taken);
             }
             self.b.ins().brif(cond, taken, &[], next, &[]);
@@ -629,8 +677,9 @@ const MAX_COPIES: u32 = 4;
 /// **Whether to unroll it**, with `budget` operators for a round of
 /// copies ([`UNROLL_BUDGET`], [`SPARSE_UNROLL_BUDGET`]; 0: never). A
 /// small innermost loop (no loop inside it, at most `budget / 2`
-/// operators, no calls or bulk memory and table operations, at least one
-/// branch back) has its body translated several times over (see
+/// operators weighing at most [`UNIT_WEIGHT`] in all, no calls or bulk
+/// memory and table operations, at least one branch back) has its body
+/// translated several times over (see
 /// [`Unroll`]): one fuel check per round of copies instead of one per
 /// iteration, and the copies but the last fall through into each other
 /// instead of jumping back. A round runs at most `budget` operators
@@ -649,9 +698,11 @@ pub(crate) fn plan_loops(
     let mut loops: Vec<LoopStats> = Vec::new();
     let mut reader = body.get_operators_reader()?;
     let mut ops: u32 = 0;
+    let mut weight: u32 = 0;
     while !reader.eof() {
         let op = reader.read()?;
         ops = ops.saturating_add(1);
+        weight = weight.saturating_add(op_weight(&op));
         match &op {
             Operator::Loop { .. } => {
                 if let Some(outer) = open.last().and_then(|&k| loops.get_mut(k)) {
@@ -664,6 +715,8 @@ pub(crate) fn plan_loops(
                     conditional: false,
                     first_op: ops,
                     len: u32::MAX,
+                    first_weight: weight,
+                    weight: u32::MAX,
                     simple: true,
                 });
             }
@@ -674,6 +727,7 @@ pub(crate) fn plan_loops(
                     if let Some(l) = loops.get_mut(k) {
                         // The operators strictly between `loop` and `end`.
                         l.len = ops.saturating_sub(l.first_op).saturating_sub(1);
+                        l.weight = weight.saturating_sub(l.first_weight);
                     }
                 }
             }
@@ -700,7 +754,12 @@ pub(crate) fn plan_loops(
     Ok(loops
         .into_iter()
         .map(|l| {
-            let copies = if budget > 0 && l.simple && l.back_edges > 0 && l.len <= budget / 2 {
+            let copies = if budget > 0
+                && l.simple
+                && l.back_edges > 0
+                && l.len <= budget / 2
+                && l.weight <= UNIT_WEIGHT
+            {
                 (budget / l.len.max(1)).min(MAX_COPIES)
             } else {
                 1
@@ -723,6 +782,12 @@ struct LoopStats {
     first_op: u32,
     /// Operators in its body (`u32::MAX` until its `end`).
     len: u32,
+    /// Total weight of the operators before it ([`op_weight`]).
+    first_weight: u32,
+    /// Weight of its body (`u32::MAX` until its `end`): at most
+    /// [`UNIT_WEIGHT`] to be unrolled, so that each copy's unit pays for
+    /// it as the plain loop's does.
+    weight: u32,
     /// No loop, call or bulk operation inside.
     simple: bool,
 }
@@ -872,5 +937,21 @@ mod tests {
         // No branch back: nothing to unroll.
         let p = plans("(module (func (loop $l (nop))))");
         assert_eq!(p, vec![plan(false, 1)]);
+    }
+
+    #[test]
+    fn bodies_heavier_than_a_unit_are_not_unrolled() {
+        // One division weighs 16, a unit's worth; with the branch back
+        // the body is heavier.
+        let p = plans(
+            "(module (func (param i32) (loop $l
+               (br_if $l (i32.div_u (local.get 0) (local.get 0))))))",
+        );
+        assert_eq!(p, vec![plan(false, 1)]);
+        let p = plans(
+            "(module (func (param i32) (loop $l
+               (br_if $l (i32.add (local.get 0) (local.get 0))))))",
+        );
+        assert_eq!(p, vec![plan(false, MAX_COPIES)]);
     }
 }

@@ -15,6 +15,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use wasmparser::{FunctionBody, Operator};
 
 use super::control::{Frame, FrameKind, LoopPlan};
+use super::meter::{op_weight, Meter, UNIT_WEIGHT};
 use super::{ir_type, op_name, wasm_signature, ModuleInfo};
 use crate::abi::{self, vmctx, TrapKind};
 use crate::error::CompileError;
@@ -172,6 +173,8 @@ pub(crate) fn translate_function(
             },
         )?,
         next_loop: 0,
+        meter: Meter::default(),
+        in_unrolled: false,
         unroll_started: false,
         rewind: false,
         vmctx_flags: MemFlagsData::trusted().with_alias_region(Some(vmctx_region)),
@@ -206,6 +209,7 @@ pub(crate) fn translate_function(
         num_results: results.len(),
         height: 0,
         end_reachable: false,
+        end_meter: Meter::default(),
     });
 
     let mut reader = body.get_operators_reader()?;
@@ -269,6 +273,13 @@ pub(crate) struct FuncTranslator<'a, 'f> {
     loop_plans: Vec<LoopPlan>,
     /// Ordinal of the next `loop` operator (reachable or not).
     next_loop: usize,
+    /// Weight run on the heaviest path to the current point since fuel
+    /// was last charged and checked (see [`super::meter`]).
+    pub meter: Meter,
+    /// Whether the current point is in an unrolled loop, whose copies
+    /// each cost one unit (their bodies weigh at most
+    /// [`super::meter::UNIT_WEIGHT`]) and are not metered further.
+    pub in_unrolled: bool,
     /// Set when an unrolled loop's first copy starts: the operators that
     /// follow are its body, to be read again for the next copies.
     pub unroll_started: bool,
@@ -373,8 +384,29 @@ impl FuncTranslator<'_, '_> {
     /// `fuel -= 1; if fuel < 0 { fuel_exhausted(exec) }`, with the slow
     /// path in a cold block.
     pub fn fuel_check(&mut self) {
-        let (negative, f) = self.charge_one();
+        self.fuel_check_units(1);
+    }
+
+    /// `fuel -= units; if fuel < 0 { fuel_exhausted(exec) }`.
+    pub fn fuel_check_units(&mut self, units: u32) {
+        let (negative, f) = self.charge_units(units);
         self.slow_path_if(negative, f);
+    }
+
+    /// The check [`super::meter`] inserts where a path has run
+    /// [`super::meter::SEGMENT_WEIGHT`] since the last one: it charges
+    /// the whole units of the debt (at least one) and the meter starts
+    /// over.
+    pub fn segment_check(&mut self) {
+        let units = self.meter.whole_units().max(1);
+        self.fuel_check_units(units);
+        self.meter = Meter {
+            debt: self
+                .meter
+                .debt
+                .saturating_sub(units.saturating_mul(UNIT_WEIGHT)),
+            since_check: 0,
+        };
     }
 
     /// The check at the first copy of an unrolled loop: `fuel -= 1; if
@@ -418,8 +450,8 @@ impl FuncTranslator<'_, '_> {
     /// (laid out right after, not cold, so that the branch back is the
     /// check's own branch) and then `goto header`. Ends the current block.
     /// See [`super::control::plan_loops`] for which loops.
-    pub fn back_edge(&mut self, header: ir::Block, args: &[Value]) {
-        let (negative, f) = self.charge_one();
+    pub fn back_edge(&mut self, header: ir::Block, args: &[Value], extra: u32) {
+        let (negative, f) = self.charge_units(extra.saturating_add(1));
         let slow = self.b.create_block();
         self.b
             .ins()
@@ -428,10 +460,10 @@ impl FuncTranslator<'_, '_> {
         self.b.ins().jump(header, &block_args(args));
     }
 
-    /// `fuel -= 1`: the new counter and whether it went negative.
-    fn charge_one(&mut self) -> (Value, Value) {
+    /// `fuel -= units`: the new counter and whether it went negative.
+    fn charge_units(&mut self, units: u32) -> (Value, Value) {
         let f = self.b.use_var(self.fuel);
-        let f = self.b.ins().iadd_imm_s(f, -1);
+        let f = self.b.ins().iadd_imm_s(f, -i64::from(units));
         self.b.def_var(self.fuel, f);
         (self.b.ins().icmp_imm_s(IntCC::SignedLessThan, f, 0), f)
     }
@@ -569,6 +601,21 @@ impl FuncTranslator<'_, '_> {
         if !self.reachable {
             return self.translate_unreachable_op(&op);
         }
+        if !self.in_unrolled {
+            self.meter = self.meter.add(op_weight(&op));
+        }
+        self.translate_reachable_op(op, plan)?;
+        if self.reachable && !self.in_unrolled && self.meter.check_due() {
+            self.segment_check();
+        }
+        Ok(())
+    }
+
+    fn translate_reachable_op(
+        &mut self,
+        op: Operator<'_>,
+        plan: LoopPlan,
+    ) -> Result<(), CompileError> {
         match op {
             Operator::Nop => {}
             Operator::Unreachable => {

@@ -10,6 +10,7 @@ pub(crate) mod bulk;
 pub(crate) mod control;
 pub(crate) mod func;
 pub(crate) mod memory;
+pub(crate) mod meter;
 pub(crate) mod numeric;
 pub(crate) mod table;
 pub(crate) mod wrapper;
