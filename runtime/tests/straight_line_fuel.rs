@@ -19,6 +19,7 @@ use myriad_runtime::{rdtsc, Instance, Limit, Outcome, Val};
 /// iterations, then `heavy` calls of `heavy`.
 fn wat(n: usize) -> String {
     let divs = "(local.set $x (i64.div_u (local.get $x) (local.get $d)))\n".repeat(n);
+    let adds = "(local.set $y (i64.add (local.get $y) (i64.const 3)))\n".repeat(400);
     format!(
         r#"(module
   (func $heavy (export "heavy") (param $x i64) (param $d i64) (result i64)
@@ -29,6 +30,21 @@ fn wat(n: usize) -> String {
       {divs}
       (br_if $l (local.tee $k (i32.sub (local.get $k) (i32.const 1)))))
     (local.get $x))
+  (func $merges (param $k i32) (param $skip i32) (local $y i64)
+    (loop $l
+      (block $b
+        (br_if $b (local.get $skip))
+        {adds})
+      (br_if $l (local.tee $k (i32.sub (local.get $k) (i32.const 1))))))
+  (func (export "run_merges") (param $fast i32) (param $heavy i32) (local $i i32) (local $x i64)
+    (local.set $x (i64.const 0x123456789))
+    (loop $outer
+      (call $merges (local.get $fast) (i32.const 1))
+      (local.set $i (local.get $heavy))
+      (loop $h
+        (local.set $x (call $heavy (local.get $x) (i64.const 1)))
+        (br_if $h (local.tee $i (i32.sub (local.get $i) (i32.const 1)))))
+      (br $outer)))
   (func (export "run") (param $fast i32) (param $heavy i32) (local $i i32) (local $x i64)
     (local.set $x (i64.const 0x123456789))
     (loop $outer
@@ -108,6 +124,26 @@ fn thread_cpu_ns() -> u64 {
     ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
+/// The worst CPU time one `resume` of `export(fast, heavy)` held the
+/// thread, over 300 slices of `quantum_ns`.
+fn worst_slice(export: &str, fast: i32, heavy: i32, quantum_ns: u64) -> u64 {
+    let m = compile_wat(&wat(2_000), &CompileConfig::default());
+    let region = region_with(1, 1 << 16);
+    let args = [Val::I32(fast), Val::I32(heavy)];
+    let mut inst = Instance::new(&region, &m, export, &args).unwrap();
+    let mut worst = 0;
+    for _ in 0..300 {
+        let cpu = thread_cpu_ns();
+        assert_eq!(
+            inst.resume(rdtsc() + ns_to_tsc(quantum_ns)),
+            Outcome::Yielded
+        );
+        worst = worst.max(thread_cpu_ns() - cpu);
+    }
+    eprintln!("{export}: worst slice {worst} ns of CPU for a {quantum_ns} ns quantum");
+    worst
+}
+
 #[test]
 fn cheap_units_then_expensive_units_do_not_overrun_a_time_slice() {
     // Before the weights, this guest held the thread 65 ms past a 20 µs
@@ -119,20 +155,15 @@ fn cheap_units_then_expensive_units_do_not_overrun_a_time_slice() {
     // `fuel::MAX_AIM_CYCLES`). The bound leaves room for a loaded machine.
     const QUANTUM_NS: u64 = 20_000;
     const BOUND_NS: u64 = 5_000_000;
-    let m = compile_wat(&wat(2_000), &CompileConfig::default());
-    let region = region_with(1, 1 << 16);
-    let args = [Val::I32(2_000_000), Val::I32(100)];
-    let mut inst = Instance::new(&region, &m, "run", &args).unwrap();
-    let mut worst = 0;
-    for _ in 0..300 {
-        let cpu = thread_cpu_ns();
-        assert_eq!(
-            inst.resume(rdtsc() + ns_to_tsc(QUANTUM_NS)),
-            Outcome::Yielded
-        );
-        worst = worst.max(thread_cpu_ns() - cpu);
-    }
-    eprintln!("worst slice: {worst} ns of CPU for a {QUANTUM_NS} ns quantum");
+    // A tight loop, then divisions.
+    let worst = worst_slice("run", 2_000_000, 100, QUANTUM_NS);
+    assert!(
+        worst < BOUND_NS,
+        "a {QUANTUM_NS} ns slice held the thread for {worst} ns"
+    );
+    // A loop whose short path skips 400 adds that the merge after them
+    // would charge it for, had the adds not paid before the branch.
+    let worst = worst_slice("run_merges", 2_000_000, 100, QUANTUM_NS);
     assert!(
         worst < BOUND_NS,
         "a {QUANTUM_NS} ns slice held the thread for {worst} ns"

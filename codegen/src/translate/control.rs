@@ -221,6 +221,8 @@ impl FuncTranslator<'_, '_> {
         let then_block = self.b.create_block();
         let else_block = self.b.create_block();
         let end = self.block_with_params(&results);
+        let units = self.take_debt();
+        self.charge(units);
         self.b.ins().brif(cond, then_block, &[], else_block, &[]);
         self.b.seal_block(then_block);
         self.b.seal_block(else_block);
@@ -267,7 +269,8 @@ impl FuncTranslator<'_, '_> {
                 self.b.set_cold_block(block);
             }
         }
-        self.charge(charge);
+        let units = self.take_debt();
+        self.charge(charge.saturating_add(units));
         self.b.ins().jump(end, &block_args(&results));
         let meter = self.meter;
         if let Some(f) = self.frames.last_mut() {
@@ -454,11 +457,7 @@ impl FuncTranslator<'_, '_> {
                 let target = frame.branch_target();
                 let meter = self.meter;
                 let frame = &mut self.frames[idx];
-                if matches!(frame.kind, FrameKind::Loop { .. }) {
-                    // A branch back pays for the body it ran; the
-                    // iteration's unit pays the remainder.
-                    charge = charge.saturating_add(meter.whole_units());
-                } else {
+                if !matches!(frame.kind, FrameKind::Loop { .. }) {
                     frame.end_reachable = true;
                     frame.end_meter = frame.end_meter.merge(meter);
                 }
@@ -469,10 +468,11 @@ impl FuncTranslator<'_, '_> {
     }
 
     pub(crate) fn br(&mut self, depth: u32) -> Result<(), CompileError> {
+        let units = self.take_debt();
         let (block, n, charge) = self.target(depth)?;
         let args = self.peekn(n)?.to_vec();
         let edge = self.is_loop_target(depth)?;
-        self.branch(block, &args, charge, edge);
+        self.branch(block, &args, charge.saturating_add(units), edge);
         self.reachable = false;
         Ok(())
     }
@@ -542,6 +542,9 @@ impl FuncTranslator<'_, '_> {
 
     pub(crate) fn br_if(&mut self, depth: u32) -> Result<(), CompileError> {
         let cond = self.pop()?;
+        // Both ways ran what came before: it pays here.
+        let units = self.take_debt();
+        self.charge(units);
         if depth == 0 {
             self.charge_round_early();
         }
@@ -575,6 +578,8 @@ impl FuncTranslator<'_, '_> {
 
     pub(crate) fn br_table(&mut self, table: &BrTable<'_>) -> Result<(), CompileError> {
         let index = self.pop()?;
+        let units = self.take_debt();
+        self.charge(units);
         let depths = table
             .targets()
             .collect::<Result<Vec<u32>, _>>()

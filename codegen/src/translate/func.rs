@@ -436,6 +436,16 @@ impl FuncTranslator<'_, '_> {
         self.b.seal_block(cont);
     }
 
+    /// Take the whole units of the meter's debt, to be charged before a
+    /// branch: every way out of here ran the code before it, so charging
+    /// it here is exact, and where paths meet again only remainders (less
+    /// than a unit each) are merged (see [`super::meter`]).
+    pub fn take_debt(&mut self) -> u32 {
+        let units = self.meter.whole_units();
+        self.meter.debt -= units * UNIT_WEIGHT;
+        units
+    }
+
     /// `fuel -= units`, no check (0 emits nothing).
     pub fn charge(&mut self, units: u32) {
         if units > 0 {

@@ -13,10 +13,16 @@
 //! and keeps a [`Meter`] of the weight on the heaviest path reaching the
 //! current point:
 //!
-//! * every [`UNIT_WEIGHT`] of weight costs one more unit, charged at the
-//!   next loop entry, branch back or return (the unit of the entry or
-//!   iteration itself covers the remainder), so no unit pays for more
-//!   than about twice `UNIT_WEIGHT` of weight;
+//! * every [`UNIT_WEIGHT`] of weight costs one more unit, charged before
+//!   the next branch (every way out of a point ran the code before it,
+//!   so that charge is exact) and at a loop's entry; only remainders,
+//!   less than a unit each, meet where paths merge, and the unit of the
+//!   call or iteration covers them, so no unit pays for more than about
+//!   twice `UNIT_WEIGHT` of weight, and a short path is never charged for
+//!   a long one it skipped (charging the merge for the heavier path
+//!   instead let a loop's short path buy 25 units for 3 cycles, and a
+//!   guest that then turned to divisions overran a 20 µs slice by 0.5
+//!   ms);
 //! * no path runs more than about [`SEGMENT_WEIGHT`] of weight without a
 //!   fuel check: where that much has accumulated since the last one, the
 //!   translator inserts one.
