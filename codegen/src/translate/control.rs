@@ -10,7 +10,7 @@ use cranelift_codegen::ir::{self, Block, BlockCall, InstBuilder, JumpTableData, 
 use wasmparser::{BlockType, BrTable};
 
 use super::func::{block_args, FuncTranslator};
-use super::meter::{op_weight, Meter, SEGMENT_WEIGHT, UNIT_WEIGHT};
+use super::meter::{op_weight, Meter, MERGE_WEIGHT, SEGMENT_WEIGHT, UNIT_WEIGHT};
 use super::{ir_type, val_type};
 use crate::error::CompileError;
 
@@ -221,7 +221,7 @@ impl FuncTranslator<'_, '_> {
         let then_block = self.b.create_block();
         let else_block = self.b.create_block();
         let end = self.block_with_params(&results);
-        let units = self.take_debt();
+        let units = self.take_debt(MERGE_WEIGHT);
         self.charge(units);
         self.b.ins().brif(cond, then_block, &[], else_block, &[]);
         self.b.seal_block(then_block);
@@ -269,7 +269,7 @@ impl FuncTranslator<'_, '_> {
                 self.b.set_cold_block(block);
             }
         }
-        let units = self.take_debt();
+        let units = self.take_debt(MERGE_WEIGHT);
         self.charge(charge.saturating_add(units));
         self.b.ins().jump(end, &block_args(&results));
         let meter = self.meter;
@@ -468,7 +468,7 @@ impl FuncTranslator<'_, '_> {
     }
 
     pub(crate) fn br(&mut self, depth: u32) -> Result<(), CompileError> {
-        let units = self.take_debt();
+        let units = self.take_debt(self.debt_due_before(&[depth])?);
         let (block, n, charge) = self.target(depth)?;
         let args = self.peekn(n)?.to_vec();
         let edge = self.is_loop_target(depth)?;
@@ -502,6 +502,21 @@ impl FuncTranslator<'_, '_> {
             } => unroll.as_ref().is_none_or(|u| u.copy == u.copies),
             _ => false,
         })
+    }
+
+    /// The debt a branch to `depths` must pay before it if it has that
+    /// much: a whole unit before a branch back to a loop (whose header
+    /// starts the meter over, so what is not paid here is never paid),
+    /// [`MERGE_WEIGHT`] before one that only goes forward (what is left
+    /// meets the other paths at the target).
+    fn debt_due_before(&self, depths: &[u32]) -> Result<u32, CompileError> {
+        for &depth in depths {
+            let idx = self.frame_index(depth)?;
+            if matches!(self.frames[idx].kind, FrameKind::Loop { .. }) {
+                return Ok(UNIT_WEIGHT);
+            }
+        }
+        Ok(MERGE_WEIGHT)
     }
 
     /// Whether a branch to the frame `depth` levels up leaves an unrolled
@@ -543,7 +558,7 @@ impl FuncTranslator<'_, '_> {
     pub(crate) fn br_if(&mut self, depth: u32) -> Result<(), CompileError> {
         let cond = self.pop()?;
         // Both ways ran what came before: it pays here.
-        let units = self.take_debt();
+        let units = self.take_debt(self.debt_due_before(&[depth])?);
         self.charge(units);
         if depth == 0 {
             self.charge_round_early();
@@ -578,13 +593,15 @@ impl FuncTranslator<'_, '_> {
 
     pub(crate) fn br_table(&mut self, table: &BrTable<'_>) -> Result<(), CompileError> {
         let index = self.pop()?;
-        let units = self.take_debt();
-        self.charge(units);
         let depths = table
             .targets()
             .collect::<Result<Vec<u32>, _>>()
             .map_err(CompileError::from)?;
         let default = table.default();
+        let mut all = depths.clone();
+        all.push(default);
+        let units = self.take_debt(self.debt_due_before(&all)?);
+        self.charge(units);
         let mut targets = Vec::with_capacity(depths.len() + 1);
         for d in std::iter::once(default).chain(depths.iter().copied()) {
             targets.push((d, self.target(d)?));

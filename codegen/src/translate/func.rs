@@ -437,10 +437,14 @@ impl FuncTranslator<'_, '_> {
     }
 
     /// Take the whole units of the meter's debt, to be charged before a
-    /// branch: every way out of here ran the code before it, so charging
-    /// it here is exact, and where paths meet again only remainders (less
-    /// than a unit each) are merged (see [`super::meter`]).
-    pub fn take_debt(&mut self) -> u32 {
+    /// branch, if it is at least `at_least` of weight (else 0): every way
+    /// out of here ran the code before it, so charging it here is exact,
+    /// and where paths meet again only what was left is merged (see
+    /// [`super::meter`]).
+    pub fn take_debt(&mut self, at_least: u32) -> u32 {
+        if self.meter.debt < at_least.max(UNIT_WEIGHT) {
+            return 0;
+        }
         let units = self.meter.whole_units();
         self.meter.debt -= units * UNIT_WEIGHT;
         units
