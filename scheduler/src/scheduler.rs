@@ -111,7 +111,8 @@ pub struct SpawnOptions {
     pub linker: Option<Arc<Linker>>,
     /// What host functions see through `Caller::data::<T>()`.
     pub data: Option<Box<dyn Any + Send>>,
-    /// Fuel budget (about one unit per call and loop iteration); ends the
+    /// Fuel budget (about one unit per call and loop iteration, and one per
+    /// 16 of operator weight beyond: a division weighs 16); ends the
     /// instance with `Limit::Fuel`.
     pub fuel: Option<u64>,
     /// CPU-time budget (sum of its slices), checked after each slice; ends

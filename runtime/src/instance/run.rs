@@ -209,7 +209,8 @@ impl Instance {
     }
 
     /// Run one *fuel slice*: the guest runs until it has spent `units` of
-    /// fuel (one unit per function entry and loop iteration), then yields,
+    /// fuel (one unit per function entry and loop iteration, and one per
+    /// 16 of operator weight beyond), then yields,
     /// whatever the time. The deterministic alternative to a time slice:
     /// the same guest takes the same slices on any machine. A cancel
     /// request is seen at the end of the slice. Fuel limits apply as usual.
