@@ -161,6 +161,30 @@ impl Caller<'_> {
             || ex.cancel.load(std::sync::atomic::Ordering::Relaxed) != 0
     }
 
+    /// Charge the running slice for `cycles` (TSC) of host work done for
+    /// the guest. In a time slice the fuel counter loses what those
+    /// cycles are worth at the guest's measured rate, so the next fuel
+    /// check comes when the grant's time is used up, however much of it
+    /// went to host calls: the slow path sizes grants from the rate at
+    /// which the guest spent units, and a host call costs far more than a
+    /// unit of guest code (a 16 KiB `random_get` after a tight loop: one
+    /// slice of 20 µs ran 26 ms of host calls). The fuel budget is not
+    /// charged. In a fuel slice nothing happens: fuel does not move
+    /// during host calls there, so fuel slices stay deterministic. Host
+    /// functions that can take microseconds (system calls, copies) call
+    /// this with the time they took, as WASI's do.
+    pub fn charge_time(&mut self, cycles: u64) {
+        let exec = self.exec.cast_mut();
+        // SAFETY: exec is the running green thread's live context; its
+        // guest is suspended in this host call, and compiled code reloads
+        // the fuel counter from it when the call returns.
+        unsafe {
+            if crate::fuel::time_sliced(exec) {
+                crate::fuel::charge_time(exec, cycles);
+            }
+        }
+    }
+
     /// The calling instance's linear memory (empty without one).
     pub fn memory(&self) -> &[u8] {
         // SAFETY: vmctx is the live vmctx of the calling instance, whose
@@ -273,6 +297,15 @@ pub(crate) extern "C" fn host_import_impl(
         // `body` stays valid: the function table is not changed while the
         // instance lives.
         let action = catch_unwind(AssertUnwindSafe(|| (*body)(&mut caller, vals)));
+        // Every call costs time the guest's fuel rate does not know of
+        // (see `fuel::HOST_CALL_CYCLES`).
+        if crate::fuel::time_sliced(exec) {
+            crate::fuel::charge_time(exec, crate::fuel::HOST_CALL_CYCLES);
+        }
+        // Taken again: the host function may have written exec through
+        // `caller` (`Caller::charge_time`), as did the line above, which
+        // ends the borrow taken before the call.
+        let ex = &mut *exec;
         // A funcref result must be null or the calling instance's own
         // function reference: anything else is a forged code pointer.
         let returns = matches!(

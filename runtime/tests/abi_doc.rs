@@ -322,6 +322,7 @@ fn runtime_constants_match() {
         ("fuel::EARLY_YIELD_CYCLES", fuel::EARLY_YIELD_CYCLES.into()),
         ("fuel::CLOSE_CYCLES", fuel::CLOSE_CYCLES.into()),
         ("fuel::MAX_AIM_CYCLES", fuel::MAX_AIM_CYCLES.into()),
+        ("fuel::HOST_CALL_CYCLES", fuel::HOST_CALL_CYCLES.into()),
         ("table::TABLE_CHUNK", table::TABLE_CHUNK.into()),
         (
             "table::MAX_TABLE_ELEMENTS",

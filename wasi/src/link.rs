@@ -16,7 +16,7 @@
 
 use crate::{Continuation, WasiCtx, WasiFunc, WasiOutcome};
 use myriad_abi::ValType;
-use myriad_runtime::{FuncType, HostAction, Linker};
+use myriad_runtime::{Caller, FuncType, HostAction, Linker};
 
 /// Most parameters a WASI preview1 function takes.
 const MAX_PARAMS: usize = 16;
@@ -43,64 +43,73 @@ pub fn add_to_linker(linker: &mut Linker) {
         // continuation in its first cell (every one that works in parts).
         let can_continue = f.params().first() == Some(&ValType::I32);
         linker.func(crate::MODULE, f.name(), ty, move |caller, cells| {
-            let n = f.params().len().min(MAX_PARAMS);
-            let mut args = [0u64; MAX_PARAMS];
-            args[..n].copy_from_slice(&cells[..n]);
-            let mut cont = None;
-            if can_continue {
-                cont = Continuation::from_raw((args[0] >> 32) as u32);
-                args[0] &= u64::from(u32::MAX);
-            }
-            let mut parts = 0u32;
-            loop {
-                let (memory, ctx) = caller.memory_and_data::<WasiCtx>();
-                let Some(ctx) = ctx else {
-                    return HostAction::Trap("the instance has no WASI context".into());
-                };
-                let outcome = match cont {
-                    Some(c) => ctx.call_again(f, memory, &args[..n], c),
-                    None => ctx.call(f, memory, &args[..n]),
-                };
-                let result = match outcome {
-                    WasiOutcome::Return(errno) => {
-                        if let Some(c) = cells.first_mut() {
-                            *c = u64::from(errno);
-                        }
-                        HostAction::Return
-                    }
-                    WasiOutcome::Exit(code) => HostAction::Exit(code as i32),
-                    WasiOutcome::Yield => {
-                        if let Some(c) = cells.first_mut() {
-                            *c = 0;
-                        }
-                        HostAction::Yield
-                    }
-                    WasiOutcome::Sleep(wait) => {
-                        if let Some(c) = cells.first_mut() {
-                            *c = 0;
-                        }
-                        HostAction::Sleep(wait)
-                    }
-                    WasiOutcome::Continue(c) => {
-                        if !can_continue {
-                            return HostAction::Trap(format!(
-                                "WASI {} cannot continue a call",
-                                f.name()
-                            ));
-                        }
-                        parts += 1;
-                        if parts >= MAX_PARTS_PER_SLICE || caller.slice_over() {
-                            // The low half (the argument) stays as it is.
-                            cells[0] =
-                                (cells[0] & u64::from(u32::MAX)) | (u64::from(c.to_raw()) << 32);
-                            return HostAction::Continue;
-                        }
-                        cont = Some(c);
-                        continue;
-                    }
-                };
-                return result;
-            }
+            // Every WASI call is charged its time: see
+            // `Caller::charge_time` (two TSC reads, about 50 ns, beside
+            // calls that mostly make system calls).
+            let t0 = myriad_runtime::rdtsc();
+            let action = call(f, can_continue, caller, cells);
+            caller.charge_time(myriad_runtime::rdtsc().saturating_sub(t0));
+            action
         });
+    }
+}
+
+/// One call of WASI function `f` from the guest (or its repetition, for
+/// a call that works in parts): run it part after part while the slice
+/// lasts, and hand its outcome to the runtime.
+fn call(f: WasiFunc, can_continue: bool, caller: &mut Caller<'_>, cells: &mut [u64]) -> HostAction {
+    let n = f.params().len().min(MAX_PARAMS);
+    let mut args = [0u64; MAX_PARAMS];
+    args[..n].copy_from_slice(&cells[..n]);
+    let mut cont = None;
+    if can_continue {
+        cont = Continuation::from_raw((args[0] >> 32) as u32);
+        args[0] &= u64::from(u32::MAX);
+    }
+    let mut parts = 0u32;
+    loop {
+        let (memory, ctx) = caller.memory_and_data::<WasiCtx>();
+        let Some(ctx) = ctx else {
+            return HostAction::Trap("the instance has no WASI context".into());
+        };
+        let outcome = match cont {
+            Some(c) => ctx.call_again(f, memory, &args[..n], c),
+            None => ctx.call(f, memory, &args[..n]),
+        };
+        let result = match outcome {
+            WasiOutcome::Return(errno) => {
+                if let Some(c) = cells.first_mut() {
+                    *c = u64::from(errno);
+                }
+                HostAction::Return
+            }
+            WasiOutcome::Exit(code) => HostAction::Exit(code as i32),
+            WasiOutcome::Yield => {
+                if let Some(c) = cells.first_mut() {
+                    *c = 0;
+                }
+                HostAction::Yield
+            }
+            WasiOutcome::Sleep(wait) => {
+                if let Some(c) = cells.first_mut() {
+                    *c = 0;
+                }
+                HostAction::Sleep(wait)
+            }
+            WasiOutcome::Continue(c) => {
+                if !can_continue {
+                    return HostAction::Trap(format!("WASI {} cannot continue a call", f.name()));
+                }
+                parts += 1;
+                if parts >= MAX_PARTS_PER_SLICE || caller.slice_over() {
+                    // The low half (the argument) stays as it is.
+                    cells[0] = (cells[0] & u64::from(u32::MAX)) | (u64::from(c.to_raw()) << 32);
+                    return HostAction::Continue;
+                }
+                cont = Some(c);
+                continue;
+            }
+        };
+        return result;
     }
 }

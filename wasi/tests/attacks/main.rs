@@ -16,6 +16,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 
+mod host_time;
 mod io_size;
 mod iovecs;
 mod paths;
