@@ -9,23 +9,11 @@
 
 mod compiled;
 
-use compiled::{compile_wat, region_with};
+use compiled::{compile_wat, region_with, thread_cpu_ns};
 use myriad_codegen::abi::{FuncType, ValType};
 use myriad_codegen::CompileConfig;
 use myriad_runtime::fuel::ns_to_tsc;
 use myriad_runtime::{rdtsc, HostAction, Linker, Outcome, Val};
-
-/// CPU time of the calling thread, in nanoseconds.
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec for the call's duration.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
-}
 
 #[test]
 fn host_calls_after_cheap_units_do_not_overrun_a_time_slice() {

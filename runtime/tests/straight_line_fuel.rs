@@ -8,7 +8,7 @@
 
 mod compiled;
 
-use compiled::{compile_wat, region_with};
+use compiled::{compile_wat, region_with, thread_cpu_ns};
 use myriad_codegen::CompileConfig;
 use myriad_runtime::fuel::ns_to_tsc;
 use myriad_runtime::{rdtsc, Instance, Limit, Outcome, Val};
@@ -111,19 +111,6 @@ fn a_long_straight_line_function_pays_for_its_length_and_yields_inside() {
         assert!(used >= 3 * N as u64, "3 x {N} divisions cost {used} units");
         assert!(slices >= 3 * N as u64 / 32, "yielded {slices} times");
     }
-}
-
-/// CPU time of the calling thread, in nanoseconds (not counting time it
-/// spent descheduled, so a loaded test machine does not fail the test).
-fn thread_cpu_ns() -> u64 {
-    let mut ts = libc::timespec {
-        tv_sec: 0,
-        tv_nsec: 0,
-    };
-    // SAFETY: `ts` is a valid, writable timespec for the call's duration.
-    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
-    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
-    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
 }
 
 /// The worst CPU time one `resume` of `export(fast, heavy)` held the

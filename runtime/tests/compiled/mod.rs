@@ -57,3 +57,17 @@ pub fn call(inst: &mut Instance, name: &str, args: &[Val]) -> Outcome {
     inst.call(name, args).expect("arm call");
     run(inst)
 }
+
+/// CPU time of the calling thread, in nanoseconds: not counting time it
+/// spent descheduled, so a loaded test machine does not fail a bound on
+/// how long a slice held the thread.
+pub fn thread_cpu_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a valid, writable timespec for the call's duration.
+    let rc = unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    assert_eq!(rc, 0, "clock_gettime(CLOCK_THREAD_CPUTIME_ID)");
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}

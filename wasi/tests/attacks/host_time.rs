@@ -10,10 +10,7 @@
 //! used up.
 
 use crate::thread_cpu;
-use myriad_runtime::{
-    fuel::ns_to_tsc, CompileConfig, Instance, Linker, Module, Outcome, Region, RegionConfig, Val,
-};
-use std::sync::Arc;
+use myriad_runtime::{fuel::ns_to_tsc, Instance, Outcome, Val};
 use std::time::Duration;
 
 /// `run(fast, calls)`: for ever, a tight loop of `fast` iterations, then
@@ -32,28 +29,7 @@ const GUEST: &str = r#"(module
       (br $outer))))"#;
 
 fn instance() -> Instance {
-    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("wasi-attacks-host-time-{}", std::process::id()));
-    std::fs::create_dir_all(&out).unwrap();
-    let wasm = wat::parse_str(GUEST).unwrap();
-    let module = Arc::new(Module::compile(&wasm, &CompileConfig::default(), &out).unwrap());
-    let region = Arc::new(
-        Region::new(RegionConfig {
-            slots: 1,
-            stack_size: 64 << 10,
-            heap_capacity: 1 << 16,
-            guard_size: 0,
-            guard_mode: false,
-            heap_reservation: 0,
-        })
-        .unwrap(),
-    );
-    let mut linker = Linker::new();
-    myriad_wasi::link::add_to_linker(&mut linker);
-    let ctx = myriad_wasi::WasiCtx::builder().build().unwrap();
-    let mut inst = linker
-        .instantiate(&region, &module, Some(Box::new(ctx)))
-        .unwrap();
+    let mut inst = crate::wasi_instance(GUEST, 1 << 16);
     inst.call("run", &[Val::I32(2_000_000), Val::I32(1_000)])
         .unwrap();
     inst

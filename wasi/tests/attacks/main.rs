@@ -41,6 +41,35 @@ pub fn thread_cpu() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
+/// An instance of the WAT module `guest` linked with WASI (a default
+/// context), in a one-slot region whose heap holds `heap` bytes.
+pub fn wasi_instance(guest: &str, heap: usize) -> myriad_runtime::Instance {
+    use myriad_runtime::{CompileConfig, Linker, Module, Region, RegionConfig};
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("wasi-attacks-{}", std::process::id()));
+    std::fs::create_dir_all(&out).unwrap();
+    let wasm = wat::parse_str(guest).unwrap();
+    let module =
+        std::sync::Arc::new(Module::compile(&wasm, &CompileConfig::default(), &out).unwrap());
+    let region = std::sync::Arc::new(
+        Region::new(RegionConfig {
+            slots: 1,
+            stack_size: 64 << 10,
+            heap_capacity: heap,
+            guard_size: 0,
+            guard_mode: false,
+            heap_reservation: 0,
+        })
+        .unwrap(),
+    );
+    let mut linker = Linker::new();
+    myriad_wasi::link::add_to_linker(&mut linker);
+    let ctx = myriad_wasi::WasiCtx::builder().build().unwrap();
+    linker
+        .instantiate(&region, &module, Some(Box::new(ctx)))
+        .unwrap()
+}
+
 /// Runs `f` and returns its result with the CPU time it took.
 pub fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     let t = thread_cpu();

@@ -7,13 +7,9 @@
 //! repeated call carries, so no other call picks it up.
 
 use crate::thread_cpu;
-use myriad_runtime::{
-    fuel::ns_to_tsc, CompileConfig, Instance, Limit, Linker, Module, Outcome, Region, RegionConfig,
-    Val,
-};
+use myriad_runtime::{fuel::ns_to_tsc, Instance, Limit, Outcome, Val};
 use myriad_wasi::link::MAX_PARTS_PER_SLICE;
 use myriad_wasi::{Continuation, WasiCtx, WasiFunc, WasiOutcome, RANDOM_PART};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// `run(ptr, len)` calls `random_get(ptr, len)` and returns its errno;
@@ -27,28 +23,7 @@ const GUEST: &str = r#"(module
 const PTR: usize = 65536;
 
 fn instance() -> Instance {
-    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .join(format!("wasi-attacks-{}", std::process::id()));
-    std::fs::create_dir_all(&out).unwrap();
-    let wasm = wat::parse_str(GUEST).unwrap();
-    let module = Arc::new(Module::compile(&wasm, &CompileConfig::default(), &out).unwrap());
-    let region = Arc::new(
-        Region::new(RegionConfig {
-            slots: 1,
-            stack_size: 64 << 10,
-            heap_capacity: 4097 << 16,
-            guard_size: 0,
-            guard_mode: false,
-            heap_reservation: 0,
-        })
-        .unwrap(),
-    );
-    let mut linker = Linker::new();
-    myriad_wasi::link::add_to_linker(&mut linker);
-    let ctx = WasiCtx::builder().build().unwrap();
-    linker
-        .instantiate(&region, &module, Some(Box::new(ctx)))
-        .unwrap()
+    crate::wasi_instance(GUEST, 4097 << 16)
 }
 
 /// What running a call in slices took.
