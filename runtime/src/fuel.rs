@@ -155,8 +155,9 @@ pub(crate) extern "C" fn fuel_slow_path(exec: *mut VmCtx) -> u32 {
     if vm.fuel_sliced != 0 {
         if vm.fuel >= 0 {
             // Fuel left: the check of an unrolled loop that wants room
-            // for a round of copies (at most 3 units more: see `Unroll`
-            // in myriad-codegen). Run the round on what is left; its
+            // for a round of copies (at most 3 copies' worth more, 15
+            // units: see `Unroll` and `LoopPlan::units` in
+            // myriad-codegen). Run the round on what is left; its
             // overdraft ends the slice at the next check and counts as
             // used there.
             return 0;

@@ -136,9 +136,10 @@ fn worst_slice(export: &str, fast: i32, heavy: i32, quantum_ns: u64) -> u64 {
 #[test]
 fn cheap_units_then_expensive_units_do_not_overrun_a_time_slice() {
     // Before the weights, this guest held the thread 65 ms past a 20 µs
-    // slice; now about 0.25 ms. A unit still costs between about half a
-    // cycle (an iteration of a tight loop) and about 16 cycles (16 of
-    // weight), and the grant after the switch from cheap to expensive
+    // slice; now about 0.2 ms. A unit still costs between about a
+    // quarter of a cycle (an iteration of an unrolled tight loop) and
+    // about 16 cycles (16 of weight), and the grant after the switch from
+    // cheap to expensive
     // units was sized for the cheap ones: the overrun is bounded by that
     // ratio times the grant's aim (at most 3/4 of the slice and
     // `fuel::MAX_AIM_CYCLES`). The bound leaves room for a loaded machine.
@@ -150,12 +151,11 @@ fn cheap_units_then_expensive_units_do_not_overrun_a_time_slice() {
         worst < BOUND_NS,
         "a {QUANTUM_NS} ns slice held the thread for {worst} ns"
     );
-    // A loop whose short path skips 60 adds, which the merge after them
-    // charges it for: the most a forward branch leaves unpaid is just
-    // under 64 of weight (`MERGE_WEIGHT` in myriad-codegen's meter), so
-    // the short path is charged at most 4 units for its 3 cycles. With
-    // 400 adds charged at the merge this overran by 0.5 ms; now the
-    // adds pay before the branch.
+    // A loop whose short path skips 60 adds: a forward branch pays the
+    // debt before it once 64 of weight is due (`MERGE_WEIGHT` in
+    // myriad-codegen's meter), so the short path is charged at most 3
+    // units it did not run. With 400 adds charged at the merge this
+    // overran by 0.5 ms; now the adds pay before the branch.
     let worst = worst_slice("run_merges", 2_000_000, 100, QUANTUM_NS);
     assert!(
         worst < BOUND_NS,

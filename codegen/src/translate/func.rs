@@ -276,9 +276,11 @@ pub(crate) struct FuncTranslator<'a, 'f> {
     /// Weight run on the heaviest path to the current point since fuel
     /// was last charged and checked (see [`super::meter`]).
     pub meter: Meter,
-    /// Whether the current point is in an unrolled loop, whose copies
-    /// each cost one unit (their bodies weigh at most
-    /// [`super::meter::UNIT_WEIGHT`]) and are not metered further.
+    /// Whether the current point is in an unrolled loop: no check is
+    /// inserted there (a round weighs at most half of
+    /// [`super::meter::SEGMENT_WEIGHT`]: see `plan_loops`). Each copy is
+    /// metered as an iteration of the plain loop (its header starts the
+    /// debt over), so the two spend the same fuel.
     pub in_unrolled: bool,
     /// Set when an unrolled loop's first copy starts: the operators that
     /// follow are its body, to be read again for the next copies.
@@ -610,14 +612,13 @@ impl FuncTranslator<'_, '_> {
             LoopPlan {
                 edge_check: false,
                 copies: 1,
+                units: 1,
             }
         };
         if !self.reachable {
             return self.translate_unreachable_op(&op);
         }
-        if !self.in_unrolled {
-            self.meter = self.meter.add(op_weight(&op));
-        }
+        self.meter = self.meter.add(op_weight(&op));
         self.translate_reachable_op(op, plan)?;
         if self.reachable && !self.in_unrolled && self.meter.check_due() {
             self.segment_check();
