@@ -47,7 +47,7 @@ pub const EARLY_YIELD_CYCLES: u64 = 48;
 /// 2.6 GHz), so a cancel request is seen soon even with a far deadline,
 /// and so a guest whose fuel units turn expensive (see `translate::meter`
 /// in myriad-codegen) overruns a long slice by at most the units' cost
-/// ratio times this (about 0.5 ms), not times the slice. A slow path
+/// ratio times this (about 0.25 ms measured), not times the slice. A slow path
 /// every 25 µs costs about 0.2 %.
 pub const MAX_AIM_CYCLES: u64 = 1 << 16;
 /// Time charged to the fuel counter for every host function call in a

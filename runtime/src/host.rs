@@ -299,9 +299,7 @@ pub(crate) extern "C" fn host_import_impl(
         let action = catch_unwind(AssertUnwindSafe(|| (*body)(&mut caller, vals)));
         // Every call costs time the guest's fuel rate does not know of
         // (see `fuel::HOST_CALL_CYCLES`).
-        if crate::fuel::time_sliced(exec) {
-            crate::fuel::charge_time(exec, crate::fuel::HOST_CALL_CYCLES);
-        }
+        caller.charge_time(crate::fuel::HOST_CALL_CYCLES);
         // Taken again: the host function may have written exec through
         // `caller` (`Caller::charge_time`), as did the line above, which
         // ends the borrow taken before the call.

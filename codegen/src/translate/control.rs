@@ -513,13 +513,22 @@ impl FuncTranslator<'_, '_> {
     /// [`MERGE_WEIGHT`] before one that only goes forward (what is left
     /// meets the other paths at the target).
     fn debt_due_before(&self, depths: &[u32]) -> Result<u32, CompileError> {
+        Ok(if self.branches_back(depths)? {
+            UNIT_WEIGHT
+        } else {
+            MERGE_WEIGHT
+        })
+    }
+
+    /// Whether any of `depths` is a loop (a branch back to its header).
+    fn branches_back(&self, depths: &[u32]) -> Result<bool, CompileError> {
         for &depth in depths {
             let idx = self.frame_index(depth)?;
             if matches!(self.frames[idx].kind, FrameKind::Loop { .. }) {
-                return Ok(UNIT_WEIGHT);
+                return Ok(true);
             }
         }
-        Ok(MERGE_WEIGHT)
+        Ok(false)
     }
 
     /// Whether a branch to the frame `depth` levels up leaves an unrolled
@@ -560,9 +569,8 @@ impl FuncTranslator<'_, '_> {
 
     pub(crate) fn br_if(&mut self, depth: u32) -> Result<(), CompileError> {
         let cond = self.pop()?;
-        let back = self.debt_due_before(&[depth])? == UNIT_WEIGHT;
         let mut back_units = 0;
-        if back {
+        if self.branches_back(&[depth])? {
             // A branch back pays its whole units on the way back only: the
             // loop goes on (the common case) through the branch alone, not
             // a charge before it and a move of the counter on the edge
