@@ -305,6 +305,89 @@ fn every_loop_shape_is_metered_and_preempted() {
     assert!(failures.is_empty(), "{failures:?}");
 }
 
+/// Recursion without loops, where the only fuel checks are the deferred
+/// entry checks of functions with few call sites (see
+/// `codegen/src/translate/meter.rs`, `Meter::pending`): the check sits on
+/// the path that calls, the base case returns unchecked. Each export
+/// recurses for ever (`$k` = 0); each level runs INC once.
+const RECURSION: &str = r#"(module
+  (type $i (func (param i32)))
+  (global $c (mut i64) (i64.const 0))
+  (table 2 funcref)
+  (elem (i32.const 0) $indirect $base)
+  ;; One call, after a base case that returns first (never taken).
+  (func $plain (export "plain") (param $k i32)
+    (if (i32.eq (local.get $k) (i32.const 7)) (then (return)))
+    INC
+    (call $plain (local.get $k)))
+  ;; fib's shape: the base case in one arm, two calls in the other.
+  (func $fib (export "fib") (param $k i32)
+    (if (i32.eq (local.get $k) (i32.const 7))
+      (then)
+      (else INC (call $fib (local.get $k)) (call $fib (local.get $k)))))
+  ;; A call in each arm of an if: a check in each.
+  (func $arms (export "arms") (param $k i32)
+    INC
+    (if (i32.wrap_i64 (i64.and (global.get $c) (i64.const 1)))
+      (then (call $arms (local.get $k)))
+      (else (call $arms (local.get $k)))))
+  ;; Mutual recursion, each with one call.
+  (func $ping (export "ping") (param $k i32) INC (call $pong (local.get $k)))
+  (func $pong (param $k i32) (call $ping (local.get $k)))
+  ;; Through the table: a base case is element 1, never chosen.
+  (func $indirect (export "indirect") (param $k i32)
+    INC
+    (call_indirect (type $i) (local.get $k) (local.get $k)))
+  (func $base (param $k i32))
+  ;; A loop checked on its back edge, left at once, before the call.
+  (func $after_loop (export "after_loop") (param $k i32)
+    (block $out (loop $l (br_if $out (i32.eqz (local.get $k))) (br $l)))
+    INC
+    (call $after_loop (local.get $k))))"#;
+
+/// (export, fuel units per level at least, at most): `fib`'s levels make
+/// two calls, the second never reached.
+const RECURSION_SHAPES: &[(&str, u64, u64)] = &[
+    ("plain", 1, 1),
+    ("fib", 1, 1),
+    ("arms", 1, 1),
+    ("ping", 2, 2),
+    ("indirect", 1, 2),
+    ("after_loop", 1, 2),
+];
+
+/// Recursion is metered and preempted although the base case passes no
+/// check: a fuel budget ends it (before the stack does) after as many
+/// levels as units, and no fuel slice runs more levels than it has
+/// units.
+#[test]
+fn recursion_is_metered_and_preempted() {
+    let _w = Watchdog::new("recursion_is_metered_and_preempted", 120);
+    let limit = 100u64;
+    let slice = 10u64;
+    let mut failures = Vec::new();
+    for (cname, config) in configs() {
+        let m = compile_wat(&RECURSION.replace("INC", INC), &config);
+        let region = region_for(&config, 1);
+        for &(export, lo, hi) in RECURSION_SHAPES {
+            let (outcome, levels, used, most) = run_limited(&region, &m, export, 0, limit, slice);
+            let ok = outcome == Outcome::Limited(Limit::Fuel)
+                && levels * lo <= used + 2
+                && used <= levels * hi + 2
+                && used <= limit + 2
+                && most * lo <= slice + 2;
+            eprintln!(
+                "{cname:8} {export:10}: {outcome:?} levels {levels} fuel used {used} \
+                 most per slice {most}"
+            );
+            if !ok {
+                failures.push(format!("{cname} {export}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{failures:?}");
+}
+
 /// Every shape in time slices: each 20 µs slice yields (nothing hangs).
 #[test]
 fn every_loop_shape_yields_in_time_slices() {

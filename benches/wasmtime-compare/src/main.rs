@@ -42,6 +42,7 @@ fn main() -> wasmtime::Result<()> {
     let mut epochs = false;
     let mut serial = false;
     let mut emit: Option<std::path::PathBuf> = None;
+    let mut only: Option<String> = None;
     let mut compile: Option<std::path::PathBuf> = None;
     let mut output: Option<std::path::PathBuf> = None;
     let mut args = std::env::args().skip(1);
@@ -74,6 +75,12 @@ fn main() -> wasmtime::Result<()> {
                     .filter(|n| *n > 0)
                     .ok_or_else(|| wasmtime::format_err!("--layouts N (at least 1)"))?
             }
+            "--only" => {
+                only = Some(
+                    args.next()
+                        .ok_or_else(|| wasmtime::format_err!("--only NAME"))?,
+                )
+            }
             "--explicit-bounds-checks" => explicit = true,
             "--fuel" => fuel = true,
             "--serial" => serial = true,
@@ -104,6 +111,9 @@ fn main() -> wasmtime::Result<()> {
     }
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../kernels");
     for (name, arg) in KERNELS {
+        if only.as_deref().is_some_and(|o| o != name) {
+            continue;
+        }
         let wat = std::fs::read_to_string(dir.join(format!("{name}.wat")))?;
         let mut medians = Vec::new();
         let mut result = 0;
