@@ -438,12 +438,12 @@ fn clif_has_fuel_checks_and_bounds_checks() {
     assert_eq!(clif.len(), 1);
     let f = &clif[0];
     let fuel_exhausted = format!("v0+{}", abi::vmctx::FN_FUEL_EXHAUSTED);
-    // One fuel check, in the loop (once per round of its unrolled
-    // copies): a function that makes no call checks its entry's unit at
-    // its first loop (the exits from the copies are cold too).
+    // One fuel check at entry and one in the loop (once per round of its
+    // unrolled copies): two slow paths (the exits from the copies are
+    // cold too).
     assert!(f.matches(" cold:").count() >= 2, "{f}");
-    assert_eq!(f.matches("call_indirect").count(), 1, "{f}");
-    assert_eq!(f.matches(&fuel_exhausted).count(), 1, "{f}");
+    assert_eq!(f.matches("call_indirect").count(), 2, "{f}");
+    assert_eq!(f.matches(&fuel_exhausted).count(), 2, "{f}");
     assert!(f.contains("stack_limit = gv"), "{f}");
     // The bounds check: index > heap_len - 4 (signed) traps as
     // HeapOutOfBounds; the length is loaded at entry and after calls.

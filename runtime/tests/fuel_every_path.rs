@@ -388,6 +388,31 @@ fn recursion_is_metered_and_preempted() {
     assert!(failures.is_empty(), "{failures:?}");
 }
 
+/// Many calls of a function that makes no call, in one straight stretch
+/// of the caller (a review's attack on deferring the entry check of such
+/// functions, 2026-12-05): each call must pass a check, so a 1-unit fuel
+/// slice runs one call, not the whole stretch of 200.
+#[test]
+fn a_stretch_of_leaf_calls_is_checked_at_every_call() {
+    let _w = Watchdog::new("a_stretch_of_leaf_calls_is_checked_at_every_call", 120);
+    let calls = "(call $leaf) ".repeat(200);
+    let wat = format!(
+        r#"(module
+          (global $c (mut i64) (i64.const 0))
+          (func $leaf {INC})
+          (func (export "run") (param $k i32) (loop $l {calls} (br $l))))"#
+    );
+    for (cname, config) in configs() {
+        let m = compile_wat(&wat, &config);
+        let region = region_for(&config, 1);
+        let (outcome, leaves, used, most) = run_limited(&region, &m, "run", 0, 1_000, 1);
+        eprintln!("{cname}: {outcome:?} leaves {leaves} fuel used {used} most per slice {most}");
+        assert_eq!(outcome, Outcome::Limited(Limit::Fuel), "{cname}");
+        assert!(most <= 2, "{cname}: {most} leaf calls in one 1-unit slice");
+        assert!(used <= 1_000 + 2, "{cname}: {used}");
+    }
+}
+
 /// Every shape in time slices: each 20 µs slice yields (nothing hangs).
 #[test]
 fn every_loop_shape_yields_in_time_slices() {

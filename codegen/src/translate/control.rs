@@ -170,11 +170,6 @@ impl FuncTranslator<'_, '_> {
         let header = self.block_with_params(&params);
         let end = self.block_with_params(&results);
         let args = self.popn(params.len())?;
-        if edge_check && self.meter.pending {
-            // The body's first pass runs before its first check: the
-            // entry's check goes here, once, not inside the body.
-            self.entry_check();
-        }
         if edge_check {
             // Each iteration pays at its branch back for the body it ran:
             // what ran before the loop pays here, in full, and a long

@@ -195,20 +195,7 @@ pub(crate) fn translate_function(
 
     t.b.def_var(t.fuel, fuel_val);
     t.reload_heap_len();
-    // The call's unit, charged here. In a function of few call sites it
-    // is checked where a path first calls out or enters a loop checked on
-    // its back edge, and paths that return first pass no check (see
-    // `Meter::pending`); in others, here.
-    if defers_entry_check(body)? {
-        t.charge(1);
-        t.meter = Meter {
-            debt: 0,
-            since_check: 0,
-            pending: true,
-        };
-    } else {
-        t.fuel_check();
-    }
+    t.fuel_check();
 
     let results: Vec<ir::Type> = ty.results.iter().map(|r| ir_type(*r)).collect();
     let exit = t.b.create_block();
@@ -247,34 +234,6 @@ pub(crate) fn translate_function(
     t.b.seal_all_blocks();
     t.b.finalize(env.frontend);
     Ok(func)
-}
-
-/// Most call sites a function may have for its entry's fuel check to be
-/// deferred (see [`Meter::pending`]). The check then runs where a path
-/// first calls out, so each call site may get one: with two at most, a
-/// function holds at most two such checks where it held one, and a path
-/// that returns without calling (a leaf, the base case of a recursion)
-/// passes none. With no bound, SQLite's `.text` grew 4 % (a switch whose
-/// cases each call got a check per case); with two it shrinks 0.1 %.
-const MAX_DEFERRED_CALLS: usize = 2;
-
-/// Whether `body`'s entry check is deferred: it makes at most
-/// [`MAX_DEFERRED_CALLS`] calls.
-fn defers_entry_check(body: &wasmparser::FunctionBody<'_>) -> Result<bool, CompileError> {
-    let mut calls = 0;
-    let mut reader = body.get_operators_reader()?;
-    while !reader.eof() {
-        if matches!(
-            reader.read()?,
-            Operator::Call { .. } | Operator::CallIndirect { .. } | Operator::CallRef { .. }
-        ) {
-            calls += 1;
-            if calls > MAX_DEFERRED_CALLS {
-                return Ok(false);
-            }
-        }
-    }
-    Ok(true)
 }
 
 /// State while translating one function.
@@ -449,20 +408,6 @@ impl FuncTranslator<'_, '_> {
                 .debt
                 .saturating_sub(units.saturating_mul(UNIT_WEIGHT)),
             since_check: 0,
-            pending: false,
-        };
-    }
-
-    /// The function entry's check, where a path first needs it (see
-    /// [`Meter::pending`]): it charges the whole units of the debt (the
-    /// entry's unit was charged at entry) and checks the counter.
-    pub fn entry_check(&mut self) {
-        let units = self.meter.whole_units();
-        self.fuel_check_units(units);
-        self.meter = Meter {
-            debt: self.meter.debt - units * UNIT_WEIGHT,
-            since_check: 0,
-            pending: false,
         };
     }
 
@@ -672,14 +617,6 @@ impl FuncTranslator<'_, '_> {
         };
         if !self.reachable {
             return self.translate_unreachable_op(&op);
-        }
-        if self.meter.pending
-            && matches!(
-                op,
-                Operator::Call { .. } | Operator::CallIndirect { .. } | Operator::CallRef { .. }
-            )
-        {
-            self.entry_check();
         }
         self.meter = self.meter.add(op_weight(&op));
         self.translate_reachable_op(op, plan)?;

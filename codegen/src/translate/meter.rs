@@ -69,15 +69,6 @@ pub(crate) struct Meter {
     pub debt: u32,
     /// Weight since the last fuel check.
     pub since_check: u32,
-    /// Whether some path reaching here has not passed a fuel check since
-    /// the function's entry, in a function whose entry check is deferred
-    /// (one of few call sites): its entry charged the call's unit without
-    /// checking it, and the check runs before the path's first call or
-    /// loop checked on its back edge (`FuncTranslator::entry_check`). A
-    /// path that returns first passes no check: it ran at most
-    /// [`SEGMENT_WEIGHT`] of weight, and its caller's next check sees
-    /// the unit it charged. Merges keep it if any incoming path has it.
-    pub pending: bool,
 }
 
 impl Meter {
@@ -86,7 +77,6 @@ impl Meter {
         Meter {
             debt: self.debt.saturating_add(weight),
             since_check: self.since_check.saturating_add(weight),
-            pending: self.pending,
         }
     }
 
@@ -95,7 +85,6 @@ impl Meter {
         Meter {
             debt: self.debt.max(other.debt),
             since_check: self.since_check.max(other.since_check),
-            pending: self.pending || other.pending,
         }
     }
 
@@ -191,12 +180,10 @@ mod tests {
         let b = Meter {
             debt: 1,
             since_check: SEGMENT_WEIGHT,
-            pending: true,
         };
         let m = a.merge(b);
         assert_eq!(m.debt, UNIT_WEIGHT * 2 + 3);
         assert_eq!(m.since_check, SEGMENT_WEIGHT);
-        assert!(m.pending && !a.pending);
         assert!(m.check_due());
         assert!(!a.check_due());
         assert_eq!(m.whole_units(), 2);
