@@ -1,5 +1,6 @@
 //! Criterion benchmarks of the hot paths: context switch, guest yield and
-//! resume, instantiate, teardown, and the fuel check.
+//! resume, instantiate, teardown, the fuel check, bulk builtins and host
+//! calls.
 //!
 //! Run: `cargo bench -p myriad-benches` (figures in docs/PERFORMANCE.md).
 
@@ -215,11 +216,54 @@ fn bulk_table(c: &mut Criterion) {
     g.finish();
 }
 
+/// A million calls of a host function that does nothing, from a guest
+/// loop, run to the end with a far deadline: the cost of the host-call
+/// path (the import stub, the dispatch, the time charge and the deadline
+/// check after the call).
+fn host_call(c: &mut Criterion) {
+    use myriad_runtime::{FuncType, HostAction, Linker, ValType};
+    let m = module(
+        r#"(module (import "env" "nop" (func $nop (param i32) (result i32)))
+          (func (export "run") (param $n i32) (result i32) (local $x i32)
+            (loop $l
+              (local.set $x (call $nop (local.get $x)))
+              (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))
+            (local.get $x)))"#,
+    );
+    let r = region(1);
+    myriad_runtime::thread_init().expect("thread init");
+    let mut linker = Linker::new();
+    linker.func(
+        "env",
+        "nop",
+        FuncType {
+            params: vec![ValType::I32],
+            results: vec![ValType::I32],
+        },
+        |_, cells| {
+            cells[0] = cells[0].wrapping_add(1);
+            HostAction::Return
+        },
+    );
+    const N: i32 = 1_000_000;
+    let mut inst = linker.instantiate(&r, &m, None).expect("instantiates");
+    let mut g = c.benchmark_group("host");
+    g.throughput(Throughput::Elements(N as u64));
+    g.bench_function("call_1M", |b| {
+        b.iter(|| {
+            inst.call("run", &[Val::I32(N)]).expect("arms");
+            let o = inst.resume(u64::MAX);
+            assert!(matches!(o, Outcome::Finished(_)), "{o:?}");
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .warm_up_time(Duration::from_millis(500))
         .measurement_time(Duration::from_secs(2));
-    targets = raw_switch, guest_yield_resume, instantiate_teardown, fuel_check, bulk_table
+    targets = raw_switch, guest_yield_resume, instantiate_teardown, fuel_check, bulk_table, host_call
 }
 criterion_main!(benches);
