@@ -88,6 +88,72 @@ fn a_slow_host_function_that_does_not_charge_itself_ends_the_slice() {
     assert!(worst < 1_000_000, "a 20 µs slice took {worst} ns");
 }
 
+/// A host function that charges itself far less than it takes (1 cycle
+/// for 10 µs) is bounded the same way: the clock is read after every
+/// host call, whatever it charged. (When functions that charged
+/// themselves were trusted, this one ran 1.5 ms in a 20 µs slice.)
+#[test]
+fn a_host_function_that_undercharges_itself_still_ends_the_slice() {
+    let spin = |caller: &mut myriad_runtime::Caller<'_>, cells: &mut [u64]| {
+        let until = rdtsc() + ns_to_tsc(10_000);
+        while rdtsc() < until {
+            std::hint::spin_loop();
+        }
+        caller.charge_time(1);
+        cells[0] = cells[0].wrapping_add(1);
+        HostAction::Return
+    };
+    let worst = worst_slice(spin, 2_000_000, 1_000, 20_000, 200);
+    eprintln!("worst slice: {worst} ns of CPU for a 20 µs quantum of undercharged calls");
+    assert!(worst < 1_000_000, "a 20 µs slice took {worst} ns");
+}
+
+/// `memory.grow` in guard mode opens pages with `mprotect`, microseconds
+/// a call that the guest's fuel rate does not know of: one-page grows in
+/// a loop after cheap units held a 20 µs slice 5–18 ms before the
+/// builtin charged the system call's time.
+#[test]
+fn memory_grow_in_guard_mode_is_charged_its_system_call() {
+    let module = compile_wat(
+        r#"(module
+          (memory 1)
+          (func (export "run") (param $fast i32) (local $i i32)
+            (loop $outer
+              (local.set $i (local.get $fast))
+              (loop $f (br_if $f (local.tee $i (i32.sub (local.get $i) (i32.const 1)))))
+              (loop $g
+                (br_if $g (i32.ge_s (memory.grow (i32.const 1)) (i32.const 0))))
+              (br $outer))))"#,
+        &CompileConfig::default(),
+    );
+    let cap = 1usize << 30;
+    let region = std::sync::Arc::new(
+        myriad_runtime::Region::new(myriad_runtime::RegionConfig {
+            slots: 1,
+            stack_size: 16 * 1024,
+            heap_capacity: cap,
+            guard_size: 1 << 16,
+            guard_mode: true,
+            heap_reservation: 0,
+        })
+        .expect("region"),
+    );
+    let mut inst = myriad_runtime::Instance::instantiate(&region, &module).unwrap();
+    inst.call("run", &[Val::I32(2_000_000)]).unwrap();
+    let quantum = ns_to_tsc(20_000);
+    let mut worst = 0;
+    for _ in 0..2_000 {
+        let t = thread_cpu_ns();
+        assert_eq!(inst.resume(rdtsc() + quantum), Outcome::Yielded);
+        worst = worst.max(thread_cpu_ns() - t);
+        if inst.memory().len() >= cap {
+            break;
+        }
+    }
+    eprintln!("worst slice: {worst} ns of CPU for a 20 µs quantum of memory.grow");
+    assert!(worst < 2_000_000, "a 20 µs slice took {worst} ns");
+}
+
 #[test]
 fn host_calls_after_cheap_units_do_not_overrun_a_time_slice() {
     // About 100 ns of work that does not charge itself.

@@ -64,6 +64,7 @@ fn memory_grow(vmctx: *mut VmCtx, exec: *mut VmCtx, delta_pages: u64) -> i64 {
     if vm.guard_mode != 0 && new_len > vm.heap_open {
         let page = crate::region::page_size() as u64;
         let new_open = new_len.div_ceil(page) * page;
+        let t0 = crate::fuel::rdtsc();
         // SAFETY: [heap_base + heap_open, heap_base + new_open) lies within
         // this slot's heap capacity (new_len <= heap_capacity, which the
         // region rounds to pages), so only this instance's pages change.
@@ -74,6 +75,15 @@ fn memory_grow(vmctx: *mut VmCtx, exec: *mut VmCtx, delta_pages: u64) -> i64 {
                 libc::PROT_READ | libc::PROT_WRITE,
             )
         };
+        // The system call costs microseconds the guest's fuel rate does
+        // not know of: a loop of one-page grows after cheap units held a
+        // 20 µs slice for 5–18 ms before this charge.
+        // SAFETY: exec is the running green thread's live context.
+        unsafe {
+            if crate::fuel::time_sliced(exec) {
+                crate::fuel::charge_time(exec, crate::fuel::rdtsc().saturating_sub(t0));
+            }
+        }
         if rc != 0 {
             return -1;
         }

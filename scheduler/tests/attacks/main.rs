@@ -4,6 +4,7 @@
 
 #[path = "../common/mod.rs"]
 mod common;
+mod host_time;
 mod mailbox_flood;
 mod table_growth;
 
