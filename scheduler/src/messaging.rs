@@ -119,7 +119,11 @@ pub fn add_to_linker(linker: &mut Linker) -> &mut Linker {
         "myriad",
         "send",
         |caller: &mut Caller<'_>, dest: i64, ptr: u32, len: u32| -> i32 {
-            caller.charge_time(copy_cycles(len as usize));
+            // All a send does is bounded by the mailbox limits (a copy
+            // of at most `mailbox_bytes`, refused before the copy when it
+            // would not fit) and charged by its length: the runtime's
+            // clock read after the call is skipped.
+            caller.charge_all_time(copy_cycles(len as usize));
             let Some(bytes) = guest_bytes(caller, ptr, len) else {
                 return -2;
             };
@@ -322,7 +326,8 @@ fn receive(caller: &mut Caller<'_>, wait: RecvWait) -> Result<Val, HostAction> {
             wait.ptr,
             wait.cap,
         );
-        caller.charge_time(copy_cycles(usize::try_from(result).unwrap_or(0)));
+        // A copy of at most the mailbox's bytes, charged by its length.
+        caller.charge_all_time(copy_cycles(usize::try_from(result).unwrap_or(0)));
         Ok(recv_result(wait.tagged, result, kind))
     })
     .unwrap_or_else(|| {
