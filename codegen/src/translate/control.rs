@@ -10,7 +10,9 @@ use cranelift_codegen::ir::{self, Block, BlockCall, InstBuilder, JumpTableData, 
 use wasmparser::{BlockType, BrTable};
 
 use super::func::{block_args, FuncTranslator};
-use super::meter::{op_weight, Meter, MERGE_WEIGHT, SEGMENT_WEIGHT, UNIT_WEIGHT};
+use super::meter::{
+    op_weight, Meter, MERGE_WEIGHT, RETURN_CHECK_WEIGHT, SEGMENT_WEIGHT, UNIT_WEIGHT,
+};
 use super::{ir_type, val_type};
 use crate::error::CompileError;
 
@@ -352,6 +354,11 @@ impl FuncTranslator<'_, '_> {
         self.b.seal_block(frame.end);
         let results = self.b.block_params(frame.end).to_vec();
         if let FrameKind::Function = frame.kind {
+            if self.calls_wasm && self.meter.since_check >= RETURN_CHECK_WEIGHT {
+                // A return may be one of a chain: see RETURN_CHECK_WEIGHT.
+                // The check charges the whole units of the debt.
+                self.segment_check();
+            }
             // The call's unit pays the remainder.
             self.charge(self.meter.whole_units());
             let fuel = self.b.use_var(self.fuel);

@@ -174,6 +174,7 @@ pub(crate) fn translate_function(
         )?,
         next_loop: 0,
         meter: Meter::default(),
+        calls_wasm: false,
         in_unrolled: false,
         unroll_started: false,
         rewind: false,
@@ -282,6 +283,11 @@ pub(crate) struct FuncTranslator<'a, 'f> {
     /// metered as an iteration of the plain loop (its header starts the
     /// debt over), so the two spend the same fuel.
     pub in_unrolled: bool,
+    /// Whether the body calls a wasm function (directly, through a table,
+    /// or an import, which may be another instance's export): a return
+    /// of such a function may be one of a chain (see
+    /// [`super::meter::RETURN_CHECK_WEIGHT`]).
+    pub calls_wasm: bool,
     /// Set when an unrolled loop's first copy starts: the operators that
     /// follow are its body, to be read again for the next copies.
     pub unroll_started: bool,
@@ -646,7 +652,10 @@ impl FuncTranslator<'_, '_> {
             Operator::BrIf { relative_depth } => self.br_if(relative_depth)?,
             Operator::BrTable { targets } => self.br_table(&targets)?,
             Operator::Return => self.return_()?,
-            Operator::Call { function_index } => self.call(function_index)?,
+            Operator::Call { function_index } => {
+                self.calls_wasm = true;
+                self.call(function_index)?
+            }
             Operator::Drop => {
                 self.pop()?;
             }
