@@ -322,9 +322,9 @@ pub(crate) extern "C" fn host_import_impl(
         // `body` stays valid: the function table is not changed while the
         // instance lives.
         let action = catch_unwind(AssertUnwindSafe(|| (*body)(&mut caller, vals)));
+        let charged_all = caller.charged_all;
         // Every call costs time the guest's fuel rate does not know of
         // (see `fuel::HOST_CALL_CYCLES`).
-        let charged_all = caller.charged_all;
         caller.charge_time(crate::fuel::HOST_CALL_CYCLES);
         // A function may have taken any amount of time, whatever it
         // charged: when it returns to the guest past the slice's deadline
@@ -338,7 +338,8 @@ pub(crate) extern "C" fn host_import_impl(
         // `myriad.spawn`, charged a flat 4,096 cycles, copy megabytes of
         // data segments per call (a 20 µs slice ran 3 ms). One TSC read,
         // skipped only for functions that say they charged all their
-        // time (`Caller::charge_all_time`).
+        // time (`Caller::charge_all_time`). (`exec` is live, as the
+        // block's SAFETY says, and no reference to it is held here.)
         if !charged_all && matches!(action, Ok(HostAction::Return)) {
             crate::fuel::slice_over(exec);
         }
