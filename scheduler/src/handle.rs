@@ -229,6 +229,14 @@ pub(crate) struct ParkSlot {
     pub(crate) ended: bool,
     /// Monitors, links and names.
     pub(crate) relations: Relations,
+    /// Whether `Shared::deadlines` holds an entry for this instance: a
+    /// handle has one deadline for its life, so one entry is enough
+    /// however often it parks (an entry per park grew the list by
+    /// 95 MiB a second for two instances in ping-pong). Set by the park
+    /// or sleep that adds the entry; cleared by the sweep that finds the
+    /// instance running when its deadline passes, so its next park adds
+    /// one again (and the next sweep ends it).
+    pub(crate) deadline_watched: bool,
 }
 
 impl ParkSlot {

@@ -690,3 +690,102 @@ pub(crate) fn spawn_task(
     }
     Ok(handle)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use myriad_runtime::{CompileConfig, Linker};
+
+    /// Compile `wat` into a private (0700) cache directory under the
+    /// system's temporary directory, and load it.
+    fn module(wat: &str) -> Arc<Module> {
+        let wasm = wat::parse_str(wat).expect("test WAT assembles");
+        static NEXT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let cache = std::env::temp_dir().join(format!(
+            "myriad-scheduler-unit-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        ));
+        std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o700)
+            .create(&cache)
+            .expect("create the artifact cache");
+        let m = Module::compile(&wasm, &CompileConfig::default(), &cache).expect("compiles");
+        let _ = std::fs::remove_dir_all(&cache);
+        Arc::new(m)
+    }
+
+    fn linker() -> Arc<Linker> {
+        let mut l = Linker::new();
+        crate::messaging::add_to_linker(&mut l);
+        Arc::new(l)
+    }
+
+    /// `wait(n)`: `n` receives of at most 1 µs each (every one parks
+    /// with a timer), then the end.
+    const PARKER: &str = r#"(module
+      (import "myriad" "recv_msg" (func $recv_msg (param i32 i32 i64) (result i64)))
+      (memory 1)
+      (func (export "wait") (param $n i32)
+        (loop $l
+          (drop (call $recv_msg (i32.const 0) (i32.const 64) (i64.const 1000)))
+          (br_if $l (local.tee $n (i32.sub (local.get $n) (i32.const 1)))))))"#;
+
+    fn config() -> SchedulerConfig {
+        SchedulerConfig {
+            workers: 2,
+            capacity: 64,
+            pin_workers: false,
+            ..SchedulerConfig::default()
+        }
+    }
+
+    #[test]
+    fn an_instance_with_a_deadline_is_watched_once_however_often_it_parks() {
+        let s = Scheduler::new(config()).expect("scheduler");
+        let m = module(PARKER);
+        let opts = || {
+            SpawnOptions::new()
+                .linker(&linker())
+                .timeout(Duration::from_secs(3600))
+        };
+        let a = s
+            .spawn_with(&m, "wait", &[Val::I32(2_000)], opts())
+            .expect("spawn");
+        let b = s
+            .spawn_with(&m, "wait", &[Val::I32(2_000)], opts())
+            .expect("spawn");
+        assert!(a.join().is_ok() && b.join().is_ok());
+        // An entry per park was 4,000 entries here (and 95 MiB a second
+        // for two instances in ping-pong).
+        let entries = lock(&s.shared.deadlines).len();
+        assert!(entries <= 2, "{entries} deadline entries for 2 instances");
+        s.shutdown();
+    }
+
+    #[test]
+    fn deadline_entries_of_ended_instances_are_purged() {
+        let s = Scheduler::new(config()).expect("scheduler");
+        let m = module(PARKER);
+        let l = linker();
+        let mut spawned = 0;
+        while spawned < 4_000 {
+            let opts = SpawnOptions::new()
+                .linker(&l)
+                .timeout(Duration::from_secs(3600));
+            match s.spawn_with(&m, "wait", &[Val::I32(1)], opts) {
+                Ok(_) => spawned += 1,
+                Err(_) => std::thread::sleep(Duration::from_micros(100)),
+            }
+        }
+        assert!(s.wait_idle(Duration::from_secs(60)));
+        // Each kept its handle's memory alive until the first deadline
+        // passed (an hour); now at most about one entry per live instance,
+        // or the purge's floor.
+        let entries = lock(&s.shared.deadlines).len();
+        assert!(
+            entries <= 1_025,
+            "{entries} deadline entries, 0 instances live"
+        );
+        s.shutdown();
+    }
+}

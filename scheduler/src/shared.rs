@@ -146,9 +146,19 @@ impl Shared {
         u64::try_from(at.saturating_duration_since(self.epoch).as_nanos()).unwrap_or(u64::MAX)
     }
 
-    /// Remember that `handle` parked with deadline `at`.
+    /// Remember that `handle` parked with deadline `at` (once: its slot's
+    /// `deadline_watched`).
     pub(crate) fn watch_deadline(&self, at: Instant, handle: &Arc<HandleShared>) {
         let mut d = lock(&self.deadlines);
+        // Entries of instances that ended before their deadline stay until
+        // a sweep: purge them once they could outnumber the live
+        // instances (100,000 short-lived instances with a deadline each
+        // kept their handles' memory, 410 bytes each, alive through the
+        // entries), so the list holds at most about one entry per live
+        // instance.
+        if d.len() >= 1024 && d.len() > 2 * self.live.load(Ordering::Relaxed) {
+            d.retain(|(_, h)| h.upgrade().is_some_and(|h| !h.state().is_done()));
+        }
         d.push((at, Arc::downgrade(handle)));
         let ns = self.ns_since_epoch(at);
         self.next_deadline.fetch_min(ns, Ordering::AcqRel);
@@ -179,7 +189,14 @@ impl Shared {
             self.next_deadline.store(next, Ordering::Release);
         }
         for h in expired.iter().filter_map(Weak::upgrade) {
-            let task = h.lock_slot().task.take();
+            let task = {
+                let mut slot = h.lock_slot();
+                let task = slot.task.take();
+                // Running now: its slices end at the deadline, and if it
+                // parks first, that park watches the deadline again.
+                slot.deadline_watched = task.is_some();
+                task
+            };
             if let Some(mut task) = task {
                 task.instance.set_limited(Limit::Deadline);
                 self.retire_off_worker(*task, Err(InstanceError::Limit(Limit::Deadline)));

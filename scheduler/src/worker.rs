@@ -441,7 +441,8 @@ impl Worker {
                 return;
             }
         } else {
-            let deadline = task.deadline;
+            let deadline = task.deadline.filter(|_| !slot.deadline_watched);
+            slot.deadline_watched |= deadline.is_some();
             // A `recv_msg` with a timeout waits on the timer queue as a
             // sleep does; the timer ends the receive (`time_out_recv`).
             let until = slot.recv_wait.and_then(|w| w.until);
@@ -484,13 +485,14 @@ impl Worker {
             self.retire(*task, Err(handle.cancel_error()));
             return;
         }
-        let deadline = task.deadline;
+        let deadline = task.deadline.filter(|d| *d < at && !slot.deadline_watched);
+        slot.deadline_watched |= deadline.is_some();
         task.wake_at = Some(at);
         slot.task = Some(task);
         handle.set_state(InstanceState::Sleeping);
         drop(slot);
         self.shared.add_timer(at_tsc, &handle);
-        if let Some(d) = deadline.filter(|d| *d < at) {
+        if let Some(d) = deadline {
             self.shared.watch_deadline(d, &handle);
         }
     }
