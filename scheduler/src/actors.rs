@@ -286,10 +286,14 @@ fn charge(h: &HandleShared, count: usize) -> Result<(), ActorError> {
     Ok(())
 }
 
-/// Resolve `id` to a live instance: `Ok(Some)`, `Ok(None)` if it has
-/// ended, `UnknownId` if it never existed.
+/// Resolve `id` to a live instance for `me`: `Ok(Some)`, `Ok(None)` if it
+/// has ended or belongs to another tenant than `me` (a guest reaches only
+/// its own tenant; see `crate::Tenant`), `UnknownId` if it never existed.
+/// `known` is the embedder's handle of it, if the embedder asks: then
+/// tenants do not matter.
 fn resolve(
     sched: &Shared,
+    me: &HandleShared,
     id: u64,
     known: Option<&Arc<HandleShared>>,
 ) -> Result<Option<Arc<HandleShared>>, ActorError> {
@@ -299,7 +303,7 @@ fn resolve(
     if id == 0 || id >= sched.next_id.load(Ordering::Acquire) {
         return Err(ActorError::UnknownId(id));
     }
-    Ok(sched.lookup(id))
+    Ok(sched.lookup(id).filter(|h| h.tenant == me.tenant))
 }
 
 /// `watcher` monitors instance `target` (see the module docs). `known` is
@@ -313,7 +317,7 @@ pub(crate) fn monitor(
         return Err(ActorError::SelfRelation);
     }
     let sched = sched_of(watcher)?;
-    let resolved = resolve(&sched, target, known)?;
+    let resolved = resolve(&sched, watcher, target, known)?;
     // The watcher's side first: once the target lists the watcher, its
     // end may be notified at any moment, and the notice looks for this
     // entry (without it the down message would be lost).
@@ -390,7 +394,7 @@ pub(crate) fn link(
         return Err(ActorError::SelfRelation);
     }
     let sched = sched_of(me)?;
-    let Some(o) = resolve(&sched, other, known)? else {
+    let Some(o) = resolve(&sched, me, other, known)? else {
         return Err(ActorError::Ended(other));
     };
     // Our side first: once the other side lists us, its end may be
@@ -476,14 +480,15 @@ pub(crate) fn register(me: &Arc<HandleShared>, name: &[u8]) -> Result<(), ActorE
         return Err(ActorError::TooManyNames);
     }
     let mut names = lock(&sched.names);
-    match names.get(name) {
+    let name: Box<[u8]> = name.into();
+    let key = (me.tenant, name);
+    match names.get(&key) {
         Some(&id) if id == me.id => return Ok(()),
         Some(_) => return Err(ActorError::NameTaken),
         None => {}
     }
-    let name: Box<[u8]> = name.into();
-    names.insert(name.clone(), me.id);
-    slot.relations.names.push(name);
+    names.insert(key.clone(), me.id);
+    slot.relations.names.push(key.1);
     Ok(())
 }
 
@@ -498,27 +503,28 @@ pub(crate) fn unregister(me: &Arc<HandleShared>, name: &[u8]) -> Result<(), Acto
         .iter()
         .position(|n| &**n == name)
         .ok_or(ActorError::NotFound)?;
-    slot.relations.names.swap_remove(at);
-    lock(&sched.names).remove(name);
+    let name = slot.relations.names.swap_remove(at);
+    lock(&sched.names).remove(&(me.tenant, name));
     Ok(())
 }
 
-/// The live instance registered as `name`.
-pub(crate) fn whereis(sched: &Shared, name: &[u8]) -> Result<Option<u64>, ActorError> {
+/// The live instance of `tenant` registered as `name`.
+pub(crate) fn whereis(sched: &Shared, tenant: u64, name: &[u8]) -> Result<Option<u64>, ActorError> {
     check_name(name)?;
-    Ok(lock(&sched.names).get(name).copied())
+    Ok(lock(&sched.names).get(&(tenant, name.into())).copied())
 }
 
 /// Free the names of `id` (it has ended), before its result is
 /// published: whoever joins it finds the names free.
-pub(crate) fn free_names(shared: &Shared, id: u64, names: &mut Vec<Box<[u8]>>) {
+pub(crate) fn free_names(shared: &Shared, id: u64, tenant: u64, names: &mut Vec<Box<[u8]>>) {
     if names.is_empty() {
         return;
     }
     let mut registered = lock(&shared.names);
     for name in names.drain(..) {
-        if registered.get(&*name) == Some(&id) {
-            registered.remove(&*name);
+        let key = (tenant, name);
+        if registered.get(&key) == Some(&id) {
+            registered.remove(&key);
         }
     }
 }

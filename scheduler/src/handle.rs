@@ -272,6 +272,8 @@ pub(crate) struct HandleShared {
     /// What this instance was spawned from, for `myriad.spawn` of its own
     /// module.
     pub(crate) origin: Option<Arc<crate::actors::Origin>>,
+    /// Its tenant (`crate::Tenant`): the instances its guest may reach.
+    pub(crate) tenant: u64,
     slices: AtomicU64,
     cpu_ns: AtomicU64,
     result: Mutex<ResultSlot>,
@@ -294,6 +296,7 @@ impl HandleShared {
         id: u64,
         sched: Weak<Shared>,
         origin: Option<Arc<crate::actors::Origin>>,
+        tenant: u64,
     ) -> Arc<HandleShared> {
         Arc::new(HandleShared {
             id,
@@ -307,6 +310,7 @@ impl HandleShared {
             trap_exit: AtomicBool::new(false),
             timer_generation: AtomicU64::new(0),
             origin,
+            tenant,
             slices: AtomicU64::new(0),
             cpu_ns: AtomicU64::new(0),
             result: Mutex::new(ResultSlot::default()),

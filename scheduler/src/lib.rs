@@ -38,4 +38,4 @@ pub use handle::{
 pub use messaging::current;
 pub use metrics::{Metrics, Summary};
 pub use myriad_runtime::Limit;
-pub use scheduler::{Report, Scheduler, SchedulerError, SpawnError, SpawnOptions};
+pub use scheduler::{Report, Scheduler, SchedulerError, SpawnError, SpawnOptions, Tenant};

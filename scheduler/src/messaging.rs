@@ -50,6 +50,12 @@
 //! * `whereis(ptr: i32, len: i32) -> i64`: the id registered under the
 //!   name, -1 none, -5 bad name, `i32::MIN` buffer out of bounds.
 //!
+//! A guest reaches only instances of its own tenant ([`crate::Tenant`]):
+//! an id of another tenant's instance answers as an ended instance's does
+//! (`send` -1, `link` -3, `monitor` a down message with reason no-proc),
+//! names are registered and found per tenant, and what a guest spawns
+//! joins its tenant.
+//!
 //! The host functions find "which instance am I" without touching the
 //! embedder data: the worker records the handle of the instance whose slice
 //! it runs in a thread-local ([`current`]), so they work next to any
@@ -139,14 +145,13 @@ pub fn add_to_linker(linker: &mut Linker) -> &mut Linker {
                     Err(SendError::NoSuchInstance(_)) => -1,
                     Err(SendError::MailboxFull(_)) => -3,
                 };
+                // Only an instance of the sender's tenant is reachable
+                // (`crate::Tenant`); another's id answers as an ended one.
+                let lookup = || sched.lookup(dest as u64).filter(|t| t.tenant == me.tenant);
                 // SAFETY: this worker holds `me`'s task (it runs its
                 // slice); `deliver` does not send, so it never reaches
                 // this cache.
-                unsafe {
-                    me.send_cache
-                        .with(dest as u64, || sched.lookup(dest as u64), send)
-                }
-                .unwrap_or(-1)
+                unsafe { me.send_cache.with(dest as u64, lookup, send) }.unwrap_or(-1)
             })
             .unwrap_or(-1)
         },
@@ -280,7 +285,7 @@ pub fn add_to_linker(linker: &mut Linker) -> &mut Linker {
             let Some(name) = guest_bytes(caller, ptr, len) else {
                 return i64::from(i32::MIN);
             };
-            crate::worker::with_current(|_, sched| match actors::whereis(sched, name) {
+            crate::worker::with_current(|me, sched| match actors::whereis(sched, me.tenant, name) {
                 Ok(Some(id)) => id as i64,
                 Ok(None) => -1,
                 Err(e) => i64::from(e.code()),
@@ -446,7 +451,12 @@ fn spawn_as(
     };
     let parent = [(me, relate)];
     let related: &[_] = if flags != 0 { &parent } else { &[] };
-    match spawn_task(sched, origin, export, args, RunOptions::default(), related) {
+    // The child joins the spawner's tenant.
+    let run = RunOptions {
+        tenant: crate::Tenant(me.tenant),
+        ..RunOptions::default()
+    };
+    match spawn_task(sched, origin, export, args, run, related) {
         Ok(child) => child.id as i64,
         Err(SpawnError::AtCapacity { .. }) => AT_CAPACITY,
         Err(SpawnError::ShuttingDown) => SHUTTING_DOWN,

@@ -134,6 +134,26 @@ pub struct SpawnOptions {
     pub monitored_by: Option<InstanceHandle>,
     /// An instance linked to the new one from before it runs.
     pub linked_to: Option<InstanceHandle>,
+    /// The tenant the instance belongs to (`None`: [`Tenant::DEFAULT`]).
+    /// Guests reach (send to, link to, monitor, find by name) only
+    /// instances of their own tenant; what a guest spawns joins its
+    /// tenant.
+    pub tenant: Option<Tenant>,
+}
+
+/// A set of instances that may reach each other: a guest sends to, links
+/// to, monitors and finds by name only instances of its own tenant, and
+/// an id of another tenant's instance answers as an ended one does. The
+/// embedder's own calls (through [`InstanceHandle`]s) are not limited.
+/// Instances spawned without a tenant share [`Tenant::DEFAULT`]: give
+/// guests that must not reach each other tenants of their own
+/// ([`Scheduler::new_tenant`], [`SpawnOptions::tenant`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Tenant(pub(crate) u64);
+
+impl Tenant {
+    /// The tenant of instances spawned without one.
+    pub const DEFAULT: Tenant = Tenant(0);
 }
 
 impl SpawnOptions {
@@ -193,6 +213,12 @@ impl SpawnOptions {
     /// Link the new instance to `other` from before it runs.
     pub fn linked_to(mut self, other: &InstanceHandle) -> Self {
         self.linked_to = Some(other.clone());
+        self
+    }
+
+    /// Spawn the instance into `tenant` (see [`Tenant`]).
+    pub fn tenant(mut self, tenant: Tenant) -> Self {
+        self.tenant = Some(tenant);
         self
     }
 }
@@ -285,6 +311,7 @@ impl Scheduler {
             },
             timers: crate::timers::TimerQueue::new(),
             names: Mutex::new(std::collections::HashMap::new()),
+            next_tenant: AtomicU64::new(1),
             modules: Mutex::new(std::collections::HashMap::new()),
             capacity: config.capacity,
         });
@@ -375,6 +402,7 @@ impl Scheduler {
             memory,
             monitored_by,
             linked_to,
+            tenant,
         } = options;
         let origin = self.origin_for(module, linker, memory)?;
         let run = RunOptions {
@@ -382,6 +410,7 @@ impl Scheduler {
             fuel,
             cpu_time,
             deadline,
+            tenant: tenant.unwrap_or(Tenant::DEFAULT),
         };
         let mut related = Vec::new();
         if let Some(w) = &monitored_by {
@@ -458,10 +487,20 @@ impl Scheduler {
         crate::actors::unregister(&handle.shared, name.as_bytes())
     }
 
-    /// The live instance registered as `name`.
+    /// The live instance of [`Tenant::DEFAULT`] registered as `name`.
     pub fn whereis(&self, name: &str) -> Option<InstanceHandle> {
-        let id = crate::actors::whereis(&self.shared, name.as_bytes()).ok()??;
+        self.whereis_in(Tenant::DEFAULT, name)
+    }
+
+    /// The live instance of `tenant` registered as `name`.
+    pub fn whereis_in(&self, tenant: Tenant, name: &str) -> Option<InstanceHandle> {
+        let id = crate::actors::whereis(&self.shared, tenant.0, name.as_bytes()).ok()??;
         self.handle(id)
+    }
+
+    /// A new tenant, shared by no instance yet (see [`Tenant`]).
+    pub fn new_tenant(&self) -> Tenant {
+        Tenant(self.shared.next_tenant.fetch_add(1, Ordering::Relaxed))
     }
 
     /// A handle to the live instance with id `id`.
@@ -592,6 +631,13 @@ pub(crate) struct RunOptions {
     pub(crate) fuel: Option<u64>,
     pub(crate) cpu_time: Option<Duration>,
     pub(crate) deadline: Option<Instant>,
+    pub(crate) tenant: Tenant,
+}
+
+impl Default for Tenant {
+    fn default() -> Tenant {
+        Tenant::DEFAULT
+    }
 }
 
 /// Instantiate `export` of `origin`'s module with `args` in a free slot and
@@ -615,6 +661,7 @@ pub(crate) fn spawn_task(
         fuel,
         cpu_time,
         deadline,
+        tenant,
     } = options;
     let map = |e: InstantiateError| {
         if matches!(e, InstantiateError::RegionFull) {
@@ -639,7 +686,12 @@ pub(crate) fn spawn_task(
         instance.set_fuel_limit(f);
     }
     let id = shared.next_id.fetch_add(1, Ordering::Relaxed);
-    let handle = HandleShared::new(id, Arc::downgrade(shared), Some(Arc::clone(origin)));
+    let handle = HandleShared::new(
+        id,
+        Arc::downgrade(shared),
+        Some(Arc::clone(origin)),
+        tenant.0,
+    );
     // The mailbox is charged to the instance's memory limit: the
     // handle holds the account the instance publishes its use to.
     let memory = origin.memory.unwrap_or(shared.memory_limit);

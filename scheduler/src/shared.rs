@@ -96,8 +96,10 @@ pub(crate) struct Shared {
     pub(crate) next_deadline: AtomicU64,
     /// Time origin for `next_deadline`.
     pub(crate) epoch: Instant,
-    /// Registered names of live instances ([`crate::actors`]).
-    pub(crate) names: Mutex<std::collections::HashMap<Box<[u8]>, u64>>,
+    /// Registered names of live instances by tenant ([`crate::actors`]).
+    pub(crate) names: Mutex<Names>,
+    /// Next tenant of `Scheduler::new_tenant` (0 is the default one).
+    pub(crate) next_tenant: AtomicU64,
     /// Modules the embedder registered by name, for `myriad.spawn_module`.
     pub(crate) modules: Mutex<std::collections::HashMap<Box<[u8]>, Arc<crate::actors::Origin>>>,
     /// Most instances alive at once (the region's slots).
@@ -114,6 +116,9 @@ pub(crate) struct Shared {
     /// only the newest entry of a handle is live.
     pub(crate) timers: TimerQueue<(Weak<HandleShared>, u64)>,
 }
+
+/// Instance ids by (tenant, name).
+pub(crate) type Names = std::collections::HashMap<(u64, Box<[u8]>), u64>;
 
 impl Shared {
     /// Wake one sleeping worker, if any, unless one is already being
@@ -369,7 +374,7 @@ fn retire_one(
         .account
         .release(mailbox.iter().map(|m| m.cost).sum::<u64>());
     drop(mailbox);
-    crate::actors::free_names(shared, handle.id, &mut relations.names);
+    crate::actors::free_names(shared, handle.id, handle.tenant, &mut relations.names);
     shared.registry.remove(handle.id);
     let notice = relations_nonempty(&relations).then(|| result.clone());
     handle.complete(result);

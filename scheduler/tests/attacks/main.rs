@@ -7,6 +7,7 @@ mod common;
 mod host_time;
 mod mailbox_flood;
 mod table_growth;
+mod tenants;
 
 use myriad_runtime::Module;
 use std::sync::Arc;
