@@ -326,24 +326,32 @@ pub(crate) fn monitor(
         charge(watcher, w.relations.monitoring.len())?;
         w.relations.monitoring.push(target);
     }
-    let added = match &resolved {
-        Some(t) => {
-            let mut ts = t.lock_slot();
-            if ts.ended || ts.relations.watchers.len() >= MAX_RELATIONS {
-                false
-            } else {
-                ts.relations.watchers.push(watcher.id);
-                true
-            }
+    // Whether the target took the watcher: `Some(true)` yes, `Some(false)`
+    // its list of watchers is full, `None` it has ended.
+    let added = resolved.as_ref().and_then(|t| {
+        let mut ts = t.lock_slot();
+        if ts.ended {
+            None
+        } else if ts.relations.watchers.len() >= MAX_RELATIONS {
+            Some(false)
+        } else {
+            ts.relations.watchers.push(watcher.id);
+            Some(true)
         }
-        None => false,
-    };
-    if !added {
+    });
+    if added != Some(true) {
         {
             let mut w = watcher.lock_slot();
             if let Some(at) = w.relations.monitoring.iter().position(|&t| t == target) {
                 w.relations.monitoring.swap_remove(at);
             }
+        }
+        if added == Some(false) {
+            // A live target whose watchers are full is not reported
+            // ended (a review's watchers filled one and got a no-proc
+            // down message for a running instance).
+            watcher.account.release(RELATION_COST);
+            return Err(ActorError::NoRoom);
         }
         // Already ended: the notice arrives at once, paid by the charge.
         let msg = SystemMessage {

@@ -7,8 +7,8 @@ use common::module;
 
 use myriad_runtime::{Linker, Module, TrapKind, Val};
 use myriad_scheduler::{
-    messaging, ExitReason, InstanceError, InstanceState, MessageKind, Scheduler, SchedulerConfig,
-    SpawnOptions, SystemMessage, RECV_TIMEOUT,
+    messaging, ActorError, ExitReason, InstanceError, InstanceState, MessageKind, Scheduler,
+    SchedulerConfig, SpawnOptions, SystemMessage, RECV_TIMEOUT,
 };
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -654,4 +654,37 @@ fn receive_timeouts_cut_short_do_not_pile_up_in_the_timer_queue() {
     x.cancel();
     y.cancel();
     assert!(s.wait_idle(Duration::from_secs(5)));
+}
+
+#[test]
+fn a_live_target_with_a_full_list_of_watchers_is_not_reported_ended() {
+    // A review filled one target's watchers (4,096, duplicates allowed)
+    // and the next monitor got a no-proc down message for a running
+    // instance. Now it gets "no room", its charge back, and no message.
+    let a = Actors::new();
+    let s = Scheduler::new(SchedulerConfig {
+        workers: 1,
+        capacity: 8,
+        memory_limit: Some(64 << 20),
+        pin_workers: false,
+        ..SchedulerConfig::default()
+    })
+    .expect("scheduler");
+    let target = a.spawn(&s, "waiter", &[]);
+    let w1 = a.spawn(&s, "waiter", &[]);
+    let w2 = a.spawn(&s, "waiter", &[]);
+    let mut added = 0;
+    while target.monitor_by(&w1).is_ok() {
+        added += 1;
+    }
+    assert_eq!(added, 4_096);
+    assert_eq!(target.monitor_by(&w2), Err(ActorError::NoRoom));
+    assert!(!target.state().is_done());
+    // w2 holds no charge for the refused monitor and no message: it can
+    // still monitor another live instance.
+    assert_eq!(w1.monitor_by(&w2), Ok(()));
+    for h in [&target, &w1, &w2] {
+        h.cancel();
+    }
+    s.shutdown();
 }
