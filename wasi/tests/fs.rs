@@ -3,7 +3,7 @@
 mod common;
 
 use common::*;
-use myriad_wasi::{Errno, WasiCtx, WasiFunc};
+use myriad_wasi::{Errno, WasiCtx, WasiFunc, WasiOutcome};
 
 fn sandboxed(s: &Scratch) -> Guest {
     Guest::new(
@@ -203,6 +203,27 @@ fn pread_pwrite_append_truncate() {
         std::fs::metadata(s.sandbox().join("p.txt")).unwrap().len(),
         100
     );
+    // A long allocation works in parts of 64 MiB (one call of 16 GiB
+    // held a worker 16.6 ms): the guest sees one call.
+    let big = 150u64 << 20;
+    let args = [u64::from(fd), 0, big];
+    let mut out = g.call(WasiFunc::FdAllocate, &args);
+    let mut parts = 1;
+    while let WasiOutcome::Continue(c) = out {
+        out = g.ctx.call_again(WasiFunc::FdAllocate, &mut g.mem, &args, c);
+        parts += 1;
+    }
+    assert_eq!(out, WasiOutcome::Return(0));
+    assert_eq!(parts, 3);
+    assert_eq!(
+        std::fs::metadata(s.sandbox().join("p.txt")).unwrap().len(),
+        big
+    );
+    assert_eq!(g.errno(WasiFunc::FdFilestatSetSize, &[fd.into(), 100]), 0);
+    // Advice is a hint; WILLNEED and DONTNEED (work in proportion to the
+    // range) are taken and ignored.
+    assert_eq!(g.errno(WasiFunc::FdAdvise, &[fd.into(), 0, 1 << 40, 3]), 0);
+    assert_eq!(g.errno(WasiFunc::FdAdvise, &[fd.into(), 0, 1 << 40, 4]), 0);
     assert_eq!(g.errno(WasiFunc::FdAdvise, &[fd.into(), 0, 0, 1]), 0);
     assert_eq!(
         g.errno(WasiFunc::FdAdvise, &[fd.into(), 0, 0, 6]),
