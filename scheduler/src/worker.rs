@@ -43,6 +43,14 @@ thread_local! {
     /// functions made: the worker records them in its own metrics after
     /// the slice, so a spawn on a worker takes no shared lock.
     static SPAWN_TIMES: RefCell<Vec<u64>> = const { RefCell::new(Vec::new()) };
+    /// The scheduler this thread is a worker of (null on other threads).
+    static WORKER_OF: Cell<*const Shared> = const { Cell::new(std::ptr::null()) };
+}
+
+/// Whether this thread is one of `shared`'s workers (which drain the
+/// injector before they exit).
+pub(crate) fn on_worker_of(shared: &Shared) -> bool {
+    WORKER_OF.with(|w| std::ptr::eq(w.get(), shared))
 }
 
 /// Keep an instantiate time for this thread's worker, if this thread is
@@ -167,6 +175,7 @@ impl Worker {
             );
             return self.metrics;
         }
+        WORKER_OF.with(|w| w.set(Arc::as_ptr(&self.shared)));
         self.wait_for_start();
         loop {
             if self.shared.shutdown.load(Ordering::Acquire) {

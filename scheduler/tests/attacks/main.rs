@@ -5,6 +5,7 @@
 #[path = "../common/mod.rs"]
 mod common;
 mod host_time;
+mod link_cascade;
 mod mailbox_flood;
 mod table_growth;
 mod tenants;
