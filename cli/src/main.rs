@@ -411,6 +411,16 @@ fn run(args: RunArgs, verbose: bool) -> Result<ExitCode> {
         pin_workers: false,
         start_paused: false,
     };
+    // `--invoke` calls the export with no imports bound: a WASI program
+    // runs through `_start`, where the WASI functions are.
+    if let Some(i) = md.imports.iter().find(|i| i.module == myriad_wasi::MODULE) {
+        usage!(
+            "--invoke calls an export without WASI, and this module imports {}.{}: \
+             run it without --invoke (its _start gets WASI)",
+            i.module,
+            i.name
+        );
+    }
     // Every import needs a definition; name the first that has none.
     myriad_runtime::Linker::new()
         .resolve(&module)

@@ -291,6 +291,27 @@ fn out_of_bounds_segments_trap_at_instantiation() {
 }
 
 #[test]
+fn invoke_of_a_wasi_module_is_explained() {
+    let env = Env::new("invoke-wasi");
+    let w = env.write(
+        "w.wat",
+        r#"(module (import "wasi_snapshot_preview1" "proc_exit" (func (param i32)))
+             (func (export "_start")) (func (export "f") (result i32) (i32.const 1)))"#,
+    );
+    let o = env.myriad(&["run", "--invoke", "f", p(&w)]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        stderr(&o).contains("--invoke calls an export without WASI")
+            && stderr(&o).contains("wasi_snapshot_preview1.proc_exit"),
+        "{}",
+        stderr(&o)
+    );
+    // Without --invoke its _start runs with WASI.
+    let o = env.myriad(&["run", p(&w)]);
+    assert_eq!(ok(&o), "");
+}
+
+#[test]
 fn start_runs_and_missing_start_is_explained() {
     let env = Env::new("start");
     let s = env.write("s.wat", r#"(module (func (export "_start")))"#);
