@@ -86,6 +86,17 @@ pub(crate) fn timespecs(atim: u64, mtim: u64, flags: u32) -> WasiResult<[libc::t
     ])
 }
 
+/// The type stdio stream `fd` of the host process shows a guest that
+/// inherits it: a character device if it is a terminal, else unknown.
+fn inherited_type(fd: RawFd) -> u8 {
+    // SAFETY: isatty only asks about a descriptor number.
+    if unsafe { libc::isatty(fd) } == 1 {
+        filetype::CHARACTER_DEVICE
+    } else {
+        filetype::UNKNOWN
+    }
+}
+
 /// The raw host descriptor of a file or directory entry (`EBADF` for
 /// stdio).
 fn host_fd(entry: &Entry) -> WasiResult<RawFd> {
@@ -374,7 +385,11 @@ impl WasiCtx {
     }
 
     /// `fd_fdstat_get`: stdio are character devices without seek rights
-    /// (so wasi-libc treats them as terminals and line-buffers stdout).
+    /// (so wasi-libc treats them as terminals and line-buffers stdout),
+    /// except an inherited stream whose host descriptor is not a terminal
+    /// (a file or a pipe): that one is of unknown type, so `isatty` is
+    /// false, as for a native program (programs wrote colour codes and
+    /// progress bars into redirected output).
     pub(crate) fn fd_fdstat_get(
         &mut self,
         mem: &mut GuestMemory<'_>,
@@ -384,6 +399,14 @@ impl WasiCtx {
         mem.slice(out, FDSTAT_SIZE)?;
         let entry = self.fds.get(fd)?;
         let (ft, flags) = match &entry.kind {
+            Kind::Input(InputStream::Inherit) => (inherited_type(0), entry.flags),
+            Kind::Output(Output::Inherit, stream) => (
+                inherited_type(match stream {
+                    HostStream::Stdout => 1,
+                    HostStream::Stderr => 2,
+                }),
+                entry.flags,
+            ),
             Kind::Input(_) | Kind::Output(..) => (filetype::CHARACTER_DEVICE, entry.flags),
             Kind::Dir { fd, .. } => (filetype::DIRECTORY, host_fdflags(fd.as_raw_fd())?),
             Kind::File(f) => (
