@@ -323,6 +323,16 @@ pub(crate) fn monitor(
     // entry (without it the down message would be lost).
     {
         let mut w = watcher.lock_slot();
+        if w.ended {
+            return Err(ActorError::Ended(watcher.id));
+        }
+        // A no-proc notice is queued whatever the mailbox holds (it is
+        // prepaid); a watcher that monitors ended ids without reading
+        // them stops at the mailbox's message bound like any sender (a
+        // review queued 4 million).
+        if resolved.is_none() && w.mailbox.len() >= sched.mailbox_limits.messages {
+            return Err(ActorError::NoRoom);
+        }
         charge(watcher, w.relations.monitoring.len())?;
         w.relations.monitoring.push(target);
     }

@@ -460,7 +460,9 @@ fn spawn_as(
         Ok(child) => child.id as i64,
         Err(SpawnError::AtCapacity { .. }) => AT_CAPACITY,
         Err(SpawnError::ShuttingDown) => SHUTTING_DOWN,
-        Err(SpawnError::NoRoom) => NO_ROOM,
+        // The spawner runs, so it has not ended; were it ending, the
+        // relation it asked for could not be made.
+        Err(SpawnError::NoRoom | SpawnError::RelatedEnded(_)) => NO_ROOM,
         Err(SpawnError::Instantiate(e)) => match e {
             myriad_runtime::InstantiateError::NoSuchExport(_) => NO_SUCH_EXPORT,
             myriad_runtime::InstantiateError::ArgumentCount { .. }

@@ -51,6 +51,9 @@ pub enum SpawnError {
     /// for (its memory limit, or [`crate::actors::MAX_RELATIONS`]).
     #[error("no room for the monitor or link of the spawn")]
     NoRoom,
+    /// The instance that was to monitor or link the new one has ended.
+    #[error("instance {0}, to monitor or link the new instance, has ended")]
+    RelatedEnded(u64),
     /// The module, export or arguments do not fit.
     #[error(transparent)]
     Instantiate(InstantiateError),
@@ -725,15 +728,28 @@ pub(crate) fn spawn_task(
     // retirement removes the relations already made, silently: nobody
     // was told of a child that never was).
     for (p, relate) in related {
-        let made = (!relate.monitor || crate::actors::monitor(p, id, Some(&handle)).is_ok())
-            && (!relate.link || crate::actors::link(p, id, Some(&handle)).is_ok());
-        if !made {
+        let made = if relate.monitor {
+            crate::actors::monitor(p, id, Some(&handle))
+        } else {
+            Ok(())
+        }
+        .and_then(|()| {
+            if relate.link {
+                crate::actors::link(p, id, Some(&handle))
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = made {
             for (q, _) in related {
                 let _ = crate::actors::demonitor(q, id);
                 let _ = crate::actors::unlink(q, id);
             }
             shared.retire_off_worker(*task, Err(crate::InstanceError::Cancelled));
-            return Err(SpawnError::NoRoom);
+            return Err(match e {
+                crate::ActorError::Ended(who) if who == p.id => SpawnError::RelatedEnded(who),
+                _ => SpawnError::NoRoom,
+            });
         }
     }
     if let Err(task) = crate::worker::queue_here(task) {

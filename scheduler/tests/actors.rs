@@ -688,3 +688,58 @@ fn a_live_target_with_a_full_list_of_watchers_is_not_reported_ended() {
     }
     s.shutdown();
 }
+
+#[test]
+fn relations_with_an_ended_watcher_are_refused_as_ended() {
+    let a = Actors::new();
+    let s = scheduler(2, 16);
+    let target = a.spawn(&s, "waiter", &[]);
+    let gone = a.spawn(&s, "finish42", &[]);
+    gone.join().unwrap();
+    // Both were answered "Ok" (a monitor) and "no room" (a spawn).
+    assert_eq!(target.monitor_by(&gone), Err(ActorError::Ended(gone.id())));
+    let r = s.spawn_with(
+        &a.module,
+        "waiter",
+        &[],
+        SpawnOptions::new().linker(&a.linker).linked_to(&gone),
+    );
+    assert!(
+        matches!(r, Err(myriad_scheduler::SpawnError::RelatedEnded(id)) if id == gone.id()),
+        "{:?}",
+        r.err()
+    );
+    target.cancel();
+    s.shutdown();
+}
+
+#[test]
+fn monitors_of_ended_ids_stop_at_the_mailbox_bound() {
+    // Each no-proc notice is queued whatever the mailbox holds; a review's
+    // guest queued 4 million without reading them. Now the monitor is
+    // refused (-4) once the mailbox holds its bound of messages.
+    const FLOOD: &str = r#"(module
+      (import "myriad" "monitor" (func $monitor (param i64) (result i32)))
+      (func (export "flood") (param $id i64) (result i32 i32) (local $n i32) (local $r i32)
+        (loop $l
+          (local.set $r (call $monitor (local.get $id)))
+          (if (i32.eqz (local.get $r)) (then
+            (local.set $n (i32.add (local.get $n) (i32.const 1)))
+            (br_if $l (i32.lt_u (local.get $n) (i32.const 100000))))))
+        (local.get $n) (local.get $r)))"#;
+    let a = Actors::new();
+    let s = scheduler(1, 16);
+    let gone = a.spawn(&s, "finish42", &[]);
+    gone.join().unwrap();
+    let h = s
+        .spawn_with(
+            &module(FLOOD),
+            "flood",
+            &[Val::I64(gone.id() as i64)],
+            SpawnOptions::new().linker(&a.linker),
+        )
+        .expect("spawn");
+    let r = i64s(&h.join().expect("finishes"));
+    assert_eq!(r, vec![1_024, -4]);
+    s.shutdown();
+}
