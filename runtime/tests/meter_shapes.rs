@@ -118,51 +118,11 @@ const RECURSE: &str = r#"(module
     DIVS
     (local.get $x)))"#;
 
-#[test]
-fn unwinding_a_call_chain_is_checked_at_every_heavy_return() {
-    // A return is not a check: each frame's code after its call ran
-    // with the callers' after theirs, up to a segment (512 of weight)
-    // each, so a chain of returns ran unchecked for as long as the stack
-    // was deep (here 960,000 of weight, 60,031 units on one 1-unit slice,
-    // 0.22 ms). A function that calls now checks before it returns when
-    // 64 of weight or more ran since its last check
-    // (`RETURN_CHECK_WEIGHT`): a slice runs one frame's 30 divisions.
-    const DEPTH: i32 = 2_000;
-    let divs = "(local.set $x (i64.div_u (local.get $x) (local.get $d)))\n".repeat(30);
-    for config in [CompileConfig::dense(), CompileConfig::default()] {
-        let m = compile_wat(&RECURSE.replace("DIVS", &divs), &config);
-        let region = region_big_stack();
-        let mut inst = Instance::new(
-            &region,
-            &m,
-            "f",
-            &[Val::I32(DEPTH), Val::I64(77), Val::I64(1)],
-        )
-        .unwrap();
-        let (o, slices, worst, ns) = one_unit_slices(&mut inst);
-        eprintln!(
-        "recursion depth {DEPTH} x 30 divisions after the call: {o:?}, fuel {} in {slices} slices, \
-         worst 1-unit slice spent {worst} units ({ns} ns)",
-        inst.fuel_used()
-    );
-        assert_eq!(o, Outcome::Finished(vec![Val::I64(77)]));
-        assert!(inst.fuel_used() >= 30 * DEPTH as u64);
-        // A frame's 30 divisions are 480 of weight, 30 units; the check
-        // before its return charges them, and the slice ends there.
-        assert!(worst <= 64, "a 1-unit slice spent {worst} units");
-    }
-}
-
-/// Frames whose code after the call weighs just under
-/// `RETURN_CHECK_WEIGHT` return unchecked: the chain's bound is that
-/// weight a frame (here 2,000 frames of 60, 120,000 of weight, about
-/// 7,500 units), charged in full.
-#[test]
-fn a_chain_of_light_returns_is_bounded_by_its_depth() {
-    const DEPTH: i32 = 2_000;
-    // 60 additions of weight 1 (`local.get` and `local.set` weigh 0).
-    let adds = "(local.set $x (i64.add (local.get $x) (local.get $d)))\n".repeat(60);
-    let m = compile_wat(&RECURSE.replace("DIVS", &adds), &CompileConfig::dense());
+/// Run `RECURSE` with `after` after each call, `DEPTH` deep, on 1-unit
+/// fuel slices; check its result is `want` and return the most units
+/// one slice spent.
+fn recurse_on_one_unit_slices(after: &str, config: &CompileConfig, want: i64) -> u64 {
+    let m = compile_wat(&RECURSE.replace("DIVS", after), config);
     let region = region_big_stack();
     let mut inst = Instance::new(
         &region,
@@ -173,14 +133,44 @@ fn a_chain_of_light_returns_is_bounded_by_its_depth() {
     .unwrap();
     let (o, slices, worst, ns) = one_unit_slices(&mut inst);
     eprintln!(
-        "recursion depth {DEPTH} x 60 additions after the call: {o:?}, fuel {} in {slices} slices, \
+        "recursion depth {DEPTH}: {o:?}, fuel {} in {slices} slices, \
          worst 1-unit slice spent {worst} units ({ns} ns)",
         inst.fuel_used()
     );
-    assert_eq!(
-        o,
-        Outcome::Finished(vec![Val::I64(77 + 60 * (DEPTH as i64 + 1))])
-    );
+    assert_eq!(o, Outcome::Finished(vec![Val::I64(want)]));
+    worst
+}
+
+/// Depth of the recursion of the return-chain tests.
+const DEPTH: i32 = 2_000;
+
+#[test]
+fn unwinding_a_call_chain_is_checked_at_every_heavy_return() {
+    // A return is not a check: each frame's code after its call ran
+    // with the callers' after theirs, up to a segment (512 of weight)
+    // each, so a chain of returns ran unchecked for as long as the stack
+    // was deep (here 960,000 of weight, 60,031 units on one 1-unit slice,
+    // 0.22 ms). A function that calls now checks before it returns when
+    // 64 of weight or more ran since its last check
+    // (`RETURN_CHECK_WEIGHT`): a slice runs one frame's 30 divisions
+    // (480 of weight, 30 units), which the check charges.
+    let divs = "(local.set $x (i64.div_u (local.get $x) (local.get $d)))\n".repeat(30);
+    for config in [CompileConfig::dense(), CompileConfig::default()] {
+        let worst = recurse_on_one_unit_slices(&divs, &config, 77);
+        assert!(worst <= 64, "a 1-unit slice spent {worst} units");
+    }
+}
+
+/// Frames whose code after the call weighs just under
+/// `RETURN_CHECK_WEIGHT` return unchecked: the chain's bound is that
+/// weight a frame (here 2,000 frames of 60, 120,000 of weight, about
+/// 7,500 units), charged in full.
+#[test]
+fn a_chain_of_light_returns_is_bounded_by_its_depth() {
+    // 60 additions of weight 1 (`local.get` and `local.set` weigh 0).
+    let adds = "(local.set $x (i64.add (local.get $x) (local.get $d)))\n".repeat(60);
+    let want = 77 + 60 * (i64::from(DEPTH) + 1);
+    let worst = recurse_on_one_unit_slices(&adds, &CompileConfig::dense(), want);
     // The whole chain on one slice, but no more than its weight.
     assert!(worst <= (DEPTH as u64 + 1) * 64 / 16 + 64, "{worst} units");
 }
