@@ -17,10 +17,9 @@
 //! loaded machine (tests run in parallel on two cores) the worker thread
 //! is descheduled inside a slice often enough to reach p99, rarely p90.
 
-use super::module;
-use myriad_runtime::{Linker, Val};
-use myriad_scheduler::{messaging, metrics::Summary, Scheduler, SchedulerConfig, SpawnOptions};
-use std::sync::Arc;
+use super::{linker, module};
+use myriad_runtime::Val;
+use myriad_scheduler::{metrics::Summary, Scheduler, SchedulerConfig, SpawnOptions};
 use std::time::Duration;
 
 fn config(heap: usize) -> SchedulerConfig {
@@ -32,12 +31,6 @@ fn config(heap: usize) -> SchedulerConfig {
         pin_workers: false,
         ..SchedulerConfig::default()
     }
-}
-
-fn linker() -> Arc<Linker> {
-    let mut l = Linker::new();
-    messaging::add_to_linker(&mut l);
-    Arc::new(l)
 }
 
 /// Run the scheduler for `ms`, then cancel `handles` and return the

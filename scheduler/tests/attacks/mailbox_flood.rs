@@ -8,12 +8,9 @@
 //! them a send is refused (`SendError::MailboxFull`, `-3` from
 //! `myriad.send`) and nothing is queued. Reading frees the room again.
 
-use super::module;
-use myriad_runtime::{Linker, Val};
-use myriad_scheduler::{
-    messaging, InstanceError, Limit, Scheduler, SchedulerConfig, SendError, SpawnOptions,
-};
-use std::sync::Arc;
+use super::{linker, module};
+use myriad_runtime::Val;
+use myriad_scheduler::{InstanceError, Limit, Scheduler, SchedulerConfig, SendError, SpawnOptions};
 use std::time::Duration;
 
 /// A receiver that sleeps for a long time and never reads.
@@ -29,12 +26,6 @@ fn config() -> SchedulerConfig {
         pin_workers: false,
         ..SchedulerConfig::default()
     }
-}
-
-fn linker() -> Arc<Linker> {
-    let mut l = Linker::new();
-    messaging::add_to_linker(&mut l);
-    Arc::new(l)
 }
 
 #[test]

@@ -10,10 +10,17 @@ mod mailbox_flood;
 mod table_growth;
 mod tenants;
 
-use myriad_runtime::Module;
+use myriad_runtime::{Linker, Module};
 use std::sync::Arc;
 
 /// Compile `wat` through the real code generator and load it.
 pub fn module(wat: &str) -> Arc<Module> {
     common::compile_wat_in(wat, "attack-artifacts")
+}
+
+/// A linker with the scheduler's `myriad` functions.
+pub fn linker() -> Arc<Linker> {
+    let mut l = Linker::new();
+    myriad_scheduler::messaging::add_to_linker(&mut l);
+    Arc::new(l)
 }

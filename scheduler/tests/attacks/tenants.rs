@@ -9,10 +9,10 @@
 //! instance's (`send` -1, `link` -3, `monitor` a no-proc down message),
 //! names are per tenant, and the victim runs on untouched.
 
-use super::module;
+use super::{linker, module};
 use myriad_runtime::{Linker, Val};
 use myriad_scheduler::{
-    messaging, InstanceError, InstanceState, Scheduler, SchedulerConfig, SpawnOptions, Tenant,
+    InstanceError, InstanceState, Scheduler, SchedulerConfig, SpawnOptions, Tenant,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -56,9 +56,7 @@ fn setup() -> (Scheduler, Arc<Linker>) {
         ..SchedulerConfig::default()
     })
     .expect("scheduler");
-    let mut l = Linker::new();
-    messaging::add_to_linker(&mut l);
-    (s, Arc::new(l))
+    (s, linker())
 }
 
 #[test]
