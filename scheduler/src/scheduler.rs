@@ -313,6 +313,8 @@ impl Scheduler {
                 bytes: config.mailbox_bytes,
             },
             timers: crate::timers::TimerQueue::new(),
+            killed: Mutex::new(Vec::new()),
+            killed_len: AtomicUsize::new(0),
             names: Mutex::new(std::collections::HashMap::new()),
             next_tenant: AtomicU64::new(1),
             modules: Mutex::new(std::collections::HashMap::new()),

@@ -115,6 +115,11 @@ pub(crate) struct Shared {
     /// Entries carry the handle's timer generation when they were made;
     /// only the newest entry of a handle is live.
     pub(crate) timers: TimerQueue<(Weak<HandleShared>, u64)>,
+    /// Instances a link cascade killed, not yet retired: workers retire
+    /// [`RETIRE_INLINE`] of them between two slices (see [`retire`]).
+    pub(crate) killed: Mutex<Vec<Task>>,
+    /// `killed.len()`, read without the lock.
+    pub(crate) killed_len: AtomicUsize,
 }
 
 /// Instance ids by (tenant, name).
@@ -335,15 +340,44 @@ pub(crate) fn retire(task: Task, result: InstanceResult, shared: &Shared, m: &mu
     }
 }
 
+/// Retire up to [`RETIRE_INLINE`] instances of [`Shared::killed`] (each
+/// with the reason its cancel carries); what their ends kill joins the
+/// queue. Workers call this between slices.
+pub(crate) fn retire_killed(shared: &Shared, m: &mut Metrics) {
+    if shared.killed_len.load(Ordering::Acquire) == 0 {
+        return;
+    }
+    let batch: Vec<Task> = {
+        let mut k = lock(&shared.killed);
+        let at = k.len().saturating_sub(RETIRE_INLINE);
+        let batch = k.split_off(at);
+        shared.killed_len.store(k.len(), Ordering::Release);
+        batch
+    };
+    for task in batch {
+        let error = task.handle.cancel_error();
+        retire(task, Err(error), shared, m);
+    }
+}
+
+/// Retire every instance of [`Shared::killed`] (at shutdown).
+pub(crate) fn retire_all_killed(shared: &Shared, m: &mut Metrics) {
+    while shared.killed_len.load(Ordering::Acquire) > 0 {
+        retire_killed(shared, m);
+    }
+}
+
 /// Most instances one [`retire`] ends in place: a linked instance that a
-/// cascade kills past these is queued (its cancel is set) and retired as
-/// its own unit of some worker's work, after what is queued already. A
+/// cascade kills past these is queued on [`Shared::killed`] (its cancel
+/// is set), and workers retire that queue 8 at a time between slices. A
 /// chain of 50,000 linked instances held one worker 488 ms in one retire
 /// (a review, 2026-12-05), outside any slice. A retirement takes about
-/// 9 µs, so a unit of 8 is as long as a slice or two: workers look at
-/// timers and the injector every few dozen units, and with 64 a sleeper
-/// waited 35 ms for its wake-up during a cascade.
-const RETIRE_INLINE: usize = 8;
+/// 9 µs, so 8 are as long as a slice or two: workers look at timers and
+/// the injector every few dozen slices, and with 64 a sleeper waited
+/// 35 ms for its wake-up during a cascade. (Queued on the injector
+/// instead, the 4,000 leaves of one hub went ahead of every wake-up: a
+/// sleeper waited 40 ms.)
+pub(crate) const RETIRE_INLINE: usize = 8;
 
 /// Whether killed `task` may be queued rather than retired now: on one
 /// of this scheduler's workers (they drain the injector before they
@@ -354,11 +388,12 @@ fn can_queue_killed(task: &Task, shared: &Shared) -> bool {
         && crate::worker::on_worker_of(shared)
 }
 
-/// Queue killed `task`: the worker that takes it retires it at once, with
-/// the reason its cancel carries (`HandleShared::cancel_error`).
+/// Queue killed `task` on [`Shared::killed`] (see [`retire_killed`]).
 fn queue_killed(task: Task, shared: &Shared) {
-    task.handle.set_state(InstanceState::Runnable);
-    shared.injector.push(Box::new(task));
+    let mut k = lock(&shared.killed);
+    k.push(task);
+    shared.killed_len.store(k.len(), Ordering::Release);
+    drop(k);
     shared.wake_one();
 }
 
@@ -430,6 +465,7 @@ fn relations_nonempty(r: &crate::handle::Relations) -> bool {
 /// no handle's `join` waits forever.
 pub(crate) fn cancel_stranded(shared: &Shared) -> Metrics {
     let mut m = Metrics::default();
+    retire_all_killed(shared, &mut m);
     cancel_all(|| shared.injector.steal(), shared, &mut m);
     for stealer in &shared.stealers {
         cancel_all(|| stealer.steal(), shared, &mut m);
@@ -444,11 +480,24 @@ pub(crate) fn cancel_stranded(shared: &Shared) -> Metrics {
     m
 }
 
+/// Why shutdown ends `handle`'s instance: cancelled, unless a link had
+/// killed it already (its pending cancel says by whom).
+pub(crate) fn shutdown_error(handle: &HandleShared) -> InstanceError {
+    if handle.cancel.load(Ordering::Acquire) {
+        handle.cancel_error()
+    } else {
+        InstanceError::Cancelled
+    }
+}
+
 /// Retire as cancelled every task `steal` yields until it is empty.
 pub(crate) fn cancel_all(steal: impl Fn() -> Steal<Box<Task>>, shared: &Shared, m: &mut Metrics) {
     loop {
         match steal() {
-            Steal::Success(t) => retire(*t, Err(InstanceError::Cancelled), shared, m),
+            Steal::Success(t) => {
+                let error = shutdown_error(&t.handle);
+                retire(*t, Err(error), shared, m)
+            }
             Steal::Retry => continue,
             Steal::Empty => break,
         }

@@ -182,6 +182,8 @@ impl Worker {
                 self.drain();
                 break;
             }
+            // A link cascade's killed instances, a few between slices.
+            crate::shared::retire_killed(&self.shared, &mut self.metrics);
             let Some(task) = self.next_task() else {
                 continue;
             };
@@ -244,7 +246,10 @@ impl Worker {
         }
         self.shared.sweep_deadlines();
         self.shared.sweep_timers();
-        self.idle_wait();
+        // Killed instances wait to be retired: no idle wait.
+        if self.shared.killed_len.load(Ordering::Acquire) == 0 {
+            self.idle_wait();
+        }
         None
     }
 
@@ -535,14 +540,18 @@ impl Worker {
     }
 
     fn drain(&mut self) {
+        crate::shared::retire_all_killed(&self.shared, &mut self.metrics);
         while let Some(t) = self.lifo.pop_back() {
-            self.retire(*t, Err(InstanceError::Cancelled));
+            let error = crate::shared::shutdown_error(&t.handle);
+            self.retire(*t, Err(error));
         }
         if let Some(t) = self.next.take() {
-            self.retire(*t, Err(InstanceError::Cancelled));
+            let error = crate::shared::shutdown_error(&t.handle);
+            self.retire(*t, Err(error));
         }
         while let Some(t) = self.local.pop() {
-            self.retire(*t, Err(InstanceError::Cancelled));
+            let error = crate::shared::shutdown_error(&t.handle);
+            self.retire(*t, Err(error));
         }
         cancel_all(
             || self.shared.injector.steal(),

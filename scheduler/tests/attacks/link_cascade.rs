@@ -23,6 +23,8 @@ const CHAIN: &str = r#"(module
   (memory 1)
   (data (i32.const 256) "chain")
   (data (i32.const 264) "tail")
+  (data (i32.const 272) "leaf")
+  (data (i32.const 280) "hub")
   ;; chain(n): spawn chain(n-1) linked, then wait for ever; chain(0):
   ;; register "tail", wait for one message, then trap
   (func (export "chain") (param $n i64)
@@ -33,6 +35,20 @@ const CHAIN: &str = r#"(module
     (i64.store (i32.const 64) (i64.sub (local.get $n) (i64.const 1)))
     (drop (call $spawn (i32.const 256) (i32.const 5) (i32.const 64) (i32.const 1) (i32.const 2)))
     (drop (call $recv_msg (i32.const 0) (i32.const 64) (i64.const -1))))
+  ;; leaf: wait for ever; hub(n): spawn n linked leaves, register "hub",
+  ;; wait for one message, then trap
+  (func (export "leaf") (param $x i64)
+    (drop (call $recv_msg (i32.const 0) (i32.const 64) (i64.const -1))))
+  (func (export "hub") (param $n i64)
+    (local $i i64)
+    (loop $l
+      (i64.store (i32.const 64) (local.get $i))
+      (drop (call $spawn (i32.const 272) (i32.const 4) (i32.const 64) (i32.const 1) (i32.const 2)))
+      (local.set $i (i64.add (local.get $i) (i64.const 1)))
+      (br_if $l (i64.lt_s (local.get $i) (local.get $n))))
+    (drop (call $register (i32.const 280) (i32.const 3)))
+    (drop (call $recv_msg (i32.const 0) (i32.const 64) (i64.const -1)))
+    unreachable)
   ;; wake every 100 us until a message arrives; the longest gap in ns
   (func (export "probe") (result i64)
     (local $last i64) (local $t i64) (local $max i64) (local $r i64)
@@ -47,12 +63,12 @@ const CHAIN: &str = r#"(module
                         (i64.const 0x80000001))))
     (local.get $max)))"#;
 
-#[test]
-fn a_chain_of_links_ending_at_once_does_not_hold_the_worker() {
-    const N: u64 = 10_000;
+/// A one-worker scheduler for `n` instances and more, and a linker with
+/// the `myriad` functions and `env.now` (ns since the first call).
+fn setup(n: usize) -> (Scheduler, Arc<Linker>, Arc<myriad_runtime::Module>) {
     let s = Scheduler::new(SchedulerConfig {
         workers: 1,
-        capacity: N as usize + 16,
+        capacity: n + 16,
         heap_capacity: 64 * 1024,
         pin_workers: false,
         ..SchedulerConfig::default()
@@ -65,29 +81,42 @@ fn a_chain_of_links_ending_at_once_does_not_hold_the_worker() {
     l.func_wrap("env", "now", |_: &mut Caller<'_>| -> i64 {
         EPOCH.get().map_or(0, |e| e.elapsed().as_nanos() as i64)
     });
-    let l = Arc::new(l);
-    let m = module(CHAIN);
-    let head = s
-        .spawn_with(
-            &m,
-            "chain",
-            &[Val::I64(N as i64)],
-            SpawnOptions::new().linker(&l),
-        )
-        .expect("spawn");
-    let built = Instant::now();
-    while s.whereis("tail").is_none() {
-        assert!(built.elapsed() < Duration::from_secs(60), "chain not built");
+    (s, Arc::new(l), module(CHAIN))
+}
+
+/// Wait until `name` is registered in `s`, and return its instance.
+fn wait_for(s: &Scheduler, name: &str) -> myriad_scheduler::InstanceHandle {
+    let t = Instant::now();
+    loop {
+        if let Some(h) = s.whereis(name) {
+            return h;
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "{name} not there");
         std::thread::sleep(Duration::from_millis(5));
     }
+}
+
+/// Start the probe, make `trigger` trap (its cascade follows), wait until
+/// only the probe is left, stop it and return its longest gap in ns.
+fn probe_during(
+    s: &Scheduler,
+    l: &Arc<Linker>,
+    m: &Arc<myriad_runtime::Module>,
+    trigger: &myriad_scheduler::InstanceHandle,
+) -> i64 {
     let probe = s
-        .spawn_with(&m, "probe", &[], SpawnOptions::new().linker(&l))
+        .spawn_with(m, "probe", &[], SpawnOptions::new().linker(l))
         .expect("spawn");
     std::thread::sleep(Duration::from_millis(20));
-    let tail = s.whereis("tail").expect("tail");
-    tail.send(b"die".to_vec()).expect("send");
-    assert_eq!(head.join(), Err(InstanceError::Killed(head.id() + 1)));
-    std::thread::sleep(Duration::from_millis(5));
+    trigger.send(b"die".to_vec()).expect("send");
+    let t = Instant::now();
+    while s.live() > 1 {
+        assert!(
+            t.elapsed() < Duration::from_secs(60),
+            "the cascade did not end"
+        );
+        std::thread::sleep(Duration::from_micros(200));
+    }
     probe.send(b"stop".to_vec()).expect("send");
     let Ok(r) = probe.join() else {
         panic!("probe failed")
@@ -97,10 +126,84 @@ fn a_chain_of_links_ending_at_once_does_not_hold_the_worker() {
         "longest gap of the probe during the cascade: {} µs",
         gap / 1000
     );
-    // One retirement ends at most 8 instances in place (about 70 µs), and
-    // the worker sweeps its timers every 61 units: 4.4 ms measured; the
-    // whole chain in one loop was 93 ms here.
+    gap
+}
+
+#[test]
+fn a_chain_of_links_ending_at_once_does_not_hold_the_worker() {
+    const N: u64 = 10_000;
+    let (s, l, m) = setup(N as usize);
+    let head = s
+        .spawn_with(
+            &m,
+            "chain",
+            &[Val::I64(N as i64)],
+            SpawnOptions::new().linker(&l),
+        )
+        .expect("spawn");
+    let tail = wait_for(&s, "tail");
+    let gap = probe_during(&s, &l, &m, &tail);
+    assert_eq!(head.join(), Err(InstanceError::Killed(head.id() + 1)));
+    // One retirement ends at most 8 instances in place (about 70 µs),
+    // the rest wait to be retired 8 between two slices, and the worker
+    // sweeps its timers every 61 slices: 4.4 ms measured; the whole
+    // chain in one loop was 93 ms here.
     assert!(gap < 30_000_000, "the probe waited {gap} ns");
-    assert!(s.wait_idle(Duration::from_secs(60)));
     s.shutdown();
+}
+
+#[test]
+fn a_hub_linked_to_thousands_ending_does_not_hold_the_worker() {
+    // Queued on the injector, the 4,000 leaves one hub's end killed went
+    // ahead of every wake-up: a sleeper waited 40 ms.
+    const N: u64 = 4_000;
+    let (s, l, m) = setup(N as usize);
+    let hub = s
+        .spawn_with(
+            &m,
+            "hub",
+            &[Val::I64(N as i64)],
+            SpawnOptions::new().linker(&l).memory(64 << 20),
+        )
+        .expect("spawn");
+    let _ = wait_for(&s, "hub");
+    let leaves: Vec<_> = (hub.id() + 1..=hub.id() + N)
+        .filter_map(|i| s.handle(i))
+        .collect();
+    assert_eq!(leaves.len(), N as usize);
+    let gap = probe_during(&s, &l, &m, &hub);
+    assert!(gap < 30_000_000, "the probe waited {gap} ns");
+    for h in &leaves {
+        assert_eq!(h.join(), Err(InstanceError::Killed(hub.id())));
+    }
+    s.shutdown();
+}
+
+#[test]
+fn instances_killed_before_a_shutdown_are_reported_killed() {
+    // Shutdown retired the killed instances still queued as cancelled
+    // (1,702 of 2,000 leaves, and their exit notices said so).
+    const N: u64 = 2_000;
+    let (s, l, m) = setup(N as usize);
+    let hub = s
+        .spawn_with(
+            &m,
+            "hub",
+            &[Val::I64(N as i64)],
+            SpawnOptions::new().linker(&l).memory(64 << 20),
+        )
+        .expect("spawn");
+    let _ = wait_for(&s, "hub");
+    let leaves: Vec<_> = (hub.id() + 1..=hub.id() + N)
+        .filter_map(|i| s.handle(i))
+        .collect();
+    hub.send(b"die".to_vec()).expect("send");
+    assert!(hub.join().is_err());
+    // The hub's end is published before its links are told: let the
+    // worker queue the leaves, then shut down before it retires them.
+    std::thread::sleep(Duration::from_millis(3));
+    s.shutdown();
+    for h in &leaves {
+        assert_eq!(h.join(), Err(InstanceError::Killed(hub.id())));
+    }
 }
