@@ -292,21 +292,24 @@ fn out_of_bounds_segments_trap_at_instantiation() {
 
 #[test]
 fn redirected_stdio_is_not_a_terminal() {
-    // The exit status is 10 + the file types of fds 0 and 1: 0 unknown,
-    // 2 a character device, which wasi-libc's `isatty` takes for a
-    // terminal. The test's stdin and pipes are not terminals (programs
-    // wrote colour codes into redirected output).
+    // The exit status is 10 + the file types of fds 0 and 1 (fdstat)
+    // and of fd 1 (filestat): 0 unknown, 2 a character device, which
+    // wasi-libc's `isatty` takes for a terminal. The test's stdin and
+    // pipes are not terminals (programs wrote colour codes into
+    // redirected output).
     let env = Env::new("tty");
     let w = env.write(
         "w.wat",
         r#"(module
              (import "wasi_snapshot_preview1" "fd_fdstat_get" (func $st (param i32 i32) (result i32)))
+             (import "wasi_snapshot_preview1" "fd_filestat_get" (func $fst (param i32 i32) (result i32)))
              (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
              (memory (export "memory") 1)
              (func (export "_start")
                (drop (call $st (i32.const 0) (i32.const 64)))
                (drop (call $st (i32.const 1) (i32.const 96)))
-               (call $exit (i32.add (i32.const 10)
+               (drop (call $fst (i32.const 1) (i32.const 128)))
+               (call $exit (i32.add (i32.add (i32.const 10) (i32.load8_u (i32.const 144)))
                  (i32.add (i32.load8_u (i32.const 64)) (i32.load8_u (i32.const 96)))))))"#,
     );
     let o = env.myriad(&["run", p(&w)]);

@@ -86,11 +86,19 @@ pub(crate) fn timespecs(atim: u64, mtim: u64, flags: u32) -> WasiResult<[libc::t
     ])
 }
 
-/// The type stdio stream `fd` of the host process shows a guest that
-/// inherits it: a character device if it is a terminal, else unknown.
-fn inherited_type(fd: RawFd) -> u8 {
+/// The file type a stdio entry shows the guest: a character device,
+/// except an inherited stream whose host descriptor is not a terminal,
+/// which is of unknown type (so that `isatty` is false, as for a native
+/// program).
+fn stdio_type(kind: &Kind) -> u8 {
+    let host = match kind {
+        Kind::Input(InputStream::Inherit) => 0,
+        Kind::Output(Output::Inherit, HostStream::Stdout) => 1,
+        Kind::Output(Output::Inherit, HostStream::Stderr) => 2,
+        _ => return filetype::CHARACTER_DEVICE,
+    };
     // SAFETY: isatty only asks about a descriptor number.
-    if unsafe { libc::isatty(fd) } == 1 {
+    if unsafe { libc::isatty(host) } == 1 {
         filetype::CHARACTER_DEVICE
     } else {
         filetype::UNKNOWN
@@ -316,7 +324,11 @@ impl WasiCtx {
     /// `fd_allocate`: `fallocate` (mode 0) for files; `ENOTSUP` where the
     /// file system has no allocation call.
     /// `fd_allocate`, [`crate::ctx::ALLOCATE_PART`] bytes per part from
-    /// `done` on (the bytes of the range already reserved).
+    /// `done` on (the bytes of the range already reserved). The parts
+    /// keep the file's size (`FALLOC_FL_KEEP_SIZE`); the last one extends
+    /// it to the end of the range if that is further, so a call that
+    /// fails part-way (`ENOSPC`, `EFBIG`) leaves the size as it was, as
+    /// one `fallocate` of the whole range would.
     pub(crate) fn fd_allocate(
         &mut self,
         fd: u32,
@@ -342,13 +354,26 @@ impl WasiCtx {
         // as long as the guest likes. Here that is ENOTSUP at once.
         // SAFETY: fallocate only takes integers; `off + done + part` is
         // within `off + total`, which fits an i64.
-        check_ret(unsafe { libc::fallocate(raw, 0, off + done as i64, part as i64) })?;
+        check_ret(unsafe {
+            libc::fallocate(
+                raw,
+                libc::FALLOC_FL_KEEP_SIZE,
+                off + done as i64,
+                part as i64,
+            )
+        })?;
         let done = done + part;
-        Ok(if done < len {
-            Step::More(done)
-        } else {
-            Step::Done
-        })
+        if done < len {
+            return Ok(Step::More(done));
+        }
+        let end = off + total;
+        if fstat(raw)?.st_size < end {
+            // SAFETY: ftruncate only takes integers; growing a file to
+            // `end` keeps its bytes and adds zeros (the range is already
+            // allocated).
+            check_ret(unsafe { libc::ftruncate(raw, end) })?;
+        }
+        Ok(Step::Done)
     }
 
     /// `fd_close`: closes the host descriptor too (preopens and stdio may
@@ -399,15 +424,7 @@ impl WasiCtx {
         mem.slice(out, FDSTAT_SIZE)?;
         let entry = self.fds.get(fd)?;
         let (ft, flags) = match &entry.kind {
-            Kind::Input(InputStream::Inherit) => (inherited_type(0), entry.flags),
-            Kind::Output(Output::Inherit, stream) => (
-                inherited_type(match stream {
-                    HostStream::Stdout => 1,
-                    HostStream::Stderr => 2,
-                }),
-                entry.flags,
-            ),
-            Kind::Input(_) | Kind::Output(..) => (filetype::CHARACTER_DEVICE, entry.flags),
+            Kind::Input(_) | Kind::Output(..) => (stdio_type(&entry.kind), entry.flags),
             Kind::Dir { fd, .. } => (filetype::DIRECTORY, host_fdflags(fd.as_raw_fd())?),
             Kind::File(f) => (
                 filetype::from_mode(fstat(f.as_raw_fd())?.st_mode),
@@ -496,8 +513,9 @@ impl WasiCtx {
         entry.require(rights::FD_FILESTAT_GET)?;
         let stat = match host_fd(entry) {
             Ok(raw) => Filestat::from_host(&fstat(raw)?),
+            // Stdio: of the type `fd_fdstat_get` reports.
             Err(_) => Filestat {
-                filetype: filetype::CHARACTER_DEVICE,
+                filetype: stdio_type(&entry.kind),
                 ..Filestat::default()
             },
         };

@@ -54,7 +54,7 @@
 //!   (`ENAMETOOLONG` above, before anything is copied).
 //! - `path_readlink` reads into a fixed 4096-byte buffer; `fd_allocate`
 //!   uses `fallocate(2)` (`ENOTSUP` where the file system lacks it, never
-//!   glibc's block-by-block emulation), [`ALLOCATE_PART`] (64 MiB) per
+//!   glibc's block-by-block emulation), [`ALLOCATE_PART`] (4 MiB) per
 //!   part, then [`WasiOutcome::Continue`]; `fd_advise` ignores `WILLNEED`
 //!   and `DONTNEED` (work in proportion to the range); at most
 //!   [`MAX_FDS`] (1024) open descriptors (`EMFILE`).
