@@ -402,7 +402,14 @@ fn spawn_as(
             let Some(nul) = name.iter().position(|&b| b == 0) else {
                 return NO_SUCH_MODULE;
             };
-            looked_up = crate::sync::lock(&sched.modules).get(&name[..nul]).cloned();
+            // The caller's tenant's own module of that name first.
+            let modules = crate::sync::lock(&sched.modules);
+            let module = &name[..nul];
+            looked_up = modules
+                .get(&(Some(me.tenant), module.into()))
+                .or_else(|| modules.get(&(None, module.into())))
+                .cloned();
+            drop(modules);
             match &looked_up {
                 Some(o) => (o, &name[nul + 1..]),
                 None => return NO_SUCH_MODULE,

@@ -465,7 +465,9 @@ impl Scheduler {
     }
 
     /// Register `module` (with `linker` for its imports) under `name`, so
-    /// guests can spawn it with `myriad.spawn_module` ([`crate::actors`]).
+    /// guests of every tenant can spawn it with `myriad.spawn_module`
+    /// ([`crate::actors`]); a tenant's own module of that name
+    /// ([`Scheduler::register_module_in`]) goes first for its guests.
     /// Replaces an earlier module of that name.
     /// Fails if `linker` cannot resolve the module's imports, or resolves
     /// them to state instances would share ([`SpawnError::SharedImport`]).
@@ -475,8 +477,29 @@ impl Scheduler {
         module: &Arc<Module>,
         linker: Option<&Arc<Linker>>,
     ) -> Result<(), SpawnError> {
+        self.register_module_as(None, name, module, linker)
+    }
+
+    /// [`Scheduler::register_module`] for the guests of `tenant` only.
+    pub fn register_module_in(
+        &self,
+        tenant: Tenant,
+        name: &str,
+        module: &Arc<Module>,
+        linker: Option<&Arc<Linker>>,
+    ) -> Result<(), SpawnError> {
+        self.register_module_as(Some(tenant.0), name, module, linker)
+    }
+
+    fn register_module_as(
+        &self,
+        tenant: Option<u64>,
+        name: &str,
+        module: &Arc<Module>,
+        linker: Option<&Arc<Linker>>,
+    ) -> Result<(), SpawnError> {
         let origin = crate::actors::Origin::new(module, linker.cloned(), None)?;
-        lock(&self.shared.modules).insert(name.as_bytes().into(), Arc::new(origin));
+        lock(&self.shared.modules).insert((tenant, name.as_bytes().into()), Arc::new(origin));
         Ok(())
     }
 

@@ -101,7 +101,7 @@ pub(crate) struct Shared {
     /// Next tenant of `Scheduler::new_tenant` (0 is the default one).
     pub(crate) next_tenant: AtomicU64,
     /// Modules the embedder registered by name, for `myriad.spawn_module`.
-    pub(crate) modules: Mutex<std::collections::HashMap<Box<[u8]>, Arc<crate::actors::Origin>>>,
+    pub(crate) modules: Mutex<Modules>,
     /// Most instances alive at once (the region's slots).
     pub(crate) capacity: usize,
     /// Memory limit of instances spawned without one
@@ -124,6 +124,10 @@ pub(crate) struct Shared {
 
 /// Instance ids by (tenant, name).
 pub(crate) type Names = std::collections::HashMap<(u64, Box<[u8]>), u64>;
+
+/// Registered modules by (tenant, or `None` for every tenant, name).
+pub(crate) type Modules =
+    std::collections::HashMap<(Option<u64>, Box<[u8]>), Arc<crate::actors::Origin>>;
 
 impl Shared {
     /// Wake one sleeping worker, if any, unless one is already being

@@ -142,3 +142,41 @@ fn within_a_tenant_the_same_guest_kills_its_link() {
     assert_eq!(victim.join(), Err(InstanceError::Killed(killer.id())));
     s.shutdown();
 }
+
+#[test]
+fn a_tenants_registered_modules_are_its_own() {
+    // Registered modules were one namespace: any tenant's guest could
+    // spawn a module registered for another (its code, data and imports).
+    const SPAWNER: &str = r#"(module
+      (import "myriad" "spawn_module" (func $sm (param i32 i32 i32 i32 i32) (result i64)))
+      (memory 1)
+      (data (i32.const 0) "w\00run")
+      (func (export "try") (result i64)
+        (call $sm (i32.const 0) (i32.const 5) (i32.const 64) (i32.const 0) (i32.const 0))))"#;
+    let (s, l) = setup();
+    let (a, b) = (s.new_tenant(), s.new_tenant());
+    let child = module(r#"(module (func (export "run")))"#);
+    s.register_module_in(a, "w", &child, None)
+        .expect("register");
+    let spawner = module(SPAWNER);
+    let try_in = |t| {
+        let h = s
+            .spawn_with(
+                &spawner,
+                "try",
+                &[],
+                SpawnOptions::new().linker(&l).tenant(t),
+            )
+            .expect("spawn");
+        match h.join().expect("finishes")[0] {
+            Val::I64(v) => v,
+            ref other => panic!("{other:?}"),
+        }
+    };
+    assert!(try_in(a) > 0, "its own tenant spawns it");
+    assert_eq!(try_in(b), -7, "another tenant finds no such module");
+    // A module registered for every tenant is found by all.
+    s.register_module("w", &child, None).expect("register");
+    assert!(try_in(b) > 0);
+    s.shutdown();
+}
