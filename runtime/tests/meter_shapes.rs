@@ -111,8 +111,8 @@ fn sequences_of_unrolled_while_loops_pass_checks() {
 }
 
 /// `f(n, x, d)`: recursion `n` deep, `DIVS` after each call.
-const RECURSE: &str = r#"(module
-  (func $f (export "f") (param $n i32) (param $x i64) (param $d i64) (result i64)
+const RECURSE: &str = r#"(module (memory 1)
+  (func $f (export "f") (param $n i32) (param $x i64) (param $d i64) (result i64) (local $p i32)
     (if (local.get $n)
       (then (local.set $x (call $f (i32.sub (local.get $n) (i32.const 1)) (local.get $x) (local.get $d)))))
     DIVS
@@ -161,10 +161,24 @@ fn unwinding_a_call_chain_is_checked_at_every_heavy_return() {
     }
 }
 
+/// A load weighs 2, but one that misses the cache takes 100 ns: frames
+/// of 30 dependent loads after their call (60 of weight, under the
+/// threshold) through a large table ran 171 ms on one unit, 30,000 deep
+/// (a review). A function that calls checks before it returns when a
+/// load or store ran since its last call: a slice runs one frame's loads.
+#[test]
+fn unwinding_frames_that_load_is_checked_at_every_return() {
+    // A pointer chase of 30 loads, 60 of weight (each reads the zero at
+    // address 0 here, so it hits the cache: slices are counted in units).
+    let loads = "(local.set $p (i32.load (local.get $p)))\n".repeat(30);
+    let worst = recurse_on_one_unit_slices(&loads, &CompileConfig::dense(), 77);
+    assert!(worst <= 16, "a 1-unit slice spent {worst} units");
+}
+
 /// Frames whose code after the call weighs just under
-/// `RETURN_CHECK_WEIGHT` return unchecked: the chain's bound is that
-/// weight a frame (here 2,000 frames of 60, 120,000 of weight, about
-/// 7,500 units), charged in full.
+/// `RETURN_CHECK_WEIGHT`, with no load or store, return unchecked: the
+/// chain's bound is that weight of register work a frame (here 2,000
+/// frames of 60, 120,000 of weight, about 7,500 units), charged in full.
 #[test]
 fn a_chain_of_light_returns_is_bounded_by_its_depth() {
     // 60 additions of weight 1 (`local.get` and `local.set` weigh 0).

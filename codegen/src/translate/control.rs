@@ -10,9 +10,7 @@ use cranelift_codegen::ir::{self, Block, BlockCall, InstBuilder, JumpTableData, 
 use wasmparser::{BlockType, BrTable};
 
 use super::func::{block_args, FuncTranslator};
-use super::meter::{
-    op_weight, Meter, MERGE_WEIGHT, RETURN_CHECK_WEIGHT, SEGMENT_WEIGHT, UNIT_WEIGHT,
-};
+use super::meter::{op_weight, Meter, MERGE_WEIGHT, SEGMENT_WEIGHT, UNIT_WEIGHT};
 use super::{ir_type, val_type};
 use crate::error::CompileError;
 
@@ -354,7 +352,7 @@ impl FuncTranslator<'_, '_> {
         self.b.seal_block(frame.end);
         let results = self.b.block_params(frame.end).to_vec();
         if let FrameKind::Function = frame.kind {
-            if self.calls_wasm && self.meter.since_check >= RETURN_CHECK_WEIGHT {
+            if self.calls_wasm && self.meter.return_check_due() {
                 // A return may be one of a chain: see RETURN_CHECK_WEIGHT.
                 // The check charges the whole units of the debt.
                 self.segment_check();

@@ -15,7 +15,7 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext, Variable};
 use wasmparser::{FunctionBody, Operator};
 
 use super::control::{Frame, FrameKind, LoopPlan};
-use super::meter::{op_weight, Meter, UNIT_WEIGHT};
+use super::meter::{is_load_or_store, op_weight, Meter, UNIT_WEIGHT};
 use super::{ir_type, op_name, wasm_signature, ModuleInfo};
 use crate::abi::{self, vmctx, TrapKind};
 use crate::error::CompileError;
@@ -414,6 +414,7 @@ impl FuncTranslator<'_, '_> {
                 .debt
                 .saturating_sub(units.saturating_mul(UNIT_WEIGHT)),
             since_check: 0,
+            memory_ops: 0,
         };
     }
 
@@ -625,7 +626,16 @@ impl FuncTranslator<'_, '_> {
             return self.translate_unreachable_op(&op);
         }
         self.meter = self.meter.add(op_weight(&op));
+        if is_load_or_store(&op) {
+            self.meter.memory_ops = self.meter.memory_ops.saturating_add(1);
+        }
+        // What runs after a call is a new stretch of the frame's return
+        // path (see `RETURN_CHECK_WEIGHT`).
+        let call = matches!(op, Operator::Call { .. } | Operator::CallIndirect { .. });
         self.translate_reachable_op(op, plan)?;
+        if call {
+            self.meter.memory_ops = 0;
+        }
         if self.reachable && !self.in_unrolled && self.meter.check_due() {
             self.segment_check();
         }

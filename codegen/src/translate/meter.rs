@@ -61,15 +61,20 @@ pub(crate) const MERGE_WEIGHT: u32 = 4 * UNIT_WEIGHT;
 pub(crate) const SEGMENT_WEIGHT: u32 = 512;
 
 /// Least weight since the last check at which a function that calls wasm
-/// checks before it returns. A return is not a check: without this, each
-/// frame's code after its last call ran up to a segment unchecked, and a
-/// chain of returns added these up (2,000 frames of 30 divisions after
-/// their call ran 960,000 of weight, 0.22 ms, on one unit of fuel; a
-/// 1 MiB stack holds 65,536 frames of 16 bytes, 33 M of weight). Now a
-/// chain runs at most this much a frame unchecked. A check before every
-/// return of a function that calls made SQLite's `.text` 3.4 % larger;
-/// with this threshold 1.4 % (919 checks; 16: 2.4 %, 128: 0.6 %).
-/// Functions that call nothing end no chain but its first frame.
+/// checks before it returns; it also checks when a load or store ran
+/// since its last call (or check). A return is not a check: without
+/// this, each frame's code after its last call ran up to a segment
+/// unchecked, and a chain of returns added these up (2,000 frames of 30
+/// divisions after their call ran 960,000 of weight, 0.22 ms, on one
+/// unit of fuel; a 1 MiB stack holds 65,536 frames of 16 bytes, 33 M of
+/// weight). A load weighs 2 but may miss the cache: frames of 30
+/// dependent loads each (weight 60, under the threshold) through a large
+/// table ran 171 ms on one unit, 30,000 deep (a review, 2026-12-05). Now
+/// a chain runs at most this much weight of register work a frame
+/// unchecked. A check before every return of a function that calls made
+/// SQLite's `.text` 3.4 % larger; the weight threshold alone 1.4 % (919
+/// checks; 16: 2.4 %, 128: 0.6 %). Functions that call nothing end no
+/// chain but its first frame.
 pub(crate) const RETURN_CHECK_WEIGHT: u32 = 64;
 
 /// Weight of the code a straight path has run since fuel was last charged
@@ -81,6 +86,9 @@ pub(crate) struct Meter {
     pub debt: u32,
     /// Weight since the last fuel check.
     pub since_check: u32,
+    /// Loads and stores since the last call or fuel check (see
+    /// [`RETURN_CHECK_WEIGHT`]).
+    pub memory_ops: u32,
 }
 
 impl Meter {
@@ -89,6 +97,7 @@ impl Meter {
         Meter {
             debt: self.debt.saturating_add(weight),
             since_check: self.since_check.saturating_add(weight),
+            ..self
         }
     }
 
@@ -97,7 +106,14 @@ impl Meter {
         Meter {
             debt: self.debt.max(other.debt),
             since_check: self.since_check.max(other.since_check),
+            memory_ops: self.memory_ops.max(other.memory_ops),
         }
+    }
+
+    /// Whether a function that calls wasm checks before it returns from
+    /// here (see [`RETURN_CHECK_WEIGHT`]).
+    pub fn return_check_due(self) -> bool {
+        self.since_check >= RETURN_CHECK_WEIGHT || self.memory_ops > 0
     }
 
     /// Whole units the debt is worth (the remainder rides on the unit of
@@ -153,33 +169,43 @@ pub(crate) fn op_weight(op: &Operator<'_>) -> u32 {
         | O::I64RemU => 16,
         O::F32Div | O::F64Div | O::F32Sqrt | O::F64Sqrt => 8,
         O::CallIndirect { .. } | O::CallRef { .. } | O::BrTable { .. } => 4,
-        O::I32Load { .. }
-        | O::I64Load { .. }
-        | O::F32Load { .. }
-        | O::F64Load { .. }
-        | O::I32Load8S { .. }
-        | O::I32Load8U { .. }
-        | O::I32Load16S { .. }
-        | O::I32Load16U { .. }
-        | O::I64Load8S { .. }
-        | O::I64Load8U { .. }
-        | O::I64Load16S { .. }
-        | O::I64Load16U { .. }
-        | O::I64Load32S { .. }
-        | O::I64Load32U { .. }
-        | O::I32Store { .. }
-        | O::I64Store { .. }
-        | O::F32Store { .. }
-        | O::F64Store { .. }
-        | O::I32Store8 { .. }
-        | O::I32Store16 { .. }
-        | O::I64Store8 { .. }
-        | O::I64Store16 { .. }
-        | O::I64Store32 { .. }
-        | O::V128Load { .. }
-        | O::V128Store { .. } => 2,
+        _ if is_load_or_store(op) => 2,
         _ => 1,
     }
+}
+
+/// Whether `op` reads or writes linear memory (weight 2: a load that
+/// misses the cache costs far more, see [`RETURN_CHECK_WEIGHT`]).
+pub(crate) fn is_load_or_store(op: &Operator<'_>) -> bool {
+    use Operator as O;
+    matches!(
+        op,
+        O::I32Load { .. }
+            | O::I64Load { .. }
+            | O::F32Load { .. }
+            | O::F64Load { .. }
+            | O::I32Load8S { .. }
+            | O::I32Load8U { .. }
+            | O::I32Load16S { .. }
+            | O::I32Load16U { .. }
+            | O::I64Load8S { .. }
+            | O::I64Load8U { .. }
+            | O::I64Load16S { .. }
+            | O::I64Load16U { .. }
+            | O::I64Load32S { .. }
+            | O::I64Load32U { .. }
+            | O::I32Store { .. }
+            | O::I64Store { .. }
+            | O::F32Store { .. }
+            | O::F64Store { .. }
+            | O::I32Store8 { .. }
+            | O::I32Store16 { .. }
+            | O::I64Store8 { .. }
+            | O::I64Store16 { .. }
+            | O::I64Store32 { .. }
+            | O::V128Load { .. }
+            | O::V128Store { .. }
+    )
 }
 
 #[cfg(test)]
@@ -192,6 +218,7 @@ mod tests {
         let b = Meter {
             debt: 1,
             since_check: SEGMENT_WEIGHT,
+            memory_ops: 0,
         };
         let m = a.merge(b);
         assert_eq!(m.debt, UNIT_WEIGHT * 2 + 3);
