@@ -129,6 +129,33 @@ fn probe_during(
     gap
 }
 
+/// Spawn a hub linked to `n` leaves and wait until it is built; the hub
+/// and the leaves' handles.
+fn hub_with_leaves(
+    s: &Scheduler,
+    l: &Arc<Linker>,
+    m: &Arc<myriad_runtime::Module>,
+    n: u64,
+) -> (
+    myriad_scheduler::InstanceHandle,
+    Vec<myriad_scheduler::InstanceHandle>,
+) {
+    let hub = s
+        .spawn_with(
+            m,
+            "hub",
+            &[Val::I64(n as i64)],
+            SpawnOptions::new().linker(l).memory(64 << 20),
+        )
+        .expect("spawn");
+    let _ = wait_for(s, "hub");
+    let leaves: Vec<_> = (hub.id() + 1..=hub.id() + n)
+        .filter_map(|i| s.handle(i))
+        .collect();
+    assert_eq!(leaves.len(), n as usize);
+    (hub, leaves)
+}
+
 #[test]
 fn a_chain_of_links_ending_at_once_does_not_hold_the_worker() {
     const N: u64 = 10_000;
@@ -158,19 +185,7 @@ fn a_hub_linked_to_thousands_ending_does_not_hold_the_worker() {
     // ahead of every wake-up: a sleeper waited 40 ms.
     const N: u64 = 4_000;
     let (s, l, m) = setup(N as usize);
-    let hub = s
-        .spawn_with(
-            &m,
-            "hub",
-            &[Val::I64(N as i64)],
-            SpawnOptions::new().linker(&l).memory(64 << 20),
-        )
-        .expect("spawn");
-    let _ = wait_for(&s, "hub");
-    let leaves: Vec<_> = (hub.id() + 1..=hub.id() + N)
-        .filter_map(|i| s.handle(i))
-        .collect();
-    assert_eq!(leaves.len(), N as usize);
+    let (hub, leaves) = hub_with_leaves(&s, &l, &m, N);
     let gap = probe_during(&s, &l, &m, &hub);
     assert!(gap < 30_000_000, "the probe waited {gap} ns");
     for h in &leaves {
@@ -185,18 +200,7 @@ fn instances_killed_before_a_shutdown_are_reported_killed() {
     // (1,702 of 2,000 leaves, and their exit notices said so).
     const N: u64 = 2_000;
     let (s, l, m) = setup(N as usize);
-    let hub = s
-        .spawn_with(
-            &m,
-            "hub",
-            &[Val::I64(N as i64)],
-            SpawnOptions::new().linker(&l).memory(64 << 20),
-        )
-        .expect("spawn");
-    let _ = wait_for(&s, "hub");
-    let leaves: Vec<_> = (hub.id() + 1..=hub.id() + N)
-        .filter_map(|i| s.handle(i))
-        .collect();
+    let (hub, leaves) = hub_with_leaves(&s, &l, &m, N);
     hub.send(b"die".to_vec()).expect("send");
     assert!(hub.join().is_err());
     // The hub's end is published before its links are told: let the
