@@ -317,6 +317,49 @@ fn redirected_stdio_is_not_a_terminal() {
 }
 
 #[test]
+fn poll_of_an_inherited_stdin_with_nothing_to_read_waits_for_its_clock() {
+    // poll_oneoff of a 200 ms clock and a read of stdin, whose pipe stays
+    // open and empty: one event, the clock, after 200 ms. An inherited
+    // stdin was reported ready at once, and the read after it blocked.
+    // Exit status: 10 × events + the first event's userdata (1 clock,
+    // 2 stdin).
+    let env = Env::new("pollin");
+    let w = env.write(
+        "w.wat",
+        r#"(module
+             (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
+             (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
+             (memory (export "memory") 1)
+             (func (export "_start")
+               (i64.store (i32.const 0) (i64.const 1))
+               (i32.store8 (i32.const 8) (i32.const 0))
+               (i32.store (i32.const 16) (i32.const 1))
+               (i64.store (i32.const 24) (i64.const 200000000))
+               (i64.store (i32.const 48) (i64.const 2))
+               (i32.store8 (i32.const 56) (i32.const 1))
+               (i32.store (i32.const 64) (i32.const 0))
+               (drop (call $poll (i32.const 0) (i32.const 128) (i32.const 2) (i32.const 512)))
+               (call $exit (i32.add (i32.mul (i32.load (i32.const 512)) (i32.const 10))
+                 (i32.wrap_i64 (i64.load (i32.const 128)))))))"#,
+    );
+    let t = std::time::Instant::now();
+    let mut child = Command::new(BIN)
+        .args(["run", p(&w)])
+        .current_dir(&env.dir)
+        .env("MYRIAD_CACHE_DIR", env.cache())
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Hold the pipe open (and empty) until the program ends.
+    let _stdin = child.stdin.take();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(11));
+    assert!(t.elapsed() >= std::time::Duration::from_millis(200));
+}
+
+#[test]
 fn invoke_of_a_wasi_module_is_explained() {
     let env = Env::new("invoke-wasi");
     let w = env.write(

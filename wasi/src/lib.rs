@@ -59,7 +59,8 @@
 //!   and `DONTNEED` (work in proportion to the range); at most
 //!   [`MAX_FDS`] (1024) open descriptors (`EMFILE`).
 //!
-//! What still blocks the calling thread: reads of [`Stdin::Inherit`],
+//! What still blocks the calling thread: reads of [`Stdin::Inherit`] (and
+//! a `poll_oneoff` that waits for it with nothing else ready),
 //! writes to [`Output::Inherit`] while the host's stdout or stderr is not
 //! being drained, and `fd_sync`/`fd_datasync`, which wait for the disk to
 //! take whatever the guest wrote (229 ms after 512 MiB of writes, here).

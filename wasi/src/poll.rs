@@ -1,11 +1,15 @@
 //! `poll_oneoff`: clock subscriptions (sleeping) and descriptor
-//! subscriptions, which are always ready (stdio, files).
+//! subscriptions, which are always ready (stdio, files), except an
+//! inherited stdin with nothing to read.
 //!
-//! If any descriptor subscription is present the call returns at once with
-//! those events (and any clock already due). Otherwise it reports every
-//! clock due by the earliest deadline and asks the caller to sleep until
-//! then ([`crate::WasiOutcome::Sleep`]): under a scheduler the instance
-//! sleeps off the run queues and its worker runs others.
+//! If any descriptor subscription is ready the call returns at once with
+//! those events (and any clock already due). If the only descriptors are
+//! an inherited stdin with nothing to read, the call waits on the host for
+//! it or the first clock, blocking the thread as a read of it would.
+//! Otherwise it reports every clock due by the earliest deadline and asks
+//! the caller to sleep until then ([`crate::WasiOutcome::Sleep`]): under a
+//! scheduler the instance sleeps off the run queues and its worker runs
+//! others.
 //!
 //! One call takes at most [`MAX_SUBSCRIPTIONS`] subscriptions (`EINVAL`
 //! above), reads each clock at most once and asks the host about each
@@ -83,6 +87,10 @@ impl WasiCtx {
         let mut now: [Option<WasiResult<u64>>; 4] = [None; 4];
         let mut ready: std::collections::HashMap<(u32, bool), WasiResult<u64>> =
             std::collections::HashMap::new();
+        // Read subscriptions on an inherited stdin that has nothing to
+        // read yet (asked of the host once per call): they wait below.
+        let mut stdin_ready: Option<bool> = None;
+        let mut stdin_waiters = Vec::new();
         for i in 0..nsubs {
             // In range: input + nsubs*48 was checked above.
             let at = input + i * SUBSCRIPTION_SIZE;
@@ -123,6 +131,14 @@ impl WasiCtx {
                     let r = *ready
                         .entry((fd, read))
                         .or_insert_with(|| self.fd_ready(fd, read));
+                    if r.is_ok() && read && self.is_inherited_stdin(fd) {
+                        let now_ready =
+                            *stdin_ready.get_or_insert_with(|| host_stdin_ready(Some(0)));
+                        if !now_ready {
+                            stdin_waiters.push(userdata);
+                            continue;
+                        }
+                    }
                     let (error, nbytes) = match r {
                         Ok(n) => (Errno::SUCCESS, n),
                         Err(e) => (e, 0),
@@ -139,7 +155,33 @@ impl WasiCtx {
         }
 
         let mut wait = None;
-        if events.is_empty() {
+        if events.is_empty() && !stdin_waiters.is_empty() {
+            // Nothing ready but an inherited stdin: wait for it or the
+            // first clock on the host, as a read of it would block (see
+            // the crate docs). Reporting it ready made a poll with a
+            // timeout return at once and the read after it block.
+            let first = clocks.iter().map(|c| c.remaining).min();
+            let started = std::time::Instant::now();
+            if host_stdin_ready(first) {
+                for userdata in stdin_waiters {
+                    events.push(Event {
+                        userdata,
+                        error: Errno::SUCCESS,
+                        kind: EVENTTYPE_FD_READ,
+                        nbytes: 0,
+                    });
+                }
+            }
+            let waited = u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            for c in clocks.iter().filter(|c| c.remaining <= waited) {
+                events.push(Event {
+                    userdata: c.userdata,
+                    error: Errno::SUCCESS,
+                    kind: EVENTTYPE_CLOCK,
+                    nbytes: 0,
+                });
+            }
+        } else if events.is_empty() {
             // Only clocks: the guest sleeps until the first is due.
             let first = clocks.iter().map(|c| c.remaining).min().unwrap_or(0);
             if first > 0 {
@@ -177,6 +219,13 @@ impl WasiCtx {
         Ok(wait)
     }
 
+    /// Whether `fd` is an inherited stdin (the host's fd 0).
+    fn is_inherited_stdin(&self, fd: u32) -> bool {
+        self.fds
+            .get(fd)
+            .is_ok_and(|e| matches!(e.kind, Kind::Input(InputStream::Inherit)))
+    }
+
     /// Readiness of `fd` for reading or writing: the bytes available (a
     /// hint; 0 when unknown), or the error to report in the event.
     fn fd_ready(&self, fd: u32, read: bool) -> WasiResult<u64> {
@@ -197,5 +246,38 @@ impl WasiCtx {
             (Kind::Dir { .. }, _) => Err(Errno::ISDIR),
             (Kind::Input(_), false) | (Kind::Output(..), true) => Err(Errno::BADF),
         }
+    }
+}
+
+/// Whether the host's stdin has something to read (or is at its end, or
+/// failed: a read would not block), waiting up to `timeout_ns` (`None`:
+/// for as long as it takes); a wait a signal interrupts goes on for the
+/// rest of the time.
+fn host_stdin_ready(timeout_ns: Option<u64>) -> bool {
+    let deadline = timeout_ns.map(|ns| std::time::Instant::now() + Duration::from_nanos(ns));
+    loop {
+        let mut fds = libc::pollfd {
+            fd: 0,
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ts = deadline.map(|d| {
+            let left = d.saturating_duration_since(std::time::Instant::now());
+            libc::timespec {
+                tv_sec: left.as_secs().min(i64::MAX as u64) as libc::time_t,
+                tv_nsec: left.subsec_nanos() as libc::c_long,
+            }
+        });
+        let ts_ptr = ts
+            .as_ref()
+            .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+        // SAFETY: `fds` is one valid pollfd, `ts_ptr` null or a valid
+        // timespec, and no signal mask is passed; all outlive the call.
+        let n = unsafe { libc::ppoll(&mut fds, 1, ts_ptr, std::ptr::null()) };
+        if n < 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::EINTR) {
+            continue;
+        }
+        return n > 0
+            && fds.revents & (libc::POLLIN | libc::POLLHUP | libc::POLLERR | libc::POLLNVAL) != 0;
     }
 }
