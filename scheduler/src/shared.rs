@@ -396,7 +396,9 @@ fn can_queue_killed(task: &Task, shared: &Shared) -> bool {
 fn queue_killed(task: Task, shared: &Shared) {
     let mut k = lock(&shared.killed);
     k.push(task);
-    shared.killed_len.store(k.len(), Ordering::Release);
+    // SeqCst: an idle worker checks it after announcing itself a sleeper
+    // (`Worker::idle_wait`), and `wake_one` reads the sleepers after it.
+    shared.killed_len.store(k.len(), Ordering::SeqCst);
     drop(k);
     shared.wake_one();
 }

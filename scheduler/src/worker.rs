@@ -310,7 +310,10 @@ impl Worker {
         // the check, so a push after the check notifies.
         // SeqCst: the store must not pass the injector check below.
         shared.waking.store(false, Ordering::SeqCst);
-        if shared.injector.is_empty() && !shared.shutdown.load(Ordering::SeqCst) {
+        if shared.injector.is_empty()
+            && shared.killed_len.load(Ordering::SeqCst) == 0
+            && !shared.shutdown.load(Ordering::SeqCst)
+        {
             let _ = shared
                 .idle_cv
                 .wait_timeout(guard, shared.idle_timeout(Duration::from_micros(500)))

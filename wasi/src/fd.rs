@@ -366,13 +366,12 @@ impl WasiCtx {
         if done < len {
             return Ok(Step::More(done));
         }
-        let end = off + total;
-        if fstat(raw)?.st_size < end {
-            // SAFETY: ftruncate only takes integers; growing a file to
-            // `end` keeps its bytes and adds zeros (the range is already
-            // allocated).
-            check_ret(unsafe { libc::ftruncate(raw, end) })?;
-        }
+        // The range's last byte again, without `KEEP_SIZE`: it is
+        // allocated already, and the kernel raises the size to the range's
+        // end if that is further, atomically (a `fstat` then `ftruncate`
+        // cut off what another writer appended between the two).
+        // SAFETY: fallocate only takes integers; `off + total - 1` fits.
+        check_ret(unsafe { libc::fallocate(raw, 0, off + total - 1, 1) })?;
         Ok(Step::Done)
     }
 
