@@ -316,17 +316,20 @@ fn redirected_stdio_is_not_a_terminal() {
     assert_eq!(o.status.code(), Some(10), "{}", stderr(&o));
 }
 
-#[test]
-fn poll_of_an_inherited_stdin_with_nothing_to_read_waits_for_its_clock() {
-    // poll_oneoff of a 200 ms clock and a read of stdin, whose pipe stays
-    // open and empty: one event, the clock, after 200 ms. An inherited
-    // stdin was reported ready at once, and the read after it blocked.
-    // Exit status: 10 × events + the first event's userdata (1 clock,
-    // 2 stdin).
+/// Run `poll_oneoff` of a clock of `timeout_ns` and a read of stdin, with
+/// stdin a pipe that stays open and empty until `write_after` (if any)
+/// passes, when a byte is written to it. Returns the exit status (10 ×
+/// events + the first event's userdata: 1 the clock, 2 stdin) and the
+/// time it took.
+fn poll_clock_and_stdin(
+    timeout_ns: u64,
+    write_after: Option<std::time::Duration>,
+) -> (Option<i32>, std::time::Duration) {
     let env = Env::new("pollin");
     let w = env.write(
         "w.wat",
-        r#"(module
+        &format!(
+            r#"(module
              (import "wasi_snapshot_preview1" "poll_oneoff" (func $poll (param i32 i32 i32 i32) (result i32)))
              (import "wasi_snapshot_preview1" "proc_exit" (func $exit (param i32)))
              (memory (export "memory") 1)
@@ -334,13 +337,15 @@ fn poll_of_an_inherited_stdin_with_nothing_to_read_waits_for_its_clock() {
                (i64.store (i32.const 0) (i64.const 1))
                (i32.store8 (i32.const 8) (i32.const 0))
                (i32.store (i32.const 16) (i32.const 1))
-               (i64.store (i32.const 24) (i64.const 200000000))
+               (i64.store (i32.const 24) (i64.const {timeout_ns}))
                (i64.store (i32.const 48) (i64.const 2))
                (i32.store8 (i32.const 56) (i32.const 1))
                (i32.store (i32.const 64) (i32.const 0))
                (drop (call $poll (i32.const 0) (i32.const 128) (i32.const 2) (i32.const 512)))
                (call $exit (i32.add (i32.mul (i32.load (i32.const 512)) (i32.const 10))
                  (i32.wrap_i64 (i64.load (i32.const 128)))))))"#,
+            timeout_ns = timeout_ns as i64
+        ),
     );
     let t = std::time::Instant::now();
     let mut child = Command::new(BIN)
@@ -352,11 +357,33 @@ fn poll_of_an_inherited_stdin_with_nothing_to_read_waits_for_its_clock() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    // Hold the pipe open (and empty) until the program ends.
-    let _stdin = child.stdin.take();
+    // Hold the pipe open (and empty) until the program ends, or write.
+    let mut stdin = child.stdin.take();
+    if let Some(after) = write_after {
+        std::thread::sleep(after);
+        use std::io::Write;
+        stdin.as_mut().unwrap().write_all(b"x").unwrap();
+    }
     let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(11));
-    assert!(t.elapsed() >= std::time::Duration::from_millis(200));
+    drop(stdin);
+    (status.code(), t.elapsed())
+}
+
+#[test]
+fn poll_of_an_inherited_stdin_with_nothing_to_read_waits_for_its_clock() {
+    // One event, the clock, after 200 ms. An inherited stdin was reported
+    // ready at once, and the read after it blocked.
+    let (code, took) = poll_clock_and_stdin(200_000_000, None);
+    assert_eq!(code, Some(11));
+    assert!(took >= std::time::Duration::from_millis(200));
+}
+
+#[test]
+fn poll_of_an_inherited_stdin_with_the_longest_clock_waits_for_input() {
+    // A clock of u64::MAX ns is past what the host's clock holds: the wait
+    // is for input only (it must not overflow), and input ends it.
+    let (code, _) = poll_clock_and_stdin(u64::MAX, Some(std::time::Duration::from_millis(100)));
+    assert_eq!(code, Some(12));
 }
 
 #[test]

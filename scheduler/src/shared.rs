@@ -486,24 +486,22 @@ pub(crate) fn cancel_stranded(shared: &Shared) -> Metrics {
     m
 }
 
-/// Why shutdown ends `handle`'s instance: cancelled, unless a link had
-/// killed it already (its pending cancel says by whom).
-pub(crate) fn shutdown_error(handle: &HandleShared) -> InstanceError {
-    if handle.cancel.load(Ordering::Acquire) {
-        handle.cancel_error()
+/// Retire `task` at shutdown: cancelled, unless a link had killed it
+/// already (its pending cancel says by whom).
+pub(crate) fn retire_at_shutdown(task: Task, shared: &Shared, m: &mut Metrics) {
+    let error = if task.handle.cancel.load(Ordering::Acquire) {
+        task.handle.cancel_error()
     } else {
         InstanceError::Cancelled
-    }
+    };
+    retire(task, Err(error), shared, m);
 }
 
 /// Retire as cancelled every task `steal` yields until it is empty.
 pub(crate) fn cancel_all(steal: impl Fn() -> Steal<Box<Task>>, shared: &Shared, m: &mut Metrics) {
     loop {
         match steal() {
-            Steal::Success(t) => {
-                let error = shutdown_error(&t.handle);
-                retire(*t, Err(error), shared, m)
-            }
+            Steal::Success(t) => retire_at_shutdown(*t, shared, m),
             Steal::Retry => continue,
             Steal::Empty => break,
         }

@@ -544,17 +544,12 @@ impl Worker {
 
     fn drain(&mut self) {
         crate::shared::retire_all_killed(&self.shared, &mut self.metrics);
-        while let Some(t) = self.lifo.pop_back() {
-            let error = crate::shared::shutdown_error(&t.handle);
-            self.retire(*t, Err(error));
-        }
-        if let Some(t) = self.next.take() {
-            let error = crate::shared::shutdown_error(&t.handle);
-            self.retire(*t, Err(error));
-        }
-        while let Some(t) = self.local.pop() {
-            let error = crate::shared::shutdown_error(&t.handle);
-            self.retire(*t, Err(error));
+        let held = std::iter::from_fn(|| self.lifo.pop_back())
+            .chain(self.next.take())
+            .chain(std::iter::from_fn(|| self.local.pop()))
+            .collect::<Vec<_>>();
+        for t in held {
+            crate::shared::retire_at_shutdown(*t, &self.shared, &mut self.metrics);
         }
         cancel_all(
             || self.shared.injector.steal(),

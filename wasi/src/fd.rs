@@ -321,10 +321,10 @@ impl WasiCtx {
         Ok(())
     }
 
-    /// `fd_allocate`: `fallocate` (mode 0) for files; `ENOTSUP` where the
-    /// file system has no allocation call.
-    /// `fd_allocate`, [`crate::ctx::ALLOCATE_PART`] bytes per part from
-    /// `done` on (the bytes of the range already reserved). The parts
+    /// `fd_allocate`: `fallocate` for files (`ENOTSUP` where the file
+    /// system has no allocation call), [`crate::ctx::ALLOCATE_PART`]
+    /// bytes per part from `done` on (the bytes of the range already
+    /// reserved). The parts
     /// keep the file's size (`FALLOC_FL_KEEP_SIZE`); the last one extends
     /// it to the end of the range if that is further, so a call that
     /// fails part-way (`ENOSPC`, `EFBIG`) leaves the size as it was, as

@@ -66,8 +66,9 @@
 //! take whatever the guest wrote (229 ms after 512 MiB of writes, here).
 //! Descriptors come from the process's limit (`RLIMIT_NOFILE`), which all
 //! contexts share, and files from the file system's space: bound both
-//! outside the process when guests share one. [`Output::Capture`] keeps everything a guest writes:
-//! each call adds at most 256 KiB, but the total is the embedder's to cap.
+//! outside the process when guests share one. [`Output::Capture`] keeps
+//! everything a guest writes: each call adds at most 256 KiB, but the
+//! total is the embedder's to cap.
 //!
 //! Functions that always return `ENOSYS` (52): `proc_raise`,
 //! `sock_accept`, `sock_recv`, `sock_send`, `sock_shutdown`.

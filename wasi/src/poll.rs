@@ -250,11 +250,12 @@ impl WasiCtx {
 }
 
 /// Whether the host's stdin has something to read (or is at its end, or
-/// failed: a read would not block), waiting up to `timeout_ns` (`None`:
-/// for as long as it takes); a wait a signal interrupts goes on for the
-/// rest of the time.
+/// failed: a read would not block), waiting up to `timeout_ns` (`None`,
+/// or a time past what `Instant` holds: for as long as it takes); a wait
+/// a signal interrupts goes on for the rest of the time.
 fn host_stdin_ready(timeout_ns: Option<u64>) -> bool {
-    let deadline = timeout_ns.map(|ns| std::time::Instant::now() + Duration::from_nanos(ns));
+    let deadline =
+        timeout_ns.and_then(|ns| std::time::Instant::now().checked_add(Duration::from_nanos(ns)));
     loop {
         let mut fds = libc::pollfd {
             fd: 0,

@@ -638,6 +638,9 @@ impl FuncTranslator<'_, '_> {
         let imported = self.env.module.imported_funcs.len() as u32;
         let checked_call =
             matches!(op, Operator::Call { function_index } if function_index >= imported);
+        if matches!(op, Operator::Call { .. } | Operator::CallIndirect { .. }) {
+            self.calls_wasm = true;
+        }
         self.translate_reachable_op(op, plan)?;
         if checked_call {
             self.meter.memory_ops = 0;
@@ -668,10 +671,7 @@ impl FuncTranslator<'_, '_> {
             Operator::BrIf { relative_depth } => self.br_if(relative_depth)?,
             Operator::BrTable { targets } => self.br_table(&targets)?,
             Operator::Return => self.return_()?,
-            Operator::Call { function_index } => {
-                self.calls_wasm = true;
-                self.call(function_index)?
-            }
+            Operator::Call { function_index } => self.call(function_index)?,
             Operator::Drop => {
                 self.pop()?;
             }

@@ -63,8 +63,9 @@ pub(crate) const SEGMENT_WEIGHT: u32 = 512;
 /// Least weight since the last check at which a function that calls wasm
 /// checks before it returns; it also checks when a load or store ran
 /// since its last check or call of a defined function (an import, or a
-/// `call_indirect` that may reach one, is no check). A return is not a check: without
-/// this, each frame's code after its last call ran up to a segment
+/// `call_indirect` that may reach one, is no check). A return is not a
+/// check: without this, each frame's code after its last call ran up to
+/// a segment
 /// unchecked, and a chain of returns added these up (2,000 frames of 30
 /// divisions after their call ran 960,000 of weight, 0.22 ms, on one
 /// unit of fuel; a 1 MiB stack holds 65,536 frames of 16 bytes, 33 M of
@@ -87,8 +88,8 @@ pub(crate) struct Meter {
     pub debt: u32,
     /// Weight since the last fuel check.
     pub since_check: u32,
-    /// Loads and stores since the last call or fuel check (see
-    /// [`RETURN_CHECK_WEIGHT`]).
+    /// Loads and stores since the last fuel check or call of a defined
+    /// function (see [`RETURN_CHECK_WEIGHT`]).
     pub memory_ops: u32,
 }
 

@@ -279,7 +279,6 @@ impl FuncTranslator<'_, '_> {
     }
 
     fn call_indirect(&mut self, type_index: u32, table: u32) -> Result<(), CompileError> {
-        self.calls_wasm = true;
         let ty = self.env.module.type_at(type_index)?.clone();
         let idx = self.pop()?;
         let args = self.popn(ty.params.len())?;
