@@ -4,8 +4,12 @@
 /// function entry and loop header and calls the `fuel_exhausted`
 /// builtin when it goes negative.
 pub const FUEL: i32 = 0;
-/// exec: `u64` lowest stack pointer compiled code may use (Cranelift's
-/// stack-limit check traps with `StackOverflow` below it).
+/// `u64`: the lowest stack pointer compiled code may use (Cranelift's
+/// stack-limit check traps with `StackOverflow` below it), on the stack
+/// that runs this vmctx's code now: its own, except while an instance
+/// linked to it runs (then that instance's: see [`EXEC`]). Read through
+/// the vmctx by wasm functions and import stubs, and through exec by
+/// export wrappers: the two agree whenever code runs.
 pub const STACK_LIMIT: i32 = 8;
 /// `u64`: address of linear memory byte 0 (defined memory).
 pub const HEAP_BASE: i32 = 16;
@@ -62,8 +66,17 @@ pub const FN_MEMORY_FILL: i32 = 136;
 /// `memory.copy`: `[dst, src, len]` -> `BULK_*` (overlap as `memmove`);
 /// called with the memory's vmctx.
 pub const FN_MEMORY_COPY: i32 = 144;
+/// `*mut VmCtx`: exec, the execution context (fuel, slice, status) of
+/// the green thread that runs this vmctx's code now. An instance's own
+/// vmctx is its exec, so this points at the vmctx itself, except while
+/// an instance linked to this one runs: then it points at that
+/// instance's vmctx. The runtime sets it and [`STACK_LIMIT`] for every
+/// member of a link group as a member's green thread is switched in,
+/// and restores both as it is switched out. Compiled code reads both
+/// and writes neither.
+pub const EXEC: i32 = 152;
 /// Size of the part of vmctx defined by this ABI.
-pub const ABI_HEADER_SIZE: usize = 152;
+pub const ABI_HEADER_SIZE: usize = 160;
 /// Offset of defined global 0; defined global `i` is at
 /// `GLOBALS + 8 * i`. Bytes `ABI_HEADER_SIZE..GLOBALS` are private to
 /// the runtime.

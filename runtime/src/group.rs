@@ -23,6 +23,18 @@
 //! freed, so a table that outlives its instances holds no dangling code
 //! pointer.
 //!
+//! A group's code runs on one green thread at a time. A member's code may
+//! run on another member's stack (a call through an import or a shared
+//! table), and compiled code finds the running green thread's exec and
+//! stack limit through its own vmctx (`abi::vmctx::EXEC` and
+//! `STACK_LIMIT`): so as a member's green thread is switched in
+//! ([`GroupHandle::enter`]), every member's two fields are pointed at it,
+//! and as it is switched out, back at whatever ran before (entries nest
+//! on one thread: a host function may resume another member). Another
+//! thread that wants to switch a member in meanwhile waits: the fields
+//! can name one stack only, and a member's code checked against another
+//! stack's limit could overflow its own stack into a neighbouring slot.
+//!
 //! Instances that never link (the million tiny instances of the stress
 //! job, and everything the scheduler runs: it refuses imports from other
 //! instances) have no group and pay nothing. All structure changes take
@@ -31,10 +43,16 @@
 //! compression, so forwarding chains stay short.
 
 use crate::sync::lock;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use crate::vmctx::VmCtx;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
+use std::thread::ThreadId;
 
-/// Guards every node's state (merges, handle counts, teardown).
+/// Guards every node's state (merges, handle counts, teardown, entries).
 static LINK: Mutex<()> = Mutex::new(());
+
+/// Signalled whenever a group's last entry leaves (see
+/// [`GroupHandle::enter`]).
+static LEFT: Condvar = Condvar::new();
 
 fn link_lock() -> MutexGuard<'static, ()> {
     lock(&LINK)
@@ -64,11 +82,49 @@ enum State {
     Dead,
 }
 
+/// A member's vmctx.
+#[derive(Clone, Copy)]
+struct VmPtr(*mut VmCtx);
+
+// SAFETY: the pointer is only dereferenced under the link lock, while the
+// group (which owns the member's slot) is alive, to write the two fields
+// no other thread touches then (see `Root::point_members`).
+unsafe impl Send for VmPtr {}
+
 /// The members of a live group and its handle count.
 struct Root {
     handles: usize,
     members: Vec<Member>,
+    /// The vmctx of each member, in `members` order.
+    vms: Vec<VmPtr>,
     shared: Vec<Arc<dyn Shared>>,
+    /// The thread that owns the group while any of its green threads is
+    /// switched in (`entries`) or an instantiation holds it (`holds`).
+    thread: Option<ThreadId>,
+    /// The vmctx (exec) of each green thread switched in, innermost last.
+    entries: Vec<VmPtr>,
+    /// Instantiations linking to the group now ([`hold`]).
+    holds: usize,
+}
+
+impl Root {
+    /// Point every member's `exec` and `stack_limit` at the innermost
+    /// entry, or at the member's own when none is switched in.
+    fn point_members(&self) {
+        let top = self.entries.last().copied();
+        for vm in &self.vms {
+            let vm = vm.0;
+            // SAFETY: members live as long as their group, and this one
+            // is live (we hold its root). Only compiled code of this
+            // group reads these fields, and none runs on another thread
+            // (`thread`) nor, on this one, until the caller switches in.
+            unsafe {
+                let exec = top.map_or(vm, |t| t.0);
+                (*vm).exec = exec;
+                (*vm).stack_limit = (*exec).own_stack_limit;
+            }
+        }
+    }
 }
 
 /// The root `node` forwards to; points the nodes on the way straight at
@@ -103,12 +159,32 @@ fn size(root: &Arc<Node>) -> usize {
     }
 }
 
+/// The owner thread and whether green threads are switched in.
+fn owner(root: &Arc<Node>) -> (Option<ThreadId>, bool) {
+    match &*lock(&root.state) {
+        State::Root(r) => (r.thread, !r.entries.is_empty()),
+        _ => (None, false),
+    }
+}
+
+/// Two groups that both run code now, or are owned by two threads, cannot
+/// merge (see [`GroupHandle::merge`]).
+#[derive(Debug)]
+pub(crate) struct BothRunning;
+
 /// Merge the groups of `a` and `b` (the smaller into the larger). Caller
-/// holds the link lock. Does nothing if either is dead.
-fn merge_locked(a: &Arc<Node>, b: &Arc<Node>) {
+/// holds the link lock. Does nothing if either is dead. A group that
+/// runs code now takes the other in: its members are pointed at the
+/// running green thread at once. Two running groups are refused.
+fn merge_locked(a: &Arc<Node>, b: &Arc<Node>) -> Result<(), BothRunning> {
     let (mut ra, mut rb) = (root_of(a), root_of(b));
     if Arc::ptr_eq(&ra, &rb) || !is_live(&ra) || !is_live(&rb) {
-        return;
+        return Ok(());
+    }
+    let ((ta, run_a), (tb, run_b)) = (owner(&ra), owner(&rb));
+    let other_threads = matches!((ta, tb), (Some(x), Some(y)) if x != y);
+    if (run_a && run_b) || other_threads {
+        return Err(BothRunning);
     }
     if size(&rb) > size(&ra) {
         std::mem::swap(&mut ra, &mut rb);
@@ -124,43 +200,62 @@ fn merge_locked(a: &Arc<Node>, b: &Arc<Node>) {
     if let State::Root(r) = &mut *state {
         r.handles += moved.handles;
         r.members.extend(moved.members);
+        r.vms.extend(moved.vms);
         r.shared.extend(moved.shared);
+        if r.entries.is_empty() {
+            r.entries = moved.entries;
+        }
+        r.thread = r.thread.or(moved.thread);
+        r.holds += moved.holds;
+        r.point_members();
     }
+    Ok(())
 }
 
 /// A counted reference to a group: the group lives while a handle does.
 pub(crate) struct GroupHandle(Arc<Node>);
 
 impl GroupHandle {
-    /// A new group whose only member is `member`; this is its one handle.
-    pub(crate) fn new(member: Member) -> GroupHandle {
+    /// A new group whose only member is `member`, whose vmctx is `vm`
+    /// (it must point its `exec` at itself and run no code); this is its
+    /// one handle.
+    pub(crate) fn new(member: Member, vm: *mut VmCtx) -> GroupHandle {
         GroupHandle(Arc::new(Node {
             state: Mutex::new(State::Root(Root {
                 handles: 1,
                 members: vec![member],
+                vms: vec![VmPtr(vm)],
                 shared: Vec::new(),
+                thread: None,
+                entries: Vec::new(),
+                holds: 0,
             })),
         }))
     }
 
-    /// Merge `other`'s group into this one.
-    pub(crate) fn merge(&self, other: &GroupHandle) {
+    /// This handle's node (for [`hold`]).
+    pub(crate) fn node(&self) -> Arc<Node> {
+        self.0.clone()
+    }
+
+    /// Merge `other`'s group into this one. Refused if both run code now
+    /// (entered on one thread, or on two: see [`GroupHandle::enter`]).
+    pub(crate) fn merge(&self, other: &GroupHandle) -> Result<(), BothRunning> {
         let _g = link_lock();
-        merge_locked(&self.0, &other.0);
+        merge_locked(&self.0, &other.0)
     }
 
     /// Make `shared` part of this group: if it already belongs to a live
-    /// group, the two groups merge.
-    pub(crate) fn join(&self, shared: Arc<dyn Shared>) {
+    /// group, the two groups merge (refused as [`GroupHandle::merge`]).
+    pub(crate) fn join(&self, shared: Arc<dyn Shared>) -> Result<(), BothRunning> {
         let _g = link_lock();
         let current = lock(shared.group_slot()).upgrade().map(|n| root_of(&n));
         let root = root_of(&self.0);
         match current {
-            Some(c) if Arc::ptr_eq(&c, &root) => return,
+            Some(c) if Arc::ptr_eq(&c, &root) => return Ok(()),
             Some(c) if is_live(&c) => {
                 // Its group's root list already holds it.
-                merge_locked(&root, &c);
-                return;
+                return merge_locked(&root, &c);
             }
             _ => {}
         }
@@ -168,6 +263,113 @@ impl GroupHandle {
         let mut state = lock(&root.state);
         if let State::Root(r) = &mut *state {
             r.shared.push(shared);
+        }
+        Ok(())
+    }
+
+    /// Switch in the green thread whose exec is member vmctx `exec`:
+    /// point every member at it until the returned guard is dropped (as
+    /// the green thread is switched out). Waits while green threads of
+    /// another thread run the group's code; entries on this thread nest.
+    pub(crate) fn enter(&self, exec: *mut VmCtx) -> Entered<'_> {
+        let me = std::thread::current().id();
+        let mut g = link_lock();
+        loop {
+            let root = root_of(&self.0);
+            let mut state = lock(&root.state);
+            let State::Root(r) = &mut *state else {
+                // Dead: no member can run (we hold a handle, so this
+                // does not happen).
+                break;
+            };
+            if r.thread.is_some_and(|t| t != me) {
+                drop(state);
+                g = LEFT.wait(g).unwrap_or_else(|e| e.into_inner());
+                continue;
+            }
+            r.thread = Some(me);
+            r.entries.push(VmPtr(exec));
+            r.point_members();
+            break;
+        }
+        drop(g);
+        Entered { group: self }
+    }
+}
+
+/// A member's green thread switched in ([`GroupHandle::enter`]); dropping
+/// it switches the group back to what ran before.
+pub(crate) struct Entered<'a> {
+    group: &'a GroupHandle,
+}
+
+impl Drop for Entered<'_> {
+    fn drop(&mut self) {
+        let _g = link_lock();
+        let root = root_of(&self.group.0);
+        let mut state = lock(&root.state);
+        if let State::Root(r) = &mut *state {
+            r.entries.pop();
+            release(r);
+            r.point_members();
+        }
+    }
+}
+
+/// Clear the owner of a group nothing runs or holds any more, and wake
+/// the threads waiting for it.
+fn release(r: &mut Root) {
+    if r.entries.is_empty() && r.holds == 0 {
+        r.thread = None;
+        LEFT.notify_all();
+    }
+}
+
+/// Hold the groups of `nodes` for this thread until the guard is dropped:
+/// no other thread switches their code in meanwhile. Waits until none is
+/// owned by another thread, then takes them all at once (so two holders
+/// never wait for each other). An instantiation holds the groups it links
+/// to from before its segments store its function references in their
+/// tables until it has joined them: until then its code is reachable
+/// from theirs, but its vmctx does not yet follow their green threads.
+pub(crate) fn hold(nodes: Vec<Arc<Node>>) -> Held {
+    let me = std::thread::current().id();
+    let mut g = link_lock();
+    loop {
+        let roots: Vec<Arc<Node>> = nodes.iter().map(root_of).collect();
+        let busy = roots.iter().any(|r| owner(r).0.is_some_and(|t| t != me));
+        if busy {
+            g = LEFT.wait(g).unwrap_or_else(|e| e.into_inner());
+            continue;
+        }
+        for root in &roots {
+            let mut state = lock(&root.state);
+            if let State::Root(r) = &mut *state {
+                r.thread = Some(me);
+                r.holds += 1;
+            }
+        }
+        break;
+    }
+    drop(g);
+    Held { nodes }
+}
+
+/// Groups held by [`hold`].
+pub(crate) struct Held {
+    nodes: Vec<Arc<Node>>,
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        let _g = link_lock();
+        for n in &self.nodes {
+            let root = root_of(n);
+            let mut state = lock(&root.state);
+            if let State::Root(r) = &mut *state {
+                r.holds = r.holds.saturating_sub(1);
+                release(r);
+            }
         }
     }
 }
@@ -217,6 +419,11 @@ impl Drop for GroupHandle {
         // host-made imports that take it.
         drop(dead);
     }
+}
+
+/// The group `shared` belongs to now, if any.
+pub(crate) fn group_of(shared: &dyn Shared) -> Option<Arc<Node>> {
+    lock(shared.group_slot()).upgrade()
 }
 
 impl std::fmt::Debug for GroupHandle {

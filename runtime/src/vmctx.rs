@@ -113,6 +113,12 @@ pub struct VmCtx {
     pub fn_memory_fill: usize,
     /// Builtin: `memory.copy` (`abi::vmctx::FN_MEMORY_COPY`).
     pub fn_memory_copy: usize,
+    /// The exec of the green thread running this instance's code
+    /// (`abi::vmctx::EXEC`): this vmctx itself, or, while a linked
+    /// instance runs, that instance's vmctx (see `crate::group`).
+    /// Compiled code relies on it as on `stack_limit`: only the group's
+    /// entry and exit write it.
+    pub exec: *mut VmCtx,
 
     // ---- runtime-private ----
     /// Guest stack pointer saved while the instance is suspended.
@@ -143,6 +149,10 @@ pub struct VmCtx {
     /// Memory limit in bytes: growing past it ends the instance with
     /// `Limit::Memory` (`u64::MAX`: none).
     pub heap_limit: u64,
+    /// The stack limit of this instance's own stack (its slot's). The
+    /// ABI field `stack_limit` holds it too, except while an instance
+    /// linked to this one runs (see `crate::group`).
+    pub own_stack_limit: u64,
     /// Guard mode only: bytes from `heap_base` that are currently
     /// accessible (page aligned, `>= heap_len`). 0 outside guard mode.
     pub heap_open: u64,
@@ -253,6 +263,7 @@ const _: () = {
     assert!(offset_of!(VmCtx, fn_host_call) == abi::vmctx::FN_HOST_CALL as usize);
     assert!(offset_of!(VmCtx, fn_memory_fill) == abi::vmctx::FN_MEMORY_FILL as usize);
     assert!(offset_of!(VmCtx, fn_memory_copy) == abi::vmctx::FN_MEMORY_COPY as usize);
+    assert!(offset_of!(VmCtx, exec) == abi::vmctx::EXEC as usize);
     assert!(offset_of!(VmCtx, guest_sp) == abi::vmctx::ABI_HEADER_SIZE);
     assert!(std::mem::size_of::<VmCtx>() <= abi::vmctx::GLOBALS as usize);
 };

@@ -169,6 +169,7 @@ fn vmctx_layout_matches_the_abi() {
         ("FN_HOST_CALL", vmctx::FN_HOST_CALL.into()),
         ("FN_MEMORY_FILL", vmctx::FN_MEMORY_FILL.into()),
         ("FN_MEMORY_COPY", vmctx::FN_MEMORY_COPY.into()),
+        ("EXEC", vmctx::EXEC.into()),
         ("ABI_HEADER_SIZE", vmctx::ABI_HEADER_SIZE as i128),
         ("GLOBALS", vmctx::GLOBALS.into()),
     ];

@@ -66,10 +66,13 @@ pub(crate) fn import_callee(
     }))
 }
 
-/// Give `func` Cranelift's prologue stack-limit check against
-/// `exec.stack_limit` (the running green thread's stack, whichever
-/// instance's code this is). `func`'s signature must carry `exec` as its
-/// `VMContext` parameter.
+/// Give `func` Cranelift's prologue stack-limit check against the
+/// `STACK_LIMIT` field of its `VMContext` parameter: the limit of the
+/// stack that runs the code of that vmctx now (an instance's own stack,
+/// or while an instance linked to it runs, that one's: see
+/// `abi::vmctx::STACK_LIMIT`). Export wrappers pass exec as that
+/// parameter, wasm functions and import stubs their vmctx; both name the
+/// running green thread's stack.
 ///
 /// Every function that runs on an instance stack gets this check
 /// (translated functions, export wrappers, import stubs): below the slot's
@@ -94,6 +97,15 @@ pub(crate) fn set_stack_limit(func: &mut ir::Function) -> Result<(), CompileErro
     });
     func.stack_limit = Some(limit);
     Ok(())
+}
+
+/// Load exec from `vmctx`'s `EXEC` field. Pure for the compiler: the
+/// field holds the same pointer whenever this function's code runs (the
+/// runtime changes it only while this green thread is switched out or
+/// inside a call, and restores it before returning to it).
+pub(crate) fn load_exec(b: &mut FunctionBuilder<'_>, vmctx: Value) -> Value {
+    let flags = MemFlagsData::trusted().with_readonly().with_can_move();
+    b.ins().load(types::I64, flags, vmctx, vmctx::EXEC)
 }
 
 /// Translate defined function `index` to Cranelift IR.
@@ -142,10 +154,9 @@ pub(crate) fn translate_function(
     builder.switch_to_block(entry);
     builder.seal_block(entry);
     let params = builder.block_params(entry).to_vec();
-    let (vmctx_val, exec_val, fuel_val) = match params.as_slice() {
-        [v, e, f, ..] => (*v, *e, *f),
-        _ => return Err(CompileError::codegen("missing context parameters")),
-    };
+    let (vmctx_val, fuel_val, wasm_params) = super::split_params(&ty.params, &params)
+        .ok_or_else(|| CompileError::codegen("function parameters"))?;
+    let exec_val = load_exec(&mut builder, vmctx_val);
 
     let fuel = builder.declare_var(types::I64);
     let has_memory = env.module.memory_type().is_some();
@@ -192,7 +203,7 @@ pub(crate) fn translate_function(
         grow_sig: None,
         callees: HashMap::new(),
     };
-    t.declare_locals(&ty, &params[3..], body)?;
+    t.declare_locals(&ty, &wasm_params, body)?;
 
     t.b.def_var(t.fuel, fuel_val);
     t.reload_heap_len();
@@ -245,8 +256,9 @@ pub(crate) struct FuncTranslator<'a, 'f> {
     pub b: FunctionBuilder<'f>,
     /// The vmctx parameter: this module's instance.
     pub vmctx: Value,
-    /// The exec parameter: the running green thread's context (fuel,
-    /// stack limit).
+    /// Exec: the running green thread's context (fuel, stack limit),
+    /// a pure load of `vmctx.exec` ([`load_exec`]) that Cranelift places
+    /// where it is used (the fuel slow paths, builtin calls).
     pub exec: Value,
     /// Where this module's import records live in vmctx.
     pub layout: vmctx::Layout,
@@ -810,8 +822,9 @@ impl FuncTranslator<'_, '_> {
             }
         };
         let fuel = self.b.use_var(self.fuel);
-        let mut args = vec![self.vmctx, self.exec, fuel];
-        args.extend(self.popn(nparams)?);
+        let wasm = self.popn(nparams)?;
+        let args = super::call_args(&module.func_type(index)?.params, self.vmctx, fuel, &wasm)
+            .ok_or_else(|| CompileError::codegen("call arguments"))?;
         let inst = self.b.ins().call(callee, &args);
         let results = self.b.inst_results(inst).to_vec();
         let results = self.after_wasm_call(&results)?;
@@ -836,8 +849,9 @@ impl FuncTranslator<'_, '_> {
         let sig = wasm_signature(self.env.call_conv, &ty);
         let sig = self.b.import_signature(sig);
         let fuel = self.b.use_var(self.fuel);
-        let mut args = vec![callee_vmctx, self.exec, fuel];
-        args.extend(self.popn(ty.params.len())?);
+        let wasm = self.popn(ty.params.len())?;
+        let args = super::call_args(&ty.params, callee_vmctx, fuel, &wasm)
+            .ok_or_else(|| CompileError::codegen("call arguments"))?;
         let inst = self.b.ins().call_indirect(sig, code, &args);
         let results = self.b.inst_results(inst).to_vec();
         let results = self.after_wasm_call(&results)?;

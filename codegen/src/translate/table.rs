@@ -306,8 +306,8 @@ impl FuncTranslator<'_, '_> {
         let sig = wasm_signature(self.env.call_conv, &ty);
         let sig = self.b.import_signature(sig);
         let fuel = self.b.use_var(self.fuel);
-        let mut call_args = vec![callee_vmctx, self.exec, fuel];
-        call_args.extend(args);
+        let call_args = super::call_args(&ty.params, callee_vmctx, fuel, &args)
+            .ok_or_else(|| CompileError::codegen("call arguments"))?;
         let inst = self.b.ins().call_indirect(sig, code, &call_args);
         let results = self.b.inst_results(inst).to_vec();
         let results = self.after_wasm_call(&results)?;

@@ -21,7 +21,7 @@ use cranelift_codegen::ir::{
 use cranelift_codegen::isa::CallConv;
 use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 
-use super::func::{import_callee, set_stack_limit, FuncEnv};
+use super::func::{import_callee, load_exec, set_stack_limit, FuncEnv};
 use super::{ir_type, wasm_signature};
 use crate::abi::{self, vmctx};
 use crate::error::CompileError;
@@ -70,16 +70,18 @@ pub(crate) fn build_wrapper(
     };
     let flags = MemFlagsData::trusted();
     let fuel = b.ins().load(types::I64, flags, exec, vmctx::FUEL);
-    let mut args = Vec::with_capacity(ty.params.len() + 3);
-    args.push(fuel);
+    let mut wasm = Vec::with_capacity(ty.params.len());
     for (k, p) in ty.params.iter().enumerate() {
         let off = cell_offset(k)?;
-        args.push(b.ins().load(ir_type(*p), flags, values, off));
+        wasm.push(b.ins().load(ir_type(*p), flags, values, off));
     }
+    let args = |callee_vmctx| {
+        super::call_args(&ty.params, callee_vmctx, fuel, &wasm)
+            .ok_or_else(|| CompileError::codegen("wrapper arguments"))
+    };
     let call = match direct {
         Some(callee) => {
-            let mut all = vec![vmctx, exec];
-            all.extend(args);
+            let all = args(vmctx)?;
             b.ins().call(callee, &all)
         }
         None => {
@@ -87,8 +89,7 @@ pub(crate) fn build_wrapper(
             let code = b.ins().load(types::I64, flags, vmctx, at);
             let callee_vmctx = b.ins().load(types::I64, flags, vmctx, at + 8);
             let sig = b.import_signature(wasm_signature(env.call_conv, &ty));
-            let mut all = vec![callee_vmctx, exec];
-            all.extend(args);
+            let all = args(callee_vmctx)?;
             b.ins().call_indirect(sig, code, &all)
         }
     };
@@ -127,10 +128,9 @@ pub(crate) fn build_import_stub(
     b.switch_to_block(entry);
     b.seal_block(entry);
     let params = b.block_params(entry).to_vec();
-    let (vmctx, exec, fuel) = match params.as_slice() {
-        [v, e, f, ..] => (*v, *e, *f),
-        _ => return Err(CompileError::codegen("stub signature")),
-    };
+    let (vmctx, fuel, wasm) = super::split_params(&ty.params, &params)
+        .ok_or_else(|| CompileError::codegen("stub signature"))?;
+    let exec = load_exec(&mut b, vmctx);
     let cells = ty.params.len().max(ty.results.len()).max(1);
     let bytes =
         u32::try_from(cells * 8).map_err(|_| CompileError::unsupported("too many parameters"))?;
@@ -138,7 +138,7 @@ pub(crate) fn build_import_stub(
     let buf = b.ins().stack_addr(types::I64, slot, 0);
     let flags = MemFlagsData::trusted();
     b.ins().store(flags, fuel, exec, vmctx::FUEL);
-    for (k, (p, v)) in ty.params.iter().zip(&params[3..]).enumerate() {
+    for (k, (p, v)) in ty.params.iter().zip(&wasm).enumerate() {
         let cell = to_cell(&mut b, *p, *v);
         b.ins().store(flags, cell, buf, cell_offset(k)?);
     }

@@ -220,6 +220,9 @@ impl Instance {
         let cap = inst.heap.len() as u64;
         inst.set_u64(vmctx::FUEL as usize, 1 << 40);
         inst.set_u64(vmctx::STACK_LIMIT as usize, 0);
+        // The harness's vmctx is its own exec.
+        let own = inst.vmctx_ptr() as u64;
+        inst.set_u64(vmctx::EXEC as usize, own);
         inst.set_u64(vmctx::HEAP_BASE as usize, base);
         inst.set_u64(vmctx::HEAP_LEN as usize, min_len);
         inst.set_u64(

@@ -69,6 +69,12 @@ pub enum InstantiateError {
     /// Guard-mode protection change failed.
     #[error("cannot open heap pages: {0}")]
     Protect(String),
+    /// The instance links groups of instances that both run code now on
+    /// this thread (one resumed from a host function of the other): their
+    /// code cannot follow two green threads at once. Instantiate it when
+    /// at most one of them runs.
+    #[error("cannot link instances of two groups that are both running")]
+    LinkedGroupsRunning,
     /// [`super::Instance::call`] while the previous call is suspended (`Yielded`).
     #[error("a call is in progress (suspended); resume it to completion first")]
     CallInProgress,

@@ -3,7 +3,7 @@
 
 use super::{Core, InstantiateError};
 use crate::externs::{Extern, Global, GlobalOwner, KeepAlive};
-use crate::group::{GroupHandle, Shared};
+use crate::group::{group_of, BothRunning, GroupHandle, Node, Shared};
 use crate::module::Module;
 use myriad_abi::{ImportKind, ValType};
 use std::sync::Arc;
@@ -27,7 +27,10 @@ pub(super) fn keep_alive(e: &Extern) -> Option<KeepAlive> {
 /// mutable host `funcref` global it imports (see `crate::group` for why
 /// every link counts). `None`, and no cost, for an instance that imports
 /// only host functions, immutable host globals, tags or nothing.
-pub(super) fn link_group(core: &Arc<Core>, imports: &[Extern]) -> Option<GroupHandle> {
+pub(super) fn link_group(
+    core: &Arc<Core>,
+    imports: &[Extern],
+) -> Result<Option<GroupHandle>, BothRunning> {
     let host_ref_cell = |g: &Global| match &g.owner {
         GlobalOwner::Host(cell) if g.mutable && g.ty == ValType::FuncRef => Some(cell.clone()),
         _ => None,
@@ -38,24 +41,49 @@ pub(super) fn link_group(core: &Arc<Core>, imports: &[Extern]) -> Option<GroupHa
         _ => e.group().is_some(),
     };
     if !imports.iter().any(links) {
-        return None;
+        return Ok(None);
     }
-    let group = GroupHandle::new(core.clone());
+    let group = GroupHandle::new(core.clone(), core.vm.as_ptr());
     for e in imports {
         if let Some(h) = e.group() {
-            group.merge(h);
+            group.merge(h)?;
         }
         match e {
-            Extern::Table(t) => group.join(t.clone() as Arc<dyn Shared>),
+            Extern::Table(t) => group.join(t.clone() as Arc<dyn Shared>)?,
             Extern::Global(g) => {
                 if let Some(cell) = host_ref_cell(g) {
-                    group.join(cell as Arc<dyn Shared>);
+                    group.join(cell as Arc<dyn Shared>)?;
                 }
             }
             _ => {}
         }
     }
-    Some(group)
+    Ok(Some(group))
+}
+
+/// The groups an instance with `imports` links to (see [`link_group`]):
+/// those of the instances it imports from and of the tables and host
+/// `funcref` cells it imports, to hold while it is instantiated (see
+/// `crate::group::hold`).
+pub(super) fn linked_groups(imports: &[Extern]) -> Vec<Arc<Node>> {
+    let mut out = Vec::new();
+    for e in imports {
+        if let Some(h) = e.group() {
+            out.push(h.node());
+        }
+        let shared: Option<Arc<dyn Shared>> = match e {
+            Extern::Table(t) => Some(t.clone()),
+            Extern::Global(g) => match &g.owner {
+                GlobalOwner::Host(cell) => Some(cell.clone()),
+                _ => None,
+            },
+            _ => None,
+        };
+        if let Some(n) = shared.as_deref().and_then(group_of) {
+            out.push(n);
+        }
+    }
+    out
 }
 
 /// Check `imports` against `module`'s import types (the spec's import

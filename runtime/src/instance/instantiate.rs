@@ -1,6 +1,6 @@
 //! Creating an instance.
 
-use super::imports::{check_imports, keep_alive, link_group};
+use super::imports::{check_imports, keep_alive, link_group, linked_groups};
 use super::{check_call, check_frame_fits, Core, Instance, InstantiateError};
 use crate::arch;
 use crate::externs::Imports;
@@ -104,6 +104,9 @@ impl Instance {
             p.mark_checked(module);
         }
         let funcs = prepared.map(Imports::funcs);
+        // No other thread runs the code of the groups this instance links
+        // to until it has joined them (see `crate::group::hold`).
+        let _held = crate::group::hold(linked_groups(imports));
         // From here on the Core owns the slot: an error drops it, which
         // zeroes what was written and releases the slot.
         let mut core = take_slot(region, module, imports, &plan)?;
@@ -303,6 +306,7 @@ fn take_slot(
             fn_host_call: arch::host_import_addr(),
             fn_memory_fill: arch::memory_builtin_addrs()[0],
             fn_memory_copy: arch::memory_builtin_addrs()[1],
+            exec: vm,
             guest_sp: 0,
             host_sp: 0,
             deadline_tsc: 0,
@@ -316,6 +320,7 @@ fn take_slot(
             page_size_log2: plan.page_log2,
             heap_capacity: plan.heap_max,
             heap_limit: u64::MAX,
+            own_stack_limit: (stack_bottom + STACK_RESERVE) as u64,
             heap_open,
             fuel_rate: 0,
             slow_path_calls: 0,
@@ -646,7 +651,10 @@ fn finish(
     // On failure, element segments may already have stored this instance's
     // function references in imported tables (spec semantics: they stay),
     // so the group keeps the failed instance alive as long as it needs to.
-    let group = link_group(&core, imports);
+    let group = match link_group(&core, imports) {
+        Ok(g) => g,
+        Err(_) => return Err(InstantiateError::LinkedGroupsRunning),
+    };
     if let Some(e) = failed {
         drop(group);
         return Err(e);

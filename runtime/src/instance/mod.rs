@@ -268,7 +268,10 @@ impl Instance {
                 let t = self.core.tables.as_ref()?.tables.get(e.index as usize)?;
                 // It may outlive this instance in the host's hands: it
                 // belongs to this group, which scrubs it when it dies.
-                group.join(t.clone());
+                // Its own table belongs to no other group (only
+                // instances of this group store into it), so the join
+                // merges nothing and cannot be refused.
+                group.join(t.clone()).ok()?;
                 Some(Extern::Table(t.clone()))
             }
             ExportKind::Tag => self.tags.get(e.index as usize).cloned().map(Extern::Tag),
@@ -279,7 +282,7 @@ impl Instance {
     /// member) on first use.
     fn group(&self) -> &GroupHandle {
         self.group
-            .get_or_init(|| GroupHandle::new(self.core.clone()))
+            .get_or_init(|| GroupHandle::new(self.core.clone(), self.vm.as_ptr()))
     }
 
     /// Whether a host function parked the instance.

@@ -250,6 +250,10 @@ impl Instance {
                 // kernel's signal frame onto the small instance stack.
                 signals::thread_init().expect("cannot set up the signal stack for this thread");
             }
+            // A linked instance's code may run on this green thread's
+            // stack, and finds it through its own vmctx: point the group
+            // at it while it runs (see `crate::group`).
+            let _entered = self.group.get().map(|g| g.enter(vm));
             let prev = CURRENT.with(|c| c.replace(vm));
             // SAFETY: guest_sp is a context saved by the guest's last yield
             // or built by init_frame; host_sp is written by the switch

@@ -1,0 +1,326 @@
+//! Link groups and the running green thread: a linked instance's code runs
+//! on its caller's stack and finds that stack's limit and exec through its
+//! own vmctx, so the runtime points every member of a group at the green
+//! thread that runs (and back when it stops), and keeps other threads out
+//! of a group while it runs.
+//!
+//! A member whose vmctx named the wrong stack would either trap at once
+//! (the other stack's limit above this one) or not be checked at all and
+//! overflow into the slot below: each test makes shallow calls (no false
+//! trap) and deep recursion (a clean `StackOverflow`), with the caller
+//! and callee in both slot orders.
+
+mod compiled;
+
+use compiled::{call, compile_wat, region_with};
+use myriad_codegen::CompileConfig;
+use myriad_runtime::{
+    Caller, Instance, InstantiateError, LinkError, Linker, Outcome, Region, TrapKind, Val,
+};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// `deep(n)` recurses `n` frames in its own code; `deep_table(n)` the
+/// same through its table.
+const PROVIDER: &str = r#"(module
+  (table (export "tab") 1 funcref)
+  (elem (i32.const 0) $deep)
+  (type $t (func (param i32) (result i32)))
+  (func $deep (export "deep") (param i32) (result i32)
+    (if (result i32) (i32.eqz (local.get 0)) (then (i32.const 0))
+      (else (i32.add (i32.const 1) (call $deep (i32.sub (local.get 0) (i32.const 1))))))))"#;
+
+/// Calls the provider directly and through the shared table; `nest`
+/// first calls the host (which may run other instances of the group).
+const CONSUMER: &str = r#"(module
+  (import "p" "deep" (func $deep (param i32) (result i32)))
+  (import "p" "tab" (table 1 funcref))
+  (import "env" "host" (func $host))
+  (type $t (func (param i32) (result i32)))
+  (func (export "direct") (param i32) (result i32) (call $deep (local.get 0)))
+  (func (export "indirect") (param i32) (result i32)
+    (call_indirect (type $t) (local.get 0) (i32.const 0)))
+  (func (export "nest") (param i32) (result i32)
+    (call $host)
+    (i32.add (call $deep (local.get 0))
+             (call_indirect (type $t) (local.get 0) (i32.const 0)))))"#;
+
+fn modules() -> (Arc<myriad_runtime::Module>, Arc<myriad_runtime::Module>) {
+    (
+        compile_wat(PROVIDER, &CompileConfig::default()),
+        compile_wat(CONSUMER, &CompileConfig::default()),
+    )
+}
+
+/// A consumer of `p` whose host function runs `host`.
+fn consumer(
+    region: &Arc<Region>,
+    m: &Arc<myriad_runtime::Module>,
+    p: &Instance,
+    host: impl Fn() + Send + Sync + 'static,
+) -> Instance {
+    let mut linker = Linker::new();
+    linker.instance("p", p);
+    linker.func_wrap("env", "host", move |_: &mut Caller<'_>| host());
+    linker
+        .instantiate(region, m, None)
+        .expect("instantiate consumer")
+}
+
+/// Shallow calls give their results; deep ones trap cleanly.
+fn check_calls(c: &mut Instance) {
+    for export in ["direct", "indirect"] {
+        assert_eq!(
+            call(c, export, &[Val::I32(50)]),
+            Outcome::Finished(vec![Val::I32(50)]),
+            "{export}"
+        );
+        assert_eq!(
+            call(c, export, &[Val::I32(1_000_000)]),
+            Outcome::Trapped(TrapKind::StackOverflow),
+            "{export}"
+        );
+    }
+}
+
+#[test]
+fn calls_into_a_linked_instance_are_checked_against_the_running_stack() {
+    let (pm, cm) = modules();
+    // The provider below the consumer.
+    let region = region_with(3, 65536);
+    let p = Instance::instantiate(&region, &pm).unwrap();
+    let mut c = consumer(&region, &cm, &p, || {});
+    check_calls(&mut c);
+    // The provider's own calls still use its own stack.
+    let mut p = p;
+    assert_eq!(
+        call(&mut p, "deep", &[Val::I32(50)]),
+        Outcome::Finished(vec![Val::I32(50)])
+    );
+    assert_eq!(
+        call(&mut p, "deep", &[Val::I32(1_000_000)]),
+        Outcome::Trapped(TrapKind::StackOverflow)
+    );
+    drop((c, p));
+
+    // The consumer below the provider: a placeholder takes the first
+    // slot and leaves before the consumer comes.
+    let region = region_with(3, 65536);
+    let placeholder = Instance::instantiate(&region, &pm).unwrap();
+    let p = Instance::instantiate(&region, &pm).unwrap();
+    drop(placeholder);
+    let mut c = consumer(&region, &cm, &p, || {});
+    check_calls(&mut c);
+}
+
+#[test]
+fn a_member_run_from_a_host_function_leaves_the_group_on_its_caller() {
+    let (pm, cm) = modules();
+    for order in 0..2 {
+        let region = region_with(4, 65536);
+        let placeholder = (order == 1).then(|| Instance::instantiate(&region, &pm).unwrap());
+        let p = Instance::instantiate(&region, &pm).unwrap();
+        // A second consumer of the same group, run to completion (once
+        // shallow, once trapping) inside the first one's host call.
+        let inner = Arc::new(Mutex::new(consumer(&region, &cm, &p, || {})));
+        drop(placeholder);
+        let inner2 = inner.clone();
+        let ran = Arc::new(AtomicU32::new(0));
+        let ran2 = ran.clone();
+        let mut outer = consumer(&region, &cm, &p, move || {
+            let mut q = inner2.lock().unwrap();
+            assert_eq!(
+                call(&mut q, "direct", &[Val::I32(20)]),
+                Outcome::Finished(vec![Val::I32(20)])
+            );
+            assert_eq!(
+                call(&mut q, "indirect", &[Val::I32(1_000_000)]),
+                Outcome::Trapped(TrapKind::StackOverflow)
+            );
+            ran2.fetch_add(1, Ordering::Relaxed);
+        });
+        // After the host call the provider's code runs on the outer
+        // consumer's stack again, checked against it.
+        assert_eq!(
+            call(&mut outer, "nest", &[Val::I32(30)]),
+            Outcome::Finished(vec![Val::I32(60)])
+        );
+        assert_eq!(
+            call(&mut outer, "nest", &[Val::I32(1_000_000)]),
+            Outcome::Trapped(TrapKind::StackOverflow)
+        );
+        assert_eq!(ran.load(Ordering::Relaxed), 2);
+        check_calls(&mut outer);
+        check_calls(&mut inner.lock().unwrap());
+    }
+}
+
+#[test]
+fn another_thread_waits_while_a_group_runs() {
+    let (pm, cm) = modules();
+    let region = region_with(3, 65536);
+    let p = Instance::instantiate(&region, &pm).unwrap();
+    let inside = Arc::new(AtomicBool::new(false));
+    let overlapped = Arc::new(AtomicBool::new(false));
+    let (i1, i2, o2) = (inside.clone(), inside.clone(), overlapped.clone());
+    // The first consumer stays inside its host call for a while.
+    let mut slow = consumer(&region, &cm, &p, move || {
+        i1.store(true, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(100));
+        i1.store(false, Ordering::SeqCst);
+    });
+    // The second one notes whether it ran while the first was inside.
+    let mut other = consumer(&region, &cm, &p, move || {
+        if i2.load(Ordering::SeqCst) {
+            o2.store(true, Ordering::SeqCst);
+        }
+    });
+    let inside3 = inside.clone();
+    let t = std::thread::spawn(move || {
+        while !inside3.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        call(&mut other, "nest", &[Val::I32(10)])
+    });
+    assert_eq!(
+        call(&mut slow, "nest", &[Val::I32(10)]),
+        Outcome::Finished(vec![Val::I32(20)])
+    );
+    assert_eq!(t.join().unwrap(), Outcome::Finished(vec![Val::I32(20)]));
+    assert!(
+        !overlapped.load(Ordering::SeqCst),
+        "a second thread ran the group's code while the first did"
+    );
+}
+
+#[test]
+fn an_instantiation_linking_to_a_running_group_waits_for_it() {
+    let (pm, cm) = modules();
+    let region = region_with(4, 65536);
+    let p = Instance::instantiate(&region, &pm).unwrap();
+    let inside = Arc::new(AtomicBool::new(false));
+    let i1 = inside.clone();
+    let mut slow = consumer(&region, &cm, &p, move || {
+        i1.store(true, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(100));
+        i1.store(false, Ordering::SeqCst);
+    });
+    // Its element segment stores its function into the provider's table:
+    // from then on the running consumer could call it, so it may not be
+    // made while that runs.
+    let writer = compile_wat(
+        r#"(module
+             (import "p" "tab" (table 1 funcref))
+             (elem (i32.const 0) $f)
+             (func $f (param i32) (result i32) (local.get 0)))"#,
+        &CompileConfig::default(),
+    );
+    let tab = p.export("tab").unwrap();
+    let (inside2, region2) = (inside.clone(), region.clone());
+    let t = std::thread::spawn(move || {
+        while !inside2.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        let mut linker = Linker::new();
+        linker.define("p", "tab", tab);
+        let w = linker
+            .instantiate(&region2, &writer, None)
+            .expect("instantiate");
+        (w, inside2.load(Ordering::SeqCst))
+    });
+    assert_eq!(
+        call(&mut slow, "nest", &[Val::I32(10)]),
+        Outcome::Finished(vec![Val::I32(20)])
+    );
+    let (w, was_inside) = t.join().unwrap();
+    assert!(!was_inside, "instantiated while the group ran");
+    // The table now holds the writer's identity function.
+    assert_eq!(
+        call(&mut slow, "indirect", &[Val::I32(7)]),
+        Outcome::Finished(vec![Val::I32(7)])
+    );
+    drop(w);
+}
+
+#[test]
+fn an_instance_made_inside_a_running_group_follows_it_and_two_running_groups_do_not_merge() {
+    let (pm, cm) = modules();
+    let region = region_with(8, 65536);
+    let p = Instance::instantiate(&region, &pm).unwrap();
+    let q = Instance::instantiate(&region, &pm).unwrap();
+    let p_deep = p.export("deep").unwrap();
+    let q_deep = q.export("deep").unwrap();
+    let linked_to_p = compile_wat(
+        r#"(module
+             (import "p" "deep" (func $deep (param i32) (result i32)))
+             (func (export "direct") (param i32) (result i32) (call $deep (local.get 0))))"#,
+        &CompileConfig::default(),
+    );
+    let linked_to_both = compile_wat(
+        r#"(module
+             (import "p" "deep" (func (param i32) (result i32)))
+             (import "q" "deep" (func (param i32) (result i32))))"#,
+        &CompileConfig::default(),
+    );
+    let results = Arc::new(Mutex::new(Vec::new()));
+    // Inside a call of q's group: a host function that tries to link both
+    // groups while both run.
+    let (r1, region1, pd1, qd1) = (
+        results.clone(),
+        region.clone(),
+        p_deep.clone(),
+        q_deep.clone(),
+    );
+    let q_side = Arc::new(Mutex::new(consumer(&region, &cm, &q, move || {
+        let mut linker = Linker::new();
+        linker.define("p", "deep", pd1.clone());
+        linker.define("q", "deep", qd1.clone());
+        let e = linker.instantiate(&region1, &linked_to_both, None).err();
+        r1.lock().unwrap().push(format!("{e:?}"));
+    })));
+    // Inside a call of p's group: make an instance linked to it, run it
+    // (shallow and deep), then run q's group too.
+    let (r2, region2, pd2, qs) = (
+        results.clone(),
+        region.clone(),
+        p_deep.clone(),
+        q_side.clone(),
+    );
+    let mut p_side = consumer(&region, &cm, &p, move || {
+        let mut linker = Linker::new();
+        linker.define("p", "deep", pd2.clone());
+        let mut z = linker
+            .instantiate(&region2, &linked_to_p, None)
+            .expect("link to the running group");
+        let shallow = call(&mut z, "direct", &[Val::I32(5)]);
+        r2.lock().unwrap().push(format!("{shallow:?}"));
+        let deep = call(&mut z, "direct", &[Val::I32(1_000_000)]);
+        r2.lock().unwrap().push(format!("{deep:?}"));
+        // (The results lock is not held meanwhile: q's host function
+        // takes it.)
+        let nested = call(&mut qs.lock().unwrap(), "nest", &[Val::I32(3)]);
+        r2.lock().unwrap().push(format!("{nested:?}"));
+    });
+    assert_eq!(
+        call(&mut p_side, "nest", &[Val::I32(4)]),
+        Outcome::Finished(vec![Val::I32(8)])
+    );
+    let results = results.lock().unwrap().clone();
+    assert_eq!(
+        results,
+        vec![
+            format!("{:?}", Outcome::Finished(vec![Val::I32(5)])),
+            format!("{:?}", Outcome::Trapped(TrapKind::StackOverflow)),
+            format!(
+                "{:?}",
+                Some(LinkError::Instantiate(
+                    InstantiateError::LinkedGroupsRunning
+                ))
+            ),
+            format!("{:?}", Outcome::Finished(vec![Val::I32(6)])),
+        ]
+    );
+    check_calls(&mut p_side);
+    check_calls(&mut q_side.lock().unwrap());
+}
