@@ -168,7 +168,7 @@ fn owner(root: &Arc<Node>) -> (Option<ThreadId>, bool) {
 }
 
 /// Two groups that both run code now, or are owned by two threads, cannot
-/// merge (see [`GroupHandle::merge`]).
+/// merge (see [`link_new`]).
 #[derive(Debug)]
 pub(crate) struct BothRunning;
 
@@ -238,33 +238,11 @@ impl GroupHandle {
         self.0.clone()
     }
 
-    /// Merge `other`'s group into this one. Refused if both run code now
-    /// (entered on one thread, or on two: see [`GroupHandle::enter`]).
-    pub(crate) fn merge(&self, other: &GroupHandle) -> Result<(), BothRunning> {
-        let _g = link_lock();
-        merge_locked(&self.0, &other.0)
-    }
-
     /// Make `shared` part of this group: if it already belongs to a live
-    /// group, the two groups merge (refused as [`GroupHandle::merge`]).
+    /// group, the two groups merge (refused when both run, as in [`link_new`]).
     pub(crate) fn join(&self, shared: Arc<dyn Shared>) -> Result<(), BothRunning> {
         let _g = link_lock();
-        let current = lock(shared.group_slot()).upgrade().map(|n| root_of(&n));
-        let root = root_of(&self.0);
-        match current {
-            Some(c) if Arc::ptr_eq(&c, &root) => return Ok(()),
-            Some(c) if is_live(&c) => {
-                // Its group's root list already holds it.
-                return merge_locked(&root, &c);
-            }
-            _ => {}
-        }
-        *lock(shared.group_slot()) = Arc::downgrade(&root);
-        let mut state = lock(&root.state);
-        if let State::Root(r) = &mut *state {
-            r.shared.push(shared);
-        }
-        Ok(())
+        join_locked(&self.0, shared)
     }
 
     /// Switch in the green thread whose exec is member vmctx `exec`:
@@ -325,37 +303,127 @@ fn release(r: &mut Root) {
     }
 }
 
-/// Hold the groups of `nodes` for this thread until the guard is dropped:
-/// no other thread switches their code in meanwhile. Waits until none is
-/// owned by another thread, then takes them all at once (so two holders
-/// never wait for each other). An instantiation holds the groups it links
-/// to from before its segments store its function references in their
-/// tables until it has joined them: until then its code is reachable
-/// from theirs, but its vmctx does not yet follow their green threads.
-pub(crate) fn hold(nodes: Vec<Arc<Node>>) -> Held {
+/// Make the group of a new instance whose vmctx is `vm`, linked to the
+/// groups `groups` and to the storage `shared` (tables and host `funcref`
+/// cells, joined whether or not they belong to a group yet), in one step
+/// under the link lock, and hold it for this thread until the returned
+/// [`Linking`] is finished or dropped.
+///
+/// Waits while another thread owns any of those groups. Refused, before
+/// anything changes, if two of them run code now (entries on this
+/// thread): the new instance could not follow both. The instance's
+/// function references reach the other groups' code through its element
+/// segments and its code runs from theirs as soon as it is in their
+/// tables, so the instantiation links first and applies its segments
+/// under the hold: no other thread runs the group meanwhile, and if this
+/// one does (an instantiation from a host function), the new vmctx
+/// follows its green thread at once.
+pub(crate) fn link_new(
+    vm: *mut VmCtx,
+    groups: &[Arc<Node>],
+    shared: &[Arc<dyn Shared>],
+) -> Result<Linking, BothRunning> {
     let me = std::thread::current().id();
     let mut g = link_lock();
     loop {
-        let roots: Vec<Arc<Node>> = nodes.iter().map(root_of).collect();
-        let busy = roots.iter().any(|r| owner(r).0.is_some_and(|t| t != me));
-        if busy {
+        let mut roots: Vec<Arc<Node>> = groups.iter().map(root_of).collect();
+        roots.extend(
+            shared
+                .iter()
+                .filter_map(|s| lock(s.group_slot()).upgrade())
+                .map(|n| root_of(&n)),
+        );
+        roots.retain(is_live);
+        if roots.iter().any(|r| owner(r).0.is_some_and(|t| t != me)) {
             g = LEFT.wait(g).unwrap_or_else(|e| e.into_inner());
             continue;
         }
-        for root in &roots {
-            let mut state = lock(&root.state);
-            if let State::Root(r) = &mut *state {
-                r.thread = Some(me);
-                r.holds += 1;
+        let mut running: Vec<&Arc<Node>> = Vec::new();
+        for r in &roots {
+            if owner(r).1 && !running.iter().any(|x| Arc::ptr_eq(x, r)) {
+                running.push(r);
             }
+        }
+        if running.len() > 1 {
+            return Err(BothRunning);
         }
         break;
     }
+    let node = Arc::new(Node {
+        state: Mutex::new(State::Root(Root {
+            handles: 1,
+            members: Vec::new(),
+            vms: vec![VmPtr(vm)],
+            shared: Vec::new(),
+            thread: Some(me),
+            entries: Vec::new(),
+            holds: 1,
+        })),
+    });
+    // Neither refusal can happen now: at most one group runs, and all are
+    // owned by this thread or by none.
+    for other in groups {
+        merge_locked(&node, other)?;
+    }
+    for s in shared {
+        join_locked(&node, s.clone())?;
+    }
     drop(g);
-    Held { nodes }
+    Ok(Linking {
+        group: Some(GroupHandle(node.clone())),
+        _held: Held { nodes: vec![node] },
+        vm,
+    })
 }
 
-/// Groups held by [`hold`].
+/// A new instance's group, made and held by [`link_new`] while the
+/// instance is built. [`Linking::finish`] makes the instance's core a
+/// member and ends the hold; dropped unfinished (the instance failed
+/// before it had a core to keep), it takes the vmctx back out of the
+/// group, which must not point into a slot that is freed.
+pub(crate) struct Linking {
+    group: Option<GroupHandle>,
+    /// Released when the linking ends (after `group`'s fate is settled).
+    _held: Held,
+    vm: *mut VmCtx,
+}
+
+impl Linking {
+    /// Make `member` (the core that owns the vmctx) a member of the group
+    /// and return the instance's handle; the hold ends.
+    pub(crate) fn finish(mut self, member: Member) -> GroupHandle {
+        let group = self.group.take().expect("finished once");
+        {
+            let _g = link_lock();
+            let root = root_of(&group.0);
+            let mut state = lock(&root.state);
+            if let State::Root(r) = &mut *state {
+                r.members.push(member);
+            }
+        }
+        group
+    }
+}
+
+impl Drop for Linking {
+    fn drop(&mut self) {
+        let Some(group) = self.group.take() else {
+            return;
+        };
+        {
+            let _g = link_lock();
+            let root = root_of(&group.0);
+            let mut state = lock(&root.state);
+            if let State::Root(r) = &mut *state {
+                r.vms.retain(|v| v.0 != self.vm);
+            }
+        }
+        // The hold is released after this, as the fields drop.
+        drop(group);
+    }
+}
+
+/// The hold of a group being linked ([`link_new`]).
 pub(crate) struct Held {
     nodes: Vec<Arc<Node>>,
 }
@@ -421,9 +489,25 @@ impl Drop for GroupHandle {
     }
 }
 
-/// The group `shared` belongs to now, if any.
-pub(crate) fn group_of(shared: &dyn Shared) -> Option<Arc<Node>> {
-    lock(shared.group_slot()).upgrade()
+/// Make `shared` part of `node`'s group (see [`GroupHandle::join`]).
+/// Caller holds the link lock.
+fn join_locked(node: &Arc<Node>, shared: Arc<dyn Shared>) -> Result<(), BothRunning> {
+    let current = lock(shared.group_slot()).upgrade().map(|n| root_of(&n));
+    let root = root_of(node);
+    match current {
+        Some(c) if Arc::ptr_eq(&c, &root) => return Ok(()),
+        Some(c) if is_live(&c) => {
+            // Its group's root list already holds it.
+            return merge_locked(&root, &c);
+        }
+        _ => {}
+    }
+    *lock(shared.group_slot()) = Arc::downgrade(&root);
+    let mut state = lock(&root.state);
+    if let State::Root(r) = &mut *state {
+        r.shared.push(shared);
+    }
+    Ok(())
 }
 
 impl std::fmt::Debug for GroupHandle {

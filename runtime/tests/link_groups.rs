@@ -324,3 +324,227 @@ fn an_instance_made_inside_a_running_group_follows_it_and_two_running_groups_do_
     check_calls(&mut p_side);
     check_calls(&mut q_side.lock().unwrap());
 }
+
+/// Imports a function of q's group FIRST, then p's table; its element
+/// segment stores its own recursive function (same body as the
+/// provider's `deep`) into p's table.
+const WRITER_BOTH: &str = r#"(module
+  (import "q" "deep" (func (param i32) (result i32)))
+  (import "p" "tab" (table 1 funcref))
+  (elem (i32.const 0) $rec)
+  (func $rec (param i32) (result i32)
+    (if (result i32) (i32.eqz (local.get 0)) (then (i32.const 0))
+      (else (i32.add (i32.const 1) (call $rec (i32.sub (local.get 0) (i32.const 1))))))))"#;
+
+const VICTIM: &str = r#"(module (memory (export "mem") 1))"#;
+
+/// Largest `deep(n)` that finishes on an instance's own 16 KiB stack.
+fn max_depth(region: &Arc<myriad_runtime::Region>, pm: &Arc<myriad_runtime::Module>) -> i32 {
+    let mut p = Instance::instantiate(region, pm).unwrap();
+    let (mut lo, mut hi) = (1i32, 100_000i32);
+    while lo + 1 < hi {
+        let mid = (lo + hi) / 2;
+        match call(&mut p, "deep", &[Val::I32(mid)]) {
+            Outcome::Finished(_) => lo = mid,
+            _ => hi = mid,
+        }
+    }
+    lo
+}
+
+/// Found by review: a refused link (`LinkedGroupsRunning`) used to come
+/// after the element segments had stored the new instance's function in
+/// a table of the other group, whose green threads then ran it checked
+/// against the wrong stack's limit (4,846 bytes of the next slot's heap
+/// overwritten, or `SIGSEGV`). The link is now decided first.
+#[test]
+fn a_refused_link_stores_nothing_of_the_instance_in_the_other_group() {
+    let pm = compile_wat(PROVIDER, &CompileConfig::default());
+    let cm = compile_wat(CONSUMER, &CompileConfig::default());
+    let wm = compile_wat(WRITER_BOTH, &CompileConfig::default());
+    let vm = compile_wat(VICTIM, &CompileConfig::default());
+    let region = region_with(10, 65536);
+    let depth = max_depth(&region, &pm);
+    // Slot plan: 0 = writer (placeholder first), 1 = victim,
+    // 2 = p_side (placeholder first), 3.. = p, q, q_side.
+    let ph0 = Instance::instantiate(&region, &vm).unwrap();
+    let victim = Instance::instantiate(&region, &vm).unwrap();
+    let ph2 = Instance::instantiate(&region, &vm).unwrap();
+    let p = Instance::instantiate(&region, &pm).unwrap();
+    let q = Instance::instantiate(&region, &pm).unwrap();
+    let q_deep = q.export("deep").unwrap();
+    let p_tab = p.export("tab").unwrap();
+    let err = Arc::new(Mutex::new(None));
+    let writer_slot = Arc::new(Mutex::new(None));
+    let (e1, r1, ws) = (err.clone(), region.clone(), writer_slot.clone());
+    let ph0 = Mutex::new(Some(ph0));
+    let q_side = Arc::new(Mutex::new(consumer(&region, &cm, &q, move || {
+        // Free slot 0 for the writer.
+        drop(ph0.lock().unwrap().take());
+        let mut linker = Linker::new();
+        linker.define("q", "deep", q_deep.clone());
+        linker.define("p", "tab", p_tab.clone());
+        let r = linker.instantiate(&r1, &wm, None);
+        *ws.lock().unwrap() = r.as_ref().ok().map(|i| i.slot());
+        *e1.lock().unwrap() = Some(format!("{:?}", r.err()));
+    })));
+    drop(ph2);
+    let qs = q_side.clone();
+    let mut p_side = consumer(&region, &cm, &p, move || {
+        let _ = call(&mut qs.lock().unwrap(), "nest", &[Val::I32(3)]);
+    });
+    assert_eq!(victim.slot(), 1);
+    assert_eq!(p_side.slot(), 2);
+    // p_side -> host -> q_side -> host -> instantiate the writer.
+    let nest = call(&mut p_side, "nest", &[Val::I32(4)]);
+    eprintln!("nest: {nest:?}");
+    eprintln!("writer instantiation: {:?}", err.lock().unwrap());
+    assert_eq!(
+        err.lock().unwrap().as_deref(),
+        Some(
+            format!(
+                "{:?}",
+                Some(LinkError::Instantiate(
+                    InstantiateError::LinkedGroupsRunning
+                ))
+            )
+            .as_str()
+        )
+    );
+    // p's table[0] is now the failed writer's $rec (slot 0). Recursion
+    // about 1.5 times what fits p_side's stack: a correct runtime traps
+    // with StackOverflow; here the check is against slot 0's limit.
+    assert!(victim.memory().iter().all(|b| *b == 0));
+    let attack = depth + depth / 2;
+    let out = call(&mut p_side, "indirect", &[Val::I32(attack)]);
+    eprintln!("indirect({attack}) with max own depth {depth}: {out:?}");
+    let dirty = victim.memory().iter().filter(|b| **b != 0).count();
+    eprintln!("victim (slot 1) heap bytes overwritten: {dirty}");
+    assert_eq!(
+        out,
+        Outcome::Trapped(myriad_runtime::TrapKind::StackOverflow)
+    );
+    assert_eq!(dirty, 0, "another tenant's heap was overwritten");
+}
+
+/// Found by review: a host-made table belongs to no group until an
+/// instance imports it, and an instantiation importing it used to hold
+/// nothing, so another thread could make an instance importing the same
+/// table and call the first one's function (stored by its element
+/// segment) while its data segments were still copied: checked against
+/// the wrong stack's limit (`StackOverflow` at once in this slot order).
+/// The table joins the new instance's held group before anything else.
+#[test]
+fn a_table_without_a_group_is_held_while_an_instance_stores_into_it() {
+    const SLOW_WRITER_HEAD: &str = r#"(module
+      (import "env" "tab" (table 1 funcref))
+      (elem (i32.const 0) $f)
+      (memory 160)
+      (func $f (param i32) (result i32) (local.get 0))
+      (data (i32.const 0) ""#;
+    // 8 MiB of data: a few milliseconds of copying after the element
+    // segment is applied.
+    let wat = format!("{SLOW_WRITER_HEAD}{}\"))", "a".repeat(8 << 20));
+    let writer = compile_wat(&wat, &CompileConfig::default());
+    let reader = compile_wat(
+        r#"(module
+          (import "env" "tab" (table 1 funcref))
+          (type $t (func (param i32) (result i32)))
+          (func (export "go") (param i32) (result i32)
+            (call_indirect (type $t) (local.get 0) (i32.const 0))))"#,
+        &CompileConfig::default(),
+    );
+    let region = Arc::new(
+        myriad_runtime::Region::new(myriad_runtime::RegionConfig {
+            slots: 4,
+            stack_size: 16 * 1024,
+            heap_capacity: 16 << 20,
+            guard_size: 0,
+            guard_mode: false,
+            heap_reservation: 0,
+        })
+        .unwrap(),
+    );
+    let tab = myriad_runtime::Table::new(myriad_runtime::ValType::FuncRef, 1, None);
+    let vm = compile_wat(VICTIM, &CompileConfig::default());
+    // Slot 0 is freed on the reader's thread just before the reader is
+    // made there: the reader's stack lies below the writer's.
+    let ph = Instance::instantiate(&region, &vm).unwrap();
+    assert_eq!(ph.slot(), 0);
+    let (tab2, region2) = (tab.clone(), region.clone());
+    let t = std::thread::spawn(move || {
+        // Wait for the writer's element segment.
+        while tab2.get(0) == Some(0) {
+            std::hint::spin_loop();
+        }
+        drop(ph);
+        let mut linker = Linker::new();
+        linker.define("env", "tab", myriad_runtime::Extern::Table(tab2.clone()));
+        let mut r = linker.instantiate(&region2, &reader, None).unwrap();
+        let slot = r.slot();
+        (call(&mut r, "go", &[Val::I32(5)]), slot)
+    });
+    let mut linker = Linker::new();
+    linker.define("env", "tab", myriad_runtime::Extern::Table(tab.clone()));
+    let w = linker.instantiate(&region, &writer, None).unwrap();
+    let (out, reader_slot) = t.join().unwrap();
+    eprintln!(
+        "writer slot {}, reader slot {reader_slot}: reader's call: {out:?}",
+        w.slot()
+    );
+    assert_eq!(out, Outcome::Finished(vec![Val::I32(5)]));
+}
+
+/// Found by review: after such a refused link the failed instance lived
+/// only in one group while its function reference sat in the other's
+/// table; when the first group died its slot was reused and the table
+/// still pointed into it (`SIGSEGV`).
+#[test]
+fn a_refused_link_leaves_no_reference_to_a_freed_slot() {
+    const WRITER_READS: &str = r#"(module
+      (import "q" "deep" (func (param i32) (result i32)))
+      (import "p" "tab" (table 1 funcref))
+      (memory 1)
+      (elem (i32.const 0) $rd)
+      (func $rd (param i32) (result i32) (i32.load (local.get 0))))"#;
+    const SECRET: &str = r#"(module (memory 1) (data (i32.const 0) "\2a\2a\2a\2a"))"#;
+    let pm = compile_wat(PROVIDER, &CompileConfig::default());
+    let cm = compile_wat(CONSUMER, &CompileConfig::default());
+    let wm = compile_wat(WRITER_READS, &CompileConfig::default());
+    let sm = compile_wat(SECRET, &CompileConfig::default());
+    let region = region_with(10, 65536);
+    let p = Instance::instantiate(&region, &pm).unwrap();
+    let q = Instance::instantiate(&region, &pm).unwrap();
+    let q_deep = Arc::new(Mutex::new(Some(q.export("deep").unwrap())));
+    let p_tab = Arc::new(Mutex::new(Some(p.export("tab").unwrap())));
+    let err = Arc::new(Mutex::new(None));
+    let (e1, r1, qd, pt) = (err.clone(), region.clone(), q_deep.clone(), p_tab.clone());
+    let q_side = Arc::new(Mutex::new(Some(consumer(&region, &cm, &q, move || {
+        let mut linker = Linker::new();
+        linker.define("q", "deep", qd.lock().unwrap().take().unwrap());
+        linker.define("p", "tab", pt.lock().unwrap().take().unwrap());
+        let r = linker.instantiate(&r1, &wm, None);
+        *e1.lock().unwrap() = Some(format!("{:?}", r.err()));
+    }))));
+    let qs = q_side.clone();
+    let mut p_side = consumer(&region, &cm, &p, move || {
+        if let Some(q) = qs.lock().unwrap().as_mut() {
+            let _ = call(q, "nest", &[Val::I32(0)]);
+        }
+    });
+    let nest = call(&mut p_side, "nest", &[Val::I32(0)]);
+    eprintln!("nest: {nest:?}; writer: {:?}", err.lock().unwrap());
+    // q's group dies: q, the consumer of q (and the failed writer in it).
+    drop(q);
+    drop(q_side.lock().unwrap().take());
+    // A new tenant takes the freed slot.
+    let secret = Instance::instantiate(&region, &sm).unwrap();
+    eprintln!("secret tenant in slot {}", secret.slot());
+    let out = call(&mut p_side, "indirect", &[Val::I32(0)]);
+    eprintln!("p_side indirect through the stale table entry: {out:?}");
+    assert_ne!(
+        out,
+        Outcome::Finished(vec![Val::I32(0x2a2a2a2a)]),
+        "read another tenant's memory"
+    );
+}

@@ -1,10 +1,11 @@
 //! Checking a module's imports against what is supplied, keeping host-made
 //! imports alive, and joining the link groups of linked instances.
 
-use super::{Core, InstantiateError};
+use super::InstantiateError;
 use crate::externs::{Extern, Global, GlobalOwner, KeepAlive};
-use crate::group::{group_of, BothRunning, GroupHandle, Node, Shared};
+use crate::group::{link_new, BothRunning, Linking, Shared};
 use crate::module::Module;
+use crate::vmctx::VmCtx;
 use myriad_abi::{ImportKind, ValType};
 use std::sync::Arc;
 
@@ -22,68 +23,37 @@ pub(super) fn keep_alive(e: &Extern) -> Option<KeepAlive> {
     }
 }
 
-/// The link group of a new instance: it joins the groups of every
-/// instance it imports from, of every table it imports, and of every
-/// mutable host `funcref` global it imports (see `crate::group` for why
-/// every link counts). `None`, and no cost, for an instance that imports
-/// only host functions, immutable host globals, tags or nothing.
-pub(super) fn link_group(
-    core: &Arc<Core>,
-    imports: &[Extern],
-) -> Result<Option<GroupHandle>, BothRunning> {
+/// Link a new instance whose vmctx is `vm` (see `crate::group::link_new`):
+/// it joins the groups of every instance it imports from, of every table
+/// it imports, and of every mutable host `funcref` global it imports (see
+/// `crate::group` for why every link counts). `None`, and no cost, for an
+/// instance that imports only host functions, immutable host globals,
+/// tags or nothing.
+pub(super) fn link(vm: *mut VmCtx, imports: &[Extern]) -> Result<Option<Linking>, BothRunning> {
     let host_ref_cell = |g: &Global| match &g.owner {
         GlobalOwner::Host(cell) if g.mutable && g.ty == ValType::FuncRef => Some(cell.clone()),
         _ => None,
     };
-    let links = |e: &Extern| match e {
-        Extern::Table(_) => true,
-        Extern::Global(g) => host_ref_cell(g).is_some() || e.group().is_some(),
-        _ => e.group().is_some(),
-    };
-    if !imports.iter().any(links) {
-        return Ok(None);
-    }
-    let group = GroupHandle::new(core.clone(), core.vm.as_ptr());
+    let mut groups = Vec::new();
+    let mut shared: Vec<Arc<dyn Shared>> = Vec::new();
     for e in imports {
         if let Some(h) = e.group() {
-            group.merge(h)?;
+            groups.push(h.node());
         }
         match e {
-            Extern::Table(t) => group.join(t.clone() as Arc<dyn Shared>)?,
+            Extern::Table(t) => shared.push(t.clone()),
             Extern::Global(g) => {
                 if let Some(cell) = host_ref_cell(g) {
-                    group.join(cell as Arc<dyn Shared>)?;
+                    shared.push(cell);
                 }
             }
             _ => {}
         }
     }
-    Ok(Some(group))
-}
-
-/// The groups an instance with `imports` links to (see [`link_group`]):
-/// those of the instances it imports from and of the tables and host
-/// `funcref` cells it imports, to hold while it is instantiated (see
-/// `crate::group::hold`).
-pub(super) fn linked_groups(imports: &[Extern]) -> Vec<Arc<Node>> {
-    let mut out = Vec::new();
-    for e in imports {
-        if let Some(h) = e.group() {
-            out.push(h.node());
-        }
-        let shared: Option<Arc<dyn Shared>> = match e {
-            Extern::Table(t) => Some(t.clone()),
-            Extern::Global(g) => match &g.owner {
-                GlobalOwner::Host(cell) => Some(cell.clone()),
-                _ => None,
-            },
-            _ => None,
-        };
-        if let Some(n) = shared.as_deref().and_then(group_of) {
-            out.push(n);
-        }
+    if groups.is_empty() && shared.is_empty() {
+        return Ok(None);
     }
-    out
+    link_new(vm, &groups, &shared).map(Some)
 }
 
 /// Check `imports` against `module`'s import types (the spec's import

@@ -1,10 +1,11 @@
 //! Creating an instance.
 
-use super::imports::{check_imports, keep_alive, link_group, linked_groups};
+use super::imports::{check_imports, keep_alive, link};
 use super::{check_call, check_frame_fits, Core, Instance, InstantiateError};
 use crate::arch;
 use crate::externs::Imports;
 use crate::externs::{Extern, Func, Memory, Tag};
+use crate::group::Linking;
 use crate::host::{HostFuncs, HostState};
 use crate::module::Module;
 use crate::region::Region;
@@ -104,12 +105,14 @@ impl Instance {
             p.mark_checked(module);
         }
         let funcs = prepared.map(Imports::funcs);
-        // No other thread runs the code of the groups this instance links
-        // to until it has joined them (see `crate::group::hold`).
-        let _held = crate::group::hold(linked_groups(imports));
         // From here on the Core owns the slot: an error drops it, which
         // zeroes what was written and releases the slot.
         let mut core = take_slot(region, module, imports, &plan)?;
+        // Join the groups this instance links to before anything of it
+        // can reach their code or theirs its own; no other thread runs
+        // them until it is made (see `crate::group::link_new`).
+        let linking =
+            link(core.vm.as_ptr(), imports).map_err(|_| InstantiateError::LinkedGroupsRunning)?;
         bind_host_state(&mut core, imports, funcs, data);
         let (imported_tables, tags) = bind_imports(&mut core, imports);
         let cells = GlobalCells::new(&core);
@@ -126,7 +129,7 @@ impl Instance {
         let failed = apply_elem_segments(&mut core, &cells)
             .and_then(|()| apply_data_segments(&core, &cells))
             .err();
-        finish(core, imports, tags, failed)
+        finish(core, linking, imports, tags, failed)
     }
 }
 
@@ -637,12 +640,13 @@ fn apply_data_segments(core: &Core, cells: &GlobalCells) -> Result<(), Instantia
     Ok(())
 }
 
-/// Phase "linking": join the link groups this instance's function
-/// references can flow into, give the defined tags fresh identities, and
+/// Phase "linking": make the instance's core a member of the link group
+/// it joined (see [`link`]), give the defined tags fresh identities, and
 /// make the [`Instance`] — or report the segment that failed.
 #[inline(always)]
 fn finish(
     core: Core,
+    linking: Option<Linking>,
     imports: &[Extern],
     mut tags: Vec<Tag>,
     failed: Option<InstantiateError>,
@@ -651,10 +655,7 @@ fn finish(
     // On failure, element segments may already have stored this instance's
     // function references in imported tables (spec semantics: they stay),
     // so the group keeps the failed instance alive as long as it needs to.
-    let group = match link_group(&core, imports) {
-        Ok(g) => g,
-        Err(_) => return Err(InstantiateError::LinkedGroupsRunning),
-    };
+    let group = linking.map(|l| l.finish(core.clone()));
     if let Some(e) = failed {
         drop(group);
         return Err(e);
