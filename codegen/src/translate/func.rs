@@ -833,7 +833,8 @@ impl FuncTranslator<'_, '_> {
     }
 
     /// Call imported function `index` through its vmctx record: the
-    /// record's code with the record's vmctx and this green thread's exec.
+    /// record's code with the record's vmctx (whose exec and stack limit
+    /// follow this green thread: see `abi::vmctx::EXEC`).
     fn call_import(&mut self, index: u32) -> Result<(), CompileError> {
         let ty = self.env.module.func_type(index)?.clone();
         let at = self.layout.func_import(index);

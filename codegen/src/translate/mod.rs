@@ -550,7 +550,7 @@ pub(crate) fn native_params(params: &[abi::ValType]) -> Vec<Slot> {
 /// `fn(vmctx, p0, fuel, p1, ...) -> results` ([`native_params`]), with
 /// the fuel counter among the results at [`fuel_result_index`]. The
 /// vmctx carries Cranelift's VMContext purpose: the stack-limit check
-/// reads through it (`vmctx.exec.stack_limit`).
+/// reads through it (`vmctx.stack_limit`).
 pub(crate) fn wasm_signature(call_conv: CallConv, ty: &abi::FuncType) -> ir::Signature {
     let mut sig = ir::Signature::new(call_conv);
     for slot in native_params(&ty.params) {

@@ -1,6 +1,7 @@
 //! Array-call export wrappers `fn(vmctx, exec, values: *mut u64)` and
-//! host-import stubs with the wasm function signature (`fn(vmctx, exec,
-//! fuel, params...) -> (result0, fuel, results...)`, see `abi`).
+//! host-import stubs with the wasm function signature (`fn(vmctx, p0,
+//! fuel, p1, ...) -> (result0, fuel, results...)`, see `abi`; a stub
+//! loads exec from its vmctx).
 //!
 //! A wrapper reads the parameters from `values[k]` (i32/f32 in the low four
 //! bytes), loads the fuel counter from `exec`, calls the function
