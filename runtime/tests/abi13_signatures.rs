@@ -261,7 +261,10 @@ fn consumer_wat() -> String {
     w
 }
 
-fn host_linker(seen: Arc<Mutex<Vec<(usize, Vec<u64>)>>>) -> Linker {
+/// The host calls seen: which function, with which parameter cells.
+type Seen = Arc<Mutex<Vec<(usize, Vec<u64>)>>>;
+
+fn host_linker(seen: Seen) -> Linker {
     let mut l = Linker::new();
     for (k, (p, r)) in sigs().into_iter().enumerate() {
         let seen = seen.clone();
