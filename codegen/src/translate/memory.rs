@@ -75,11 +75,11 @@ impl FuncTranslator<'_, '_> {
                         .ins()
                         .load(I64, self.vmctx_flags, self.vmctx, vmctx::FN_MEMORY_GROW);
                 let owner = self.memory_vmctx();
-                self.spill_fuel();
+                let exec = self.spill_fuel();
                 let call = self
                     .b
                     .ins()
-                    .call_indirect(sig, callee, &[owner, self.exec, delta]);
+                    .call_indirect(sig, callee, &[owner, exec, delta]);
                 let old = self
                     .b
                     .inst_results(call)

@@ -233,11 +233,11 @@ impl FuncTranslator<'_, '_> {
     fn call_builtin_on(&mut self, field: i32, target: Value, buf: Value) -> Value {
         let sig = self.grow_sig();
         let callee = self.b.ins().load(I64, self.fixed_flags, self.vmctx, field);
-        self.spill_fuel();
+        let exec = self.spill_fuel();
         let inst = self
             .b
             .ins()
-            .call_indirect(sig, callee, &[target, self.exec, buf]);
+            .call_indirect(sig, callee, &[target, exec, buf]);
         let r = self.b.inst_results(inst)[0];
         self.after_call();
         r
