@@ -54,6 +54,39 @@ static LINK: Mutex<()> = Mutex::new(());
 /// [`GroupHandle::enter`]).
 static LEFT: Condvar = Condvar::new();
 
+/// The threads waiting for a group another thread owns, and the group
+/// (a node of it) each waits for. Taken only under the link lock.
+static WAITS: Mutex<Vec<(ThreadId, Arc<Node>)>> = Mutex::new(Vec::new());
+
+/// Whether `me` waiting for `root` would close a cycle: its owner waits
+/// for a group whose owner waits ... for a group `me` owns. Caller holds
+/// the link lock.
+fn would_deadlock(me: ThreadId, root: &Arc<Node>) -> bool {
+    let waits = lock(&WAITS);
+    let mut owner_now = owner(root).0;
+    // Each step moves to another waiting thread: at most one per entry.
+    for _ in 0..=waits.len() {
+        match owner_now {
+            Some(t) if t == me => return true,
+            Some(t) => match waits.iter().find(|(w, _)| *w == t) {
+                Some((_, node)) => owner_now = owner(&root_of(node)).0,
+                None => return false,
+            },
+            None => return false,
+        }
+    }
+    false
+}
+
+/// Wait (releasing the link lock meanwhile) until some group's owner
+/// leaves, registered as waiting for `root`.
+fn wait_for(g: MutexGuard<'static, ()>, me: ThreadId, root: &Arc<Node>) -> MutexGuard<'static, ()> {
+    lock(&WAITS).push((me, root.clone()));
+    let g = LEFT.wait(g).unwrap_or_else(|e| e.into_inner());
+    lock(&WAITS).retain(|(t, _)| *t != me);
+    g
+}
+
 fn link_lock() -> MutexGuard<'static, ()> {
     lock(&LINK)
 }
@@ -172,6 +205,23 @@ fn owner(root: &Arc<Node>) -> (Option<ThreadId>, bool) {
 #[derive(Debug)]
 pub(crate) struct BothRunning;
 
+/// Why [`link_new`] refused.
+#[derive(Debug)]
+pub(crate) enum LinkRefused {
+    /// Two of the groups run code now.
+    BothRunning,
+    /// Waiting for a group another thread runs would deadlock: that
+    /// thread waits, directly or through others, for one this thread
+    /// runs.
+    WouldDeadlock,
+}
+
+impl From<BothRunning> for LinkRefused {
+    fn from(_: BothRunning) -> LinkRefused {
+        LinkRefused::BothRunning
+    }
+}
+
 /// Merge the groups of `a` and `b` (the smaller into the larger). Caller
 /// holds the link lock. Does nothing if either is dead. A group that
 /// runs code now takes the other in: its members are pointed at the
@@ -249,6 +299,12 @@ impl GroupHandle {
     /// point every member at it until the returned guard is dropped (as
     /// the green thread is switched out). Waits while green threads of
     /// another thread run the group's code; entries on this thread nest.
+    ///
+    /// # Panics
+    ///
+    /// If waiting would deadlock: the other thread waits, directly or
+    /// through others, for a group this thread runs (two host functions
+    /// on two threads each resuming a member of the other's group).
     pub(crate) fn enter(&self, exec: *mut VmCtx) -> Entered<'_> {
         let me = std::thread::current().id();
         let mut g = link_lock();
@@ -262,7 +318,18 @@ impl GroupHandle {
             };
             if r.thread.is_some_and(|t| t != me) {
                 drop(state);
-                g = LEFT.wait(g).unwrap_or_else(|e| e.into_inner());
+                if would_deadlock(me, &root) {
+                    drop(g);
+                    // Only a host function can get here (this thread
+                    // owns a group only while one of its green threads
+                    // runs), and a host function's panic ends its call
+                    // with a trap: the other thread then goes on.
+                    panic!(
+                        "cannot resume the linked instance: its group runs on another \
+                         thread, which waits for a group this thread runs (deadlock)"
+                    );
+                }
+                g = wait_for(g, me, &root);
                 continue;
             }
             r.thread = Some(me);
@@ -322,7 +389,7 @@ pub(crate) fn link_new(
     vm: *mut VmCtx,
     groups: &[Arc<Node>],
     shared: &[Arc<dyn Shared>],
-) -> Result<Linking, BothRunning> {
+) -> Result<Linking, LinkRefused> {
     let me = std::thread::current().id();
     let mut g = link_lock();
     loop {
@@ -334,8 +401,16 @@ pub(crate) fn link_new(
                 .map(|n| root_of(&n)),
         );
         roots.retain(is_live);
-        if roots.iter().any(|r| owner(r).0.is_some_and(|t| t != me)) {
-            g = LEFT.wait(g).unwrap_or_else(|e| e.into_inner());
+        let busy: Vec<&Arc<Node>> = roots
+            .iter()
+            .filter(|r| owner(r).0.is_some_and(|t| t != me))
+            .collect();
+        if let Some(first) = busy.first() {
+            if busy.iter().any(|r| would_deadlock(me, r)) {
+                return Err(LinkRefused::WouldDeadlock);
+            }
+            let first = Arc::clone(first);
+            g = wait_for(g, me, &first);
             continue;
         }
         let mut running: Vec<&Arc<Node>> = Vec::new();
@@ -345,7 +420,7 @@ pub(crate) fn link_new(
             }
         }
         if running.len() > 1 {
-            return Err(BothRunning);
+            return Err(LinkRefused::BothRunning);
         }
         break;
     }

@@ -548,3 +548,135 @@ fn a_refused_link_leaves_no_reference_to_a_freed_slot() {
         "read another tenant's memory"
     );
 }
+
+/// Found by review: two host functions on two threads, each resuming a
+/// member of the other's running group, waited for each other forever.
+/// The second to wait sees the cycle and panics; its host call ends with
+/// a trap, and the other thread goes on.
+#[test]
+fn cross_group_resumes_from_two_threads_do_not_deadlock() {
+    let (pm, cm) = modules();
+    let region = region_with(8, 65536);
+    let p1 = Instance::instantiate(&region, &pm).unwrap();
+    let p2 = Instance::instantiate(&region, &pm).unwrap();
+    // Members the host functions resume: one in each group.
+    let inner1 = Arc::new(Mutex::new(consumer(&region, &cm, &p1, || {})));
+    let inner2 = Arc::new(Mutex::new(consumer(&region, &cm, &p2, || {})));
+    let barrier = Arc::new(std::sync::Barrier::new(2));
+    let (b1, b2) = (barrier.clone(), barrier.clone());
+    let (i2, i1) = (inner2.clone(), inner1.clone());
+    let mut outer1 = consumer(&region, &cm, &p1, move || {
+        b1.wait();
+        let _ = call(&mut i2.lock().unwrap(), "direct", &[Val::I32(1)]);
+    });
+    let mut outer2 = consumer(&region, &cm, &p2, move || {
+        b2.wait();
+        let _ = call(&mut i1.lock().unwrap(), "direct", &[Val::I32(1)]);
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx2 = tx.clone();
+    std::thread::spawn(move || {
+        let r = call(&mut outer1, "nest", &[Val::I32(1)]);
+        let _ = tx.send(r);
+    });
+    std::thread::spawn(move || {
+        let r = call(&mut outer2, "nest", &[Val::I32(1)]);
+        let _ = tx2.send(r);
+    });
+    let mut done = Vec::new();
+    while done.len() < 2 {
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(x) => done.push(x),
+            Err(_) => break,
+        }
+    }
+    if done.len() < 2 {
+        // Leak what the blocked threads still use, then fail.
+        std::mem::forget((p1, p2, inner1, inner2, region));
+        panic!("deadlock: only {done:?} returned");
+    }
+    let finished = done
+        .iter()
+        .filter(|o| **o == Outcome::Finished(vec![Val::I32(2)]))
+        .count();
+    let trapped = done
+        .iter()
+        .filter(|o| matches!(o, Outcome::Trapped(_)))
+        .count();
+    assert_eq!((finished, trapped), (1, 1), "{done:?}");
+}
+
+/// Found by review: the same with instantiations linked to the other's
+/// group. The second to wait is refused with `LinkWouldDeadlock`.
+#[test]
+fn cross_group_instantiations_from_two_threads_do_not_deadlock() {
+    let (pm, cm) = modules();
+    let region = region_with(8, 65536);
+    let p1 = Instance::instantiate(&region, &pm).unwrap();
+    let p2 = Instance::instantiate(&region, &pm).unwrap();
+    let linked = compile_wat(
+        r#"(module (import "p" "deep" (func (param i32) (result i32))))"#,
+        &CompileConfig::default(),
+    );
+    let (d1, d2) = (p1.export("deep").unwrap(), p2.export("deep").unwrap());
+    let barrier = Arc::new(std::sync::Barrier::new(2));
+    let (b1, b2) = (barrier.clone(), barrier.clone());
+    let results = Arc::new(Mutex::new(Vec::new()));
+    let (res1, res2) = (results.clone(), results.clone());
+    let (r1, r2, l1, l2) = (
+        region.clone(),
+        region.clone(),
+        linked.clone(),
+        linked.clone(),
+    );
+    let mut outer1 = consumer(&region, &cm, &p1, move || {
+        b1.wait();
+        let mut lk = Linker::new();
+        lk.define("p", "deep", d2.clone());
+        let r = lk.instantiate(&r1, &l1, None).map(drop);
+        res1.lock().unwrap().push(format!("{r:?}"));
+    });
+    let mut outer2 = consumer(&region, &cm, &p2, move || {
+        b2.wait();
+        let mut lk = Linker::new();
+        lk.define("p", "deep", d1.clone());
+        let r = lk.instantiate(&r2, &l2, None).map(drop);
+        res2.lock().unwrap().push(format!("{r:?}"));
+    });
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx2 = tx.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(call(&mut outer1, "nest", &[Val::I32(1)]));
+    });
+    std::thread::spawn(move || {
+        let _ = tx2.send(call(&mut outer2, "nest", &[Val::I32(1)]));
+    });
+    let mut done = Vec::new();
+    while done.len() < 2 {
+        match rx.recv_timeout(Duration::from_secs(20)) {
+            Ok(x) => done.push(x),
+            Err(_) => break,
+        }
+    }
+    if done.len() < 2 {
+        std::mem::forget((p1, p2, region));
+        panic!("deadlock: only {done:?} returned");
+    }
+    assert_eq!(
+        done,
+        vec![Outcome::Finished(vec![Val::I32(2)]); 2],
+        "both calls finish"
+    );
+    let mut results = results.lock().unwrap().clone();
+    results.sort();
+    assert_eq!(
+        results,
+        vec![
+            format!(
+                "{:?}",
+                Err::<(), _>(LinkError::Instantiate(InstantiateError::LinkWouldDeadlock))
+            ),
+            "Ok(())".to_string(),
+        ]
+    );
+}

@@ -75,6 +75,12 @@ pub enum InstantiateError {
     /// at most one of them runs.
     #[error("cannot link instances of two groups that are both running")]
     LinkedGroupsRunning,
+    /// The instance links to a group another thread runs, and that thread
+    /// waits, directly or through others, for a group this thread runs
+    /// (two host functions on two threads, each instantiating a module
+    /// linked to the other's group): waiting would deadlock.
+    #[error("cannot link to a group another thread runs while it waits for one this thread runs (deadlock)")]
+    LinkWouldDeadlock,
     /// [`super::Instance::call`] while the previous call is suspended (`Yielded`).
     #[error("a call is in progress (suspended); resume it to completion first")]
     CallInProgress,

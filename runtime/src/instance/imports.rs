@@ -3,7 +3,7 @@
 
 use super::InstantiateError;
 use crate::externs::{Extern, Global, GlobalOwner, KeepAlive};
-use crate::group::{link_new, BothRunning, Linking, Shared};
+use crate::group::{link_new, LinkRefused, Linking, Shared};
 use crate::module::Module;
 use crate::vmctx::VmCtx;
 use myriad_abi::{ImportKind, ValType};
@@ -29,7 +29,7 @@ pub(super) fn keep_alive(e: &Extern) -> Option<KeepAlive> {
 /// `crate::group` for why every link counts). `None`, and no cost, for an
 /// instance that imports only host functions, immutable host globals,
 /// tags or nothing.
-pub(super) fn link(vm: *mut VmCtx, imports: &[Extern]) -> Result<Option<Linking>, BothRunning> {
+pub(super) fn link(vm: *mut VmCtx, imports: &[Extern]) -> Result<Option<Linking>, LinkRefused> {
     let host_ref_cell = |g: &Global| match &g.owner {
         GlobalOwner::Host(cell) if g.mutable && g.ty == ValType::FuncRef => Some(cell.clone()),
         _ => None,

@@ -5,7 +5,7 @@ use super::{check_call, check_frame_fits, Core, Instance, InstantiateError};
 use crate::arch;
 use crate::externs::Imports;
 use crate::externs::{Extern, Func, Memory, Tag};
-use crate::group::Linking;
+use crate::group::{LinkRefused, Linking};
 use crate::host::{HostFuncs, HostState};
 use crate::module::Module;
 use crate::region::Region;
@@ -111,8 +111,10 @@ impl Instance {
         // Join the groups this instance links to before anything of it
         // can reach their code or theirs its own; no other thread runs
         // them until it is made (see `crate::group::link_new`).
-        let linking =
-            link(core.vm.as_ptr(), imports).map_err(|_| InstantiateError::LinkedGroupsRunning)?;
+        let linking = link(core.vm.as_ptr(), imports).map_err(|e| match e {
+            LinkRefused::BothRunning => InstantiateError::LinkedGroupsRunning,
+            LinkRefused::WouldDeadlock => InstantiateError::LinkWouldDeadlock,
+        })?;
         bind_host_state(&mut core, imports, funcs, data);
         let (imported_tables, tags) = bind_imports(&mut core, imports);
         let cells = GlobalCells::new(&core);
