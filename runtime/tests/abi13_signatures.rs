@@ -157,8 +157,8 @@ fn expected(params: &[ValType], results: &[ValType], args: &[Val]) -> Vec<Val> {
     }
 }
 
-fn provider_wat() -> String {
-    let s = sigs();
+/// `(module` and a type `$t{k}` per signature.
+fn module_with_types(s: &[(Vec<ValType>, Vec<ValType>)]) -> String {
     let mut w = String::from("(module\n");
     for (k, (p, r)) in s.iter().enumerate() {
         w += &format!(
@@ -167,6 +167,12 @@ fn provider_wat() -> String {
             list("result", r)
         );
     }
+    w
+}
+
+fn provider_wat() -> String {
+    let s = sigs();
+    let mut w = module_with_types(&s);
     for (k, (p, r)) in s.iter().enumerate() {
         w += &format!(
             "(import \"host\" \"h{k}\" (func $h{k} (type $t{k})))\n(export \"h{k}\" (func $h{k}))\n"
@@ -185,27 +191,13 @@ fn provider_wat() -> String {
             "(func $id{k} (export \"id{k}\") (type $t{k}) {})\n",
             body_of(p, r)
         );
-        // direct call with the incoming params
-        w += &format!("(func (export \"direct{k}\") (type $t{k}) (call $id{k}{gets}))\n");
-        // direct call with constants
-        w += &format!(
-            "(func (export \"cdirect{k}\") {} (call $id{k} {consts}))\n",
-            list("result", r)
-        );
-        // call_indirect
-        w += &format!(
-            "(func (export \"indirect{k}\") (type $t{k}) (call_indirect $tab (type $t{k}){gets} (i32.const {k})))\n"
-        );
-        w += &format!(
-            "(func (export \"cindirect{k}\") {} (call_indirect $tab (type $t{k}) {consts} (i32.const {k})))\n",
-            list("result", r)
-        );
-        // host import, called with incoming params and constants
-        w += &format!("(func (export \"host{k}\") (type $t{k}) (call $h{k}{gets}))\n");
-        w += &format!(
-            "(func (export \"chost{k}\") {} (call $h{k} {consts}))\n",
-            list("result", r)
-        );
+        // A direct call, call_indirect and the host import, each with the
+        // incoming parameters and with constants.
+        let ind = format!("call_indirect $tab (type $t{k})");
+        let at = format!(" (i32.const {k})");
+        w += &callers("direct", k, r, &format!("call $id{k}"), "", &gets, &consts);
+        w += &callers("indirect", k, r, &ind, &at, &gets, &consts);
+        w += &callers("host", k, r, &format!("call $h{k}"), "", &gets, &consts);
         // recursion through itself with a counter in the way: a function
         // (param i32 ...p) that calls itself n times then id.
     }
@@ -215,16 +207,29 @@ fn provider_wat() -> String {
     w
 }
 
+/// Two exports of type `$t{k}` (results `r`) that call through `call`
+/// (`call $f` or `call_indirect $tab (type $t)`, `tail` after the
+/// arguments): `{name}{k}` passes its own parameters (`gets`),
+/// `c{name}{k}` constants (`consts`).
+fn callers(
+    name: &str,
+    k: usize,
+    r: &[ValType],
+    call: &str,
+    tail: &str,
+    gets: &str,
+    consts: &str,
+) -> String {
+    format!(
+        "(func (export \"{name}{k}\") (type $t{k}) ({call}{gets}{tail}))\n\
+         (func (export \"c{name}{k}\") {} ({call} {consts}{tail}))\n",
+        list("result", r)
+    )
+}
+
 fn consumer_wat() -> String {
     let s = sigs();
-    let mut w = String::from("(module\n");
-    for (k, (p, r)) in s.iter().enumerate() {
-        w += &format!(
-            "(type $t{k} (func {} {}))\n",
-            list("param", p),
-            list("result", r)
-        );
-    }
+    let mut w = module_with_types(&s);
     for k in 0..s.len() {
         w += &format!("(import \"p\" \"id{k}\" (func $pid{k} (type $t{k})))\n");
         w += &format!("(import \"p\" \"h{k}\" (func $ph{k} (type $t{k})))\n");
@@ -239,23 +244,11 @@ fn consumer_wat() -> String {
             .collect();
         w += &format!("(export \"reexp{k}\" (func $pid{k}))\n");
         w += &format!("(export \"reexph{k}\" (func $ph{k}))\n");
-        w += &format!("(func (export \"imp{k}\") (type $t{k}) (call $pid{k}{gets}))\n");
-        w += &format!(
-            "(func (export \"cimp{k}\") {} (call $pid{k} {consts}))\n",
-            list("result", r)
-        );
-        w += &format!("(func (export \"imph{k}\") (type $t{k}) (call $ph{k}{gets}))\n");
-        w += &format!(
-            "(func (export \"cimph{k}\") {} (call $ph{k} {consts}))\n",
-            list("result", r)
-        );
-        w += &format!(
-            "(func (export \"impind{k}\") (type $t{k}) (call_indirect $tab (type $t{k}){gets} (i32.const {k})))\n"
-        );
-        w += &format!(
-            "(func (export \"cimpind{k}\") {} (call_indirect $tab (type $t{k}) {consts} (i32.const {k})))\n",
-            list("result", r)
-        );
+        let ind = format!("call_indirect $tab (type $t{k})");
+        let at = format!(" (i32.const {k})");
+        w += &callers("imp", k, r, &format!("call $pid{k}"), "", &gets, &consts);
+        w += &callers("imph", k, r, &format!("call $ph{k}"), "", &gets, &consts);
+        w += &callers("impind", k, r, &ind, &at, &gets, &consts);
     }
     w += ")\n";
     w

@@ -68,6 +68,41 @@ fn consumer(
         .expect("instantiate consumer")
 }
 
+/// A consumer of `p` that stays 100 ms inside its host call, with
+/// `inside` set meanwhile.
+fn slow_consumer(
+    region: &Arc<Region>,
+    m: &Arc<myriad_runtime::Module>,
+    p: &Instance,
+    inside: &Arc<AtomicBool>,
+) -> Instance {
+    let inside = inside.clone();
+    consumer(region, m, p, move || {
+        inside.store(true, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(100));
+        inside.store(false, Ordering::SeqCst);
+    })
+}
+
+/// Call `nest(1)` on `a` and `b` on two threads; their outcomes, or
+/// `None` if they did not both return within 20 s (a deadlock: the
+/// threads are left blocked).
+fn nest_on_two_threads(mut a: Instance, mut b: Instance) -> Option<Vec<Outcome>> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let tx2 = tx.clone();
+    std::thread::spawn(move || {
+        let _ = tx.send(call(&mut a, "nest", &[Val::I32(1)]));
+    });
+    std::thread::spawn(move || {
+        let _ = tx2.send(call(&mut b, "nest", &[Val::I32(1)]));
+    });
+    let mut done = Vec::new();
+    while done.len() < 2 {
+        done.push(rx.recv_timeout(Duration::from_secs(20)).ok()?);
+    }
+    Some(done)
+}
+
 /// Shallow calls give their results; deep ones trap cleanly.
 fn check_calls(c: &mut Instance) {
     for export in ["direct", "indirect"] {
@@ -163,13 +198,9 @@ fn another_thread_waits_while_a_group_runs() {
     let p = Instance::instantiate(&region, &pm).unwrap();
     let inside = Arc::new(AtomicBool::new(false));
     let overlapped = Arc::new(AtomicBool::new(false));
-    let (i1, i2, o2) = (inside.clone(), inside.clone(), overlapped.clone());
+    let (i2, o2) = (inside.clone(), overlapped.clone());
     // The first consumer stays inside its host call for a while.
-    let mut slow = consumer(&region, &cm, &p, move || {
-        i1.store(true, Ordering::SeqCst);
-        std::thread::sleep(Duration::from_millis(100));
-        i1.store(false, Ordering::SeqCst);
-    });
+    let mut slow = slow_consumer(&region, &cm, &p, &inside);
     // The second one notes whether it ran while the first was inside.
     let mut other = consumer(&region, &cm, &p, move || {
         if i2.load(Ordering::SeqCst) {
@@ -200,12 +231,7 @@ fn an_instantiation_linking_to_a_running_group_waits_for_it() {
     let region = region_with(4, 65536);
     let p = Instance::instantiate(&region, &pm).unwrap();
     let inside = Arc::new(AtomicBool::new(false));
-    let i1 = inside.clone();
-    let mut slow = consumer(&region, &cm, &p, move || {
-        i1.store(true, Ordering::SeqCst);
-        std::thread::sleep(Duration::from_millis(100));
-        i1.store(false, Ordering::SeqCst);
-    });
+    let mut slow = slow_consumer(&region, &cm, &p, &inside);
     // Its element segment stores its function into the provider's table:
     // from then on the running consumer could call it, so it may not be
     // made while that runs.
@@ -565,36 +591,19 @@ fn cross_group_resumes_from_two_threads_do_not_deadlock() {
     let barrier = Arc::new(std::sync::Barrier::new(2));
     let (b1, b2) = (barrier.clone(), barrier.clone());
     let (i2, i1) = (inner2.clone(), inner1.clone());
-    let mut outer1 = consumer(&region, &cm, &p1, move || {
+    let outer1 = consumer(&region, &cm, &p1, move || {
         b1.wait();
         let _ = call(&mut i2.lock().unwrap(), "direct", &[Val::I32(1)]);
     });
-    let mut outer2 = consumer(&region, &cm, &p2, move || {
+    let outer2 = consumer(&region, &cm, &p2, move || {
         b2.wait();
         let _ = call(&mut i1.lock().unwrap(), "direct", &[Val::I32(1)]);
     });
-    let (tx, rx) = std::sync::mpsc::channel();
-    let tx2 = tx.clone();
-    std::thread::spawn(move || {
-        let r = call(&mut outer1, "nest", &[Val::I32(1)]);
-        let _ = tx.send(r);
-    });
-    std::thread::spawn(move || {
-        let r = call(&mut outer2, "nest", &[Val::I32(1)]);
-        let _ = tx2.send(r);
-    });
-    let mut done = Vec::new();
-    while done.len() < 2 {
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(x) => done.push(x),
-            Err(_) => break,
-        }
-    }
-    if done.len() < 2 {
+    let Some(done) = nest_on_two_threads(outer1, outer2) else {
         // Leak what the blocked threads still use, then fail.
         std::mem::forget((p1, p2, inner1, inner2, region));
-        panic!("deadlock: only {done:?} returned");
-    }
+        panic!("deadlock");
+    };
     let finished = done
         .iter()
         .filter(|o| **o == Outcome::Finished(vec![Val::I32(2)]))
@@ -629,39 +638,24 @@ fn cross_group_instantiations_from_two_threads_do_not_deadlock() {
         linked.clone(),
         linked.clone(),
     );
-    let mut outer1 = consumer(&region, &cm, &p1, move || {
+    let outer1 = consumer(&region, &cm, &p1, move || {
         b1.wait();
         let mut lk = Linker::new();
         lk.define("p", "deep", d2.clone());
         let r = lk.instantiate(&r1, &l1, None).map(drop);
         res1.lock().unwrap().push(format!("{r:?}"));
     });
-    let mut outer2 = consumer(&region, &cm, &p2, move || {
+    let outer2 = consumer(&region, &cm, &p2, move || {
         b2.wait();
         let mut lk = Linker::new();
         lk.define("p", "deep", d1.clone());
         let r = lk.instantiate(&r2, &l2, None).map(drop);
         res2.lock().unwrap().push(format!("{r:?}"));
     });
-    let (tx, rx) = std::sync::mpsc::channel();
-    let tx2 = tx.clone();
-    std::thread::spawn(move || {
-        let _ = tx.send(call(&mut outer1, "nest", &[Val::I32(1)]));
-    });
-    std::thread::spawn(move || {
-        let _ = tx2.send(call(&mut outer2, "nest", &[Val::I32(1)]));
-    });
-    let mut done = Vec::new();
-    while done.len() < 2 {
-        match rx.recv_timeout(Duration::from_secs(20)) {
-            Ok(x) => done.push(x),
-            Err(_) => break,
-        }
-    }
-    if done.len() < 2 {
+    let Some(done) = nest_on_two_threads(outer1, outer2) else {
         std::mem::forget((p1, p2, region));
-        panic!("deadlock: only {done:?} returned");
-    }
+        panic!("deadlock");
+    };
     assert_eq!(
         done,
         vec![Outcome::Finished(vec![Val::I32(2)]); 2],
