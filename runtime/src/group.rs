@@ -136,7 +136,7 @@ struct Root {
     thread: Option<ThreadId>,
     /// The vmctx (exec) of each green thread switched in, innermost last.
     entries: Vec<VmPtr>,
-    /// Instantiations linking to the group now ([`hold`]).
+    /// Instantiations linking to the group now ([`link_new`]).
     holds: usize,
 }
 
@@ -283,7 +283,7 @@ impl GroupHandle {
         }))
     }
 
-    /// This handle's node (for [`hold`]).
+    /// This handle's node (for [`link_new`]).
     pub(crate) fn node(&self) -> Arc<Node> {
         self.0.clone()
     }
