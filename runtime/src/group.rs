@@ -54,34 +54,41 @@ static LINK: Mutex<()> = Mutex::new(());
 /// [`GroupHandle::enter`]).
 static LEFT: Condvar = Condvar::new();
 
-/// The threads waiting for a group another thread owns, and the group
-/// (a node of it) each waits for. Taken only under the link lock.
+/// The threads waiting for groups other threads own: one entry per group
+/// (a node of it) a thread waits for (an instantiation may wait for
+/// several). Taken only under the link lock.
 static WAITS: Mutex<Vec<(ThreadId, Arc<Node>)>> = Mutex::new(Vec::new());
 
 /// Whether `me` waiting for `root` would close a cycle: its owner waits
-/// for a group whose owner waits ... for a group `me` owns. Caller holds
-/// the link lock.
+/// for a group whose owner waits ... for a group `me` owns. Follows every
+/// wait of every thread on the way. Caller holds the link lock.
 fn would_deadlock(me: ThreadId, root: &Arc<Node>) -> bool {
     let waits = lock(&WAITS);
-    let mut owner_now = owner(root).0;
-    // Each step moves to another waiting thread: at most one per entry.
-    for _ in 0..=waits.len() {
-        match owner_now {
-            Some(t) if t == me => return true,
-            Some(t) => match waits.iter().find(|(w, _)| *w == t) {
-                Some((_, node)) => owner_now = owner(&root_of(node)).0,
-                None => return false,
-            },
-            None => return false,
+    let mut seen: Vec<ThreadId> = Vec::new();
+    let mut next: Vec<ThreadId> = owner(root).0.into_iter().collect();
+    while let Some(t) = next.pop() {
+        if t == me {
+            return true;
+        }
+        if seen.contains(&t) {
+            continue;
+        }
+        seen.push(t);
+        for (_, node) in waits.iter().filter(|(w, _)| *w == t) {
+            next.extend(owner(&root_of(node)).0);
         }
     }
     false
 }
 
 /// Wait (releasing the link lock meanwhile) until some group's owner
-/// leaves, registered as waiting for `root`.
-fn wait_for(g: MutexGuard<'static, ()>, me: ThreadId, root: &Arc<Node>) -> MutexGuard<'static, ()> {
-    lock(&WAITS).push((me, root.clone()));
+/// leaves, registered as waiting for `roots`.
+fn wait_for(
+    g: MutexGuard<'static, ()>,
+    me: ThreadId,
+    roots: &[&Arc<Node>],
+) -> MutexGuard<'static, ()> {
+    lock(&WAITS).extend(roots.iter().map(|r| (me, Arc::clone(r))));
     let g = LEFT.wait(g).unwrap_or_else(|e| e.into_inner());
     lock(&WAITS).retain(|(t, _)| *t != me);
     g
@@ -205,6 +212,10 @@ fn owner(root: &Arc<Node>) -> (Option<ThreadId>, bool) {
 #[derive(Debug)]
 pub(crate) struct BothRunning;
 
+/// Waiting for a group would deadlock (see [`GroupHandle::enter`]).
+#[derive(Debug)]
+pub(crate) struct WouldDeadlock;
+
 /// Why [`link_new`] refused.
 #[derive(Debug)]
 pub(crate) enum LinkRefused {
@@ -300,12 +311,11 @@ impl GroupHandle {
     /// the green thread is switched out). Waits while green threads of
     /// another thread run the group's code; entries on this thread nest.
     ///
-    /// # Panics
-    ///
-    /// If waiting would deadlock: the other thread waits, directly or
-    /// through others, for a group this thread runs (two host functions
-    /// on two threads each resuming a member of the other's group).
-    pub(crate) fn enter(&self, exec: *mut VmCtx) -> Entered<'_> {
+    /// Refused if waiting would deadlock: the other thread waits, directly
+    /// or through others, for a group this thread runs (two host
+    /// functions on two threads each resuming a member of the other's
+    /// group).
+    pub(crate) fn enter(&self, exec: *mut VmCtx) -> Result<Entered<'_>, WouldDeadlock> {
         let me = std::thread::current().id();
         let mut g = link_lock();
         loop {
@@ -319,17 +329,9 @@ impl GroupHandle {
             if r.thread.is_some_and(|t| t != me) {
                 drop(state);
                 if would_deadlock(me, &root) {
-                    drop(g);
-                    // Only a host function can get here (this thread
-                    // owns a group only while one of its green threads
-                    // runs), and a host function's panic ends its call
-                    // with a trap: the other thread then goes on.
-                    panic!(
-                        "cannot resume the linked instance: its group runs on another \
-                         thread, which waits for a group this thread runs (deadlock)"
-                    );
+                    return Err(WouldDeadlock);
                 }
-                g = wait_for(g, me, &root);
+                g = wait_for(g, me, &[&root]);
                 continue;
             }
             r.thread = Some(me);
@@ -338,7 +340,7 @@ impl GroupHandle {
             break;
         }
         drop(g);
-        Entered { group: self }
+        Ok(Entered { group: self })
     }
 }
 
@@ -405,12 +407,11 @@ pub(crate) fn link_new(
             .iter()
             .filter(|r| owner(r).0.is_some_and(|t| t != me))
             .collect();
-        if let Some(first) = busy.first() {
+        if !busy.is_empty() {
             if busy.iter().any(|r| would_deadlock(me, r)) {
                 return Err(LinkRefused::WouldDeadlock);
             }
-            let first = Arc::clone(first);
-            g = wait_for(g, me, &first);
+            g = wait_for(g, me, &busy);
             continue;
         }
         let mut running: Vec<&Arc<Node>> = Vec::new();
@@ -446,7 +447,7 @@ pub(crate) fn link_new(
     drop(g);
     Ok(Linking {
         group: Some(GroupHandle(node.clone())),
-        _held: Held { nodes: vec![node] },
+        held: Some(Held { nodes: vec![node] }),
         vm,
     })
 }
@@ -458,8 +459,9 @@ pub(crate) fn link_new(
 /// group, which must not point into a slot that is freed.
 pub(crate) struct Linking {
     group: Option<GroupHandle>,
-    /// Released when the linking ends (after `group`'s fate is settled).
-    _held: Held,
+    /// Released when the linking ends, before the group's handle goes
+    /// (which may end the group).
+    held: Option<Held>,
     vm: *mut VmCtx,
 }
 
@@ -493,7 +495,7 @@ impl Drop for Linking {
                 r.vms.retain(|v| v.0 != self.vm);
             }
         }
-        // The hold is released after this, as the fields drop.
+        drop(self.held.take());
         drop(group);
     }
 }
@@ -514,6 +516,8 @@ impl Drop for Held {
                 release(r);
             }
         }
+        // A group that died meanwhile released no one: wake them anyway.
+        LEFT.notify_all();
     }
 }
 

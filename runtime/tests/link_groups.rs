@@ -84,20 +84,20 @@ fn slow_consumer(
     })
 }
 
-/// Call `nest(1)` on `a` and `b` on two threads; their outcomes, or
-/// `None` if they did not both return within 20 s (a deadlock: the
-/// threads are left blocked).
-fn nest_on_two_threads(mut a: Instance, mut b: Instance) -> Option<Vec<Outcome>> {
+/// Call `nest(1)` on each instance on a thread of its own; their
+/// outcomes in the order they returned, or `None` if they did not all
+/// return within 20 s (a deadlock: the threads are left blocked).
+fn nest_on_threads(instances: Vec<Instance>) -> Option<Vec<Outcome>> {
     let (tx, rx) = std::sync::mpsc::channel();
-    let tx2 = tx.clone();
-    std::thread::spawn(move || {
-        let _ = tx.send(call(&mut a, "nest", &[Val::I32(1)]));
-    });
-    std::thread::spawn(move || {
-        let _ = tx2.send(call(&mut b, "nest", &[Val::I32(1)]));
-    });
+    let n = instances.len();
+    for mut i in instances {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let _ = tx.send(call(&mut i, "nest", &[Val::I32(1)]));
+        });
+    }
     let mut done = Vec::new();
-    while done.len() < 2 {
+    while done.len() < n {
         done.push(rx.recv_timeout(Duration::from_secs(20)).ok()?);
     }
     Some(done)
@@ -577,8 +577,9 @@ fn a_refused_link_leaves_no_reference_to_a_freed_slot() {
 
 /// Found by review: two host functions on two threads, each resuming a
 /// member of the other's running group, waited for each other forever.
-/// The second to wait sees the cycle and panics; its host call ends with
-/// a trap, and the other thread goes on.
+/// The second to wait sees the cycle: its resume ends the armed call with
+/// a host trap without running it, and the other thread goes on. The
+/// refused instance can be called again.
 #[test]
 fn cross_group_resumes_from_two_threads_do_not_deadlock() {
     let (pm, cm) = modules();
@@ -590,29 +591,40 @@ fn cross_group_resumes_from_two_threads_do_not_deadlock() {
     let inner2 = Arc::new(Mutex::new(consumer(&region, &cm, &p2, || {})));
     let barrier = Arc::new(std::sync::Barrier::new(2));
     let (b1, b2) = (barrier.clone(), barrier.clone());
+    let inner_outcomes = Arc::new(Mutex::new(Vec::new()));
+    let (o1, o2) = (inner_outcomes.clone(), inner_outcomes.clone());
     let (i2, i1) = (inner2.clone(), inner1.clone());
     let outer1 = consumer(&region, &cm, &p1, move || {
         b1.wait();
-        let _ = call(&mut i2.lock().unwrap(), "direct", &[Val::I32(1)]);
+        let out = call(&mut i2.lock().unwrap(), "direct", &[Val::I32(1)]);
+        o1.lock().unwrap().push(out);
     });
     let outer2 = consumer(&region, &cm, &p2, move || {
         b2.wait();
-        let _ = call(&mut i1.lock().unwrap(), "direct", &[Val::I32(1)]);
+        let out = call(&mut i1.lock().unwrap(), "direct", &[Val::I32(1)]);
+        o2.lock().unwrap().push(out);
     });
-    let Some(done) = nest_on_two_threads(outer1, outer2) else {
+    let Some(done) = nest_on_threads(vec![outer1, outer2]) else {
         // Leak what the blocked threads still use, then fail.
         std::mem::forget((p1, p2, inner1, inner2, region));
         panic!("deadlock");
     };
-    let finished = done
-        .iter()
-        .filter(|o| **o == Outcome::Finished(vec![Val::I32(2)]))
-        .count();
-    let trapped = done
-        .iter()
-        .filter(|o| matches!(o, Outcome::Trapped(_)))
-        .count();
-    assert_eq!((finished, trapped), (1, 1), "{done:?}");
+    assert_eq!(done, vec![Outcome::Finished(vec![Val::I32(2)]); 2]);
+    let mut inner = inner_outcomes.lock().unwrap().clone();
+    inner.sort_by_key(|o| format!("{o:?}"));
+    assert_eq!(
+        inner,
+        vec![
+            Outcome::Finished(vec![Val::I32(1)]),
+            Outcome::Trapped(TrapKind::HostTrap)
+        ]
+    );
+    for i in [&inner1, &inner2] {
+        assert_eq!(
+            call(&mut i.lock().unwrap(), "direct", &[Val::I32(5)]),
+            Outcome::Finished(vec![Val::I32(5)])
+        );
+    }
 }
 
 /// Found by review: the same with instantiations linked to the other's
@@ -652,7 +664,7 @@ fn cross_group_instantiations_from_two_threads_do_not_deadlock() {
         let r = lk.instantiate(&r2, &l2, None).map(drop);
         res2.lock().unwrap().push(format!("{r:?}"));
     });
-    let Some(done) = nest_on_two_threads(outer1, outer2) else {
+    let Some(done) = nest_on_threads(vec![outer1, outer2]) else {
         std::mem::forget((p1, p2, region));
         panic!("deadlock");
     };
@@ -673,4 +685,82 @@ fn cross_group_instantiations_from_two_threads_do_not_deadlock() {
             "Ok(())".to_string(),
         ]
     );
+}
+
+/// Found by review: an instantiation waiting for several busy groups was
+/// registered as waiting for the first only, so a cycle through another
+/// one went unseen until the first was released. Thread C links to A
+/// (whose thread stays 2 s in a host call) and B; B's thread then resumes
+/// a member of C's group: a cycle between C and B, seen at once.
+#[test]
+fn a_cycle_through_any_group_an_instantiation_waits_for_is_seen_at_once() {
+    let (pm, cm) = modules();
+    let region = region_with(16, 65536);
+    let pa = Instance::instantiate(&region, &pm).unwrap();
+    let pb = Instance::instantiate(&region, &pm).unwrap();
+    let pc = Instance::instantiate(&region, &pm).unwrap();
+    let linked = compile_wat(
+        r#"(module (import "x" "deep" (func (param i32) (result i32)))
+                   (import "y" "deep" (func (param i32) (result i32))))"#,
+        &CompileConfig::default(),
+    );
+    let (da, db) = (pa.export("deep").unwrap(), pb.export("deep").unwrap());
+    let inner_c = Arc::new(Mutex::new(consumer(&region, &cm, &pc, || {})));
+    let (in_a, in_b, c_linking) = (
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+        Arc::new(AtomicBool::new(false)),
+    );
+    let start = std::time::Instant::now();
+    let resolved = Arc::new(Mutex::new(Vec::new()));
+    let in_a1 = in_a.clone();
+    let outer_a = consumer(&region, &cm, &pa, move || {
+        in_a1.store(true, Ordering::SeqCst);
+        std::thread::sleep(Duration::from_secs(2));
+    });
+    let (in_b1, cl1, res1, ic) = (
+        in_b.clone(),
+        c_linking.clone(),
+        resolved.clone(),
+        inner_c.clone(),
+    );
+    let outer_b = consumer(&region, &cm, &pb, move || {
+        in_b1.store(true, Ordering::SeqCst);
+        while !cl1.load(Ordering::SeqCst) {
+            std::thread::yield_now();
+        }
+        // Let C's thread reach its wait.
+        std::thread::sleep(Duration::from_millis(100));
+        let out = call(&mut ic.lock().unwrap(), "direct", &[Val::I32(1)]);
+        res1.lock()
+            .unwrap()
+            .push((format!("{out:?}"), start.elapsed()));
+    });
+    let (in_a2, in_b2, cl2, res2, r2) = (in_a, in_b, c_linking, resolved.clone(), region.clone());
+    let outer_c = consumer(&region, &cm, &pc, move || {
+        while !(in_a2.load(Ordering::SeqCst) && in_b2.load(Ordering::SeqCst)) {
+            std::thread::yield_now();
+        }
+        let mut lk = Linker::new();
+        lk.define("x", "deep", da.clone());
+        lk.define("y", "deep", db.clone());
+        cl2.store(true, Ordering::SeqCst);
+        let r = lk.instantiate(&r2, &linked, None).map(drop);
+        res2.lock()
+            .unwrap()
+            .push((format!("{r:?}"), start.elapsed()));
+    });
+    let Some(_) = nest_on_threads(vec![outer_a, outer_b, outer_c]) else {
+        std::mem::forget((pa, pb, pc, inner_c, region));
+        panic!("deadlock");
+    };
+    let resolved = resolved.lock().unwrap().clone();
+    // The first to settle is refused (whichever of the two saw the cycle
+    // close), long before A's thread leaves its 2 s host call.
+    let (first, at) = &resolved[0];
+    assert!(
+        first.contains("LinkWouldDeadlock") || first.contains("HostTrap"),
+        "{resolved:?}"
+    );
+    assert!(*at < Duration::from_millis(1500), "{resolved:?}");
 }

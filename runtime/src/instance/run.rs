@@ -3,6 +3,7 @@
 use super::{check_call, check_frame_fits, is_done_status, Instance, InstantiateError};
 use crate::arch;
 use crate::fuel;
+use crate::group::WouldDeadlock;
 use crate::signals::{self, CURRENT};
 use crate::values::{Outcome, Val};
 use crate::vmctx::{status, MAX_VALUES};
@@ -253,7 +254,11 @@ impl Instance {
             // A linked instance's code may run on this green thread's
             // stack, and finds it through its own vmctx: point the group
             // at it while it runs (see `crate::group`).
-            let _entered = self.group.get().map(|g| g.enter(vm));
+            let entered = self.group.get().map(|g| g.enter(vm));
+            if let Some(Err(WouldDeadlock)) = entered {
+                drop(entered);
+                return self.refuse_deadlocked_call();
+            }
             let prev = CURRENT.with(|c| c.replace(vm));
             // SAFETY: guest_sp is a context saved by the guest's last yield
             // or built by init_frame; host_sp is written by the switch
@@ -277,6 +282,27 @@ impl Instance {
                 }
             };
         }
+        self.outcome()
+    }
+
+    /// End the armed call without running it: switching it in would wait
+    /// for a group whose thread waits for one this thread runs
+    /// ([`crate::group::GroupHandle::enter`]). It ends as a host trap, as
+    /// a host function's refusal does, and the instance can be called
+    /// again; a start function armed with it stays pending.
+    #[cold]
+    fn refuse_deadlocked_call(&mut self) -> Outcome {
+        let vm = self.vm.as_ptr();
+        // SAFETY: we own the vmctx (&mut self) and the guest is not
+        // running: nothing was switched in.
+        unsafe {
+            if (*vm).start != 0 {
+                self.start_pending = true;
+            }
+            (*vm).status = status::TRAPPED;
+            (*vm).trap_kind = TrapKind::HostTrap as u32;
+        }
+        self.wake_at = None;
         self.outcome()
     }
 
