@@ -764,3 +764,78 @@ fn a_cycle_through_any_group_an_instantiation_waits_for_is_seen_at_once() {
     );
     assert!(*at < Duration::from_millis(1500), "{resolved:?}");
 }
+
+/// Found by review: a resume refused as a deadlock after the start
+/// function had run made it pending again, and the next call ran it a
+/// second time. The refused call (in progress: suspended in a yielding
+/// host call) ends as a host trap; the start function ran once.
+#[test]
+fn a_refused_resume_of_a_call_in_progress_ends_it_without_a_second_start() {
+    const S: &str = r#"(module
+      (import "p" "deep" (func $deep (param i32) (result i32)))
+      (import "env" "y" (func $y))
+      (global $n (mut i32) (i32.const 0))
+      (func $start (global.set $n (i32.add (global.get $n) (i32.const 1))))
+      (start $start)
+      (func (export "work") (result i32) (call $y) (call $deep (i32.const 1)))
+      (func (export "count") (result i32) (global.get $n)))"#;
+    let (pm, cm) = modules();
+    let sm = compile_wat(S, &CompileConfig::default());
+    let region = region_with(8, 65536);
+    let p1 = Instance::instantiate(&region, &pm).unwrap();
+    let p2 = Instance::instantiate(&region, &pm).unwrap();
+    let mk = |p: &Instance| {
+        let mut linker = Linker::new();
+        linker.instance("p", p);
+        linker.func_wrap(
+            "env",
+            "y",
+            |_: &mut Caller<'_>| -> Result<(), myriad_runtime::HostAction> {
+                Err(myriad_runtime::HostAction::Yield)
+            },
+        );
+        let mut s = linker.instantiate(&region, &sm, None).unwrap();
+        s.call("work", &[]).unwrap();
+        let now = myriad_runtime::rdtsc();
+        assert_eq!(s.resume(now + 2_000_000_000), Outcome::Yielded);
+        Arc::new(Mutex::new(s))
+    };
+    let (inner1, inner2) = (mk(&p1), mk(&p2));
+    let barrier = Arc::new(std::sync::Barrier::new(2));
+    let (b1, b2) = (barrier.clone(), barrier.clone());
+    let outs = Arc::new(Mutex::new(Vec::new()));
+    let (o1, o2) = (outs.clone(), outs.clone());
+    let (i2, i1) = (inner2.clone(), inner1.clone());
+    let outer1 = consumer(&region, &cm, &p1, move || {
+        b1.wait();
+        let now = myriad_runtime::rdtsc();
+        let out = i2.lock().unwrap().resume(now + 2_000_000_000);
+        o1.lock().unwrap().push(out);
+    });
+    let outer2 = consumer(&region, &cm, &p2, move || {
+        b2.wait();
+        let now = myriad_runtime::rdtsc();
+        let out = i1.lock().unwrap().resume(now + 2_000_000_000);
+        o2.lock().unwrap().push(out);
+    });
+    let Some(_) = nest_on_threads(vec![outer1, outer2]) else {
+        std::mem::forget((p1, p2, inner1, inner2, region));
+        panic!("deadlock");
+    };
+    let mut outs = outs.lock().unwrap().clone();
+    outs.sort_by_key(|o| format!("{o:?}"));
+    assert_eq!(
+        outs,
+        vec![
+            Outcome::Finished(vec![Val::I32(1)]),
+            Outcome::Trapped(TrapKind::HostTrap)
+        ]
+    );
+    for i in [&inner1, &inner2] {
+        assert_eq!(
+            call(&mut i.lock().unwrap(), "count", &[]),
+            Outcome::Finished(vec![Val::I32(1)]),
+            "start ran again"
+        );
+    }
+}

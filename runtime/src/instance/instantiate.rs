@@ -690,6 +690,7 @@ fn finish(
             .collect(),
         group: cell,
         wake_at: None,
+        switched_in: false,
         core,
     })
 }

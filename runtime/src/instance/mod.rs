@@ -78,6 +78,10 @@ pub struct Instance {
     /// set in the last slice (reported as [`Outcome::Sleeping`]); `None`
     /// after any other slice.
     wake_at: Option<std::time::Instant>,
+    /// Whether the armed call has been switched in at least once (a
+    /// refused resume puts back the start function only of a call that
+    /// never ran: see `run::refuse_deadlocked_call`).
+    switched_in: bool,
 }
 
 /// Stack bytes above the saved register frame that

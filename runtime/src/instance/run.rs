@@ -155,6 +155,7 @@ impl Instance {
     /// instance owns for an export with more than [`MAX_VALUES`] values.
     fn arm(&mut self, entry: usize, start: usize, args: &[Val], cells: usize) {
         self.wake_at = None;
+        self.switched_in = false;
         let vm = self.vm.as_ptr();
         let vm_addr = vm as usize;
         let buf: *mut u64 = if cells > MAX_VALUES {
@@ -259,6 +260,7 @@ impl Instance {
                 drop(entered);
                 return self.refuse_deadlocked_call();
             }
+            self.switched_in = true;
             let prev = CURRENT.with(|c| c.replace(vm));
             // SAFETY: guest_sp is a context saved by the guest's last yield
             // or built by init_frame; host_sp is written by the switch
@@ -285,18 +287,20 @@ impl Instance {
         self.outcome()
     }
 
-    /// End the armed call without running it: switching it in would wait
-    /// for a group whose thread waits for one this thread runs
+    /// End the armed call: switching it in would wait for a group whose
+    /// thread waits for one this thread runs
     /// ([`crate::group::GroupHandle::enter`]). It ends as a host trap, as
     /// a host function's refusal does, and the instance can be called
-    /// again; a start function armed with it stays pending.
+    /// again. A call that never ran has run nothing (a start function
+    /// armed with it stays pending); a call in progress ends where it
+    /// was suspended, as if it had trapped there.
     #[cold]
     fn refuse_deadlocked_call(&mut self) -> Outcome {
         let vm = self.vm.as_ptr();
         // SAFETY: we own the vmctx (&mut self) and the guest is not
-        // running: nothing was switched in.
+        // running: it is suspended or was never switched in.
         unsafe {
-            if (*vm).start != 0 {
+            if !self.switched_in && (*vm).start != 0 {
                 self.start_pending = true;
             }
             (*vm).status = status::TRAPPED;
