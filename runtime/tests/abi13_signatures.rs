@@ -157,6 +157,18 @@ fn expected(params: &[ValType], results: &[ValType], args: &[Val]) -> Vec<Val> {
     }
 }
 
+/// The arguments of a call with parameters `p`: the caller's own
+/// parameters (`local.get`s) and distinct constants.
+fn arguments(p: &[ValType]) -> (String, String) {
+    let gets = (0..p.len()).map(|i| format!(" (local.get {i})")).collect();
+    let consts = p
+        .iter()
+        .enumerate()
+        .map(|(i, t)| wat_const(*t, i, 0))
+        .collect();
+    (gets, consts)
+}
+
 /// `(module` and a type `$t{k}` per signature.
 fn module_with_types(s: &[(Vec<ValType>, Vec<ValType>)]) -> String {
     let mut w = String::from("(module\n");
@@ -181,12 +193,7 @@ fn provider_wat() -> String {
     }
     w += &format!("(table $tab (export \"tab\") {} funcref)\n", s.len());
     for (k, (p, r)) in s.iter().enumerate() {
-        let gets: String = (0..p.len()).map(|i| format!(" (local.get {i})")).collect();
-        let consts: String = p
-            .iter()
-            .enumerate()
-            .map(|(i, t)| wat_const(*t, i, 0))
-            .collect();
+        let (gets, consts) = arguments(p);
         w += &format!(
             "(func $id{k} (export \"id{k}\") (type $t{k}) {})\n",
             body_of(p, r)
@@ -236,12 +243,7 @@ fn consumer_wat() -> String {
     }
     w += "(import \"p\" \"tab\" (table $tab 1 funcref))\n";
     for (k, (p, r)) in s.iter().enumerate() {
-        let gets: String = (0..p.len()).map(|i| format!(" (local.get {i})")).collect();
-        let consts: String = p
-            .iter()
-            .enumerate()
-            .map(|(i, t)| wat_const(*t, i, 0))
-            .collect();
+        let (gets, consts) = arguments(p);
         w += &format!("(export \"reexp{k}\" (func $pid{k}))\n");
         w += &format!("(export \"reexph{k}\" (func $ph{k}))\n");
         let ind = format!("call_indirect $tab (type $t{k})");
