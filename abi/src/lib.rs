@@ -30,34 +30,33 @@
 //! # Calling convention
 //!
 //! Functions use the platform C convention (System V on x86_64):
-//! `fn(vmctx, p0, fuel, p1, ...) -> (result0, fuel, results...)`, or
-//! `-> fuel` for a function without results. `p0` is the first integer
-//! parameter (the vmctx again when there is none) and float parameters
-//! come last. The fuel counter travels in a register, in as the third
-//! parameter and out as the second native result (the first when there
-//! are no wasm results), so a call costs no store and load of it and the
-//! counter goes in and comes back in the same register (`rdx` on
-//! x86_64). A function takes one context pointer, its instance's vmctx,
-//! as Wasmtime's do: the running green thread's exec (fuel, slice,
-//! status) and stack limit are found through it
-//! ([`vmctx::EXEC`], [`vmctx::STACK_LIMIT`]), which the runtime keeps
-//! pointed at the green thread that runs the code. Each exported
-//! function (and the start function) also gets an "array call" wrapper
-//! `fn(vmctx, exec, values: *mut u64)` that reads its parameters from
-//! `values[..params]` and writes its results to `values[..results]`, so
-//! the runtime calls every export the same way. Each function import
-//! gets a host stub with the same signature as the import (symbol
-//! [`import_stub_symbol`]) that stores the fuel to `exec + FUEL` and its
-//! parameters in a buffer, calls the `host_call` builtin and returns the
-//! fuel reloaded from `exec`; the wrapper likewise loads the fuel from
-//! `exec` before its call and stores the returned fuel back; the runtime
-//! points the import record at the stub for host functions and at the
-//! exporter's code for wasm functions.
+//! `fn(vmctx, params...) -> results`, the wasm parameters and results as
+//! they are. The fuel counter is no parameter: it lives in Cranelift's
+//! pinned register (`r15` on x86_64), which all compiled code reserves,
+//! so it crosses calls, loops and merges without being passed, returned,
+//! stored or loaded (ABI 14; it was a parameter and a result before). A
+//! function takes one context pointer, its instance's vmctx, as
+//! Wasmtime's do: the running green thread's exec (fuel, slice, status)
+//! and stack limit are found through it ([`vmctx::EXEC`],
+//! [`vmctx::STACK_LIMIT`]), which the runtime keeps pointed at the green
+//! thread that runs the code. Each exported function (and the start
+//! function) also gets an "array call" wrapper `fn(vmctx, exec, values:
+//! *mut u64)` that reads its parameters from `values[..params]` and
+//! writes its results to `values[..results]`, so the runtime calls every
+//! export the same way. The wrapper keeps the caller's `r15` (callee-saved
+//! in the host's convention), loads the fuel into it from `exec + FUEL`
+//! before its call, stores it back after, and gives the caller its `r15`
+//! back before it returns. Each function import gets a host stub with the
+//! same signature as the import (symbol [`import_stub_symbol`]) that
+//! stores the fuel register to `exec + FUEL` and its parameters in a
+//! buffer, calls the `host_call` builtin and reloads the fuel register
+//! from `exec`. The runtime points the import record at the stub for host
+//! functions and at the exporter's code for wasm functions.
 //!
 //! # Builtins
 //!
 //! Compiled code calls out of wasm only through function pointers held in
-//! vmctx. Before such a call it stores its fuel counter to
+//! vmctx. Before such a call it stores its fuel register to
 //! `exec + FUEL` and reloads it afterwards.
 //!
 //! # Modules
@@ -87,7 +86,7 @@ pub use types::*;
 
 /// Version of this ABI. Bump on any change to vmctx layout, builtin
 /// signatures, symbol naming, trap kinds or the metadata encoding.
-pub const ABI_VERSION: u32 = 13;
+pub const ABI_VERSION: u32 = 14;
 
 /// Result of a chunked bulk builtin (`table.fill/copy/init`,
 /// `memory.init`): the whole operation is done.

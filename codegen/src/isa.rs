@@ -48,6 +48,9 @@ fn build_host_isa() -> Result<OwnedTargetIsa, String> {
     // Cranelift then passes a hidden return area. Only compiled code calls
     // these functions directly (the runtime goes through array wrappers).
     set(&mut flags, "enable_multi_ret_implicit_sret", "true")?;
+    // The fuel counter lives in the pinned register (`r15`), which the
+    // register allocator never hands out: see `FuncTranslator::fuel`.
+    set(&mut flags, "enable_pinned_reg", "true")?;
     let builder = cranelift_native::builder().map_err(|e| format!("host ISA: {e}"))?;
     builder
         .finish(settings::Flags::new(flags))

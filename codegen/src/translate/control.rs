@@ -359,9 +359,7 @@ impl FuncTranslator<'_, '_> {
             }
             // The call's unit pays the remainder.
             self.charge(self.meter.whole_units());
-            let fuel = self.b.use_var(self.fuel);
-            let all = super::with_fuel(fuel, &results);
-            self.b.ins().return_(&all);
+            self.b.ins().return_(&results);
             self.reachable = false;
         } else {
             self.stack.extend(results);

@@ -159,10 +159,9 @@ pub(crate) fn translate_function(
     builder.switch_to_block(entry);
     builder.seal_block(entry);
     let params = builder.block_params(entry).to_vec();
-    let (vmctx_val, fuel_val, wasm_params) = super::split_params(&ty.params, &params)
+    let (vmctx_val, wasm_params) = super::split_params(&ty.params, &params)
         .ok_or_else(|| CompileError::codegen("function parameters"))?;
 
-    let fuel = builder.declare_var(types::I64);
     let has_memory = env.module.memory_type().is_some();
     let heap_len = (has_memory && super::memory::body_reads_heap_len(body, env.config)?)
         .then(|| builder.declare_var(types::I64));
@@ -171,7 +170,6 @@ pub(crate) fn translate_function(
         b: builder,
         vmctx: vmctx_val,
         layout: env.module.layout(),
-        fuel,
         heap_len,
         locals: Vec::new(),
         stack: Vec::new(),
@@ -208,7 +206,6 @@ pub(crate) fn translate_function(
     };
     t.declare_locals(&ty, &wasm_params, body)?;
 
-    t.b.def_var(t.fuel, fuel_val);
     t.reload_heap_len();
     t.fuel_check();
 
@@ -261,9 +258,6 @@ pub(crate) struct FuncTranslator<'a, 'f> {
     pub vmctx: Value,
     /// Where this module's import records live in vmctx.
     pub layout: vmctx::Layout,
-    /// The fuel counter, held in a variable (passed to and returned by
-    /// wasm callees, spilled to exec around host and builtin calls).
-    pub fuel: Variable,
     /// The memory's length, held in a variable: it changes only through
     /// `memory.grow`, which compiled code reaches by a call, so it is
     /// loaded at entry and reloaded after every call (`None` without a
@@ -433,9 +427,9 @@ impl FuncTranslator<'_, '_> {
     /// fuel < room { fuel_exhausted(exec) }` (the round charges the rest
     /// as it ends: see [`super::control::Unroll`]).
     pub fn fuel_check_room(&mut self, room: u32) {
-        let f = self.b.use_var(self.fuel);
+        let f = self.fuel();
         let f = self.b.ins().iadd_imm_s(f, -1);
-        self.b.def_var(self.fuel, f);
+        self.set_fuel(f);
         let short = self
             .b
             .ins()
@@ -473,9 +467,9 @@ impl FuncTranslator<'_, '_> {
     /// `fuel -= units`, no check (0 emits nothing).
     pub fn charge(&mut self, units: u32) {
         if units > 0 {
-            let f = self.b.use_var(self.fuel);
+            let f = self.fuel();
             let f = self.b.ins().iadd_imm_s(f, -i64::from(units));
-            self.b.def_var(self.fuel, f);
+            self.set_fuel(f);
         }
     }
 
@@ -496,9 +490,9 @@ impl FuncTranslator<'_, '_> {
 
     /// `fuel -= units`: the new counter and whether it went negative.
     fn charge_units(&mut self, units: u32) -> (Value, Value) {
-        let f = self.b.use_var(self.fuel);
+        let f = self.fuel();
         let f = self.b.ins().iadd_imm_s(f, -i64::from(units));
-        self.b.def_var(self.fuel, f);
+        self.set_fuel(f);
         (self.b.ins().icmp_imm_s(IntCC::SignedLessThan, f, 0), f)
     }
 
@@ -524,7 +518,19 @@ impl FuncTranslator<'_, '_> {
             .b
             .ins()
             .load(types::I64, self.vmctx_flags, exec, vmctx::FUEL);
-        self.b.def_var(self.fuel, f);
+        self.set_fuel(f);
+    }
+
+    /// The fuel counter: it lives in the pinned register (`r15` on
+    /// x86-64) in all compiled code, so it is no SSA value: it crosses
+    /// calls, merges and loops without block parameters or arguments.
+    pub fn fuel(&mut self) -> Value {
+        self.b.ins().get_pinned_reg(types::I64)
+    }
+
+    /// Set the fuel counter's register.
+    pub fn set_fuel(&mut self, f: Value) {
+        self.b.ins().set_pinned_reg(f);
     }
 
     /// Exec, loaded from the vmctx here ([`load_exec`]).
@@ -535,7 +541,7 @@ impl FuncTranslator<'_, '_> {
     /// Store the fuel variable to exec (before builtin calls); returns
     /// exec, for the call.
     pub fn spill_fuel(&mut self) -> Value {
-        let f = self.b.use_var(self.fuel);
+        let f = self.fuel();
         let exec = self.exec();
         self.b.ins().store(self.vmctx_flags, f, exec, vmctx::FUEL);
         exec
@@ -548,7 +554,7 @@ impl FuncTranslator<'_, '_> {
             .b
             .ins()
             .load(types::I64, self.vmctx_flags, exec, vmctx::FUEL);
-        self.b.def_var(self.fuel, f);
+        self.set_fuel(f);
     }
 
     /// Reload the fuel variable and the memory's length after a call (and
@@ -561,14 +567,10 @@ impl FuncTranslator<'_, '_> {
         self.reload_heap_len();
     }
 
-    /// Take the fuel a wasm callee returned (see `fuel_result_index`) and reload
-    /// the memory's length; returns the callee's other results.
-    pub fn after_wasm_call(&mut self, results: &[Value]) -> Result<Vec<Value>, CompileError> {
-        let (fuel, rest) = super::split_fuel(results)
-            .ok_or_else(|| CompileError::codegen("a wasm call returns its fuel"))?;
-        self.b.def_var(self.fuel, fuel);
+    /// After a call of a wasm function (which leaves the fuel counter in
+    /// its register): reload the memory's length.
+    pub fn after_wasm_call(&mut self) {
         self.reload_heap_len();
-        Ok(rest)
     }
 
     /// Reload the memory's length (at entry and after calls).
@@ -831,13 +833,11 @@ impl FuncTranslator<'_, '_> {
                 c
             }
         };
-        let fuel = self.b.use_var(self.fuel);
         let wasm = self.popn(nparams)?;
-        let args = super::call_args(&module.func_type(index)?.params, self.vmctx, fuel, &wasm)
-            .ok_or_else(|| CompileError::codegen("call arguments"))?;
+        let args = super::call_args(self.vmctx, &wasm);
         let inst = self.b.ins().call(callee, &args);
         let results = self.b.inst_results(inst).to_vec();
-        let results = self.after_wasm_call(&results)?;
+        self.after_wasm_call();
         self.stack.extend(results);
         Ok(())
     }
@@ -859,13 +859,11 @@ impl FuncTranslator<'_, '_> {
             .load(types::I64, self.fixed_flags, self.vmctx, at + 8);
         let sig = wasm_signature(self.env.call_conv, &ty);
         let sig = self.b.import_signature(sig);
-        let fuel = self.b.use_var(self.fuel);
         let wasm = self.popn(ty.params.len())?;
-        let args = super::call_args(&ty.params, callee_vmctx, fuel, &wasm)
-            .ok_or_else(|| CompileError::codegen("call arguments"))?;
+        let args = super::call_args(callee_vmctx, &wasm);
         let inst = self.b.ins().call_indirect(sig, code, &args);
         let results = self.b.inst_results(inst).to_vec();
-        let results = self.after_wasm_call(&results)?;
+        self.after_wasm_call();
         self.stack.extend(results);
         Ok(())
     }

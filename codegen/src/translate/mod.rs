@@ -513,132 +513,42 @@ pub(crate) fn ir_type(ty: abi::ValType) -> ir::Type {
     }
 }
 
-/// What one native parameter of a wasm function carries (see
-/// [`native_params`]).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Slot {
-    /// The callee's vmctx (Cranelift's VMContext parameter).
-    Vmctx,
-    /// Wasm parameter `i`.
-    Wasm(usize),
-    /// The fuel counter.
-    Fuel,
-    /// A placeholder for a missing first integer parameter: the callee
-    /// ignores it.
-    Filler,
-}
-
-/// The native parameters of a wasm function with parameters `params`:
-/// `vmctx, p0, fuel, p1, ...`, where `p0` is the first integer parameter
-/// (a filler without one) and floats, which have registers of their own,
-/// come last. On x86-64 the counter so goes in in `rdx`, the register it
-/// comes back in (see [`fuel_result_index`]), and a caller hands it from
-/// one call to the next without a move.
-pub(crate) fn native_params(params: &[abi::ValType]) -> Vec<Slot> {
-    let is_int = |i: &usize| !matches!(params[*i], abi::ValType::F32 | abi::ValType::F64);
-    let ints: Vec<usize> = (0..params.len()).filter(is_int).collect();
-    let mut out = Vec::with_capacity(params.len() + 3);
-    out.push(Slot::Vmctx);
-    out.push(ints.first().map_or(Slot::Filler, |&i| Slot::Wasm(i)));
-    out.push(Slot::Fuel);
-    out.extend(ints.iter().skip(1).map(|&i| Slot::Wasm(i)));
-    out.extend((0..params.len()).filter(|i| !is_int(i)).map(Slot::Wasm));
-    out
-}
-
-/// The native signature of a wasm function:
-/// `fn(vmctx, p0, fuel, p1, ...) -> results` ([`native_params`]), with
-/// the fuel counter among the results at [`fuel_result_index`]. The
-/// vmctx carries Cranelift's VMContext purpose: the stack-limit check
-/// reads through it (`vmctx.stack_limit`).
+/// The native signature of a wasm function: `fn(vmctx, params...) ->
+/// results`, the wasm parameters and results as they are. The vmctx
+/// carries Cranelift's VMContext purpose: the stack-limit check reads
+/// through it (`vmctx.stack_limit`). The fuel counter is no parameter:
+/// it lives in the pinned register (`r15` on x86-64) in all compiled
+/// code (see `FuncTranslator::fuel`).
 pub(crate) fn wasm_signature(call_conv: CallConv, ty: &abi::FuncType) -> ir::Signature {
     let mut sig = ir::Signature::new(call_conv);
-    for slot in native_params(&ty.params) {
-        sig.params.push(match slot {
-            Slot::Vmctx => AbiParam::special(ir::types::I64, ArgumentPurpose::VMContext),
-            Slot::Wasm(i) => AbiParam::new(ir_type(ty.params[i])),
-            Slot::Fuel | Slot::Filler => AbiParam::new(ir::types::I64),
-        });
-    }
+    sig.params.push(AbiParam::special(
+        ir::types::I64,
+        ArgumentPurpose::VMContext,
+    ));
+    sig.params
+        .extend(ty.params.iter().map(|t| AbiParam::new(ir_type(*t))));
     sig.returns
         .extend(ty.results.iter().map(|t| AbiParam::new(ir_type(*t))));
-    sig.returns.insert(
-        fuel_result_index(ty.results.len()),
-        AbiParam::new(ir::types::I64),
-    );
     sig
 }
 
-/// The native arguments of a call of a wasm function with parameters
-/// `params`: its vmctx, the fuel counter and the wasm arguments `wasm`
-/// laid out as [`native_params`] (the vmctx fills the placeholder).
-pub(crate) fn call_args(
-    params: &[abi::ValType],
-    vmctx: ir::Value,
-    fuel: ir::Value,
-    wasm: &[ir::Value],
-) -> Option<Vec<ir::Value>> {
-    native_params(params)
-        .into_iter()
-        .map(|slot| match slot {
-            Slot::Vmctx | Slot::Filler => Some(vmctx),
-            Slot::Fuel => Some(fuel),
-            Slot::Wasm(i) => wasm.get(i).copied(),
-        })
-        .collect()
+/// The native arguments of a call of a wasm function: the callee's
+/// vmctx, then the wasm arguments `wasm` ([`wasm_signature`]).
+pub(crate) fn call_args(vmctx: ir::Value, wasm: &[ir::Value]) -> Vec<ir::Value> {
+    let mut args = Vec::with_capacity(wasm.len() + 1);
+    args.push(vmctx);
+    args.extend_from_slice(wasm);
+    args
 }
 
-/// A wasm function's native parameters `values` taken apart:
-/// `(vmctx, fuel, wasm parameters in order)`.
+/// A wasm function's native parameters `values` (of a function with wasm
+/// parameters `params`) taken apart: `(vmctx, wasm parameters)`.
 pub(crate) fn split_params(
     params: &[abi::ValType],
     values: &[ir::Value],
-) -> Option<(ir::Value, ir::Value, Vec<ir::Value>)> {
-    let slots = native_params(params);
-    if slots.len() != values.len() {
-        return None;
-    }
-    let (mut vmctx, mut fuel) = (None, None);
-    let mut wasm = vec![None; params.len()];
-    for (slot, v) in slots.iter().zip(values) {
-        match slot {
-            Slot::Vmctx => vmctx = Some(*v),
-            Slot::Fuel => fuel = Some(*v),
-            Slot::Wasm(i) => *wasm.get_mut(*i)? = Some(*v),
-            Slot::Filler => {}
-        }
-    }
-    Some((vmctx?, fuel?, wasm.into_iter().collect::<Option<_>>()?))
-}
-
-/// Where a wasm function returns its fuel counter among its native
-/// results: second when it has wasm results, so that on x86-64 it comes
-/// back in `rdx`, the register it went in with (the third parameter),
-/// and first (`rax`) when it has none. The first result register is then
-/// free for the wasm result. With the counter always first, Cranelift
-/// kept it in `rax` at loop headers and in another register inside the
-/// loop, and copied it both ways on every iteration.
-pub(crate) fn fuel_result_index(wasm_results: usize) -> usize {
-    wasm_results.min(1)
-}
-
-/// Split a wasm call's native results into the fuel counter and the wasm
-/// results.
-pub(crate) fn split_fuel(results: &[ir::Value]) -> Option<(ir::Value, Vec<ir::Value>)> {
-    let n = results.len().checked_sub(1)?;
-    let at = fuel_result_index(n);
-    let fuel = *results.get(at)?;
-    let mut rest = results.to_vec();
-    rest.remove(at);
-    Some((fuel, rest))
-}
-
-/// The native results of a wasm function: `results` with the fuel
-/// counter inserted at its place.
-pub(crate) fn with_fuel(fuel: ir::Value, results: &[ir::Value]) -> Vec<ir::Value> {
-    let mut all = results.to_vec();
-    all.insert(fuel_result_index(results.len()), fuel);
-    all
+) -> Option<(ir::Value, Vec<ir::Value>)> {
+    let (vmctx, wasm) = values.split_first()?;
+    (wasm.len() == params.len()).then(|| (*vmctx, wasm.to_vec()))
 }
 
 /// Read a constant expression. Validation has already checked its typing

@@ -305,12 +305,10 @@ impl FuncTranslator<'_, '_> {
         let callee_vmctx = self.b.ins().load(I64, flags, entry, 8);
         let sig = wasm_signature(self.env.call_conv, &ty);
         let sig = self.b.import_signature(sig);
-        let fuel = self.b.use_var(self.fuel);
-        let call_args = super::call_args(&ty.params, callee_vmctx, fuel, &args)
-            .ok_or_else(|| CompileError::codegen("call arguments"))?;
+        let call_args = super::call_args(callee_vmctx, &args);
         let inst = self.b.ins().call_indirect(sig, code, &call_args);
         let results = self.b.inst_results(inst).to_vec();
-        let results = self.after_wasm_call(&results)?;
+        self.after_wasm_call();
         self.stack.extend(results);
         Ok(())
     }

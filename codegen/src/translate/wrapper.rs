@@ -70,19 +70,20 @@ pub(crate) fn build_wrapper(
         _ => return Err(CompileError::codegen("wrapper signature")),
     };
     let flags = MemFlagsData::trusted();
+    // The fuel counter goes in the pinned register for the call; the
+    // caller's value of that register (callee-saved in the host's
+    // convention) comes back to it before the wrapper returns.
+    let host_r15 = b.ins().get_pinned_reg(types::I64);
     let fuel = b.ins().load(types::I64, flags, exec, vmctx::FUEL);
+    b.ins().set_pinned_reg(fuel);
     let mut wasm = Vec::with_capacity(ty.params.len());
     for (k, p) in ty.params.iter().enumerate() {
         let off = cell_offset(k)?;
         wasm.push(b.ins().load(ir_type(*p), flags, values, off));
     }
-    let args = |callee_vmctx| {
-        super::call_args(&ty.params, callee_vmctx, fuel, &wasm)
-            .ok_or_else(|| CompileError::codegen("wrapper arguments"))
-    };
     let call = match direct {
         Some(callee) => {
-            let all = args(vmctx)?;
+            let all = super::call_args(vmctx, &wasm);
             b.ins().call(callee, &all)
         }
         None => {
@@ -90,14 +91,14 @@ pub(crate) fn build_wrapper(
             let code = b.ins().load(types::I64, flags, vmctx, at);
             let callee_vmctx = b.ins().load(types::I64, flags, vmctx, at + 8);
             let sig = b.import_signature(wasm_signature(env.call_conv, &ty));
-            let all = args(callee_vmctx)?;
+            let all = super::call_args(callee_vmctx, &wasm);
             b.ins().call_indirect(sig, code, &all)
         }
     };
     let results = b.inst_results(call).to_vec();
-    let (fuel, results) = super::split_fuel(&results)
-        .ok_or_else(|| CompileError::codegen("a wasm call returns its fuel"))?;
+    let fuel = b.ins().get_pinned_reg(types::I64);
     b.ins().store(flags, fuel, exec, vmctx::FUEL);
+    b.ins().set_pinned_reg(host_r15);
     for (k, (r, v)) in ty.results.iter().zip(results.iter().copied()).enumerate() {
         let off = cell_offset(k)?;
         let cell = to_cell(&mut b, *r, v);
@@ -129,7 +130,7 @@ pub(crate) fn build_import_stub(
     b.switch_to_block(entry);
     b.seal_block(entry);
     let params = b.block_params(entry).to_vec();
-    let (vmctx, fuel, wasm) = super::split_params(&ty.params, &params)
+    let (vmctx, wasm) = super::split_params(&ty.params, &params)
         .ok_or_else(|| CompileError::codegen("stub signature"))?;
     let exec = load_exec(&mut b, vmctx);
     let cells = ty.params.len().max(ty.results.len()).max(1);
@@ -138,6 +139,7 @@ pub(crate) fn build_import_stub(
     let slot = b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, bytes, 3));
     let buf = b.ins().stack_addr(types::I64, slot, 0);
     let flags = MemFlagsData::trusted();
+    let fuel = b.ins().get_pinned_reg(types::I64);
     b.ins().store(flags, fuel, exec, vmctx::FUEL);
     for (k, (p, v)) in ty.params.iter().zip(&wasm).enumerate() {
         let cell = to_cell(&mut b, *p, *v);
@@ -153,11 +155,12 @@ pub(crate) fn build_import_stub(
     b.ins()
         .call_indirect(sig, callee, &[vmctx, exec, which, buf]);
     let fuel = b.ins().load(types::I64, flags, exec, vmctx::FUEL);
+    b.ins().set_pinned_reg(fuel);
     let mut results = Vec::with_capacity(ty.results.len());
     for (k, r) in ty.results.iter().enumerate() {
         results.push(b.ins().load(ir_type(*r), flags, buf, cell_offset(k)?));
     }
-    b.ins().return_(&super::with_fuel(fuel, &results));
+    b.ins().return_(&results);
     b.finalize(env.frontend);
     Ok(func)
 }
