@@ -63,6 +63,25 @@ fn fuel_is_counted_spilled_and_refilled() {
 }
 
 #[test]
+fn wrappers_give_their_caller_its_r15_back() {
+    // The fuel counter lives in r15 in compiled code (ABI 14); r15 is
+    // callee-saved for the wrapper's caller. Through loops, calls and
+    // the fuel slow path, the caller's value comes back.
+    let mut inst = Instance::new(SPIN);
+    let sentinel = 0x5eed_0f15_dead_beef;
+    inst.set_fuel(7, 5);
+    let (results, r15) = inst.call_with_r15("spin", &[200], sentinel);
+    assert_eq!(results, vec![200]);
+    assert_eq!(r15, sentinel);
+    assert!(inst.fuel_calls() > 0, "the slow path ran");
+    inst.set_fuel(1000, 1000);
+    let (results, r15) = inst.call_with_r15("caller", &[], !sentinel);
+    assert_eq!(results, vec![1]);
+    assert_eq!(r15, !sentinel);
+    assert_eq!(inst.fuel(), 998, "the fuel came back through exec");
+}
+
+#[test]
 fn globals_live_in_vmctx_cells() {
     let mut inst = Instance::new(
         r#"(module

@@ -538,7 +538,7 @@ impl FuncTranslator<'_, '_> {
         load_exec(&mut self.b, self.vmctx)
     }
 
-    /// Store the fuel variable to exec (before builtin calls); returns
+    /// Store the fuel register to exec (before builtin calls); returns
     /// exec, for the call.
     pub fn spill_fuel(&mut self) -> Value {
         let f = self.fuel();
@@ -547,7 +547,7 @@ impl FuncTranslator<'_, '_> {
         exec
     }
 
-    /// Reload the fuel variable from exec (after a builtin call).
+    /// Reload the fuel register from exec (after a builtin call).
     pub fn reload_fuel(&mut self) {
         let exec = self.exec();
         let f = self
@@ -557,7 +557,7 @@ impl FuncTranslator<'_, '_> {
         self.set_fuel(f);
     }
 
-    /// Reload the fuel variable and the memory's length after a call (and
+    /// Reload the fuel register and the memory's length after a call (and
     /// at function entry): the callee spent fuel and may have grown the
     /// memory. (The fuel slow path does neither to the memory: after it,
     /// only the fuel is reloaded, so a loop's length stays loop-invariant

@@ -1,19 +1,20 @@
 //! Array-call export wrappers `fn(vmctx, exec, values: *mut u64)` and
-//! host-import stubs with the wasm function signature (`fn(vmctx, p0,
-//! fuel, p1, ...) -> (result0, fuel, results...)`, see `abi`; a stub
-//! loads exec from its vmctx).
+//! host-import stubs with the wasm function signature (`fn(vmctx,
+//! params...) -> results`, see `abi`; a stub loads exec from its vmctx).
 //!
 //! A wrapper reads the parameters from `values[k]` (i32/f32 in the low four
-//! bytes), loads the fuel counter from `exec`, calls the function
-//! (directly, or through its import record for a re-exported import),
-//! stores the fuel it returns back to `exec` and writes each result to
-//! `values[k]` as a full 8-byte cell (i32/f32 zero-extended).
+//! bytes), keeps its caller's `r15` (callee-saved in the host's
+//! convention), loads the fuel counter from `exec` into `r15` (the pinned
+//! register, where compiled code keeps it), calls the function (directly,
+//! or through its import record for a re-exported import), stores `r15`
+//! back to `exec`, gives the caller its `r15` back and writes each result
+//! to `values[k]` as a full 8-byte cell (i32/f32 zero-extended).
 //!
 //! A stub does the reverse for a function import bound to a host function:
-//! it stores the fuel counter to `exec` and its parameters as cells in a
+//! it stores the fuel register to `exec` and its parameters as cells in a
 //! stack buffer, calls the `host_call` builtin with the import's index,
-//! and returns the fuel (reloaded: the host charges it and may refill it)
-//! and the results the host wrote back into the buffer.
+//! reloads the fuel register from `exec` (the host charges it and may
+//! refill it) and returns the results the host wrote back into the buffer.
 
 use cranelift_codegen::ir::{
     self, types, AbiParam, ArgumentPurpose, InstBuilder, MemFlagsData, StackSlotData,

@@ -304,6 +304,13 @@ impl Instance {
 
     /// Call export `name` with raw argument cells; returns raw result cells.
     pub fn call(&mut self, name: &str, args: &[u64]) -> Vec<u64> {
+        self.call_with_r15(name, args, 0).0
+    }
+
+    /// Call export `name` with `r15 = r15` (the register compiled code
+    /// pins the fuel counter in, callee-saved for the caller); returns the
+    /// result cells and `r15` as the wrapper left it.
+    pub fn call_with_r15(&mut self, name: &str, args: &[u64], r15: u64) -> (Vec<u64>, u64) {
         let export = self
             .meta
             .exports
@@ -324,15 +331,15 @@ impl Instance {
         let vmctx = self.vmctx_ptr();
         // SAFETY: the wrapper follows the array-call ABI; `values` holds
         // max(params, results) cells; the harness's vmctx is complete.
-        unsafe {
+        let r15 = unsafe {
             let f = self
                 .lib
                 .get::<unsafe extern "C" fn(*mut u8, *mut u8, *mut u64)>(symbol.as_bytes())
                 .expect("wrapper symbol");
-            f(vmctx, vmctx, values.as_mut_ptr());
-        }
+            call_wrapper_with_r15(*f as usize, vmctx, values.as_mut_ptr(), r15)
+        };
         values.truncate(nresults);
-        values
+        (values, r15)
     }
 
     /// Call an export taking and returning i32s.
@@ -356,4 +363,30 @@ impl Instance {
             .results
             .clone()
     }
+}
+
+/// `wrapper(vmctx, vmctx, values)` with `r15 = r15`; returns `r15` as the
+/// wrapper left it (it must be the value it was called with).
+#[unsafe(naked)]
+unsafe extern "C" fn call_wrapper_with_r15(
+    _wrapper: usize,
+    _vmctx: *mut u8,
+    _values: *mut u64,
+    _r15: u64,
+) -> u64 {
+    core::arch::naked_asm!(
+        // rsp = 16n + 8 at entry; two pushes and 8 bytes make it aligned.
+        "push r15",
+        "push rbx",
+        "sub rsp, 8",
+        "mov r15, rcx",
+        "mov rax, rdi",
+        "mov rdi, rsi",
+        "call rax",
+        "mov rax, r15",
+        "add rsp, 8",
+        "pop rbx",
+        "pop r15",
+        "ret",
+    )
 }

@@ -1,5 +1,6 @@
-//! Review tests for ABI 13 (`fn(vmctx, p0, fuel, p1, ...)`, floats last):
-//! unusual signatures end to end, through every kind of call.
+//! Review tests of the calling convention (written for ABI 13, `fn(vmctx,
+//! p0, fuel, p1, ...)`; ABI 14 keeps the fuel in `r15`: `fn(vmctx,
+//! params...)`): unusual signatures end to end, through every kind of call.
 
 mod compiled;
 
