@@ -57,7 +57,8 @@
 //!
 //! Compiled code calls out of wasm only through function pointers held in
 //! vmctx. Before such a call it stores its fuel register to
-//! `exec + FUEL` and reloads it afterwards.
+//! `exec + FUEL` and reloads it afterwards; the `fuel_exhausted`
+//! trampoline does both itself, so its call sites are only the call.
 //!
 //! # Modules
 //!

@@ -67,9 +67,10 @@ pub(crate) fn fingerprint_text(isa: &OwnedTargetIsa) -> String {
     }
     let shared = isa.flags();
     text.push_str(&format!(
-        "is_pic={};opt_level={};",
+        "is_pic={};opt_level={};enable_pinned_reg={};",
         shared.is_pic(),
-        shared.opt_level()
+        shared.opt_level(),
+        shared.enable_pinned_reg()
     ));
     text
 }

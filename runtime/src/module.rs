@@ -569,7 +569,11 @@ impl Module {
     /// # Safety
     ///
     /// The addresses must be code following the Myriad ABI for the
-    /// signatures in `metadata`, and stay valid for the module's life.
+    /// signatures in `metadata`, and stay valid for the module's life. In
+    /// particular (ABI 14) a function keeps the fuel counter in `r15`:
+    /// one that other compiled code calls must leave `r15` as it found it
+    /// or lower (it may charge fuel, never refill it), and a wrapper must
+    /// give its caller the `r15` it was called with.
     pub unsafe fn from_raw_parts(
         metadata: Metadata,
         funcs: Vec<usize>,

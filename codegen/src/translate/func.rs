@@ -402,8 +402,8 @@ impl FuncTranslator<'_, '_> {
 
     /// `fuel -= units; if fuel < 0 { fuel_exhausted(exec) }`.
     pub fn fuel_check_units(&mut self, units: u32) {
-        let (negative, f) = self.charge_units(units);
-        self.slow_path_if(negative, f);
+        let negative = self.charge_units(units);
+        self.slow_path_if(negative);
     }
 
     /// The check [`super::meter`] inserts where a path has run
@@ -434,17 +434,17 @@ impl FuncTranslator<'_, '_> {
             .b
             .ins()
             .icmp_imm_s(IntCC::SignedLessThan, f, i64::from(room));
-        self.slow_path_if(short, f);
+        self.slow_path_if(short);
     }
 
-    /// If `cond`, the fuel slow path for counter `f` in a cold block; the
-    /// builder continues after it.
-    fn slow_path_if(&mut self, cond: Value, f: Value) {
+    /// If `cond`, the fuel slow path in a cold block; the builder
+    /// continues after it.
+    fn slow_path_if(&mut self, cond: Value) {
         let slow = self.b.create_block();
         let cont = self.b.create_block();
         self.b.set_cold_block(slow);
         self.b.ins().brif(cond, slow, &[], cont, &[]);
-        self.fuel_slow_path(slow, f);
+        self.fuel_slow_path(slow);
         self.b.ins().jump(cont, &[]);
         self.b.switch_to_block(cont);
         self.b.seal_block(cont);
@@ -479,32 +479,33 @@ impl FuncTranslator<'_, '_> {
     /// check's own branch) and then `goto header`. Ends the current block.
     /// See [`super::control::plan_loops`] for which loops.
     pub fn back_edge(&mut self, header: ir::Block, args: &[Value], extra: u32) {
-        let (negative, f) = self.charge_units(extra.saturating_add(1));
+        let negative = self.charge_units(extra.saturating_add(1));
         let slow = self.b.create_block();
         self.b
             .ins()
             .brif(negative, slow, &[], header, &block_args(args));
-        self.fuel_slow_path(slow, f);
+        self.fuel_slow_path(slow);
         self.b.ins().jump(header, &block_args(args));
     }
 
-    /// `fuel -= units`: the new counter and whether it went negative.
-    fn charge_units(&mut self, units: u32) -> (Value, Value) {
+    /// `fuel -= units`: whether the counter went negative.
+    fn charge_units(&mut self, units: u32) -> Value {
         let f = self.fuel();
         let f = self.b.ins().iadd_imm_s(f, -i64::from(units));
         self.set_fuel(f);
-        (self.b.ins().icmp_imm_s(IntCC::SignedLessThan, f, 0), f)
+        self.b.ins().icmp_imm_s(IntCC::SignedLessThan, f, 0)
     }
 
-    /// Fill `slow` (a fresh block) with the fuel slow path for counter
-    /// `f`: store it to exec, call `fuel_exhausted(exec)` (which may
-    /// refill or suspend), reload it. Leaves the builder in `slow`, for
-    /// the caller's jump onward.
-    fn fuel_slow_path(&mut self, slow: ir::Block, f: Value) {
+    /// Fill `slow` (a fresh block) with the fuel slow path: call
+    /// `fuel_exhausted(exec)`, which stores the counter (`r15`) to exec,
+    /// refills it or suspends the green thread, and loads `r15` from exec
+    /// again before it returns (see the runtime's trampoline): the call
+    /// site only names the call. Leaves the builder in `slow`, for the
+    /// caller's jump onward.
+    fn fuel_slow_path(&mut self, slow: ir::Block) {
         self.b.switch_to_block(slow);
         self.b.seal_block(slow);
         let exec = self.exec();
-        self.b.ins().store(self.vmctx_flags, f, exec, vmctx::FUEL);
         let callee = self.b.ins().load(
             types::I64,
             self.vmctx_flags,
@@ -513,12 +514,6 @@ impl FuncTranslator<'_, '_> {
         );
         let sig = self.fuel_sig();
         self.b.ins().call_indirect(sig, callee, &[exec]);
-        // `preserve_all`: the call keeps exec in its register.
-        let f = self
-            .b
-            .ins()
-            .load(types::I64, self.vmctx_flags, exec, vmctx::FUEL);
-        self.set_fuel(f);
     }
 
     /// The fuel counter: it lives in the pinned register (`r15` on

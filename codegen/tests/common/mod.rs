@@ -31,11 +31,13 @@ pub fn metadata(so: &[u8]) -> Metadata {
 /// The harness's `fuel_exhausted` builtin as compiled code calls it: with
 /// the `preserve_all` convention, so every caller-saved register (the nine
 /// general-purpose ones and `xmm0`..`xmm15`) is saved around the Rust
-/// function, as the runtime's trampoline does.
+/// function, as the runtime's trampoline does; like it, the entry stores
+/// the fuel register (`r15`) to the vmctx and reloads it on the way out.
 #[unsafe(naked)]
 unsafe extern "C" fn fuel_exhausted_entry(_vmctx: *mut u8) {
     core::arch::naked_asm!(
         // rsp = 16n + 8 at entry; nine pushes make it 16-aligned.
+        "mov qword ptr [rdi + {fuel}], r15",
         "push rax",
         "push rcx",
         "push rdx",
@@ -85,12 +87,14 @@ unsafe extern "C" fn fuel_exhausted_entry(_vmctx: *mut u8) {
         "pop r9",
         "pop r8",
         "pop rdi",
+        "mov r15, qword ptr [rdi + {fuel}]",
         "pop rsi",
         "pop rdx",
         "pop rcx",
         "pop rax",
         "ret",
         f = sym fuel_exhausted,
+        fuel = const vmctx::FUEL,
     )
 }
 

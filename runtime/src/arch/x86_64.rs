@@ -329,7 +329,9 @@ unsafe extern "C" fn host_call(
 /// — nine general-purpose and the sixteen `xmm` registers Cranelift
 /// allocates — on the guest stack before anything else, and restores them
 /// on the way back, after a yield included (the worker clobbers them in
-/// between).
+/// between). The fuel counter lives in `r15` in compiled code (ABI 14):
+/// the trampoline stores it to `exec.fuel` first and loads `r15` from
+/// there last, so the call site does neither.
 #[unsafe(naked)]
 unsafe extern "C" fn fuel_exhausted(_exec: *mut VmCtx) {
     naked_asm!(
@@ -364,6 +366,9 @@ unsafe extern "C" fn fuel_exhausted(_exec: *mut VmCtx) {
         "movaps xmmword ptr [rsp + 240], xmm15",
         "mov rbp, rsp", // guest sp, saved state above it
         "mov rbx, rdi", // exec
+        // Compiled code keeps the counter in r15 (ABI 14): store it where
+        // the slow path and the resumer read it.
+        "mov qword ptr [rbx + {fuel}], r15",
         "mov rax, qword ptr [rdi + {host_sp}]",
         "sub rax, {red}",
         "and rax, -16",
@@ -379,6 +384,9 @@ unsafe extern "C" fn fuel_exhausted(_exec: *mut VmCtx) {
         // Resumed by the worker (or refilled): restore everything and go
         // back to the guest, which reloads its fuel.
         "3:",
+        // The counter as the slow path refilled it or the resumer set it
+        // (r15 itself is as the switch left it: stale).
+        "mov r15, qword ptr [rbx + {fuel}]",
         "movaps xmm0, xmmword ptr [rsp + 0]",
         "movaps xmm1, xmmword ptr [rsp + 16]",
         "movaps xmm2, xmmword ptr [rsp + 32]",
@@ -412,6 +420,7 @@ unsafe extern "C" fn fuel_exhausted(_exec: *mut VmCtx) {
         guest_sp = const offset_of!(VmCtx, guest_sp),
         red = const HOST_RED_ZONE,
         slow = sym crate::fuel::fuel_slow_path,
+        fuel = const offset_of!(VmCtx, fuel),
         switch = sym switch,
     )
 }

@@ -73,18 +73,27 @@ pub extern "C" fn guest_add(_vm: *mut VmCtx, _exec: *mut VmCtx, values: *mut u64
 }
 
 /// Guest: spin `values[0]` iterations, each a preemption point like a
-/// compiled loop header; result = iterations done.
+/// compiled loop header; result = iterations done. It keeps the counter
+/// in `vm.fuel` and hands it to the `fuel_exhausted` trampoline in `r15`,
+/// where compiled code keeps it (ABI 14), taking it back from there.
 pub extern "C" fn guest_spin(vm: *mut VmCtx, _exec: *mut VmCtx, values: *mut u64) {
-    // SAFETY: vm is our live vmctx; the builtin pointer follows the ABI.
+    // SAFETY: vm is our live vmctx; the builtin pointer follows the ABI
+    // (it preserves every register but r15, which it sets to the counter).
     unsafe {
         let n = *values;
         let mut i = 0u64;
         while i < n {
-            let f = std::ptr::read_volatile(&(*vm).fuel) - 1;
+            let mut f = std::ptr::read_volatile(&(*vm).fuel) - 1;
             std::ptr::write_volatile(&mut (*vm).fuel, f);
             if f < 0 {
-                let fe: extern "C" fn(*mut VmCtx) = std::mem::transmute((*vm).fn_fuel_exhausted);
-                fe(vm);
+                core::arch::asm!(
+                    "call {fe}",
+                    fe = in(reg) (*vm).fn_fuel_exhausted,
+                    in("rdi") vm,
+                    inout("r15") f,
+                    clobber_abi("C"),
+                );
+                std::ptr::write_volatile(&mut (*vm).fuel, f);
             }
             i += 1;
         }
