@@ -223,6 +223,33 @@ pub fn block_async_signals() -> std::io::Result<()> {
     Ok(())
 }
 
+/// Most a fuel counter may be below zero in compiled code: one charge
+/// before its check (a charge is a few units; this is far above any).
+const FUEL_FLOOR: i64 = -(1 << 32);
+
+/// At a trap in compiled code, store the fuel counter the code held in
+/// `r15` (ABI 14) to `vm.fuel`, so what the guest spent since the last
+/// store (the last builtin, host call or fuel check) is charged to it:
+/// without this, a guest whose calls each ended in a trap was charged
+/// almost nothing, and an embedder calling it again and again never saw
+/// its fuel budget run out. A trap in an export wrapper's prologue (its
+/// stack check, before it loads the counter) finds its caller's `r15`
+/// instead: only a value the counter can have since the last grant is
+/// taken (at most the grant, at least [`FUEL_FLOOR`]), so a stray value
+/// charges at most that grant, never refills.
+///
+/// # Safety
+///
+/// `vm` is the live vmctx of the guest that trapped on this thread.
+unsafe fn record_fuel(vm: *mut VmCtx, r15: i64) {
+    // SAFETY: per the contract; the guest is stopped in this handler.
+    unsafe {
+        if (FUEL_FLOOR..=(*vm).fuel_granted).contains(&r15) {
+            (*vm).fuel = r15;
+        }
+    }
+}
+
 unsafe extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     let vm = CURRENT.with(|c| c.get());
     // SAFETY: the kernel hands us valid siginfo and ucontext pointers; `vm`,
@@ -236,6 +263,7 @@ unsafe extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: 
             let kind = traps::lookup((*vm).trap_table, (*vm).trap_table_len, pc)
                 .or_else(|| traps::registry_lookup(pc));
             if let Some(kind) = kind {
+                record_fuel(vm, arch::fault_r15(uc));
                 (*vm).trap_kind = kind as u32;
                 (*vm).status = status::TRAPPED;
                 arch::resume_in_abandon(uc, vm);

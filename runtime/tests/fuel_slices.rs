@@ -297,3 +297,63 @@ fn a_loop_closed_by_br_is_preempted() {
     };
     assert_eq!(outcome, Outcome::Limited(Limit::Fuel));
 }
+
+/// Counts to its argument, then traps: by `unreachable` (a `ud2`), or by
+/// a load past its memory (a fault on the guard in sparse mode, a
+/// failed bounds check in dense mode).
+const COUNT_THEN_TRAP: &str = r#"(module
+     (memory 1)
+     (func $count (param $n i64) (local $i i64)
+       (loop $l
+         (local.set $i (i64.add (local.get $i) (i64.const 1)))
+         (br_if $l (i64.lt_u (local.get $i) (local.get $n)))))
+     (func (export "unreachable") (param $n i64)
+       (call $count (local.get $n))
+       unreachable)
+     (func (export "oob") (param $n i64)
+       (call $count (local.get $n))
+       (drop (i32.load (i32.const 0x7fff0000)))))"#;
+
+#[test]
+fn a_trap_charges_the_fuel_spent_before_it() {
+    // The counter lives in r15 in compiled code (ABI 14); the trap
+    // handler takes it from there. Before, a trapping call was charged
+    // only up to the last store of the counter (here: nothing of the
+    // loop), so a guest whose every call trapped ran past any budget.
+    let n = 100_000i64;
+    for config in [CompileConfig::dense(), CompileConfig::sparse()] {
+        let m = compile_wat(COUNT_THEN_TRAP, &config);
+        let region = if config.is_sparse() {
+            std::sync::Arc::new(
+                myriad_runtime::Region::new(myriad_runtime::RegionConfig {
+                    slots: 1,
+                    stack_size: 64 << 10,
+                    heap_capacity: 64 << 10,
+                    heap_reservation: myriad_codegen::SPARSE_RESERVATION as usize,
+                    guard_size: myriad_codegen::SPARSE_GUARD as usize,
+                    guard_mode: true,
+                })
+                .expect("region"),
+            )
+        } else {
+            region_with(1, 64 << 10)
+        };
+        for export in ["unreachable", "oob"] {
+            let mut inst = Instance::new(&region, &m, export, &[Val::I64(n)]).expect("instance");
+            match inst.resume_fuel(1 << 30) {
+                Outcome::Trapped(_) => {}
+                other => panic!("{export}: unexpected {other:?}"),
+            }
+            let used = inst.fuel_used();
+            assert!(
+                (n as u64..n as u64 + 100).contains(&used),
+                "{export} ({}): {used} units charged for {n} iterations",
+                if config.is_sparse() {
+                    "sparse"
+                } else {
+                    "dense"
+                }
+            );
+        }
+    }
+}

@@ -570,6 +570,17 @@ pub(crate) unsafe fn fault_pc(uc: *const libc::ucontext_t) -> usize {
     unsafe { (*uc).uc_mcontext.gregs[libc::REG_RIP as usize] as usize }
 }
 
+/// The interrupted thread's `r15`: in compiled code, the fuel counter
+/// (ABI 14).
+///
+/// # Safety
+///
+/// As for [`fault_pc`].
+pub(crate) unsafe fn fault_r15(uc: *const libc::ucontext_t) -> i64 {
+    // SAFETY: per the contract.
+    unsafe { (*uc).uc_mcontext.gregs[libc::REG_R15 as usize] }
+}
+
 /// Make the interrupted thread, when the handler returns, continue in the
 /// abandon routine for `vm`: it switches back to the worker whose context
 /// is saved at `vm.host_sp`, dropping the faulting guest context.
