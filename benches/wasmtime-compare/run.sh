@@ -2,8 +2,9 @@
 # Build the Wasmtime runner (once; Wasmtime takes several minutes to
 # compile) and Myriad's, then run the kernels interleaved, ROUNDS rounds
 # (default 3) of: Myriad dense, Myriad sparse, Wasmtime default, Wasmtime
-# with explicit bounds checks, and both again with fuel metering (the
-# like-for-like preemptible configurations). Each kernel runs in LAYOUTS
+# with explicit bounds checks, and both again with epoch interruption and
+# with fuel metering (Wasmtime's two ways to preempt a guest: the
+# like-for-like configurations, since Myriad's code always can be). Each kernel runs in LAYOUTS
 # code placements (default 16; see ../kernels/layout.rs), RUNS runs each
 # (default 3), and counts as the mean over its placements. Ends with the
 # median of the per-round figures of every kernel and configuration.
@@ -30,6 +31,8 @@ for round in $(seq "$rounds"); do
   run "myriad-sparse" "$myriad" --bounds sparse
   run "wasmtime-default" "$wasmtime"
   run "wasmtime-explicit" "$wasmtime" --explicit-bounds-checks
+  run "wasmtime-default+epochs" "$wasmtime" --epochs
+  run "wasmtime-explicit+epochs" "$wasmtime" --explicit-bounds-checks --epochs
   run "wasmtime-default+fuel" "$wasmtime" --fuel
   run "wasmtime-explicit+fuel" "$wasmtime" --explicit-bounds-checks --fuel
 done 2>/dev/null

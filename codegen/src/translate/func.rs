@@ -394,13 +394,13 @@ impl FuncTranslator<'_, '_> {
         Ok(&self.stack[at..])
     }
 
-    /// `fuel -= 1; if fuel < 0 { fuel_exhausted(exec) }`, with the slow
+    /// `fuel -= 1; if fuel < 0 { fuel_exhausted(vmctx) }`, with the slow
     /// path in a cold block.
     pub fn fuel_check(&mut self) {
         self.fuel_check_units(1);
     }
 
-    /// `fuel -= units; if fuel < 0 { fuel_exhausted(exec) }`.
+    /// `fuel -= units; if fuel < 0 { fuel_exhausted(vmctx) }`.
     pub fn fuel_check_units(&mut self, units: u32) {
         let negative = self.charge_units(units);
         self.slow_path_if(negative);
@@ -424,7 +424,7 @@ impl FuncTranslator<'_, '_> {
     }
 
     /// The check at the first copy of an unrolled loop: `fuel -= 1; if
-    /// fuel < room { fuel_exhausted(exec) }` (the round charges the rest
+    /// fuel < room { fuel_exhausted(vmctx) }` (the round charges the rest
     /// as it ends: see [`super::control::Unroll`]).
     pub fn fuel_check_room(&mut self, room: u32) {
         let f = self.fuel();
@@ -497,15 +497,17 @@ impl FuncTranslator<'_, '_> {
     }
 
     /// Fill `slow` (a fresh block) with the fuel slow path: call
-    /// `fuel_exhausted(exec)`, which stores the counter (`r15`) to exec,
-    /// refills it or suspends the green thread, and loads `r15` from exec
-    /// again before it returns (see the runtime's trampoline): the call
-    /// site only names the call. Leaves the builder in `slow`, for the
-    /// caller's jump onward.
+    /// `fuel_exhausted(vmctx)`, which finds exec through the vmctx, stores
+    /// the counter (`r15`) to it, refills it or suspends the green thread,
+    /// and loads `r15` from exec again before it returns (see the
+    /// runtime's trampoline): the call site only loads the builtin and
+    /// calls it with the vmctx it already holds (ABI 15; it loaded exec
+    /// too before, a load and a value per check: see docs/PERFORMANCE.md,
+    /// "The fuel slow path takes the vmctx"). Leaves the builder in
+    /// `slow`, for the caller's jump onward.
     fn fuel_slow_path(&mut self, slow: ir::Block) {
         self.b.switch_to_block(slow);
         self.b.seal_block(slow);
-        let exec = self.exec();
         let callee = self.b.ins().load(
             types::I64,
             self.vmctx_flags,
@@ -513,7 +515,8 @@ impl FuncTranslator<'_, '_> {
             vmctx::FN_FUEL_EXHAUSTED,
         );
         let sig = self.fuel_sig();
-        self.b.ins().call_indirect(sig, callee, &[exec]);
+        let vmctx = self.vmctx;
+        self.b.ins().call_indirect(sig, callee, &[vmctx]);
     }
 
     /// The fuel counter: it lives in the pinned register (`r15` on
@@ -580,7 +583,7 @@ impl FuncTranslator<'_, '_> {
         }
     }
 
-    /// `fuel_exhausted(exec)` with the `preserve_all` convention: the call
+    /// `fuel_exhausted(vmctx)` with the `preserve_all` convention: the call
     /// clobbers no register, so values live across a fuel check stay in
     /// registers (the runtime's trampoline saves and restores them all).
     fn fuel_sig(&mut self) -> SigRef {
