@@ -357,3 +357,59 @@ fn a_trap_charges_the_fuel_spent_before_it() {
         }
     }
 }
+
+/// A linked callee's fuel checks run the slow path of the green thread
+/// that runs it, not its own instance's: compiled code hands the builtin
+/// its own vmctx (ABI 15) and the trampoline finds exec through the
+/// vmctx's `exec` field, which names the caller's exec while the caller
+/// runs it. The callee spins `count(n)` in the provider's code, the
+/// consumer's slices pay for it, and the fuel ends up on the consumer.
+#[test]
+fn a_linked_callees_fuel_checks_charge_the_green_thread_that_runs_it() {
+    let provider = compile_wat(COUNT, &CompileConfig::default());
+    let consumer = compile_wat(
+        r#"(module
+             (import "p" "count" (func $count (param i64) (result i64)))
+             (func (export "run") (param $n i64) (result i64)
+               (call $count (local.get $n))))"#,
+        &CompileConfig::default(),
+    );
+    let region = region_with(4, 64 << 10);
+    let p = Instance::instantiate(&region, &provider).expect("provider");
+    for time_slices in [false, true] {
+        let mut linker = myriad_runtime::Linker::new();
+        linker.instance("p", &p);
+        let mut c = linker
+            .instantiate(&region, &consumer, None)
+            .expect("consumer");
+        c.call("run", &[Val::I64(200_000)]).expect("arm");
+        let mut slices = 0;
+        let outcome = loop {
+            slices += 1;
+            assert!(slices < 100_000, "the callee never finished");
+            let o = if time_slices {
+                c.resume(myriad_runtime::rdtsc() + 200_000)
+            } else {
+                c.resume_fuel(1_000)
+            };
+            match o {
+                Outcome::Yielded => continue,
+                other => break other,
+            }
+        };
+        assert_eq!(outcome, Outcome::Finished(vec![Val::I64(200_000)]));
+        if !time_slices {
+            // 200,000 iterations in 1,000-unit slices.
+            assert!((200..=202).contains(&slices), "{slices} slices");
+        }
+        assert!(
+            (200_000..=200_010).contains(&c.fuel_used()),
+            "the consumer was charged {} units",
+            c.fuel_used()
+        );
+        assert!(
+            c.slow_path_calls() > 0,
+            "the callee's checks ran no slow path"
+        );
+    }
+}

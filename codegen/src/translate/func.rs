@@ -427,8 +427,7 @@ impl FuncTranslator<'_, '_> {
     /// fuel < room { fuel_exhausted(vmctx) }` (the round charges the rest
     /// as it ends: see [`super::control::Unroll`]).
     pub fn fuel_check_room(&mut self, room: u32) {
-        let f = self.fuel();
-        let f = self.b.ins().iadd_imm_s(f, -1);
+        let f = self.fuel_minus(1);
         self.set_fuel(f);
         let short = self
             .b
@@ -467,8 +466,7 @@ impl FuncTranslator<'_, '_> {
     /// `fuel -= units`, no check (0 emits nothing).
     pub fn charge(&mut self, units: u32) {
         if units > 0 {
-            let f = self.fuel();
-            let f = self.b.ins().iadd_imm_s(f, -i64::from(units));
+            let f = self.fuel_minus(units);
             self.set_fuel(f);
         }
     }
@@ -490,8 +488,7 @@ impl FuncTranslator<'_, '_> {
 
     /// `fuel -= units`: whether the counter went negative.
     fn charge_units(&mut self, units: u32) -> Value {
-        let f = self.fuel();
-        let f = self.b.ins().iadd_imm_s(f, -i64::from(units));
+        let f = self.fuel_minus(units);
         self.set_fuel(f);
         self.b.ins().icmp_imm_s(IntCC::SignedLessThan, f, 0)
     }
@@ -524,6 +521,18 @@ impl FuncTranslator<'_, '_> {
     /// calls, merges and loops without block parameters or arguments.
     pub fn fuel(&mut self) -> Value {
         self.b.ins().get_pinned_reg(types::I64)
+    }
+
+    /// The fuel counter less `units`, as an `isub` of a constant: an
+    /// `iadd` of the negated constant turns into Cranelift's `lea`, which
+    /// x64 emission rewrites to an `add` with a 32-bit immediate even when
+    /// the constant fits in 8 bits (7 bytes against `sub`'s 4), at every
+    /// fuel check and charge (SQLite's `.text`: see docs/PERFORMANCE.md,
+    /// "The fuel slow path takes the vmctx").
+    fn fuel_minus(&mut self, units: u32) -> Value {
+        let f = self.fuel();
+        let k = self.b.ins().iconst(types::I64, i64::from(units));
+        self.b.ins().isub(f, k)
     }
 
     /// Set the fuel counter's register.
