@@ -58,8 +58,7 @@
 //! Compiled code calls out of wasm only through function pointers held in
 //! vmctx. Before such a call it stores its fuel register to
 //! `exec + FUEL` and reloads it afterwards; the `fuel_exhausted`
-//! trampoline does both itself and finds exec through the vmctx it is
-//! passed, so its call sites are only the call.
+//! trampoline does both itself, so its call sites are only the call.
 //!
 //! # Modules
 //!
@@ -88,7 +87,7 @@ pub use types::*;
 
 /// Version of this ABI. Bump on any change to vmctx layout, builtin
 /// signatures, symbol naming, trap kinds or the metadata encoding.
-pub const ABI_VERSION: u32 = 15;
+pub const ABI_VERSION: u32 = 14;
 
 /// Result of a chunked bulk builtin (`table.fill/copy/init`,
 /// `memory.init`): the whole operation is done.

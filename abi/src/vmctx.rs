@@ -15,12 +15,10 @@ pub const STACK_LIMIT: i32 = 8;
 pub const HEAP_BASE: i32 = 16;
 /// `u64`: current linear memory length in bytes (defined memory).
 pub const HEAP_LEN: i32 = 24;
-/// `fn(vmctx)` with Cranelift's `preserve_all` convention: called when
-/// fuel goes negative, with the caller's own vmctx (ABI 15; exec before).
-/// Stores the counter (`r15`) to [`FUEL`] of the exec that vmctx's
-/// [`EXEC`] names, may refill it and return, or suspend the green thread
-/// and return when it is resumed; `r15` comes back loaded from that
-/// [`FUEL`].
+/// `fn(exec)` with Cranelift's `preserve_all` convention: called when
+/// fuel goes negative. Stores the counter (`r15`) to [`FUEL`], may
+/// refill it and return, or suspend the green thread and return when it
+/// is resumed; `r15` comes back loaded from [`FUEL`].
 pub const FN_FUEL_EXHAUSTED: i32 = 32;
 /// `extern "C" fn(memory_vmctx, exec, delta_pages: u64) -> i64`:
 /// `memory.grow` of the memory defined by `memory_vmctx`. Returns the

@@ -359,11 +359,12 @@ fn a_trap_charges_the_fuel_spent_before_it() {
 }
 
 /// A linked callee's fuel checks run the slow path of the green thread
-/// that runs it, not its own instance's: compiled code hands the builtin
-/// its own vmctx (ABI 15) and the trampoline finds exec through the
-/// vmctx's `exec` field, which names the caller's exec while the caller
-/// runs it. The callee spins `count(n)` in the provider's code, the
-/// consumer's slices pay for it, and the fuel ends up on the consumer.
+/// that runs it, not its own instance's: its slow path finds exec through
+/// its vmctx's `exec` field, which names the caller's exec while the
+/// caller runs it. The callee spins `count(n)` in the provider's code, the
+/// consumer's slices pay for it, and the fuel ends up on the consumer. (A
+/// variant that handed the Rust slow path the callee's vmctx instead spun
+/// in `Yielded` forever; this fails at once.)
 #[test]
 fn a_linked_callees_fuel_checks_charge_the_green_thread_that_runs_it() {
     let provider = compile_wat(COUNT, &CompileConfig::default());

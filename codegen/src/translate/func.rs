@@ -394,13 +394,13 @@ impl FuncTranslator<'_, '_> {
         Ok(&self.stack[at..])
     }
 
-    /// `fuel -= 1; if fuel < 0 { fuel_exhausted(vmctx) }`, with the slow
+    /// `fuel -= 1; if fuel < 0 { fuel_exhausted(exec) }`, with the slow
     /// path in a cold block.
     pub fn fuel_check(&mut self) {
         self.fuel_check_units(1);
     }
 
-    /// `fuel -= units; if fuel < 0 { fuel_exhausted(vmctx) }`.
+    /// `fuel -= units; if fuel < 0 { fuel_exhausted(exec) }`.
     pub fn fuel_check_units(&mut self, units: u32) {
         let negative = self.charge_units(units);
         self.slow_path_if(negative);
@@ -424,10 +424,11 @@ impl FuncTranslator<'_, '_> {
     }
 
     /// The check at the first copy of an unrolled loop: `fuel -= 1; if
-    /// fuel < room { fuel_exhausted(vmctx) }` (the round charges the rest
+    /// fuel < room { fuel_exhausted(exec) }` (the round charges the rest
     /// as it ends: see [`super::control::Unroll`]).
     pub fn fuel_check_room(&mut self, room: u32) {
-        let f = self.fuel_minus(1);
+        let f = self.fuel();
+        let f = self.b.ins().iadd_imm_s(f, -1);
         self.set_fuel(f);
         let short = self
             .b
@@ -466,7 +467,8 @@ impl FuncTranslator<'_, '_> {
     /// `fuel -= units`, no check (0 emits nothing).
     pub fn charge(&mut self, units: u32) {
         if units > 0 {
-            let f = self.fuel_minus(units);
+            let f = self.fuel();
+            let f = self.b.ins().iadd_imm_s(f, -i64::from(units));
             self.set_fuel(f);
         }
     }
@@ -488,23 +490,22 @@ impl FuncTranslator<'_, '_> {
 
     /// `fuel -= units`: whether the counter went negative.
     fn charge_units(&mut self, units: u32) -> Value {
-        let f = self.fuel_minus(units);
+        let f = self.fuel();
+        let f = self.b.ins().iadd_imm_s(f, -i64::from(units));
         self.set_fuel(f);
         self.b.ins().icmp_imm_s(IntCC::SignedLessThan, f, 0)
     }
 
     /// Fill `slow` (a fresh block) with the fuel slow path: call
-    /// `fuel_exhausted(vmctx)`, which finds exec through the vmctx, stores
-    /// the counter (`r15`) to it, refills it or suspends the green thread,
-    /// and loads `r15` from exec again before it returns (see the
-    /// runtime's trampoline): the call site only loads the builtin and
-    /// calls it with the vmctx it already holds (ABI 15; it loaded exec
-    /// too before, a load and a value per check: see docs/PERFORMANCE.md,
-    /// "The fuel slow path takes the vmctx"). Leaves the builder in
-    /// `slow`, for the caller's jump onward.
+    /// `fuel_exhausted(exec)`, which stores the counter (`r15`) to exec,
+    /// refills it or suspends the green thread, and loads `r15` from exec
+    /// again before it returns (see the runtime's trampoline): the call
+    /// site only names the call. Leaves the builder in `slow`, for the
+    /// caller's jump onward.
     fn fuel_slow_path(&mut self, slow: ir::Block) {
         self.b.switch_to_block(slow);
         self.b.seal_block(slow);
+        let exec = self.exec();
         let callee = self.b.ins().load(
             types::I64,
             self.vmctx_flags,
@@ -512,8 +513,7 @@ impl FuncTranslator<'_, '_> {
             vmctx::FN_FUEL_EXHAUSTED,
         );
         let sig = self.fuel_sig();
-        let vmctx = self.vmctx;
-        self.b.ins().call_indirect(sig, callee, &[vmctx]);
+        self.b.ins().call_indirect(sig, callee, &[exec]);
     }
 
     /// The fuel counter: it lives in the pinned register (`r15` on
@@ -521,18 +521,6 @@ impl FuncTranslator<'_, '_> {
     /// calls, merges and loops without block parameters or arguments.
     pub fn fuel(&mut self) -> Value {
         self.b.ins().get_pinned_reg(types::I64)
-    }
-
-    /// The fuel counter less `units`, as an `isub` of a constant: an
-    /// `iadd` of the negated constant turns into Cranelift's `lea`, which
-    /// x64 emission rewrites to an `add` with a 32-bit immediate even when
-    /// the constant fits in 8 bits (7 bytes against `sub`'s 4), at every
-    /// fuel check and charge (SQLite's `.text`: see docs/PERFORMANCE.md,
-    /// "The fuel slow path takes the vmctx").
-    fn fuel_minus(&mut self, units: u32) -> Value {
-        let f = self.fuel();
-        let k = self.b.ins().iconst(types::I64, i64::from(units));
-        self.b.ins().isub(f, k)
     }
 
     /// Set the fuel counter's register.
@@ -592,7 +580,7 @@ impl FuncTranslator<'_, '_> {
         }
     }
 
-    /// `fuel_exhausted(vmctx)` with the `preserve_all` convention: the call
+    /// `fuel_exhausted(exec)` with the `preserve_all` convention: the call
     /// clobbers no register, so values live across a fuel check stay in
     /// registers (the runtime's trampoline saves and restores them all).
     fn fuel_sig(&mut self) -> SigRef {

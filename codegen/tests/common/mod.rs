@@ -32,9 +32,7 @@ pub fn metadata(so: &[u8]) -> Metadata {
 /// the `preserve_all` convention, so every caller-saved register (the nine
 /// general-purpose ones and `xmm0`..`xmm15`) is saved around the Rust
 /// function, as the runtime's trampoline does; like it, the entry stores
-/// the fuel register (`r15`) to exec and reloads it on the way out.
-/// Compiled code passes its vmctx (ABI 15), and the harness's vmctx is its
-/// own exec.
+/// the fuel register (`r15`) to the vmctx and reloads it on the way out.
 #[unsafe(naked)]
 unsafe extern "C" fn fuel_exhausted_entry(_vmctx: *mut u8) {
     core::arch::naked_asm!(

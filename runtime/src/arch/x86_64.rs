@@ -38,8 +38,7 @@
 //! [`HOST_RED_ZONE`], aligns to 16 bytes, calls the Rust function, and
 //! comes back to the instance stack.
 //!
-//! * `fuel_exhausted(vmctx)`: with the exec `vmctx` names, the Rust slow
-//!   path ([`crate::fuel`]) refills
+//! * `fuel_exhausted(exec)`: the Rust slow path ([`crate::fuel`]) refills
 //!   fuel or decides to yield; on yield the trampoline — back on the guest
 //!   stack — saves the guest context with a switch to `exec.host_sp` and,
 //!   when resumed, returns to the guest (which reloads fuel from exec).
@@ -319,9 +318,8 @@ unsafe extern "C" fn host_call(
     )
 }
 
-/// `fuel_exhausted(vmctx)`: run the fuel slow path of the green thread
-/// running `vmctx`'s code (its `exec`) on the worker stack; yield the
-/// green thread if it says so.
+/// `fuel_exhausted(exec)`: run the fuel slow path on the worker stack;
+/// yield the green thread if it says so.
 ///
 /// Compiled code calls this with Cranelift's `preserve_all` convention:
 /// the call site assumes no register changes (only the flags), so values
@@ -335,7 +333,7 @@ unsafe extern "C" fn host_call(
 /// the trampoline stores it to `exec.fuel` first and loads `r15` from
 /// there last, so the call site does neither.
 #[unsafe(naked)]
-unsafe extern "C" fn fuel_exhausted(_vmctx: *mut VmCtx) {
+unsafe extern "C" fn fuel_exhausted(_exec: *mut VmCtx) {
     naked_asm!(
         // rsp = 16n + 8 at entry; eleven pushes make it 16-aligned.
         "push rbp",
@@ -367,18 +365,15 @@ unsafe extern "C" fn fuel_exhausted(_vmctx: *mut VmCtx) {
         "movaps xmmword ptr [rsp + 224], xmm14",
         "movaps xmmword ptr [rsp + 240], xmm15",
         "mov rbp, rsp", // guest sp, saved state above it
-        // Compiled code passes its vmctx (ABI 15): exec is the one its
-        // `exec` field names (itself, or the caller's for a linked call).
-        "mov rbx, qword ptr [rdi + {exec}]",
+        "mov rbx, rdi", // exec
         // Compiled code keeps the counter in r15 (ABI 14): store it where
         // the slow path and the resumer read it.
         "mov qword ptr [rbx + {fuel}], r15",
-        "mov rax, qword ptr [rbx + {host_sp}]",
+        "mov rax, qword ptr [rdi + {host_sp}]",
         "sub rax, {red}",
         "and rax, -16",
         "mov rsp, rax",
-        "mov rdi, rbx",
-        "call {slow}", // fuel_slow_path(exec): eax = 0: refilled, continue; else yield
+        "call {slow}", // eax = 0: refilled, continue; else yield
         "mov rsp, rbp",
         "test eax, eax",
         "jz 3f",
@@ -426,7 +421,6 @@ unsafe extern "C" fn fuel_exhausted(_vmctx: *mut VmCtx) {
         red = const HOST_RED_ZONE,
         slow = sym crate::fuel::fuel_slow_path,
         fuel = const offset_of!(VmCtx, fuel),
-        exec = const offset_of!(VmCtx, exec),
         switch = sym switch,
     )
 }
@@ -559,9 +553,9 @@ pub unsafe fn call_memory_grow(vmctx: *mut VmCtx, delta_pages: u64) -> i64 {
 /// # Safety
 ///
 /// As for [`call_on_host_stack`]; may suspend the caller's context.
-pub unsafe fn call_fuel_exhausted(vmctx: *mut VmCtx) {
+pub unsafe fn call_fuel_exhausted(exec: *mut VmCtx) {
     // SAFETY: as for call_on_host_stack.
-    unsafe { fuel_exhausted(vmctx) }
+    unsafe { fuel_exhausted(exec) }
 }
 
 // ---- Signal contexts -----------------------------------------------------

@@ -75,8 +75,7 @@ pub extern "C" fn guest_add(_vm: *mut VmCtx, _exec: *mut VmCtx, values: *mut u64
 /// Guest: spin `values[0]` iterations, each a preemption point like a
 /// compiled loop header; result = iterations done. It keeps the counter
 /// in `vm.fuel` and hands it to the `fuel_exhausted` trampoline in `r15`,
-/// where compiled code keeps it (ABI 14), taking it back from there; like
-/// compiled code it passes its vmctx (ABI 15), whose exec is itself.
+/// where compiled code keeps it (ABI 14), taking it back from there.
 pub extern "C" fn guest_spin(vm: *mut VmCtx, _exec: *mut VmCtx, values: *mut u64) {
     // SAFETY: vm is our live vmctx; the builtin pointer follows the ABI
     // (it preserves every register but r15, which it sets to the counter).
