@@ -103,12 +103,44 @@ pub fn begin_slice(vm: &mut VmCtx, now: u64, deadline: u64) {
     begin_slice_with_fuel(vm, now, deadline, fuel);
 }
 
+/// What the deadline kick (`crate::signals`) subtracts from a guest's
+/// counter in `r15` to send its next fuel check to the slow path: so
+/// large that a kicked counter (its value was at least
+/// `signals::FUEL_FLOOR`, -2^32, and at most [`MAX_FUEL`]) lies below
+/// anything the counter holds otherwise (at least -2^62, the overdraft
+/// floor of the bulk charges, less a few units of compiled charges), and
+/// [`unkick`] can tell and undo it. A kick that compiled code overwrites
+/// (it copies the counter out, decrements and copies it back) is lost
+/// without a trace, and the next kick tries again.
+pub(crate) const KICK: i64 = (1 << 62) + (1 << 61);
+
+/// A counter below this was kicked (see [`KICK`]).
+const KICKED_BELOW: i64 = -(1 << 62) - (1 << 60);
+
+/// `fuel` with a deadline kick undone (see [`KICK`]).
+#[inline]
+pub(crate) fn unkick(fuel: i64) -> i64 {
+    if fuel < KICKED_BELOW {
+        fuel.wrapping_add(KICK)
+    } else {
+        fuel
+    }
+}
+
+/// Undo a deadline kick of `vm.fuel`. Every reader of the counter that
+/// compiled code stored calls this first.
+#[inline]
+pub(crate) fn unkick_vm(vm: &mut VmCtx) {
+    vm.fuel = unkick(vm.fuel);
+}
+
 /// Count the fuel spent since the last grant into `fuel_used` and close the
 /// grant. The slow path does this when fuel runs out; a slice can also end
 /// without it (the guest finished, or a host function yielded or parked),
 /// and that fuel must count against the budget too.
 #[inline]
 pub(crate) fn settle(vm: &mut VmCtx) {
+    unkick_vm(vm);
     let spent = vm.fuel_granted.saturating_sub(vm.fuel).max(0) as u64;
     vm.fuel_used = vm.fuel_used.saturating_add(spent);
     vm.fuel_granted = vm.fuel;
@@ -142,6 +174,7 @@ pub(crate) extern "C" fn fuel_slow_path(exec: *mut VmCtx) -> u32 {
     // thread's exec; nothing else accesses it mutably while the guest runs
     // (other threads touch only the atomic `cancel`).
     let vm = unsafe { &mut *exec };
+    unkick_vm(vm);
     vm.slow_path_calls += 1;
     let consumed = (vm.fuel_granted.saturating_sub(vm.fuel)).max(1) as u64;
     vm.fuel_used = vm.fuel_used.saturating_add(consumed);
@@ -210,6 +243,7 @@ pub(crate) extern "C" fn fuel_slow_path(exec: *mut VmCtx) -> u32 {
 pub(crate) unsafe fn charge_fuel(exec: *mut VmCtx, units: u64) {
     // SAFETY: per the contract.
     let ex = unsafe { &mut *exec };
+    unkick_vm(ex);
     if ex.fuel_sliced != 0 {
         // A fuel slice must end after this work: overdraw the counter
         // (bounded well above i64::MIN, so compiled code's decrement never
@@ -258,6 +292,7 @@ pub(crate) unsafe fn time_sliced(exec: *const VmCtx) -> bool {
 pub(crate) unsafe fn charge_time(exec: *mut VmCtx, cycles: u64) {
     // SAFETY: per the contract.
     let ex = unsafe { &mut *exec };
+    unkick_vm(ex);
     let rate = if ex.fuel_rate == 0 {
         crate::fuel::DEFAULT_RATE
     } else {
@@ -285,6 +320,7 @@ pub(crate) unsafe fn charge_time(exec: *mut VmCtx, cycles: u64) {
 pub(crate) unsafe fn slice_over(exec: *mut VmCtx) -> bool {
     // SAFETY: per the contract.
     let ex = unsafe { &mut *exec };
+    unkick_vm(ex);
     if ex.fuel_sliced != 0 {
         return ex.fuel <= 0;
     }
@@ -296,4 +332,25 @@ pub(crate) unsafe fn slice_over(exec: *mut VmCtx) -> bool {
         ex.fuel = 0;
     }
     over
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{unkick, KICK, MAX_FUEL};
+
+    #[test]
+    fn a_kicked_counter_is_told_apart_and_restored() {
+        // Every counter the kick may take, and a few units charged after.
+        for fuel in [-(1i64 << 32), -5, 0, 1, 12_345, MAX_FUEL] {
+            for charged in [0i64, 1, 17] {
+                let kicked = fuel - KICK - charged;
+                assert_eq!(unkick(kicked), fuel - charged);
+            }
+        }
+        // Anything the counter holds otherwise is left alone, down to the
+        // bulk charges' overdraft floor and a few units below it.
+        for fuel in [-(1i64 << 62) - 100, -(1 << 62), -(1 << 40), -1, 0, MAX_FUEL] {
+            assert_eq!(unkick(fuel), fuel);
+        }
+    }
 }

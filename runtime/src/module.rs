@@ -699,9 +699,30 @@ impl Module {
             .map(canonical_type_id)
             .collect::<Option<Box<[u32]>>>()
             .ok_or_else(|| unsupported("too many distinct function types".into()))?;
+        // The compiled code the deadline kick may interrupt: from the
+        // lowest symbol to the last trap site (every function, wrapper
+        // and stub ends in its stack check's `ud2`), all of it the
+        // artifact's `.text`, which holds nothing else. None for code
+        // from raw parts (hand-written, or Rust functions in tests), where
+        // `r15` may be the host's.
+        let code = match (&lib, trap_table.last()) {
+            (Some(_), Some(last)) => {
+                let start = funcs
+                    .iter()
+                    .chain(&wrappers)
+                    .chain(&stubs)
+                    .copied()
+                    .min()
+                    .unwrap_or(0);
+                start..(last.pc + 2).max(start)
+            }
+            _ => 0..0,
+        };
         // SAFETY: the boxed table is owned by the Module and dropped after
-        // the registration (field order).
-        let registration = unsafe { crate::traps::register_trap_table(&trap_table) }
+        // the registration (field order); `code` is the loaded artifact's
+        // compiled code, mapped while `lib` (dropped after the
+        // registration) is.
+        let registration = unsafe { crate::traps::register_trap_table(&trap_table, code) }
             .ok_or_else(|| unsupported("too many modules loaded at once".into()))?;
         let needs_table_state = needs_table_state(&metadata);
         Ok(Module {

@@ -35,9 +35,26 @@
 //! every thread before its first guest (workers call it at start,
 //! `Instance::resume` lazily), therefore blocks them on that thread for
 //! good with [`block_async_signals`]: only SIGILL, SIGSEGV, SIGBUS and
-//! SIGFPE stay deliverable, and those run on the alternate stack. Signals
+//! SIGFPE stay deliverable, and those run on the alternate stack, and the
+//! deadline kick's [`KICK_SIGNAL`] (also on the alternate stack). Signals
 //! sent to the process go to another thread; signals sent to that thread
 //! stay pending.
+//!
+//! **The deadline kick.** A fuel unit's cost depends on the code: a loop
+//! of loads that miss the cache spends a unit in thousands of cycles, so
+//! a grant sized from cheap units ran 51–76 ms past a 20 µs slice
+//! (docs/SECURITY.md, "Host time"). [`thread_init`] therefore gives each
+//! thread that runs guests a timer of its own CPU time that sends it
+//! [`KICK_SIGNAL`] every [`KICK_TICK_NS`]. The handler acts only when the
+//! thread runs a time slice that is more than [`KICK_MARGIN_NS`] past its
+//! deadline and the interrupted pc is in an artifact's compiled code
+//! (where `r15` is the fuel counter, or a value nothing depends on: see
+//! `traps::in_compiled_code`): it subtracts `fuel::KICK` from `r15`, so
+//! the next fuel check takes the slow path, which undoes the mark
+//! (`fuel::unkick`) and ends the slice. Compiled code that copied the
+//! counter out before the kick writes its copy back over it; that kick is
+//! lost and the next tick tries again. In the runtime's or the host's
+//! code the handler changes nothing.
 
 use crate::arch;
 use crate::traps;
@@ -52,6 +69,47 @@ thread_local! {
     pub static CURRENT: Cell<*mut VmCtx> = const { Cell::new(std::ptr::null_mut()) };
     static ALT_READY: Cell<bool> = const { Cell::new(false) };
     static ALT_STACK: AltStack = const { AltStack { base: Cell::new(std::ptr::null_mut()) } };
+    static KICK_TIMER: KickTimer = const { KickTimer { id: Cell::new(None) } };
+}
+
+/// The deadline kick's signal: SIGURG, whose default action is to ignore
+/// it, so a tick that found no handler would harm nothing.
+pub const KICK_SIGNAL: libc::c_int = libc::SIGURG;
+
+/// CPU time of a guest thread between two deadline-kick ticks. A tick
+/// costs a signal delivery (about a microsecond) per millisecond of CPU;
+/// a slice overrunning its deadline is stopped within about this much.
+pub const KICK_TICK_NS: i64 = 1_000_000;
+
+/// How far past its deadline a time slice must be before a tick kicks
+/// it: an ordinary slice ends within a few microseconds of its deadline
+/// by its own fuel checks, and is never kicked.
+pub const KICK_MARGIN_NS: u64 = 50_000;
+
+/// [`KICK_MARGIN_NS`] in TSC ticks, set by the first [`thread_init`]
+/// (computing it needs the TSC frequency, which the handler must not
+/// work out).
+static KICK_MARGIN_TSC: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(u64::MAX);
+
+/// The disposition of [`KICK_SIGNAL`] before ours (written once, before
+/// ours is installed; see [`PrevActions`]).
+struct PrevKick(UnsafeCell<MaybeUninit<libc::sigaction>>);
+// SAFETY: as for PrevActions.
+unsafe impl Sync for PrevKick {}
+static PREV_KICK: PrevKick = PrevKick(UnsafeCell::new(MaybeUninit::uninit()));
+
+/// This thread's deadline-kick timer; deleted at thread exit.
+struct KickTimer {
+    id: Cell<Option<libc::timer_t>>,
+}
+
+impl Drop for KickTimer {
+    fn drop(&mut self) {
+        if let Some(id) = self.id.take() {
+            // SAFETY: a timer this thread created and nothing else uses.
+            unsafe { libc::timer_delete(id) };
+        }
+    }
 }
 
 /// Size of each worker thread's alternate signal stack (plus a guard page).
@@ -147,7 +205,49 @@ pub fn thread_init() -> std::io::Result<()> {
         }
         ALT_STACK.with(|a| a.base.set(base));
     }
+    start_kick_timer()?;
     ALT_READY.with(|r| r.set(true));
+    Ok(())
+}
+
+/// Give the calling thread its deadline-kick timer: [`KICK_SIGNAL`] to
+/// this thread every [`KICK_TICK_NS`] of its CPU time (a thread blocked in
+/// a system call uses none, so its calls are not interrupted).
+fn start_kick_timer() -> std::io::Result<()> {
+    if KICK_TIMER.with(|t| t.id.get().is_some()) {
+        return Ok(());
+    }
+    KICK_MARGIN_TSC.store(
+        crate::fuel::ns_to_tsc(KICK_MARGIN_NS),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    // SAFETY: a zeroed sigevent is valid (its private padding included);
+    // the fields set are those SIGEV_THREAD_ID reads. The timer is this
+    // thread's, deleted by KickTimer's drop at thread exit.
+    unsafe {
+        let mut sev: libc::sigevent = std::mem::zeroed();
+        sev.sigev_notify = libc::SIGEV_THREAD_ID;
+        sev.sigev_signo = KICK_SIGNAL;
+        sev.sigev_notify_thread_id = libc::gettid();
+        let mut id: libc::timer_t = std::mem::zeroed();
+        if libc::timer_create(libc::CLOCK_THREAD_CPUTIME_ID, &mut sev, &mut id) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let tick = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: KICK_TICK_NS,
+        };
+        let spec = libc::itimerspec {
+            it_interval: tick,
+            it_value: tick,
+        };
+        if libc::timer_settime(id, 0, &spec, std::ptr::null_mut()) != 0 {
+            let e = std::io::Error::last_os_error();
+            libc::timer_delete(id);
+            return Err(e);
+        }
+        KICK_TIMER.with(|t| t.id.set(Some(id)));
+    }
     Ok(())
 }
 
@@ -158,6 +258,31 @@ pub fn thread_ready() -> bool {
 }
 
 fn install_handlers() {
+    // SAFETY: as for the fault handlers below: the previous disposition is
+    // saved before ours exists; ours runs on the alternate stack with every
+    // signal blocked, and restarts interrupted system calls.
+    unsafe {
+        let prev = (*PREV_KICK.0.get()).as_mut_ptr();
+        let rc = libc::sigaction(KICK_SIGNAL, std::ptr::null(), prev);
+        assert_eq!(
+            rc,
+            0,
+            "sigaction failed: {}",
+            std::io::Error::last_os_error()
+        );
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = kick_handler as *const () as usize;
+        sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
+        libc::sigfillset(&mut sa.sa_mask);
+        let rc = libc::sigaction(KICK_SIGNAL, &sa, std::ptr::null_mut());
+        assert_eq!(
+            rc,
+            0,
+            "sigaction failed: {}",
+            std::io::Error::last_os_error()
+        );
+    }
     for (i, &sig) in SIGNALS.iter().enumerate() {
         // SAFETY: a zeroed sigaction is valid; we fill handler, flags and an
         // empty mask. PREV[i] is only written here, and completely before
@@ -212,7 +337,10 @@ pub fn block_async_signals() -> std::io::Result<()> {
             return Err(std::io::Error::last_os_error());
         }
         let mut set = set.assume_init();
-        for sig in SIGNALS.iter().chain(&[libc::SIGKILL, libc::SIGSTOP]) {
+        for sig in SIGNALS
+            .iter()
+            .chain(&[libc::SIGKILL, libc::SIGSTOP, KICK_SIGNAL])
+        {
             libc::sigdelset(&mut set, *sig);
         }
         let rc = libc::pthread_sigmask(libc::SIG_BLOCK, &set, std::ptr::null_mut());
@@ -244,8 +372,79 @@ const FUEL_FLOOR: i64 = -(1 << 32);
 unsafe fn record_fuel(vm: *mut VmCtx, r15: i64) {
     // SAFETY: per the contract; the guest is stopped in this handler.
     unsafe {
+        let r15 = crate::fuel::unkick(r15);
         if (FUEL_FLOOR..=(*vm).fuel_granted).contains(&r15) {
             (*vm).fuel = r15;
+        }
+    }
+}
+
+/// The deadline kick (see the module documentation): async-signal-safe,
+/// atomics and plain loads only.
+unsafe extern "C" fn kick_handler(
+    sig: libc::c_int,
+    info: *mut libc::siginfo_t,
+    ctx: *mut libc::c_void,
+) {
+    // SAFETY: the kernel hands us valid siginfo and ucontext pointers;
+    // `vm`, when non-null, is the live exec of the green thread this
+    // thread runs (set by `Instance::run` around the switch into it).
+    unsafe {
+        if (*info).si_code == libc::SI_TIMER {
+            let vm = CURRENT.with(|c| c.get());
+            if !vm.is_null() {
+                kick(vm, ctx.cast::<libc::ucontext_t>());
+            }
+        }
+        // Whoever had the signal before us gets it too (by default it is
+        // ignored).
+        let prev = &*(*PREV_KICK.0.get()).as_ptr();
+        let prev_handler = prev.sa_sigaction;
+        if prev_handler == libc::SIG_DFL
+            || prev_handler == libc::SIG_IGN
+            || prev_handler == kick_handler as *const () as usize
+        {
+            return;
+        }
+        libc::pthread_sigmask(libc::SIG_BLOCK, &prev.sa_mask, std::ptr::null_mut());
+        if prev.sa_flags & libc::SA_SIGINFO != 0 {
+            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                std::mem::transmute(prev_handler);
+            f(sig, info, ctx);
+        } else {
+            let f: extern "C" fn(libc::c_int) = std::mem::transmute(prev_handler);
+            f(sig);
+        }
+    }
+}
+
+/// Kick the green thread of `vm` if its time slice is over by more than
+/// the margin and the thread was interrupted in compiled code: mark its
+/// counter (`r15`) so the next fuel check takes the slow path.
+///
+/// # Safety
+///
+/// `vm` is the live exec of the green thread running on this thread, `uc`
+/// the context the kernel passed to the handler.
+unsafe fn kick(vm: *mut VmCtx, uc: *mut libc::ucontext_t) {
+    // SAFETY: per the contract; the guest is stopped in this handler, and
+    // these fields change only on this thread.
+    unsafe {
+        if (*vm).fuel_sliced != 0 || (*vm).status != status::RUNNING {
+            return;
+        }
+        let margin = KICK_MARGIN_TSC.load(std::sync::atomic::Ordering::Relaxed);
+        if crate::fuel::rdtsc() < (*vm).deadline_tsc.saturating_add(margin) {
+            return;
+        }
+        if !traps::in_compiled_code(arch::fault_pc(uc)) {
+            return;
+        }
+        let r15 = arch::fault_r15(uc);
+        // Only a value the counter can hold (not yet kicked).
+        if (FUEL_FLOOR..=(*vm).fuel_granted.max(0)).contains(&r15) {
+            arch::set_fault_r15(uc, r15 - crate::fuel::KICK);
+            (*vm).deadline_kicks += 1;
         }
     }
 }

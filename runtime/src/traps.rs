@@ -21,6 +21,10 @@ struct RegistrySlot {
     last_pc: AtomicUsize,
     table: AtomicUsize,
     len: AtomicUsize,
+    /// Start of the module's compiled code (0: none registered).
+    code_start: AtomicUsize,
+    /// End (exclusive) of the module's compiled code.
+    code_end: AtomicUsize,
 }
 
 #[allow(clippy::declare_interior_mutable_const)]
@@ -30,6 +34,8 @@ const EMPTY_SLOT: RegistrySlot = RegistrySlot {
     last_pc: AtomicUsize::new(0),
     table: AtomicUsize::new(0),
     len: AtomicUsize::new(0),
+    code_start: AtomicUsize::new(0),
+    code_end: AtomicUsize::new(0),
 };
 
 /// Trap tables of every loaded module, for faults in code another
@@ -46,12 +52,20 @@ static REGISTRY_FREE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 pub struct Registration(usize);
 
 /// Make a module's sorted trap table visible to the handler for faults in
-/// any green thread. `None` if every registry slot is taken.
+/// any green thread, and `code` (its compiled code: functions, wrappers
+/// and stubs, nothing else; empty for code that is not an artifact's) to
+/// the deadline kick (`in_compiled_code`). `None` if every registry slot
+/// is taken.
 ///
 /// # Safety
 ///
-/// `table` must stay valid (and unchanged) until the registration drops.
-pub unsafe fn register_trap_table(table: &[TrapEntry]) -> Option<Registration> {
+/// `table` must stay valid (and unchanged) until the registration drops;
+/// `code` must hold only code compiled by Myriad (in which `r15` is the
+/// fuel counter or a value nothing depends on) while it is registered.
+pub unsafe fn register_trap_table(
+    table: &[TrapEntry],
+    code: std::ops::Range<usize>,
+) -> Option<Registration> {
     let (Some(first), Some(last)) = (table.first(), table.last()) else {
         return Some(Registration(usize::MAX));
     };
@@ -73,6 +87,7 @@ pub unsafe fn register_trap_table(table: &[TrapEntry]) -> Option<Registration> {
         last.pc,
         table.as_ptr() as usize,
         table.len(),
+        code,
     );
     Some(Registration(index))
 }
@@ -83,13 +98,20 @@ impl Drop for Registration {
             return;
         }
         let mut free = lock(&REGISTRY_FREE);
-        write_slot(self.0, 0, 0, 0, 0);
+        write_slot(self.0, 0, 0, 0, 0, 0..0);
         free.push(self.0);
     }
 }
 
 /// Write a slot under its sequence lock (callers hold `REGISTRY_FREE`).
-fn write_slot(index: usize, first: usize, last: usize, table: usize, len: usize) {
+fn write_slot(
+    index: usize,
+    first: usize,
+    last: usize,
+    table: usize,
+    len: usize,
+    code: std::ops::Range<usize>,
+) {
     let slot = &REGISTRY[index];
     slot.seq.fetch_add(1, Ordering::AcqRel);
     std::sync::atomic::fence(Ordering::Release);
@@ -97,7 +119,34 @@ fn write_slot(index: usize, first: usize, last: usize, table: usize, len: usize)
     slot.last_pc.store(last, Ordering::Relaxed);
     slot.table.store(table, Ordering::Relaxed);
     slot.len.store(len, Ordering::Relaxed);
+    slot.code_start.store(code.start, Ordering::Relaxed);
+    slot.code_end.store(code.end, Ordering::Relaxed);
     slot.seq.fetch_add(1, Ordering::Release);
+}
+
+/// Whether `pc` lies in a registered artifact's compiled code
+/// (async-signal-safe: atomics only). The interrupted pc of a running
+/// thread belongs to a loaded module if it is compiled code at all, so
+/// its slot is stable; a slot being rewritten is skipped (a missed kick
+/// is retried at the next tick).
+pub(crate) fn in_compiled_code(pc: usize) -> bool {
+    let high = REGISTRY_HIGH.load(Ordering::Acquire).min(REGISTRY_SLOTS);
+    for slot in &REGISTRY[..high] {
+        let s1 = slot.seq.load(Ordering::Acquire);
+        if s1 & 1 == 1 {
+            continue;
+        }
+        let start = slot.code_start.load(Ordering::Relaxed);
+        let end = slot.code_end.load(Ordering::Relaxed);
+        std::sync::atomic::fence(Ordering::Acquire);
+        if slot.seq.load(Ordering::Relaxed) != s1 {
+            continue;
+        }
+        if (start..end).contains(&pc) {
+            return true;
+        }
+    }
+    false
 }
 
 /// Find `pc` in any registered trap table (async-signal-safe: atomics

@@ -161,6 +161,9 @@ pub struct VmCtx {
     pub fuel_rate: u64,
     /// Fuel slow-path calls since instantiation (diagnostics).
     pub slow_path_calls: u64,
+    /// Deadline kicks of this green thread that marked its counter
+    /// (diagnostics; see `signals`, "The deadline kick").
+    pub deadline_kicks: u64,
     /// The module's sorted trap table (for the signal handler).
     pub trap_table: *const TrapEntry,
     /// Entries in `trap_table`.

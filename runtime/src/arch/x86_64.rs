@@ -581,6 +581,17 @@ pub(crate) unsafe fn fault_r15(uc: *const libc::ucontext_t) -> i64 {
     unsafe { (*uc).uc_mcontext.gregs[libc::REG_R15 as usize] }
 }
 
+/// Set the interrupted thread's `r15` (the fuel counter in compiled code)
+/// for when the handler returns.
+///
+/// # Safety
+///
+/// As for [`fault_pc`], with the context writable.
+pub(crate) unsafe fn set_fault_r15(uc: *mut libc::ucontext_t, value: i64) {
+    // SAFETY: per the contract.
+    unsafe { (*uc).uc_mcontext.gregs[libc::REG_R15 as usize] = value }
+}
+
 /// Make the interrupted thread, when the handler returns, continue in the
 /// abandon routine for `vm`: it switches back to the worker whose context
 /// is saved at `vm.host_sp`, dropping the faulting guest context.

@@ -329,6 +329,7 @@ fn take_slot(
             heap_open,
             fuel_rate: 0,
             slow_path_calls: 0,
+            deadline_kicks: 0,
             trap_table: trap_table.as_ptr(),
             trap_table_len: trap_table.len(),
             entry: 0,

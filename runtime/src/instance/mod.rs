@@ -323,7 +323,8 @@ impl Instance {
     pub fn fuel_used(&self) -> u64 {
         // SAFETY: read of our own vmctx while the guest is not running.
         let vm = unsafe { &*self.vm.as_ptr() };
-        let open = vm.fuel_granted.saturating_sub(vm.fuel).max(0) as u64;
+        let fuel = crate::fuel::unkick(vm.fuel);
+        let open = vm.fuel_granted.saturating_sub(fuel).max(0) as u64;
         vm.fuel_used.saturating_add(open)
     }
 
@@ -418,6 +419,14 @@ impl Instance {
     pub fn slow_path_calls(&self) -> u64 {
         // SAFETY: as above.
         unsafe { (*self.vm.as_ptr()).slow_path_calls }
+    }
+
+    /// Deadline kicks that marked this instance's fuel counter: time
+    /// slices it overran by more than `signals::KICK_MARGIN_NS` in
+    /// compiled code, stopped by the kick (diagnostics).
+    pub fn deadline_kicks(&self) -> u64 {
+        // SAFETY: as above.
+        unsafe { (*self.vm.as_ptr()).deadline_kicks }
     }
 
     /// Seed the fuel rate (e.g. from other instances of the same module).

@@ -271,6 +271,10 @@ impl Instance {
                 arch::myriad_switch(&raw mut (*vm).host_sp, (*vm).guest_sp);
             }
             CURRENT.with(|c| c.set(prev));
+            // SAFETY: the guest has switched back; we own the vmctx. A
+            // deadline kick may have left its mark on the counter the
+            // guest stored last (see `fuel::KICK`).
+            unsafe { crate::fuel::unkick_vm(&mut *vm) };
             // A slice whose host call asked for a sleep takes the wake-up
             // instant it left on this thread (dropped with the instance if
             // that call then ended it some other way).
