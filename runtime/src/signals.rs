@@ -169,7 +169,8 @@ impl Drop for AltStack {
 /// every worker thread before it runs guests; [`crate::Instance`] calls it
 /// lazily the first time a thread resumes a guest, so no thread ever runs
 /// one with asynchronous signals open. Idempotent. Fails only if the mask
-/// or the signal stack cannot be set.
+/// or the signal stack cannot be set (a missing kick timer is no failure:
+/// see [`kick_ready`]).
 pub fn thread_init() -> std::io::Result<()> {
     if ALT_READY.with(|r| r.get()) {
         return Ok(());
@@ -205,8 +206,13 @@ pub fn thread_init() -> std::io::Result<()> {
         }
         ALT_STACK.with(|a| a.base.set(base));
     }
-    start_kick_timer()?;
     ALT_READY.with(|r| r.set(true));
+    // Without its timer (each counts against RLIMIT_SIGPENDING) the thread
+    // still runs guests, without the kick: slices then end by fuel alone,
+    // as before it (see `kick_ready`).
+    if start_kick_timer().is_err() {
+        KICKLESS_THREADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
     Ok(())
 }
 
@@ -249,6 +255,22 @@ fn start_kick_timer() -> std::io::Result<()> {
         KICK_TIMER.with(|t| t.id.set(Some(id)));
     }
     Ok(())
+}
+
+/// Threads that could not get a kick timer (see [`kick_ready`]).
+static KICKLESS_THREADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Whether the calling thread has its deadline-kick timer (after
+/// [`thread_init`]). Creating one fails only when the user's
+/// `RLIMIT_SIGPENDING` is spent; such a thread runs guests without the
+/// kick, and [`kickless_threads`] counts it.
+pub fn kick_ready() -> bool {
+    KICK_TIMER.with(|t| t.id.get().is_some())
+}
+
+/// Threads of this process that run guests without a kick timer.
+pub fn kickless_threads() -> u64 {
+    KICKLESS_THREADS.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 /// Whether [`thread_init`] has run on this thread.
@@ -347,6 +369,17 @@ pub fn block_async_signals() -> std::io::Result<()> {
         if rc != 0 {
             return Err(std::io::Error::from_raw_os_error(rc));
         }
+        // SIG_BLOCK only adds to the mask: a thread that had the kick's
+        // signal blocked already (an embedder that blocks everything
+        // before spawning threads) would never be kicked.
+        let mut kick = MaybeUninit::<libc::sigset_t>::uninit();
+        libc::sigemptyset(kick.as_mut_ptr());
+        let mut kick = kick.assume_init();
+        libc::sigaddset(&mut kick, KICK_SIGNAL);
+        let rc = libc::pthread_sigmask(libc::SIG_UNBLOCK, &kick, std::ptr::null_mut());
+        if rc != 0 {
+            return Err(std::io::Error::from_raw_os_error(rc));
+        }
     }
     Ok(())
 }
@@ -391,13 +424,16 @@ unsafe extern "C" fn kick_handler(
     // thread runs (set by `Instance::run` around the switch into it).
     unsafe {
         if (*info).si_code == libc::SI_TIMER {
+            // A tick of a kick timer (a process that sends itself SIGURG
+            // from a timer of its own loses those).
             let vm = CURRENT.with(|c| c.get());
             if !vm.is_null() {
                 kick(vm, ctx.cast::<libc::ucontext_t>());
             }
+            return;
         }
-        // Whoever had the signal before us gets it too (by default it is
-        // ignored).
+        // Any other SIGURG (out-of-band data, `kill`) goes to whoever had
+        // the signal before us (by default it is ignored).
         let prev = &*(*PREV_KICK.0.get()).as_ptr();
         let prev_handler = prev.sa_sigaction;
         if prev_handler == libc::SIG_DFL
