@@ -280,58 +280,98 @@ pub fn thread_ready() -> bool {
 }
 
 fn install_handlers() {
-    // SAFETY: as for the fault handlers below: the previous disposition is
-    // saved before ours exists; ours runs on the alternate stack with every
-    // signal blocked, and restarts interrupted system calls.
+    // SAFETY: PREV_KICK is only written here, before our handler exists.
+    // Ours runs on the alternate stack with every signal blocked, and
+    // restarts interrupted system calls.
     unsafe {
-        let prev = (*PREV_KICK.0.get()).as_mut_ptr();
-        let rc = libc::sigaction(KICK_SIGNAL, std::ptr::null(), prev);
-        assert_eq!(
-            rc,
-            0,
-            "sigaction failed: {}",
-            std::io::Error::last_os_error()
-        );
-        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-        let mut sa: libc::sigaction = std::mem::zeroed();
-        sa.sa_sigaction = kick_handler as *const () as usize;
-        sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | libc::SA_RESTART;
-        libc::sigfillset(&mut sa.sa_mask);
-        let rc = libc::sigaction(KICK_SIGNAL, &sa, std::ptr::null_mut());
-        assert_eq!(
-            rc,
-            0,
-            "sigaction failed: {}",
-            std::io::Error::last_os_error()
+        install(
+            KICK_SIGNAL,
+            (*PREV_KICK.0.get()).as_mut_ptr(),
+            kick_handler as *const () as usize,
+            libc::SA_RESTART,
+            true,
         );
     }
     for (i, &sig) in SIGNALS.iter().enumerate() {
-        // SAFETY: a zeroed sigaction is valid; we fill handler, flags and an
-        // empty mask. PREV[i] is only written here, and completely before
-        // our handler for `sig` exists: glibc copies the old action out only
-        // after the installing system call returns, so the old action is
-        // queried first, then ours is installed.
+        // SAFETY: PREV[i] is only written here, before our handler for
+        // `sig` exists.
         unsafe {
-            let prev = (*PREV.0.get())[i].as_mut_ptr();
-            let rc = libc::sigaction(sig, std::ptr::null(), prev);
-            assert_eq!(
-                rc,
+            install(
+                sig,
+                (*PREV.0.get())[i].as_mut_ptr(),
+                handler as *const () as usize,
                 0,
-                "sigaction failed: {}",
-                std::io::Error::last_os_error()
+                false,
             );
-            std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
-            let mut sa: libc::sigaction = std::mem::zeroed();
-            sa.sa_sigaction = handler as *const () as usize;
-            sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK;
+        }
+    }
+}
+
+/// Save the disposition of `sig` to `prev`, then install `handler` with
+/// `SA_SIGINFO | SA_ONSTACK | flags`, blocking every signal while it runs
+/// if `mask_all` (else none). Panics if `sigaction` fails.
+///
+/// # Safety
+///
+/// `prev` is valid for writes and read only once our handler exists:
+/// glibc copies the old action out only after the installing system call
+/// returns, so the old action is queried first, then ours installed.
+unsafe fn install(
+    sig: libc::c_int,
+    prev: *mut libc::sigaction,
+    handler: usize,
+    flags: libc::c_int,
+    mask_all: bool,
+) {
+    let check = |rc: libc::c_int| {
+        assert_eq!(
+            rc,
+            0,
+            "sigaction failed: {}",
+            std::io::Error::last_os_error()
+        );
+    };
+    // SAFETY: per the contract; a zeroed sigaction is valid, and we fill
+    // its handler, flags and mask.
+    unsafe {
+        check(libc::sigaction(sig, std::ptr::null(), prev));
+        std::sync::atomic::fence(std::sync::atomic::Ordering::SeqCst);
+        let mut sa: libc::sigaction = std::mem::zeroed();
+        sa.sa_sigaction = handler;
+        sa.sa_flags = libc::SA_SIGINFO | libc::SA_ONSTACK | flags;
+        if mask_all {
+            libc::sigfillset(&mut sa.sa_mask);
+        } else {
             libc::sigemptyset(&mut sa.sa_mask);
-            let rc = libc::sigaction(sig, &sa, std::ptr::null_mut());
-            assert_eq!(
-                rc,
-                0,
-                "sigaction failed: {}",
-                std::io::Error::last_os_error()
-            );
+        }
+        check(libc::sigaction(sig, &sa, std::ptr::null_mut()));
+    }
+}
+
+/// Run `prev`, a previous disposition's handler, as the kernel would
+/// have: with its mask added (the kernel restores the pre-signal mask when
+/// we return).
+///
+/// # Safety
+///
+/// `prev` holds a handler function (not `SIG_DFL` or `SIG_IGN`); the
+/// arguments are those the kernel passed to ours.
+unsafe fn chain(
+    prev: &libc::sigaction,
+    sig: libc::c_int,
+    info: *mut libc::siginfo_t,
+    ctx: *mut libc::c_void,
+) {
+    // SAFETY: per the contract.
+    unsafe {
+        libc::pthread_sigmask(libc::SIG_BLOCK, &prev.sa_mask, std::ptr::null_mut());
+        if prev.sa_flags & libc::SA_SIGINFO != 0 {
+            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
+                std::mem::transmute(prev.sa_sigaction);
+            f(sig, info, ctx);
+        } else {
+            let f: extern "C" fn(libc::c_int) = std::mem::transmute(prev.sa_sigaction);
+            f(sig);
         }
     }
 }
@@ -442,15 +482,7 @@ unsafe extern "C" fn kick_handler(
         {
             return;
         }
-        libc::pthread_sigmask(libc::SIG_BLOCK, &prev.sa_mask, std::ptr::null_mut());
-        if prev.sa_flags & libc::SA_SIGINFO != 0 {
-            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-                std::mem::transmute(prev_handler);
-            f(sig, info, ctx);
-        } else {
-            let f: extern "C" fn(libc::c_int) = std::mem::transmute(prev_handler);
-            f(sig);
-        }
+        chain(prev, sig, info, ctx);
     }
 }
 
@@ -526,18 +558,8 @@ unsafe extern "C" fn handler(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: 
             }
             return;
         }
-        // Chain: run the previous handler as the kernel would have, with
-        // its mask added (the kernel restores the pre-signal mask when we
-        // return).
-        libc::pthread_sigmask(libc::SIG_BLOCK, &prev.sa_mask, std::ptr::null_mut());
-        if prev.sa_flags & libc::SA_SIGINFO != 0 {
-            let f: extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void) =
-                std::mem::transmute(prev_handler);
-            f(sig, info, ctx);
-        } else {
-            let f: extern "C" fn(libc::c_int) = std::mem::transmute(prev_handler);
-            f(sig);
-        }
+        // Chain: run the previous handler as the kernel would have.
+        chain(prev, sig, info, ctx);
     }
 }
 
