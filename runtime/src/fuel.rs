@@ -127,8 +127,11 @@ pub(crate) fn unkick(fuel: i64) -> i64 {
     }
 }
 
-/// Undo a deadline kick of `vm.fuel`. Every reader of the counter that
-/// compiled code stored calls this first.
+/// Undo a deadline kick of `vm.fuel`. Called where the runtime reads a
+/// counter compiled code stored: at each entry from compiled code that
+/// reads it (the slow path, the bulk and host-call charges) and in
+/// `Instance::run` when the guest switches back, so code that runs
+/// between slices (`settle`, `Instance::fuel_used`) never sees a mark.
 #[inline]
 pub(crate) fn unkick_vm(vm: &mut VmCtx) {
     vm.fuel = unkick(vm.fuel);
@@ -140,7 +143,6 @@ pub(crate) fn unkick_vm(vm: &mut VmCtx) {
 /// and that fuel must count against the budget too.
 #[inline]
 pub(crate) fn settle(vm: &mut VmCtx) {
-    unkick_vm(vm);
     let spent = vm.fuel_granted.saturating_sub(vm.fuel).max(0) as u64;
     vm.fuel_used = vm.fuel_used.saturating_add(spent);
     vm.fuel_granted = vm.fuel;

@@ -323,8 +323,7 @@ impl Instance {
     pub fn fuel_used(&self) -> u64 {
         // SAFETY: read of our own vmctx while the guest is not running.
         let vm = unsafe { &*self.vm.as_ptr() };
-        let fuel = crate::fuel::unkick(vm.fuel);
-        let open = vm.fuel_granted.saturating_sub(fuel).max(0) as u64;
+        let open = vm.fuel_granted.saturating_sub(vm.fuel).max(0) as u64;
         vm.fuel_used.saturating_add(open)
     }
 
