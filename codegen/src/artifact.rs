@@ -87,8 +87,17 @@ pub(crate) fn compile_function(
     for trap in buffer.traps() {
         traps.push((trap.offset, trap_kind(trap.code)?));
     }
+    let mut bytes = buffer.data().to_vec();
+    // The first and last byte of each relocated field, and each trap site:
+    // no rewrite may cover them.
+    let keep: Vec<u32> = relocs
+        .iter()
+        .flat_map(|r| [r.offset, r.offset.saturating_add(3)])
+        .chain(traps.iter().map(|&(offset, _)| offset))
+        .collect();
+    crate::fuel_rewrite::rewrite_checks(&mut bytes, &compiled.bb_starts, &keep);
     let out = CompiledFunction {
-        bytes: buffer.data().to_vec(),
+        bytes,
         alignment: u64::from(buffer.alignment).max(isa.symbol_alignment()),
         relocs,
         traps,

@@ -51,6 +51,9 @@ fn build_host_isa() -> Result<OwnedTargetIsa, String> {
     // The fuel counter lives in the pinned register (`r15`), which the
     // register allocator never hands out: see `FuncTranslator::fuel`.
     set(&mut flags, "enable_pinned_reg", "true")?;
+    // Block start offsets, where `fuel_rewrite` looks for fuel checks to
+    // shorten (a block start is a known instruction boundary).
+    set(&mut flags, "machine_code_cfg_info", "true")?;
     let builder = cranelift_native::builder().map_err(|e| format!("host ISA: {e}"))?;
     builder
         .finish(settings::Flags::new(flags))

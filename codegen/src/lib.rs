@@ -14,6 +14,7 @@
 pub use myriad_abi as abi;
 mod artifact;
 mod error;
+mod fuel_rewrite;
 mod isa;
 mod key;
 mod shared_object;

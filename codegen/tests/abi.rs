@@ -81,6 +81,51 @@ fn wrappers_give_their_caller_its_r15_back() {
     assert_eq!(inst.fuel(), 998, "the fuel came back through exec");
 }
 
+/// Where `needle` occurs in `hay`.
+fn occurrences(hay: &[u8], needle: &[u8]) -> usize {
+    hay.windows(needle.len()).filter(|w| *w == needle).count()
+}
+
+/// `add $-1,%r15`: Cranelift never emits it (the pinned register is only
+/// copied), so each occurrence is a fuel check rewritten by
+/// `fuel_rewrite` (see codegen/src/fuel_rewrite.rs).
+const ADD_R15_MINUS_1: [u8; 7] = [0x49, 0x81, 0xC7, 0xFF, 0xFF, 0xFF, 0xFF];
+
+#[test]
+fn fuel_checks_at_loop_headers_are_one_add_on_r15() {
+    // The unrolled loop's header check: `add $-1,%r15; cmp $3,%r15`
+    // (the only `cmp` on r15 in the artifact).
+    let so = build(SPIN, &CompileConfig::default());
+    let cmp = [&ADD_R15_MINUS_1[..], &[0x49, 0x83, 0xFF, 0x03]].concat();
+    assert_eq!(occurrences(&so, &cmp), 1, "SPIN's loop header");
+    // (`spin`'s entry check starts a block too, after the stack check, and
+    // is rewritten as well: counted below, not asserted exactly.)
+
+    // A loop too long to unroll (30 `nop`s count as operators but compile
+    // to nothing): `add $-1,%r15; js slow` at its header.
+    let long = SPIN.replace("(loop $l", &format!("(loop $l {}", "(nop) ".repeat(30)));
+    let so = build(&long, &CompileConfig::default());
+    let js = [&ADD_R15_MINUS_1[..], &[0x0F, 0x88]].concat();
+    assert!(occurrences(&so, &js) >= 1, "the long loop's header");
+
+    // It charges and calls out as the check it replaces: one unit at the
+    // entry and one per iteration, the slow path below zero.
+    let mut inst = Instance::load(&so);
+    let (start, refill, n) = (10i64, 7i64, 1000);
+    inst.set_fuel(start, refill);
+    assert_eq!(inst.i32("spin", &[n]), n);
+    let (mut fuel, mut calls) = (start, 0);
+    for _ in 0..=n {
+        fuel -= 1;
+        if fuel < 0 {
+            calls += 1;
+            fuel = refill;
+        }
+    }
+    assert_eq!(inst.fuel_calls(), calls);
+    assert_eq!(inst.fuel(), fuel);
+}
+
 #[test]
 fn globals_live_in_vmctx_cells() {
     let mut inst = Instance::new(
