@@ -24,9 +24,10 @@
 //! so nothing would show that it does not read `%rB`.
 //!
 //! **Where.** Only at block starts that Cranelift reports
-//! (`machine_code_cfg_info`): a block start is an instruction boundary, and
-//! from there every instruction of the pattern is matched byte for byte
-//! with its exact length, so no byte is ever read as an instruction that
+//! (`machine_code_cfg_info`), past at most four register-to-register
+//! moves the register allocator put there: a block start is an
+//! instruction boundary, and from there every instruction (the moves and
+//! the check) is matched byte for byte with its exact length, so no byte is ever read as an instruction that
 //! is not one (a scan of the code could match a guest's constant). Loop
 //! headers start blocks, so the checks of loops checked at their header,
 //! the shape compilers emit for C and Rust loops, are the ones rewritten.
@@ -56,8 +57,8 @@ const ADD_R15_IMM32: [u8; 3] = [0x49, 0x81, 0xC7];
 /// many were rewritten.
 pub(crate) fn rewrite_checks(code: &mut [u8], block_starts: &[u32], keep: &[u32]) -> usize {
     let mut rewritten = 0;
-    for &start in block_starts {
-        let start = start as usize;
+    for &block in block_starts {
+        let start = skip_moves(code, block as usize);
         let Some(check) = match_check(code, start) else {
             continue;
         };
@@ -134,6 +135,25 @@ fn match_check(code: &[u8], start: usize) -> Option<Check> {
         tail: Tail::Compare { at: next },
         end: next + cmp_len,
     })
+}
+
+/// Past the register-to-register moves at `at` (the register allocator's,
+/// at a block start before the check: `REX.W 89 /r` or `REX.W 8B /r`
+/// between two registers, neither of them `r15`), at most four.
+fn skip_moves(code: &[u8], mut at: usize) -> usize {
+    for _ in 0..4 {
+        let Some(&[rex, op, modrm]) = code.get(at..at + 3) else {
+            break;
+        };
+        let reg = ((modrm >> 3) & 7) | (((rex >> 2) & 1) << 3);
+        let rm = (modrm & 7) | ((rex & 1) << 3);
+        let is_move = rex & 0xFA == 0x48 && matches!(op, 0x89 | 0x8B) && modrm >> 6 == 3;
+        if !is_move || reg == 15 || rm == 15 {
+            break;
+        }
+        at += 3;
+    }
+    at
 }
 
 /// `mov %r15,%rA` (`4C/4D 89 /r`, r15 in the reg field): `A`.
@@ -265,6 +285,29 @@ mod tests {
                 0xC3,
             ]
         );
+    }
+
+    #[test]
+    fn register_moves_before_the_check_are_stepped_over() {
+        // mov %rdi,%rbx; mov %r13,%r8 (8B form); then the check.
+        let moves = [0x48, 0x89, 0xFB, 0x4D, 0x8B, 0xC5];
+        let mut code = [&moves[..], &HEADER[..]].concat();
+        assert_eq!(rewrite_checks(&mut code, &[0], &[]), 1);
+        assert_eq!(code[..6], moves);
+        assert_eq!(
+            code[15..24],
+            [0x49, 0x81, 0xC7, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 0x88]
+        );
+        // A move into r15, or a memory operand, ends the moves: no match.
+        for mv in [[0x49, 0x89, 0xFF], [0x48, 0x89, 0x3B]] {
+            let mut code = [&mv[..], &HEADER[..]].concat();
+            let before = code.clone();
+            assert_eq!(rewrite_checks(&mut code, &[0], &[]), 0);
+            assert_eq!(code, before);
+        }
+        // Five moves: more than are stepped over.
+        let mut code = [&[0x48, 0x89, 0xFB].repeat(5)[..], &HEADER[..]].concat();
+        assert_eq!(rewrite_checks(&mut code, &[0], &[]), 0);
     }
 
     #[test]
