@@ -95,7 +95,20 @@ pub(crate) fn compile_function(
         .flat_map(|r| [r.offset, r.offset.saturating_add(3)])
         .chain(traps.iter().map(|&(offset, _)| offset))
         .collect();
-    crate::fuel_rewrite::rewrite_checks(&mut bytes, &compiled.bb_starts, &keep);
+    // Cranelift's `bb_starts` can hold one offset that is no instruction:
+    // when the last block emitted is a lone `jmp` that the buffer's final
+    // branch optimisation removes, its start stays reported, and is then
+    // where the island begins (trap instructions, then constants, which
+    // include a guest's `i64.const`s). Rewrite only below the last trap
+    // site, which lies in or after that island's traps and before its
+    // constants, and nothing in a function without one (every function
+    // with a fuel check has one: its stack-limit check's).
+    let code_end = traps
+        .iter()
+        .map(|&(offset, _)| offset as usize)
+        .max()
+        .unwrap_or(0);
+    crate::fuel_rewrite::rewrite_checks(&mut bytes[..code_end], &compiled.bb_starts, &keep);
     let out = CompiledFunction {
         bytes,
         alignment: u64::from(buffer.alignment).max(isa.symbol_alignment()),

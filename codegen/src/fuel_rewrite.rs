@@ -25,9 +25,13 @@
 //!
 //! **Where.** Only at block starts that Cranelift reports
 //! (`machine_code_cfg_info`), past at most four register-to-register
-//! moves the register allocator put there: a block start is an
-//! instruction boundary, and from there every instruction (the moves and
-//! the check) is matched byte for byte with its exact length, so no byte is ever read as an instruction that
+//! moves the register allocator put there, and only in the code before the
+//! function's constants (the caller passes the code up to its last trap
+//! site: Cranelift can leave one stale block start, at the island of traps
+//! and constants after the code, where a branch it removed last had been).
+//! Any other block start is an instruction boundary, and from there every
+//! instruction (the moves and the check) is matched byte for byte with its
+//! exact length, so no byte is ever read as an instruction that
 //! is not one (a scan of the code could match a guest's constant). Loop
 //! headers start blocks, so the checks of loops checked at their header,
 //! the shape compilers emit for C and Rust loops, are the ones rewritten.

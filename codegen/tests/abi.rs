@@ -127,6 +127,42 @@ fn fuel_checks_at_loop_headers_are_one_add_on_r15() {
 }
 
 #[test]
+fn guest_constants_that_spell_a_fuel_check_are_left_alone() {
+    // Two i64 constants whose bytes, side by side in the constant pool,
+    // spell `mov %r15,%rax; add $-1,%rax; mov %rax,%r15; test; jl`.
+    let a: u64 = 0xFFFF_C081_48F8_894C;
+    let b: u64 = 0x8C0F_C085_48C7_8949;
+    let wat = format!(
+        r#"(module
+          (func (export "consts") (param i32) (result i64) (local i32 i64)
+            (loop $l
+              (local.set 2 (i64.add (local.get 2)
+                (select (i64.const {a}) (i64.const {b})
+                        (i32.and (local.get 1) (i32.const 1)))))
+              (local.set 2 (i64.xor (local.get 2) (i64.const 0xFFFFFFFF)))
+              (local.set 1 (i32.add (local.get 1) (i32.const 1)))
+              (br_if $l (i32.lt_u (local.get 1) (local.get 0))))
+            (local.get 2)))"#,
+        a = a as i64,
+        b = b as i64
+    );
+    for config in [CompileConfig::default(), CompileConfig::sparse()] {
+        let so = build(&wat, &config);
+        assert!(
+            occurrences(&so, &a.to_le_bytes()) >= 1,
+            "the constant is in the code"
+        );
+        let mut inst = Instance::load(&so);
+        inst.set_fuel(1000, 1000);
+        let mut h: u64 = 0;
+        for i in 0..100u32 {
+            h = h.wrapping_add(if i & 1 != 0 { a } else { b }) ^ 0xFFFF_FFFF;
+        }
+        assert_eq!(inst.call("consts", &[100]), vec![h]);
+    }
+}
+
+#[test]
 fn globals_live_in_vmctx_cells() {
     let mut inst = Instance::new(
         r#"(module
