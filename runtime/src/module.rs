@@ -699,23 +699,12 @@ impl Module {
             .map(canonical_type_id)
             .collect::<Option<Box<[u32]>>>()
             .ok_or_else(|| unsupported("too many distinct function types".into()))?;
-        // The compiled code the deadline kick may interrupt: from the
-        // lowest symbol to the last trap site (every function, wrapper
-        // and stub ends in its stack check's `ud2`), all of it the
-        // artifact's `.text`, which holds nothing else. None for code
-        // from raw parts (hand-written, or Rust functions in tests), where
-        // `r15` may be the host's.
+        // The compiled code the deadline kick may interrupt: the defined
+        // functions only (see `kickable_code`). None for code from raw
+        // parts (hand-written, or Rust functions in tests), where `r15`
+        // may be the host's.
         let code = match (&lib, trap_table.last()) {
-            (Some(_), Some(last)) => {
-                let start = funcs
-                    .iter()
-                    .chain(&wrappers)
-                    .chain(&stubs)
-                    .copied()
-                    .min()
-                    .unwrap_or(0);
-                start..(last.pc + 2).max(start)
-            }
+            (Some(_), Some(last)) => kickable_code(&funcs, &wrappers, &stubs, last.pc),
             _ => 0..0,
         };
         // SAFETY: the boxed table is owned by the Module and dropped after
@@ -943,6 +932,56 @@ fn dlopen_path(path: &Path) -> std::borrow::Cow<'_, Path> {
         std::borrow::Cow::Borrowed(path)
     } else {
         std::borrow::Cow::Owned(Path::new(".").join(path))
+    }
+}
+
+/// The code of an artifact where `r15` is always the fuel counter, which
+/// the deadline kick may mark: its defined functions, `funcs` (their
+/// addresses), which the artifact writer places first in `.text`, before
+/// every wrapper and stub (`helpers`). Not the helpers: an export wrapper
+/// holds its caller's `r15` on entry, until it has saved it, and again
+/// from restoring it to its return, and marking that value would hand the
+/// host a corrupted register. With no helpers the functions end at the
+/// last trap site, `last_trap` (every function ends in its stack check's
+/// `ud2`, two bytes). Empty if the layout is not the writer's.
+fn kickable_code(
+    funcs: &[usize],
+    wrappers: &[usize],
+    stubs: &[usize],
+    last_trap: usize,
+) -> std::ops::Range<usize> {
+    let (Some(&start), Some(&last_func)) = (funcs.iter().min(), funcs.iter().max()) else {
+        return 0..0;
+    };
+    let end = match wrappers.iter().chain(stubs).copied().min() {
+        Some(helper) if helper > last_func => helper,
+        Some(_) => return 0..0,
+        None => last_trap.saturating_add(2),
+    };
+    start..end.max(start)
+}
+
+#[cfg(test)]
+mod kickable_code_tests {
+    use super::kickable_code;
+
+    #[test]
+    fn the_kick_covers_the_functions_and_no_wrapper_or_stub() {
+        // Functions at 0x1000 and 0x1100, a wrapper at 0x1200, a stub at
+        // 0x1300: the functions up to the first helper.
+        assert_eq!(
+            kickable_code(&[0x1100, 0x1000], &[0x1200], &[0x1300], 0x1350),
+            0x1000..0x1200
+        );
+        // No helpers: up to the last trap's end.
+        assert_eq!(kickable_code(&[0x1000], &[], &[], 0x1080), 0x1000..0x1082);
+        // A helper among the functions (not the writer's layout), or no
+        // functions: nothing.
+        assert_eq!(
+            kickable_code(&[0x1000, 0x1400], &[0x1200], &[], 0x1500),
+            0..0
+        );
+        assert_eq!(kickable_code(&[], &[0x1200], &[], 0x1300), 0..0);
     }
 }
 

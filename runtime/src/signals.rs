@@ -47,9 +47,9 @@
 //! thread that runs guests a timer of its own CPU time that sends it
 //! [`KICK_SIGNAL`] every [`KICK_TICK_NS`]. The handler acts only when the
 //! thread runs a time slice that is more than [`KICK_MARGIN_NS`] past its
-//! deadline and the interrupted pc is in an artifact's compiled code
-//! (where `r15` is the fuel counter, or a value nothing depends on: see
-//! `traps::in_compiled_code`): it subtracts `fuel::KICK` from `r15`, so
+//! deadline and the interrupted pc is in an artifact's function bodies
+//! (where `r15` is always the fuel counter; not its wrappers and stubs:
+//! see `traps::in_compiled_code` and `module::kickable_code`): it subtracts `fuel::KICK` from `r15`, so
 //! the next fuel check takes the slow path, which undoes the mark
 //! (`fuel::unkick`) and ends the slice. Compiled code that copied the
 //! counter out before the kick writes its copy back over it; that kick is

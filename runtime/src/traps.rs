@@ -52,9 +52,9 @@ static REGISTRY_FREE: Mutex<Vec<usize>> = Mutex::new(Vec::new());
 pub struct Registration(usize);
 
 /// Make a module's sorted trap table visible to the handler for faults in
-/// any green thread, and `code` (its compiled code: functions, wrappers
-/// and stubs, nothing else; empty for code that is not an artifact's) to
-/// the deadline kick (`in_compiled_code`). `None` if every registry slot
+/// any green thread, and `code` (its defined functions' code, where `r15`
+/// is always the fuel counter; empty for code that is not an artifact's)
+/// to the deadline kick (`in_compiled_code`). `None` if every registry slot
 /// is taken.
 ///
 /// # Safety
