@@ -19,7 +19,8 @@
 //! ```
 //!
 //! and the check of an unrolled loop's first copy (`cmp $room,%rB; jl`
-//! after the copies: the `cmp` then reads `%r15`). A charge without a
+//! after the copies, or `test %rB,%rB; jle` for a room of 1: the `cmp` or
+//! the `test` then reads `%r15`). A charge without a
 //! check (`mov; add; mov`) is left alone: what follows it is not matched,
 //! so nothing would show that it does not read `%rB`.
 //!
@@ -46,8 +47,8 @@
 //!   (`FuncTranslator::fuel`, `charge_units`, `fuel_check_room`).
 //! - `test %rB,%rB` clears OF, so after it `jl` is `js` and `jge` is
 //!   `jns`; after `add $-k,%r15` SF is the sign of the same result.
-//!   `cmp $room` on `%r15` sets the flags `cmp $room` on `%rB` did, as the
-//!   two hold the same value.
+//!   `cmp $room` and `test` on `%r15` set the flags they set on `%rB`,
+//!   as the two hold the same value.
 //! - `r15` changes in one instruction instead of being copied out and
 //!   back, so a deadline kick (`runtime/src/signals.rs`) landing inside
 //!   the sequence is never lost.
@@ -103,6 +104,10 @@ enum Tail {
     Branch { cc_at: usize, cc: u8 },
     /// `cmp $imm,%rB` at this offset: it is made to read `%r15`.
     Compare { at: usize },
+    /// `test %rB,%rB` at this offset, followed by a branch on flags that
+    /// `add` does not set as `test` does (`jle`): it becomes `test
+    /// %r15,%r15` (same length, same flags).
+    TestR15 { at: usize },
 }
 
 /// Match a check at `start` (see the module documentation).
@@ -119,7 +124,16 @@ fn match_check(code: &[u8], start: usize) -> Option<Check> {
             (0x0F, 0x8D) => (at + 1, 0x89),
             (0x7C, _) => (at, 0x78),
             (0x7D, _) => (at, 0x79),
-            _ => return None,
+            // Any other use of the flags (`jle` for `< 1`): keep the test,
+            // on r15.
+            _ => {
+                return Some(Check {
+                    body_end: next,
+                    imm,
+                    tail: Tail::TestR15 { at: next },
+                    end: at,
+                })
+            }
         };
         let jcc_len = if cc_at == at { 2 } else { 6 };
         if code.len() < at + jcc_len {
@@ -239,6 +253,7 @@ fn apply(code: &mut [u8], start: usize, check: &Check) {
             code[at] = 0x49;
             code[at + 2] = 0xFF;
         }
+        Tail::TestR15 { at } => code[at..at + 3].copy_from_slice(&[0x4D, 0x85, 0xFF]),
     }
 }
 
@@ -354,6 +369,23 @@ mod tests {
     }
 
     #[test]
+    fn a_test_before_another_branch_reads_r15() {
+        // The same check ending in `jle` (a room of 1): the test stays.
+        let mut code = HEADER.to_vec();
+        code[17] = 0x8E;
+        assert_eq!(rewrite_checks(&mut code, &[0], &[]), 1);
+        assert_eq!(
+            code[..22],
+            [
+                0x66, 0x0F, 0x1F, 0x44, 0x00, 0x00, // nop (6)
+                0x49, 0x81, 0xC7, 0xFF, 0xFF, 0xFF, 0xFF, // add $-1,%r15
+                0x4D, 0x85, 0xFF, // test %r15,%r15
+                0x0F, 0x8E, 0x10, 0x00, 0x00, 0x00, // jle, unchanged
+            ]
+        );
+    }
+
+    #[test]
     fn a_charge_without_a_check_is_left_alone() {
         // mov %r15,%rdx; add $-3,%rdx; mov %rdx,%r15; ret
         let mut add = vec![
@@ -386,13 +418,12 @@ mod tests {
 
     #[test]
     fn near_misses_are_left_alone() {
-        let variants: [(usize, u8); 7] = [
+        let variants: [(usize, u8); 6] = [
             (2, 0xF0),  // mov %r14,%rax: not the counter
             (5, 0xC1),  // add to %rcx, not %rax
             (12, 0xC6), // mov %rax,%r14
             (15, 0xC9), // test %rcx,%rcx
             (14, 0x84), // test %al,%al (8-bit)
-            (17, 0x8F), // jg: no single-flag equivalent
             (4, 0x01),  // add %reg form
         ];
         for (at, byte) in variants {
