@@ -34,8 +34,10 @@
 //! instruction (the moves and the check) is matched byte for byte with its
 //! exact length, so no byte is ever read as an instruction that
 //! is not one (a scan of the code could match a guest's constant). Loop
-//! headers start blocks, so the checks of loops checked at their header,
-//! the shape compilers emit for C and Rust loops, are the ones rewritten.
+//! headers start blocks, and so do most function entries after the
+//! prologue: the checks of loops checked at their header (the shape
+//! compilers emit for C and Rust loops) and of calls are the ones
+//! rewritten; a `while` loop's check on its back edge is not.
 //! A rewrite never covers a relocation, a trap site or another block's
 //! start.
 //!
@@ -86,8 +88,8 @@ pub(crate) fn rewrite_checks(code: &mut [u8], block_starts: &[u32], keep: &[u32]
 /// A matched check: what replaces it.
 #[derive(Debug, PartialEq, Eq)]
 struct Check {
-    /// End of the copies and the arithmetic (`mov; add|lea; mov`, plus a
-    /// `test` when `branch` is set): the `nop` and the `add` fill
+    /// End of the copies and the arithmetic (`mov; add|lea; mov`, plus
+    /// the `test` for [`Tail::Branch`]): the `nop` and the `add` fill
     /// `start..body_end`.
     body_end: usize,
     /// The counter's change (`-k`).

@@ -709,8 +709,8 @@ impl Module {
         };
         // SAFETY: the boxed table is owned by the Module and dropped after
         // the registration (field order); `code` is the loaded artifact's
-        // compiled code, mapped while `lib` (dropped after the
-        // registration) is.
+        // defined functions (where `r15` is always the counter), mapped
+        // while `lib` (dropped after the registration) is.
         let registration = unsafe { crate::traps::register_trap_table(&trap_table, code) }
             .ok_or_else(|| unsupported("too many modules loaded at once".into()))?;
         let needs_table_state = needs_table_state(&metadata);

@@ -21,9 +21,10 @@ struct RegistrySlot {
     last_pc: AtomicUsize,
     table: AtomicUsize,
     len: AtomicUsize,
-    /// Start of the module's compiled code (0: none registered).
+    /// Start of the module's defined functions' code, where the deadline
+    /// kick may act (0: none registered).
     code_start: AtomicUsize,
-    /// End (exclusive) of the module's compiled code.
+    /// End (exclusive) of that code.
     code_end: AtomicUsize,
 }
 
@@ -60,8 +61,9 @@ pub struct Registration(usize);
 /// # Safety
 ///
 /// `table` must stay valid (and unchanged) until the registration drops;
-/// `code` must hold only code compiled by Myriad (in which `r15` is the
-/// fuel counter or a value nothing depends on) while it is registered.
+/// `code` must hold only code compiled by Myriad in which `r15` is always
+/// the fuel counter (an artifact's defined functions, not its wrappers or
+/// stubs) while it is registered.
 pub unsafe fn register_trap_table(
     table: &[TrapEntry],
     code: std::ops::Range<usize>,
@@ -124,8 +126,8 @@ fn write_slot(
     slot.seq.fetch_add(1, Ordering::Release);
 }
 
-/// Whether `pc` lies in a registered artifact's compiled code
-/// (async-signal-safe: atomics only). The interrupted pc of a running
+/// Whether `pc` lies in a registered artifact's defined functions, the
+/// code the deadline kick may mark (async-signal-safe: atomics only). The interrupted pc of a running
 /// thread belongs to a loaded module if it is compiled code at all, so
 /// its slot is stable; a slot being rewritten is skipped (a missed kick
 /// is retried at the next tick).
