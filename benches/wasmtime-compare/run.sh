@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Build the Wasmtime runner (once; Wasmtime takes several minutes to
 # compile) and Myriad's, then run the kernels interleaved, ROUNDS rounds
-# (default 3) of: Myriad dense, Myriad sparse, Wasmtime default, Wasmtime
+# (default 3) of: Myriad dense, Myriad sparse (both in 10 ms time slices,
+# as the scheduler runs them), Myriad sparse alone (fuel slices of 2^40
+# units, as `myriad run` runs one WASI program: the fuel check's slow
+# branch is never taken; see docs/PERFORMANCE.md, "The preemption branch,
+# once taken"), Wasmtime default, Wasmtime
 # with explicit bounds checks, and both again with epoch interruption and
 # with fuel metering (Wasmtime's two ways to preempt a guest: the
 # like-for-like configurations, since Myriad's code always can be). Each kernel runs in LAYOUTS
@@ -29,6 +33,7 @@ for round in $(seq "$rounds"); do
   echo "#### round $round"
   run "myriad-dense" "$myriad" --bounds dense
   run "myriad-sparse" "$myriad" --bounds sparse
+  run "myriad-sparse-alone" "$myriad" --bounds sparse --fuel-slice 1099511627776
   run "wasmtime-default" "$wasmtime"
   run "wasmtime-explicit" "$wasmtime" --explicit-bounds-checks
   run "wasmtime-default+epochs" "$wasmtime" --epochs

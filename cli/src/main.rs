@@ -132,7 +132,8 @@ struct RunArgs {
     /// Call this export with ARGS and print its results, one per line.
     #[arg(long, value_name = "NAME")]
     invoke: Option<String>,
-    /// Time slice in microseconds.
+    /// Time slice in microseconds, with `--invoke` (a WASI command runs
+    /// alone, in fuel slices).
     #[arg(long, default_value_t = 100, value_name = "Q",
           value_parser = clap::value_parser!(u64).range(1..))]
     quantum_us: u64,
