@@ -160,12 +160,30 @@ struct RunArgs {
     /// Set an environment variable for a WASI program. Repeatable.
     #[arg(long = "env", value_name = "KEY=VALUE")]
     envs: Vec<String>,
-    /// The program: .wasm, .wat or a compiled .so artifact.
-    prog: PathBuf,
-    /// Arguments of the export (i32/i64: decimal or 0x hex; f32/f64:
-    /// decimal, nan, inf, -inf).
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-    args: Vec<String>,
+    /// The program (.wasm, .wat or a compiled .so artifact), then its
+    /// arguments: everything after the program is one, flags included
+    /// (an export's: i32/i64 in decimal or 0x hex, f32/f64 in decimal,
+    /// nan, inf, -inf; a WASI program's: its argv).
+    #[arg(
+        required = true,
+        num_args = 1..,
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "PROG [ARGS]"
+    )]
+    command: Vec<String>,
+}
+
+impl RunArgs {
+    /// The program: the first word of the command.
+    fn prog(&self) -> PathBuf {
+        PathBuf::from(self.command.first().map_or("", String::as_str))
+    }
+
+    /// The program's arguments: the rest of the command.
+    fn prog_args(&self) -> &[String] {
+        self.command.get(1..).unwrap_or(&[])
+    }
 }
 
 fn main() -> ExitCode {
@@ -340,18 +358,29 @@ fn heap_capacity(module: &Module) -> usize {
 }
 
 fn run(args: RunArgs, verbose: bool) -> Result<ExitCode> {
-    let module = if is_artifact(&args.prog)? {
+    let prog = args.prog();
+    // Known flags before the program are parsed as flags; an unknown one
+    // is taken as the first word of the command (the words after the
+    // program may look like flags).
+    if let Some(flag) = prog.to_str().filter(|p| p.starts_with('-')) {
+        usage!(
+            "unexpected argument {flag:?} before the program \
+             (flags go before it: see `myriad run --help`; a program whose \
+             name starts with '-' is ./{flag})"
+        );
+    }
+    let module = if is_artifact(&prog)? {
         if args.guard_kib.is_some() || args.bounds != Bounds::Sparse {
             eprintln!("warning: --bounds and --guard-kib are ignored for a compiled artifact");
         }
-        Module::from_file(&absolute(&args.prog)).map_err(anyhow::Error::new)?
+        Module::from_file(&absolute(&prog)).map_err(anyhow::Error::new)?
     } else {
         let opts = cache::Options {
             config: compile_config(args.bounds, args.guard_kib)?,
             use_cache: !args.no_cache,
             verbose,
         };
-        cache::load_wasm(&args.prog, &opts)?
+        cache::load_wasm(&prog, &opts)?
     };
     let module = Arc::new(module);
 
@@ -363,11 +392,10 @@ fn run(args: RunArgs, verbose: bool) -> Result<ExitCode> {
             }
             // A command: WASI imports, program arguments, exit status.
             let cmd = wasi::Command {
-                argv0: args
-                    .prog
+                argv0: prog
                     .file_name()
                     .map_or_else(|| "prog".into(), |n| n.to_string_lossy().into_owned()),
-                args: &args.args,
+                args: args.prog_args(),
                 env: &args.envs,
                 dirs: &args.dirs,
                 stack_size: (args.stack_kib * 1024) as usize,
@@ -386,7 +414,7 @@ fn run(args: RunArgs, verbose: bool) -> Result<ExitCode> {
         };
         usage!("the module has no exported function named {name:?} (exports: {list})");
     };
-    let vals = values::parse_args(&name, &ty, &args.args)?;
+    let vals = values::parse_args(&name, &ty, args.prog_args())?;
 
     let md = module.metadata();
     let config = SchedulerConfig {
@@ -441,7 +469,7 @@ fn run(args: RunArgs, verbose: bool) -> Result<ExitCode> {
             );
             return Ok(ExitCode::from(EXIT_TRAP));
         }
-        Err(e) => return Err(e).context(format!("cannot instantiate {}", args.prog.display())),
+        Err(e) => return Err(e).context(format!("cannot instantiate {}", prog.display())),
     };
     let result = handle.join();
     drop(sched.shutdown());

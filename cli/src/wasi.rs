@@ -96,8 +96,9 @@ pub fn run_command(module: &Arc<Module>, cmd: &Command<'_>) -> Result<ExitCode> 
             inst.call("_start", &[]).map_err(anyhow::Error::new)?;
             // One program with a thread of its own: nothing else waits
             // for the core, so it runs in fuel slices as long as the
-            // runtime allows (2^40 units, minutes of work) instead of
-            // time slices. A time slice ends at a fuel check, which takes
+            // runtime allows (2^40 units, about 15 minutes of compute on
+            // the project's host; a longer run takes the check's branch
+            // once a slice) instead of time slices. A time slice ends at a fuel check, which takes
             // the check's slow branch every millisecond or so, and a hot
             // loop or call runs 5-10 % slower on this project's AMD host
             // for the rest of the process once its check's branch has

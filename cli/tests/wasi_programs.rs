@@ -78,6 +78,22 @@ fn args_and_env_reach_the_program_and_the_exit_status_is_its() {
 }
 
 #[test]
+fn everything_after_the_program_is_its_argument_flags_included() {
+    // `myriad run`'s own flags go before the program; after it, words that
+    // look like myriad's flags (`--dir`, `-v`) are the program's, even
+    // right after the program (they were taken as myriad's there).
+    let d = dir("args_flags");
+    let p = program("args_env", &d);
+    let o = run(&d, &["run", p.to_str().unwrap(), "--dir", "nowhere", "-v"]);
+    let out = text(&o.stdout);
+    assert_eq!(o.status.code(), Some(4), "exit(argc): {}", text(&o.stderr));
+    assert!(out.contains("argv[1]=--dir"), "{out}");
+    assert!(out.contains("argv[2]=nowhere"), "{out}");
+    assert!(out.contains("argv[3]=-v"), "{out}");
+    assert!(!text(&o.stderr).contains("cache"), "-v was not myriad's");
+}
+
+#[test]
 fn file_io_in_a_preopened_dir_and_escapes_are_refused() {
     let d = dir("copy");
     let p = program("copy", &d);
