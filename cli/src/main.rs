@@ -132,11 +132,12 @@ struct RunArgs {
     /// Call this export with ARGS and print its results, one per line.
     #[arg(long, value_name = "NAME")]
     invoke: Option<String>,
-    /// Time slice in microseconds, with `--invoke` (a WASI command runs
-    /// alone, in fuel slices).
-    #[arg(long, default_value_t = 100, value_name = "Q",
+    /// With `--invoke`: run the instance in time slices of Q
+    /// microseconds. Without it the instance, alone on its worker, runs
+    /// in fuel slices of 2^40 units (a WASI command always does).
+    #[arg(long, value_name = "Q",
           value_parser = clap::value_parser!(u64).range(1..))]
-    quantum_us: u64,
+    quantum_us: Option<u64>,
     /// Native stack for wasm frames, KiB.
     #[arg(long, default_value_t = 1024, value_name = "K",
           value_parser = clap::value_parser!(u64).range(16..=1024 * 1024))]
@@ -417,10 +418,21 @@ fn run(args: RunArgs, verbose: bool) -> Result<ExitCode> {
     let vals = values::parse_args(&name, &ty, args.prog_args())?;
 
     let md = module.metadata();
+    // One instance alone on its worker: nothing waits for the core, so
+    // unless a quantum is asked for it runs in fuel slices as long as the
+    // runtime allows, and its fuel checks' branches are not taken (a time
+    // slice ends at a check; see `wasi::run_command`).
+    let (quantum, fuel_per_slice) = match args.quantum_us {
+        Some(q) => (Duration::from_micros(q), None),
+        None => (
+            SchedulerConfig::default().quantum,
+            Some(myriad_runtime::fuel::MAX_FUEL.unsigned_abs()),
+        ),
+    };
     let config = SchedulerConfig {
         workers: 1,
-        quantum: Duration::from_micros(args.quantum_us),
-        fuel_per_slice: None,
+        quantum,
+        fuel_per_slice,
         capacity: 1,
         stack_size: (args.stack_kib * 1024) as usize,
         // Sparse code relies on a reservation of 4 GiB: the slot's heap

@@ -139,6 +139,26 @@ fn compile_then_inspect() {
 }
 
 #[test]
+fn invoke_runs_alone_or_in_the_quantum_asked_for() {
+    // Without --quantum-us the instance runs in fuel slices of 2^40 units;
+    // with it, in time slices of that many microseconds: fib(30) spans
+    // thousands of 1 µs slices and comes out the same.
+    let env = Env::new("quantum");
+    let prog = env.write("prog.wat", PROG);
+    let prog = p(&prog);
+    for q in [None, Some("1"), Some("100")] {
+        let mut args = vec!["run"];
+        if let Some(q) = q {
+            args.extend(["--quantum-us", q]);
+        }
+        args.extend(["--invoke", "fib", prog, "30"]);
+        assert_eq!(ok(&env.myriad(&args)), "832040\n", "{args:?}");
+    }
+    let o = env.myriad(&["run", "--quantum-us", "0", "--invoke", "fib", prog, "3"]);
+    assert_eq!(o.status.code(), Some(2), "a zero quantum is refused");
+}
+
+#[test]
 fn invoke_prints_results() {
     let env = Env::new("invoke");
     let prog = env.write("prog.wat", PROG);
@@ -325,7 +345,9 @@ fn poll_clock_and_stdin(
     timeout_ns: u64,
     write_after: Option<std::time::Duration>,
 ) -> (Option<i32>, std::time::Duration) {
-    let env = Env::new("pollin");
+    // A directory of its own per call: the tests that call this run at
+    // once, and a shared one let one test's program replace the other's.
+    let env = Env::new(&format!("pollin-{timeout_ns}-{}", write_after.is_some()));
     let w = env.write(
         "w.wat",
         &format!(
