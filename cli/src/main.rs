@@ -27,6 +27,16 @@ use std::time::Duration;
 /// Exit status of `myriad run` when the instance traps (like a process
 /// killed by SIGABRT: 128 + 6).
 pub const EXIT_TRAP: u8 = 134;
+
+/// Fuel slice of an instance `myriad run` runs alone (a WASI command, or
+/// `--invoke` without `--quantum-us`): the most the runtime grants, 2^40
+/// units, about 15 minutes of compute on the project's host. Nothing else
+/// waits for the core, and a time slice ends at a fuel check by taking
+/// its slow branch, after which a hot loop or call runs 5-10 % slower for
+/// the rest of the process on the project's AMD host (docs/PERFORMANCE.md,
+/// "The preemption branch, once taken"). Host calls that sleep or yield
+/// still end a slice.
+pub const ALONE_SLICE_FUEL: u64 = myriad_runtime::fuel::MAX_FUEL.unsigned_abs();
 /// Exit status when the command line does not fit the program.
 pub const EXIT_USAGE: u8 = 2;
 
@@ -418,16 +428,10 @@ fn run(args: RunArgs, verbose: bool) -> Result<ExitCode> {
     let vals = values::parse_args(&name, &ty, args.prog_args())?;
 
     let md = module.metadata();
-    // One instance alone on its worker: nothing waits for the core, so
-    // unless a quantum is asked for it runs in fuel slices as long as the
-    // runtime allows, and its fuel checks' branches are not taken (a time
-    // slice ends at a check; see `wasi::run_command`).
+    // One instance alone on its worker: time slices only if asked for.
     let (quantum, fuel_per_slice) = match args.quantum_us {
         Some(q) => (Duration::from_micros(q), None),
-        None => (
-            SchedulerConfig::default().quantum,
-            Some(myriad_runtime::fuel::MAX_FUEL.unsigned_abs()),
-        ),
+        None => (SchedulerConfig::default().quantum, Some(ALONE_SLICE_FUEL)),
     };
     let config = SchedulerConfig {
         workers: 1,

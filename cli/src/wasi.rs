@@ -94,19 +94,10 @@ pub fn run_command(module: &Arc<Module>, cmd: &Command<'_>) -> Result<ExitCode> 
                 heap_capacity,
             ));
             inst.call("_start", &[]).map_err(anyhow::Error::new)?;
-            // One program with a thread of its own: nothing else waits
-            // for the core, so it runs in fuel slices as long as the
-            // runtime allows (2^40 units, about 15 minutes of compute on
-            // the project's host; a longer run takes the check's branch
-            // once a slice) instead of time slices. A time slice ends at a fuel check, which takes
-            // the check's slow branch every millisecond or so, and a hot
-            // loop or call runs 5-10 % slower on this project's AMD host
-            // for the rest of the process once its check's branch has
-            // been taken (docs/PERFORMANCE.md, "The preemption branch,
-            // once taken"). Host calls that sleep or yield end a slice
-            // as before.
+            // One program with a thread of its own: fuel slices, not
+            // time slices (see `ALONE_SLICE_FUEL`).
             loop {
-                match inst.resume_fuel(myriad_runtime::fuel::MAX_FUEL.unsigned_abs()) {
+                match inst.resume_fuel(crate::ALONE_SLICE_FUEL) {
                     Outcome::Yielded => continue,
                     // One program on its own thread: sleeping the thread
                     // is the sleep.
