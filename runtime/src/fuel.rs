@@ -24,9 +24,16 @@
 //! The resumer picks the first refill of a slice with [`begin_slice`]
 //! (from the instance's rate, or a conservative default for an instance
 //! that has never run) or sets it explicitly.
+//!
+//! A time slice at least [`set_async_preempt_min`] long (1 ms by default)
+//! is *asynchronous* instead ([`begin_async_slice`]): the counter holds
+//! the whole fuel budget left, so the checks only count and a timer's
+//! signal ends the slice (`crate::signals`, "Asynchronous preemption").
+//! The checks' slow branches then stay untaken, which keeps hot code at
+//! its full speed on CPUs where a once-taken branch costs it.
 
 use crate::vmctx::{status, VmCtx};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Fixed-point shift of `vmctx.fuel_rate` (fuel units per TSC cycle).
 pub const RATE_SHIFT: u32 = 16;
@@ -132,9 +139,67 @@ pub(crate) fn unkick(fuel: i64) -> i64 {
 /// reads it (the slow path, the bulk and host-call charges) and in
 /// `Instance::run` when the guest switches back, so code that runs
 /// between slices (`settle`, `Instance::fuel_used`) never sees a mark.
+///
+/// It also applies a pending counter (`vm.fuel_pending`, see
+/// [`set_counter`]): what the guest spent of the old counter counts as
+/// used, and the slice's own counter takes its place. Returns whether it
+/// did.
 #[inline]
-pub(crate) fn unkick_vm(vm: &mut VmCtx) {
+pub(crate) fn unkick_vm(vm: &mut VmCtx) -> bool {
     vm.fuel = unkick(vm.fuel);
+    if vm.fuel_pending == 0 {
+        return false;
+    }
+    apply_pending(vm);
+    true
+}
+
+#[cold]
+fn apply_pending(vm: &mut VmCtx) {
+    vm.fuel_pending = 0;
+    let spent = vm.fuel_granted.saturating_sub(vm.fuel).max(0) as u64;
+    vm.fuel_used = vm.fuel_used.saturating_add(spent);
+    vm.fuel = vm.pending_fuel;
+    vm.fuel_granted = vm.pending_fuel;
+}
+
+/// Give the slice that starts the counter `want` (after [`settle`]).
+///
+/// A green thread suspended by asynchronous preemption
+/// (`vm.async_suspended`) stopped at an arbitrary instruction, possibly
+/// between compiled code's copy of `r15` and its write back: resumed, it
+/// would write the old counter's copy over a new one, and its spending
+/// would be counted against the wrong grant. Its counter is therefore
+/// kept, marked as kicked (see [`KICK`]) so that the next fuel check
+/// takes the slow path, and `want` waits in `vm.pending_fuel` until
+/// [`unkick_vm`] applies it there (or at any earlier entry from compiled
+/// code, where the counter is spilled and no copy is live). If the write
+/// back erases the mark, the deadline kick's tick marks it again
+/// (`signals::kick`); either way every unit spent is counted once.
+#[inline]
+fn set_counter(vm: &mut VmCtx, want: i64) {
+    if vm.async_suspended != 0 {
+        vm.async_suspended = 0;
+        if vm.fuel != want {
+            set_pending(vm, want);
+            return;
+        }
+    }
+    vm.fuel = want;
+    vm.fuel_granted = want;
+}
+
+#[cold]
+fn set_pending(vm: &mut VmCtx, want: i64) {
+    // After `settle`, fuel_granted == fuel: the old counter's spending
+    // from here on is counted when the pending counter is applied.
+    vm.pending_fuel = want;
+    vm.fuel_pending = 1;
+    if vm.fuel >= 0 {
+        // (A negative counter sends the next check to the slow path as
+        // it is, and may lie below what a kick can mark.)
+        vm.fuel -= KICK;
+    }
 }
 
 /// Count the fuel spent since the last grant into `fuel_used` and close the
@@ -160,10 +225,89 @@ pub fn begin_slice_with_fuel(vm: &mut VmCtx, now: u64, deadline: u64, fuel: i64)
         return;
     }
     vm.fuel_sliced = 0;
+    vm.async_slice = 0;
     vm.deadline_tsc = deadline;
     vm.last_check_tsc = now;
-    vm.fuel = fuel;
-    vm.fuel_granted = fuel;
+    set_counter(vm, fuel);
+}
+
+/// The counter of an asynchronous slice: the whole fuel budget left, at
+/// most [`MAX_FUEL`] (at least 1).
+#[inline]
+fn async_grant(vm: &VmCtx) -> i64 {
+    vm.fuel_limit
+        .saturating_sub(vm.fuel_used)
+        .clamp(1, MAX_FUEL as u64) as i64
+}
+
+/// Prepare `vm` for an *asynchronous* time slice from `now` to `deadline`
+/// (see `signals`, "Asynchronous preemption"; the caller has armed the
+/// thread's preemption timer). The counter is the fuel budget left (at
+/// most [`MAX_FUEL`]), so no fuel check ends the slice and the checks'
+/// slow branches stay untaken: the timer's signal ends it. A green thread
+/// that the last asynchronous slice suspended keeps its counter when it
+/// is within that (see `set_counter`). As [`begin_slice_with_fuel`], a
+/// spent budget ends the instance here.
+pub fn begin_async_slice(vm: &mut VmCtx, now: u64, deadline: u64) {
+    settle(vm);
+    if vm.fuel_used >= vm.fuel_limit {
+        vm.trap_kind = crate::Limit::Fuel as u32;
+        vm.status = status::LIMITED;
+        return;
+    }
+    vm.fuel_sliced = 0;
+    vm.async_slice = 1;
+    vm.deadline_tsc = deadline;
+    vm.last_check_tsc = now;
+    let want = async_grant(vm);
+    if vm.async_suspended != 0 && vm.fuel <= want {
+        // Keep the counter: compiled code may write back a copy of it.
+        vm.async_suspended = 0;
+        return;
+    }
+    set_counter(vm, want);
+}
+
+/// Slices at least this long (nanoseconds) are asynchronous when the
+/// thread has a preemption timer; `u64::MAX` turns them off. See
+/// [`set_async_preempt_min`].
+pub const DEFAULT_ASYNC_PREEMPT_MIN_NS: u64 = 1_000_000;
+
+static ASYNC_MIN_NS: AtomicU64 = AtomicU64::new(DEFAULT_ASYNC_PREEMPT_MIN_NS);
+/// [`ASYNC_MIN_NS`] in TSC ticks; 0 until computed (by the first
+/// `signals::thread_init` or [`set_async_preempt_min`]).
+static ASYNC_MIN_TSC: AtomicU64 = AtomicU64::new(0);
+
+/// Set, for the whole process, the shortest time slice that ends by
+/// asynchronous preemption instead of fuel checks (`None`: none does).
+///
+/// An asynchronous slice costs a timer arm (about 0.6 µs) and a signal
+/// with a full register save (about 2 µs) at its end; a slice paced by
+/// fuel checks costs a slow-path call every 25 µs or less, and leaves the
+/// checks' slow branches taken, which slows hot code by up to 10 % on
+/// some CPUs (docs/PERFORMANCE.md). The default,
+/// [`DEFAULT_ASYNC_PREEMPT_MIN_NS`], keeps 1 µs–100 µs quanta on fuel
+/// checks and makes long ones asynchronous.
+pub fn set_async_preempt_min(min: Option<std::time::Duration>) {
+    let ns = min.map_or(u64::MAX, |d| {
+        u64::try_from(d.as_nanos()).unwrap_or(u64::MAX)
+    });
+    ASYNC_MIN_NS.store(ns, Ordering::Relaxed);
+    ASYNC_MIN_TSC.store(ns_to_tsc(ns).max(1), Ordering::Relaxed);
+}
+
+/// Compute the threshold in TSC ticks if nothing has (called by
+/// `signals::thread_init`, which has the TSC frequency at hand).
+pub(crate) fn init_async_preempt_min() {
+    let tsc = ns_to_tsc(ASYNC_MIN_NS.load(Ordering::Relaxed)).max(1);
+    let _ = ASYNC_MIN_TSC.compare_exchange(0, tsc, Ordering::Relaxed, Ordering::Relaxed);
+}
+
+/// Whether a slice of `span` TSC ticks should be asynchronous.
+#[inline]
+pub(crate) fn wants_async(span: u64) -> bool {
+    let min = ASYNC_MIN_TSC.load(Ordering::Relaxed);
+    min != 0 && span >= min
 }
 
 /// The slow path of `fuel_exhausted`, run on the worker stack by the
@@ -176,8 +320,17 @@ pub(crate) extern "C" fn fuel_slow_path(exec: *mut VmCtx) -> u32 {
     // thread's exec; nothing else accesses it mutably while the guest runs
     // (other threads touch only the atomic `cancel`).
     let vm = unsafe { &mut *exec };
-    unkick_vm(vm);
     vm.slow_path_calls += 1;
+    if unkick_vm(vm) {
+        // The check that applied a pending counter (see `set_counter`):
+        // the old counter's spending is counted; run on the new one.
+        if vm.fuel_used >= vm.fuel_limit {
+            vm.trap_kind = crate::Limit::Fuel as u32;
+            vm.status = status::LIMITED;
+            return 1;
+        }
+        return 0;
+    }
     let consumed = (vm.fuel_granted.saturating_sub(vm.fuel)).max(1) as u64;
     vm.fuel_used = vm.fuel_used.saturating_add(consumed);
     // Counted: a slice that ends here must not count it again (`settle`).
@@ -203,7 +356,35 @@ pub(crate) extern "C" fn fuel_slow_path(exec: *mut VmCtx) -> u32 {
         return 1;
     }
     let now = rdtsc();
-    // Update the rate from the interval since the last refill.
+    let rate = update_rate(vm, consumed, now);
+    if now.saturating_add(EARLY_YIELD_CYCLES) >= vm.deadline_tsc
+        || vm.cancel.load(Ordering::Relaxed) != 0
+    {
+        vm.yield_tsc = now;
+        vm.status = status::YIELDED;
+        return 1;
+    }
+    if vm.async_slice != 0 {
+        // An asynchronous slice's counter ran out before its deadline
+        // (2^40 units spent, or a host call's time charge emptied it):
+        // the whole budget left again.
+        let fuel = async_grant(vm);
+        vm.fuel = fuel;
+        vm.fuel_granted = fuel;
+        vm.last_check_tsc = now;
+        return 0;
+    }
+    let fuel = fuel_for(rate, vm.deadline_tsc - now);
+    vm.fuel = fuel;
+    vm.fuel_granted = fuel;
+    vm.last_check_tsc = now;
+    0
+}
+
+/// Update `vm.fuel_rate` from `consumed` units spent since
+/// `vm.last_check_tsc`; returns the new rate.
+#[inline]
+fn update_rate(vm: &mut VmCtx, consumed: u64, now: u64) -> u64 {
     let elapsed = now.saturating_sub(vm.last_check_tsc).max(1);
     let sample = ((consumed as u128) << RATE_SHIFT) / elapsed as u128;
     let sample = (sample.min(MAX_RATE as u128) as u64).max(MIN_RATE);
@@ -214,18 +395,38 @@ pub(crate) extern "C" fn fuel_slow_path(exec: *mut VmCtx) -> u32 {
         (3 * sample + vm.fuel_rate) / 4
     };
     vm.fuel_rate = rate;
-    if now.saturating_add(EARLY_YIELD_CYCLES) >= vm.deadline_tsc
-        || vm.cancel.load(Ordering::Relaxed) != 0
-    {
-        vm.yield_tsc = now;
-        vm.status = status::YIELDED;
+    rate
+}
+
+/// The Rust side of an asynchronous preemption (`arch::async_preempt`,
+/// run on the worker stack with the guest's counter stored to
+/// `exec.fuel`): count what the slice spent, learn the guest's rate from
+/// it, and end the slice: status `YIELDED`, or `LIMITED` when the fuel
+/// budget is spent (bulk builtins charge it without touching the counter
+/// in a time slice). Returns 1: the trampoline always switches out.
+pub(crate) extern "C" fn async_preempt_path(exec: *mut VmCtx) -> u32 {
+    // SAFETY: called only by the preemption trampoline with the running
+    // green thread's exec, as for `fuel_slow_path`.
+    let vm = unsafe { &mut *exec };
+    unkick_vm(vm);
+    vm.async_preempts += 1;
+    let now = rdtsc();
+    let consumed = vm.fuel_granted.saturating_sub(vm.fuel).max(0) as u64;
+    vm.fuel_used = vm.fuel_used.saturating_add(consumed);
+    vm.fuel_granted = vm.fuel;
+    if consumed > 0 {
+        update_rate(vm, consumed, now);
+    }
+    vm.last_check_tsc = now;
+    vm.async_suspended = 1;
+    if vm.fuel_used >= vm.fuel_limit {
+        vm.trap_kind = crate::Limit::Fuel as u32;
+        vm.status = status::LIMITED;
         return 1;
     }
-    let fuel = fuel_for(rate, vm.deadline_tsc - now);
-    vm.fuel = fuel;
-    vm.fuel_granted = fuel;
-    vm.last_check_tsc = now;
-    0
+    vm.yield_tsc = now;
+    vm.status = status::YIELDED;
+    1
 }
 
 // ---- Fuel accounting of bulk builtins and long host functions ----
@@ -304,6 +505,21 @@ pub(crate) unsafe fn charge_time(exec: *mut VmCtx, cycles: u64) {
         ((u128::from(cycles) * u128::from(rate)) >> crate::fuel::RATE_SHIFT).min(1 << 61) as i64;
     ex.fuel = ex.fuel.saturating_sub(units).max(-(1 << 62));
     ex.fuel_granted = ex.fuel_granted.saturating_sub(units);
+    if ex.async_slice != 0 && ex.fuel > 0 && slice_due(ex) {
+        // An asynchronous slice's counter is no clock: a guest that
+        // spends its slice in host calls, where the preemption signal
+        // cannot stop it, ends at the next check after its deadline.
+        ex.fuel_granted = ex.fuel_granted.saturating_sub(ex.fuel);
+        ex.fuel = 0;
+    }
+}
+
+/// Whether the running time slice should end now: its deadline is as
+/// near as the slow path yields at, or a cancel is asked for.
+#[inline]
+pub(crate) fn slice_due(ex: &VmCtx) -> bool {
+    rdtsc().saturating_add(EARLY_YIELD_CYCLES) >= ex.deadline_tsc
+        || ex.cancel.load(Ordering::Relaxed) != 0
 }
 
 /// Between two chunks of a bulk builtin: must the builtin stop here and

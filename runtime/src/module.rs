@@ -204,6 +204,10 @@ pub struct Module {
     layout: abi::vmctx::Layout,
     /// Whether instances need a `TableState` ([`needs_table_state`]).
     needs_table_state: bool,
+    /// Whether the module has compiled code a preemption signal can stop
+    /// (`kickable_code` is not empty): its long time slices may be
+    /// asynchronous (`signals`, "Asynchronous preemption").
+    preemptible: bool,
     // Dropped before the trap table and the library it points into.
     _registration: Option<crate::traps::Registration>,
     // Unloaded after everything that points into it.
@@ -707,6 +711,8 @@ impl Module {
             (Some(_), Some(last)) => kickable_code(&funcs, &wrappers, &stubs, last.pc),
             _ => 0..0,
         };
+        // Preemption signals may stop only code in that range.
+        let preemptible = !code.is_empty();
         // SAFETY: the boxed table is owned by the Module and dropped after
         // the registration (field order); `code` is the loaded artifact's
         // defined functions (where `r15` is always the counter), mapped
@@ -728,6 +734,7 @@ impl Module {
             type_ids,
             layout,
             needs_table_state,
+            preemptible,
             _registration: Some(registration),
             _lib: lib,
             _dir: None,
@@ -875,6 +882,12 @@ impl Module {
 
     pub(crate) fn export(&self, name: &str) -> Option<&ExportInfo> {
         self.exports.get(name)
+    }
+
+    /// Whether the module's code can be stopped by a preemption signal
+    /// (decided at load).
+    pub(crate) fn preemptible(&self) -> bool {
+        self.preemptible
     }
 
     /// Whether instances need a `TableState` (decided at load).

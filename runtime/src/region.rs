@@ -92,6 +92,13 @@ pub const MAP_COUNT_SLACK: usize = 4096;
 ///   callers use the `preserve_all` convention): eleven pushes and sixteen
 ///   `xmm` registers, then on a yield a `call` and the switch's six
 ///   pushes: 88 + 256 + 8 + 48 = 400 bytes;
+/// * asynchronous preemption (`arch::async_preempt`), entered at any
+///   instruction of compiled code, where the stack pointer is at or above
+///   the limit (the handler refuses otherwise): the handler pushes the
+///   interrupted pc and exec, the routine the flags, eleven registers, up
+///   to 8 bytes of alignment and sixteen `xmm` registers, then a `call`
+///   and the switch's six pushes: 16 + 96 + 8 + 256 + 56 = 432 bytes
+///   (`arch::ASYNC_PREEMPT_FRAME`);
 /// * signal delivery: none. Synchronous faults run their handler on the
 ///   thread's alternate signal stack (`SA_ONSTACK`), and threads that run
 ///   guests block asynchronous signals (see [`crate::signals`]).
@@ -103,7 +110,7 @@ pub const STACK_RESERVE: usize = 1024;
 
 /// The largest number of bytes the runtime's trampolines write below an
 /// instance's `stack_limit` (see [`STACK_RESERVE`]).
-pub const TRAMPOLINE_FRAME_MAX: usize = 400;
+pub const TRAMPOLINE_FRAME_MAX: usize = 432;
 
 const _: () = assert!(TRAMPOLINE_FRAME_MAX < STACK_RESERVE);
 

@@ -55,6 +55,34 @@
 //! counter out before the kick writes its copy back over it; that kick is
 //! lost and the next tick tries again. In the runtime's or the host's
 //! code the handler changes nothing.
+//!
+//! **Asynchronous preemption.** A fuel check ends a slice by taking its
+//! slow branch, and on some CPUs a branch that has been taken once costs
+//! hot code up to 10 % from then on (docs/PERFORMANCE.md, "The preemption
+//! branch, once taken"). A time slice at least
+//! `fuel::set_async_preempt_min` long (1 ms by default) of a module with
+//! compiled code is therefore *asynchronous*: the resumer arms this
+//! thread's one-shot preemption timer (`arm_preempt`, monotonic clock,
+//! [`KICK_SIGNAL`]) for the deadline and gives the guest its whole fuel
+//! budget as counter (`fuel::begin_async_slice`), so no check fires. When
+//! the signal finds the slice due (deadline reached or a cancel asked
+//! for; the deadline kick's ticks look too) and the thread in compiled
+//! code with its stack pointer at or above the stack limit, the handler
+//! makes it enter `arch::async_preempt` as if the interrupted instruction
+//! had called it (`arch::inject_async_preempt` pushes the pc and exec on
+//! the guest stack: two words, within the reserve). That routine saves
+//! the flags and every register, counts the fuel spent
+//! (`fuel::async_preempt_path`) and switches to the worker; resumed, it
+//! restores them and returns to the instruction. Outside compiled code
+//! (a builtin, a host function, the runtime) the handler arms the timer
+//! again for [`PREEMPT_RETRY_NS`] later, and host calls end a due slice
+//! at their next check themselves (`fuel::charge_time`). A guest stopped
+//! this way may hold a copy of its counter that it writes back over `r15`
+//! a few instructions later, so its next slice keeps the counter; a slice
+//! that wants another one gets it through `fuel::set_counter`'s pending
+//! counter, and the handler re-marks a pending counter whose mark was
+//! written over. Every unit is counted once either way
+//! (`tests/async_preempt.rs`).
 
 use crate::arch;
 use crate::traps;
@@ -70,7 +98,13 @@ thread_local! {
     static ALT_READY: Cell<bool> = const { Cell::new(false) };
     static ALT_STACK: AltStack = const { AltStack { base: Cell::new(std::ptr::null_mut()) } };
     static KICK_TIMER: KickTimer = const { KickTimer { id: Cell::new(None) } };
+    static PREEMPT_TIMER: KickTimer = const { KickTimer { id: Cell::new(None) } };
 }
+
+/// How soon a preemption signal that found its green thread outside
+/// compiled code (in a builtin, a host function or the runtime) tries
+/// again.
+pub const PREEMPT_RETRY_NS: i64 = 20_000;
 
 /// The deadline kick's signal: SIGURG, whose default action is to ignore
 /// it, so a tick that found no handler would harm nothing.
@@ -213,7 +247,62 @@ pub fn thread_init() -> std::io::Result<()> {
     if start_kick_timer().is_err() {
         KICKLESS_THREADS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     }
+    // Without it the thread's slices are all paced by fuel checks.
+    let _ = create_preempt_timer();
+    crate::fuel::init_async_preempt_min();
     Ok(())
+}
+
+/// Give the calling thread its preemption timer: a one-shot timer of the
+/// monotonic clock that sends [`KICK_SIGNAL`] to this thread, armed for
+/// the deadline of each asynchronous slice ([`arm_preempt`]).
+fn create_preempt_timer() -> std::io::Result<()> {
+    if PREEMPT_TIMER.with(|t| t.id.get().is_some()) {
+        return Ok(());
+    }
+    // SAFETY: as in `start_kick_timer`; the timer is this thread's and is
+    // deleted by KickTimer's drop at thread exit.
+    unsafe {
+        let mut sev: libc::sigevent = std::mem::zeroed();
+        sev.sigev_notify = libc::SIGEV_THREAD_ID;
+        sev.sigev_signo = KICK_SIGNAL;
+        sev.sigev_notify_thread_id = libc::gettid();
+        // Tells its signals from the CPU-time ticks (`si_value`).
+        sev.sigev_value.sival_ptr = PREEMPT_TAG as *mut libc::c_void;
+        let mut id: libc::timer_t = std::mem::zeroed();
+        if libc::timer_create(libc::CLOCK_MONOTONIC, &mut sev, &mut id) != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        PREEMPT_TIMER.with(|t| t.id.set(Some(id)));
+    }
+    Ok(())
+}
+
+/// The `si_value` of the preemption timer's signals.
+const PREEMPT_TAG: usize = 1;
+
+/// Arm the calling thread's preemption timer to fire once, `ns`
+/// nanoseconds from now (async-signal-safe). Returns false when the
+/// thread has no such timer or arming failed: the slice must then be
+/// paced by fuel checks.
+pub(crate) fn arm_preempt(ns: u64) -> bool {
+    let Some(id) = PREEMPT_TIMER.with(|t| t.id.get()) else {
+        return false;
+    };
+    let ns = ns.clamp(1, 1 << 40);
+    let spec = libc::itimerspec {
+        it_interval: libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        },
+        it_value: libc::timespec {
+            tv_sec: (ns / 1_000_000_000) as libc::time_t,
+            tv_nsec: (ns % 1_000_000_000) as libc::c_long,
+        },
+    };
+    // SAFETY: a timer of this thread's, a valid spec; timer_settime is
+    // async-signal-safe.
+    unsafe { libc::timer_settime(id, 0, &spec, std::ptr::null_mut()) == 0 }
 }
 
 /// Give the calling thread its deadline-kick timer: [`KICK_SIGNAL`] to
@@ -468,7 +557,8 @@ unsafe extern "C" fn kick_handler(
             // from a timer of its own loses those).
             let vm = CURRENT.with(|c| c.get());
             if !vm.is_null() {
-                kick(vm, ctx.cast::<libc::ucontext_t>());
+                let preempt_timer = (*info).si_value().sival_ptr as usize == PREEMPT_TAG;
+                kick(vm, ctx.cast::<libc::ucontext_t>(), preempt_timer);
             }
             return;
         }
@@ -494,26 +584,87 @@ unsafe extern "C" fn kick_handler(
 ///
 /// `vm` is the live exec of the green thread running on this thread, `uc`
 /// the context the kernel passed to the handler.
-unsafe fn kick(vm: *mut VmCtx, uc: *mut libc::ucontext_t) {
+unsafe fn kick(vm: *mut VmCtx, uc: *mut libc::ucontext_t, preempt_timer: bool) {
     // SAFETY: per the contract; the guest is stopped in this handler, and
     // these fields change only on this thread.
     unsafe {
-        if (*vm).fuel_sliced != 0 || (*vm).status != status::RUNNING {
+        if (*vm).status != status::RUNNING {
+            return;
+        }
+        if (*vm).fuel_pending != 0 {
+            // A counter waits to be applied and the mark that sends the
+            // next check to the slow path was written over (see
+            // `fuel::set_counter`): mark the counter again.
+            mark_counter(vm, uc);
+        }
+        if (*vm).async_slice != 0 {
+            preempt(vm, uc, preempt_timer);
+            return;
+        }
+        if (*vm).fuel_sliced != 0 {
             return;
         }
         let margin = KICK_MARGIN_TSC.load(std::sync::atomic::Ordering::Relaxed);
         if crate::fuel::rdtsc() < (*vm).deadline_tsc.saturating_add(margin) {
             return;
         }
+        if mark_counter(vm, uc) {
+            (*vm).deadline_kicks += 1;
+        }
+    }
+}
+
+/// If the thread was interrupted in compiled code, mark its counter
+/// (`r15`) so that the next fuel check takes the slow path. Returns
+/// whether it did (not when the counter is marked already).
+///
+/// # Safety
+///
+/// As for [`kick`].
+unsafe fn mark_counter(vm: *mut VmCtx, uc: *mut libc::ucontext_t) -> bool {
+    // SAFETY: per the contract.
+    unsafe {
         if !traps::in_compiled_code(arch::fault_pc(uc)) {
-            return;
+            return false;
         }
         let r15 = arch::fault_r15(uc);
         // Only a value the counter can hold (not yet kicked).
         if (FUEL_FLOOR..=(*vm).fuel_granted.max(0)).contains(&r15) {
             arch::set_fault_r15(uc, r15 - crate::fuel::KICK);
-            (*vm).deadline_kicks += 1;
+            return true;
         }
+        false
+    }
+}
+
+/// End the asynchronous slice of `vm` if it is due (its deadline is
+/// reached or a cancel is asked for): if the thread was interrupted in
+/// compiled code, make it enter `arch::async_preempt` when the handler
+/// returns; otherwise try again in [`PREEMPT_RETRY_NS`] (host calls also
+/// end a due slice themselves: see `fuel::charge_time`). A preemption
+/// signal that came before the TSC deadline (the timer runs on the
+/// monotonic clock, and the two drift apart by up to 0.02 % of a slice)
+/// arms the timer again for the rest.
+///
+/// # Safety
+///
+/// As for [`kick`].
+unsafe fn preempt(vm: *mut VmCtx, uc: *mut libc::ucontext_t, preempt_timer: bool) {
+    // SAFETY: per the contract.
+    unsafe {
+        if !crate::fuel::slice_due(&*vm) {
+            if preempt_timer && (*vm).cancel.load(std::sync::atomic::Ordering::Relaxed) == 0 {
+                // The frequency is known: the slice's resumer converted
+                // with it (`tsc_to_ns` only reads it here).
+                let left = (*vm).deadline_tsc.saturating_sub(crate::fuel::rdtsc());
+                arm_preempt(crate::fuel::tsc_to_ns(left).saturating_add(1_000));
+            }
+            return;
+        }
+        if traps::in_compiled_code(arch::fault_pc(uc)) && arch::inject_async_preempt(uc, vm) {
+            return;
+        }
+        arm_preempt(PREEMPT_RETRY_NS as u64);
     }
 }
 

@@ -19,7 +19,7 @@ use std::sync::atomic::AtomicU32;
 /// Values the vmctx's own buffer ([`VmCtx::values`]) holds; a call with
 /// more parameters or results uses a buffer its `Instance` allocates
 /// (`VmCtx::values_ptr` points at the one in use).
-pub const MAX_VALUES: usize = 16;
+pub const MAX_VALUES: usize = 12;
 
 /// One entry of a module's trap table: an absolute code address and the
 /// trap kind (`abi::TrapKind as u8`). Tables are sorted by `pc`.
@@ -241,6 +241,27 @@ pub struct VmCtx {
     /// `values` above, or a larger buffer the `Instance` owns for an
     /// export with more than [`MAX_VALUES`] parameters or results.
     pub values_ptr: *mut u64,
+    /// Non-zero while the slice is an *asynchronous* time slice
+    /// (`fuel::begin_async_slice`): the fuel counter holds the whole fuel
+    /// budget (at most `fuel::MAX_FUEL`), so no fuel check ends the slice;
+    /// the thread's preemption timer does, by a signal (`signals`,
+    /// "Asynchronous preemption").
+    pub async_slice: u8,
+    /// Non-zero while the green thread is suspended where a preemption
+    /// signal stopped it (`arch::async_preempt`): at an arbitrary
+    /// instruction, where compiled code may hold a copy of the fuel
+    /// counter that it will write back over `r15`. The next slice keeps
+    /// the counter, or changes it only through `pending_fuel`.
+    pub async_suspended: u8,
+    /// Non-zero when `pending_fuel` waits to become the counter: set when
+    /// a slice that wants a counter of its own resumes an asynchronously
+    /// suspended green thread. Applied (and the old counter's spending
+    /// counted) by `fuel::unkick_vm` at the next entry from compiled code.
+    pub fuel_pending: u8,
+    /// The counter the resumed slice wants (see `fuel_pending`).
+    pub pending_fuel: i64,
+    /// Slices ended by asynchronous preemption (diagnostics).
+    pub async_preempts: u64,
 }
 
 // The header must match the ABI exactly; the private part must fit below

@@ -315,6 +315,18 @@ fn runtime_constants_match() {
         ),
         ("arch::FRAME_BYTES", arch::FRAME_BYTES as i128),
         ("arch::HOST_RED_ZONE", arch::HOST_RED_ZONE as i128),
+        (
+            "arch::ASYNC_PREEMPT_FRAME",
+            arch::ASYNC_PREEMPT_FRAME as i128,
+        ),
+        (
+            "fuel::DEFAULT_ASYNC_PREEMPT_MIN_NS",
+            fuel::DEFAULT_ASYNC_PREEMPT_MIN_NS.into(),
+        ),
+        (
+            "signals::PREEMPT_RETRY_NS",
+            signals::PREEMPT_RETRY_NS.into(),
+        ),
         ("fuel::RATE_SHIFT", fuel::RATE_SHIFT.into()),
         ("fuel::DEFAULT_RATE", fuel::DEFAULT_RATE.into()),
         ("fuel::MIN_RATE", fuel::MIN_RATE.into()),

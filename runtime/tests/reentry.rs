@@ -202,7 +202,7 @@ fn fresh_instance_has_no_call_and_suspended_call_blocks_new_calls() {
 
 #[test]
 fn exports_with_more_values_than_the_vmctx_buffer_holds() {
-    // 20 parameters in, 20 results out (reversed): past MAX_VALUES (16),
+    // 20 parameters in, 20 results out (reversed): past MAX_VALUES (12),
     // so the call uses a buffer the instance owns; a small call after it
     // goes back to the vmctx's own.
     let n = 20;

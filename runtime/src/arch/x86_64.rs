@@ -425,6 +425,162 @@ unsafe extern "C" fn fuel_exhausted(_exec: *mut VmCtx) {
     )
 }
 
+/// Bytes `async_preempt` and the handler that enters it write below the
+/// interrupted stack pointer: the pc and exec (16), the flags and eleven
+/// registers (96), up to 8 of alignment, the sixteen `xmm` registers
+/// (256), then a `call` and the switch's six pushes (56): 432.
+pub const ASYNC_PREEMPT_FRAME: usize = 16 + 96 + 8 + 256 + 56;
+
+const _: () = assert!(ASYNC_PREEMPT_FRAME <= crate::region::TRAMPOLINE_FRAME_MAX);
+
+/// The asynchronous preemption of a green thread (see `crate::signals`,
+/// "Asynchronous preemption"), entered as if the interrupted compiled code
+/// had called it: the signal handler ([`inject_async_preempt`]) pushed
+/// the interrupted pc (where the `ret` below goes back to) and then exec,
+/// and pointed `rip` here.
+///
+/// Unlike at a call, every register is live at an arbitrary instruction:
+/// the flags, all fifteen general-purpose registers and the sixteen `xmm`
+/// registers Cranelift allocates are kept. The flags and the nine
+/// caller-saved and two used callee-saved registers go on the guest stack;
+/// `r12`–`r14` survive the Rust call and the switch as callee-saved; `r15`
+/// (the fuel counter, ABI 14) is stored to `exec.fuel` and reloaded from
+/// there on resume, as the fuel trampoline does. The Rust side
+/// (`fuel::async_preempt_path`) counts the fuel spent and marks the green
+/// thread yielded (or out of budget); the trampoline then always switches
+/// to the worker. When resumed it restores everything and returns to the
+/// interrupted instruction.
+#[unsafe(naked)]
+unsafe extern "C" fn async_preempt() {
+    naked_asm!(
+        // [rsp] = exec, [rsp + 8] = the interrupted pc. rsp's alignment
+        // is whatever the interrupted code had (a multiple of 8).
+        "pushfq",
+        "push rbp",
+        "push rbx",
+        "push rax",
+        "push rcx",
+        "push rdx",
+        "push rsi",
+        "push rdi",
+        "push r8",
+        "push r9",
+        "push r10",
+        "push r11",
+        "mov rbp, rsp", // saved registers above; exec at rbp + 96
+        "mov rbx, qword ptr [rbp + 96]",
+        "and rsp, -16",
+        "sub rsp, 256",
+        "movaps xmmword ptr [rsp + 0], xmm0",
+        "movaps xmmword ptr [rsp + 16], xmm1",
+        "movaps xmmword ptr [rsp + 32], xmm2",
+        "movaps xmmword ptr [rsp + 48], xmm3",
+        "movaps xmmword ptr [rsp + 64], xmm4",
+        "movaps xmmword ptr [rsp + 80], xmm5",
+        "movaps xmmword ptr [rsp + 96], xmm6",
+        "movaps xmmword ptr [rsp + 112], xmm7",
+        "movaps xmmword ptr [rsp + 128], xmm8",
+        "movaps xmmword ptr [rsp + 144], xmm9",
+        "movaps xmmword ptr [rsp + 160], xmm10",
+        "movaps xmmword ptr [rsp + 176], xmm11",
+        "movaps xmmword ptr [rsp + 192], xmm12",
+        "movaps xmmword ptr [rsp + 208], xmm13",
+        "movaps xmmword ptr [rsp + 224], xmm14",
+        "movaps xmmword ptr [rsp + 240], xmm15",
+        "mov qword ptr [rbx + {fuel}], r15",
+        // The Rust side runs on the worker stack, like the fuel slow path.
+        "mov rax, qword ptr [rbx + {host_sp}]",
+        "sub rax, {red}",
+        "and rax, -16",
+        "mov rsp, rax",
+        "mov rdi, rbx",
+        "call {preempted}",
+        "mov rsp, rbp",
+        "and rsp, -16",
+        "sub rsp, 256",
+        // Suspend: save this context in exec.guest_sp, resume the worker.
+        "lea rdi, [rbx + {guest_sp}]",
+        "mov rsi, qword ptr [rbx + {host_sp}]",
+        "call {switch}",
+        // Resumed: the counter as the resumer left it (see
+        // `fuel::begin_async_slice`), then everything else as it was.
+        "mov r15, qword ptr [rbx + {fuel}]",
+        "movaps xmm0, xmmword ptr [rsp + 0]",
+        "movaps xmm1, xmmword ptr [rsp + 16]",
+        "movaps xmm2, xmmword ptr [rsp + 32]",
+        "movaps xmm3, xmmword ptr [rsp + 48]",
+        "movaps xmm4, xmmword ptr [rsp + 64]",
+        "movaps xmm5, xmmword ptr [rsp + 80]",
+        "movaps xmm6, xmmword ptr [rsp + 96]",
+        "movaps xmm7, xmmword ptr [rsp + 112]",
+        "movaps xmm8, xmmword ptr [rsp + 128]",
+        "movaps xmm9, xmmword ptr [rsp + 144]",
+        "movaps xmm10, xmmword ptr [rsp + 160]",
+        "movaps xmm11, xmmword ptr [rsp + 176]",
+        "movaps xmm12, xmmword ptr [rsp + 192]",
+        "movaps xmm13, xmmword ptr [rsp + 208]",
+        "movaps xmm14, xmmword ptr [rsp + 224]",
+        "movaps xmm15, xmmword ptr [rsp + 240]",
+        "mov rsp, rbp",
+        "pop r11",
+        "pop r10",
+        "pop r9",
+        "pop r8",
+        "pop rdi",
+        "pop rsi",
+        "pop rdx",
+        "pop rcx",
+        "pop rax",
+        "pop rbx",
+        "pop rbp",
+        "popfq",
+        "lea rsp, [rsp + 8]", // drop exec; lea leaves the flags alone
+        "ret",
+        host_sp = const offset_of!(VmCtx, host_sp),
+        guest_sp = const offset_of!(VmCtx, guest_sp),
+        red = const HOST_RED_ZONE,
+        preempted = sym crate::fuel::async_preempt_path,
+        fuel = const offset_of!(VmCtx, fuel),
+        switch = sym switch,
+    )
+}
+
+/// Rewrite a signal's saved context so that, when the handler returns,
+/// the interrupted thread enters [`async_preempt`] as if the instruction
+/// at the interrupted pc had been a call of it: push the pc and `exec` on
+/// the interrupted stack and point `rip` at the routine. Refuses (returns
+/// false, changes nothing) unless the stack pointer is 8-aligned and at
+/// or above `exec.stack_limit`, where compiled code always keeps it (every
+/// frame is checked against the limit before it is built, and
+/// [`ASYNC_PREEMPT_FRAME`] bytes below it lie within the reserve: see
+/// `crate::region::STACK_RESERVE`).
+///
+/// # Safety
+///
+/// As for [`fault_pc`], with the context writable; the interrupted pc is
+/// in compiled code (whose `r15` is the fuel counter) of the green thread
+/// of `exec`, which this thread runs.
+pub(crate) unsafe fn inject_async_preempt(uc: *mut libc::ucontext_t, exec: *mut VmCtx) -> bool {
+    // SAFETY: per the contract; the two words written lie just below the
+    // interrupted rsp, which is at or above the running stack's limit, so
+    // they and the trampoline's frame are within the guest stack's reserve.
+    unsafe {
+        let gregs = &mut (*uc).uc_mcontext.gregs;
+        let rsp = gregs[libc::REG_RSP as usize] as usize;
+        if !rsp.is_multiple_of(8) || rsp < (*exec).stack_limit as usize {
+            return false;
+        }
+        let sp = rsp - 16;
+        (sp as *mut usize).write(exec as usize);
+        (sp as *mut usize)
+            .add(1)
+            .write(gregs[libc::REG_RIP as usize] as usize);
+        gregs[libc::REG_RSP as usize] = sp as i64;
+        gregs[libc::REG_RIP as usize] = async_preempt as *const () as usize as i64;
+    }
+    true
+}
+
 /// `memory_grow(memory_vmctx, exec, delta_pages) -> old pages or -1`.
 #[unsafe(naked)]
 unsafe extern "C" fn memory_grow(_vmctx: *mut VmCtx, _exec: *mut VmCtx, _delta: u64) -> i64 {

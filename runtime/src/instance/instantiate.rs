@@ -360,6 +360,11 @@ fn take_slot(
             values_ptr: vm_addr
                 .add(std::mem::offset_of!(VmCtx, values))
                 .cast::<u64>(),
+            async_slice: 0,
+            async_suspended: 0,
+            fuel_pending: 0,
+            pending_fuel: 0,
+            async_preempts: 0,
         });
     }
     Ok(Core {

@@ -428,6 +428,13 @@ impl Instance {
         unsafe { (*self.vm.as_ptr()).deadline_kicks }
     }
 
+    /// Time slices of this instance that ended by asynchronous preemption
+    /// (see [`crate::fuel::set_async_preempt_min`]; diagnostics).
+    pub fn async_preempts(&self) -> u64 {
+        // SAFETY: as above.
+        unsafe { (*self.vm.as_ptr()).async_preempts }
+    }
+
     /// Seed the fuel rate (e.g. from other instances of the same module).
     pub fn set_fuel_rate(&mut self, rate: u64) {
         // SAFETY: we own the vmctx.

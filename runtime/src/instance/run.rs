@@ -191,8 +191,12 @@ impl Instance {
     }
 
     /// Run the guest until its slice ends at `deadline_tsc` (TSC ticks, see
-    /// [`fuel::rdtsc`]), it finishes, or it traps. The first fuel refill is
-    /// sized from the instance's measured rate.
+    /// [`fuel::rdtsc`]), it finishes, or it traps. A slice shorter than
+    /// the asynchronous threshold ([`fuel::set_async_preempt_min`], 1 ms
+    /// by default) is paced by fuel checks, its first fuel refill sized
+    /// from the instance's measured rate; a longer one ends by a timer's
+    /// signal (`signals`, "Asynchronous preemption"), and its fuel
+    /// checks never stop it.
     #[inline]
     pub fn resume(&mut self, deadline_tsc: u64) -> Outcome {
         self.resume_from(fuel::rdtsc(), deadline_tsc)
@@ -205,7 +209,18 @@ impl Instance {
         // SAFETY: we own the vmctx (&mut self).
         let vm = unsafe { &mut *self.vm.as_ptr() };
         if vm.status == status::YIELDED {
-            fuel::begin_slice(vm, now_tsc, deadline_tsc);
+            let span = deadline_tsc.saturating_sub(now_tsc);
+            // Asynchronous if long enough, the code can be stopped by the
+            // signal, and no cancel waits (the first check sees that).
+            if fuel::wants_async(span)
+                && self.core.module.preemptible()
+                && vm.cancel.load(std::sync::atomic::Ordering::Relaxed) == 0
+                && signals::arm_preempt(fuel::tsc_to_ns(span))
+            {
+                fuel::begin_async_slice(vm, now_tsc, deadline_tsc);
+            } else {
+                fuel::begin_slice(vm, now_tsc, deadline_tsc);
+            }
         }
         self.run()
     }

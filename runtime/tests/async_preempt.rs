@@ -1,0 +1,377 @@
+//! Asynchronous preemption (`signals`, "Asynchronous preemption"): a time
+//! slice of at least the threshold ends by a timer's signal that stops the
+//! guest at whatever instruction it is running, saves its whole register
+//! state and resumes it there later; its fuel checks never fire.
+//!
+//! The threshold is process-wide; this binary sets it to 20 µs so that a
+//! short computation is preempted thousands of times at random
+//! instructions, and checks that it computes what it computes alone, spends
+//! the same fuel to the unit, and keeps its budget, with slices of every
+//! kind mixed.
+
+mod compiled;
+
+use compiled::{compile_wat, region_with, thread_cpu_ns};
+use myriad_codegen::CompileConfig;
+use myriad_runtime::fuel::ns_to_tsc;
+use myriad_runtime::{rdtsc, Instance, Limit, Module, Outcome, Val};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `mix(n)`: a loop that keeps integer and floating-point values live in
+/// registers across its iterations, compares, and loads and stores memory;
+/// `fib(n)`: recursive calls, so signals land in prologues and epilogues
+/// too; `both(n)`: both.
+const WAT: &str = r#"(module
+  (memory 1)
+  (func $mix (export "mix") (param $n i64) (result i64)
+    (local $i i64) (local $a i64) (local $b i64) (local $c i64)
+    (local $x f64) (local $y f64) (local $z f32)
+    (loop $l
+      (local.set $a (i64.add (i64.mul (local.get $a) (i64.const 6364136223846793005))
+                             (local.get $i)))
+      (local.set $b (i64.xor (local.get $b) (i64.shr_u (local.get $a) (i64.const 17))))
+      (local.set $c (select (local.get $b) (local.get $c)
+                            (i64.lt_s (local.get $a) (local.get $b))))
+      (local.set $x (f64.add (local.get $x)
+                             (f64.mul (f64.convert_i64_u (i64.and (local.get $a) (i64.const 0xffff)))
+                                      (f64.const 0.5))))
+      (local.set $y (f64.add (f64.mul (local.get $y) (f64.const 0.999)) (local.get $x)))
+      (local.set $z (f32.add (local.get $z) (f32.demote_f64 (local.get $y))))
+      (i64.store (i32.wrap_i64 (i64.and (local.get $i) (i64.const 0xff8))) (local.get $a))
+      (local.set $b (i64.add (local.get $b)
+        (i64.load (i32.wrap_i64 (i64.and (i64.mul (local.get $i) (i64.const 7))
+                                         (i64.const 0xff8))))))
+      (br_if $l (i64.lt_u (local.tee $i (i64.add (local.get $i) (i64.const 1)))
+                          (local.get $n))))
+    (i64.xor (i64.xor (local.get $a) (local.get $b))
+      (i64.xor (i64.xor (local.get $c) (i64.trunc_sat_f64_s (local.get $x)))
+        (i64.xor (i64.reinterpret_f64 (local.get $y))
+                 (i64.extend_i32_u (i32.reinterpret_f32 (local.get $z)))))))
+  (func $fib (export "fib") (param $n i64) (result i64)
+    (if (result i64) (i64.lt_u (local.get $n) (i64.const 2))
+      (then (local.get $n))
+      (else (i64.add (call $fib (i64.sub (local.get $n) (i64.const 1)))
+                     (call $fib (i64.sub (local.get $n) (i64.const 2)))))))
+  (func (export "both") (param $n i64) (result i64)
+    (local $i i64) (local $acc i64)
+    (loop $l
+      (local.set $acc (i64.add (i64.rotl (local.get $acc) (i64.const 5))
+        (i64.add (call $fib (i64.const 15)) (call $mix (i64.const 200)))))
+      (br_if $l (i64.lt_u (local.tee $i (i64.add (local.get $i) (i64.const 1)))
+                          (local.get $n))))
+    (local.get $acc)))"#;
+
+const THRESHOLD: Duration = Duration::from_micros(20);
+
+fn setup() -> (Arc<Module>, Arc<myriad_runtime::Region>) {
+    myriad_runtime::fuel::set_async_preempt_min(Some(THRESHOLD));
+    (
+        compile_wat(WAT, &CompileConfig::default()),
+        region_with(1, 64 * 1024),
+    )
+}
+
+/// Run `export(arg)` to its end with `next(slice index, instance)` choosing
+/// each slice; returns the outcome and the fuel it used.
+fn drive(
+    m: &Arc<Module>,
+    region: &Arc<myriad_runtime::Region>,
+    export: &str,
+    arg: i64,
+    mut next: impl FnMut(usize, &mut Instance) -> Outcome,
+) -> (Outcome, u64, Instance) {
+    let mut inst = Instance::new(region, m, export, &[Val::I64(arg)]).unwrap();
+    let mut k = 0;
+    let outcome = loop {
+        match next(k, &mut inst) {
+            Outcome::Yielded => k += 1,
+            other => break other,
+        }
+    };
+    let used = inst.fuel_used();
+    (outcome, used, inst)
+}
+
+fn alone(
+    m: &Arc<Module>,
+    region: &Arc<myriad_runtime::Region>,
+    export: &str,
+    arg: i64,
+) -> (Outcome, u64) {
+    let (o, used, inst) = drive(m, region, export, arg, |_, i| i.resume_fuel(1 << 40));
+    assert_eq!(inst.async_preempts(), 0);
+    (o, used)
+}
+
+/// A time slice `us` microseconds long from now.
+fn slice(inst: &mut Instance, us: u64) -> Outcome {
+    inst.resume(rdtsc() + ns_to_tsc(us * 1000))
+}
+
+#[test]
+fn preempted_anywhere_a_guest_computes_and_spends_what_it_does_alone() {
+    let (m, region) = setup();
+    for (export, arg) in [("mix", 20_000_000), ("fib", 32), ("both", 3_000)] {
+        let expect = alone(&m, &region, export, arg);
+        assert!(matches!(expect.0, Outcome::Finished(_)));
+        let (o, used, inst) = drive(&m, &region, export, arg, |_, i| slice(i, 40));
+        eprintln!(
+            "{export}: {} asynchronous preemptions, {} slow paths",
+            inst.async_preempts(),
+            inst.slow_path_calls()
+        );
+        assert!(inst.async_preempts() > 100, "{export}: too few preemptions");
+        assert_eq!((o, used), expect, "{export}");
+    }
+}
+
+#[test]
+fn asynchronous_slices_leave_the_fuel_checks_untaken() {
+    let (m, region) = setup();
+    let (_, _, inst) = drive(&m, &region, "mix", 3_000_000, |k, i| {
+        if k == 0 {
+            // The first slice of a thread sets up its timers.
+            i.resume_fuel(1000)
+        } else {
+            slice(i, 200)
+        }
+    });
+    assert!(inst.async_preempts() > 10);
+    // One slow path: the end of the first (fuel) slice.
+    assert_eq!(inst.slow_path_calls(), 1);
+}
+
+#[test]
+fn slices_of_every_kind_mixed_count_every_unit_once() {
+    // An asynchronous slice may stop the guest between its copy of the
+    // counter and the copy's write back; a fuel slice or a fuel-paced
+    // time slice after it must still count exactly what was spent.
+    let (m, region) = setup();
+    for (export, arg) in [("mix", 20_000_000), ("both", 3_000)] {
+        let expect = alone(&m, &region, export, arg);
+        let mut fuel_slices = Vec::new();
+        let (o, used, inst) = drive(&m, &region, export, arg, |k, i| match k % 3 {
+            0 => slice(i, 40),
+            1 => {
+                let before = i.fuel_used();
+                let o = i.resume_fuel(5_000);
+                fuel_slices.push(i.fuel_used() - before);
+                o
+            }
+            _ => slice(i, 10),
+        });
+        assert!(inst.async_preempts() > 30, "{export}");
+        assert_eq!((o, used), expect, "{export}");
+        // A fuel slice runs its 5,000 units (and a check's few more),
+        // except when it resumed a thread whose write back erased the
+        // mark of its pending counter: then the next tick marks it again.
+        fuel_slices.sort_unstable();
+        let median = fuel_slices[fuel_slices.len() / 2];
+        assert!(
+            (5_000..5_100).contains(&median),
+            "{export}: median {median}"
+        );
+    }
+}
+
+#[test]
+fn a_fuel_budget_ends_an_asynchronous_slice_where_it_ends_a_fuel_slice() {
+    let (m, region) = setup();
+    let limit = 1_000_000;
+    let mut ends = Vec::new();
+    for asynchronous in [false, true] {
+        let (o, used, inst) = drive(&m, &region, "mix", 1 << 40, |k, i| {
+            if k == 0 {
+                i.set_fuel_limit(limit);
+            }
+            if asynchronous {
+                slice(i, 40)
+            } else {
+                i.resume_fuel(1 << 40)
+            }
+        });
+        assert_eq!(o, Outcome::Limited(Limit::Fuel));
+        assert!(used >= limit && used < limit + 100, "used {used}");
+        if asynchronous {
+            assert!(inst.async_preempts() > 0);
+        }
+        ends.push(used);
+    }
+    assert_eq!(ends[0], ends[1]);
+}
+
+#[test]
+fn a_cancel_ends_a_long_asynchronous_slice() {
+    let (m, region) = setup();
+    let mut inst = Instance::new(&region, &m, "mix", &[Val::I64(1 << 40)]).unwrap();
+    // Set up this thread's timers.
+    assert_eq!(inst.resume_fuel(1000), Outcome::Yielded);
+    let flag: &'static std::sync::atomic::AtomicU32 =
+        // SAFETY: the instance outlives the thread below, joined before it
+        // is dropped.
+        unsafe { &*(inst.cancel_flag() as *const _) };
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(Duration::from_millis(50));
+        flag.store(1, std::sync::atomic::Ordering::Relaxed);
+    });
+    let cpu = thread_cpu_ns();
+    // A 10 s slice: only the cancel can end it soon.
+    assert_eq!(slice(&mut inst, 10_000_000), Outcome::Yielded);
+    let held = thread_cpu_ns() - cpu;
+    canceller.join().unwrap();
+    assert!(inst.async_preempts() > 0);
+    // The cancel is seen at the deadline kick's next tick (1 ms of the
+    // thread's CPU time, evaluated at the kernel's tick).
+    assert!(held < 1_000_000_000, "held the thread {held} ns");
+}
+
+#[test]
+fn a_preemption_at_the_deepest_frame_stays_within_the_reserve() {
+    // The signal stops the guest wherever it is, so the routine that saves
+    // its state writes below the interrupted stack pointer; at the deepest
+    // frame that is below the stack limit, in the reserve. Spin there,
+    // preempted again and again, with the reserve filled with a canary,
+    // and measure the deepest byte written.
+    use myriad_runtime::instance::{STACK_RESERVE, TRAMPOLINE_FRAME_MAX};
+    myriad_runtime::fuel::set_async_preempt_min(Some(THRESHOLD));
+    let region = Arc::new(
+        myriad_runtime::Region::new(myriad_runtime::RegionConfig {
+            slots: 1,
+            stack_size: 4096,
+            heap_capacity: 0,
+            guard_size: 0,
+            guard_mode: false,
+            heap_reservation: 0,
+        })
+        .expect("region"),
+    );
+    let m = compile_wat(
+        r#"(module
+          (func $down (export "run") (param $n i64) (param $spin i64) (result i64)
+            (if (result i64) (i64.eqz (local.get $n))
+              (then
+                (loop $l
+                  (br_if $l (i64.ne (local.tee $spin (i64.sub (local.get $spin) (i64.const 1)))
+                                    (i64.const 0))))
+                (local.get $spin))
+              (else (i64.add (call $down (i64.sub (local.get $n) (i64.const 1)) (local.get $spin))
+                             (i64.const 1))))))"#,
+        &CompileConfig::default(),
+    );
+    let run = |depth: i64, spin: i64, us: u64| {
+        let mut inst =
+            Instance::new(&region, &m, "run", &[Val::I64(depth), Val::I64(spin)]).unwrap();
+        let mut k = 0;
+        let end = loop {
+            // The first slice of a thread sets up its timers.
+            let o = if k == 0 {
+                inst.resume_fuel(1000)
+            } else {
+                slice(&mut inst, us)
+            };
+            k += 1;
+            if o != Outcome::Yielded {
+                break o;
+            }
+        };
+        (end, inst.async_preempts())
+    };
+    // The deepest depth that fits.
+    let mut depth = 1;
+    while run(depth, 1, 40).0 != Outcome::Trapped(myriad_runtime::TrapKind::StackOverflow) {
+        depth += 1;
+    }
+    let depth = depth - 1;
+    let base = region.slot_base(0) as usize;
+    let limit = base + STACK_RESERVE;
+    // SAFETY: the reserve of our only slot, below its stack limit; no
+    // instance runs now.
+    unsafe { std::ptr::write_bytes(base as *mut u8, 0xC5, STACK_RESERVE) };
+    let (end, preempts) = run(depth, 20_000_000, 25);
+    assert_eq!(end, Outcome::Finished(vec![Val::I64(depth)]));
+    assert!(preempts > 100, "{preempts} preemptions");
+    // SAFETY: as above; the instance is done.
+    let reserve = unsafe { std::slice::from_raw_parts(base as *const u8, STACK_RESERVE) };
+    let deepest = reserve
+        .iter()
+        .position(|b| *b != 0xC5)
+        .map_or(0, |low| limit - (base + low));
+    eprintln!(
+        "depth {depth}: deepest write below the limit {deepest} bytes, {preempts} preemptions"
+    );
+    assert!(
+        deepest > 0 && deepest <= TRAMPOLINE_FRAME_MAX,
+        "wrote {deepest} bytes below the stack limit; the bound is {TRAMPOLINE_FRAME_MAX}"
+    );
+}
+
+/// Wall time of each slice of `inst` until it ends, `us` microseconds
+/// each (after a first fuel slice that sets up the thread's timers).
+fn slice_lengths(inst: &mut Instance, us: u64, slices: usize) -> Vec<u64> {
+    assert_eq!(inst.resume_fuel(1000), Outcome::Yielded);
+    let mut lengths = Vec::new();
+    for _ in 0..slices {
+        let t = std::time::Instant::now();
+        assert_eq!(slice(inst, us), Outcome::Yielded);
+        lengths.push(t.elapsed().as_micros() as u64);
+    }
+    lengths.sort_unstable();
+    lengths
+}
+
+#[test]
+fn an_asynchronous_slice_ends_at_its_deadline() {
+    let (m, region) = setup();
+    let mut inst = Instance::new(&region, &m, "mix", &[Val::I64(1 << 40)]).unwrap();
+    let lengths = slice_lengths(&mut inst, 2_000, 50);
+    let median = lengths[lengths.len() / 2];
+    eprintln!(
+        "2 ms slices: median {median} us, longest {} us",
+        lengths[lengths.len() - 1]
+    );
+    assert_eq!(inst.async_preempts(), 50);
+    assert!((1_990..3_000).contains(&median), "median slice {median} us");
+}
+
+#[test]
+fn a_guest_that_lives_in_host_calls_ends_its_asynchronous_slice_too() {
+    // The signal cannot stop it in the host function; the host call's
+    // time charge ends the slice at the next check after the deadline.
+    myriad_runtime::fuel::set_async_preempt_min(Some(THRESHOLD));
+    let region = region_with(1, 0);
+    let m = compile_wat(
+        r#"(module
+          (import "env" "busy" (func $busy (param i64) (result i64)))
+          (func (export "run") (param $n i64) (result i64) (local $acc i64)
+            (loop $l
+              (local.set $acc (i64.add (local.get $acc) (call $busy (local.get $n))))
+              (br $l))
+            (local.get $acc)))"#,
+        &CompileConfig::default(),
+    );
+    let mut linker = myriad_runtime::Linker::new();
+    linker.func(
+        "env",
+        "busy",
+        myriad_codegen::abi::FuncType {
+            params: vec![myriad_codegen::abi::ValType::I64],
+            results: vec![myriad_codegen::abi::ValType::I64],
+        },
+        |_, cells: &mut [u64]| {
+            // 20 µs of host work per call.
+            let t = std::time::Instant::now();
+            while t.elapsed() < Duration::from_micros(20) {
+                std::hint::spin_loop();
+            }
+            cells[0] = cells[0].wrapping_add(1);
+            myriad_runtime::HostAction::Return
+        },
+    );
+    let mut inst = linker.instantiate(&region, &m, None).unwrap();
+    inst.call("run", &[Val::I64(7)]).unwrap();
+    let lengths = slice_lengths(&mut inst, 500, 40);
+    let median = lengths[lengths.len() / 2];
+    eprintln!("500 us slices in host calls: median {median} us");
+    assert!((490..1_000).contains(&median), "median slice {median} us");
+}
