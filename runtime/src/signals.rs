@@ -62,7 +62,7 @@
 //! branch, once taken"). A time slice at least
 //! `fuel::set_async_preempt_min` long (1 ms by default) of a module with
 //! compiled code is therefore *asynchronous*: the resumer arms this
-//! thread's one-shot preemption timer (`arm_preempt`, monotonic clock,
+//! thread's one-shot preemption timer (`arm_preempt_by`, monotonic clock,
 //! [`KICK_SIGNAL`]) for the deadline and gives the guest its whole fuel
 //! budget as counter (`fuel::begin_async_slice`), so no check fires. When
 //! the signal finds the slice due (deadline reached or a cancel asked
@@ -99,6 +99,8 @@ thread_local! {
     static ALT_STACK: AltStack = const { AltStack { base: Cell::new(std::ptr::null_mut()) } };
     static KICK_TIMER: KickTimer = const { KickTimer { id: Cell::new(None) } };
     static PREEMPT_TIMER: KickTimer = const { KickTimer { id: Cell::new(None) } };
+    /// When (TSC) the preemption timer was last armed to fire; 0: never.
+    static PREEMPT_ARMED_AT: Cell<u64> = const { Cell::new(0) };
 }
 
 /// How soon a preemption signal that found its green thread outside
@@ -255,7 +257,7 @@ pub fn thread_init() -> std::io::Result<()> {
 
 /// Give the calling thread its preemption timer: a one-shot timer of the
 /// monotonic clock that sends [`KICK_SIGNAL`] to this thread, armed for
-/// the deadline of each asynchronous slice ([`arm_preempt`]).
+/// the deadline of each asynchronous slice ([`arm_preempt_by`]).
 fn create_preempt_timer() -> std::io::Result<()> {
     if PREEMPT_TIMER.with(|t| t.id.get().is_some()) {
         return Ok(());
@@ -281,11 +283,32 @@ fn create_preempt_timer() -> std::io::Result<()> {
 /// The `si_value` of the preemption timer's signals.
 const PREEMPT_TAG: usize = 1;
 
+/// Make sure the calling thread's preemption timer fires by `deadline`
+/// (TSC; `now` is the TSC now). Returns false when the thread has no such
+/// timer or arming failed: the slice must then be paced by fuel checks.
+///
+/// Arming costs a system call (about 0.6 µs), more than a whole short
+/// slice of a guest that soon blocks, so a timer already set to fire
+/// after `now` but by `deadline` is left alone: its signal comes first,
+/// finds this slice not yet due and arms the timer for the rest (see
+/// `preempt`). A scheduler with a long quantum thus arms about once per
+/// quantum, however many slices end early in between.
+pub(crate) fn arm_preempt_by(now: u64, deadline: u64) -> bool {
+    let armed = PREEMPT_ARMED_AT.with(|a| a.get());
+    if armed > now && armed <= deadline && PREEMPT_TIMER.with(|t| t.id.get().is_some()) {
+        return true;
+    }
+    arm_preempt(
+        crate::fuel::tsc_to_ns(deadline.saturating_sub(now)),
+        now,
+        deadline,
+    )
+}
+
 /// Arm the calling thread's preemption timer to fire once, `ns`
-/// nanoseconds from now (async-signal-safe). Returns false when the
-/// thread has no such timer or arming failed: the slice must then be
-/// paced by fuel checks.
-pub(crate) fn arm_preempt(ns: u64) -> bool {
+/// nanoseconds from now, recording `at` (the TSC it should fire at;
+/// `now` is the TSC now) for [`arm_preempt_by`]. Async-signal-safe.
+fn arm_preempt(ns: u64, now: u64, at: u64) -> bool {
     let Some(id) = PREEMPT_TIMER.with(|t| t.id.get()) else {
         return false;
     };
@@ -302,7 +325,9 @@ pub(crate) fn arm_preempt(ns: u64) -> bool {
     };
     // SAFETY: a timer of this thread's, a valid spec; timer_settime is
     // async-signal-safe.
-    unsafe { libc::timer_settime(id, 0, &spec, std::ptr::null_mut()) == 0 }
+    let armed = unsafe { libc::timer_settime(id, 0, &spec, std::ptr::null_mut()) == 0 };
+    PREEMPT_ARMED_AT.with(|a| a.set(if armed { at.max(now + 1) } else { 0 }));
+    armed
 }
 
 /// Give the calling thread its deadline-kick timer: [`KICK_SIGNAL`] to
@@ -555,9 +580,13 @@ unsafe extern "C" fn kick_handler(
         if (*info).si_code == libc::SI_TIMER {
             // A tick of a kick timer (a process that sends itself SIGURG
             // from a timer of its own loses those).
+            let preempt_timer = (*info).si_value().sival_ptr as usize == PREEMPT_TAG;
+            if preempt_timer {
+                // Fired: nothing is pending now (see `arm_preempt_by`).
+                PREEMPT_ARMED_AT.with(|a| a.set(0));
+            }
             let vm = CURRENT.with(|c| c.get());
             if !vm.is_null() {
-                let preempt_timer = (*info).si_value().sival_ptr as usize == PREEMPT_TAG;
                 kick(vm, ctx.cast::<libc::ucontext_t>(), preempt_timer);
             }
             return;
@@ -642,9 +671,10 @@ unsafe fn mark_counter(vm: *mut VmCtx, uc: *mut libc::ucontext_t) -> bool {
 /// compiled code, make it enter `arch::async_preempt` when the handler
 /// returns; otherwise try again in [`PREEMPT_RETRY_NS`] (host calls also
 /// end a due slice themselves: see `fuel::charge_time`). A preemption
-/// signal that came before the TSC deadline (the timer runs on the
-/// monotonic clock, and the two drift apart by up to 0.02 % of a slice)
-/// arms the timer again for the rest.
+/// signal that finds the slice not yet due (the timer was armed for an
+/// earlier slice that ended early, or it runs on the monotonic clock and
+/// came a little before the TSC deadline) arms the timer again for the
+/// rest.
 ///
 /// # Safety
 ///
@@ -656,15 +686,26 @@ unsafe fn preempt(vm: *mut VmCtx, uc: *mut libc::ucontext_t, preempt_timer: bool
             if preempt_timer && (*vm).cancel.load(std::sync::atomic::Ordering::Relaxed) == 0 {
                 // The frequency is known: the slice's resumer converted
                 // with it (`tsc_to_ns` only reads it here).
-                let left = (*vm).deadline_tsc.saturating_sub(crate::fuel::rdtsc());
-                arm_preempt(crate::fuel::tsc_to_ns(left).saturating_add(1_000));
+                let now = crate::fuel::rdtsc();
+                let left = (*vm).deadline_tsc.saturating_sub(now);
+                arm_preempt(
+                    crate::fuel::tsc_to_ns(left).saturating_add(1_000),
+                    now,
+                    (*vm).deadline_tsc,
+                );
             }
             return;
         }
         if traps::in_compiled_code(arch::fault_pc(uc)) && arch::inject_async_preempt(uc, vm) {
             return;
         }
-        arm_preempt(PREEMPT_RETRY_NS as u64);
+        let now = crate::fuel::rdtsc();
+        let retry = PREEMPT_RETRY_NS as u64;
+        arm_preempt(
+            retry,
+            now,
+            now.saturating_add(crate::fuel::ns_to_tsc(retry)),
+        );
     }
 }
 

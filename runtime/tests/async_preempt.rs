@@ -64,6 +64,15 @@ const WAT: &str = r#"(module
 
 const THRESHOLD: Duration = Duration::from_micros(20);
 
+/// The tests of this binary run one at a time: several check how long a
+/// slice held its thread in wall time, which another test spinning on the
+/// same core (of two) would stretch.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn setup() -> (Arc<Module>, Arc<myriad_runtime::Region>) {
     myriad_runtime::fuel::set_async_preempt_min(Some(THRESHOLD));
     (
@@ -111,6 +120,7 @@ fn slice(inst: &mut Instance, us: u64) -> Outcome {
 
 #[test]
 fn preempted_anywhere_a_guest_computes_and_spends_what_it_does_alone() {
+    let _serial = serial();
     let (m, region) = setup();
     for (export, arg) in [("mix", 20_000_000), ("fib", 32), ("both", 3_000)] {
         let expect = alone(&m, &region, export, arg);
@@ -128,6 +138,7 @@ fn preempted_anywhere_a_guest_computes_and_spends_what_it_does_alone() {
 
 #[test]
 fn asynchronous_slices_leave_the_fuel_checks_untaken() {
+    let _serial = serial();
     let (m, region) = setup();
     let (_, _, inst) = drive(&m, &region, "mix", 3_000_000, |k, i| {
         if k == 0 {
@@ -144,6 +155,7 @@ fn asynchronous_slices_leave_the_fuel_checks_untaken() {
 
 #[test]
 fn slices_of_every_kind_mixed_count_every_unit_once() {
+    let _serial = serial();
     // An asynchronous slice may stop the guest between its copy of the
     // counter and the copy's write back; a fuel slice or a fuel-paced
     // time slice after it must still count exactly what was spent.
@@ -177,6 +189,7 @@ fn slices_of_every_kind_mixed_count_every_unit_once() {
 
 #[test]
 fn a_fuel_budget_ends_an_asynchronous_slice_where_it_ends_a_fuel_slice() {
+    let _serial = serial();
     let (m, region) = setup();
     let limit = 1_000_000;
     let mut ends = Vec::new();
@@ -203,6 +216,7 @@ fn a_fuel_budget_ends_an_asynchronous_slice_where_it_ends_a_fuel_slice() {
 
 #[test]
 fn a_cancel_ends_a_long_asynchronous_slice() {
+    let _serial = serial();
     let (m, region) = setup();
     let mut inst = Instance::new(&region, &m, "mix", &[Val::I64(1 << 40)]).unwrap();
     // Set up this thread's timers.
@@ -228,6 +242,7 @@ fn a_cancel_ends_a_long_asynchronous_slice() {
 
 #[test]
 fn a_preemption_at_the_deepest_frame_stays_within_the_reserve() {
+    let _serial = serial();
     // The signal stops the guest wherever it is, so the routine that saves
     // its state writes below the interrupted stack pointer; at the deepest
     // frame that is below the stack limit, in the reserve. Spin there,
@@ -322,6 +337,7 @@ fn slice_lengths(inst: &mut Instance, us: u64, slices: usize) -> Vec<u64> {
 
 #[test]
 fn an_asynchronous_slice_ends_at_its_deadline() {
+    let _serial = serial();
     let (m, region) = setup();
     let mut inst = Instance::new(&region, &m, "mix", &[Val::I64(1 << 40)]).unwrap();
     let lengths = slice_lengths(&mut inst, 2_000, 50);
@@ -336,6 +352,7 @@ fn an_asynchronous_slice_ends_at_its_deadline() {
 
 #[test]
 fn a_guest_that_lives_in_host_calls_ends_its_asynchronous_slice_too() {
+    let _serial = serial();
     // The signal cannot stop it in the host function; the host call's
     // time charge ends the slice at the next check after the deadline.
     myriad_runtime::fuel::set_async_preempt_min(Some(THRESHOLD));
@@ -374,4 +391,53 @@ fn a_guest_that_lives_in_host_calls_ends_its_asynchronous_slice_too() {
     let median = lengths[lengths.len() / 2];
     eprintln!("500 us slices in host calls: median {median} us");
     assert!((490..1_000).contains(&median), "median slice {median} us");
+}
+
+#[test]
+fn slices_that_end_early_leave_the_next_one_its_deadline() {
+    let _serial = serial();
+    // A slice that ends early (here: a host call yields at once) leaves
+    // its timer armed for its deadline; the next slices do not arm it
+    // again (a system call each) while it is pending, and the one that
+    // runs when it fires arms it for its own deadline. A spinning slice
+    // after 200 early ends must still end at its deadline.
+    myriad_runtime::fuel::set_async_preempt_min(Some(THRESHOLD));
+    let region = region_with(1, 0);
+    let m = compile_wat(
+        r#"(module
+          (import "env" "nap" (func $nap (param i64) (result i64)))
+          (func (export "run") (result i64) (local $i i64) (local $acc i64)
+            (loop $a
+              (local.set $acc (i64.add (local.get $acc) (call $nap (local.get $i))))
+              (br_if $a (i64.lt_u (local.tee $i (i64.add (local.get $i) (i64.const 1)))
+                                  (i64.const 200))))
+            (loop $b
+              (local.set $acc (i64.add (local.get $acc) (i64.const 1)))
+              (br $b))
+            (local.get $acc)))"#,
+        &CompileConfig::default(),
+    );
+    let mut linker = myriad_runtime::Linker::new();
+    linker.func(
+        "env",
+        "nap",
+        myriad_codegen::abi::FuncType {
+            params: vec![myriad_codegen::abi::ValType::I64],
+            results: vec![myriad_codegen::abi::ValType::I64],
+        },
+        |_, _cells: &mut [u64]| myriad_runtime::HostAction::Yield,
+    );
+    let mut inst = linker.instantiate(&region, &m, None).unwrap();
+    inst.call("run", &[]).unwrap();
+    assert_eq!(inst.resume_fuel(1), Outcome::Yielded);
+    let t = std::time::Instant::now();
+    for _ in 0..200 {
+        assert_eq!(slice(&mut inst, 3_000), Outcome::Yielded);
+    }
+    let early = t.elapsed();
+    let lengths = slice_lengths(&mut inst, 3_000, 20);
+    let median = lengths[lengths.len() / 2];
+    eprintln!("200 early ends in {early:?}; then 3 ms slices: median {median} us");
+    assert!(inst.async_preempts() >= 15);
+    assert!((2_990..4_000).contains(&median), "median slice {median} us");
 }

@@ -2,17 +2,23 @@
 //! median wall time of each (the Wasmtime side is
 //! `benches/wasmtime-compare/`).
 //!
-//! `cargo run --release -p myriad-benches --bin kernels [-- --runs N] [--layouts N] [--bounds dense|sparse] [--only NAME] [--fuel-slice UNITS] [--print-runs]`
+//! `cargo run --release -p myriad-benches --bin kernels [-- --runs N] [--layouts N] [--bounds dense|sparse] [--only NAME] [--fuel-slice UNITS] [--slice-us US] [--async-min-us US|off] [--print-runs]`
 //!
 //! Dense (the default) compiles complete bounds checks and runs in a plain
 //! region, as a million instances do; sparse compiles with
 //! [`CompileConfig::sparse`] and runs in a guard-mode region with a 4 GiB
 //! heap reservation, as `myriad run` does.
 //!
-//! By default each run is time sliced (10 ms slices, the fuel slow path
-//! reading the clock every ~0.7 ms), as under the scheduler. `--fuel-slice
-//! UNITS` runs fuel slices of UNITS instead (no clock; with more units than
-//! the kernel spends, the slow path is never called). `--print-runs`
+//! By default each run is time sliced (10 ms slices; `--slice-us US`
+//! sets another length), as under the scheduler with `--quantum-us
+//! 10000`. A slice of at least the asynchronous threshold (1 ms by
+//! default; `--async-min-us US` sets it, `off` turns asynchronous slices
+//! off) ends by a timer's signal and its fuel checks never take their
+//! slow branch; a shorter one is paced by its fuel checks (the slow path
+//! reads the clock every 25 µs or less; see docs/PERFORMANCE.md,
+//! "Asynchronous preemption"). `--fuel-slice UNITS` runs fuel slices of
+//! UNITS instead (no clock; with more units than the kernel spends, the
+//! slow path is never called). `--print-runs`
 //! prints every run's time, in order, before the median: a kernel's speed
 //! can depend on whether an earlier run took the fuel slow path (see
 //! docs/PERFORMANCE.md, "The sieve and the fuel check's slow branch").
@@ -45,6 +51,7 @@ fn main() -> Result<()> {
     let mut fuel_slice: Option<u64> = None;
     let mut print_runs = false;
     let mut layouts = 1usize;
+    let mut slice_us = 10_000u64;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -61,6 +68,14 @@ fn main() -> Result<()> {
             "--fuel-slice" => {
                 fuel_slice = Some(args.next().context("--fuel-slice UNITS")?.parse()?)
             }
+            "--slice-us" => slice_us = args.next().context("--slice-us US")?.parse()?,
+            "--async-min-us" => match args.next().as_deref() {
+                Some("off") => myriad_runtime::fuel::set_async_preempt_min(None),
+                Some(us) => myriad_runtime::fuel::set_async_preempt_min(Some(
+                    Duration::from_micros(us.parse().context("--async-min-us US|off")?),
+                )),
+                None => bail!("--async-min-us US|off"),
+            },
             "--print-runs" => print_runs = true,
             other => bail!("unknown argument {other:?}"),
         }
@@ -107,7 +122,8 @@ fn main() -> Result<()> {
                     let outcome = match fuel_slice {
                         Some(units) => inst.resume_fuel(units),
                         None => inst.resume(
-                            myriad_runtime::rdtsc() + myriad_runtime::fuel::ns_to_tsc(10_000_000),
+                            myriad_runtime::rdtsc()
+                                + myriad_runtime::fuel::ns_to_tsc(slice_us * 1000),
                         ),
                     };
                     match outcome {

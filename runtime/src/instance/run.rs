@@ -215,7 +215,7 @@ impl Instance {
             if fuel::wants_async(span)
                 && self.core.module.preemptible()
                 && vm.cancel.load(std::sync::atomic::Ordering::Relaxed) == 0
-                && signals::arm_preempt(fuel::tsc_to_ns(span))
+                && signals::arm_preempt_by(now_tsc, deadline_tsc)
             {
                 fuel::begin_async_slice(vm, now_tsc, deadline_tsc);
             } else {
