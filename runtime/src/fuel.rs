@@ -166,21 +166,31 @@ fn apply_pending(vm: &mut VmCtx) {
 /// Give the slice that starts the counter `want` (after [`settle`]).
 ///
 /// A green thread suspended by asynchronous preemption
-/// (`vm.async_suspended`) stopped at an arbitrary instruction, possibly
-/// between compiled code's copy of `r15` and its write back: resumed, it
-/// would write the old counter's copy over a new one, and its spending
-/// would be counted against the wrong grant. Its counter is therefore
-/// kept, marked as kicked (see [`KICK`]) so that the next fuel check
-/// takes the slow path, and `want` waits in `vm.pending_fuel` until
-/// [`unkick_vm`] applies it there (or at any earlier entry from compiled
-/// code, where the counter is spilled and no copy is live). If the write
-/// back erases the mark, the deadline kick's tick marks it again
-/// (`signals::kick`); either way every unit spent is counted once.
+/// (`vm.async_suspended`) stopped at an arbitrary instruction. Compiled
+/// code changes `r15` through copies (`mov %r15,%rA; add $-k,%rA; mov
+/// %rA,%r15`), and a guest stopped between the copy and the write back
+/// would write the old counter's copy over a new one. The preemption
+/// signal does not stop a guest inside such a window
+/// (`arch::in_counter_window`), so no copy should be live; in case one
+/// is, the counter is only ever lowered safely:
+///
+/// * a lower counter (a fuel slice, a short time slice, a smaller budget)
+///   is not installed at once: the old one is kept, marked as kicked (see
+///   [`KICK`]) so that the next fuel check takes the slow path, and
+///   `want` waits in `vm.pending_fuel` until [`unkick_vm`] applies it
+///   there (or at any earlier entry from compiled code, where the counter
+///   is spilled and no copy is live), counting what the old one spent.
+///   If a write back erases the mark, the deadline kick's tick marks it
+///   again (`signals::kick`). A copy written back can thus never hand the
+///   guest units that are not counted;
+/// * a higher one (the next asynchronous slice's backstop) is installed
+///   at once: a copy written back over it could only lower it, and the
+///   guest would be charged the difference, never given it.
 #[inline]
 fn set_counter(vm: &mut VmCtx, want: i64) {
     if vm.async_suspended != 0 {
         vm.async_suspended = 0;
-        if vm.fuel != want {
+        if want < vm.fuel {
             set_pending(vm, want);
             return;
         }
@@ -240,14 +250,34 @@ fn async_grant(vm: &VmCtx) -> i64 {
         .clamp(1, MAX_FUEL as u64) as i64
 }
 
+/// How many times the units the guest is expected to spend in an
+/// asynchronous slice its counter holds (`async_backstop`).
+pub const ASYNC_BACKSTOP_FACTOR: u64 = 8;
+
+/// The counter of an asynchronous slice of `span` TSC cycles: enough that
+/// no check fires before the deadline, bounded so that the checks still
+/// end the slice if the signal never comes (an embedder that ignores or
+/// blocks `SIGURG`, a guest the signal never finds in compiled code):
+/// [`ASYNC_BACKSTOP_FACTOR`] times what `span` is worth at the guest's
+/// measured rate, or at one unit per cycle if that is more (a guest's
+/// rate can rise with its phase; one unit per loop iteration or call
+/// rarely comes faster than a cycle).
+#[inline]
+fn async_backstop(vm: &VmCtx, span: u64) -> i64 {
+    let rate = vm.fuel_rate.max(1 << RATE_SHIFT) as u128;
+    let units = (rate * u128::from(span) * u128::from(ASYNC_BACKSTOP_FACTOR)) >> RATE_SHIFT;
+    units.clamp(1, MAX_FUEL as u128) as i64
+}
+
 /// Prepare `vm` for an *asynchronous* time slice from `now` to `deadline`
 /// (see `signals`, "Asynchronous preemption"; the caller has armed the
-/// thread's preemption timer). The counter is the fuel budget left (at
-/// most [`MAX_FUEL`]), so no fuel check ends the slice and the checks'
-/// slow branches stay untaken: the timer's signal ends it. A green thread
-/// that the last asynchronous slice suspended keeps its counter when it
-/// is within that (see `set_counter`). As [`begin_slice_with_fuel`], a
-/// spent budget ends the instance here.
+/// thread's preemption timer). The counter holds `async_backstop`
+/// units (never past the fuel budget), so no fuel check ends the slice
+/// and the checks' slow branches stay untaken: the timer's signal ends
+/// it. A green thread that an earlier asynchronous slice suspended keeps
+/// a larger counter when its budget allows (lowering it would take a
+/// slow path: see `set_counter`). As [`begin_slice_with_fuel`], a spent
+/// budget ends the instance here.
 pub fn begin_async_slice(vm: &mut VmCtx, now: u64, deadline: u64) {
     settle(vm);
     if vm.fuel_used >= vm.fuel_limit {
@@ -259,9 +289,9 @@ pub fn begin_async_slice(vm: &mut VmCtx, now: u64, deadline: u64) {
     vm.async_slice = 1;
     vm.deadline_tsc = deadline;
     vm.last_check_tsc = now;
-    let want = async_grant(vm);
-    if vm.async_suspended != 0 && vm.fuel <= want {
-        // Keep the counter: compiled code may write back a copy of it.
+    let left = async_grant(vm);
+    let want = async_backstop(vm, deadline.saturating_sub(now)).min(left);
+    if vm.async_suspended != 0 && vm.fuel > want && vm.fuel <= left {
         vm.async_suspended = 0;
         return;
     }
@@ -366,9 +396,9 @@ pub(crate) extern "C" fn fuel_slow_path(exec: *mut VmCtx) -> u32 {
     }
     if vm.async_slice != 0 {
         // An asynchronous slice's counter ran out before its deadline
-        // (2^40 units spent, or a host call's time charge emptied it):
-        // the whole budget left again.
-        let fuel = async_grant(vm);
+        // (the guest's units came faster than its backstop allows, or a
+        // host call's time charge emptied it): a backstop for the rest.
+        let fuel = async_backstop(vm, vm.deadline_tsc - now).min(async_grant(vm));
         vm.fuel = fuel;
         vm.fuel_granted = fuel;
         vm.last_check_tsc = now;
@@ -461,6 +491,20 @@ pub(crate) unsafe fn charge_fuel(exec: *mut VmCtx, units: u64) {
         // (slices overran by about 7x in a review's measurement). The
         // counter is charged for the work's *time* instead (`charge_time`).
         ex.fuel_used = ex.fuel_used.saturating_add(units);
+        if ex.async_slice != 0 {
+            // An asynchronous slice's counter may hold all the budget
+            // that was left at its start: keep it within what is left
+            // now, or the guest could spend the builtin's units twice
+            // (review 15 ran 3.8 M units on a budget of 2 M).
+            let left = ex
+                .fuel_limit
+                .saturating_sub(ex.fuel_used)
+                .min(MAX_FUEL as u64) as i64;
+            if ex.fuel > left {
+                ex.fuel_granted = ex.fuel_granted.saturating_sub(ex.fuel - left);
+                ex.fuel = left;
+            }
+        }
         if ex.fuel_used >= ex.fuel_limit && ex.fuel > 0 {
             // Budget spent: send the next check to the slow path, which
             // ends the instance. Shrinking the grant by what is left keeps

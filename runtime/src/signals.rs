@@ -61,27 +61,33 @@
 //! hot code up to 10 % from then on (docs/PERFORMANCE.md, "The preemption
 //! branch, once taken"). A time slice at least
 //! `fuel::set_async_preempt_min` long (1 ms by default) of a module with
-//! compiled code is therefore *asynchronous*: the resumer arms this
+//! compiled code is therefore *asynchronous*: the resumer makes sure this
 //! thread's one-shot preemption timer (`arm_preempt_by`, monotonic clock,
-//! [`KICK_SIGNAL`]) for the deadline and gives the guest its whole fuel
-//! budget as counter (`fuel::begin_async_slice`), so no check fires. When
-//! the signal finds the slice due (deadline reached or a cancel asked
-//! for; the deadline kick's ticks look too) and the thread in compiled
-//! code with its stack pointer at or above the stack limit, the handler
-//! makes it enter `arch::async_preempt` as if the interrupted instruction
-//! had called it (`arch::inject_async_preempt` pushes the pc and exec on
-//! the guest stack: two words, within the reserve). That routine saves
-//! the flags and every register, counts the fuel spent
+//! [`KICK_SIGNAL`], tagged in `si_value`) fires by the deadline, and gives
+//! the guest a counter that no check exhausts before it
+//! (`fuel::begin_async_slice`: a backstop of several times what the slice
+//! is worth, which still ends it if the signal never comes). When a
+//! signal finds the slice due (deadline reached or a cancel asked for;
+//! the deadline kick's ticks look too) and the thread in compiled code,
+//! with its stack pointer at or above the stack limit and not between a
+//! copy of its counter and the copy's write back
+//! (`arch::in_counter_window`), the handler makes it enter
+//! `arch::async_preempt` as if the interrupted instruction had called it
+//! (`arch::inject_async_preempt` pushes the pc and exec on the guest
+//! stack: two words, within the reserve). That routine saves the flags
+//! and every register, counts the fuel spent
 //! (`fuel::async_preempt_path`) and switches to the worker; resumed, it
-//! restores them and returns to the instruction. Outside compiled code
-//! (a builtin, a host function, the runtime) the handler arms the timer
-//! again for [`PREEMPT_RETRY_NS`] later, and host calls end a due slice
-//! at their next check themselves (`fuel::charge_time`). A guest stopped
-//! this way may hold a copy of its counter that it writes back over `r15`
-//! a few instructions later, so its next slice keeps the counter; a slice
-//! that wants another one gets it through `fuel::set_counter`'s pending
-//! counter, and the handler re-marks a pending counter whose mark was
-//! written over. Every unit is counted once either way
+//! restores them and returns to the instruction. Inside a counter window
+//! the handler tries again [`PREEMPT_RETRY_NS`] later, and after
+//! [`PREEMPT_PUT_OFF_MAX`] tries marks the counter instead. Outside
+//! compiled code (a builtin, a host function, the runtime) it does
+//! nothing: those read the clock on their way back to compiled code
+//! (`fuel::slice_over`, `fuel::charge_time`), and the CPU-time tick looks
+//! again. A signal that finds its slice not yet due (the timer was armed
+//! for an earlier slice, or came a little before the TSC deadline) arms
+//! the timer for the rest. Counters are only ever lowered through
+//! `fuel::set_counter`'s pending counter, which the handler re-marks
+//! when a write back erased its mark. Every unit is counted once
 //! (`tests/async_preempt.rs`).
 
 use crate::arch;
@@ -101,12 +107,20 @@ thread_local! {
     static PREEMPT_TIMER: KickTimer = const { KickTimer { id: Cell::new(None) } };
     /// When (TSC) the preemption timer was last armed to fire; 0: never.
     static PREEMPT_ARMED_AT: Cell<u64> = const { Cell::new(0) };
+    /// Preemptions of the current slice put off because a register held
+    /// a value close to the counter (see `preempt`).
+    static PREEMPT_PUT_OFF: Cell<u32> = const { Cell::new(0) };
 }
 
-/// How soon a preemption signal that found its green thread outside
-/// compiled code (in a builtin, a host function or the runtime) tries
-/// again.
-pub const PREEMPT_RETRY_NS: i64 = 20_000;
+/// How many times a due slice's preemption is put off (a register holds a
+/// value close to the counter) before the counter is marked instead, so
+/// that the next fuel check ends the slice.
+pub const PREEMPT_PUT_OFF_MAX: u32 = 8;
+
+/// How soon a preemption signal that could not stop its green thread in
+/// compiled code (a register held a value close to its fuel counter, as
+/// a copy of it would) tries again.
+pub const PREEMPT_RETRY_NS: i64 = 10_000;
 
 /// The deadline kick's signal: SIGURG, whose default action is to ignore
 /// it, so a tick that found no handler would harm nothing.
@@ -294,6 +308,7 @@ const PREEMPT_TAG: usize = 1;
 /// `preempt`). A scheduler with a long quantum thus arms about once per
 /// quantum, however many slices end early in between.
 pub(crate) fn arm_preempt_by(now: u64, deadline: u64) -> bool {
+    PREEMPT_PUT_OFF.with(|p| p.set(0));
     let armed = PREEMPT_ARMED_AT.with(|a| a.get());
     if armed > now && armed <= deadline && PREEMPT_TIMER.with(|t| t.id.get().is_some()) {
         return true;
@@ -303,6 +318,24 @@ pub(crate) fn arm_preempt_by(now: u64, deadline: u64) -> bool {
         now,
         deadline,
     )
+}
+
+/// After a nested run (a host function of `outer` resumed another
+/// instance on this thread, whose slice may have armed the one timer for
+/// its own deadline): make sure the timer fires by `outer`'s deadline if
+/// its slice is asynchronous.
+///
+/// # Safety
+///
+/// `outer` is the live exec of the green thread this thread ran before
+/// the nested run, suspended in a host call.
+pub(crate) unsafe fn rearm_outer(outer: *mut VmCtx) {
+    // SAFETY: per the contract.
+    unsafe {
+        if (*outer).async_slice != 0 && (*outer).status == status::RUNNING {
+            arm_preempt_by(crate::fuel::rdtsc(), (*outer).deadline_tsc);
+        }
+    }
 }
 
 /// Arm the calling thread's preemption timer to fire once, `ns`
@@ -696,8 +729,34 @@ unsafe fn preempt(vm: *mut VmCtx, uc: *mut libc::ucontext_t, preempt_timer: bool
             }
             return;
         }
-        if traps::in_compiled_code(arch::fault_pc(uc)) && arch::inject_async_preempt(uc, vm) {
+        let pc = arch::fault_pc(uc);
+        let Some(code_end) = traps::compiled_code_end(pc) else {
+            // In a builtin, a host function, a wrapper or the runtime: every
+            // way back to compiled code ends a due slice (host calls and
+            // bulk builtins read the clock on return, `fuel::slice_over`,
+            // `fuel::charge_time`), and the CPU-time tick looks again. No
+            // retry on the wall clock: a host function blocked in a system
+            // call would be interrupted every few microseconds (review 15).
             return;
+        };
+        // SAFETY (of the call): `pc..code_end` is the registered artifact's
+        // mapped code.
+        if !arch::in_counter_window(pc, code_end) && arch::inject_async_preempt(uc, vm) {
+            return;
+        }
+        // Maybe between a copy of the counter and its write back, a few
+        // instructions (a loop whose check was not rewritten to one `add`
+        // spends about half its time there): look again shortly. Code
+        // whose bytes merely look like such a write would be put off for
+        // ever, so after a few tries the counter is marked instead, and
+        // the slice ends at the next check (or, if a write back erases
+        // the mark, at a later try).
+        let put_off = PREEMPT_PUT_OFF.with(|p| {
+            p.set(p.get().saturating_add(1));
+            p.get()
+        });
+        if put_off > PREEMPT_PUT_OFF_MAX {
+            mark_counter(vm, uc);
         }
         let now = crate::fuel::rdtsc();
         let retry = PREEMPT_RETRY_NS as u64;

@@ -132,6 +132,13 @@ fn write_slot(
 /// its slot is stable; a slot being rewritten is skipped (a missed kick
 /// is retried at the next tick).
 pub(crate) fn in_compiled_code(pc: usize) -> bool {
+    compiled_code_end(pc).is_some()
+}
+
+/// Like [`in_compiled_code`], and where the defined functions that
+/// contain `pc` end (exclusive): the bytes from `pc` to there are mapped
+/// code.
+pub(crate) fn compiled_code_end(pc: usize) -> Option<usize> {
     let high = REGISTRY_HIGH.load(Ordering::Acquire).min(REGISTRY_SLOTS);
     for slot in &REGISTRY[..high] {
         let s1 = slot.seq.load(Ordering::Acquire);
@@ -145,10 +152,10 @@ pub(crate) fn in_compiled_code(pc: usize) -> bool {
             continue;
         }
         if (start..end).contains(&pc) {
-            return true;
+            return Some(end);
         }
     }
-    false
+    None
 }
 
 /// Find `pc` in any registered trap table (async-signal-safe: atomics

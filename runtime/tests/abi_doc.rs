@@ -327,6 +327,15 @@ fn runtime_constants_match() {
             "signals::PREEMPT_RETRY_NS",
             signals::PREEMPT_RETRY_NS.into(),
         ),
+        (
+            "signals::PREEMPT_PUT_OFF_MAX",
+            signals::PREEMPT_PUT_OFF_MAX.into(),
+        ),
+        (
+            "fuel::ASYNC_BACKSTOP_FACTOR",
+            fuel::ASYNC_BACKSTOP_FACTOR.into(),
+        ),
+        ("arch::WINDOW_SCAN_BYTES", arch::WINDOW_SCAN_BYTES as i128),
         ("fuel::RATE_SHIFT", fuel::RATE_SHIFT.into()),
         ("fuel::DEFAULT_RATE", fuel::DEFAULT_RATE.into()),
         ("fuel::MIN_RATE", fuel::MIN_RATE.into()),

@@ -441,3 +441,163 @@ fn slices_that_end_early_leave_the_next_one_its_deadline() {
     assert!(inst.async_preempts() >= 15);
     assert!((2_990..4_000).contains(&median), "median slice {median} us");
 }
+
+#[test]
+fn bulk_work_in_an_asynchronous_slice_counts_against_its_counter_too() {
+    // Review 15: a counter holding the budget left at the slice's start,
+    // with bulk builtins charging the budget but not the counter, let a
+    // guest spend 3.8 M units on a budget of 2 M. Fourteen 1 MiB
+    // `memory.fill`s (1.83 M units) and then a spin must end where they
+    // end in fuel slices.
+    let _serial = serial();
+    myriad_runtime::fuel::set_async_preempt_min(Some(THRESHOLD));
+    let m = compile_wat(
+        r#"(module
+          (memory 16)
+          (func (export "run") (param $fills i64) (result i64)
+            (local $i i64) (local $n i64)
+            (block $d (loop $l
+              (br_if $d (i64.ge_u (local.get $i) (local.get $fills)))
+              (memory.fill (i32.const 0) (i32.const 0) (i32.const 1048576))
+              (local.set $i (i64.add (local.get $i) (i64.const 1)))
+              (br $l)))
+            (loop $spin
+              (local.set $n (i64.add (local.get $n) (i64.const 1)))
+              (i64.store (i32.const 0) (local.get $n))
+              (br $spin))
+            (local.get $n)))"#,
+        &CompileConfig::default(),
+    );
+    let region = region_with(1, 16 << 16);
+    let limit = 2_000_000u64;
+    let mut ends = Vec::new();
+    for asynchronous in [false, true] {
+        let (o, used, inst) = drive(&m, &region, "run", 14, |k, i| {
+            if k == 0 {
+                i.set_fuel_limit(limit);
+                // (Sets up the thread's timers too.)
+                return i.resume_fuel(1);
+            }
+            if asynchronous {
+                slice(i, 200_000)
+            } else {
+                i.resume_fuel(1 << 40)
+            }
+        });
+        assert_eq!(o, Outcome::Limited(Limit::Fuel));
+        let spins = u64::from_le_bytes(inst.memory()[0..8].try_into().unwrap());
+        eprintln!("asynchronous {asynchronous}: fuel used {used}, {spins} spins");
+        ends.push((used, spins));
+    }
+    assert_eq!(ends[0], ends[1]);
+    assert!(ends[0].0 < limit + 100);
+}
+
+#[test]
+fn a_host_function_blocked_past_the_deadline_is_not_interrupted() {
+    // Review 15: retrying the signal on the wall clock while the thread
+    // was in a host call interrupted a blocked system call 1,258 times in
+    // 50 ms. Host calls end a due slice themselves on return.
+    let _serial = serial();
+    myriad_runtime::fuel::set_async_preempt_min(Some(THRESHOLD));
+    static EINTRS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let region = region_with(1, 0);
+    let m = compile_wat(
+        r#"(module
+          (import "env" "wait" (func $wait))
+          (func (export "run") (local $i i64)
+            (call $wait)
+            (loop $l (local.set $i (i64.add (local.get $i) (i64.const 1))) (br $l))))"#,
+        &CompileConfig::default(),
+    );
+    let mut linker = myriad_runtime::Linker::new();
+    linker.func(
+        "env",
+        "wait",
+        myriad_codegen::abi::FuncType {
+            params: vec![],
+            results: vec![],
+        },
+        |_, _: &mut [u64]| {
+            let end = std::time::Instant::now() + Duration::from_millis(30);
+            loop {
+                let left = end.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    break;
+                }
+                let ts = libc::timespec {
+                    tv_sec: 0,
+                    tv_nsec: left.as_nanos() as libc::c_long,
+                };
+                let mut rem = ts;
+                // SAFETY: valid timespecs for the call.
+                if unsafe { libc::nanosleep(&ts, &mut rem) } != 0 {
+                    EINTRS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            }
+            myriad_runtime::HostAction::Return
+        },
+    );
+    let mut inst = linker.instantiate(&region, &m, None).unwrap();
+    inst.call("run", &[]).unwrap();
+    assert_eq!(inst.resume_fuel(1), Outcome::Yielded);
+    let t = std::time::Instant::now();
+    // A 1 ms slice that blocks for 30 ms in its host call, then spins.
+    assert_eq!(slice(&mut inst, 1_000), Outcome::Yielded);
+    let took = t.elapsed();
+    eprintln!("1 ms slice blocked 30 ms: ended after {took:?}");
+    assert_eq!(EINTRS.load(std::sync::atomic::Ordering::Relaxed), 0);
+    assert!(took < Duration::from_millis(40), "{took:?}");
+}
+
+#[test]
+fn a_nested_resume_leaves_the_outer_slice_its_deadline() {
+    // Review 15: a host function that resumed another instance armed the
+    // thread's one preemption timer for the inner slice's deadline, and
+    // the outer slice ran on to the CPU tick (2.5-6.7 ms for 1 ms).
+    let _serial = serial();
+    myriad_runtime::fuel::set_async_preempt_min(Some(THRESHOLD));
+    static INNER: std::sync::Mutex<Option<Instance>> = std::sync::Mutex::new(None);
+    let region = region_with(2, 0);
+    let inner = compile_wat(r#"(module (func (export "f")))"#, &CompileConfig::default());
+    let outer = compile_wat(
+        r#"(module
+          (import "env" "nested" (func $nested))
+          (func (export "run") (local $i i64)
+            (call $nested)
+            (loop $l (local.set $i (i64.add (local.get $i) (i64.const 1))) (br $l))))"#,
+        &CompileConfig::default(),
+    );
+    let mut linker = myriad_runtime::Linker::new();
+    linker.func(
+        "env",
+        "nested",
+        myriad_codegen::abi::FuncType {
+            params: vec![],
+            results: vec![],
+        },
+        |_, _: &mut [u64]| {
+            let mut g = INNER.lock().unwrap();
+            let b = g.as_mut().unwrap();
+            // A 200 ms slice of the inner instance, which finishes at once.
+            assert!(matches!(
+                b.resume(rdtsc() + ns_to_tsc(200_000_000)),
+                Outcome::Finished(_)
+            ));
+            myriad_runtime::HostAction::Return
+        },
+    );
+    for _ in 0..5 {
+        *INNER.lock().unwrap() = Some(Instance::new(&region, &inner, "f", &[]).unwrap());
+        let mut a = linker.instantiate(&region, &outer, None).unwrap();
+        a.call("run", &[]).unwrap();
+        assert_eq!(a.resume_fuel(1), Outcome::Yielded);
+        let t = std::time::Instant::now();
+        assert_eq!(slice(&mut a, 1_000), Outcome::Yielded);
+        let took = t.elapsed();
+        eprintln!("outer 1 ms slice around a nested 200 ms one: {took:?}");
+        assert!(took < Duration::from_micros(1_900), "{took:?}");
+        drop(a);
+        *INNER.lock().unwrap() = None;
+    }
+}

@@ -12,3 +12,54 @@
 mod x86_64;
 
 pub use x86_64::*;
+
+#[cfg(test)]
+mod tests {
+    use super::x86_64::in_counter_window;
+
+    /// `in_counter_window` over `code` from offset `at`.
+    fn window(code: &[u8], at: usize) -> bool {
+        let pc = code.as_ptr() as usize + at;
+        // SAFETY: the range lies within `code`.
+        unsafe { in_counter_window(pc, code.as_ptr() as usize + code.len()) }
+    }
+
+    #[test]
+    fn a_counter_window_is_told_from_the_code_around_it() {
+        // A loop's check as Cranelift emits it (from a compiled module):
+        //  0: add $0x1,%r9            (7 bytes)
+        //  7: cmp %rsi,%r9            (3)
+        // 10: mov %r15,%rcx           (3)  <- the copy
+        // 13: add $-2,%rcx            (7)
+        // 20: mov %rcx,%r15           (3)  <- the write back
+        // 23: mov %r10,%rcx           (3)
+        let code = [
+            0x49, 0x81, 0xC1, 0x01, 0x00, 0x00, 0x00, 0x4C, 0x3B, 0xCE, 0x4C, 0x89, 0xF9, 0x48,
+            0x81, 0xC1, 0xFE, 0xFF, 0xFF, 0xFF, 0x49, 0x89, 0xCF, 0x4C, 0x89, 0xD1,
+        ];
+        assert!(!window(&code, 0), "before the copy");
+        assert!(!window(&code, 7), "before the copy");
+        assert!(!window(&code, 10), "at the copy (not yet run)");
+        assert!(window(&code, 13), "after the copy");
+        assert!(window(&code, 20), "at the write back (not yet run)");
+        assert!(!window(&code, 23), "after the write back");
+        // The same with `lea` and the 8B encodings of both moves.
+        let code = [
+            0x4D, 0x8B, 0xC7, // mov %r15,%r8 (8B /r)
+            0x4D, 0x8D, 0x48, 0xFC, // lea -4(%r8),%r9
+            0x4D, 0x8B, 0xF9, // mov %r9,%r15 (8B /r)
+            0x90,
+        ];
+        assert!(!window(&code, 0));
+        assert!(window(&code, 3));
+        assert!(window(&code, 7));
+        assert!(!window(&code, 10));
+        // A check rewritten to one instruction has no window.
+        let code = [
+            0x49, 0x81, 0xC7, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 0x88, 0, 0, 0, 0,
+        ];
+        for at in 0..code.len() {
+            assert!(!window(&code, at));
+        }
+    }
+}

@@ -545,6 +545,65 @@ unsafe extern "C" fn async_preempt() {
     )
 }
 
+/// Bytes after an interrupted pc that `in_counter_window` looks at.
+pub const WINDOW_SCAN_BYTES: usize = 32;
+
+/// Whether the thread interrupted at `pc` may be inside a *counter
+/// window*: compiled code changes the fuel counter `r15` through a copy,
+/// `mov %r15,%rA; add $-k,%rA (or lea -k(%rA),%rB); mov %rB,%r15` (see
+/// `fuel_rewrite` in myriad-codegen), three adjacent instructions with no
+/// branch or branch target among them, and a thread stopped between the
+/// copy and the write back would, once resumed, write the old counter's
+/// copy over whatever the runtime put in `r15` meanwhile.
+///
+/// Looks at the bytes from `pc` (up to `end`, exclusive, or
+/// [`WINDOW_SCAN_BYTES`]) for the first move into `r15` or out of it:
+/// a move into it first means `pc` is inside a window; a move out of it
+/// first (the next window's copy), or neither, means it is not. The bytes
+/// are matched as they come, not decoded: an immediate that looks like
+/// such a move can only make a window seem open where none is (the caller
+/// then waits and looks again) or closed where the real move follows it,
+/// and a window is a dozen bytes with no immediate before its write back
+/// but the `add`'s, whose bytes (`ff`s or small values) match neither.
+///
+/// # Safety
+///
+/// `pc..end` is mapped, readable code.
+pub(crate) unsafe fn in_counter_window(pc: usize, end: usize) -> bool {
+    let end = end.min(pc.saturating_add(WINDOW_SCAN_BYTES));
+    if end < pc + 3 {
+        return false;
+    }
+    // SAFETY: per the contract.
+    let code = unsafe { std::slice::from_raw_parts(pc as *const u8, end - pc) };
+    for w in code.windows(3) {
+        let (rex, op, modrm) = (w[0], w[1], w[2]);
+        // Register to register (mod = 11), 64-bit (REX.W).
+        if rex & 0xF0 != 0x40 || rex & 0x08 == 0 || modrm & 0xC0 != 0xC0 {
+            continue;
+        }
+        // The modrm `reg` field names r15 (REX.R and reg = 7), or its
+        // `rm` field does (REX.B and rm = 7).
+        let reg_r15 = rex & 0x04 != 0 && modrm & 0x38 == 0x38;
+        let rm_r15 = rex & 0x01 != 0 && modrm & 0x07 == 0x07;
+        let (into, out_of) = match op {
+            0x89 => (rm_r15, reg_r15), // mov reg -> rm
+            0x8B => (reg_r15, rm_r15), // mov rm -> reg
+            _ => continue,
+        };
+        if into && out_of {
+            continue; // mov %r15,%r15
+        }
+        if into {
+            return true;
+        }
+        if out_of {
+            return false;
+        }
+    }
+    false
+}
+
 /// Rewrite a signal's saved context so that, when the handler returns,
 /// the interrupted thread enters [`async_preempt`] as if the instruction
 /// at the interrupted pc had been a call of it: push the pc and `exec` on

@@ -286,6 +286,13 @@ impl Instance {
                 arch::myriad_switch(&raw mut (*vm).host_sp, (*vm).guest_sp);
             }
             CURRENT.with(|c| c.set(prev));
+            if !prev.is_null() {
+                // A host function of `prev` resumed this instance; its own
+                // slice goes on and may need the thread's timer back.
+                // SAFETY: `prev` is the live exec of the green thread this
+                // thread ran before (it is suspended in a host call).
+                unsafe { signals::rearm_outer(prev) };
+            }
             // SAFETY: the guest has switched back; we own the vmctx. A
             // deadline kick may have left its mark on the counter the
             // guest stored last (see `fuel::KICK`).
