@@ -558,6 +558,25 @@ pub(crate) unsafe fn charge_time(exec: *mut VmCtx, cycles: u64) {
     }
 }
 
+/// Called by the host-call trampoline after every builtin and host call
+/// in an asynchronous slice: if the slice is due, zero the counter (the
+/// grant shrinks by what was left) so that the guest's next check takes
+/// the slow path, which yields. The preemption signal leaves a thread in
+/// host code alone, and a guest that lived in a builtin that does not
+/// read the clock (`memory.grow`, `data.drop`) held its thread for tens
+/// of slices (review 15).
+pub(crate) extern "C" fn end_if_due(exec: *mut VmCtx) {
+    // SAFETY: called by the host-call trampoline with the running green
+    // thread's exec, whose counter compiled code stored before the call
+    // and reloads after it.
+    let ex = unsafe { &mut *exec };
+    unkick_vm(ex);
+    if ex.async_slice != 0 && ex.fuel > 0 && slice_due(ex) {
+        ex.fuel_granted = ex.fuel_granted.saturating_sub(ex.fuel);
+        ex.fuel = 0;
+    }
+}
+
 /// Whether the running time slice should end now: its deadline is as
 /// near as the slow path yields at, or a cancel is asked for.
 #[inline]

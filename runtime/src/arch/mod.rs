@@ -54,6 +54,25 @@ mod tests {
         assert!(window(&code, 3));
         assert!(window(&code, 7));
         assert!(!window(&code, 10));
+        // The copy stored to exec.fuel before a builtin call and reloaded
+        // after it (from a compiled module; review 15): inside from the
+        // copy to the reload.
+        let code = [
+            0x4C, 0x89, 0xF8, // 0: mov %r15,%rax      <- the copy
+            0x49, 0x8B, 0xB4, 0x24, 0x98, 0x00, 0x00, 0x00, // 3: mov 0x98(%r12),%rsi
+            0x48, 0x89, 0x06, // 11: mov %rax,(%rsi)
+            0x48, 0x89, 0xF2, // 14: mov %rsi,%rdx
+            0x49, 0x8B, 0x4C, 0x24, 0x40, // 17: mov 0x40(%r12),%rcx
+            0x4C, 0x89, 0xE7, // 22: mov %r12,%rdi
+            0xFF, 0xD1, // 25: call *%rcx
+            0x48, 0x8B, 0x0B, // 27: mov (%rbx),%rcx
+            0x49, 0x89, 0xCF, // 30: mov %rcx,%r15      <- the reload
+            0x90,
+        ];
+        assert!(!window(&code, 0));
+        assert!(window(&code, 3), "between the copy and its store");
+        assert!(window(&code, 27));
+        assert!(!window(&code, 33));
         // A check rewritten to one instruction has no window.
         let code = [
             0x49, 0x81, 0xC7, 0xFF, 0xFF, 0xFF, 0xFF, 0x0F, 0x88, 0, 0, 0, 0,

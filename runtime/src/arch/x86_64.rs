@@ -272,6 +272,12 @@ unsafe extern "C" fn host_call(
         "mov rax, rcx",
         "mov rcx, r8",
         "call rax",
+        // In an asynchronous slice, end a due slice at the guest's next
+        // check (`fuel::end_if_due`): the preemption signal does not stop
+        // a thread in here, and not every builtin reads the clock.
+        "cmp byte ptr [rbx + {async_slice}], 0",
+        "jne 6f",
+        "5:",
         "mov rsp, rbp",
         "cmp dword ptr [rbx + {status}], {running}",
         "jne 2f",
@@ -305,6 +311,17 @@ unsafe extern "C" fn host_call(
         "mov rdx, qword ptr [rbx + {again_arg}]",
         "mov r8, qword ptr [rbx + {again_arg2}]",
         "jmp 3b",
+        "6:",
+        // Still on the worker stack, 16-aligned: keep f's result.
+        "push rax",
+        "push rax",
+        "mov rdi, rbx",
+        "call {end_if_due}",
+        "pop rax",
+        "pop rax",
+        "jmp 5b",
+        async_slice = const offset_of!(VmCtx, async_slice),
+        end_if_due = sym crate::fuel::end_if_due,
         host_sp = const offset_of!(VmCtx, host_sp),
         guest_sp = const offset_of!(VmCtx, guest_sp),
         again_fn = const offset_of!(VmCtx, again_fn),
@@ -546,7 +563,7 @@ unsafe extern "C" fn async_preempt() {
 }
 
 /// Bytes after an interrupted pc that `in_counter_window` looks at.
-pub const WINDOW_SCAN_BYTES: usize = 32;
+pub const WINDOW_SCAN_BYTES: usize = 96;
 
 /// Whether the thread interrupted at `pc` may be inside a *counter
 /// window*: compiled code changes the fuel counter `r15` through a copy,
@@ -554,7 +571,14 @@ pub const WINDOW_SCAN_BYTES: usize = 32;
 /// `fuel_rewrite` in myriad-codegen), three adjacent instructions with no
 /// branch or branch target among them, and a thread stopped between the
 /// copy and the write back would, once resumed, write the old counter's
-/// copy over whatever the runtime put in `r15` meanwhile.
+/// copy over whatever the runtime put in `r15` meanwhile. Before a
+/// builtin call the copy is stored to `exec.fuel` instead (`mov
+/// %r15,%rax; mov 0x98(%r12),%rsi; mov %rax,(%rsi); ...; call; mov
+/// 0x0(%rbx),%rcx; mov %rcx,%r15`), and a thread stopped before that
+/// store would store the old counter over the new one, which the reload
+/// after the call then takes (review 15: 30 bytes from the copy to the
+/// reload); the scan reaches the reload and calls that a window too
+/// (also after the store, where it is harmless: a few more tries).
 ///
 /// Looks at the bytes from `pc` (up to `end`, exclusive, or
 /// [`WINDOW_SCAN_BYTES`]) for the first move into `r15` or out of it:
