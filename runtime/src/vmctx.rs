@@ -142,7 +142,29 @@ pub struct VmCtx {
     /// next preemption point.
     pub cancel: AtomicU32,
     /// log2 of the memory's page size.
-    pub page_size_log2: u32,
+    pub page_size_log2: u8,
+    // The three flags of asynchronous preemption sit here, beside
+    // `status` and `cancel`, on a line every slice touches anyway (at the
+    // struct's end they cost the million-instance paths a cache line per
+    // slice).
+    /// Non-zero while the slice is an *asynchronous* time slice
+    /// (`fuel::begin_async_slice`): the fuel counter holds a backstop of
+    /// several times what the slice is worth, so no fuel check ends the
+    /// slice; the thread's preemption timer does, by a signal (`signals`,
+    /// "Asynchronous preemption").
+    pub async_slice: u8,
+    /// Non-zero while the green thread is suspended where a preemption
+    /// signal stopped it (`arch::async_preempt`): at an arbitrary
+    /// instruction, where compiled code may hold a copy of the fuel
+    /// counter that it will write back over `r15` (the signal avoids such
+    /// places, `arch::in_counter_window`). The next slice lowers the
+    /// counter only through `pending_fuel` (`fuel::set_counter`).
+    pub async_suspended: u8,
+    /// Non-zero when `pending_fuel` waits to become the counter: set when
+    /// a slice that wants a counter of its own resumes an asynchronously
+    /// suspended green thread. Applied (and the old counter's spending
+    /// counted) by `fuel::unkick_vm` at the next entry from compiled code.
+    pub fuel_pending: u8,
     /// Most bytes the heap may grow to in this instance:
     /// `min(declared maximum, slot heap capacity)`.
     pub heap_capacity: u64,
@@ -241,23 +263,6 @@ pub struct VmCtx {
     /// `values` above, or a larger buffer the `Instance` owns for an
     /// export with more than [`MAX_VALUES`] parameters or results.
     pub values_ptr: *mut u64,
-    /// Non-zero while the slice is an *asynchronous* time slice
-    /// (`fuel::begin_async_slice`): the fuel counter holds the whole fuel
-    /// budget (at most `fuel::MAX_FUEL`), so no fuel check ends the slice;
-    /// the thread's preemption timer does, by a signal (`signals`,
-    /// "Asynchronous preemption").
-    pub async_slice: u8,
-    /// Non-zero while the green thread is suspended where a preemption
-    /// signal stopped it (`arch::async_preempt`): at an arbitrary
-    /// instruction, where compiled code may hold a copy of the fuel
-    /// counter that it will write back over `r15`. The next slice keeps
-    /// the counter, or changes it only through `pending_fuel`.
-    pub async_suspended: u8,
-    /// Non-zero when `pending_fuel` waits to become the counter: set when
-    /// a slice that wants a counter of its own resumes an asynchronously
-    /// suspended green thread. Applied (and the old counter's spending
-    /// counted) by `fuel::unkick_vm` at the next entry from compiled code.
-    pub fuel_pending: u8,
     /// The counter the resumed slice wants (see `fuel_pending`).
     pub pending_fuel: i64,
     /// Slices ended by asynchronous preemption (diagnostics).

@@ -27,7 +27,7 @@ fn memory_grow(vmctx: *mut VmCtx, exec: *mut VmCtx, delta_pages: u64) -> i64 {
     // are on the worker stack and nothing else touches it while the guest
     // runs (instances linked by imports run on one green thread at a time).
     let vm = unsafe { &mut *vmctx };
-    let shift = vm.page_size_log2;
+    let shift = u32::from(vm.page_size_log2);
     let old_len = vm.heap_len;
     let old_pages = old_len >> shift;
     let Some(delta_bytes) = delta_pages

@@ -322,7 +322,7 @@ fn take_slot(
             status: status::FINISHED,
             trap_kind: 0,
             cancel: AtomicU32::new(0),
-            page_size_log2: plan.page_log2,
+            page_size_log2: plan.page_log2 as u8,
             heap_capacity: plan.heap_max,
             heap_limit: u64::MAX,
             own_stack_limit: (stack_bottom + STACK_RESERVE) as u64,
