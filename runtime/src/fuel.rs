@@ -170,9 +170,10 @@ fn apply_pending(vm: &mut VmCtx) {
 /// code changes `r15` through copies (`mov %r15,%rA; add $-k,%rA; mov
 /// %rA,%r15`), and a guest stopped between the copy and the write back
 /// would write the old counter's copy over a new one. The preemption
-/// signal does not stop a guest inside such a window
-/// (`arch::in_counter_window`), so no copy should be live; in case one
-/// is, the counter is only ever lowered safely:
+/// signal tells whether it stopped the guest inside such a window
+/// (`arch::in_counter_window`; `vm.async_suspended` is then
+/// [`SUSPENDED_IN_WINDOW`]), and in case it missed one, the counter is
+/// only ever lowered safely:
 ///
 /// * a lower counter (a fuel slice, a short time slice, a smaller budget)
 ///   is not installed at once: the old one is kept, marked as kicked (see
@@ -184,20 +185,32 @@ fn apply_pending(vm: &mut VmCtx) {
 ///   again (`signals::kick`). A copy written back can thus never hand the
 ///   guest units that are not counted;
 /// * a higher one (the next asynchronous slice's backstop) is installed
-///   at once: a copy written back over it could only lower it, and the
-///   guest would be charged the difference, never given it.
+///   at once, unless the guest stopped inside a window: then the counter
+///   stays as it is (the backstop is refreshed at a later stop, or by the
+///   slow path if it runs out). A copy written back over a raised counter
+///   in a window the scan missed could only lower it, and the guest would
+///   be charged the difference, never given it.
 #[inline]
 fn set_counter(vm: &mut VmCtx, want: i64) {
     if vm.async_suspended != 0 {
+        let in_window = vm.async_suspended == SUSPENDED_IN_WINDOW;
         vm.async_suspended = 0;
         if want < vm.fuel {
             set_pending(vm, want);
+            return;
+        }
+        if in_window {
             return;
         }
     }
     vm.fuel = want;
     vm.fuel_granted = want;
 }
+
+/// `vm.async_suspended` of a green thread that the preemption signal
+/// stopped between compiled code's copy of its counter and the copy's
+/// write back (1: elsewhere).
+pub(crate) const SUSPENDED_IN_WINDOW: u8 = 2;
 
 #[cold]
 fn set_pending(vm: &mut VmCtx, want: i64) {
@@ -448,7 +461,8 @@ pub(crate) extern "C" fn async_preempt_path(exec: *mut VmCtx) -> u32 {
         update_rate(vm, consumed, now);
     }
     vm.last_check_tsc = now;
-    vm.async_suspended = 1;
+    // The signal handler set it to SUSPENDED_IN_WINDOW already if so.
+    vm.async_suspended = vm.async_suspended.max(1);
     if vm.fuel_used >= vm.fuel_limit {
         vm.trap_kind = crate::Limit::Fuel as u32;
         vm.status = status::LIMITED;

@@ -77,13 +77,12 @@
 //! stack: two words, within the reserve). That routine saves the flags
 //! and every register, counts the fuel spent
 //! (`fuel::async_preempt_path`) and switches to the worker; resumed, it
-//! restores them and returns to the instruction. Inside a counter window
-//! the handler tries again [`PREEMPT_RETRY_NS`] later, and after
-//! [`PREEMPT_PUT_OFF_MAX`] tries marks the counter instead. Outside
-//! compiled code (a builtin, a host function, the runtime) it does
-//! nothing: those read the clock on their way back to compiled code
-//! (`fuel::slice_over`, `fuel::charge_time`), and the CPU-time tick looks
-//! again. A signal that finds its slice not yet due (the timer was armed
+//! restores them and returns to the instruction. Stopped inside a
+//! counter window, the green thread is marked so (`async_suspended`) and
+//! its next slice keeps its counter as it is. Outside compiled code (a
+//! builtin, a host function, the runtime) the handler does nothing: the
+//! host-call trampoline ends a due slice on the way back to compiled
+//! code (`fuel::end_if_due`), and the CPU-time tick looks again. A signal that finds its slice not yet due (the timer was armed
 //! for an earlier slice, or came a little before the TSC deadline) arms
 //! the timer for the rest. Counters are only ever lowered through
 //! `fuel::set_counter`'s pending counter, which the handler re-marks
@@ -107,20 +106,7 @@ thread_local! {
     static PREEMPT_TIMER: KickTimer = const { KickTimer { id: Cell::new(None) } };
     /// When (TSC) the preemption timer was last armed to fire; 0: never.
     static PREEMPT_ARMED_AT: Cell<u64> = const { Cell::new(0) };
-    /// Preemptions of the current slice put off because a register held
-    /// a value close to the counter (see `preempt`).
-    static PREEMPT_PUT_OFF: Cell<u32> = const { Cell::new(0) };
 }
-
-/// How many times a due slice's preemption is put off (a register holds a
-/// value close to the counter) before the counter is marked instead, so
-/// that the next fuel check ends the slice.
-pub const PREEMPT_PUT_OFF_MAX: u32 = 8;
-
-/// How soon a preemption signal that could not stop its green thread in
-/// compiled code (a register held a value close to its fuel counter, as
-/// a copy of it would) tries again.
-pub const PREEMPT_RETRY_NS: i64 = 10_000;
 
 /// The deadline kick's signal: SIGURG, whose default action is to ignore
 /// it, so a tick that found no handler would harm nothing.
@@ -308,7 +294,6 @@ const PREEMPT_TAG: usize = 1;
 /// `preempt`). A scheduler with a long quantum thus arms about once per
 /// quantum, however many slices end early in between.
 pub(crate) fn arm_preempt_by(now: u64, deadline: u64) -> bool {
-    PREEMPT_PUT_OFF.with(|p| p.set(0));
     let armed = PREEMPT_ARMED_AT.with(|a| a.get());
     if armed > now && armed <= deadline && PREEMPT_TIMER.with(|t| t.id.get().is_some()) {
         return true;
@@ -702,8 +687,9 @@ unsafe fn mark_counter(vm: *mut VmCtx, uc: *mut libc::ucontext_t) -> bool {
 /// End the asynchronous slice of `vm` if it is due (its deadline is
 /// reached or a cancel is asked for): if the thread was interrupted in
 /// compiled code, make it enter `arch::async_preempt` when the handler
-/// returns; otherwise try again in [`PREEMPT_RETRY_NS`] (host calls also
-/// end a due slice themselves: see `fuel::charge_time`). A preemption
+/// returns (noting whether it stopped inside a counter window); outside
+/// compiled code do nothing (the host-call trampoline ends a due slice on
+/// its way back: `fuel::end_if_due`). A preemption
 /// signal that finds the slice not yet due (the timer was armed for an
 /// earlier slice that ended early, or it runs on the monotonic clock and
 /// came a little before the TSC deadline) arms the timer again for the
@@ -741,30 +727,22 @@ unsafe fn preempt(vm: *mut VmCtx, uc: *mut libc::ucontext_t, preempt_timer: bool
         };
         // SAFETY (of the call): `pc..code_end` is the registered artifact's
         // mapped code.
-        if !arch::in_counter_window(pc, code_end) && arch::inject_async_preempt(uc, vm) {
+        // Between a copy of the counter and its write back, the next slice
+        // must keep the counter as it is (`fuel::set_counter`): say so.
+        // (Waiting for the thread to leave the window did not work: the
+        // signal lands at a few favoured instructions, which in a loop whose
+        // check was not rewritten to one `add` are often the window's; the
+        // retries held a hash kernel's slices up to 8 ms past their deadline.)
+        let in_window = arch::in_counter_window(pc, code_end);
+        if arch::inject_async_preempt(uc, vm) {
+            if in_window {
+                (*vm).async_suspended = crate::fuel::SUSPENDED_IN_WINDOW;
+            }
             return;
         }
-        // Maybe between a copy of the counter and its write back, a few
-        // instructions (a loop whose check was not rewritten to one `add`
-        // spends about half its time there): look again shortly. Code
-        // whose bytes merely look like such a write would be put off for
-        // ever, so after a few tries the counter is marked instead, and
-        // the slice ends at the next check (or, if a write back erases
-        // the mark, at a later try).
-        let put_off = PREEMPT_PUT_OFF.with(|p| {
-            p.set(p.get().saturating_add(1));
-            p.get()
-        });
-        if put_off > PREEMPT_PUT_OFF_MAX {
-            mark_counter(vm, uc);
-        }
-        let now = crate::fuel::rdtsc();
-        let retry = PREEMPT_RETRY_NS as u64;
-        arm_preempt(
-            retry,
-            now,
-            now.saturating_add(crate::fuel::ns_to_tsc(retry)),
-        );
+        // The stack pointer below the limit, where compiled code never
+        // keeps it: end the slice at the next check instead.
+        mark_counter(vm, uc);
     }
 }
 

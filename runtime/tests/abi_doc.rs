@@ -324,14 +324,6 @@ fn runtime_constants_match() {
             fuel::DEFAULT_ASYNC_PREEMPT_MIN_NS.into(),
         ),
         (
-            "signals::PREEMPT_RETRY_NS",
-            signals::PREEMPT_RETRY_NS.into(),
-        ),
-        (
-            "signals::PREEMPT_PUT_OFF_MAX",
-            signals::PREEMPT_PUT_OFF_MAX.into(),
-        ),
-        (
             "fuel::ASYNC_BACKSTOP_FACTOR",
             fuel::ASYNC_BACKSTOP_FACTOR.into(),
         ),
