@@ -241,17 +241,28 @@ pub(crate) fn settle(vm: &mut VmCtx) {
 /// instance ends here with `Limit::Fuel` (status `LIMITED`) instead.
 #[inline]
 pub fn begin_slice_with_fuel(vm: &mut VmCtx, now: u64, deadline: u64, fuel: i64) {
+    if start_slice(vm, now, deadline, 0) {
+        set_counter(vm, fuel);
+    }
+}
+
+/// What every slice start does before its counter: count the last
+/// slice's fuel (`settle`), end the instance with `Limit::Fuel` if the
+/// budget is spent (returns false), and set the deadline, the slice's
+/// kind (`asynchronous`: 0 or 1) and the rate sample's start.
+#[inline]
+fn start_slice(vm: &mut VmCtx, now: u64, deadline: u64, asynchronous: u8) -> bool {
     settle(vm);
     if vm.fuel_used >= vm.fuel_limit {
         vm.trap_kind = crate::Limit::Fuel as u32;
         vm.status = status::LIMITED;
-        return;
+        return false;
     }
     vm.fuel_sliced = 0;
-    vm.async_slice = 0;
+    vm.async_slice = asynchronous;
     vm.deadline_tsc = deadline;
     vm.last_check_tsc = now;
-    set_counter(vm, fuel);
+    true
 }
 
 /// The counter of an asynchronous slice: the whole fuel budget left, at
@@ -292,16 +303,9 @@ fn async_backstop(vm: &VmCtx, span: u64) -> i64 {
 /// slow path: see `set_counter`). As [`begin_slice_with_fuel`], a spent
 /// budget ends the instance here.
 pub fn begin_async_slice(vm: &mut VmCtx, now: u64, deadline: u64) {
-    settle(vm);
-    if vm.fuel_used >= vm.fuel_limit {
-        vm.trap_kind = crate::Limit::Fuel as u32;
-        vm.status = status::LIMITED;
+    if !start_slice(vm, now, deadline, 1) {
         return;
     }
-    vm.fuel_sliced = 0;
-    vm.async_slice = 1;
-    vm.deadline_tsc = deadline;
-    vm.last_check_tsc = now;
     let left = async_grant(vm);
     let want = async_backstop(vm, deadline.saturating_sub(now)).min(left);
     if vm.async_suspended != 0 && vm.fuel > want && vm.fuel <= left {
