@@ -143,8 +143,10 @@ struct RunArgs {
     #[arg(long, value_name = "NAME")]
     invoke: Option<String>,
     /// With `--invoke`: run the instance in time slices of Q
-    /// microseconds. Without it the instance, alone on its worker, runs
-    /// in fuel slices of 2^40 units (a WASI command always does).
+    /// microseconds (from 1,000 up they end by asynchronous preemption,
+    /// a timer's signal, not at fuel checks). Without it the instance,
+    /// alone on its worker, runs in fuel slices of 2^40 units (a WASI
+    /// command always does).
     #[arg(long, value_name = "Q",
           value_parser = clap::value_parser!(u64).range(1..))]
     quantum_us: Option<u64>,
