@@ -27,8 +27,8 @@
 //!
 //! A time slice at least [`set_async_preempt_min`] long (1 ms by default)
 //! is *asynchronous* instead ([`begin_async_slice`]): the counter holds
-//! the whole fuel budget left, so the checks only count and a timer's
-//! signal ends the slice (`crate::signals`, "Asynchronous preemption").
+//! a backstop of several times what the slice is worth, so the checks
+//! only count and a timer's signal ends the slice (`crate::signals`, "Asynchronous preemption").
 //! The checks' slow branches then stay untaken, which keeps hot code at
 //! its full speed on CPUs where a once-taken branch costs it.
 
@@ -329,7 +329,8 @@ static ASYNC_MIN_TSC: AtomicU64 = AtomicU64::new(0);
 /// asynchronous preemption instead of fuel checks (`None`: none does).
 ///
 /// An asynchronous slice costs a timer arm (about 0.6 µs) and a signal
-/// with a full register save (about 2 µs) at its end; a slice paced by
+/// with a full register save at its end (about 8 µs in all under the
+/// project's hypervisor); a slice paced by
 /// fuel checks costs a slow-path call every 25 µs or less, and leaves the
 /// checks' slow branches taken, which slows hot code by up to 10 % on
 /// some CPUs (docs/PERFORMANCE.md). The default,
@@ -525,10 +526,8 @@ pub(crate) unsafe fn charge_fuel(exec: *mut VmCtx, units: u64) {
         }
         if ex.fuel_used >= ex.fuel_limit && ex.fuel > 0 {
             // Budget spent: send the next check to the slow path, which
-            // ends the instance. Shrinking the grant by what is left keeps
-            // its accounting exact (the unspent units are not counted).
-            ex.fuel_granted = ex.fuel_granted.saturating_sub(ex.fuel);
-            ex.fuel = 0;
+            // ends the instance.
+            end_at_next_check(ex);
         }
     }
 }
@@ -567,10 +566,14 @@ pub(crate) unsafe fn charge_time(exec: *mut VmCtx, cycles: u64) {
         ((u128::from(cycles) * u128::from(rate)) >> crate::fuel::RATE_SHIFT).min(1 << 61) as i64;
     ex.fuel = ex.fuel.saturating_sub(units).max(-(1 << 62));
     ex.fuel_granted = ex.fuel_granted.saturating_sub(units);
-    if ex.async_slice != 0 && ex.fuel > 0 && slice_due(ex) {
-        // An asynchronous slice's counter is no clock: a guest that
-        // spends its slice in host calls, where the preemption signal
-        // cannot stop it, ends at the next check after its deadline.
+}
+
+/// Zero a positive counter so that the guest's next check takes the slow
+/// path; the grant shrinks by what was left, which keeps its accounting
+/// exact (the unspent units are not counted).
+#[inline]
+fn end_at_next_check(ex: &mut VmCtx) {
+    if ex.fuel > 0 {
         ex.fuel_granted = ex.fuel_granted.saturating_sub(ex.fuel);
         ex.fuel = 0;
     }
@@ -589,9 +592,8 @@ pub(crate) extern "C" fn end_if_due(exec: *mut VmCtx) {
     // and reloads after it.
     let ex = unsafe { &mut *exec };
     unkick_vm(ex);
-    if ex.async_slice != 0 && ex.fuel > 0 && slice_due(ex) {
-        ex.fuel_granted = ex.fuel_granted.saturating_sub(ex.fuel);
-        ex.fuel = 0;
+    if ex.async_slice != 0 && slice_due(ex) {
+        end_at_next_check(ex);
     }
 }
 
@@ -623,12 +625,9 @@ pub(crate) unsafe fn slice_over(exec: *mut VmCtx) -> bool {
     if ex.fuel_sliced != 0 {
         return ex.fuel <= 0;
     }
-    let over = ex.fuel <= 0
-        || crate::fuel::rdtsc().saturating_add(crate::fuel::EARLY_YIELD_CYCLES) >= ex.deadline_tsc
-        || ex.cancel.load(std::sync::atomic::Ordering::Relaxed) != 0;
-    if over && ex.fuel > 0 {
-        ex.fuel_granted = ex.fuel_granted.saturating_sub(ex.fuel);
-        ex.fuel = 0;
+    let over = ex.fuel <= 0 || slice_due(ex);
+    if over {
+        end_at_next_check(ex);
     }
     over
 }

@@ -160,8 +160,7 @@ impl Caller<'_> {
         if ex.fuel_sliced != 0 {
             return ex.fuel <= 0;
         }
-        crate::fuel::rdtsc().saturating_add(crate::fuel::EARLY_YIELD_CYCLES) >= ex.deadline_tsc
-            || ex.cancel.load(std::sync::atomic::Ordering::Relaxed) != 0
+        crate::fuel::slice_due(ex)
     }
 
     /// Charge the running slice for `cycles` (TSC) of host work done for

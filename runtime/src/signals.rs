@@ -69,9 +69,8 @@
 //! is worth, which still ends it if the signal never comes). When a
 //! signal finds the slice due (deadline reached or a cancel asked for;
 //! the deadline kick's ticks look too) and the thread in compiled code,
-//! with its stack pointer at or above the stack limit and not between a
-//! copy of its counter and the copy's write back
-//! (`arch::in_counter_window`), the handler makes it enter
+//! with its stack pointer at or above the stack limit, the handler makes
+//! it enter
 //! `arch::async_preempt` as if the interrupted instruction had called it
 //! (`arch::inject_async_preempt` pushes the pc and exec on the guest
 //! stack: two words, within the reserve). That routine saves the flags
@@ -79,12 +78,13 @@
 //! (`fuel::async_preempt_path`) and switches to the worker; resumed, it
 //! restores them and returns to the instruction. Stopped inside a
 //! counter window, the green thread is marked so (`async_suspended`) and
-//! its next slice keeps its counter as it is. Outside compiled code (a
-//! builtin, a host function, the runtime) the handler does nothing: the
-//! host-call trampoline ends a due slice on the way back to compiled
-//! code (`fuel::end_if_due`), and the CPU-time tick looks again. A signal that finds its slice not yet due (the timer was armed
-//! for an earlier slice, or came a little before the TSC deadline) arms
-//! the timer for the rest. Counters are only ever lowered through
+//! its next slice keeps its counter as it is (`arch::in_counter_window`
+//! tells). Outside compiled code (a builtin, a host function, the
+//! runtime) the handler does nothing: the host-call trampoline ends a due
+//! slice on the way back to compiled code (`fuel::end_if_due`), and the
+//! CPU-time tick looks again. A signal that finds its slice not yet due
+//! (the timer was armed for an earlier slice, or came a little before the
+//! TSC deadline) arms the timer for the rest. Counters are only ever lowered through
 //! `fuel::set_counter`'s pending counter, which the handler re-marks
 //! when a write back erased its mark. Every unit is counted once
 //! (`tests/async_preempt.rs`).
@@ -717,22 +717,22 @@ unsafe fn preempt(vm: *mut VmCtx, uc: *mut libc::ucontext_t, preempt_timer: bool
         }
         let pc = arch::fault_pc(uc);
         let Some(code_end) = traps::compiled_code_end(pc) else {
-            // In a builtin, a host function, a wrapper or the runtime: every
-            // way back to compiled code ends a due slice (host calls and
-            // bulk builtins read the clock on return, `fuel::slice_over`,
-            // `fuel::charge_time`), and the CPU-time tick looks again. No
-            // retry on the wall clock: a host function blocked in a system
-            // call would be interrupted every few microseconds (review 15).
+            // In a builtin, a host function, a wrapper or the runtime: the
+            // host-call trampoline ends a due slice on its way back to
+            // compiled code (`fuel::end_if_due`), and the CPU-time tick
+            // looks again. No retry on the wall clock: a host function
+            // blocked in a system call would be interrupted every few
+            // microseconds (review 15).
             return;
         };
-        // SAFETY (of the call): `pc..code_end` is the registered artifact's
-        // mapped code.
         // Between a copy of the counter and its write back, the next slice
         // must keep the counter as it is (`fuel::set_counter`): say so.
         // (Waiting for the thread to leave the window did not work: the
         // signal lands at a few favoured instructions, which in a loop whose
         // check was not rewritten to one `add` are often the window's; the
         // retries held a hash kernel's slices up to 8 ms past their deadline.)
+        // SAFETY (of the call): `pc..code_end` is the registered artifact's
+        // mapped code.
         let in_window = arch::in_counter_window(pc, code_end);
         if arch::inject_async_preempt(uc, vm) {
             if in_window {

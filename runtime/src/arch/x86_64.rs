@@ -578,15 +578,17 @@ pub const WINDOW_SCAN_BYTES: usize = 96;
 /// store would store the old counter over the new one, which the reload
 /// after the call then takes (review 15: 30 bytes from the copy to the
 /// reload); the scan reaches the reload and calls that a window too
-/// (also after the store, where it is harmless: a few more tries).
+/// (also after the store, where it is harmless: the next slice only
+/// keeps its counter).
 ///
 /// Looks at the bytes from `pc` (up to `end`, exclusive, or
 /// [`WINDOW_SCAN_BYTES`]) for the first move into `r15` or out of it:
 /// a move into it first means `pc` is inside a window; a move out of it
 /// first (the next window's copy), or neither, means it is not. The bytes
 /// are matched as they come, not decoded: an immediate that looks like
-/// such a move can only make a window seem open where none is (the caller
-/// then waits and looks again) or closed where the real move follows it,
+/// such a move can only make a window seem open where none is (the next
+/// slice then keeps its counter, unrefreshed) or closed where the real
+/// move follows it,
 /// and a window is a dozen bytes with no immediate before its write back
 /// but the `add`'s, whose bytes (`ff`s or small values) match neither.
 ///
